@@ -1,0 +1,52 @@
+# PANfm — `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+PRODUCT := app.py clock.py config.py config_store.py models.py panos_xml.py panos_api.py \
+           throughput_collector.py throughput_storage.py alerts.py panos_sim
+PRODUCT_FILES = $(wildcard $(PRODUCT) web_*.py alerts_*.py storage_*.py)
+DEMO_DIR ?= demo-data
+
+.PHONY: test demo run prereqs venv node lint check clean bench reliability
+
+prereqs:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+	  { echo "PANfm needs Python 3.11 or newer (python3)."; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
+	  { echo "Missing Python venv support. Install it with:"; echo "  sudo apt-get install -y python3-venv"; exit 1; }
+	@command -v npm >/dev/null || { echo "Missing Node.js/npm. Install it with:"; echo "  sudo apt-get install -y nodejs npm"; exit 1; }
+
+prereqs-test: prereqs
+	@command -v chromium >/dev/null || { echo "Missing Debian's chromium (browser tests). Install it with:"; \
+	  echo "  sudo apt-get install -y chromium"; exit 1; }
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: prereqs $(STAMP)
+
+$(NODE_STAMP): package.json
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+	@mkdir -p node_modules; rm -f node_modules/.installed-*; touch $@
+
+node: prereqs $(NODE_STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(PRODUCT_FILES)
+	$(VENV)/bin/bandit -q -c pyproject.toml -r $(PRODUCT_FILES)
+
+test: prereqs-test venv node lint
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+demo: venv node
+	$(PY) -m panos_sim --devices 3 --models PA-440,PA-3220,PA-5450 --inventory $(DEMO_DIR)/inventory.json
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,321 @@
+"""Typed, validated settings; generated files in the data folder; secrets at rest (Fernet).
+
+Every setting is declared once, as a field of `Settings` (type, default, help, bounds).
+Its value comes from, in order of precedence:
+
+1. the environment variable `PANFM_<NAME>` (or `PANFM_<NAME>_FILE` naming a file that holds
+   it, for secrets): such a setting is *fixed by the environment* and the web cannot change it;
+2. `settings.json` in the data folder (written by the web, atomically);
+3. the declared default.
+
+A bad value stops the process with a `ConfigError` naming the setting and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+ENV_PREFIX = "PANFM_"
+SETTINGS_FILE = "settings.json"
+KEY_FILE = "encryption.key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+
+
+class ConfigError(Exception):
+    """A setting or a data-folder file is unusable; the message names which and why."""
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    editable: bool = True,
+    secret: bool = False,
+) -> Any:
+    """Declare one setting (a dataclass field carrying its documentation and bounds)."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "editable": editable, "secret": secret}
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every PANfm setting. Read with `load_settings()`; the README table lists them all."""
+
+    data_dir: str = setting("data", "Folder holding the databases, settings, keys and lock files.", editable=False)
+    port: int = setting(3000, "TCP port of the web process.", min=1, max=65535, editable=False)
+    refresh_interval: int = setting(30, "Seconds between two collections of every firewall.", min=5, max=300)
+    collector_workers: int = setting(
+        64, "Upper bound of firewalls polled at the same time by the clock.", min=1, max=512
+    )
+    request_timeout: float = setting(
+        10.0, "Seconds one XML API call may take before it counts as a timeout.", min=1, max=120
+    )
+    raw_retention_days: int = setting(7, "Days raw samples are kept.", min=1, max=90)
+    throughput_retention_days: int = setting(90, "Days 5-minute rollups are kept.", min=1, max=3650)
+    hourly_retention_days: int = setting(730, "Days 1-hour rollups are kept.", min=1, max=3650)
+    alert_history_retention_days: int = setting(365, "Days resolved alert incidents are kept.", min=1, max=3650)
+    base_url: str = setting("http://localhost:3000", "Address of the dashboard, used in notification links.")
+    theme: str = setting("auto", "Dashboard colour scheme.", choices=("auto", "light", "dark"))
+    secure_cookies: bool = setting(False, "Mark session cookies Secure (serve PANfm over HTTPS).", editable=False)
+    trusted_proxies: int = setting(
+        0, "Reverse proxies in front of the web whose X-Forwarded-* headers are trusted.", min=0, max=5, editable=False
+    )
+    log_level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"), editable=False)
+    log_format: str = setting("text", "Log format: text lines or JSON lines.", choices=("text", "json"), editable=False)
+    log_file: str = setting("", "Also log to this file, rotated at 10 MB (empty: console only).", editable=False)
+    admin_password: str = setting(
+        "", "Initial password of the `admin` user (empty: a random one is logged once).", editable=False, secret=True
+    )
+    secret_key: str = setting(
+        "", "Flask session key (empty: generated once into the data folder).", editable=False, secret=True
+    )
+
+    fixed_by_env: frozenset[str] = field(default=frozenset(), metadata={"internal": True}, repr=False)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+def declared() -> list[dataclasses.Field[Any]]:
+    """The declared settings, in declaration order."""
+    return [f for f in dataclasses.fields(Settings) if not f.metadata.get("internal")]
+
+
+def _field_type(f: dataclasses.Field[Any]) -> type:
+    return {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
+
+
+def coerce(name: str, raw: Any, source: str) -> Any:
+    """Turn one raw value (env text or JSON value) into the setting's type, within bounds."""
+    fields = {f.name: f for f in declared()}
+    if name not in fields:
+        raise ConfigError(f"{source}: unknown setting {name!r}")
+    f = fields[name]
+    kind = _field_type(f)
+    value: Any
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                value = raw
+            elif isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on"):
+                value = True
+            elif isinstance(raw, str) and raw.strip().lower() in ("0", "false", "no", "off", ""):
+                value = False
+            else:
+                raise ValueError("expected true or false")
+        elif kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError("expected a whole number")
+            text = raw.strip() if isinstance(raw, str) else raw
+            if isinstance(text, str) and not re.fullmatch(r"[+-]?\d+", text):
+                raise ValueError("expected a whole number")
+            value = int(text)
+        elif kind is float:
+            if isinstance(raw, bool):
+                raise ValueError("expected a number")
+            value = float(raw.strip()) if isinstance(raw, str) else float(raw)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError("expected a finite number")
+        else:
+            if not isinstance(raw, str):
+                raise ValueError("expected text")
+            value = raw
+    except (TypeError, ValueError) as exc:
+        shown = "(hidden)" if f.metadata["secret"] else repr(raw)[:80]
+        raise ConfigError(f"{source}: setting {name!r}: {exc} (got {shown})") from None
+    lo, hi, choices = f.metadata["min"], f.metadata["max"], f.metadata["choices"]
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{source}: setting {name!r} must be between {lo:g} and {hi:g} (got {value!r})")
+    if choices and value not in choices:
+        raise ConfigError(f"{source}: setting {name!r} must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
+def env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """Settings fixed by `PANFM_<NAME>` or `PANFM_<NAME>_FILE` variables."""
+    out: dict[str, Any] = {}
+    for f in declared():
+        var = ENV_PREFIX + f.name.upper()
+        if var in env:
+            out[f.name] = coerce(f.name, env[var], f"environment variable {var}")
+        elif var + "_FILE" in env:
+            path = Path(env[var + "_FILE"])
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"environment variable {var}_FILE: cannot read {path}: {exc.strerror}") from None
+            out[f.name] = coerce(f.name, text, f"file {path} ({var}_FILE)")
+    return out
+
+
+def read_settings_file(data_dir: Path) -> dict[str, Any]:
+    """Validated contents of `settings.json` (empty when absent); never rewrites the file."""
+    path = data_dir / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a JSON object of settings")
+    editable = {f.name for f in declared() if f.metadata["editable"]}
+    out: dict[str, Any] = {}
+    for name, raw in doc.items():
+        if name not in editable:
+            raise ConfigError(f"{path}: {name!r} is not a setting that can be stored in {SETTINGS_FILE}")
+        out[name] = coerce(name, raw, str(path))
+    return out
+
+
+def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build the effective settings: environment over settings.json over defaults.
+
+    `overrides` (tests, `create_app(settings)`) act like environment variables.
+    """
+    env = os.environ if env is None else env
+    fixed = env_values(env)
+    for name, raw in (overrides or {}).items():
+        fixed[name] = coerce(name, raw, "override")
+    data_dir = Path(fixed.get("data_dir", Settings.data_dir))
+    stored = read_settings_file(data_dir)
+    values = {**stored, **fixed}
+    return Settings(**values, fixed_by_env=frozenset(fixed))
+
+
+def save_settings(data_dir: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate `changes`, merge them into settings.json atomically; return the stored dict."""
+    editable = {f.name for f in declared() if f.metadata["editable"]}
+    clean: dict[str, Any] = {}
+    for name, raw in changes.items():
+        if name not in editable:
+            raise ConfigError(f"setting {name!r} cannot be changed here")
+        clean[name] = coerce(name, raw, "request")
+    stored = read_settings_file(data_dir)
+    stored.update(clean)
+    atomic_write(data_dir / SETTINGS_FILE, (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode())
+    return stored
+
+
+# --------------------------------------------------------------------------------------
+# Files in the data folder
+# --------------------------------------------------------------------------------------
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data folder (0700) if needed; fail loudly when it is not usable."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"data folder {path}: cannot create: {exc.strerror}") from None
+    if not path.is_dir():
+        raise ConfigError(f"data folder {path}: not a directory")
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"data folder {path}: not readable and writable by this user (uid {os.getuid()})")
+    return path
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file so readers see the old or the new content, never a half-written one."""
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def create_once(path: Path, make: Any) -> bytes:
+    """Return the file's content, creating it with `make()` if absent (race-free, mode 0600).
+
+    Web and clock may start at the same instant: the file is created under a temporary name
+    and linked into place exclusively; whoever loses the race reads the winner's content.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    data: bytes = make()
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # fails if another process won
+        except FileExistsError:
+            return path.read_bytes()
+        return data
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def secret_key(settings: Settings) -> str:
+    """The Flask session key: from the setting, or generated once into the data folder."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_path / SECRET_KEY_FILE
+    return create_once(path, lambda: secrets.token_urlsafe(48).encode()).decode().strip()
+
+
+# --------------------------------------------------------------------------------------
+# Secrets at rest
+# --------------------------------------------------------------------------------------
+
+
+class SecretBox:
+    """Encrypt and decrypt stored secrets with the Fernet key(s) of `encryption.key`.
+
+    The file holds one key per line; the first encrypts, all decrypt (MultiFernet), which is
+    what key rotation needs.
+    """
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ConfigError("encryption.key holds no key")
+        try:
+            self._fernet = MultiFernet([Fernet(k) for k in keys])
+        except ValueError:
+            raise ConfigError("encryption.key: not a valid Fernet key") from None
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> SecretBox:
+        raw = create_once(data_dir / KEY_FILE, Fernet.generate_key)
+        return cls([line.strip() for line in raw.splitlines() if line.strip()])
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except (InvalidToken, UnicodeError):
+            raise ConfigError(
+                "a stored secret cannot be decrypted with encryption.key (wrong or replaced key?)"
+            ) from None

@@ -1,0 +1,180 @@
+"""The configuration people edit: `config.db` in the data folder (devices; more tables later).
+
+The web writes it (short `BEGIN IMMEDIATE` transactions), the clock only reads it at the start
+of every cycle, so an edit reaches the clock without a restart. Device secrets are stored
+encrypted with `config.SecretBox` and decrypted only into `models.DeviceConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from config import SecretBox
+from models import DeviceConfig, TlsConfig
+
+CONFIG_DB = "config.db"
+
+# Forward-only migrations; index i brings the schema from user_version i to i + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        api_key_enc TEXT,
+        username TEXT,
+        password_enc TEXT,
+        tls_mode TEXT NOT NULL,
+        tls_fingerprint TEXT,
+        tls_ca_pem TEXT,
+        interfaces_json TEXT NOT NULL DEFAULT '[]',
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (host, port)
+    );
+    """,
+]
+
+
+def connect(data_dir: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open config.db (migrating it when opened for writing)."""
+    path = data_dir / CONFIG_DB
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> None:
+    """Apply the migrations the database has not seen yet, each in its own transaction."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for i in range(version, len(migrations)):
+        with transaction(conn):
+            # Re-check inside the write lock: another process may have migrated meanwhile.
+            if conn.execute("PRAGMA user_version").fetchone()[0] != i:
+                continue
+            for stmt in migrations[i].split(";\n"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {i + 1}")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (`BEGIN IMMEDIATE`), rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _row_to_device(row: sqlite3.Row, box: SecretBox) -> DeviceConfig:
+    return DeviceConfig(
+        id=row["id"],
+        name=row["name"],
+        host=row["host"],
+        port=row["port"],
+        api_key=box.decrypt(row["api_key_enc"]) if row["api_key_enc"] else None,
+        username=row["username"],
+        password=box.decrypt(row["password_enc"]) if row["password_enc"] else None,
+        tls=TlsConfig(mode=row["tls_mode"], fingerprint_sha256=row["tls_fingerprint"], ca_pem=row["tls_ca_pem"]),
+        interfaces=tuple(json.loads(row["interfaces_json"])),
+        enabled=bool(row["enabled"]),
+    )
+
+
+class DeviceStore:
+    """Devices in config.db; every method opens, uses and closes its own connection."""
+
+    def __init__(self, data_dir: Path, box: SecretBox, clock: Callable[[], float]) -> None:
+        self.data_dir = data_dir
+        self.box = box
+        self.clock = clock
+
+    def list(self, *, enabled_only: bool = False) -> list[DeviceConfig]:
+        path = self.data_dir / CONFIG_DB
+        if not path.exists():
+            return []
+        conn = connect(self.data_dir, readonly=True)
+        try:
+            rows = conn.execute("SELECT * FROM devices WHERE enabled >= ? ORDER BY name", (int(enabled_only),))
+            return [_row_to_device(r, self.box) for r in rows]
+        finally:
+            conn.close()
+
+    def get(self, device_id: str) -> DeviceConfig | None:
+        return next((d for d in self.list() if d.id == device_id), None)
+
+    def add(self, device: DeviceConfig) -> str:
+        """Insert a device; its `id` is generated when empty. Raises sqlite3.IntegrityError on duplicates."""
+        device_id = device.id or str(uuid.uuid4())
+        now = self.clock()
+        conn = connect(self.data_dir)
+        try:
+            with transaction(conn):
+                conn.execute(
+                    "INSERT INTO devices (id, name, host, port, api_key_enc, username, password_enc, tls_mode,"
+                    " tls_fingerprint, tls_ca_pem, interfaces_json, enabled, created_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (device_id, *self._columns(device), now, now),
+                )
+        finally:
+            conn.close()
+        return device_id
+
+    def update(self, device: DeviceConfig) -> bool:
+        """Replace a stored device by id; False when it does not exist."""
+        conn = connect(self.data_dir)
+        try:
+            with transaction(conn):
+                cur = conn.execute(
+                    "UPDATE devices SET name=?, host=?, port=?, api_key_enc=?, username=?, password_enc=?,"
+                    " tls_mode=?, tls_fingerprint=?, tls_ca_pem=?, interfaces_json=?, enabled=?, updated_at=?"
+                    " WHERE id=?",
+                    (*self._columns(device), self.clock(), device.id),
+                )
+        finally:
+            conn.close()
+        return cur.rowcount == 1
+
+    def remove(self, device_id: str) -> bool:
+        conn = connect(self.data_dir)
+        try:
+            with transaction(conn):
+                cur = conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+        finally:
+            conn.close()
+        return cur.rowcount == 1
+
+    def _columns(self, d: DeviceConfig) -> tuple[Any, ...]:
+        return (
+            d.name,
+            d.host,
+            d.port,
+            self.box.encrypt(d.api_key) if d.api_key else None,
+            d.username,
+            self.box.encrypt(d.password) if d.password else None,
+            d.tls.mode,
+            d.tls.fingerprint_sha256,
+            d.tls.ca_pem,
+            json.dumps(list(d.interfaces)),
+            int(d.enabled),
+        )

@@ -1,0 +1,286 @@
+"""Frozen dataclasses passed between PANfm's layers.
+
+Parsers (`panos_xml`) turn PAN-OS responses into the first group, the collector turns
+those into samples (second group), storage persists samples, the web and the alerts read
+them. Nothing here does I/O. Times are UTC epoch seconds (floats, millisecond precision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+# --------------------------------------------------------------------------------------
+# Device configuration (owned and validated by config.py / config_store.py)
+# --------------------------------------------------------------------------------------
+
+TlsMode = Literal["pin", "verify", "insecure"]
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """How the client trusts one firewall's certificate."""
+
+    mode: TlsMode
+    fingerprint_sha256: str | None = None  # lowercase hex, no colons (mode "pin")
+    ca_pem: str | None = None  # PEM bundle (mode "verify"); None = system CAs
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One monitored firewall, secrets decrypted (never logged: repr hides them)."""
+
+    id: str
+    name: str
+    host: str
+    tls: TlsConfig
+    port: int = 443
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    interfaces: tuple[str, ...] = ()  # counted interfaces; empty = all physical ports
+    enabled: bool = True
+
+
+# --------------------------------------------------------------------------------------
+# Parsed PAN-OS responses (panos_xml)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    """`show system info`."""
+
+    hostname: str
+    model: str
+    serial: str
+    sw_version: str
+    uptime_seconds: int | None
+    family: str | None = None
+    ip_address: str | None = None
+    mac_address: str | None = None
+    multi_vsys: bool | None = None
+    operational_mode: str | None = None
+    device_time: str | None = None
+    app_version: str | None = None
+    threat_version: str | None = None
+    av_version: str | None = None
+    wildfire_version: str | None = None
+    url_filtering_version: str | None = None
+
+
+@dataclass(frozen=True)
+class SystemResources:
+    """`show system resources` (the management plane's `top` output)."""
+
+    cpu_user_pct: float
+    cpu_system_pct: float
+    cpu_idle_pct: float
+    mem_total_bytes: int
+    mem_used_bytes: int
+    mem_free_bytes: int
+
+    @property
+    def management_cpu_pct(self) -> float:
+        return max(0.0, min(100.0, 100.0 - self.cpu_idle_pct))
+
+    @property
+    def memory_pct(self) -> float | None:
+        if self.mem_total_bytes <= 0:
+            return None
+        return self.mem_used_bytes / self.mem_total_bytes * 100.0
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """`show session info`; kbps/pps/cps are the device's own gauges."""
+
+    active: int
+    tcp: int
+    udp: int
+    icmp: int
+    max: int
+    kbps: int
+    pps: int
+    cps: int
+    installed: int | None = None  # cumulative since dataplane start
+
+
+@dataclass(frozen=True)
+class DataplaneLoad:
+    """One dataplane of `show running resource-monitor`; value lists as the device sends them."""
+
+    name: str  # dp0, dp1, s1dp0 ...
+    cpu_average: dict[int, tuple[int, ...]]  # coreid -> history
+    cpu_maximum: dict[int, tuple[int, ...]]
+    tasks: dict[str, tuple[int, ...]]  # task group -> history (% suffix stripped)
+    utilization: dict[str, tuple[int, ...]]  # 'session', 'packet buffer', ... incl. '(average)'
+
+
+@dataclass(frozen=True)
+class ResourceMonitor:
+    period: str  # second | minute | hour | day | week
+    dataplanes: tuple[DataplaneLoad, ...]
+
+
+@dataclass(frozen=True)
+class InterfaceCounters:
+    """Cumulative counters of one interface since the dataplane started (64-bit)."""
+
+    name: str
+    ibytes: int
+    obytes: int
+    ipackets: int
+    opackets: int
+    ierrors: int
+    idrops: int
+    source: Literal["hw", "ifnet"]
+
+
+@dataclass(frozen=True)
+class CounterSnapshot:
+    """`show counter interface all`: physical (`hw`) and logical (`ifnet`) counters by name."""
+
+    hw: dict[str, InterfaceCounters]
+    ifnet: dict[str, InterfaceCounters]
+
+
+InterfaceKind = Literal["physical", "subinterface", "aggregate", "tunnel", "loopback", "vlan", "other"]
+
+
+@dataclass(frozen=True)
+class InterfaceInfo:
+    """One interface of `show interface all` (hw and ifnet merged by name)."""
+
+    name: str
+    kind: InterfaceKind
+    state: str | None = None  # up / down / None for logical without state
+    speed_mbps: int | None = None
+    duplex: str | None = None
+    zone: str | None = None
+    vsys: str | None = None
+    ip: str | None = None
+    mac: str | None = None
+    aggregate_group: str | None = None  # ae parent for members
+    tag: int | None = None
+
+
+@dataclass(frozen=True)
+class HaState:
+    enabled: bool
+    mode: str | None = None
+    local_state: str | None = None
+    peer_state: str | None = None
+    running_sync: str | None = None
+    peer_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class License:
+    feature: str
+    description: str | None
+    issued: date | None
+    expires: date | None  # None means "Never"
+    expired: bool
+
+
+@dataclass(frozen=True)
+class ArpEntry:
+    interface: str
+    ip: str
+    mac: str
+    port: str | None
+    status: str
+    ttl: int | None
+
+
+@dataclass(frozen=True)
+class GpUser:
+    username: str
+    domain: str | None
+    computer: str | None
+    client: str | None
+    virtual_ip: str | None
+    public_ip: str | None
+    login_time_utc: int | None
+
+
+@dataclass(frozen=True)
+class LogJob:
+    """A log query job: `ACT`/`PEND` without entries, `FIN` with them."""
+
+    job_id: str
+    status: str
+    entries: tuple[dict[str, str], ...] = ()
+
+
+# --------------------------------------------------------------------------------------
+# Collected samples (throughput_collector -> throughput_storage -> web / alerts)
+# --------------------------------------------------------------------------------------
+
+DeviceState = Literal["up", "down", "breaker_open", "unknown"]
+
+
+@dataclass(frozen=True)
+class InterfaceSample:
+    """Rates of one interface over one interval; None marks a gap (reset, first poll)."""
+
+    device_id: str
+    name: str
+    ts: float
+    in_bps: float | None
+    out_bps: float | None
+    in_pps: float | None
+    out_pps: float | None
+    errors_per_s: float | None
+    drops_per_s: float | None
+    counted: bool
+
+
+@dataclass(frozen=True)
+class DeviceSample:
+    """One device's metrics at one poll. Rate fields are None for a gap, never a fake zero."""
+
+    device_id: str
+    ts: float
+    inbound_mbps: float | None = None
+    outbound_mbps: float | None = None
+    total_mbps: float | None = None
+    inbound_pps: float | None = None
+    outbound_pps: float | None = None
+    sessions_active: int | None = None
+    sessions_tcp: int | None = None
+    sessions_udp: int | None = None
+    sessions_icmp: int | None = None
+    sessions_max: int | None = None
+    sessions_utilization_pct: float | None = None
+    sessions_cps: int | None = None
+    sessions_kbps: int | None = None
+    sessions_pps: int | None = None
+    cpu_dataplane_pct: float | None = None
+    cpu_management_pct: float | None = None
+    memory_pct: float | None = None
+    packet_buffer_pct: float | None = None
+    packet_descriptor_pct: float | None = None
+
+
+@dataclass(frozen=True)
+class CounterBaseline:
+    """The last raw counters of a device, persisted so a restart still yields a rate."""
+
+    device_id: str
+    ts: float
+    serial: str | None
+    uptime_seconds: int | None
+    counters: dict[str, InterfaceCounters]
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    device_id: str
+    state: DeviceState
+    last_poll: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
