@@ -41,6 +41,23 @@ MIGRATIONS: list[str] = [
         UNIQUE (host, port)
     );
     """,
+    """
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        must_change_password INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE login_failures (
+        key TEXT NOT NULL,
+        ts REAL NOT NULL
+    );
+    CREATE INDEX login_failures_key_ts ON login_failures (key, ts);
+    CREATE TABLE alert_rules (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE alert_channels (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE maintenance_windows (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL);
+    """,
 ]
 
 
@@ -99,6 +116,60 @@ def _row_to_device(row: sqlite3.Row, box: SecretBox) -> DeviceConfig:
         interfaces=tuple(json.loads(row["interfaces_json"])),
         enabled=bool(row["enabled"]),
     )
+
+
+DOC_TABLES = ("alert_rules", "alert_channels", "maintenance_windows")
+
+
+class DocTable:
+    """JSON documents by id in one of `DOC_TABLES` (alert rules, channels, maintenance).
+
+    Validation belongs to the module that owns the meaning (alerts); this only stores.
+    """
+
+    def __init__(self, data_dir: Path, table: str, clock: Callable[[], float]) -> None:
+        if table not in DOC_TABLES:
+            raise ValueError(f"unknown document table {table!r}")
+        self.data_dir = data_dir
+        self.table = table
+        self.clock = clock
+
+    def list(self) -> list[dict[str, Any]]:
+        if not (self.data_dir / CONFIG_DB).exists():
+            return []
+        conn = connect(self.data_dir, readonly=True)
+        try:
+            rows = conn.execute(f"SELECT id, doc FROM {self.table} ORDER BY id")  # noqa: S608 (table from DOC_TABLES)
+            return [{**json.loads(r["doc"]), "id": r["id"]} for r in rows]
+        finally:
+            conn.close()
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.list() if d["id"] == doc_id), None)
+
+    def put(self, doc: dict[str, Any]) -> str:
+        """Insert or replace a document; an empty or missing id gets a new UUID."""
+        doc_id = str(doc.get("id") or uuid.uuid4())
+        body = json.dumps({k: v for k, v in doc.items() if k != "id"}, sort_keys=True)
+        conn = connect(self.data_dir)
+        try:
+            with transaction(conn):
+                conn.execute(
+                    f"INSERT OR REPLACE INTO {self.table} (id, doc, updated_at) VALUES (?, ?, ?)",  # noqa: S608
+                    (doc_id, body, self.clock()),
+                )
+        finally:
+            conn.close()
+        return doc_id
+
+    def delete(self, doc_id: str) -> bool:
+        conn = connect(self.data_dir)
+        try:
+            with transaction(conn):
+                cur = conn.execute(f"DELETE FROM {self.table} WHERE id = ?", (doc_id,))  # noqa: S608
+        finally:
+            conn.close()
+        return cur.rowcount == 1
 
 
 class DeviceStore:
