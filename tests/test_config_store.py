@@ -21,7 +21,8 @@ def _device(name="fw1", host="192.0.2.1", **kw):
 
 def test_it_stores_secrets_encrypted_and_returns_them_decrypted(store, tmp_path):
     dev_id = store.add(_device(api_key="LUFRPT1-secret-key==", username="mon", password="p&<\"!w"))
-    raw = (tmp_path / CONFIG_DB).read_bytes() + (tmp_path / (CONFIG_DB + "-wal")).read_bytes()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob(CONFIG_DB + "*"))
+    assert raw
     assert b"LUFRPT1-secret-key" not in raw and b"p&<" not in raw
     got = store.get(dev_id)
     assert got.api_key == "LUFRPT1-secret-key==" and got.password == 'p&<"!w'
