@@ -284,3 +284,27 @@ class DeviceStatus:
     last_success: float | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Everything one collection cycle produced, written by storage in one transaction."""
+
+    started: float
+    finished: float
+    samples: tuple[DeviceSample, ...]
+    interfaces: tuple[InterfaceSample, ...]
+    baselines: tuple[CounterBaseline, ...]
+    statuses: tuple[DeviceStatus, ...]
+
+
+HistoryTier = Literal["raw", "5m", "1h"]
+
+
+@dataclass(frozen=True)
+class History:
+    """A chart-ready series: the tier it came from, the bucket width (None for raw) and flat points."""
+
+    tier: HistoryTier
+    bucket_s: int | None
+    points: list[dict[str, float | None]]
