@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 PRODUCT := app.py clock.py config.py config_store.py models.py panos_xml.py panos_api.py \
-           throughput_collector.py throughput_storage.py alerts.py panos_sim
+           throughput_collector.py throughput_storage.py alerts.py panos_sim \
+           panfm_import.py demo.py healthcheck.py
 PRODUCT_FILES = $(wildcard $(PRODUCT) web_*.py alerts_*.py storage_*.py)
 DEMO_DIR ?= demo-data
 
@@ -46,7 +47,10 @@ test: prereqs-test venv node lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 demo: venv node
-	$(PY) -m panos_sim --devices 3 --models PA-440,PA-3220,PA-5450 --inventory $(DEMO_DIR)/inventory.json
+	$(PY) demo.py --data-dir $(DEMO_DIR)
+
+run: venv node
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PANFM_DATA_DIR=$${PANFM_DATA_DIR:-data} $(VENV)/bin/honcho start -f Procfile
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
