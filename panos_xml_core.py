@@ -1,0 +1,255 @@
+"""Read PAN-OS XML API bodies safely: the exception tree, the envelope and value helpers.
+
+`panos_xml` re-exports everything public here; import from `panos_xml`. Every function raises
+only `PanosError` subclasses, whatever the input (a property test holds it to that):
+
+    PanosError                 base of everything the client raises (panos_api adds transport errors)
+    ├── BadResponse            not XML, truncated, hostile (DTD/entities), too big, missing element
+    └── ApiError(code, msg)    status="error" or a non-success code; the PAN-OS code is kept
+        ├── AuthError          403 / "Invalid Credential" / invalid key
+        ├── ObjectNotPresent   code 7 with status="success" (config get of a missing node)
+        ├── InterfaceNotFound  status="success" whose <result> holds an <error> element
+        └── NoMatches          a `show system state filter` that matched nothing
+
+Messages carry what the device said (trimmed), never a request parameter: the parser never
+sees the API key or a password, so it cannot leak one.
+"""
+
+from __future__ import annotations
+
+import re
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as DefusedET
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_MESSAGE_CHARS = 500  # a device message is context for a human, not a payload
+
+# PAN-OS error codes (API usage guide, "PAN-OS XML API Error Codes"); 19 and 20 mean success.
+ERROR_CODE_NAMES: dict[int, str] = {
+    1: "Unknown command",
+    2: "Internal error",
+    3: "Internal error",
+    4: "Internal error",
+    5: "Internal error",
+    6: "Bad Xpath",
+    7: "Object not present",
+    8: "Object not unique",
+    10: "Reference count not zero",
+    11: "Internal error",
+    12: "Invalid object",
+    13: "Object not found",
+    14: "Operation not possible",
+    15: "Operation denied",
+    16: "Unauthorized",
+    17: "Invalid command",
+    18: "Malformed command",
+    21: "Internal error",
+    22: "Session timed out",
+    400: "Bad request",
+    403: "Forbidden",
+}
+SUCCESS_CODES = frozenset({0, 19, 20})
+NO_VALUE = frozenset({"", "n/a", "ukn", "[n/a]", "unknown", "none"})
+
+_INT_RE = re.compile(r"[+-]?\d{1,24}")
+_AUTH_TEXT_RE = re.compile(r"invalid credential|invalid key|api key.*(invalid|expired)", re.IGNORECASE)
+_NO_MATCHES_RE = re.compile(r"\A\s*'?[^'\n]*'?\s*:\s*NO_MATCHES\s*\Z")
+
+
+class PanosError(Exception):
+    """Base of every error raised while talking to or reading a PAN-OS device."""
+
+
+class BadResponse(PanosError):
+    """The body is not a usable PAN-OS response (not XML, truncated, hostile, too big, incomplete)."""
+
+
+class ApiError(PanosError):
+    """The device answered with an error; `code` is the PAN-OS code (None when it sent none)."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        self.code = code
+        self.message = message
+        name = ERROR_CODE_NAMES.get(code) if code is not None else None
+        label = f"PAN-OS error {code}" + (f" ({name})" if name else "") if code is not None else "PAN-OS error"
+        super().__init__(f"{label}: {message}" if message else label)
+
+
+class AuthError(ApiError):
+    """The device refused the credentials or the API key (403 / "Invalid Credential")."""
+
+
+class ObjectNotPresent(ApiError):
+    """Code 7 with status="success": the requested object does not exist."""
+
+
+class InterfaceNotFound(ApiError):
+    """A success envelope whose <result> holds an <error> element (e.g. unknown interface)."""
+
+
+class NoMatches(ApiError):
+    """A `show system state filter` matched nothing (`'<filter>': NO_MATCHES`)."""
+
+
+def parse_xml(text: str | bytes) -> Element:
+    """Parse a body into its root element, refusing big, non-UTF-8 or hostile input."""
+    if isinstance(text, bytes | bytearray | memoryview):
+        raw = bytes(text)
+        # 1. Size first: never hand a huge body to the parser (bounded time and memory).
+        if len(raw) > MAX_BODY_BYTES:
+            raise BadResponse(f"response body of {len(raw)} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadResponse(f"response body is not valid UTF-8 (byte {exc.start})") from None
+    elif isinstance(text, str):
+        # A str longer than the limit in characters is longer in bytes too; check before encoding.
+        if len(text) > MAX_BODY_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+            raise BadResponse(f"response body exceeds the {MAX_BODY_BYTES}-byte limit")
+        body = text
+    else:
+        raise BadResponse(f"response body must be str or bytes, not {type(text).__name__}")
+    # 2. A leading BOM is legal in a UTF-8 body; expat rejects it in a str.
+    body = body.removeprefix("\ufeff")
+    if not body.strip():
+        raise BadResponse("empty response body")
+    try:
+        # forbid_dtd: PAN-OS never sends a DTD; refusing any stops billion-laughs, quadratic
+        # blow-up and external-entity tricks before a single entity is expanded.
+        root = DefusedET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except Exception as exc:  # ParseError, DefusedXmlException, ValueError from odd declarations
+        raise BadResponse(f"response is not well-formed, safe XML: {type(exc).__name__}: {_clip(str(exc))}") from None
+    if not isinstance(root, Element):
+        raise BadResponse("response has no root element")
+    return root
+
+
+def parse_envelope(text: str | bytes) -> Element:
+    """Return the <response> root of a success reply; raise the matching PanosError otherwise."""
+    root = parse_xml(text)
+    if root.tag != "response":
+        raise BadResponse(f"root element is <{_clip(root.tag, 60)}>, not <response>")
+    status = (root.get("status") or "").strip().lower()
+    raw_code = (root.get("code") or "").strip()
+    code = int(raw_code) if raw_code.isdigit() and len(raw_code) < 10 else None
+    if status in ("error", "failed"):
+        message = response_message(root)
+        if code == 403 or _AUTH_TEXT_RE.search(message):
+            raise AuthError(code, message or "invalid credentials or API key")
+        raise ApiError(code, message or "the device reported an error without a message")
+    if status != "success":
+        raise BadResponse(f"response has no recognised status (status={_clip(status, 40)!r})")
+    if code == 7:
+        raise ObjectNotPresent(code, response_message(root) or "object not present")
+    result = root.find("result")
+    if result is not None:
+        error = result.find("error")
+        if error is not None:
+            raise InterfaceNotFound(code, _clip(squash(text_of(error))) or "the result holds an error")
+        if len(result) == 0 and _NO_MATCHES_RE.match(result.text or ""):
+            raise NoMatches(code, _clip(squash(result.text or "")))
+    return root
+
+
+def response_message(root: Element) -> str:
+    """Join the message lines a response carries, wherever this release put them."""
+    lines: list[str] = []
+    for msg in (root.find("msg"), root.find("result/msg"), root.find("result/job/details")):
+        if msg is None:
+            continue
+        line_elements = list(msg.iter("line"))
+        # Nested <line><line> repeats text in iter(); keep only leaf lines.
+        leaves = [el for el in line_elements if el.find("line") is None]
+        if leaves:
+            lines.extend(squash(text_of(el)) for el in leaves)
+        else:
+            lines.append(squash(text_of(msg)))
+    return _clip(" | ".join(line for line in lines if line))
+
+
+def result_of(root: Element) -> Element:
+    """Return the <result> element or raise BadResponse."""
+    result = root.find("result")
+    if result is None:
+        raise BadResponse("response has no <result> element")
+    return result
+
+
+def text_of(element: Element | None) -> str:
+    """Return all text inside an element (CDATA included), or '' for None."""
+    if element is None:
+        return ""
+    return "".join(element.itertext())
+
+
+def squash(text: str) -> str:
+    """Collapse runs of whitespace (device text is padded and wrapped)."""
+    return " ".join(text.split())
+
+
+def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def find_text(parent: Element, path: str) -> str | None:
+    """Return the stripped text at path; None when absent, empty or a PAN-OS "no value"."""
+    element = parent.find(path)
+    if element is None:
+        return None
+    value = text_of(element).strip()
+    return None if value.lower() in NO_VALUE else value
+
+
+def raw_text(parent: Element, path: str) -> str | None:
+    """Return the stripped text at path (kept even when it reads "unknown"); None when absent or empty."""
+    element = parent.find(path)
+    if element is None:
+        return None
+    value = text_of(element).strip()
+    return value or None
+
+
+def to_int(value: str | None) -> int | None:
+    """Read a decimal integer; None for "no value" markers and anything that is not a number."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.lower() in NO_VALUE or not _INT_RE.fullmatch(value):
+        return None
+    return int(value)
+
+
+def find_int(parent: Element, path: str) -> int | None:
+    """Return the integer at path, or None."""
+    return to_int(find_text(parent, path))
+
+
+def require_int(parent: Element, path: str) -> int:
+    """Return the integer at path or raise BadResponse naming the element."""
+    value = find_int(parent, path)
+    if value is None:
+        raise BadResponse(f"<{path}> is missing or not an integer")
+    return value
+
+
+def require_text(parent: Element, path: str) -> str:
+    """Return the non-empty text at path or raise BadResponse naming the element."""
+    value = raw_text(parent, path)
+    if value is None:
+        raise BadResponse(f"<{path}> is missing or empty")
+    return value
+
+
+def int_list(value: str, *, where: str) -> tuple[int, ...]:
+    """Read a comma-separated history ("5,5,10%,6") into ints; BadResponse on a non-number."""
+    items: list[int] = []
+    for token in value.split(","):
+        token = token.strip().removesuffix("%").strip()
+        if not token:
+            continue  # a trailing comma is not a value
+        number = to_int(token)
+        if number is None:
+            raise BadResponse(f"{where}: {_clip(token, 40)!r} is not an integer")
+        items.append(number)
+    return tuple(items)
