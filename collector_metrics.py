@@ -1,0 +1,286 @@
+"""Pure metric math of one collection: counter rates, device totals, CPU, buffers, sessions.
+
+Nothing here does I/O or reads the clock: every function takes the parsed responses and the
+response times it needs, so the rules of the issue's "Metric definitions" are tested as tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from models import (
+    CounterBaseline,
+    CounterSnapshot,
+    InterfaceCounters,
+    InterfaceSample,
+    ResourceMonitor,
+    SessionInfo,
+    SystemResources,
+)
+
+# Physical ports are `hw` entries named ethernetN/M (aggregate members included).
+PHYSICAL_RE = re.compile(r"ethernet\d+/\d+")
+# A rate above this multiple of the link speed is a counter artefact, not traffic.
+LINK_SPEED_SLACK = 1.1
+U64 = 2**64
+
+
+def is_physical(name: str) -> bool:
+    """Tell whether an interface name is a physical Ethernet port (ethernetN/M)."""
+    return PHYSICAL_RE.fullmatch(name) is not None
+
+
+def select_counters(snapshot: CounterSnapshot) -> dict[str, InterfaceCounters]:
+    """Merge physical ports (from `hw`) and logical interfaces (from `ifnet`), each name once.
+
+    A physical port's bytes are read from `hw` only: its `ifnet` twin would count them twice.
+    """
+    merged = {name: c for name, c in snapshot.hw.items() if is_physical(name)}
+    for name, c in snapshot.ifnet.items():
+        if name not in merged and not is_physical(name):
+            merged[name] = c
+    return merged
+
+
+def counted_names(counters: Mapping[str, InterfaceCounters], chosen: Iterable[str]) -> tuple[str, ...]:
+    """Names whose rates make the device totals: the chosen ones, else every physical port."""
+    wanted = tuple(chosen)
+    if wanted:
+        return tuple(n for n in wanted if n in counters)
+    return tuple(sorted(n for n in counters if is_physical(n)))
+
+
+def reset_reason(
+    prev: CounterBaseline | None,
+    counters: Mapping[str, InterfaceCounters],
+    ts: float,
+    *,
+    serial: str | None,
+    uptime_seconds: int | None,
+    prev_installed: int | None = None,
+    installed: int | None = None,
+) -> str | None:
+    """Say why the interval since `prev` has no rate at all (None: it is continuous).
+
+    1. no baseline, or time did not advance;
+    2. the serial changed (another box answers at the same address);
+    3. the system uptime decreased (reboot);
+    4. a physical port's counter decreased, or cumulative sessions `installed` decreased
+       (dataplane restart): every counter restarted, so no difference means anything.
+    """
+    if prev is None:
+        return "no baseline"
+    if ts <= prev.ts:
+        return "time did not advance"
+    if serial and prev.serial and serial != prev.serial:
+        return "serial changed"
+    if uptime_seconds is not None and prev.uptime_seconds is not None and uptime_seconds < prev.uptime_seconds:
+        return "uptime decreased"
+    if installed is not None and prev_installed is not None and installed < prev_installed:
+        return "sessions installed decreased"
+    for name, cur in counters.items():
+        old = prev.counters.get(name)
+        if old is not None and is_physical(name) and _decreased(old, cur):
+            return "counters decreased"
+    return None
+
+
+def _decreased(old: InterfaceCounters, cur: InterfaceCounters) -> bool:
+    return (
+        cur.ibytes < old.ibytes
+        or cur.obytes < old.obytes
+        or cur.ipackets < old.ipackets
+        or cur.opackets < old.opackets
+    )
+
+
+def _per_s(new: int, old: int, dt: float) -> float | None:
+    if new < old or new >= U64:
+        return None
+    return (new - old) / dt
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Rates of one device over one interval; None fields are gaps."""
+
+    interfaces: tuple[InterfaceSample, ...]
+    in_bps: float | None
+    out_bps: float | None
+    in_pps: float | None
+    out_pps: float | None
+    reset: str | None  # why the whole interval is a gap, if it is
+
+    @property
+    def inbound_mbps(self) -> float | None:
+        return None if self.in_bps is None else self.in_bps / 1e6
+
+    @property
+    def outbound_mbps(self) -> float | None:
+        return None if self.out_bps is None else self.out_bps / 1e6
+
+    @property
+    def total_mbps(self) -> float | None:
+        if self.in_bps is None or self.out_bps is None:
+            return None
+        return (self.in_bps + self.out_bps) / 1e6
+
+
+def interface_rates(
+    device_id: str,
+    prev: CounterBaseline | None,
+    counters: Mapping[str, InterfaceCounters],
+    ts: float,
+    *,
+    counted: Iterable[str],
+    link_speed_mbps: Mapping[str, int | None] | None = None,
+    reset: str | None = None,
+) -> Rates:
+    """Turn two counter readings into per-interface rates and device totals.
+
+    1. Δt is the difference of the two responses' arrival times (ms precision, not whole s).
+    2. in_bps = Δibytes × 8 / Δt (out likewise, packets without × 8).
+    3. A whole-device `reset` (see `reset_reason`) or an interface without a previous reading or
+       with a decreasing counter gives a gap (None), never a negative value, a zero or a spike.
+    4. A rate above 1.1 × the link speed is dropped as an artefact.
+    5. Device totals sum the counted interfaces; any counted gap makes the total a gap, since a
+       partial sum would look like a traffic drop.
+    """
+    speeds = link_speed_mbps or {}
+    counted_set = set(counted)
+    samples: list[InterfaceSample] = []
+    totals: dict[str, float | None] = {"ib": 0.0, "ob": 0.0, "ip": 0.0, "op": 0.0}
+    if not counted_set:
+        totals = dict.fromkeys(totals)
+    for name in sorted(counters):
+        cur = counters[name]
+        old = None if (reset or prev is None) else prev.counters.get(name)
+        if old is None:
+            ib = ob = ip = op = er = dr = None
+        else:
+            dt = ts - (prev.ts if prev else ts)
+            ib, ob = _per_s(cur.ibytes, old.ibytes, dt), _per_s(cur.obytes, old.obytes, dt)
+            ip, op = _per_s(cur.ipackets, old.ipackets, dt), _per_s(cur.opackets, old.opackets, dt)
+            er, dr = _per_s(cur.ierrors, old.ierrors, dt), _per_s(cur.idrops, old.idrops, dt)
+            ib = None if ib is None else ib * 8
+            ob = None if ob is None else ob * 8
+            if None in (ib, ob, ip, op):  # one decreasing counter: the interface was reset
+                ib = ob = ip = op = er = dr = None
+            speed = speeds.get(name)
+            limit = speed * 1e6 * LINK_SPEED_SLACK if speed else None
+            if limit is not None and ((ib or 0.0) > limit or (ob or 0.0) > limit):
+                ib = ob = ip = op = None
+        samples.append(
+            InterfaceSample(
+                device_id=device_id, name=name, ts=ts, in_bps=ib, out_bps=ob, in_pps=ip, out_pps=op,
+                errors_per_s=er, drops_per_s=dr, counted=name in counted_set,
+            )
+        )
+        if name in counted_set:
+            for key, value in (("ib", ib), ("ob", ob), ("ip", ip), ("op", op)):
+                acc = totals[key]
+                totals[key] = None if acc is None or value is None else acc + value
+    return Rates(
+        interfaces=tuple(samples), in_bps=totals["ib"], out_bps=totals["ob"], in_pps=totals["ip"],
+        out_pps=totals["op"], reset=reset,
+    )
+
+
+@dataclass(frozen=True)
+class SessionMetrics:
+    active: int
+    tcp: int
+    udp: int
+    icmp: int
+    max: int
+    utilization_pct: float | None
+    kbps: int
+    pps: int
+    cps: int
+
+
+def session_metrics(info: SessionInfo) -> SessionMetrics:
+    """Session counts, utilisation = active / max × 100, and the device's own gauges."""
+    util = info.active / info.max * 100.0 if info.max > 0 else None
+    return SessionMetrics(
+        active=info.active, tcp=info.tcp, udp=info.udp, icmp=info.icmp, max=info.max, utilization_pct=util,
+        kbps=info.kbps, pps=info.pps, cps=info.cps,
+    )
+
+
+@dataclass(frozen=True)
+class DataplaneMetrics:
+    """Dataplane CPU per DP, the busiest DP and core, and buffer utilisation (latest minute)."""
+
+    cpu_pct: float | None  # busiest dataplane
+    per_dp_cpu: dict[str, float]
+    busiest_dp: str | None
+    busiest_core: tuple[str, int, float] | None  # (dp, core id, pct)
+    packet_buffer_pct: float | None
+    packet_descriptor_pct: float | None
+
+
+def _latest(values: tuple[int, ...]) -> int | None:
+    # The device lists the history newest first (PROTOCOL.md §7).
+    return values[0] if values else None
+
+
+def _utilization(util: Mapping[str, tuple[int, ...]], what: str) -> float | None:
+    """Latest value of `what`, preferring the `(average)` entry when average and maximum exist."""
+    values = util.get(f"{what} (average)", util.get(what))
+    latest = _latest(values) if values is not None else None
+    return None if latest is None else float(latest)
+
+
+def dataplane_metrics(monitor: ResourceMonitor) -> DataplaneMetrics:
+    """Apply the dataplane rules to `show running resource-monitor minute`.
+
+    1. Per DP: mean over cores of the latest 1-minute average, leaving out cores that read 0 in
+       every returned sample (control cores, which would halve a busy DP's value).
+    2. Device value: the busiest DP; also keep the busiest core.
+    3. Packet buffer / descriptor: latest value, `(average)` entry when present, busiest DP.
+    """
+    per_dp: dict[str, float] = {}
+    core: tuple[str, int, float] | None = None
+    buffers: list[float] = []
+    descriptors: list[float] = []
+    for dp in monitor.dataplanes:
+        latest: list[int] = []
+        for core_id, values in sorted(dp.cpu_average.items()):
+            value = _latest(values)
+            if value is None or not any(values):
+                continue
+            latest.append(value)
+            if core is None or value > core[2]:
+                core = (dp.name, core_id, float(value))
+        if dp.cpu_average:
+            per_dp[dp.name] = sum(latest) / len(latest) if latest else 0.0
+        buf = _utilization(dp.utilization, "packet buffer")
+        desc = _utilization(dp.utilization, "packet descriptor")
+        if buf is not None:
+            buffers.append(buf)
+        if desc is not None:
+            descriptors.append(desc)
+    busiest = max(per_dp, key=lambda k: per_dp[k]) if per_dp else None
+    return DataplaneMetrics(
+        cpu_pct=per_dp[busiest] if busiest is not None else None,
+        per_dp_cpu=per_dp,
+        busiest_dp=busiest,
+        busiest_core=core,
+        packet_buffer_pct=max(buffers) if buffers else None,
+        packet_descriptor_pct=max(descriptors) if descriptors else None,
+    )
+
+
+def management_cpu(mp_cpu_1min: float | None, resources: SystemResources | None) -> float | None:
+    """MP CPU: the 1-minute average when the device reports it, else 100 − idle of `top`."""
+    if mp_cpu_1min is not None:
+        return float(mp_cpu_1min)
+    return resources.management_cpu_pct if resources is not None else None
+
+
+def memory_pct(resources: SystemResources | None) -> float | None:
+    """Memory %: used / total of the `Mem` line (never Swap), as parsed."""
+    return resources.memory_pct if resources is not None else None

@@ -1,0 +1,107 @@
+"""The slow job's work for one device: inventory and context, every 5 minutes."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from models import GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo
+
+THREAT_SEVERITIES = ("critical", "high", "medium")
+MAX_LOGS = 5000  # PAN-OS caps one log query at 5000 entries; counts above that read 5000
+
+
+class SlowClient(Protocol):
+    def system_info(self) -> SystemInfo: ...
+    def ha_state(self) -> HaState: ...
+    def licenses(self) -> Sequence[License]: ...
+    def interfaces(self) -> Sequence[InterfaceInfo]: ...
+    def gp_users(self) -> Sequence[GpUser]: ...
+    def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float) -> Any: ...
+
+
+def device_clock(info: SystemInfo | None, now: float) -> datetime:
+    """The firewall's local wall clock (log filters use it), else UTC `now`."""
+    if info is not None and info.device_time:
+        try:
+            return datetime.strptime(" ".join(info.device_time.split()), "%a %b %d %H:%M:%S %Y")
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
+
+
+def window_query(since: datetime, extra: str = "") -> str:
+    """A log filter for entries received since `since` (never "the last N logs")."""
+    query = f"( receive_time geq '{since:%Y/%m/%d %H:%M:%S}' )"
+    return f"{query} and {extra}" if extra else query
+
+
+def _entries(result: Any) -> tuple[Mapping[str, str], ...]:
+    if isinstance(result, LogJob):
+        return result.entries
+    return tuple(result or ())
+
+
+def threat_counts(entries: Iterable[Mapping[str, str]]) -> dict[str, int]:
+    """Count threat log entries by severity (critical, high, medium)."""
+    counts = dict.fromkeys(THREAT_SEVERITIES, 0)
+    for entry in entries:
+        severity = (entry.get("severity") or "").strip().lower()
+        if severity in counts:
+            counts[severity] += 1
+    return counts
+
+
+def gather_inventory(
+    client: SlowClient, *, now: float, window_s: float, deadline: float, monotonic: Callable[[], float] = time.monotonic
+) -> tuple[SystemInfo, dict[str, Any]]:
+    """Run the slow calls against one device and return its system info and inventory document.
+
+    System info must succeed (it carries serial and uptime for reset detection); the other
+    parts are best effort and land in `errors` by name.
+    """
+    info = client.system_info()
+    doc: dict[str, Any] = {"system": dataclasses.asdict(info), "errors": {}}
+    errors: dict[str, str] = doc["errors"]
+
+    def part(name: str, fn: Callable[[], Any]) -> None:
+        if monotonic() >= deadline:
+            errors[name] = "deadline exceeded"
+            return
+        try:
+            doc[name] = fn()
+        except Exception as exc:  # one part failing must not lose the others
+            errors[name] = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+
+    part("ha", lambda: dataclasses.asdict(client.ha_state()))
+    part("licenses", lambda: [dataclasses.asdict(lic) for lic in client.licenses()])
+    part("interfaces", lambda: [dataclasses.asdict(i) for i in client.interfaces()])
+    part("gp_users", lambda: len(client.gp_users()))
+    since = device_clock(info, now) - timedelta(seconds=window_s)
+    severity = "( " + " or ".join(f"( severity eq {s} )" for s in THREAT_SEVERITIES) + " )"
+
+    def remaining() -> float:
+        return max(1.0, deadline - monotonic())
+
+    threat_query = window_query(since, severity)
+    part("threats", lambda: threat_counts(_entries(client.log_query("threat", threat_query, MAX_LOGS, remaining()))))
+    part(
+        "blocked_urls",
+        lambda: len(
+            _entries(client.log_query("url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining()))
+        ),
+    )
+    doc["window_s"] = window_s
+    for lic in doc.get("licenses", []):
+        for key in ("issued", "expires"):
+            if lic.get(key) is not None:
+                lic[key] = lic[key].isoformat()
+    return info, doc
+
+
+def link_speeds(interfaces: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:
+    """Link speed (Mb/s) by interface name from an inventory's interface list."""
+    return {str(i["name"]): i.get("speed_mbps") for i in interfaces}
