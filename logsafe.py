@@ -106,9 +106,14 @@ def _redacting_factory(inner: Callable[..., logging.LogRecord]) -> Callable[...,
     return factory
 
 
-def uninstall_redaction() -> None:
-    """Restore the LogRecord factory that `install_redaction()` wrapped (tests use it)."""
-    current = logging.getLogRecordFactory()
-    while getattr(current, "_panfm_redacting", False):
-        current = current._panfm_inner  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(current)
+def uninstall_redaction(logger: logging.Logger | None = None) -> None:
+    """Undo `install_redaction(logger)`: remove the filters and restore the record factory (tests)."""
+    target = logger if logger is not None else logging.getLogger()
+    for filterer in (target, *target.handlers):
+        for flt in [f for f in filterer.filters if isinstance(f, SecretRedactingFilter)]:
+            filterer.removeFilter(flt)
+    if logger is None:
+        current = logging.getLogRecordFactory()
+        while getattr(current, "_panfm_redacting", False):
+            current = current._panfm_inner  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(current)
