@@ -192,7 +192,7 @@ class PanosClient:
         on_key: Callable[[str], None] | None = None,
     ) -> None:
         if not device.api_key and not (device.username and device.password):
-            raise ValueError(f"device {device.name!r} needs an API key or a username and password")
+            raise AuthError(None, f"device {device.name!r} has no API key and no username and password")
         self.device = device
         self.timeout = timeout
         self.connect_timeout = connect_timeout
