@@ -1,0 +1,317 @@
+"""Read queries of the sample database: latest samples, chart history, summaries.
+
+Column names in the generated SQL come from the constant metric tuples of storage_schema
+(caller-chosen metrics are checked against them); every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sqlite3
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from models import CounterBaseline, DeviceSample, DeviceStatus, History, HistoryTier, InterfaceCounters, InterfaceSample
+from storage_schema import DEVICE_METRICS, IFACE_METRICS, TIERS
+
+# Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
+NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Where one chartable series lives: its tables, key columns and values, metrics."""
+
+    raw_table: str
+    tier_tables: dict[str, str]  # "5m"/"1h" -> table
+    key_cols: tuple[str, ...]
+    key: tuple[str, ...]
+    metrics: tuple[str, ...]
+
+    @property
+    def where(self) -> str:
+        return " AND ".join(f"{c} = ?" for c in self.key_cols)
+
+
+def device_series(device_id: str, metrics: Sequence[str] | None = None) -> Series:
+    """Describe the device-metric series of one device."""
+    return Series(
+        "device_samples",
+        {t: v[0] for t, v in TIERS.items()},
+        ("device_id",),
+        (device_id,),
+        _check(metrics, DEVICE_METRICS),
+    )
+
+
+def iface_series(device_id: str, name: str, metrics: Sequence[str] | None = None) -> Series:
+    """Describe the rate series of one interface."""
+    return Series(
+        "interface_samples",
+        {t: v[1] for t, v in TIERS.items()},
+        ("device_id", "interface"),
+        (device_id, name),
+        _check(metrics, IFACE_METRICS),
+    )
+
+
+def _check(metrics: Sequence[str] | None, known: tuple[str, ...]) -> tuple[str, ...]:
+    if metrics is None:
+        return known
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise ValueError(f"unknown metrics: {', '.join(unknown)}")
+    return tuple(metrics)
+
+
+# --------------------------------------------------------------------------------------
+# Tier choice
+# --------------------------------------------------------------------------------------
+
+_ORDER: tuple[tuple[HistoryTier, int], ...] = (("raw", 0), ("5m", 300), ("1h", 3600))
+
+
+def _first_times(conn: sqlite3.Connection, s: Series) -> dict[HistoryTier, float | None]:
+    raw = conn.execute(f"SELECT min(ts) FROM {s.raw_table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
+    firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else raw / 1000}
+    for tier, table in s.tier_tables.items():
+        b = conn.execute(f"SELECT min(bucket) FROM {table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
+        firsts["5m" if tier == "5m" else "1h"] = None if b is None else float(b)
+    return firsts
+
+
+def choose_tier(
+    conn: sqlite3.Connection, s: Series, start: float, end: float, max_points: int
+) -> tuple[HistoryTier, int]:
+    """Pick the tier to read: the coarsest covering tier not coarser than the needed width.
+
+    1. The width one point must cover is range / max_points; a tier whose buckets are no
+       wider than that loses nothing the chart could show, and reads fewer rows than a
+       finer tier grouped on the fly to the same width (7 days: 5-minute rows, not raw).
+    2. A tier covers the range when its first row is no later than the range start (or than
+       the first row of any tier, for a series younger than the range), give or take one
+       bucket of the next tier.
+    3. If no such tier qualifies, the finest covering tier is used and grouped on the fly.
+    """
+    width = (end - start) / max(1, max_points - 2)
+    firsts = _first_times(conn, s)
+    known = [f for f in firsts.values() if f is not None]
+    if not known:
+        return "raw", 0
+    eff_start = max(start, min(known))
+    covering: list[tuple[HistoryTier, int]] = []
+    for i, (tier, bucket) in enumerate(_ORDER):
+        first = firsts[tier]
+        slack = _ORDER[i + 1][1] if i + 1 < len(_ORDER) else math.inf
+        if first is not None and first <= eff_start + slack:
+            covering.append((tier, bucket))
+    if not covering:  # fall back to the tier reaching furthest back
+        tier = min(firsts, key=lambda t: math.inf if firsts[t] is None else firsts[t])  # type: ignore[return-value,arg-type]
+        return tier, dict(_ORDER)[tier]
+    fitting = [c for c in covering if c[1] <= width]
+    return fitting[-1] if fitting else covering[0]
+
+
+def group_width(tier_bucket: int, needed: float) -> int:
+    """Smallest round width >= needed that is a whole multiple of the tier's bucket."""
+    for w in NICE_WIDTHS:
+        if w >= needed and (tier_bucket == 0 or w % tier_bucket == 0):
+            return w
+    step = max(tier_bucket, 86400)
+    return int(math.ceil(needed / step) * step)
+
+
+# --------------------------------------------------------------------------------------
+# History
+# --------------------------------------------------------------------------------------
+
+
+def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_points: int = 2000) -> History:
+    """Return at most `max_points` points (avg and `_max` of each metric) for [start, end)."""
+    max_points = max(3, max_points)
+    tier, bucket = choose_tier(conn, s, start, end, max_points)
+    if tier == "raw":
+        table, tcol, lo, hi = s.raw_table, "ts", int(start * 1000), int(end * 1000)
+    else:
+        table, tcol, lo, hi = s.tier_tables[tier], "bucket", int(start // bucket * bucket), math.ceil(end)
+    rng = f"FROM {table} WHERE {s.where} AND {tcol} >= ? AND {tcol} < ?"
+    params = (*s.key, lo, hi)
+    count = conn.execute(f"SELECT count(*) {rng}", params).fetchone()[0]  # nosec B608
+    if count <= max_points:
+        width = None
+        if tier == "raw":
+            cols = ", ".join(f"{m}, {m} AS {m}_max" for m in s.metrics)
+            sql = f"SELECT ts / 1000.0 AS t, {cols} {rng} ORDER BY ts"
+        else:
+            cols = ", ".join(f"{m}_avg AS {m}, {m}_max" for m in s.metrics)
+            sql = f"SELECT bucket AS t, {cols} {rng} ORDER BY bucket"
+    else:
+        width = group_width(bucket, (end - start) / (max_points - 2))
+        if tier == "raw":
+            cols = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in s.metrics)
+            sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+        else:
+            # Average of averages weighted by each bucket's sample count.
+            cols = ", ".join(
+                f"sum({m}_avg * n) / sum(CASE WHEN {m}_avg IS NOT NULL THEN n END) AS {m}, max({m}_max) AS {m}_max"
+                for m in s.metrics
+            )
+            sql = f"SELECT (bucket / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+    points = [dict(r) for r in conn.execute(sql, params)]  # nosec B608
+    for p in points:
+        p["t"] = float(p["t"])
+    step = width or (bucket if tier != "raw" else None)
+    return History(tier, width or (bucket or None), mark_gaps(points, step, max_points))
+
+
+def mark_gaps(points: list[dict[str, Any]], step: float | None, max_points: int) -> list[dict[str, Any]]:
+    """Insert one all-None point after each hole in the series, so a chart breaks its line.
+
+    `step` is the expected spacing (the bucket width); for raw rows it is the median spacing.
+    A hole is a spacing over 1.5 steps (2.5 for raw, whose spacing jitters). Markers are
+    added only while the series stays within `max_points`.
+    """
+    if len(points) < 2:
+        return points
+    factor = 1.5
+    if step is None:
+        step = statistics.median(b["t"] - a["t"] for a, b in itertools.pairwise(points))
+        factor = 2.5
+    if step <= 0:
+        return points
+    keys = [k for k in points[0] if k != "t"]
+    out: list[dict[str, Any]] = [points[0]]
+    room = max_points - len(points)
+    for prev, cur in itertools.pairwise(points):
+        if room > 0 and cur["t"] - prev["t"] > factor * step:
+            out.append({"t": prev["t"] + step, **dict.fromkeys(keys)})
+            room -= 1
+        out.append(cur)
+    return out
+
+
+def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> dict[str, dict[str, float | None]]:
+    """Return min, avg and max of each metric over [start, end) from the tier history would use."""
+    tier, bucket = choose_tier(conn, s, start, end, 2000)
+    if tier == "raw":
+        cols = ", ".join(f"min({m}), avg({m}), max({m})" for m in s.metrics)
+        sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
+        params = (*s.key, int(start * 1000), int(end * 1000))
+    else:
+        cols = ", ".join(
+            f"min({m}_min), sum({m}_avg * n) / sum(CASE WHEN {m}_avg IS NOT NULL THEN n END), max({m}_max)"
+            for m in s.metrics
+        )
+        table = s.tier_tables[tier]
+        sql = f"SELECT {cols} FROM {table} WHERE {s.where} AND bucket >= ? AND bucket < ?"  # noqa: S608  # nosec B608
+        params = (*s.key, int(start // bucket * bucket), math.ceil(end))
+    row = conn.execute(sql, params).fetchone()
+    return {m: {"min": row[3 * i], "avg": row[3 * i + 1], "max": row[3 * i + 2]} for i, m in enumerate(s.metrics)}
+
+
+# --------------------------------------------------------------------------------------
+# Latest values, states, documents
+# --------------------------------------------------------------------------------------
+
+
+def row_to_sample(row: sqlite3.Row) -> DeviceSample:
+    """Turn a device_samples row into a DeviceSample."""
+    return DeviceSample(device_id=row["device_id"], ts=row["ts"] / 1000, **{m: row[m] for m in DEVICE_METRICS})
+
+
+def row_to_iface(row: sqlite3.Row) -> InterfaceSample:
+    """Turn an interface_samples row into an InterfaceSample."""
+    return InterfaceSample(
+        device_id=row["device_id"],
+        name=row["interface"],
+        ts=row["ts"] / 1000,
+        counted=bool(row["counted"]),
+        **{m: row[m] for m in IFACE_METRICS},
+    )
+
+
+LATEST_ALL_SQL = (
+    "SELECT s.* FROM known_devices k JOIN device_samples s ON s.device_id = k.device_id "
+    "AND s.ts = (SELECT max(ts) FROM device_samples m WHERE m.device_id = k.device_id)"
+)
+LATEST_IFACES_SQL = (
+    "SELECT s.* FROM known_interfaces k JOIN interface_samples s "
+    "ON s.device_id = k.device_id AND s.interface = k.interface AND s.ts = "
+    "(SELECT max(ts) FROM interface_samples m WHERE m.device_id = k.device_id AND m.interface = k.interface) "
+    "WHERE k.device_id = ? ORDER BY k.interface"
+)
+
+
+def latest(conn: sqlite3.Connection, device_id: str) -> DeviceSample | None:
+    """Return the newest sample of one device."""
+    row = conn.execute(
+        "SELECT * FROM device_samples WHERE device_id = ? ORDER BY ts DESC LIMIT 1", (device_id,)
+    ).fetchone()
+    return None if row is None else row_to_sample(row)
+
+
+def latest_all(conn: sqlite3.Connection) -> dict[str, DeviceSample]:
+    """Return the newest sample of every device, in one query."""
+    return {r["device_id"]: row_to_sample(r) for r in conn.execute(LATEST_ALL_SQL)}
+
+
+def interfaces_latest(conn: sqlite3.Connection, device_id: str) -> list[InterfaceSample]:
+    """Return the newest sample of each interface of a device, by name."""
+    return [row_to_iface(r) for r in conn.execute(LATEST_IFACES_SQL, (device_id,))]
+
+
+def load_baselines(conn: sqlite3.Connection) -> dict[str, CounterBaseline]:
+    """Return the persisted raw counters of every device (64-bit values kept exact)."""
+    out = {}
+    for device_id, ts, serial, uptime, counters in conn.execute(
+        "SELECT device_id, ts, serial, uptime_seconds, counters FROM baselines"
+    ):
+        parsed = {
+            name: InterfaceCounters(name, int(ib), int(ob), int(ip), int(op), int(ie), int(idr), source=src)
+            for name, (ib, ob, ip, op, ie, idr, src) in json.loads(counters).items()
+        }
+        out[device_id] = CounterBaseline(device_id, ts, serial, uptime, parsed)
+    return out
+
+
+def encode_counters(counters: dict[str, InterfaceCounters]) -> str:
+    """Serialise counters as JSON with decimal strings (exact for any 64-bit value, in any reader)."""
+    return json.dumps(
+        {
+            n: [str(c.ibytes), str(c.obytes), str(c.ipackets), str(c.opackets), str(c.ierrors), str(c.idrops), c.source]
+            for n, c in counters.items()
+        },
+        separators=(",", ":"),
+    )
+
+
+def load_statuses(conn: sqlite3.Connection) -> dict[str, DeviceStatus]:
+    """Return the stored state of every device."""
+    return {
+        r[0]: DeviceStatus(r[0], r[1], r[2], r[3], r[4], r[5])
+        for r in conn.execute(
+            "SELECT device_id, state, last_poll, last_success, last_error, consecutive_failures FROM device_status"
+        )
+    }
+
+
+def clock_stats(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """Return the clock's execution stats with its heartbeat, or None before the first cycle."""
+    row = conn.execute("SELECT doc, heartbeat FROM clock_stats WHERE id = 1").fetchone()
+    if row is None:
+        return None
+    doc: dict[str, Any] = json.loads(row[0])
+    doc["heartbeat"] = row[1]
+    return doc
+
+
+def inventory(conn: sqlite3.Connection, device_id: str | None) -> dict[str, dict[str, Any]]:
+    """Return inventory documents (with `collected_at`) by device id; all devices when id is None."""
+    sql, params = "SELECT device_id, ts, doc FROM inventory", ()
+    if device_id is not None:
+        sql, params = sql + " WHERE device_id = ?", (device_id,)  # type: ignore[assignment]
+    return {r[0]: {**json.loads(r[2]), "collected_at": r[1]} for r in conn.execute(sql, params)}

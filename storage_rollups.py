@@ -1,0 +1,179 @@
+"""Rollups (5-minute, 1-hour) and retention of the sample database; SQL only, no locking.
+
+Column names in the generated SQL come from the constant metric tuples of storage_schema;
+every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from storage_schema import DEVICE_METRICS, IFACE_METRICS, TIERS
+
+
+def _aggregates(metrics: tuple[str, ...]) -> tuple[str, str]:
+    cols = ", ".join(f"{m}_avg, {m}_min, {m}_max" for m in metrics)
+    exprs = ", ".join(f"avg(s.{m}), min(s.{m}), max(s.{m})" for m in metrics)
+    return cols, exprs
+
+
+def _device_rollup_sql(table: str, bucket_s: int) -> str:
+    cols, exprs = _aggregates(DEVICE_METRICS)
+    return (
+        f"INSERT OR REPLACE INTO {table} (device_id, bucket, n, {cols}) "  # noqa: S608  # nosec B608
+        f"SELECT s.device_id, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
+        "FROM known_devices k JOIN device_samples s ON s.device_id = k.device_id AND s.ts >= ? AND s.ts < ? "
+        "GROUP BY s.device_id, b"
+    )
+
+
+def _iface_rollup_sql(table: str, bucket_s: int) -> str:
+    cols, exprs = _aggregates(IFACE_METRICS)
+    return (
+        f"INSERT OR REPLACE INTO {table} (device_id, interface, bucket, n, {cols}) "  # noqa: S608  # nosec B608
+        f"SELECT s.device_id, s.interface, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
+        "FROM known_interfaces k JOIN interface_samples s "
+        "ON s.device_id = k.device_id AND s.interface = k.interface AND s.ts >= ? AND s.ts < ? "
+        "GROUP BY s.device_id, s.interface, b"
+    )
+
+
+ROLLUP_SQL: dict[str, tuple[str, str]] = {
+    tier: (_device_rollup_sql(dev, b), _iface_rollup_sql(ifc, b)) for tier, (dev, ifc, b) in TIERS.items()
+}
+
+
+def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) -> None:
+    """Recompute every bucket of `tier` starting in [start_s, end_s) from the raw rows.
+
+    INSERT OR REPLACE from the source rows makes this idempotent: running it twice, or
+    over a bucket that was already rolled up, yields the same rows (never double counts).
+    Buckets whose raw rows were already deleted produce no rows, so the stored rollup stays.
+    """
+    dev_sql, if_sql = ROLLUP_SQL[tier]
+    conn.execute(dev_sql, (start_s * 1000, end_s * 1000))
+    conn.execute(if_sql, (start_s * 1000, end_s * 1000))
+
+
+def _first_raw_ms(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute(
+        "SELECT min((SELECT min(ts) FROM device_samples d WHERE d.device_id = k.device_id)) FROM known_devices k"
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def advance_rollups(conn: sqlite3.Connection, closed_before: float, earliest_new_ms: int | None) -> None:
+    """Roll up the buckets that closed since the last call (inside the caller's transaction).
+
+    1. A bucket is closed when it ends at or before `closed_before` (the earliest time any
+       future sample can carry: the start of the current cycle).
+    2. Start from the tier's mark (where the previous call stopped); on a fresh database from
+       the first raw sample.
+    3. A sample written now into an already-closed bucket (a late row) moves the start back
+       to its bucket, which is then recomputed whole.
+    4. Store the new mark, so the next call starts where this one stopped.
+    """
+    for tier, (_, _, bucket_s) in TIERS.items():
+        boundary = int(closed_before // bucket_s) * bucket_s
+        row = conn.execute("SELECT done_until FROM rollup_marks WHERE tier = ?", (tier,)).fetchone()
+        if row is not None:
+            start = int(row[0])
+        else:
+            first = _first_raw_ms(conn)
+            start = boundary if first is None else (first // 1000 // bucket_s) * bucket_s
+        if earliest_new_ms is not None:
+            start = min(start, (earliest_new_ms // 1000 // bucket_s) * bucket_s)
+        if start < boundary:
+            rollup_range(conn, tier, start, boundary)
+        mark = boundary if row is None else max(int(row[0]), boundary)
+        conn.execute("INSERT OR REPLACE INTO rollup_marks (tier, done_until) VALUES (?, ?)", (tier, mark))
+
+
+# --------------------------------------------------------------------------------------
+# Retention
+# --------------------------------------------------------------------------------------
+
+WriteTx = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+
+def _delete_chunked(
+    write_tx: WriteTx,
+    conn: sqlite3.Connection,
+    table: str,
+    key_cols: tuple[str, ...],
+    time_col: str,
+    cutoff: int,
+    keys: list[tuple[str, ...]],
+    chunk: int,
+) -> int:
+    """Delete rows older than `cutoff`, at most `chunk` rows per transaction, series by series.
+
+    Short transactions keep the clock's cycle commits from waiting behind one huge delete,
+    and each commit lets the WAL be checkpointed and reused.
+    """
+    where = " AND ".join(f"{c} = ?" for c in key_cols)
+    find = f"SELECT {time_col} FROM {table} WHERE {where} AND {time_col} < ? ORDER BY {time_col} LIMIT 1 OFFSET ?"  # noqa: S608  # nosec B608
+    delete_upto = f"DELETE FROM {table} WHERE {where} AND {time_col} <= ?"  # noqa: S608  # nosec B608
+    delete_below = f"DELETE FROM {table} WHERE {where} AND {time_col} < ?"  # noqa: S608  # nosec B608
+    total = 0
+    i = 0
+    while i < len(keys):
+        with write_tx():
+            budget = chunk
+            while i < len(keys) and budget > 0:
+                key = keys[i]
+                last = conn.execute(find, (*key, cutoff, budget - 1)).fetchone()
+                if last is not None:  # more than `budget` old rows: delete exactly `budget`, same series next
+                    total += conn.execute(delete_upto, (*key, last[0])).rowcount
+                    budget = 0
+                else:
+                    n = conn.execute(delete_below, (*key, cutoff)).rowcount
+                    total += n
+                    budget -= n
+                    i += 1
+    return total
+
+
+def _keys(conn: sqlite3.Connection, sql: str) -> list[tuple[str, ...]]:
+    return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def apply_retention(
+    write_tx: WriteTx,
+    conn: sqlite3.Connection,
+    now: float,
+    raw_days: int,
+    fivemin_days: int,
+    hourly_days: int,
+    chunk: int,
+) -> dict[str, int]:
+    """Delete rows past each tier's retention in chunks; return rows deleted per table."""
+    devices = _keys(conn, "SELECT device_id FROM known_devices")
+    ifaces = _keys(conn, "SELECT device_id, interface FROM known_interfaces")
+    raw_cut_ms = int((now - raw_days * 86400) * 1000)
+    cuts = {"5m": int(now - fivemin_days * 86400), "1h": int(now - hourly_days * 86400)}
+    dev_key, if_key = ("device_id",), ("device_id", "interface")
+    deleted = {
+        "device_samples": _delete_chunked(write_tx, conn, "device_samples", dev_key, "ts", raw_cut_ms, devices, chunk),
+        "interface_samples": _delete_chunked(
+            write_tx, conn, "interface_samples", if_key, "ts", raw_cut_ms, ifaces, chunk
+        ),
+    }
+    for tier, (dev_table, if_table, _) in TIERS.items():
+        deleted[dev_table] = _delete_chunked(write_tx, conn, dev_table, dev_key, "bucket", cuts[tier], devices, chunk)
+        deleted[if_table] = _delete_chunked(write_tx, conn, if_table, if_key, "bucket", cuts[tier], ifaces, chunk)
+    with write_tx():
+        # Forget series with no row left in any tier (a device removed long ago).
+        if_tables = ("interface_samples", *(t for _, t, _ in TIERS.values()))
+        dev_tables = ("device_samples", *(t for t, _, _ in TIERS.values()))
+        if_match = "s.device_id = k.device_id AND s.interface = k.interface"
+        if_gone = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {if_match})" for t in if_tables)  # noqa: S608  # nosec B608
+        dev_gone = " AND ".join(
+            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE s.device_id = k.device_id)" for t in dev_tables  # noqa: S608  # nosec B608
+        )
+        conn.execute(f"DELETE FROM known_interfaces AS k WHERE {if_gone}")  # noqa: S608  # nosec B608
+        conn.execute(f"DELETE FROM known_devices AS k WHERE {dev_gone}")  # noqa: S608  # nosec B608
+    return deleted
+

@@ -1,0 +1,162 @@
+"""Schema, migrations and connections of `throughput_history.db` (the sample database).
+
+Layout chosen for the access pattern "one device (or interface), a time range":
+wide `WITHOUT ROWID` tables keyed (device_id, ts) and (device_id, interface, ts), so a range
+query reads one contiguous stretch of the B-tree. Sample times are integer epoch
+milliseconds (rates need them); rollup bucket starts are whole epoch seconds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+HISTORY_DB = "throughput_history.db"
+
+# Device metrics, in DeviceSample field order; every one gets avg/min/max in the rollups.
+DEVICE_METRICS: tuple[str, ...] = (
+    "inbound_mbps",
+    "outbound_mbps",
+    "total_mbps",
+    "inbound_pps",
+    "outbound_pps",
+    "sessions_active",
+    "sessions_tcp",
+    "sessions_udp",
+    "sessions_icmp",
+    "sessions_max",
+    "sessions_utilization_pct",
+    "sessions_cps",
+    "sessions_kbps",
+    "sessions_pps",
+    "cpu_dataplane_pct",
+    "cpu_management_pct",
+    "memory_pct",
+    "packet_buffer_pct",
+    "packet_descriptor_pct",
+)
+# Integer gauges: stored as INTEGER in raw rows (DeviceSample types them int).
+INT_METRICS = frozenset(
+    {"sessions_active", "sessions_tcp", "sessions_udp", "sessions_icmp", "sessions_max"}
+    | {"sessions_cps", "sessions_kbps", "sessions_pps"}
+)
+IFACE_METRICS: tuple[str, ...] = ("in_bps", "out_bps", "in_pps", "out_pps", "errors_per_s", "drops_per_s")
+
+# Rollup tiers: name -> (device table, interface table, bucket seconds).
+TIERS: dict[str, tuple[str, str, int]] = {
+    "5m": ("device_5m", "iface_5m", 300),
+    "1h": ("device_1h", "iface_1h", 3600),
+}
+
+WAL_LIMIT_BYTES = 64 * 1024 * 1024  # checkpoint(TRUNCATE) once the WAL passes this
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _rollup_cols(metrics: tuple[str, ...]) -> str:
+    return ",\n".join(f"{m}_avg REAL, {m}_min REAL, {m}_max REAL" for m in metrics)
+
+
+def _raw_device_cols() -> str:
+    return ",\n".join(f"{m} {'INTEGER' if m in INT_METRICS else 'REAL'}" for m in DEVICE_METRICS)
+
+
+def _rollup_tables() -> str:
+    parts = []
+    for dev_table, if_table, _ in TIERS.values():
+        parts.append(
+            f"CREATE TABLE {dev_table} (device_id TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,\n"
+            f"{_rollup_cols(DEVICE_METRICS)},\nPRIMARY KEY (device_id, bucket)) WITHOUT ROWID;\n"
+        )
+        parts.append(
+            f"CREATE TABLE {if_table} (device_id TEXT NOT NULL, interface TEXT NOT NULL, bucket INTEGER NOT NULL,\n"
+            f"n INTEGER NOT NULL, {_rollup_cols(IFACE_METRICS)},\n"
+            "PRIMARY KEY (device_id, interface, bucket)) WITHOUT ROWID;\n"
+        )
+    return "".join(parts)
+
+
+# Forward-only migrations; index i brings the schema from user_version i to i + 1.
+MIGRATIONS: list[str] = [
+    f"""
+    CREATE TABLE device_samples (device_id TEXT NOT NULL, ts INTEGER NOT NULL,
+    {_raw_device_cols()},
+    PRIMARY KEY (device_id, ts)) WITHOUT ROWID;
+    CREATE TABLE interface_samples (device_id TEXT NOT NULL, interface TEXT NOT NULL, ts INTEGER NOT NULL,
+    {", ".join(f"{m} REAL" for m in IFACE_METRICS)}, counted INTEGER NOT NULL,
+    PRIMARY KEY (device_id, interface, ts)) WITHOUT ROWID;
+    {_rollup_tables()}
+    CREATE TABLE known_devices (device_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE known_interfaces (device_id TEXT NOT NULL, interface TEXT NOT NULL,
+    PRIMARY KEY (device_id, interface)) WITHOUT ROWID;
+    CREATE TABLE rollup_marks (tier TEXT PRIMARY KEY, done_until INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE baselines (device_id TEXT PRIMARY KEY, ts REAL NOT NULL, serial TEXT, uptime_seconds INTEGER,
+    counters TEXT NOT NULL);
+    CREATE TABLE device_status (device_id TEXT PRIMARY KEY, state TEXT NOT NULL, last_poll REAL,
+    last_success REAL, last_error TEXT, consecutive_failures INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE clock_stats (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL, heartbeat REAL NOT NULL);
+    CREATE TABLE inventory (device_id TEXT PRIMARY KEY, ts REAL NOT NULL, doc TEXT NOT NULL);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StorageUnavailable(Exception):
+    """The sample database is missing, unreadable or not yet created by the clock."""
+
+
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """Open (creating and migrating) the database for the clock, the only writer."""
+    # check_same_thread=False: the clock's jobs run in a thread pool; SampleStore serialises
+    # access with its own lock.
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        # Truncate the WAL file back to this size after a checkpoint resets it.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """Open a read-only connection (the web, one per request) or raise StorageUnavailable."""
+    if not path.is_file():
+        raise StorageUnavailable("sample database not found (has the clock started?)")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageUnavailable(f"sample database unreadable: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StorageUnavailable(f"sample database unreadable: {exc}") from exc
+    if version < SCHEMA_VERSION:
+        conn.close()
+        raise StorageUnavailable(f"sample database schema {version} < {SCHEMA_VERSION} (clock not migrated yet)")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> None:
+    """Apply the migrations the database has not seen yet, each in its own transaction."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for i in range(version, len(migrations)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check inside the write lock: another process may have migrated meanwhile.
+            if conn.execute("PRAGMA user_version").fetchone()[0] == i:
+                for stmt in migrations[i].split(";\n"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version = {i + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")

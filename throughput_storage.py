@@ -1,0 +1,303 @@
+"""The sample database `throughput_history.db`: the clock writes it, the web reads it.
+
+`SampleStore` is the only writer (clock process): one `BEGIN IMMEDIATE ... COMMIT` per
+collection cycle for all devices. `SampleReader` is a read-only connection the web opens per
+request. The SQL lives in storage_schema (DDL), storage_rollups (rollups, retention) and
+storage_queries (reads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import storage_queries as q
+from models import CounterBaseline, CycleResult, DeviceSample, DeviceStatus, History, InterfaceSample
+from storage_rollups import advance_rollups, apply_retention
+from storage_schema import (
+    BUSY_TIMEOUT_MS,
+    DEVICE_METRICS,
+    HISTORY_DB,
+    IFACE_METRICS,
+    WAL_LIMIT_BYTES,
+    StorageUnavailable,
+    connect_reader,
+    connect_writer,
+)
+
+__all__ = ["HISTORY_DB", "SampleReader", "SampleStore", "StorageUnavailable", "online_backup"]
+
+_DEVICE_INSERT = (
+    f"INSERT OR REPLACE INTO device_samples (device_id, ts, {', '.join(DEVICE_METRICS)}) "  # noqa: S608  # nosec B608
+    f"VALUES ({', '.join('?' * (len(DEVICE_METRICS) + 2))})"
+)
+_IFACE_INSERT = (
+    f"INSERT OR REPLACE INTO interface_samples (device_id, interface, ts, {', '.join(IFACE_METRICS)}, counted) "  # noqa: S608  # nosec B608
+    f"VALUES ({', '.join('?' * (len(IFACE_METRICS) + 4))})"
+)
+
+
+def _ms(ts: float) -> int:
+    return round(ts * 1000)
+
+
+class SampleStore:
+    """The writer of the sample database (clock process only; thread-safe)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.Lock()
+        # Series already in the known_* catalogs: spares a lookup per row per cycle.
+        self._known_devices: set[str] = set()
+        self._known_ifaces: set[tuple[str, str]] = set()
+        self._load_known()
+
+    @classmethod
+    def open(cls, path: Path) -> SampleStore:
+        """Open the database for writing, creating and migrating it (WAL mode)."""
+        return cls(connect_writer(path), path)
+
+    def _load_known(self) -> None:
+        self._known_devices = {r[0] for r in self._conn.execute("SELECT device_id FROM known_devices")}
+        rows = self._conn.execute("SELECT device_id, interface FROM known_interfaces")
+        self._known_ifaces = {(r[0], r[1]) for r in rows}
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the store's lock, rolled back on any error."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # ---- writes ---------------------------------------------------------------------
+
+    def write_cycle(self, cycle: CycleResult, clock_stats: dict[str, Any] | None = None) -> None:
+        """Write one whole collection cycle in one transaction: all of it or nothing.
+
+        Device and interface samples, counter baselines, device states, the rollups of the
+        buckets that closed, and the clock stats with the heartbeat (= cycle.finished).
+        """
+        dev_rows = [
+            (s.device_id, _ms(s.ts), *(getattr(s, m) for m in DEVICE_METRICS)) for s in cycle.samples
+        ]
+        if_rows = [
+            (i.device_id, i.name, _ms(i.ts), *(getattr(i, m) for m in IFACE_METRICS), int(i.counted))
+            for i in cycle.interfaces
+        ]
+        new_devices = {s.device_id for s in cycle.samples} - self._known_devices
+        new_ifaces = {(i.device_id, i.name) for i in cycle.interfaces} - self._known_ifaces
+        times = [r[1] for r in dev_rows] + [r[2] for r in if_rows]
+        earliest = min(times) if times else None
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO known_devices VALUES (?)", [(d,) for d in new_devices])
+            conn.executemany("INSERT OR IGNORE INTO known_interfaces VALUES (?, ?)", sorted(new_ifaces))
+            conn.executemany(_DEVICE_INSERT, dev_rows)
+            conn.executemany(_IFACE_INSERT, if_rows)
+            self._put_baselines(conn, cycle.baselines)
+            self._put_statuses(conn, cycle.statuses)
+            closed_before = cycle.started if earliest is None else min(cycle.started, earliest / 1000)
+            advance_rollups(conn, closed_before, earliest)
+            if clock_stats is not None:
+                self._put_clock_stats(conn, clock_stats, cycle.finished)
+            else:
+                conn.execute("UPDATE clock_stats SET heartbeat = ? WHERE id = 1", (cycle.finished,))
+        # Only after the commit: a rolled-back cycle must not mark its series as known.
+        self._known_devices |= new_devices
+        self._known_ifaces |= new_ifaces
+        self._bound_wal()
+
+    @staticmethod
+    def _put_baselines(conn: sqlite3.Connection, baselines: Sequence[CounterBaseline]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO baselines (device_id, ts, serial, uptime_seconds, counters) VALUES (?, ?, ?, ?, ?)",
+            [(b.device_id, b.ts, b.serial, b.uptime_seconds, q.encode_counters(b.counters)) for b in baselines],
+        )
+
+    @staticmethod
+    def _put_statuses(conn: sqlite3.Connection, statuses: Sequence[DeviceStatus]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO device_status (device_id, state, last_poll, last_success, last_error, "
+            "consecutive_failures) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (s.device_id, s.state, s.last_poll, s.last_success, s.last_error, s.consecutive_failures)
+                for s in statuses
+            ],
+        )
+
+    @staticmethod
+    def _put_clock_stats(conn: sqlite3.Connection, stats: dict[str, Any], heartbeat: float) -> None:
+        doc = json.dumps({k: v for k, v in stats.items() if k != "heartbeat"}, default=str)
+        conn.execute("INSERT OR REPLACE INTO clock_stats (id, doc, heartbeat) VALUES (1, ?, ?)", (doc, heartbeat))
+
+    def write_clock_stats(self, stats: dict[str, Any], heartbeat: float) -> None:
+        """Store the clock's execution stats and heartbeat outside a cycle."""
+        with self._write() as conn:
+            self._put_clock_stats(conn, stats, heartbeat)
+
+    def write_inventory(self, device_id: str, ts: float, info: dict[str, Any]) -> None:
+        """Store a device's slow-changing inventory and context (a JSON document)."""
+        doc = json.dumps(info, default=str)
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO inventory (device_id, ts, doc) VALUES (?, ?, ?)", (device_id, ts, doc))
+
+    # ---- reads the clock needs ------------------------------------------------------
+
+    def load_baselines(self) -> dict[str, CounterBaseline]:
+        """Return the persisted raw counters of every device."""
+        with self._lock:
+            return q.load_baselines(self._conn)
+
+    def load_statuses(self) -> dict[str, DeviceStatus]:
+        """Return the stored state of every device."""
+        with self._lock:
+            return q.load_statuses(self._conn)
+
+    # ---- maintenance ----------------------------------------------------------------
+
+    def cleanup(
+        self, now: float, raw_days: int, fivemin_days: int, hourly_days: int, chunk: int = 5000
+    ) -> dict[str, int]:
+        """Apply retention per tier in chunks, then checkpoint; return rows deleted per table."""
+        deleted = apply_retention(self._write, self._conn, now, raw_days, fivemin_days, hourly_days, chunk)
+        with self._lock:
+            self._load_known()
+        self.checkpoint()
+        return deleted
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (waits briefly for readers)."""
+        with self._lock:
+            # A short busy wait: a reader that holds an old snapshot must not stall the clock.
+            self._conn.execute("PRAGMA busy_timeout=2000")
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _bound_wal(self) -> None:
+        # Autocheckpoints are PASSIVE and can be starved by readers; past the limit, force one.
+        wal = Path(f"{self.path}-wal")
+        try:
+            size = wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size > WAL_LIMIT_BYTES:
+            self.checkpoint()
+
+    def backup(self, dest: Path) -> None:
+        """Write a consistent copy of the database to `dest` while writes go on."""
+        online_backup(self.path, dest)
+
+    def close(self) -> None:
+        """Close the connection (the last one out also checkpoints and removes the WAL)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SampleStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SampleReader:
+    """A read-only view of the sample database; the web opens one per request."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> SampleReader:
+        """Open read-only; raise StorageUnavailable when the file is missing or unreadable."""
+        return cls(connect_reader(path))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> SampleReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def latest(self, device_id: str) -> DeviceSample | None:
+        """Return the newest sample of one device."""
+        return q.latest(self._conn, device_id)
+
+    def latest_all(self) -> dict[str, DeviceSample]:
+        """Return the newest sample of every device (one query for the fleet)."""
+        return q.latest_all(self._conn)
+
+    def history(
+        self, device_id: str, start: float, end: float, max_points: int = 2000, metrics: Sequence[str] | None = None
+    ) -> History:
+        """Return chart points of a device for [start, end): at most max_points, peaks kept."""
+        return q.history(self._conn, q.device_series(device_id, metrics), start, end, max_points)
+
+    def interfaces_latest(self, device_id: str) -> list[InterfaceSample]:
+        """Return the newest sample of each interface of a device."""
+        return q.interfaces_latest(self._conn, device_id)
+
+    def interface_history(
+        self,
+        device_id: str,
+        name: str,
+        start: float,
+        end: float,
+        max_points: int = 2000,
+        metrics: Sequence[str] | None = None,
+    ) -> History:
+        """Return chart points of one interface for [start, end)."""
+        return q.history(self._conn, q.iface_series(device_id, name, metrics), start, end, max_points)
+
+    def summary(self, device_id: str, start: float, end: float) -> dict[str, dict[str, float | None]]:
+        """Return min/avg/max of every device metric over [start, end)."""
+        return q.summary(self._conn, q.device_series(device_id), start, end)
+
+    def clock_stats(self) -> dict[str, Any] | None:
+        """Return the clock's stats including "heartbeat", or None before its first write."""
+        return q.clock_stats(self._conn)
+
+    def device_statuses(self) -> dict[str, DeviceStatus]:
+        """Return the stored state of every device."""
+        return q.load_statuses(self._conn)
+
+    def inventory(self, device_id: str) -> dict[str, Any] | None:
+        """Return a device's inventory document (plus `collected_at`), or None."""
+        return q.inventory(self._conn, device_id).get(device_id)
+
+    def inventory_all(self) -> dict[str, dict[str, Any]]:
+        """Return every device's inventory document by device id."""
+        return q.inventory(self._conn, None)
+
+
+def online_backup(src: Path, dest: Path) -> None:
+    """Copy the database at `src` to `dest` consistently, safe while the clock writes.
+
+    VACUUM INTO reads one snapshot (WAL readers never block the writer) into a temporary
+    file that is renamed into place, so `dest` is either the old file or a whole copy.
+    """
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    conn = connect_reader(src)
+    try:
+        conn.execute("VACUUM INTO ?", (str(tmp),))
+    finally:
+        conn.close()
+    os.replace(tmp, dest)
