@@ -1,0 +1,68 @@
+"""The PANfm web process: `create_app(settings=None)` builds the Flask app and everything it uses.
+
+Production: `gunicorn --config gunicorn.conf.py 'app:create_app()'`; development or a quick
+look: `python app.py` (serves on the `port` setting, 3000 unless `PANFM_PORT` says otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+import logsafe
+import web_api
+import web_devices
+from config import ConfigError, Settings, ensure_data_dir, load_settings
+from web_auth import Auth, init_auth
+from web_pages import bp as pages_bp
+from web_security import init_security
+
+log = logging.getLogger("panfm.web")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the web app over the settings' data folder (no module-level state)."""
+    settings = settings if settings is not None else load_settings()
+    ensure_data_dir(settings.data_path)
+    _configure_logging(settings)
+    app = Flask(__name__)
+    app.config["PANFM_SETTINGS"] = settings
+    app.extensions["panfm"] = web_api.make_context(settings)
+    csrf = CSRFProtect()
+    # The login gate's before_request is installed first, so an anonymous request gets a
+    # plain 401/redirect before the CSRF check looks at it.
+    init_auth(app, Auth(settings.data_path, time.time), csrf, settings.admin_password)
+    init_security(app, settings, csrf)
+    app.register_blueprint(web_api.bp)
+    app.register_blueprint(web_devices.bp)
+    app.register_blueprint(pages_bp)
+    return app
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Log to stderr at the configured level unless a host (gunicorn, pytest) already set logging up."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("panfm").setLevel(settings.log_level)
+    logsafe.install_redaction()
+
+
+def main() -> int:
+    """Serve the app with Werkzeug on the configured port (use gunicorn in production)."""
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"PANfm web: {exc}", file=sys.stderr)
+        return 2
+    app.run(host="0.0.0.0", port=settings.port, threaded=True)  # noqa: S104 (a server listens on all addresses)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,507 @@
+"""The data JSON API: version, health, throughput, overview, history, export, interfaces, clock, settings.
+
+Every answer comes from the data folder: the sample database opened read-only for the one
+request, `config.db` for devices. No request ever calls a firewall here.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+import alerts_store
+import config
+import config_store
+from config import ConfigError, SecretBox, Settings
+from models import DeviceSample, DeviceStatus
+from throughput_storage import HISTORY_DB, SampleReader, StorageUnavailable
+from web_security import api_error
+
+RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
+MAX_CUSTOM_RANGE_S = 400 * 86400
+MAX_POINTS = 2000
+
+bp = Blueprint("api", __name__)
+
+
+class UnknownDevice(Exception):
+    """The device id names no configured device (404)."""
+
+
+class BadRequest(Exception):
+    """A query parameter is missing or malformed; `fields` names each problem."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+@dataclass
+class WebContext:
+    """Everything the API needs, built once by `create_app` (no module-level state)."""
+
+    settings: Settings  # as started: environment and overrides included
+    box: SecretBox
+    devices: config_store.DeviceStore
+    clock: Callable[[], float]
+    version: str
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_path
+
+    @property
+    def samples_path(self) -> Path:
+        return self.data_dir / HISTORY_DB
+
+    def current_settings(self) -> Settings:
+        """The settings now: settings.json may have changed since start; the environment still wins."""
+        stored = config.read_settings_file(self.data_dir)
+        changes = {k: v for k, v in stored.items() if k not in self.settings.fixed_by_env}
+        return dataclasses.replace(self.settings, **changes)
+
+    @contextmanager
+    def reader(self) -> Iterator[SampleReader | None]:
+        """Open the sample database read-only for one request; None before the clock's first write."""
+        if not self.samples_path.exists():
+            yield None
+            return
+        with SampleReader.open(self.samples_path) as reader:
+            yield reader
+
+
+def ctx() -> WebContext:
+    context: WebContext = current_app.extensions["panfm"]
+    return context
+
+
+# ---- formatting ------------------------------------------------------------------------
+
+
+def iso(ts: float | None) -> str | None:
+    """Format an epoch time as ISO-8601 UTC with milliseconds and a Z."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+
+
+def parse_iso(text: str, name: str) -> float:
+    """Parse an ISO-8601 time in UTC (a Z or +00:00 suffix, or none) into epoch seconds."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest({name: "expected an ISO-8601 time such as 2026-01-31T12:00:00Z"}) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed.utcoffset() != UTC.utcoffset(None):
+        raise BadRequest({name: "expected a UTC time (ending in Z)"})
+    return parsed.timestamp()
+
+
+def age(ts: float | None, now: float) -> float | None:
+    return None if ts is None else round(max(0.0, now - ts), 1)
+
+
+def sample_json(s: DeviceSample) -> dict[str, Any]:
+    """The API shape of one device sample (None stays null: a gap is not a zero)."""
+    return {
+        "timestamp": iso(s.ts),
+        "inbound_mbps": s.inbound_mbps,
+        "outbound_mbps": s.outbound_mbps,
+        "total_mbps": s.total_mbps,
+        "inbound_pps": s.inbound_pps,
+        "outbound_pps": s.outbound_pps,
+        "sessions": {
+            "active": s.sessions_active,
+            "tcp": s.sessions_tcp,
+            "udp": s.sessions_udp,
+            "icmp": s.sessions_icmp,
+            "max": s.sessions_max,
+            "utilization_pct": s.sessions_utilization_pct,
+            "cps": s.sessions_cps,
+        },
+        "cpu": {"dataplane_pct": s.cpu_dataplane_pct, "management_pct": s.cpu_management_pct},
+        "memory_pct": s.memory_pct,
+        "packet_buffer_pct": s.packet_buffer_pct,
+    }
+
+
+def status_json(status: DeviceStatus | None) -> dict[str, Any]:
+    if status is None:
+        return {"state": "unknown", "last_poll": None, "last_success": None, "last_error": None}
+    return {
+        "state": status.state,
+        "last_poll": iso(status.last_poll),
+        "last_success": iso(status.last_success),
+        "last_error": status.last_error,
+    }
+
+
+def active_alert_counts(data_dir: Path) -> dict[str, int] | None:
+    """Active alerts per device id from alerts.db; None when there is no alerts database to read."""
+    path = data_dir / alerts_store.ALERTS_DB
+    if not path.exists():
+        return None
+    return alerts_store.active_alert_counts(path)
+
+
+# ---- query parameters ------------------------------------------------------------------
+
+
+def known_device_id() -> str:
+    """The `device_id` parameter, checked against config.db (UnknownDevice answers 404)."""
+    device_id = request.args.get("device_id", "")
+    if not device_id:
+        raise BadRequest({"device_id": "required"})
+    if ctx().devices.get(device_id) is None:
+        raise UnknownDevice(device_id)
+    return device_id
+
+
+def time_window(now: float) -> tuple[float, float, str]:
+    """Read `range` (1h ... 90d) or `start`/`end` (ISO-8601 UTC) into an epoch window and a label."""
+    rng = request.args.get("range")
+    start_text, end_text = request.args.get("start"), request.args.get("end")
+    if start_text or end_text:
+        if rng:
+            raise BadRequest({"range": "give either range or start and end, not both"})
+        if not start_text:
+            raise BadRequest({"start": "required with end"})
+        start = parse_iso(start_text, "start")
+        end = parse_iso(end_text, "end") if end_text else now
+        if end <= start:
+            raise BadRequest({"end": "must be after start"})
+        if end - start > MAX_CUSTOM_RANGE_S:
+            raise BadRequest({"start": f"the window may span at most {MAX_CUSTOM_RANGE_S // 86400} days"})
+        return start, end, "custom"
+    rng = rng or "1h"
+    if rng not in RANGES:
+        raise BadRequest({"range": "one of " + ", ".join(RANGES)})
+    return now - RANGES[rng], now, rng
+
+
+@bp.app_errorhandler(BadRequest)
+def bad_request(exc: BadRequest) -> Any:
+    return api_error(400, "invalid", str(exc), fields=exc.fields)
+
+
+@bp.app_errorhandler(UnknownDevice)
+def unknown_device(exc: UnknownDevice) -> Any:
+    return api_error(404, "not_found", "No such device.")
+
+
+@bp.app_errorhandler(StorageUnavailable)
+def storage_unavailable(exc: StorageUnavailable) -> Any:
+    return api_error(503, "storage_unavailable", "The sample database cannot be read right now.")
+
+
+# ---- routes ----------------------------------------------------------------------------
+
+
+@bp.get("/api/version")
+def version() -> Any:
+    return jsonify({"version": ctx().version})
+
+
+@bp.get("/api/health")
+def health() -> Any:
+    c = ctx()
+    now = c.clock()
+    heartbeat: float | None = None
+    database = "ok"
+    try:
+        with c.reader() as reader:
+            stats = reader.clock_stats() if reader else None
+            heartbeat = float(stats["heartbeat"]) if stats and stats.get("heartbeat") is not None else None
+    except StorageUnavailable:
+        database = "unavailable"
+    age_s = age(heartbeat, now)
+    limit = 3 * c.current_settings().refresh_interval
+    ok = database == "ok" and age_s is not None and age_s <= limit
+    body = {
+        "status": "ok" if ok else "degraded",
+        "clock": {"last_heartbeat": iso(heartbeat), "age_seconds": age_s},
+        "database": database,
+    }
+    return jsonify(body), 200 if ok else 503
+
+
+@bp.get("/api/throughput")
+def throughput() -> Any:
+    device_id = known_device_id()
+    c = ctx()
+    with c.reader() as reader:
+        sample = reader.latest(device_id) if reader else None
+    now = c.clock()
+    return jsonify(
+        {
+            "device_id": device_id,
+            "age_seconds": age(sample.ts if sample else None, now),
+            "sample": sample_json(sample) if sample else None,
+        }
+    )
+
+
+@bp.get("/api/overview")
+def overview() -> Any:
+    c = ctx()
+    devices = c.devices.list()
+    latest: dict[str, DeviceSample] = {}
+    statuses: dict[str, DeviceStatus] = {}
+    with c.reader() as reader:
+        if reader:
+            latest = reader.latest_all()
+            statuses = reader.device_statuses()
+    alerts = active_alert_counts(c.data_dir)
+    now = c.clock()
+    out = []
+    for d in devices:
+        s = latest.get(d.id)
+        out.append(
+            {
+                "id": d.id,
+                "name": d.name,
+                "enabled": d.enabled,
+                "status": status_json(statuses.get(d.id)),
+                "sample": sample_json(s) if s else None,
+                "age_seconds": age(s.ts if s else None, now),
+                # null: no alerts database to ask; a count only when one was read.
+                "active_alerts": None if alerts is None else alerts.get(d.id, 0),
+            }
+        )
+    return jsonify({"devices": out})
+
+
+def _history_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**p, "t": iso(p["t"])} for p in points]
+
+
+@bp.get("/api/throughput/history")
+def throughput_history() -> Any:
+    device_id = known_device_id()
+    c = ctx()
+    start, end, _ = time_window(c.clock())
+    with c.reader() as reader:
+        if reader is None:
+            return jsonify({"device_id": device_id, "tier": "raw", "bucket_s": None, "points": []})
+        hist = reader.history(device_id, start, end, max_points=MAX_POINTS)
+    return jsonify(
+        {"device_id": device_id, "tier": hist.tier, "bucket_s": hist.bucket_s, "points": _history_points(hist.points)}
+    )
+
+
+EXPORT_COLUMNS = (
+    "t",
+    "inbound_mbps",
+    "inbound_mbps_max",
+    "outbound_mbps",
+    "outbound_mbps_max",
+    "sessions_active",
+    "sessions_active_max",
+    "cpu_dataplane_pct",
+    "cpu_dataplane_pct_max",
+    "cpu_management_pct",
+    "memory_pct",
+    "packet_buffer_pct",
+    "sessions_utilization_pct",
+)
+
+
+@bp.get("/api/throughput/history/export")
+def throughput_export() -> Any:
+    device_id = known_device_id()
+    c = ctx()
+    start, end, label = time_window(c.clock())
+    with c.reader() as reader:
+        points = reader.history(device_id, start, end, max_points=MAX_POINTS).points if reader else []
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for p in points:
+        # An empty cell is a gap; never write 0 for a value that was not measured.
+        writer.writerow([iso(p["t"])] + ["" if p.get(k) is None else p[k] for k in EXPORT_COLUMNS[1:]])
+    name = f"panfm-{device_id[:36]}-{label}.csv"
+    return Response(
+        buf.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _mbps(bps: float | None) -> float | None:
+    return None if bps is None else bps / 1e6
+
+
+def _kind(name: str) -> str:
+    """Guess an interface's kind from its PAN-OS name when the inventory has not said."""
+    prefixes = (("tunnel", "tunnel"), ("loopback", "loopback"), ("vlan", "vlan"), ("ae", "aggregate"))
+    for prefix, kind in prefixes:
+        if name.startswith(prefix):
+            return "subinterface" if "." in name else kind
+    return "subinterface" if "." in name else "physical"
+
+
+def _inventory_interfaces(inventory: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    raw = (inventory or {}).get("interfaces") or []
+    if isinstance(raw, dict):
+        raw = [{"name": k, **v} for k, v in raw.items() if isinstance(v, dict)]
+    return {str(i["name"]): i for i in raw if isinstance(i, dict) and i.get("name")}
+
+
+@bp.get("/api/interfaces")
+def interfaces() -> Any:
+    device_id = known_device_id()
+    c = ctx()
+    device = c.devices.get(device_id)
+    assert device is not None
+    with c.reader() as reader:
+        samples = {s.name: s for s in reader.interfaces_latest(device_id)} if reader else {}
+        inventory = _inventory_interfaces(reader.inventory(device_id) if reader else None)
+    out = []
+    for name in sorted(set(samples) | set(inventory)):
+        s, inv = samples.get(name), inventory.get(name, {})
+        speed = inv.get("speed_mbps")
+        in_mbps, out_mbps = _mbps(s.in_bps if s else None), _mbps(s.out_bps if s else None)
+        busiest = max((v for v in (in_mbps, out_mbps) if v is not None), default=None)
+        util = busiest / speed * 100.0 if busiest is not None and isinstance(speed, int | float) and speed > 0 else None
+        counted = s.counted if s else (name in device.interfaces if device.interfaces else False)
+        out.append(
+            {
+                "name": name,
+                "kind": inv.get("kind") or _kind(name),
+                "state": inv.get("state"),
+                "speed_mbps": speed,
+                "zone": inv.get("zone"),
+                "inbound_mbps": in_mbps,
+                "outbound_mbps": out_mbps,
+                "utilization_pct": util,
+                "errors_per_s": s.errors_per_s if s else None,
+                "drops_per_s": s.drops_per_s if s else None,
+                "counted": counted,
+            }
+        )
+    return jsonify({"interfaces": out})
+
+
+@bp.get("/api/interfaces/history")
+def interface_history() -> Any:
+    device_id = known_device_id()
+    name = request.args.get("name", "")
+    if not name or len(name) > 128:
+        raise BadRequest({"name": "required interface name"})
+    c = ctx()
+    start, end, _ = time_window(c.clock())
+    with c.reader() as reader:
+        if reader is None:
+            return jsonify({"device_id": device_id, "name": name, "tier": "raw", "bucket_s": None, "points": []})
+        hist = reader.interface_history(device_id, name, start, end, max_points=MAX_POINTS)
+    return jsonify(
+        {
+            "device_id": device_id,
+            "name": name,
+            "tier": hist.tier,
+            "bucket_s": hist.bucket_s,
+            "points": _history_points(hist.points),
+        }
+    )
+
+
+@bp.get("/api/clock")
+def clock_status() -> Any:
+    c = ctx()
+    with c.reader() as reader:
+        stats = reader.clock_stats() if reader else None
+    if stats is None:
+        return jsonify({"running": False, "heartbeat": None, "age_seconds": None, "stats": None})
+    heartbeat = stats.get("heartbeat")
+    hb = float(heartbeat) if isinstance(heartbeat, int | float) else None
+    age_s = age(hb, c.clock())
+    running = age_s is not None and age_s <= 3 * c.current_settings().refresh_interval
+    return jsonify({"running": running, "heartbeat": iso(hb), "age_seconds": age_s, "stats": stats})
+
+
+# ---- settings --------------------------------------------------------------------------
+
+
+def settings_json(c: WebContext) -> dict[str, Any]:
+    current = c.current_settings()
+    out: dict[str, Any] = {}
+    for f in config.declared():
+        if f.metadata["secret"]:
+            continue  # never shown, not even as "set"
+        fixed = f.name in c.settings.fixed_by_env
+        out[f.name] = {
+            "value": getattr(current, f.name),
+            "default": f.default,
+            "help": f.metadata["help"],
+            "type": str(f.type),
+            "min": f.metadata["min"],
+            "max": f.metadata["max"],
+            "choices": list(f.metadata["choices"]) if f.metadata["choices"] else None,
+            "editable": bool(f.metadata["editable"]) and not fixed,
+            "fixed_by_env": fixed,
+        }
+    return {"settings": out}
+
+
+@bp.get("/api/settings")
+def get_settings() -> Any:
+    return jsonify(settings_json(ctx()))
+
+
+@bp.put("/api/settings")
+def put_settings() -> Any:
+    c = ctx()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not body:
+        raise BadRequest({"body": "a JSON object of settings to change"})
+    editable = {f.name for f in config.declared() if f.metadata["editable"] and not f.metadata["secret"]}
+    errors: dict[str, str] = {}
+    for name, value in body.items():
+        if name in c.settings.fixed_by_env:
+            errors[name] = "fixed by the environment; change it there"
+        elif name not in editable:
+            errors[name] = "not a setting that can be changed here"
+        else:
+            try:
+                config.coerce(name, value, "request")
+            except ConfigError as exc:
+                errors[name] = str(exc).removeprefix("request: ")
+    if errors:
+        raise BadRequest(errors)
+    config.save_settings(c.data_dir, body)
+    return jsonify(settings_json(c))
+
+
+def make_context(settings: Settings) -> WebContext:
+    """Build the API's dependencies for one app."""
+    box = SecretBox.for_data_dir(settings.data_path)
+    return WebContext(
+        settings=settings,
+        box=box,
+        devices=config_store.DeviceStore(settings.data_path, box, time.time),
+        clock=time.time,
+        version=read_version(),
+    )
+
+
+def read_version() -> str:
+    """The version declared in pyproject.toml (the one place it is written)."""
+    import tomllib
+
+    path = Path(__file__).resolve().parent / "pyproject.toml"
+    try:
+        with path.open("rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"

@@ -1,0 +1,400 @@
+"""Users, login throttling, server-side sessions, the login gate and the auth JSON API.
+
+Users and login failures live in `config.db` (tables created by `config_store`); sessions
+live in `web_sessions.db`, which only this module touches. The cookie carries a random
+session id only, so logging out (or changing the password) really ends a session, even one
+whose cookie was copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, session
+from flask_wtf.csrf import CSRFProtect, generate_csrf
+from werkzeug.wrappers import Response as BaseResponse
+
+import config_store
+from web_security import api_error, is_api_request
+
+log = logging.getLogger("panfm.web")
+
+SESSIONS_DB = "web_sessions.db"
+THROTTLE_WINDOW_S = 300.0
+MAX_FAILURES_PER_ACCOUNT = 10
+MAX_FAILURES_PER_ADDRESS = 30
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte password is an attack, not a password
+SESSION_TTL_S = 24 * 3600.0
+
+# Rules reachable without a login; static files are allowed by endpoint.
+PUBLIC_RULES = frozenset({"/login", "/api/login", "/api/logout", "/api/version", "/api/health"})
+# Rules reachable while the initial password must still be changed.
+CHANGE_PASSWORD_RULES = PUBLIC_RULES | {"/change-password", "/api/change-password"}
+
+bp = Blueprint("auth", __name__)
+
+
+class Throttled(Exception):
+    """Too many recent login failures for this account or client address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed logins")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    """The user behind the current request's session."""
+
+    username: str
+    must_change_password: bool
+
+
+class Auth:
+    """Password checks, throttling and sessions over one data folder (one per app)."""
+
+    def __init__(self, data_dir: Path, clock: Callable[[], float], hasher: PasswordHasher | None = None) -> None:
+        self.data_dir = data_dir
+        self.clock = clock
+        self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+        self._dummy_hash: str | None = None
+        conn = self._sessions()
+        conn.close()
+
+    # ---- users ---------------------------------------------------------------------
+
+    def ensure_admin(self, password: str) -> str | None:
+        """Create `admin` when no user exists; return the generated password (None if given or existing)."""
+        generated = None if password else secrets.token_urlsafe(15)
+        chosen = password or generated
+        assert chosen is not None
+        now = self.clock()
+        conn = config_store.connect(self.data_dir)
+        try:
+            with config_store.transaction(conn):
+                if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+                    return None
+                conn.execute(
+                    "INSERT INTO users (username, password_hash, must_change_password, created_at, updated_at)"
+                    " VALUES ('admin', ?, 1, ?, ?)",
+                    (self.hasher.hash(chosen), now, now),
+                )
+        finally:
+            conn.close()
+        return generated
+
+    def _hash_of(self, conn: sqlite3.Connection, username: str) -> tuple[str, bool] | None:
+        row = conn.execute(
+            "SELECT password_hash, must_change_password FROM users WHERE username = ?", (username,)
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    def _verify(self, stored: str | None, password: str) -> bool:
+        if stored is None:
+            # Spend the same time on unknown users, so timing does not reveal which names exist.
+            if self._dummy_hash is None:
+                self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+            stored = self._dummy_hash
+            password = password + "\0unknown"
+        try:
+            return self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def login(self, username: str, password: str, address: str) -> SessionUser:
+        """Check a password under the throttle; return the user or raise PermissionError / Throttled."""
+        keys = ("account:" + username.casefold(), "addr:" + address)
+        attempt = self._reserve_attempt(keys)
+        conn = config_store.connect(self.data_dir)
+        try:
+            found = self._hash_of(conn, username)
+        finally:
+            conn.close()
+        if not self._verify(found[0] if found else None, password) or found is None:
+            log.info("failed login for account %r from %s", username[:64], address)
+            raise PermissionError("invalid username or password")
+        self._forget_failures(keys, attempt)
+        if self.hasher.check_needs_rehash(found[0]):
+            self._set_hash(username, self.hasher.hash(password), must_change=found[1])
+        return SessionUser(username, found[1])
+
+    def _reserve_attempt(self, keys: tuple[str, str]) -> float:
+        """Count recent failures and record this attempt as one, atomically across processes.
+
+        Checking and recording in one `BEGIN IMMEDIATE` transaction is what makes the limit
+        hold when several gunicorn workers receive guesses at the same moment; a successful
+        login removes its reservation again.
+        """
+        now = self.clock()
+        since = now - THROTTLE_WINDOW_S
+        conn = config_store.connect(self.data_dir)
+        try:
+            with config_store.transaction(conn):
+                conn.execute("DELETE FROM login_failures WHERE ts < ?", (since,))
+                limits = (MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS)
+                for key, limit in zip(keys, limits, strict=True):
+                    rows = conn.execute(
+                        "SELECT ts FROM login_failures WHERE key = ? AND ts >= ? ORDER BY ts", (key, since)
+                    ).fetchall()
+                    if len(rows) >= limit:
+                        oldest_that_counts = rows[len(rows) - limit][0]
+                        raise Throttled(max(1, int(oldest_that_counts + THROTTLE_WINDOW_S - now) + 1))
+                conn.executemany("INSERT INTO login_failures (key, ts) VALUES (?, ?)", [(k, now) for k in keys])
+        finally:
+            conn.close()
+        return now
+
+    def _forget_failures(self, keys: tuple[str, str], attempt: float) -> None:
+        conn = config_store.connect(self.data_dir)
+        try:
+            with config_store.transaction(conn):
+                # A success clears the account's count, and only this attempt's address reservation.
+                conn.execute("DELETE FROM login_failures WHERE key = ?", (keys[0],))
+                conn.execute(
+                    "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures"
+                    " WHERE key = ? AND ts = ? LIMIT 1)",
+                    (keys[1], attempt),
+                )
+        finally:
+            conn.close()
+
+    def change_password(self, username: str, old: str, new: str, address: str) -> None:
+        """Replace a user's password after checking the old one (throttled like a login)."""
+        self.login(username, old, address)
+        self._set_hash(username, self.hasher.hash(new), must_change=False)
+
+    def _set_hash(self, username: str, password_hash: str, *, must_change: bool) -> None:
+        conn = config_store.connect(self.data_dir)
+        try:
+            with config_store.transaction(conn):
+                conn.execute(
+                    "UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE username = ?",
+                    (password_hash, int(must_change), self.clock(), username),
+                )
+        finally:
+            conn.close()
+
+    # ---- sessions ------------------------------------------------------------------
+
+    def _sessions(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.data_dir / SESSIONS_DB, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=10000")
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            conn.execute("PRAGMA journal_mode=WAL")
+            with config_store.transaction(conn):
+                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    conn.execute(
+                        "CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, username TEXT NOT NULL,"
+                        " must_change_password INTEGER NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL)"
+                    )
+                    conn.execute("PRAGMA user_version = 1")
+        return conn
+
+    @staticmethod
+    def _digest(sid: str) -> str:
+        # Store only a digest: a stolen web_sessions.db must not yield live cookies.
+        return hashlib.sha256(sid.encode()).hexdigest()
+
+    def open_session(self, user: SessionUser) -> str:
+        """Start a server-side session and return its new random id."""
+        sid = secrets.token_urlsafe(32)
+        now = self.clock()
+        conn = self._sessions()
+        try:
+            with config_store.transaction(conn):
+                conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
+                conn.execute(
+                    "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
+                    (self._digest(sid), user.username, int(user.must_change_password), now, now + SESSION_TTL_S),
+                )
+        finally:
+            conn.close()
+        return sid
+
+    def session_user(self, sid: str) -> SessionUser | None:
+        """The user of a live session id, or None when unknown or expired."""
+        conn = self._sessions()
+        try:
+            row = conn.execute(
+                "SELECT username, must_change_password FROM sessions WHERE sid_hash = ? AND expires_at > ?",
+                (self._digest(sid), self.clock()),
+            ).fetchone()
+        finally:
+            conn.close()
+        return SessionUser(row[0], bool(row[1])) if row else None
+
+    def close_session(self, sid: str) -> None:
+        conn = self._sessions()
+        try:
+            with config_store.transaction(conn):
+                conn.execute("DELETE FROM sessions WHERE sid_hash = ?", (self._digest(sid),))
+        finally:
+            conn.close()
+
+    def password_changed(self, username: str, keep_sid: str) -> None:
+        """End every other session of the user and clear the must-change flag on this one."""
+        conn = self._sessions()
+        try:
+            with config_store.transaction(conn):
+                keep = self._digest(keep_sid)
+                conn.execute("DELETE FROM sessions WHERE username = ? AND sid_hash != ?", (username, keep))
+                conn.execute("UPDATE sessions SET must_change_password = 0 WHERE sid_hash = ?", (keep,))
+        finally:
+            conn.close()
+
+
+def auth_of_app() -> Auth:
+    auth: Auth = current_app.extensions["panfm_auth"]
+    return auth
+
+
+def current_user() -> SessionUser | None:
+    """The logged-in user of this request (the gate sets it), or None."""
+    user: SessionUser | None = g.get("user")
+    return user
+
+
+def install_login_gate(app: Flask, auth: Auth) -> None:
+    """Require a login for every endpoint but the public ones, and a password change first."""
+    app.extensions["panfm_auth"] = auth
+
+    @app.before_request
+    def login_gate() -> Any:
+        rule = request.url_rule
+        sid = session.get("sid")
+        user = auth.session_user(sid) if isinstance(sid, str) else None
+        g.user = user
+        if rule is None or request.endpoint == "static":
+            return None  # 404/405 or a static file: nothing to protect
+        if rule.rule in PUBLIC_RULES:
+            return None
+        if user is None:
+            if is_api_request():
+                return api_error(401, "unauthorized", "Log in first.")
+            return redirect(url_for_path("/login", next=request.full_path.rstrip("?")))
+        if user.must_change_password and rule.rule not in CHANGE_PASSWORD_RULES:
+            if is_api_request():
+                return api_error(403, "must_change_password", "Change the initial password first.")
+            return redirect(url_for_path("/change-password"))
+        return None
+
+
+def url_for_path(path: str, **query: str) -> str:
+    """Build a local URL (pages are the pages engineer's: refer to them by path)."""
+    from urllib.parse import urlencode
+
+    return path + ("?" + urlencode(query) if query else "")
+
+
+def _json_body() -> dict[str, Any] | BaseResponse | tuple[Response, int]:
+    if request.mimetype != "application/json":
+        return api_error(415, "unsupported_media_type", "Send the body as application/json.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return api_error(400, "invalid_json", "The body must be a JSON object.")
+    return body
+
+
+def _text_fields(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    errors = {}
+    for name in names:
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            errors[name] = "required text"
+        elif len(value) > MAX_PASSWORD_LENGTH:
+            errors[name] = f"at most {MAX_PASSWORD_LENGTH} characters"
+    return errors
+
+
+def _throttled(exc: Throttled) -> tuple[Response, int]:
+    resp, status = api_error(429, "too_many_attempts", "Too many failed logins; try again later.")
+    resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp, status
+
+
+@bp.post("/api/login")
+def api_login() -> Any:
+    body = _json_body()
+    if not isinstance(body, dict):
+        return body
+    errors = _text_fields(body, ("username", "password"))
+    if errors:
+        return api_error(400, "invalid", "Username and password are required.", fields=errors)
+    auth = auth_of_app()
+    try:
+        user = auth.login(body["username"], body["password"], request.remote_addr or "unknown")
+    except Throttled as exc:
+        return _throttled(exc)
+    except PermissionError:
+        return api_error(401, "invalid_credentials", "Invalid username or password.")
+    old = session.get("sid")
+    if isinstance(old, str):
+        auth.close_session(old)
+    # A fresh session (new id, new CSRF token) defeats session fixation.
+    session.clear()
+    session["sid"] = auth.open_session(user)
+    session.permanent = True
+    log.info("login of %r from %s", user.username, request.remote_addr)
+    return jsonify({"csrf_token": generate_csrf(), "must_change_password": user.must_change_password})
+
+
+@bp.post("/api/logout")
+def api_logout() -> Any:
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        auth_of_app().close_session(sid)
+    session.clear()
+    return jsonify({"logged_out": True})
+
+
+@bp.post("/api/change-password")
+def api_change_password() -> Any:
+    user = current_user()
+    sid = session.get("sid")
+    assert user is not None and isinstance(sid, str)  # the gate lets no anonymous request through
+    body = _json_body()
+    if not isinstance(body, dict):
+        return body
+    errors = _text_fields(body, ("old_password", "new_password"))
+    new = body.get("new_password")
+    if "new_password" not in errors and isinstance(new, str):
+        if len(new) < MIN_PASSWORD_LENGTH:
+            errors["new_password"] = f"at least {MIN_PASSWORD_LENGTH} characters"
+        elif new == body.get("old_password"):
+            errors["new_password"] = "must differ from the current password"  # noqa: S105 (a message)
+    if errors:
+        return api_error(400, "invalid", "Check the highlighted fields.", fields=errors)
+    auth = auth_of_app()
+    try:
+        auth.change_password(user.username, body["old_password"], new, request.remote_addr or "unknown")  # type: ignore[arg-type]
+    except Throttled as exc:
+        return _throttled(exc)
+    except PermissionError:
+        return api_error(
+            400, "invalid", "The current password is wrong.", fields={"old_password": "wrong password"}
+        )
+    auth.password_changed(user.username, keep_sid=sid)
+    log.info("password changed for %r", user.username)
+    return jsonify({"changed": True, "must_change_password": False})
+
+
+def init_auth(app: Flask, auth: Auth, csrf: CSRFProtect, admin_password: str) -> None:
+    """Install the gate and the auth API, and create the first user when there is none."""
+    install_login_gate(app, auth)
+    # The login has no session yet, so no token; requiring application/json stops cross-site forms.
+    csrf.exempt(api_login)
+    app.register_blueprint(bp)
+    generated = auth.ensure_admin(admin_password)
+    if generated:
+        # Shown exactly once, by design: the operator needs it for the first login.
+        log.warning("created user 'admin' with the initial password: %s (you must change it at first login)", generated)

@@ -1,0 +1,111 @@
+"""Web hardening: secret key, cookies, CSRF, proxy trust, security headers and error pages.
+
+`init_security(app, settings)` is called once by `create_app`; nothing here keeps state
+outside the Flask app it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import Settings, secret_key
+
+log = logging.getLogger("panfm.web")
+
+SESSION_LIFETIME = timedelta(hours=24)
+
+# Strict policy: only our own scripts, styles and images; no inline script anywhere.
+# uPlot sets element styles through the CSSOM (el.style.x = ...), which CSP does not block.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def is_api_request() -> bool:
+    """Tell whether the current request addresses the JSON API (errors answer JSON there)."""
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
+    """Build the API's error body `{"error": code, "message": text}` with an HTTP status."""
+    return jsonify({"error": code, "message": message, **extra}), status
+
+
+def init_security(app: Flask, settings: Settings, csrf: CSRFProtect) -> None:
+    """Configure sessions, CSRF, proxy trust, headers and error handlers on `app`."""
+    app.config.update(
+        SECRET_KEY=secret_key(settings),
+        SESSION_COOKIE_NAME="panfm_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # A dashboard stays open all day: the token lives as long as the session, not one hour.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_HEADERS=["X-CSRFToken", "X-CSRF-Token"],
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    csrf.init_app(app)
+    if settings.trusted_proxies > 0:
+        # Trust X-Forwarded-* only from as many proxies as configured: anyone could send them.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+
+    @app.after_request
+    def add_security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if is_api_request():
+            # API answers carry session-specific data: never cache them in shared caches.
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Any:
+        if is_api_request():
+            return api_error(400, "csrf_failed", str(exc.description))
+        return _html_error(400, "Bad request", str(exc.description))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if is_api_request():
+            name = (exc.name or "error").lower().replace(" ", "_")
+            return api_error(code, name, str(exc.description or exc.name))
+        return _html_error(code, exc.name or "Error", str(exc.description or ""))
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception) -> Any:
+        # Log the type only: exception text may quote a secret (a URL with a key, a password).
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
+        if is_api_request():
+            return api_error(500, "internal_error", "The server failed to answer this request.")
+        return _html_error(500, "Internal server error", "The server failed to answer this request.")
+
+
+def _html_error(status: int, title: str, message: str) -> tuple[str, int]:
+    """Render a plain HTML error page (no template: error pages must work when templates fail)."""
+    page = (
+        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title></head>"
+        f"<body><h1>{status} {escape(title)}</h1><p>{escape(message)}</p><p><a href=\"/\">PANfm</a></p></body></html>"
+    )
+    return page, status
