@@ -1,0 +1,199 @@
+"""Send the notification outbox of alerts.db through Apprise, with retries and backoff.
+
+`send_pending` is the clock's separate sending step: it takes due outbox rows, delivers each
+one outside any transaction, then marks it sent (or schedules a retry with exponential
+backoff, or gives up after `max_attempts`). A row marked sent is never sent again, across
+restarts too; the one window left is a crash between the receiver accepting a message and
+the row being marked, which sends that message once more on restart (at-least-once there,
+never lost). Transport errors are stored and returned with every secret of the URL removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from alerts_store import connect, iso, transaction
+
+log = logging.getLogger("panfm.alerts")
+
+BACKOFF_BASE_S = 30
+BACKOFF_MAX_S = 3600
+
+
+class Decryptor(Protocol):
+    def decrypt(self, token: str) -> str: ...
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, round(seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{d}d"] if d else []
+    parts += [f"{h}h"] if h or d else []
+    return " ".join([*parts, f"{m}m", f"{s}s"]) if parts or m else f"{s}s"
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.2f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
+def format_message(p: Mapping[str, Any], base_url: str) -> tuple[str, str]:
+    """Title and body of one notification: device, metric, value, threshold, start, duration, link."""
+    kind = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}.get(p["kind"], p["kind"].upper())
+    device = p.get("device_name") or p["device_id"]
+    what = p["metric"] + (f" {p['series']}" if p.get("series") else "")
+    title = f"[{kind}] {p['severity']}: {p['rule_name']} on {device}"
+    threshold = "n/a" if p.get("threshold") is None else f"{p.get('operator') or ''} {_num(p['threshold'])}".strip()
+    lines = [
+        f"Rule: {p['rule_name']} ({p['severity']})",
+        f"Device: {device} ({p['device_id']})",
+        f"Metric: {what}",
+        f"Value: {_num(p.get('value'))}",
+        f"Threshold: {threshold}",
+    ]
+    if p.get("peak") is not None and p.get("threshold") is not None:
+        lines.append(f"Peak: {_num(p['peak'])}")
+    if p.get("detail"):
+        lines.append(f"Detail: {p['detail']}")
+    lines += [
+        f"Started: {iso(p['started_at'])}",
+        f"Duration: {_duration(p['at'] - p['started_at'])}" + (" (ended)" if p["kind"] == "resolved" else " so far"),
+        f"Firewall: {base_url.rstrip('/')}/firewall/{p['device_id']}",
+    ]
+    return title, "\n".join(lines)
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The parts of an Apprise URL that may be secret (user, password, path tokens, query values)."""
+    parts = urlsplit(url)
+    found = [url, parts.username or "", parts.password or "", parts.netloc]
+    found += [unquote(seg) for seg in parts.path.split("/")]
+    found += [v for _k, v in parse_qsl(parts.query)]
+    if parts.hostname and parts.scheme not in ("json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"):
+        found.append(parts.hostname)  # services like tgram://TOKEN put the secret where the host would be
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def redact(text: str, url: str) -> str:
+    """Remove every secret part of `url` from an error text."""
+    for secret in _secrets_of(url):
+        text = text.replace(secret, "••••")
+    return text
+
+
+class _ThreadCapture(logging.Handler):
+    """Keep the Apprise log records of the current thread only (sends may run side by side)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _capture() -> Iterator[_ThreadCapture]:
+    logger = logging.getLogger("apprise")
+    handler = _ThreadCapture()
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def deliver(url: str, title: str, body: str, notify_type: str = "info") -> str | None:
+    """Send one message to one Apprise URL; None on success, else the transport's error without secrets."""
+    import apprise  # heavy: imported only where messages go out
+
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        return "the channel URL is not one Apprise can send to"
+    with _capture() as captured:
+        try:
+            ok = sender.notify(title=title, body=body, notify_type=notify_type)
+        except Exception as exc:  # a plugin bug must not stop the outbox
+            return redact(f"{type(exc).__name__}: {exc}", url)[:500]
+    if ok:
+        return None
+    detail = "; ".join(dict.fromkeys(captured.messages)) or "the transport reported a failure"
+    return redact(detail, url)[:500]
+
+
+def _notify_type(p: Mapping[str, Any]) -> str:
+    if p["kind"] == "resolved":
+        return "success"
+    return {"critical": "failure", "warning": "warning"}.get(p["severity"], "info")
+
+
+def send_pending(
+    alerts_db: Path,
+    channels: Sequence[Mapping[str, Any]],
+    box: Decryptor,
+    now: float,
+    base_url: str,
+    *,
+    max_attempts: int = 10,
+    limit: int = 100,
+) -> dict[str, int]:
+    """Deliver due outbox rows; return counts of sent, retrying and given-up ("dead") rows."""
+    counts = {"sent": 0, "retrying": 0, "dead": 0}
+    if not alerts_db.exists():
+        return counts
+    by_id = {str(c.get("id")): c for c in channels}
+    conn = connect(alerts_db)
+    try:
+        due = conn.execute(
+            "SELECT id, channel_id, payload, attempts FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        for row in due:
+            channel = by_id.get(row["channel_id"])
+            error: str | None
+            if channel is None or not channel.get("enabled", True) or not channel.get("url_enc"):
+                error, final = "the channel was removed or disabled", True
+            else:
+                payload = json.loads(row["payload"])
+                title, body = format_message(payload, base_url)
+                error = deliver(box.decrypt(channel["url_enc"]), title, body, _notify_type(payload))
+                final = row["attempts"] + 1 >= max_attempts
+            with transaction(conn):
+                if error is None:
+                    conn.execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1, last_error=NULL"
+                                 " WHERE id=?", (now, row["id"]))
+                    counts["sent"] += 1
+                    continue
+                delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** row["attempts"])
+                conn.execute(
+                    "UPDATE outbox SET status=?, attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
+                    ("dead" if final else "pending", now + delay, error, row["id"]),
+                )
+            counts["dead" if final else "retrying"] += 1
+            log.warning("[ALERTS] notification %s to channel %s failed: %s", row["id"], row["channel_id"], error)
+    finally:
+        conn.close()
+    return counts
+
+
+def send_test(channel: Mapping[str, Any], box: Decryptor, base_url: str) -> tuple[bool, str | None]:
+    """Send a test message through one stored channel; (True, None) or (False, error without secrets)."""
+    if not channel.get("url_enc"):
+        return False, "the channel has no URL"
+    title = f"PANfm test notification: {channel.get('name', '')}"
+    body = f"This channel works. Alerts will link to {base_url.rstrip('/')}/alerts"
+    error = deliver(box.decrypt(channel["url_enc"]), title, body)
+    return error is None, error
