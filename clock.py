@@ -1,0 +1,371 @@
+"""The clock process: APScheduler's BlockingScheduler wiring the collection jobs to triggers.
+
+    python clock.py
+
+One clock per data folder (an OS lock on `data/clock.lock`). Each job is a plain function
+(`collect_once`, `collect_slow_once`, `cleanup_once`) that tests call directly; this module
+only wires them to triggers, handles signals and keeps the execution stats and heartbeat that
+the web shows. Settings and devices are re-read at every cycle, so edits need no restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_SHUTDOWN,
+    EVENT_SCHEDULER_STARTED,
+    JobExecutionEvent,
+    SchedulerEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+import config
+from config_store import DeviceStore
+from logsafe import install_redaction
+from models import CycleResult
+from throughput_collector import Collector
+from throughput_storage import HISTORY_DB, SampleStore
+
+log = logging.getLogger("panfm.clock")
+
+LOCK_FILE = "clock.lock"
+SLOW_INTERVAL_S = 300
+STOP_GRACE_S = 10.0
+RECENT_EXECUTIONS = 10
+
+
+class ClockStats:
+    """Execution stats of the clock's jobs (thread-safe), written to the database every cycle."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._lock = threading.Lock()
+        self.clock = clock
+        self.started_at = clock()
+        self.total_executions = 0
+        self.total_errors = 0
+        self.missed = 0
+        self.last_execution: float | None = None
+        self.last_error: str | None = None
+        self.last_error_time: float | None = None
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EXECUTIONS)
+        self.next_runs: Callable[[], dict[str, str | None]] = dict
+        self.last_cycle: dict[str, Any] = {}
+
+    def record(self, job: str, started: float, duration: float, error: str | None = None) -> None:
+        """Count one execution of `job` with its outcome."""
+        with self._lock:
+            self.total_executions += 1
+            self.last_execution = started
+            if error is not None:
+                self.total_errors += 1
+                self.last_error, self.last_error_time = error, self.clock()
+            outcome = "ok" if error is None else "error"
+            self.recent.append({"job": job, "started": started, "duration_s": round(duration, 3), "outcome": outcome})
+
+    def record_missed(self) -> None:
+        with self._lock:
+            self.missed += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy for the database."""
+        try:
+            next_runs = self.next_runs()
+        except Exception:  # the scheduler may be shutting down
+            next_runs = {}
+        with self._lock:
+            return {
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "total_executions": self.total_executions,
+                "total_errors": self.total_errors,
+                "missed": self.missed,
+                "last_execution": self.last_execution,
+                "last_error": self.last_error,
+                "last_error_time": self.last_error_time,
+                "recent": list(self.recent),
+                "next_run_times": next_runs,
+                "last_cycle": dict(self.last_cycle),
+            }
+
+
+# Called after every committed cycle with (context, cycle). ALERTS: the alert evaluation is
+# wired here (append a function in `build_context` or in tests); it runs after the commit, so
+# an alert never sees samples that were rolled back.
+AfterCycleHook = Callable[["ClockContext", CycleResult], None]
+
+
+@dataclass
+class ClockContext:
+    """Everything the jobs need; built by `build_context`, or by tests with their own parts."""
+
+    data_dir: Path
+    devices: DeviceStore
+    store: SampleStore
+    collector: Collector
+    settings: config.Settings
+    load_settings: Callable[[], config.Settings]
+    stats: ClockStats = field(default_factory=ClockStats)
+    after_cycle: list[AfterCycleHook] = field(default_factory=list)
+    on_interval_change: Callable[[int], None] | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], float] = time.time
+
+    def refresh_settings(self) -> config.Settings:
+        """Re-read settings (web edits apply next cycle); keep the last good ones on a bad file."""
+        try:
+            self.settings = self.load_settings()
+        except config.ConfigError as exc:
+            log.error("[CLOCK JOB] settings unusable, keeping the previous ones: %s", exc)
+        return self.settings
+
+
+@contextmanager
+def _recorded(ctx: ClockContext, job: str) -> Iterator[None]:
+    started, t0 = ctx.clock(), time.monotonic()
+    try:
+        yield
+    except Exception as exc:
+        ctx.stats.record(job, started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
+        raise
+    ctx.stats.record(job, started, time.monotonic() - t0)
+
+
+def collect_once(ctx: ClockContext) -> CycleResult | None:
+    """Run one collection cycle and commit it whole, with stats and heartbeat; then run the hooks."""
+    if ctx.stopping.is_set():
+        return None
+    with ctx.busy:
+        started, t0 = ctx.clock(), time.monotonic()
+        try:
+            old_interval = ctx.settings.refresh_interval
+            settings = ctx.refresh_settings()
+            if settings.refresh_interval != old_interval and ctx.on_interval_change is not None:
+                log.info("[CLOCK JOB] refresh_interval %s s -> %s s", old_interval, settings.refresh_interval)
+                ctx.on_interval_change(settings.refresh_interval)
+            ctx.collector.resize(settings.collector_workers)
+            devices = ctx.devices.list(enabled_only=True)
+            cycle = ctx.collector.collect(devices, settings.refresh_interval)
+            duration = time.monotonic() - t0
+            up = sum(1 for s in cycle.statuses if s.state == "up")
+            ctx.stats.last_cycle = {
+                "devices": len(devices), "sampled": len(cycle.samples), "up": up, "duration_s": round(duration, 3),
+            }
+            ctx.stats.record("collect", started, duration)
+            ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot())
+        except Exception as exc:
+            ctx.stats.record("collect", started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
+            raise
+    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s",
+             up, len(devices), len(cycle.samples), duration)
+    for hook in list(ctx.after_cycle):
+        try:
+            hook(ctx, cycle)
+        except Exception:  # a failing hook must not stop collection
+            log.exception("[CLOCK JOB] after-cycle hook %s failed", getattr(hook, "__name__", hook))
+    return cycle
+
+
+def collect_slow_once(ctx: ClockContext) -> int:
+    """Gather inventory, HA, licences, GP users and threat/URL counts; return devices stored."""
+    if ctx.stopping.is_set():
+        return 0
+    with _recorded(ctx, "collect_slow"):
+        ctx.refresh_settings()
+        devices = ctx.devices.list(enabled_only=True)
+        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S)
+        for device_id, ts, doc in docs:
+            ctx.store.write_inventory(device_id, ts, doc)
+    log.info("[CLOCK JOB] collect_slow: inventory of %d/%d devices", len(docs), len(devices))
+    ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
+    return len(docs)
+
+
+def cleanup_once(ctx: ClockContext) -> dict[str, int]:
+    """Apply retention per tier and checkpoint the WAL."""
+    with _recorded(ctx, "cleanup"):
+        s = ctx.refresh_settings()
+        deleted = ctx.store.cleanup(ctx.clock(), s.raw_retention_days, s.throughput_retention_days,
+                                    s.hourly_retention_days)
+    log.info("[CLOCK JOB] cleanup: %s", deleted)
+    return deleted
+
+
+# ---- process wiring ---------------------------------------------------------------------
+
+
+class AlreadyRunning(Exception):
+    """Another clock holds the data folder's lock."""
+
+
+def acquire_lock(data_dir: Path) -> IO[str]:
+    """Hold `clock.lock` for the life of the process (the OS drops it when the process dies)."""
+    fh = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held open until exit on purpose)
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise AlreadyRunning(f"another clock (pid {holder}) already runs for data folder {data_dir}") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def build_context(settings: config.Settings) -> ClockContext:
+    """Build every dependency of the jobs from the settings (raises ConfigError when unusable)."""
+    data_dir = config.ensure_data_dir(settings.data_path)
+    box = config.SecretBox.for_data_dir(data_dir)
+    store = SampleStore.open(data_dir / HISTORY_DB)
+    collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout)
+    collector.restore(store.load_baselines(), store.load_statuses())
+    return ClockContext(
+        data_dir=data_dir,
+        devices=DeviceStore(data_dir, box, clock=time.time),
+        store=store,
+        collector=collector,
+        settings=settings,
+        load_settings=config.load_settings,
+        # ALERTS: append the alert evaluation here, e.g. after_cycle=[alerts.evaluate_cycle].
+        after_cycle=[],
+    )
+
+
+# Extra jobs other parts add: (id, function taking the context, trigger). ALERTS: the
+# notification outbox sender goes here.
+EXTRA_JOBS: list[tuple[str, Callable[[ClockContext], Any], Any]] = []
+
+
+def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
+    """Wire the jobs to their triggers and the listeners to the scheduler's events."""
+    sched = BlockingScheduler(
+        timezone="UTC",
+        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+    )
+    now = datetime.now(UTC)
+    sched.add_job(collect_once, IntervalTrigger(seconds=ctx.settings.refresh_interval), args=[ctx], id="collect",
+                  name="collect", next_run_time=now)
+    sched.add_job(collect_slow_once, IntervalTrigger(seconds=SLOW_INTERVAL_S), args=[ctx], id="collect_slow",
+                  name="collect_slow", next_run_time=now)
+    sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
+                  name="cleanup")
+    for job_id, fn, trigger in EXTRA_JOBS:
+        sched.add_job(fn, trigger, args=[ctx], id=job_id, name=job_id)
+
+    def on_interval_change(seconds: int) -> None:
+        sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
+
+    def next_runs() -> dict[str, str | None]:
+        return {
+            j.id: j.next_run_time.astimezone(UTC).isoformat().replace("+00:00", "Z") if j.next_run_time else None
+            for j in sched.get_jobs()
+        }
+
+    def listener(event: SchedulerEvent) -> None:
+        if event.code == EVENT_SCHEDULER_STARTED:
+            log.info("[CLOCK EVENT] scheduler started")
+        elif event.code == EVENT_SCHEDULER_SHUTDOWN:
+            log.info("[CLOCK EVENT] scheduler shut down")
+        elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_MISSED:
+            ctx.stats.record_missed()
+            log.warning("[CLOCK EVENT] job %s missed its run at %s", event.job_id, event.scheduled_run_time)
+        elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_ERROR:
+            log.error("[CLOCK EVENT] job %s failed: %r", event.job_id, event.exception)
+        elif isinstance(event, JobExecutionEvent):
+            log.debug("[CLOCK EVENT] job %s executed", event.job_id)
+
+    sched.add_listener(
+        listener,
+        EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_SCHEDULER_STARTED | EVENT_SCHEDULER_SHUTDOWN,
+    )
+    ctx.on_interval_change = on_interval_change
+    ctx.stats.next_runs = next_runs
+    return sched
+
+
+def _setup_logging(settings: config.Settings | None) -> None:
+    level = getattr(logging, settings.log_level if settings else "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    install_redaction()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the clock until SIGINT/SIGTERM; return the exit code."""
+    try:
+        settings = config.load_settings()
+    except config.ConfigError as exc:
+        _setup_logging(None)
+        log.error("[CLOCK INIT] cannot start: %s", exc)
+        return 2
+    _setup_logging(settings)
+    try:
+        data_dir = config.ensure_data_dir(settings.data_path)
+        lock = acquire_lock(data_dir)
+    except config.ConfigError as exc:
+        log.error("[CLOCK INIT] cannot start: %s", exc)
+        return 2
+    except AlreadyRunning as exc:
+        log.error("[CLOCK INIT] refusing to start: %s", exc)
+        return 3
+    try:
+        ctx = build_context(settings)
+    except config.ConfigError as exc:
+        log.error("[CLOCK INIT] cannot start: %s", exc)
+        return 2
+    sched = build_scheduler(ctx)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if ctx.stopping.is_set():
+            return
+        log.info("[CLOCK EVENT] %s: finishing the running cycle (at most %.0f s)", signal.Signals(signum).name,
+                 STOP_GRACE_S)
+        ctx.stopping.set()
+        sched.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("[CLOCK INIT] data folder %s, every %d s, %d workers", data_dir, settings.refresh_interval,
+             settings.collector_workers)
+    sched.start()
+    # 1. No new work (stopping is set). 2. Wait for a cycle in flight, within the grace.
+    # 3. Close the store: a commit in progress finishes first (the store's lock), a cycle not
+    #    yet committed is abandoned whole. 4. Leave without joining threads stuck in calls.
+    finished = ctx.busy.acquire(timeout=STOP_GRACE_S - 1.0)
+    if not finished:
+        log.warning("[CLOCK EVENT] abandoning the running cycle (nothing of it is committed)")
+    ctx.store.close()
+    ctx.collector.close()
+    log.info("[CLOCK EVENT] stopped")
+    logging.shutdown()
+    lock.close()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
