@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
@@ -39,6 +40,18 @@ SECURITY_HEADERS = {
 }
 
 
+class HtmlSafeJSONProvider(DefaultJSONProvider):
+    """Emit JSON with `<`, `>`, `&` and `'` as \\u escapes: a firewall string stays inert even if sniffed as HTML."""
+
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        text = super().dumps(obj, **kwargs)
+        return (
+            text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027")
+        )
+
+
 def is_api_request() -> bool:
     """Tell whether the current request addresses the JSON API (errors answer JSON there)."""
     return request.path == "/api" or request.path.startswith("/api/")
@@ -62,8 +75,8 @@ def init_security(app: Flask, settings: Settings, csrf: CSRFProtect) -> None:
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_HEADERS=["X-CSRFToken", "X-CSRF-Token"],
         MAX_CONTENT_LENGTH=1024 * 1024,
-        JSON_SORT_KEYS=False,
     )
+    app.json = HtmlSafeJSONProvider(app)
     csrf.init_app(app)
     if settings.trusted_proxies > 0:
         # Trust X-Forwarded-* only from as many proxies as configured: anyone could send them.
