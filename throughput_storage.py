@@ -108,8 +108,7 @@ class SampleStore:
             conn.executemany(_IFACE_INSERT, if_rows)
             self._put_baselines(conn, cycle.baselines)
             self._put_statuses(conn, cycle.statuses)
-            closed_before = cycle.started if earliest is None else min(cycle.started, earliest / 1000)
-            advance_rollups(conn, closed_before, earliest)
+            advance_rollups(conn, cycle.started, earliest)
             if clock_stats is not None:
                 self._put_clock_stats(conn, clock_stats, cycle.finished)
             else:
