@@ -1,0 +1,53 @@
+"""Circuit breaker timing and the error text shown on the dashboard."""
+
+import pytest
+
+from collector_breaker import Breaker, safe_error, status_after_failure, status_after_success
+
+
+def test_it_opens_after_three_failures_and_backs_off_1_2_4_intervals_capped_at_2_minutes():
+    b, now, interval = Breaker(), 1000.0, 30.0
+    for _ in range(2):
+        b.failure(now, interval)
+        assert not b.is_open and b.allows(now)
+    b.failure(now, interval)
+    assert b.is_open
+    gaps = []
+    for _ in range(5):
+        assert not b.allows(now + 1)
+        probe_at = b.next_probe
+        gaps.append(round(probe_at - now + 0.5))
+        now = probe_at
+        assert b.allows(now)
+        b.failure(now, interval)  # the probe fails
+    assert gaps == [30, 60, 120, 120, 120]
+
+
+def test_it_closes_on_a_successful_probe():
+    b = Breaker()
+    for _ in range(3):
+        b.failure(0.0, 5.0)
+    assert b.is_open and not b.allows(1.0)
+    assert b.allows(b.next_probe)
+    b.success()
+    assert not b.is_open and b.allows(0.0) and b.failures == 0
+
+
+def test_it_keeps_the_last_success_and_reports_breaker_open():
+    b = Breaker()
+    up = status_after_success(None, "d1", 10.0)
+    for t in (20.0, 30.0, 40.0):
+        b.failure(t, 10.0)
+        status = status_after_failure(up, "d1", t, "ConnectError: refused", b)
+    assert status.state == "breaker_open" and status.last_success == 10.0 and status.consecutive_failures == 3
+
+
+@pytest.mark.parametrize("message", [
+    "https://fw/api/?type=op&key=LUFRPT1SECRET== failed",
+    "header X-PAN-KEY: LUFRPT1SECRET== rejected",
+    "login with password=LUFRPT1SECRET== refused",
+])
+def test_it_never_puts_a_secret_in_the_error_text(message):
+    text = safe_error(RuntimeError(message), secrets=("LUFRPT1SECRET==",))
+    assert "LUFRPT1SECRET" not in text and "RuntimeError" in text
+    assert "LUFRPT1SECRET" not in safe_error(RuntimeError(message))
