@@ -227,7 +227,8 @@ class Collector:
         statuses: dict[str, DeviceStatus] = {}
         futures: dict[Future[_Poll], _Device] = {}
         with self._lock:
-            devs = self._sync(devices)
+            # Healthy devices first: a queue of dead ones must not hold up the pool's workers.
+            devs = sorted(self._sync(devices), key=lambda d: d.breaker.failures)
             for dev in devs:
                 device_id = dev.config.id
                 if dev.running is not None and not dev.running.done():
