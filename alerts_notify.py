@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from alerts_rules import load_apprise
 from alerts_store import connect, iso, transaction
 
 log = logging.getLogger("panfm.alerts")
@@ -117,9 +118,7 @@ def _capture() -> Iterator[_ThreadCapture]:
 
 def deliver(url: str, title: str, body: str, notify_type: str = "info") -> str | None:
     """Send one message to one Apprise URL; None on success, else the transport's error without secrets."""
-    import apprise  # heavy: imported only where messages go out
-
-    sender = apprise.Apprise()
+    sender = load_apprise().Apprise()
     if not sender.add(url):
         return "the channel URL is not one Apprise can send to"
     with _capture() as captured:

@@ -8,8 +8,10 @@ stored docs into models for the evaluation. Nothing here does I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -143,7 +145,7 @@ def validate_rule(doc: Mapping[str, Any]) -> tuple[dict[str, Any], Errors]:
                 errors["clear_threshold"] = "must not be above the threshold for > and >="
             if threshold is not None and op in ("<", "<=") and clear < threshold:
                 errors["clear_threshold"] = "must not be below the threshold for < and <="
-    else:
+    elif metric in EVENT_METRICS:
         for key in ("operator", "threshold", "clear_threshold"):
             if doc.get(key) not in (None, ""):
                 errors[key] = "event metrics take no " + key.replace("_", " ")
@@ -201,10 +203,21 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{host + '/' if host else ''}••••"
 
 
+@functools.cache
+def load_apprise() -> Any:
+    """Import Apprise and load its plugins once (heavy; only channel editing and sending need it)."""
+    import apprise
+
+    # Apprise's e-mail plugin imports the stdlib's deprecated imghdr for PGPy; that warning is
+    # theirs to fix, not ours to surface as an error on every first send.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="'imghdr' is deprecated", category=DeprecationWarning)
+        apprise.Apprise.instantiate("json://127.0.0.1/")
+    return apprise
+
+
 def validate_channel(doc: Mapping[str, Any], *, url_required: bool = True) -> tuple[dict[str, Any], Errors]:
     """Check a channel as the web received it (`url_required=False` on an edit that keeps the URL)."""
-    import apprise  # a heavy import only the web's channel editing and the sender need
-
     errors: Errors = {}
     if not isinstance(doc, Mapping):
         return {}, {"channel": "must be a JSON object"}
@@ -217,7 +230,7 @@ def validate_channel(doc: Mapping[str, Any], *, url_required: bool = True) -> tu
             errors["url"] = "is required"
     elif not isinstance(url, str) or len(url) > 2000 or "://" not in url:
         errors["url"] = "must be an Apprise URL such as mailto://, json://, slack:// or msteams://"
-    elif apprise.Apprise.instantiate(url.strip()) is None:
+    elif load_apprise().Apprise.instantiate(url.strip()) is None:
         errors["url"] = "is not a URL Apprise can send to (check the scheme and its parts)"
     else:
         clean["url"] = url.strip()
