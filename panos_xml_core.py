@@ -75,6 +75,11 @@ class ApiError(PanosError):
         label = f"PAN-OS error {code}" + (f" ({name})" if name else "") if code is not None else "PAN-OS error"
         super().__init__(f"{label}: {message}" if message else label)
 
+    def __reduce__(self) -> tuple[type[ApiError], tuple[int | None, str]]:
+        # Rebuild from (code, message), not from the formatted text, so errors survive pickling
+        # (e.g. across a process pool).
+        return (type(self), (self.code, self.message))
+
 
 class AuthError(ApiError):
     """The device refused the credentials or the API key (403 / "Invalid Credential")."""

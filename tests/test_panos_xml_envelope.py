@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,13 @@ def test_it_raises_auth_error_for_the_403_body_with_spaces_and_single_quotes(nam
     assert caught.value.code == 403
     assert caught.value.message == "Invalid Credential"
     assert "403" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", [ApiError, AuthError, ObjectNotPresent, InterfaceNotFound, NoMatches])
+def test_it_keeps_code_and_message_when_an_api_error_is_pickled(kind: type[ApiError]) -> None:
+    error = pickle.loads(pickle.dumps(kind(17, "show -> x is unexpected")))
+    assert (type(error), error.code, error.message) == (kind, 17, "show -> x is unexpected")
+    assert str(error) == "PAN-OS error 17 (Invalid command): show -> x is unexpected"
 
 
 def test_the_97_byte_body_is_the_real_one() -> None:

@@ -252,7 +252,7 @@ ANY_INPUT = st.one_of(
 
 @settings(
     max_examples=200,
-    deadline=timedelta(milliseconds=500),
+    deadline=timedelta(seconds=1),
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
