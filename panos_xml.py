@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from xml.etree.ElementTree import Element
+
+# The Element type only: every body is parsed by defusedxml (panos_xml_core.parse_xml).
+from xml.etree.ElementTree import Element  # nosec B405
 
 from models import ArpEntry, GpUser, HaState, License, LogJob, SessionInfo, SystemInfo, SystemResources
 from panos_xml_core import (

@@ -7,7 +7,9 @@ differs across PAN-OS releases.
 from __future__ import annotations
 
 import re
-from xml.etree.ElementTree import Element
+
+# The Element type only: every body is parsed by defusedxml (panos_xml_core.parse_xml).
+from xml.etree.ElementTree import Element  # nosec B405
 
 from models import (
     CounterSnapshot,
