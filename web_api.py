@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,7 +78,11 @@ class WebContext:
             yield None
             return
         with SampleReader.open(self.samples_path) as reader:
-            yield reader
+            try:
+                yield reader
+            except sqlite3.DatabaseError as exc:
+                # A damaged or locked-out file is "cannot be read" (503), not a server bug (500).
+                raise StorageUnavailable(f"sample database query failed: {type(exc).__name__}") from None
 
 
 def ctx() -> WebContext:
@@ -221,7 +226,9 @@ def health() -> Any:
     database = "ok"
     try:
         with c.reader() as reader:
-            stats = reader.clock_stats() if reader else None
+            if reader is None:
+                raise StorageUnavailable("no sample database yet")
+            stats = reader.clock_stats()
             heartbeat = float(stats["heartbeat"]) if stats and stats.get("heartbeat") is not None else None
     except StorageUnavailable:
         database = "unavailable"
@@ -393,6 +400,27 @@ def interfaces() -> Any:
     return jsonify({"interfaces": out})
 
 
+_IFACE_RENAMES = {
+    "in_bps": "inbound_mbps",
+    "out_bps": "outbound_mbps",
+    "in_pps": "inbound_pps",
+    "out_pps": "outbound_pps",
+}
+
+
+def _interface_point(p: dict[str, Any]) -> dict[str, Any]:
+    """Speak the same names and units as /api/interfaces (Mbps, inbound/outbound)."""
+    out: dict[str, Any] = {"t": iso(p["t"])}
+    for key, value in p.items():
+        if key == "t":
+            continue
+        base, suffix = (key[:-4], "_max") if key.endswith("_max") else (key, "")
+        if base in ("in_bps", "out_bps"):
+            value = _mbps(value)
+        out[_IFACE_RENAMES.get(base, base) + suffix] = value
+    return out
+
+
 @bp.get("/api/interfaces/history")
 def interface_history() -> Any:
     device_id = known_device_id()
@@ -411,7 +439,7 @@ def interface_history() -> Any:
             "name": name,
             "tier": hist.tier,
             "bucket_s": hist.bucket_s,
-            "points": _history_points(hist.points),
+            "points": [_interface_point(p) for p in hist.points],
         }
     )
 

@@ -24,7 +24,8 @@ MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def make_app(data_dir, **overrides) -> Flask:
-    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL, **overrides})
+    overrides = {"data_dir": str(data_dir), "admin_password": INITIAL, **overrides}
+    settings = config.load_settings(env={}, overrides=overrides)
     app = create_app(settings)
     app.config["TESTING"] = True
     return app
@@ -137,9 +138,13 @@ def test_it_enforces_the_initial_password_change_on_the_server(tmp_path):
             assert r.status_code == 302 and r.headers["Location"] == "/change-password", (method, rule.rule)
     assert client.get("/change-password").status_code == 200
 
-    too_short = client.post("/api/change-password", json={"old_password": INITIAL, "new_password": "short"}, headers=headers)
+    too_short = client.post(
+        "/api/change-password", json={"old_password": INITIAL, "new_password": "short"}, headers=headers
+    )
     assert too_short.status_code == 400 and "new_password" in too_short.get_json()["fields"]
-    wrong_old = client.post("/api/change-password", json={"old_password": "nope", "new_password": NEW}, headers=headers)
+    wrong_old = client.post(
+        "/api/change-password", json={"old_password": "nope", "new_password": NEW}, headers=headers
+    )
     assert wrong_old.status_code == 400 and "old_password" in wrong_old.get_json()["fields"]
     ok = client.post("/api/change-password", json={"old_password": INITIAL, "new_password": NEW}, headers=headers)
     assert ok.status_code == 200 and ok.get_json()["must_change_password"] is False
@@ -156,7 +161,9 @@ def test_it_ends_other_sessions_when_the_password_changes(tmp_path):
     first, second = app.test_client(), app.test_client()
     token = login(first).get_json()["csrf_token"]
     login(second)
-    first.post("/api/change-password", json={"old_password": INITIAL, "new_password": NEW}, headers={"X-CSRFToken": token})
+    first.post(
+        "/api/change-password", json={"old_password": INITIAL, "new_password": NEW}, headers={"X-CSRFToken": token}
+    )
     assert first.get("/api/overview").status_code == 200
     assert second.get("/api/overview").status_code == 401
 
