@@ -1,0 +1,156 @@
+"""Shared fixtures: a real simulator fleet (subprocess, HTTPS) and a way to start private fleets."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
+
+
+def insecure_context() -> ssl.SSLContext:
+    """Return a client context for the simulator's self-signed certificates (tests only)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class SimFleet:
+    """Handle on a running `python -m panos_sim` process and its inventory."""
+
+    def __init__(self, proc: subprocess.Popen, inventory_path: Path, stdout_path: Path) -> None:
+        self.proc = proc
+        self.inventory_path = inventory_path
+        self.stdout_path = stdout_path
+        self.inventory: list[dict] = json.loads(inventory_path.read_text())["devices"]
+        self.devices = self.inventory
+        self._ctx = insecure_context()
+
+    def entry(self, device: str | dict) -> dict:
+        """Return the inventory entry for a device name or entry."""
+        name = device["name"] if isinstance(device, dict) else device
+        for e in self.inventory:
+            if e["name"] == name:
+                return e
+        raise KeyError(name)
+
+    def request(self, device: str | dict, method: str, path: str, body: bytes | None = None,
+                headers: dict | None = None, timeout: float = 15.0) -> tuple[int, str, dict, bytes]:
+        """Send one HTTPS request to the device's own port; return (status, reason, headers, body)."""
+        e = self.entry(device)
+        return self._send(e["host"], e["port"], method, path, body, headers, timeout)
+
+    def _send(self, host, port, method, path, body, headers, timeout):
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ctx)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.reason, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def _control(self, device: str | dict, method: str, path: str, body: bytes | None = None) -> dict:
+        """Call a /_sim/ path for DEVICE; go through another device's port if its own refuses (down)."""
+        name = self.entry(device)["name"]
+        sep = "&" if "?" in path else "?"
+        routed = f"{path}{sep}{urlencode({'device': name})}"
+        candidates = [self.entry(name)] + [e for e in self.inventory if e["name"] != name]
+        last: Exception | None = None
+        for e in candidates:
+            try:
+                status, _, _, data = self._send(e["host"], e["port"], method, routed, body,
+                                                {"Content-Type": "application/json"}, 10.0)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                last = exc
+                continue
+            if status != 200:
+                raise AssertionError(f"{path} answered {status}: {data[:200]!r}")
+            return json.loads(data)
+        raise AssertionError(f"no simulator port answered {path}: {last}")
+
+    def truth(self, device: str | dict, t1: float, t2: float) -> dict:
+        """Return /_sim/truth for DEVICE over [t1, t2]."""
+        return self._control(device, "GET", f"/_sim/truth?{urlencode({'from': repr(t1), 'to': repr(t2)})}")
+
+    def fault(self, device: str | dict, mode: str, duration_s: float = 0, **extra) -> dict:
+        """POST /_sim/fault for DEVICE (extra keys, e.g. latency_s, are passed through)."""
+        name = self.entry(device)["name"]
+        body = json.dumps({"mode": mode, "duration_s": duration_s, "device": name, **extra}).encode()
+        return self._control(device, "POST", "/_sim/fault", body)
+
+    def stats(self, device: str | dict | None = None) -> dict:
+        """Return {name: stats} for every device (or just DEVICE)."""
+        first = device if device is not None else self.inventory[0]
+        path = "/_sim/stats" if device is not None else "/_sim/stats?all=1"
+        return self._control(first, "GET", path)["devices"]
+
+    def stop(self) -> int:
+        """Stop the simulator with SIGTERM and return its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return self.proc.returncode
+
+
+def launch_sim(workdir: Path, devices: int = 4, models: str = "PA-440,PA-3220,PA-5450,PA-VM",
+               faults: str | None = None, seed: int = 7, extra: list[str] | None = None) -> SimFleet:
+    """Start `python -m panos_sim` and wait for its inventory (raises if it dies or takes > 60 s)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    inventory = workdir / "inventory.json"
+    out = workdir / "sim.out"
+    cmd = [sys.executable, "-m", "panos_sim", "--devices", str(devices), "--models", models, "--seed", str(seed),
+           "--inventory", str(inventory)]
+    if faults:
+        cmd += ["--faults", faults]
+    cmd += extra or []
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not inventory.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"panos_sim exited {proc.returncode}: {out.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("panos_sim did not write its inventory within 60 s")
+        time.sleep(0.05)
+    return SimFleet(proc, inventory, out)
+
+
+@contextlib.contextmanager
+def start_sim(tmp_path: Path, devices: int = 2, models: str = "PA-440,PA-3220,PA-5450,PA-VM",
+              faults: str | None = None, seed: int = 7, extra: list[str] | None = None):
+    """Run a private fleet for one test (faults there disturb nobody) and stop it afterwards."""
+    fleet = launch_sim(Path(tmp_path) / f"sim-{seed}-{devices}", devices, models, faults, seed, extra)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+@pytest.fixture(scope="session")
+def sim_fleet(tmp_path_factory):
+    """Return the session's shared fleet: 4 devices, one of each model, seed 7 (one per xdist worker)."""
+    fleet = launch_sim(tmp_path_factory.mktemp("sim_fleet"), devices=4, seed=7)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
