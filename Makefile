@@ -5,10 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
-PRODUCT := app.py clock.py config.py config_store.py models.py panos_xml.py panos_api.py \
-           throughput_collector.py throughput_storage.py alerts.py panos_sim \
-           panfm_import.py demo.py healthcheck.py
-PRODUCT_FILES = $(wildcard $(PRODUCT) web_*.py alerts_*.py storage_*.py)
+# Product modules: every top-level module plus the simulator package (tests and bench excluded).
+PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
 .PHONY: test demo run prereqs venv node lint check clean bench reliability
