@@ -1,0 +1,175 @@
+"""The collector against the real simulator over HTTPS: truth, deadlines, breakers."""
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from models import DeviceConfig, TlsConfig
+from throughput_collector import Collector, deadline_for
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+class Sim:
+    """A simulator fleet of our own (faults here must not disturb other tests' fleets)."""
+
+    def __init__(self, inventory):
+        self.inventory = inventory
+
+    def _call(self, entry, path, body=None):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # test-only peek at the simulator's own endpoints
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"https://{entry['host']}:{entry['port']}{path}", data=data,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def truth(self, entry, t1, t2):
+        return self._call(entry, f"/_sim/truth?from={t1!r}&to={t2!r}")
+
+    def fault(self, entry, mode, duration_s=0):
+        return self._call(entry, "/_sim/fault", {"mode": mode, "duration_s": duration_s})
+
+    def requests(self, entry):
+        return self._call(entry, "/_sim/stats")["devices"][entry["name"]]["requests_total"]
+
+
+@contextmanager
+def run_sim(tmp_path, devices=2, models="PA-440,PA-3220", faults=None):
+    inv = tmp_path / "inventory.json"
+    cmd = [sys.executable, "-m", "panos_sim", "--devices", str(devices), "--models", models, "--seed", "7",
+           "--inventory", str(inv)]
+    if faults:
+        cmd += ["--faults", faults]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        end = time.monotonic() + 60
+        while not inv.exists():
+            assert proc.poll() is None, "simulator exited"
+            assert time.monotonic() < end, "simulator did not start"
+            time.sleep(0.05)
+        yield Sim(json.loads(inv.read_text())["devices"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def device(entry, **kw):
+    return DeviceConfig(id=entry["name"], name=entry["name"], host=entry["host"], port=entry["port"],
+                        api_key=kw.pop("api_key", entry["api_key"]),
+                        tls=TlsConfig("pin", fingerprint_sha256=entry["tls_fingerprint_sha256"]), **kw)
+
+
+@pytest.fixture
+def collector():
+    c = Collector(workers=8, request_timeout=5.0)
+    yield c
+    c.close()
+
+
+def test_it_measures_throughput_within_1_percent_of_the_simulators_truth(tmp_path, collector):
+    with run_sim(tmp_path, devices=3, models="PA-440,PA-3220,PA-5450") as sim:
+        devs = [device(e) for e in sim.inventory]
+        first = collector.collect(devs, interval=5)
+        assert all(s.inbound_mbps is None for s in first.samples), "no rate without a baseline, never a zero"
+        time.sleep(3)  # a real interval between two real polls
+        second = collector.collect(devs, interval=5)
+        assert len(second.samples) == 3
+        for entry in sim.inventory:
+            before = next(b for b in first.baselines if b.device_id == entry["name"])
+            sample = next(s for s in second.samples if s.device_id == entry["name"])
+            truth = sim.truth(entry, before.ts, sample.ts)
+            ports = [n for n in truth["interfaces"] if n.startswith("ethernet") and "." not in n]
+            dt = sample.ts - before.ts
+            want_in = sum(truth["interfaces"][n]["in_bytes"] for n in ports) * 8 / dt / 1e6
+            want_out = sum(truth["interfaces"][n]["out_bytes"] for n in ports) * 8 / dt / 1e6
+            assert sample.inbound_mbps == pytest.approx(want_in, rel=0.01)
+            assert sample.outbound_mbps == pytest.approx(want_out, rel=0.01)
+            assert sample.total_mbps == pytest.approx(want_in + want_out, rel=0.01)
+            assert sample.sessions_active == pytest.approx(truth["sessions"]["active"], rel=0.05)
+            assert sample.sessions_utilization_pct == pytest.approx(
+                sample.sessions_active / sample.sessions_max * 100)
+            # Busiest DP >= the mean over all DPs; never the diluted value with control cores.
+            assert sample.cpu_dataplane_pct >= truth["cpu"]["dataplane_avg"] - 2
+            assert 0 < sample.memory_pct < 100 and 0 <= sample.cpu_management_pct <= 100
+            ifaces = {i.name: i for i in second.interfaces if i.device_id == entry["name"]}
+            for name in ports:
+                want = truth["interfaces"][name]["in_bytes"] * 8 / dt
+                assert ifaces[name].in_bps == pytest.approx(want, rel=0.01), name
+                assert ifaces[name].counted
+
+
+def test_it_keeps_a_blackholed_and_a_slow_device_from_delaying_the_others(tmp_path, collector):
+    with run_sim(tmp_path, devices=4, models="PA-440") as sim:
+        healthy, hole, slow = sim.inventory[:2], sim.inventory[2], sim.inventory[3]
+        sim.fault(hole, "blackhole", 120)
+        sim.fault(slow, "slow", 120)
+        devs = [device(e) for e in sim.inventory]
+        t0 = time.time()
+        cycle = collector.collect(devs, interval=5)
+        took = time.time() - t0
+        budget = deadline_for(5)
+        assert took < budget + 1.5, "the cycle waited longer than one device's deadline"
+        by_id = {s.device_id: s for s in cycle.statuses}
+        for entry in healthy:
+            assert by_id[entry["name"]].state == "up"
+            sample = next(s for s in cycle.samples if s.device_id == entry["name"])
+            assert sample.ts - t0 < 1.5, "a healthy device was sampled late"
+        for entry in (hole, slow):
+            assert by_id[entry["name"]].state == "down" and by_id[entry["name"]].last_error
+            assert entry["api_key"] not in by_id[entry["name"]].last_error
+
+
+def test_it_opens_the_breaker_after_three_failures_and_closes_it_on_a_good_probe(tmp_path):
+    offset = [0.0]
+    collector = Collector(workers=4, request_timeout=5.0, clock=lambda: time.time() + offset[0])
+    try:
+        with run_sim(tmp_path, devices=1, models="PA-440") as sim:
+            entry = sim.inventory[0]
+            devs = [device(entry)]
+            sim.fault(entry, "http500", 600)
+            states = [collector.collect(devs, interval=5).statuses[0].state for _ in range(3)]
+            assert states == ["down", "down", "breaker_open"]
+            sim.fault(entry, "none")
+            before = sim.requests(entry)
+            skipped = collector.collect(devs, interval=5).statuses[0]
+            assert skipped.state == "breaker_open"
+            assert sim.requests(entry) == before, "an open breaker still sent requests"
+            offset[0] += 5.0  # one interval later: the probe is due
+            probe = collector.collect(devs, interval=5)
+            assert probe.statuses[0].state == "up" and probe.statuses[0].consecutive_failures == 0
+            assert len(probe.samples) == 1
+    finally:
+        collector.close()
+
+
+def test_it_keeps_the_client_and_its_key_across_cycles_and_rebuilds_it_on_edit(tmp_path, collector):
+    with run_sim(tmp_path, devices=1, models="PA-VM") as sim:
+        entry = sim.inventory[0]
+        dev = device(entry, api_key=None, username=entry["username"], password=entry["password"])
+        for _ in range(3):
+            assert collector.collect([dev], interval=5).statuses[0].state == "up"
+        stats = sim._call(entry, "/_sim/stats")["devices"][entry["name"]]
+        assert stats["keygen"] == 1, "the key was not cached across cycles"
+        edited = DeviceConfig(**{**dev.__dict__, "interfaces": ("ethernet1/1",)})
+        cycle = collector.collect([edited], interval=5)
+        assert cycle.statuses[0].state == "up"
+        counted = {i.name for i in cycle.interfaces if i.counted}
+        assert counted == {"ethernet1/1"}
