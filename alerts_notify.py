@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from alerts_rules import load_apprise
 from alerts_store import connect, iso, transaction
@@ -74,15 +75,18 @@ def format_message(p: Mapping[str, Any], base_url: str) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
+# Schemes whose host is an address, not a token (tgram://TOKEN, slack://T1/B2/C3 put secrets there).
+_PUBLIC_HOST_SCHEMES = ("json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos")
+
+
 def _secrets_of(url: str) -> list[str]:
-    """The parts of an Apprise URL that may be secret (user, password, path tokens, query values)."""
-    parts = urlsplit(url)
-    found = [url, parts.username or "", parts.password or "", parts.netloc]
-    found += [unquote(seg) for seg in parts.path.split("/")]
-    found += [v for _k, v in parse_qsl(parts.query)]
-    if parts.hostname and parts.scheme not in ("json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"):
-        found.append(parts.hostname)  # services like tgram://TOKEN put the secret where the host would be
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+    """Every piece of an Apprise URL that may be secret: user, password, tokens in the path, query or fragment."""
+    scheme, _, rest = url.partition("://")
+    pieces = {unquote(p) for p in re.split(r"[/?&=#:@,]+", rest)}
+    if scheme.lower() in _PUBLIC_HOST_SCHEMES:
+        pieces.discard(urlsplit(url).hostname or "")
+    found = {url, rest, *pieces}
+    return sorted((p for p in found if len(p) >= 4 and not p.isdigit()), key=len, reverse=True)
 
 
 def redact(text: str, url: str) -> str:
@@ -92,12 +96,12 @@ def redact(text: str, url: str) -> str:
     return text
 
 
-class _ThreadCapture(logging.Handler):
-    """Keep the Apprise log records of the current thread only (sends may run side by side)."""
+class _Capture(logging.Handler):
+    """Keep the warnings Apprise logs in this thread while one message is sent (the transport's error)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.thread = threading.get_ident()
+        self.thread = threading.get_ident()  # the web may test two channels at once
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -106,9 +110,9 @@ class _ThreadCapture(logging.Handler):
 
 
 @contextmanager
-def _capture() -> Iterator[_ThreadCapture]:
+def _capture() -> Iterator[_Capture]:
     logger = logging.getLogger("apprise")
-    handler = _ThreadCapture()
+    handler = _Capture()
     logger.addHandler(handler)
     try:
         yield handler
@@ -118,12 +122,13 @@ def _capture() -> Iterator[_ThreadCapture]:
 
 def deliver(url: str, title: str, body: str, notify_type: str = "info") -> str | None:
     """Send one message to one Apprise URL; None on success, else the transport's error without secrets."""
-    sender = load_apprise().Apprise()
-    if not sender.add(url):
+    # The plugin itself, not Apprise(): it sends in this thread, so its log lines are this send's.
+    plugin = load_apprise().Apprise.instantiate(url)
+    if plugin is None:
         return "the channel URL is not one Apprise can send to"
     with _capture() as captured:
         try:
-            ok = sender.notify(title=title, body=body, notify_type=notify_type)
+            ok = plugin.notify(title=title, body=body, notify_type=notify_type)
         except Exception as exc:  # a plugin bug must not stop the outbox
             return redact(f"{type(exc).__name__}: {exc}", url)[:500]
     if ok:
