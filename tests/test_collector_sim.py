@@ -1,74 +1,23 @@
 """The collector against the real simulator over HTTPS: truth, deadlines, breakers."""
 
-import json
-import os
-import signal
-import ssl
-import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
+from conftest import start_sim
 
 from models import DeviceConfig, TlsConfig
 from throughput_collector import Collector, deadline_for
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-class Sim:
-    """A simulator fleet of our own (faults here must not disturb other tests' fleets)."""
-
-    def __init__(self, inventory):
-        self.inventory = inventory
-
-    def _call(self, entry, path, body=None):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # test-only peek at the simulator's own endpoints
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"https://{entry['host']}:{entry['port']}{path}", data=data,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def truth(self, entry, t1, t2):
-        return self._call(entry, f"/_sim/truth?from={t1!r}&to={t2!r}")
-
-    def fault(self, entry, mode, duration_s=0):
-        return self._call(entry, "/_sim/fault", {"mode": mode, "duration_s": duration_s})
-
-    def requests(self, entry):
-        return self._call(entry, "/_sim/stats")["devices"][entry["name"]]["requests_total"]
-
-
-@contextmanager
 def run_sim(tmp_path, devices=2, models="PA-440,PA-3220", faults=None):
-    inv = tmp_path / "inventory.json"
-    cmd = [sys.executable, "-m", "panos_sim", "--devices", str(devices), "--models", models, "--seed", "7",
-           "--inventory", str(inv)]
-    if faults:
-        cmd += ["--faults", faults]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        end = time.monotonic() + 60
-        while not inv.exists():
-            assert proc.poll() is None, "simulator exited"
-            assert time.monotonic() < end, "simulator did not start"
-            time.sleep(0.05)
-        yield Sim(json.loads(inv.read_text())["devices"])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    # A fleet of our own: faults here must not disturb other tests' fleets.
+    return start_sim(tmp_path, devices=devices, models=models, faults=faults)
+
+
+def requests_of(sim, entry):
+    return sim.stats(entry)[entry["name"]]["requests_total"]
 
 
 def device(entry, **kw):
@@ -148,10 +97,10 @@ def test_it_opens_the_breaker_after_three_failures_and_closes_it_on_a_good_probe
             states = [collector.collect(devs, interval=5).statuses[0].state for _ in range(3)]
             assert states == ["down", "down", "breaker_open"]
             sim.fault(entry, "none")
-            before = sim.requests(entry)
+            before = requests_of(sim, entry)
             skipped = collector.collect(devs, interval=5).statuses[0]
             assert skipped.state == "breaker_open"
-            assert sim.requests(entry) == before, "an open breaker still sent requests"
+            assert requests_of(sim, entry) == before, "an open breaker still sent requests"
             offset[0] += 5.0  # one interval later: the probe is due
             probe = collector.collect(devs, interval=5)
             assert probe.statuses[0].state == "up" and probe.statuses[0].consecutive_failures == 0
@@ -166,7 +115,7 @@ def test_it_keeps_the_client_and_its_key_across_cycles_and_rebuilds_it_on_edit(t
         dev = device(entry, api_key=None, username=entry["username"], password=entry["password"])
         for _ in range(3):
             assert collector.collect([dev], interval=5).statuses[0].state == "up"
-        stats = sim._call(entry, "/_sim/stats")["devices"][entry["name"]]
+        stats = sim.stats(entry)[entry["name"]]
         assert stats["keygen"] == 1, "the key was not cached across cycles"
         edited = DeviceConfig(**{**dev.__dict__, "interfaces": ("ethernet1/1",)})
         cycle = collector.collect([edited], interval=5)
