@@ -127,15 +127,15 @@ def _root_oserror(exc: BaseException) -> OSError | None:
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
     found: OSError | None = None
-    while todo:
-        cur = todo.pop()
+    while todo:  # breadth first: the last OSError seen is the deepest
+        cur = todo.pop(0)
         if id(cur) in seen:
             continue
         seen.add(id(cur))
         if isinstance(cur, OSError) and not isinstance(cur, requests.RequestException):
             found = cur
-        todo.extend(a for a in (cur.__cause__, cur.__context__, getattr(cur, "reason", None)) if a is not None)
-        todo.extend(a for a in cur.args if isinstance(a, BaseException))
+        links = (cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args)
+        todo.extend(a for a in links if isinstance(a, BaseException))
     return found
 
 

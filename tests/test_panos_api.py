@@ -1,0 +1,205 @@
+"""The XML API client against the real simulator over HTTPS: TLS modes, keys, data, logs."""
+
+import dataclasses
+import ssl
+import time
+
+import pytest
+
+from models import DeviceConfig, TlsConfig
+from panos_api import (
+    AuthError,
+    FingerprintMismatch,
+    PanosClient,
+    TlsError,
+    fetch_fingerprint,
+)
+
+
+def device_for(entry, *, mode="pin", key=True, creds=False, **tls):
+    """Build a DeviceConfig for one inventory entry."""
+    if mode == "pin" and "fingerprint_sha256" not in tls:
+        tls["fingerprint_sha256"] = entry["tls_fingerprint_sha256"]
+    return DeviceConfig(
+        id=entry["name"],
+        name=entry["name"],
+        host=entry["host"],
+        port=entry["port"],
+        tls=TlsConfig(mode=mode, **tls),
+        api_key=entry["api_key"] if key else None,
+        username=entry["username"] if creds else None,
+        password=entry["password"] if creds else None,
+    )
+
+
+def stats_of(fleet, entry):
+    return fleet.stats(entry)[entry["name"]]
+
+
+@pytest.fixture(scope="module")
+def fleet(sim_fleet):
+    return sim_fleet
+
+
+@pytest.fixture
+def dev(fleet):
+    return fleet.inventory[0]
+
+
+def test_it_accepts_the_pinned_certificate(dev):
+    with PanosClient(device_for(dev)) as fw:
+        info = fw.system_info()
+    assert info.serial == dev["serial"]
+    assert info.model == dev["model"]
+    assert fw.last_response_time == pytest.approx(time.time(), abs=5)
+
+
+def test_it_refuses_a_wrong_pin_before_sending_any_key(fleet, dev):
+    before = stats_of(fleet, dev)
+    wrong = "0" * 64
+    with PanosClient(device_for(dev, fingerprint_sha256=wrong)) as fw, pytest.raises(FingerprintMismatch) as err:
+        fw.system_info()
+    assert err.value.expected == wrong
+    assert err.value.actual == dev["tls_fingerprint_sha256"]
+    assert dev["api_key"] not in str(err.value)
+    after = stats_of(fleet, dev)
+    assert after["requests_total"] == before["requests_total"], "a request reached the device"
+    assert after["keygen"] == before["keygen"]
+
+
+def test_it_refuses_a_wrong_pin_before_keygen_too(fleet, dev):
+    before = stats_of(fleet, dev)
+    device = device_for(dev, key=False, creds=True, fingerprint_sha256="ab" * 32)
+    with PanosClient(device) as fw, pytest.raises(FingerprintMismatch):
+        fw.keygen()
+    assert stats_of(fleet, dev) == before
+
+
+def test_it_reads_the_same_fingerprint_the_inventory_lists(dev):
+    assert fetch_fingerprint(dev["host"], dev["port"], timeout=3) == dev["tls_fingerprint_sha256"]
+    with PanosClient(device_for(dev)) as fw:
+        assert fw.peer_fingerprint() == dev["tls_fingerprint_sha256"]
+
+
+def test_it_verifies_the_chain_against_a_ca_bundle(dev, tmp_path):
+    # The simulator's self-signed certificate is its own CA.
+    pem = ssl.get_server_certificate((dev["host"], dev["port"]), timeout=3)
+    with PanosClient(device_for(dev, mode="verify", ca_pem=pem)) as fw:
+        assert fw.system_info().serial == dev["serial"]
+        ca_file = fw._ca_file
+        assert ca_file is not None
+    assert fw._ca_file is None  # removed on close
+
+
+def test_it_rejects_a_self_signed_certificate_against_the_system_cas(dev):
+    with PanosClient(device_for(dev, mode="verify")) as fw, pytest.raises(TlsError) as err:
+        fw.system_info()
+    assert not isinstance(err.value, FingerprintMismatch)
+    assert "certificate" in str(err.value)
+
+
+def test_it_talks_without_checks_only_when_insecure_is_chosen(dev, caplog):
+    with caplog.at_level("WARNING", logger="panos_api"), PanosClient(device_for(dev, mode="insecure")) as fw:
+        assert fw.insecure is True
+        assert fw.system_info().serial == dev["serial"]
+        fw.session_info()
+    warnings = [r for r in caplog.records if r.name == "panos_api" and "insecure" in r.getMessage()]
+    assert len(warnings) == 1
+    with PanosClient(device_for(dev)) as pinned:
+        assert pinned.insecure is False
+
+
+def test_it_refuses_a_pin_that_is_not_a_sha256(dev):
+    with pytest.raises(TlsError):
+        PanosClient(device_for(dev, fingerprint_sha256="abc"))
+
+
+def test_it_refuses_a_device_without_credentials(dev):
+    with pytest.raises(AuthError):
+        PanosClient(device_for(dev, key=False))
+
+
+def test_it_keeps_one_connection_alive_across_calls(dev):
+    with PanosClient(device_for(dev)) as fw:
+        for _ in range(4):
+            fw.session_info()
+        pools = fw._session.get_adapter("https://x").poolmanager.pools
+        made = [pools[k].num_connections for k in pools.keys()]  # noqa: SIM118 (the container refuses iteration)
+        assert made == [1], "one pool, one TCP+TLS connection for all calls"
+
+
+def test_it_never_puts_the_key_in_a_url(fleet, dev):
+    with PanosClient(device_for(dev, key=False, creds=True)) as fw:
+        fw.keygen()
+        fw.counters()
+        fw.op("<show><system><info></info></system></show>")
+    assert stats_of(fleet, dev)["key_in_url"] == 0
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_it_generates_the_key_with_special_characters_in_the_password(fleet, index):
+    entry = fleet.inventory[index]
+    assert any(c in entry["password"] for c in "&<\"!")
+    stored = []
+    with PanosClient(device_for(entry, key=False, creds=True), on_key=stored.append) as fw:
+        assert fw.system_info().serial == entry["serial"]
+        fw.session_info()
+    assert stored == [entry["api_key"]], "one keygen, reused for the second call"
+
+
+def test_it_raises_auth_error_for_a_wrong_password(dev):
+    device = dataclasses.replace(device_for(dev, key=False, creds=True), password=dev["password"] + "x")
+    with PanosClient(device) as fw, pytest.raises(AuthError) as err:
+        fw.system_info()
+    assert dev["password"] not in str(err.value)
+
+
+def test_it_returns_the_raw_xml_of_an_op_command(dev):
+    with PanosClient(device_for(dev)) as fw:
+        text = fw.op("<show><system><info></info></system></show>")
+    assert text.lstrip().startswith("<response")
+    assert dev["serial"] in text
+
+
+def test_it_reads_every_monitoring_command(dev):
+    with PanosClient(device_for(dev)) as fw:
+        assert fw.system_resources().mem_total_bytes > 0
+        assert 0 <= fw.mp_cpu() <= 100
+        assert fw.session_info().max > 0
+        rm = fw.resource_monitor("minute", last=5)
+        assert rm.dataplanes and all(len(v) <= 5 for dp in rm.dataplanes for v in dp.cpu_average.values())
+        assert fw.counters().hw
+        assert any(i.kind == "physical" for i in fw.interfaces())
+        assert fw.ha_state() is not None
+        assert isinstance(fw.licenses(), tuple)
+        assert isinstance(fw.gp_users(), tuple)
+
+
+def test_it_runs_a_log_query_from_act_to_fin(fleet, dev):
+    gets = stats_of(fleet, dev)["requests"].get("log:get", 0)
+    with PanosClient(device_for(dev)) as fw:
+        entries = fw.log_query("system", nlogs=5, deadline_s=20)
+    assert 0 < len(entries) <= 5
+    assert all(e.get("receive_time") for e in entries)
+    requests = stats_of(fleet, dev)["requests"]
+    assert requests["log:get"] - gets >= 2, "polled through ACT until FIN"
+    assert "log:finish" not in requests
+
+
+def test_it_counts_bytes_like_the_simulators_truth(fleet):
+    entry = fleet.inventory[1]
+    with PanosClient(device_for(entry)) as fw:
+        c1, t1 = fw.counters(), fw.last_response_time
+        time.sleep(4)  # a real window of traffic: the counters move with wall-clock time
+        c2, t2 = fw.counters(), fw.last_response_time
+    truth = fleet.truth(entry["name"], t1, t2)["interfaces"]
+    compared = 0
+    for name, true in truth.items():
+        if name not in c2.hw or true["in_bytes"] < 1000:
+            continue
+        got_in = c2.hw[name].ibytes - c1.hw[name].ibytes
+        got_out = c2.hw[name].obytes - c1.hw[name].obytes
+        assert got_in == pytest.approx(true["in_bytes"], rel=1e-3), name
+        assert got_out == pytest.approx(true["out_bytes"], rel=1e-3), name
+        compared += 1
+    assert compared >= 2
