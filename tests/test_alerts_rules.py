@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from alerts_rules import (
-    TEMPLATES,
-    apply_template,
     channel_to_stored,
     in_maintenance,
     mask_channel,
@@ -20,6 +18,7 @@ from alerts_rules import (
     validate_rule,
     window_from_doc,
 )
+from alerts_templates import TEMPLATES, apply_template
 from config import SecretBox
 from config_store import DocTable
 
