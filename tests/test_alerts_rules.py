@@ -154,3 +154,11 @@ def test_it_opens_windows_at_the_right_times() -> None:
     assert not in_maintenance([weekly], "fw1", ts("2024-05-05T01:00:00Z"))
     assert not in_maintenance([weekly], "fw2", ts("2024-05-05T00:30:00Z"))
     assert in_maintenance([weekly], "fw1", ts("2024-05-11T23:30:00Z"))  # next week too
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_it_lets_every_template_rule_resolve_on_a_healthy_value(name: str) -> None:
+    # Every template metric is >= 0; a clear threshold of 0 on a ">" rule would fire forever.
+    for rule in apply_template(name, None):
+        if rule.get("operator") in (">", ">=") and "clear_threshold" in rule:
+            assert rule["clear_threshold"] > 0, rule["name"]
