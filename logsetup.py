@@ -1,0 +1,121 @@
+"""Configure logging for the web and the clock: level, text or JSON lines, optional rotating file.
+
+Every handler installed here carries the secret-redaction filter of `logsafe`, and the
+process-wide record factory redacts records before any handler sees them, so an API key,
+a password or a Fernet token logged by accident never reaches the console or the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, TextIO
+
+import logsafe
+from config import Settings
+
+Process = Literal["web", "clock"]
+
+ROTATE_BYTES = 10 * 1024 * 1024
+ROTATE_KEEP = 5
+TEXT_FORMAT = "%(asctime)s %(levelname)s {process} %(name)s: %(message)s"
+
+# Marks the handlers this module installed, so configuring twice replaces instead of doubling.
+_MARK = "_panfm_logsetup"
+
+
+def iso_z(epoch: float) -> str:
+    """Format epoch seconds as ISO-8601 UTC with milliseconds and a `Z`."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: ts (ISO Z), level, logger, process, message (+ exception)."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, str] = {
+            "ts": iso_z(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": self.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["exception"] = logsafe.redact(record.exc_text)
+        if record.stack_info:
+            doc["stack"] = logsafe.redact(record.stack_info)
+        # ensure_ascii keeps each record on one line whatever a firewall put in a name.
+        return json.dumps(doc, ensure_ascii=True)
+
+
+class TextFormatter(logging.Formatter):
+    """`2025-01-01T10:00:00.123Z INFO clock panfm.clock: [CLOCK JOB] ...` (the message untouched)."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__(TEXT_FORMAT.format(process=process))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_z(record.created)
+
+
+def log_file_path(settings: Settings, process: str) -> Path | None:
+    """The file this process logs to: `log_file` with `-web`/`-clock` before its suffix, or None.
+
+    Each process gets its own file because two processes rotating one file lose lines. A
+    relative path is taken inside the data folder.
+    """
+    if not settings.log_file:
+        return None
+    path = Path(settings.log_file)
+    if not path.is_absolute():
+        path = settings.data_path / path
+    return path.with_name(f"{path.stem}-{process}{path.suffix or '.log'}")
+
+
+def configure(settings: Settings, process: Process, stream: TextIO | None = None) -> list[logging.Handler]:
+    """Install the console handler (and the rotating file one) on the root logger; return them."""
+    formatter: logging.Formatter = (
+        JsonLinesFormatter(process) if settings.log_format == "json" else TextFormatter(process)
+    )
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream if stream is not None else sys.stderr)]
+    path = log_file_path(settings, process)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                path, maxBytes=ROTATE_BYTES, backupCount=ROTATE_KEEP, encoding="utf-8", delay=True
+            )
+        )
+    unconfigure()
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    flt = logsafe.SecretRedactingFilter()
+    for handler in handlers:
+        setattr(handler, _MARK, True)
+        handler.setFormatter(formatter)
+        handler.addFilter(flt)
+        root.addHandler(handler)
+    logging.getLogger("panfm").setLevel(settings.log_level)
+    if process == "clock":
+        # APScheduler logs every job run at INFO; the clock's own [CLOCK EVENT] lines say what matters.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logsafe.install_redaction()
+    return handlers
+
+
+def unconfigure() -> None:
+    """Remove and close the handlers `configure` installed (tests, reconfiguration)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(handler)
+        handler.close()

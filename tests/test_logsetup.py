@@ -1,0 +1,114 @@
+"""Logging setup: text keeps the [CLOCK ...] prefixes, JSON lines parse, files rotate, secrets never show."""
+
+import io
+import json
+import logging
+import logging.handlers
+import re
+
+import pytest
+from cryptography.fernet import Fernet
+
+import logsafe
+import logsetup
+from config import load_settings
+
+KEY = "LUFRPT14MW5xOEo1R09KVlBZNnpnemh0VHRBOWl6TGM9bXcwM3JHUGVhRlNiY0dCR0srNERUQT09"
+PASSWORD = "hunter2-correct-horse"
+TOKEN = Fernet(Fernet.generate_key()).encrypt(b"api key at rest").decode()
+
+
+@pytest.fixture
+def restore_logging():
+    root = logging.getLogger()
+    level = root.level
+    panfm_level = logging.getLogger("panfm").level
+    yield
+    logsetup.unconfigure()
+    logsafe.uninstall_redaction()
+    root.setLevel(level)
+    logging.getLogger("panfm").setLevel(panfm_level)
+
+
+def _settings(tmp_path, **overrides):
+    return load_settings(env={}, overrides={"data_dir": str(tmp_path), **overrides})
+
+
+def _log_accidents(logger):
+    logger.info("GET /api/?type=op&key=%s&cmd=<show/>", KEY)
+    logger.warning("keygen form user=admin&password=%s", PASSWORD)
+    logger.error("stored secret %s did not decrypt", TOKEN)
+    try:
+        raise RuntimeError(f"boom with X-PAN-KEY: {KEY}")
+    except RuntimeError:
+        logger.exception("[CLOCK JOB] collect failed")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_it_redacts_a_key_password_and_fernet_token_in_both_formats(tmp_path, restore_logging, fmt):
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path, log_format=fmt, log_file="panfm.log"), "clock", stream=stream)
+    _log_accidents(logging.getLogger("panfm.clock"))
+    written = stream.getvalue() + (tmp_path / "panfm-clock.log").read_text()
+    assert written.count("collect failed") == 2  # console and file both got the records
+    for secret in (KEY, PASSWORD, TOKEN, TOKEN[:30]):
+        assert secret not in written
+    assert logsafe.MASK in written
+
+
+def test_it_keeps_clock_prefixes_in_text_lines(tmp_path, restore_logging):
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path), "clock", stream=stream)
+    logging.getLogger("panfm.clock").info("[CLOCK JOB] collect: %d/%d devices up", 2, 3)
+    line = stream.getvalue().strip()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO clock panfm\.clock: \[CLOCK JOB\] collect: 2/3 devices up", line
+    )
+
+
+def test_it_writes_one_json_object_per_line_with_the_contract_fields(tmp_path, restore_logging):
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path, log_format="json"), "web", stream=stream)
+    logging.getLogger("panfm.web").warning("line one\nline two: %s", "x")
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        logging.getLogger("panfm.web").exception("failed")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert set(first) == {"ts", "level", "logger", "process", "message"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["ts"])
+    assert (first["level"], first["logger"], first["process"]) == ("WARNING", "panfm.web", "web")
+    assert first["message"] == "line one\nline two: x"
+    assert "ValueError: bad" in second["exception"]
+
+
+def test_it_honours_the_level_setting(tmp_path, restore_logging):
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path, log_level="WARNING"), "web", stream=stream)
+    logging.getLogger("panfm.web").info("not shown")
+    logging.getLogger("panfm.web").warning("shown")
+    assert stream.getvalue().count("shown") == 1 and "not shown" not in stream.getvalue()
+
+
+def test_it_replaces_its_handlers_when_configured_again(tmp_path, restore_logging):
+    first, second = io.StringIO(), io.StringIO()
+    logsetup.configure(_settings(tmp_path), "web", stream=first)
+    logsetup.configure(_settings(tmp_path), "web", stream=second)
+    logging.getLogger("panfm.web").warning("once")
+    assert first.getvalue() == "" and second.getvalue().count("once") == 1
+
+
+def test_it_rotates_the_file_at_ten_megabytes_keeping_five(tmp_path, restore_logging):
+    handlers = logsetup.configure(_settings(tmp_path, log_file=str(tmp_path / "logs" / "panfm.log")), "web",
+                                  stream=io.StringIO())
+    rotating = [h for h in handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
+    assert len(rotating) == 1
+    assert (rotating[0].maxBytes, rotating[0].backupCount) == (10 * 1024 * 1024, 5)
+    assert rotating[0].baseFilename == str(tmp_path / "logs" / "panfm-web.log")
+    rotating[0].maxBytes = 200  # rotate for real, without writing 10 MB
+    for i in range(40):
+        logging.getLogger("panfm.web").warning("line %d", i)
+    names = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert names == ["panfm-web.log"] + [f"panfm-web.log.{i}" for i in range(1, 6)]
