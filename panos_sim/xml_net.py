@@ -167,7 +167,7 @@ def arp_all(dev: Device) -> str:
 
 def gp_current_users(dev: Device, now: float) -> str:
     """Answer show global-protect-gateway current-user."""
-    count = dev.index % 3
+    count = 1 + dev.index % 3
     parts = [OK]
     for i in range(count):
         login = int(now - 3600 * (i + 1) - dev.index * 7)

@@ -42,6 +42,7 @@ def system_info(dev: Device, now: float) -> str:
         f"<hostname>{dev.name}</hostname><ip-address>{dev.mgmt_ip}</ip-address>"
         "<public-ip-address>unknown</public-ip-address><netmask>255.255.255.0</netmask>"
         f"<default-gateway>{dev.mgmt_ip.rsplit('.', 1)[0]}.254</default-gateway><is-dhcp>no</is-dhcp>"
+        "<ipv6-default-gateway></ipv6-default-gateway>"
         "<ipv6-address>unknown</ipv6-address><ipv6-link-local-address>fe80::21b:17ff:fe00:1/64</ipv6-link-local-address>"
         f"<mac-address>{mac}</mac-address><time>{ts}\n</time><uptime>{_uptime(now - dev.boot)}</uptime>"
         f"<devicename>{dev.name}</devicename><family>{p.family}</family><model>{p.model}</model>"
@@ -59,13 +60,23 @@ def system_info(dev: Device, now: float) -> str:
         "<global-protect-datafile-version>1710831609</global-protect-datafile-version>"
         "<global-protect-datafile-release-date>2024/03/19 07:00:09 UTC</global-protect-datafile-release-date>"
         "<global-protect-clientless-vpn-version>0</global-protect-clientless-vpn-version>"
+        "<global-protect-clientless-vpn-release-date></global-protect-clientless-vpn-release-date>"
         f"<logdb-version>{p.sw_version.split('-')[0][:4]}.0</logdb-version>"
-        f"<platform-family>{p.family}</platform-family>"
+        f"<platform-family>{p.family}</platform-family>{_vm_fields(dev) if p.model == 'PA-VM' else ''}"
         "<vpn-disable-mode>off</vpn-disable-mode><multi-vsys>off</multi-vsys>"
         "<ZTP>Disabled</ZTP><operational-mode>normal</operational-mode>"
         "<advanced-routing>off</advanced-routing><device-certificate-status>Valid</device-certificate-status>"
         "</system>" + END
     )
+
+
+def _vm_fields(dev: Device) -> str:
+    """Return the vm-* fields only a VM-Series firewall shows."""
+    mac = ":".join(f"{(dev.mac_base >> (8 * i)) & 0xFF:02x}" for i in range(5, -1, -1))
+    return (f"<vm-mac-base>{mac}</vm-mac-base><vm-mac-count>256</vm-mac-count>"
+            f"<vm-uuid>{dev.serial[-8:]}-0A1B-4C2D-8E3F-{dev.serial}</vm-uuid>"
+            "<vm-cpuid>KVM:57060500FFFB8B1F</vm-cpuid><vm-license>VM-100</vm-license><vm-cap-tier>6.5 GB</vm-cap-tier>"
+            "<vm-cpu-count>4</vm-cpu-count><vm-memory>16397376</vm-memory><vm-mode>KVM</vm-mode>")
 
 
 def system_resources(dev: Device, now: float) -> str:
@@ -264,9 +275,12 @@ def license_info(dev: Device, now: float) -> str:
         ("WildFire License", "WildFire signature feed, integrated WildFire logs, WildFire API",
          f"{mon} {day:02d}, {year - 3}", f"{mon} {day:02d}, {year - 1}", "yes" if dev.index % 5 == 0 else "no"),
     ]
+    custom = "<custom><_Log_Storage_TB>1</_Log_Storage_TB></custom>"
+    lic.append(("Logging Service", "Device Logging Service", f"{mon} {day:02d}, {year - 1}",
+                f"{mon} {day:02d}, {year + 1}", "no"))
     entries = "".join(
         f"<entry><feature>{f}</feature><description>{d}</description><serial>{dev.serial}</serial>"
-        f"<issued>{i}</issued><expires>{e}</expires><expired>{x}</expired>"
+        f"<issued>{i}</issued><expires>{e}</expires><expired>{x}</expired>{custom if f == 'Logging Service' else ''}"
         f"<base-license-name>{dev.platform.model}</base-license-name><authcode/></entry>"
         for f, d, i, e, x in lic
     )
