@@ -122,3 +122,36 @@ def test_it_keeps_the_client_and_its_key_across_cycles_and_rebuilds_it_on_edit(t
         assert cycle.statuses[0].state == "up"
         counted = {i.name for i in cycle.interfaces if i.counted}
         assert counted == {"ethernet1/1"}
+
+
+def test_it_stores_a_gap_not_a_spike_after_a_reboot_and_a_replacement(tmp_path, collector):
+    with run_sim(tmp_path, devices=2, models="PA-440") as sim:
+        rebooted, replaced = sim.inventory
+        devs = [device(e) for e in sim.inventory]
+        assert len(collector.collect_slow(devs, window_s=300)) == 2  # serial and uptime known
+        collector.collect(devs, interval=5)
+        sim.fault(rebooted, "reboot")
+        sim.fault(replaced, "replace")
+        time.sleep(0.5)
+        devs[1] = DeviceConfig(**{**devs[1].__dict__, "tls": TlsConfig("insecure")})  # the new box has a new cert
+        cycle = collector.collect(devs, interval=5)
+        for s in cycle.samples:
+            assert s.inbound_mbps is None and s.outbound_mbps is None, s.device_id
+        assert all(i.in_bps is None for i in cycle.interfaces)
+        time.sleep(1.0)
+        after = collector.collect(devs, interval=5)
+        assert all(s.inbound_mbps is not None and s.inbound_mbps > 0 for s in after.samples)
+
+
+def test_it_gathers_inventory_threat_counts_and_link_speeds_in_the_slow_job(tmp_path, collector):
+    with run_sim(tmp_path, devices=1, models="PA-3220") as sim:
+        entry = sim.inventory[0]
+        [(device_id, ts, doc)] = collector.collect_slow([device(entry)], window_s=300)
+        assert device_id == entry["name"] and ts == pytest.approx(time.time(), abs=30)
+        assert doc["system"]["serial"] == entry["serial"] and doc["system"]["uptime_seconds"] > 0
+        assert doc["errors"] == {}, doc["errors"]
+        assert set(doc["threats"]) == {"critical", "high", "medium"}
+        assert isinstance(doc["blocked_urls"], int) and isinstance(doc["gp_users"], int)
+        assert "enabled" in doc["ha"] and isinstance(doc["licenses"], list)
+        speeds = {i["name"]: i["speed_mbps"] for i in doc["interfaces"]}
+        assert any(v for n, v in speeds.items() if n.startswith("ethernet"))
