@@ -37,7 +37,7 @@ CYCLE_RE = re.compile(r"\[CLOCK JOB\] collect: (\d+)/(\d+) devices up, (\d+) sam
 
 def device_from_inventory(entry: dict) -> DeviceConfig:
     """Map one simulator inventory entry to a device record (pinned TLS)."""
-    fingerprint = entry.get("fingerprint_sha256") or entry.get("fingerprint")
+    fingerprint = entry["tls_fingerprint_sha256"]
     return DeviceConfig(
         id="", name=entry["name"], host=entry.get("host", "127.0.0.1"), port=int(entry["port"]),
         api_key=entry.get("api_key"), username=entry.get("username"), password=entry.get("password"),
@@ -79,7 +79,9 @@ def main() -> int:
             time.sleep(0.5)
         doc = json.loads(inv_path.read_text())
         inventory = doc["devices"] if isinstance(doc, dict) else doc
-        faulted = {e["name"] for e in inventory if e.get("fault") not in (None, "", "none")}
+        from panos_sim.fleet import parse_faults
+
+        faulted = {inventory[i]["name"] for i in parse_faults(args.faults, args.devices, 1)}
         store = DeviceStore(data, config.SecretBox.for_data_dir(data), clock=time.time)
         for entry in inventory:
             store.add(device_from_inventory(entry))
