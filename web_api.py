@@ -168,9 +168,20 @@ def known_device_id() -> str:
     device_id = request.args.get("device_id", "")
     if not device_id:
         raise BadRequest({"device_id": "required"})
-    if ctx().devices.get(device_id) is None:
+    if not device_exists(ctx().data_dir, device_id):
         raise UnknownDevice(device_id)
     return device_id
+
+
+def device_exists(data_dir: Path, device_id: str) -> bool:
+    """Check one id in config.db (DeviceStore.get would decrypt every device's secrets per request)."""
+    if not (data_dir / config_store.CONFIG_DB).exists():
+        return False
+    conn = config_store.connect(data_dir, readonly=True)
+    try:
+        return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
+    finally:
+        conn.close()
 
 
 def time_window(now: float) -> tuple[float, float, str]:
