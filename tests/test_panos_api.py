@@ -10,6 +10,7 @@ from models import DeviceConfig, TlsConfig
 from panos_api import (
     AuthError,
     FingerprintMismatch,
+    InterfaceNotFound,
     PanosClient,
     TlsError,
     fetch_fingerprint,
@@ -173,6 +174,18 @@ def test_it_reads_every_monitoring_command(dev):
         assert fw.ha_state() is not None
         assert isinstance(fw.licenses(), tuple)
         assert isinstance(fw.gp_users(), tuple)
+
+
+def test_it_reads_one_interface_the_arp_table_and_the_version(dev):
+    with PanosClient(device_for(dev)) as fw:
+        port = next(i.name for i in fw.interfaces() if i.kind == "physical")
+        info, hw, _ = fw.interface(port)
+        assert info.name == port
+        assert hw is not None and hw.ibytes > 0
+        with pytest.raises(InterfaceNotFound):
+            fw.interface("ethernet1/99'<x>")
+        assert all(e.ip and e.mac for e in fw.arp())
+        assert fw.version()["serial"] == dev["serial"]
 
 
 def test_it_runs_a_log_query_from_act_to_fin(fleet, dev):
