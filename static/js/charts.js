@@ -81,7 +81,7 @@ function options(fields, width) {
     height: 220,
     series,
     bands,
-    axes: [{ ...axis }, { ...axis, size: 60 }],
+    axes: [{ ...axis }, { ...axis, size: 70 }],
     scales: { x: { time: true } },
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
@@ -102,10 +102,14 @@ export class Chart {
     return Math.max(280, this.container.clientWidth || 600);
   }
 
-  update(points, bucketS) {
+  // Draw `points` over the requested window [start, end] (epoch seconds): a fresh install
+  // shows a short line at the right edge of "24h", not a day that seems fully covered.
+  update(points, bucketS, window) {
     const data = toColumns(points, this.fields, bucketS);
-    if (this.plot) this.plot.setData(data);
+    if (this.plot) this.plot.setData(data, false);
     else this.plot = new uPlot(options(this.fields, this.width()), data, this.container);
+    this.window = window;
+    if (window) this.plot.setScale("x", { min: window[0], max: window[1] });
   }
 
   // Rebuild with the current theme's colours (after a theme change).
@@ -114,5 +118,6 @@ export class Chart {
     const data = this.plot.data;
     this.plot.destroy();
     this.plot = new uPlot(options(this.fields, this.width()), data, this.container);
+    if (this.window) this.plot.setScale("x", { min: this.window[0], max: this.window[1] });
   }
 }

@@ -1,5 +1,13 @@
-// Clock status: /api/health (heartbeat age) and /api/clock (jobs, counters, last runs).
-import { api, ApiError, el, clear, setText, fmtTime, fmtAge, fmtInt, fmtNum, poll, refreshSeconds, hideError, DASH } from "./common.js";
+// Clock status: /api/health (heartbeat age) and /api/clock (the clock's own statistics:
+// totals, last error, next run per job, the last 10 executions).
+import { api, ApiError, el, clear, setText, fmtTime, fmtAge, fmtInt, fmtNum, fmtDuration, poll, refreshSeconds,
+  hideError, DASH } from "./common.js";
+
+// The clock stores epoch seconds in its own document; the API's own fields are ISO strings.
+function fmtWhen(value) {
+  if (typeof value === "number") return new Date(value * 1000).toLocaleString();
+  return fmtTime(value);
+}
 
 function fact(dl, label, value) {
   dl.append(el("dt", { text: label }), el("dd", { text: value === null || value === undefined ? DASH : String(value) }));
@@ -14,63 +22,56 @@ async function refreshHealth() {
     if (!(err instanceof ApiError) || err.status !== 503) throw err;
     health = err.body || { status: "degraded" };
   }
-  badge.className = "badge " + (health.status === "ok" ? "state-up" : "state-down");
   const clock = health.clock || {};
-  setText(badge, `${health.status} · heartbeat ${clock.age_seconds === null || clock.age_seconds === undefined ? "never" : fmtAge(clock.age_seconds) + " ago"}`);
-}
-
-function jobsOf(stats) {
-  const jobs = stats.jobs || [];
-  return Array.isArray(jobs) ? jobs : Object.entries(jobs).map(([id, j]) => ({ id, ...j }));
+  const age = clock.age_seconds === null || clock.age_seconds === undefined ? "never" : fmtAge(clock.age_seconds) + " ago";
+  badge.className = "badge " + (health.status === "ok" ? "state-up" : "state-down");
+  setText(badge, `${health.status} · heartbeat ${age}`);
 }
 
 async function refreshClock() {
+  const data = (await api("/api/clock")) || {};
+  const stats = data.stats;
   const message = document.getElementById("clock-message");
-  let stats;
-  try {
-    stats = await api("/api/clock");
-  } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 503)) {
-      setText(message, err.message || "The clock has not reported yet.");
-      message.hidden = false;
-      return;
-    }
-    throw err;
-  }
-  // {"running", "heartbeat", "age_seconds", "stats": the clock's own document or null}
-  const top = stats || {};
-  stats = top.stats || {};
-  const empty = !top.stats;
-  message.hidden = !empty;
-  if (empty) setText(message, "No data yet: the clock has not written its statistics.");
+  message.hidden = Boolean(stats);
+  if (!stats) setText(message, "No data yet: the clock has not written its statistics.");
   const dl = document.getElementById("clock-facts");
   clear(dl);
-  fact(dl, "Running", top.running ? "yes" : "no");
-  fact(dl, "Last heartbeat", fmtTime(top.heartbeat));
-  for (const [key, label] of [["started", "Started"], ["started_at", "Started"],
-    ["executions", "Executions"], ["errors", "Errors"], ["last_error", "Last error"], ["pid", "Process"]]) {
-    if (stats[key] === undefined) continue;
-    const v = stats[key];
-    fact(dl, label, typeof v === "string" && /\d{4}-\d\d-\d\dT/.test(v) ? fmtTime(v) : (typeof v === "object" ? JSON.stringify(v) : v));
+  fact(dl, "Running", data.running ? "yes" : "no");
+  fact(dl, "Last heartbeat", data.heartbeat ? `${fmtTime(data.heartbeat)} (${fmtAge(data.age_seconds)} ago)` : "never");
+  const s = stats || {};
+  if (s.started_at) fact(dl, "Up since", `${fmtWhen(s.started_at)} (${fmtDuration(Date.now() / 1000 - s.started_at)})`);
+  if (s.pid !== undefined) fact(dl, "Process id", s.pid);
+  fact(dl, "Executions", fmtInt(s.total_executions));
+  fact(dl, "Errors", fmtInt(s.total_errors));
+  fact(dl, "Missed runs", fmtInt(s.missed));
+  fact(dl, "Last error", s.last_error ? `${s.last_error} (${fmtWhen(s.last_error_time)})` : "none");
+  const cycle = s.last_cycle || {};
+  for (const [key, value] of Object.entries(cycle)) {
+    fact(dl, "Last cycle: " + key.replaceAll("_", " "), typeof value === "number" ? fmtNum(value, Number.isInteger(value) ? 0 : 2) : JSON.stringify(value));
   }
+
+  const recent = s.recent || [];
   const jobs = document.querySelector("#clock-jobs tbody");
   clear(jobs);
-  for (const j of jobsOf(stats)) {
+  const names = new Set([...Object.keys(s.next_run_times || {}), ...recent.map((r) => r.job)]);
+  for (const name of names) {
+    const mine = recent.filter((r) => r.job === name);
+    const failed = mine.filter((r) => r.outcome !== "ok");
     jobs.append(el("tr", {},
-      el("td", { text: j.id || j.name || DASH }),
-      el("td", { text: fmtTime(j.next_run || j.next_run_time) }),
-      el("td", { class: "num", text: fmtInt(j.executions ?? j.runs) }),
-      el("td", { class: "num", text: fmtInt(j.errors) }),
-      el("td", { text: j.last_error || DASH })));
+      el("td", { text: name }),
+      el("td", { text: fmtTime((s.next_run_times || {})[name]) }),
+      el("td", { class: "num", text: fmtInt(mine.length) }),
+      el("td", { class: "num", text: fmtInt(failed.length) }),
+      el("td", { text: failed.length ? "see last error" : DASH })));
   }
   const runs = document.querySelector("#clock-runs tbody");
   clear(runs);
-  for (const r of stats.last_executions || stats.recent || []) {
-    runs.append(el("tr", {},
-      el("td", { text: r.job || r.id || DASH }),
-      el("td", { text: fmtTime(r.started || r.start || r.t) }),
+  for (const r of [...recent].reverse()) {
+    runs.append(el("tr", { class: r.outcome === "ok" ? "" : "down" },
+      el("td", { text: r.job || DASH }),
+      el("td", { text: fmtWhen(r.started) }),
       el("td", { class: "num", text: r.duration_s === undefined ? DASH : fmtNum(r.duration_s, 2) + " s" }),
-      el("td", { text: r.error || r.result || (r.ok === false ? "error" : "ok") })));
+      el("td", { text: r.outcome || DASH })));
   }
 }
 

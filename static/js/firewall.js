@@ -146,10 +146,19 @@ async function refreshHistory() {
   if (!points.length) setText(message, "No data yet in this range.");
   setText(document.getElementById("tier"), data.tier === "raw" ? "raw samples"
     : `${data.tier} buckets (average and maximum)`);
-  for (const chart of Object.values(charts)) chart.update(points, data.bucket_s);
+  const window = requestedWindow();
+  for (const chart of Object.values(charts)) chart.update(points, data.bucket_s, window);
   document.getElementById("firewall").dataset.historyRange = range;
   document.getElementById("firewall").dataset.historyPoints = String(points.length);
   lastHistory = Date.now();
+}
+
+const RANGE_S = { "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400 };
+
+function requestedWindow() {
+  if (range === "custom" && custom) return [Date.parse(custom.start) / 1000, Date.parse(custom.end) / 1000];
+  const now = Date.now() / 1000;
+  return RANGE_S[range] ? [now - RANGE_S[range], now] : null;
 }
 
 // Short ranges follow the live data; long ranges change little between two polls.

@@ -1,0 +1,298 @@
+"""The dashboard in a real headless Chromium against the real simulator, clock and gunicorn.
+
+One journey, as an admin would make it: log in, change the initial password, add a simulated
+firewall after checking its certificate fingerprint, watch throughput arrive on the overview,
+open the firewall page, see the charts drawn, switch ranges, choose counted interfaces. A
+hostile hostname from a firewall stays text. Screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REFRESH_S = 5
+PASSWORD = "initial-password-1"
+NEW_PASSWORD = "browser-test-password-2"
+XSS = "<script>alert(1)</script>"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("browser"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium (apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        not (ROOT / "node_modules" / "uplot").is_dir(), reason="node_modules/uplot is missing: run `make node` (npm ci)"
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+class Proc:
+    """A child process whose output goes to a file; stopped with SIGTERM, then killed."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as fh:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.log.read_text(errors="replace"))
+            if found:
+                return found
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.log.name}: exited {self.proc.returncode}: {self.tail()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.log.name}: no {pattern!r} within {timeout} s: {self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, sim_fleet: Any) -> Iterator[dict[str, Any]]:
+    """Start the clock and the web (gunicorn, 2 workers, ephemeral port) over one data folder."""
+    subprocess.run([sys.executable, "scripts/build_static.py"], cwd=ROOT, check=True, capture_output=True)
+    work = tmp_path_factory.mktemp("browser")
+    data = work / "data"
+    data.mkdir(mode=0o700)
+    env = {
+        **os.environ,
+        "PANFM_DATA_DIR": str(data),
+        "PANFM_REFRESH_INTERVAL": str(REFRESH_S),
+        "PANFM_ADMIN_PASSWORD": PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("PANFM_PORT", None)
+    clock = Proc([sys.executable, "clock.py"], env, work / "clock.log")
+    web = Proc(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", "127.0.0.1:0",
+         "--workers", "2", "--no-control-socket", "app:create_app()"],
+        env,
+        work / "web.log",
+    )
+    try:
+        port = web.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1)
+        web.wait_for(r"Booting worker", timeout=15)
+        yield {"base": f"http://127.0.0.1:{port}", "data": data, "clock": clock, "web": web, "sim": sim_fleet}
+    finally:
+        web.stop()
+        clock.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(stack: dict[str, Any]) -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+
+
+def series_pixels(page: Any, selector: str) -> int:
+    """Count canvas pixels drawn in the first series' colour (axes and grid do not count)."""
+    return int(
+        page.evaluate(
+            """(sel) => {
+                const canvas = document.querySelector(sel);
+                if (!canvas) return -1;
+                const want = getComputedStyle(document.documentElement).getPropertyValue('--series-1').trim();
+                const [r0, g0, b0] = [1, 3, 5].map((i) => parseInt(want.slice(i, i + 2), 16));
+                const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                let n = 0;
+                for (let i = 0; i < px.length; i += 4) {
+                    if (px[i + 3] > 200 && Math.abs(px[i] - r0) < 40 && Math.abs(px[i + 1] - g0) < 40
+                        && Math.abs(px[i + 2] - b0) < 40) n++;
+                }
+                return n;
+            }""",
+            selector,
+        )
+    )
+
+
+def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, Any], browser: Any) -> None:
+    base = stack["base"]
+    sim_device = stack["sim"].devices[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    try:
+        # 1. Log in with the initial password: the server forces a password change first.
+        page.goto(base + "/")
+        page.wait_for_url(re.compile(r"/login"))
+        page.fill("#username", "admin")
+        page.fill("#password", PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_url(base + "/change-password")
+        page.fill("#old-password", PASSWORD)
+        page.fill("#new-password", NEW_PASSWORD)
+        page.fill("#new-password-2", NEW_PASSWORD)
+        page.click("#password-form button[type=submit]")
+        page.wait_for_url(base + "/")
+        page.wait_for_selector("#empty:not([hidden])")
+
+        # 2. Add the simulated firewall: test connection, compare the fingerprint, confirm.
+        page.goto(base + "/devices")
+        page.click("#add-device")
+        page.fill("#dev-name", "sim-fw-1")
+        page.fill("#dev-host", sim_device["host"])
+        page.fill("#dev-port", str(sim_device["port"]))
+        page.fill("#dev-api-key", sim_device["api_key"])
+        page.click("#dev-save")
+        sync_api.expect(page.locator("#device-message")).to_contain_text("Test the connection first")
+        page.click("#dev-test")
+        fingerprint = page.locator("#test-fingerprint")
+        sync_api.expect(fingerprint).to_have_text(sim_device["tls_fingerprint_sha256"], timeout=15_000)
+        sync_api.expect(page.locator("#test-hostname")).to_have_text(sim_device["name"])
+        shot(page, "1-test-connection")
+        page.check("#dev-trust")
+        page.click("#dev-save")
+        row = page.locator("#devices tbody tr", has_text="sim-fw-1")
+        sync_api.expect(row).to_be_visible()
+        device_id = row.get_attribute("data-id")
+        assert device_id
+
+        # 3. Throughput arrives on the overview within two clock cycles (the first poll only sets the baseline).
+        page.goto(base + "/")
+        fleet_row = page.locator(f'#fleet tbody tr[data-id="{device_id}"]')
+        inbound = fleet_row.locator('td[data-field="inbound_mbps"]')
+        inbound.wait_for(timeout=4 * REFRESH_S * 1000 + 10_000)
+        sync_api.expect(inbound).not_to_have_text("—")
+        assert float(inbound.inner_text().replace(",", "")) > 0
+        sync_api.expect(fleet_row).to_have_class(re.compile(r"state-up"))
+        shot(page, "2-overview")
+
+        # 4. The firewall page draws its charts from history.
+        fleet_row.locator("a").click()
+        page.wait_for_url(base + f"/firewall/{device_id}")
+        root = page.locator("#firewall")
+        # The first stored sample has no rate yet: wait for three, i.e. two throughput points.
+        deadline = time.monotonic() + 4 * REFRESH_S + 10
+        while time.monotonic() < deadline and int(root.get_attribute("data-history-points") or 0) < 3:
+            page.wait_for_timeout(500)
+        assert int(root.get_attribute("data-history-points") or 0) >= 3
+        sync_api.expect(page.locator("#fw-name")).to_have_text("sim-fw-1")
+        sync_api.expect(page.locator("#live [data-field=inbound_mbps]")).not_to_have_text("—")
+        shot(page, "3-firewall")
+
+        # 5. Every range answers; long ranges have no rollups yet and say so instead of drawing zeros.
+        for rng in ("6h", "24h", "7d", "30d", "90d", "1h"):
+            page.click(f'#ranges button[data-range="{rng}"]')
+            sync_api.expect(root).to_have_attribute("data-history-range", rng)
+        # A custom window of the last few minutes spreads the few samples across the chart.
+        page.click('#ranges button[data-range="custom"]')
+        page.fill("#range-start", time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 120)))
+        page.fill("#range-end", time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 60)))
+        page.click("#custom-range button[type=submit]")
+        sync_api.expect(root).to_have_attribute("data-history-range", "custom")
+        assert int(root.get_attribute("data-history-points") or 0) >= 3
+        page.wait_for_timeout(200)  # uPlot paints on the next animation frame
+        assert series_pixels(page, "#chart-throughput canvas") > 30, "throughput chart has no line"
+        assert series_pixels(page, "#chart-sessions canvas") > 30, "sessions chart has no line"
+        shot(page, "4-custom-range")
+
+        # 6. Choose counted interfaces on the edit dialog (listed once the firewall was polled).
+        page.goto(base + "/devices")
+        page.locator("#devices tbody tr", has_text="sim-fw-1").get_by_role("button", name="Edit").click()
+        first_port = page.locator("#dev-interfaces input[type=checkbox]").first
+        first_port.wait_for(timeout=10_000)
+        port_name = first_port.get_attribute("value")
+        first_port.check()
+        page.click("#dev-save")
+        sync_api.expect(page.locator("#devices tbody tr", has_text="sim-fw-1")).to_contain_text(str(port_name))
+    finally:
+        shot(page, "9-last")
+        context.close()
+    assert problems == []
+
+
+def test_it_keeps_a_hostile_hostname_inert(stack: dict[str, Any], browser: Any) -> None:
+    from throughput_storage import HISTORY_DB, SampleStore
+
+    base = stack["base"]
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, color_scheme="dark")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    try:
+        page.goto(base + "/login")
+        page.fill("#username", "admin")
+        page.fill("#password", NEW_PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_url(base + "/")
+        # A disabled device, so the clock never overwrites the inventory this test plants.
+        token = page.get_attribute('meta[name="csrf-token"]', "content")
+        created = page.evaluate(
+            """async ([token, name]) => {
+                const r = await fetch('/api/devices', {method: 'POST', headers: {'Content-Type': 'application/json',
+                  'X-CSRFToken': token}, body: JSON.stringify({name, host: '192.0.2.77', api_key: 'k', enabled: false,
+                  tls: {mode: 'pin', fingerprint_sha256: 'ab'.repeat(32)}})});
+                return [r.status, await r.json()];
+            }""",
+            [token, 'fw <img src=x onerror="window.__xss=1">'],
+        )
+        assert created[0] == 201, created
+        device_id = created[1]["id"]
+        with SampleStore.open(stack["data"] / HISTORY_DB) as store:
+            store.write_inventory(
+                device_id,
+                time.time(),
+                {"system": {"hostname": XSS, "model": "PA-440", "app_version": '<img src=x onerror="window.__xss=2">'},
+                 "licenses": [{"feature": XSS, "expires": None, "expired": False}], "errors": {}},
+            )
+        for path in ("/", "/devices", f"/firewall/{device_id}"):
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+        sync_api.expect(page.locator("#system")).to_contain_text(XSS)
+        sync_api.expect(page.locator("#fw-name")).to_have_text('fw <img src=x onerror="window.__xss=1">')
+        sync_api.expect(page.locator("#licenses")).to_contain_text(XSS)
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("#system script, #fw-name img, #system-extra img").count() == 0
+        shot(page, "5-hostile-hostname-dark")
+    finally:
+        context.close()
+    assert problems == []
