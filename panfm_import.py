@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +18,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from models import DeviceConfig, DeviceSample, TlsConfig
+from models import CycleResult, DeviceConfig, DeviceSample, TlsConfig
+from throughput_storage import SampleReader, SampleStore, StorageUnavailable
 
 
 class ImportError_(Exception):
@@ -216,3 +217,47 @@ def read_samples(folder: Path, device_ids: set[str], report: ImportReport) -> It
     if bad:
         report.skipped.append(f"throughput_history.db: {bad} samples with an unreadable timestamp")
     report.skipped.append("throughput_history.db: memory_used_pct (1.x read the Swap line) and since-boot totals")
+
+
+def import_samples(store: SampleStore, samples: Iterable[DeviceSample], now: float, chunk: int = 5000) -> int:
+    """Write imported samples through `store` in chunks, then build the rollups of their range.
+
+    1. Chunks are written as cycles that close no bucket (`started` = 0): no rollup work yet,
+       and a running clock's rollup mark is left alone.
+    2. A last cycle re-writes the earliest sample (INSERT OR REPLACE: same row) with
+       `started` = now, so the rollups are recomputed once from the earliest imported
+       bucket to now, over imported and collected rows alike.
+    3. `finished` carries the clock's current heartbeat, so an import never fakes one.
+    """
+    written = 0
+    earliest: DeviceSample | None = None
+    batch: list[DeviceSample] = []
+
+    def flush(started: float, rows: list[DeviceSample]) -> None:
+        heartbeat = _heartbeat(store)
+        store.write_cycle(CycleResult(started, heartbeat, tuple(rows), (), (), ()))
+
+    for sample in samples:
+        batch.append(sample)
+        if earliest is None or sample.ts < earliest.ts:
+            earliest = sample
+        if len(batch) >= chunk:
+            flush(0.0, batch)
+            written += len(batch)
+            batch = []
+    if batch:
+        flush(0.0, batch)
+        written += len(batch)
+    if earliest is not None:
+        flush(now, [earliest])
+    return written
+
+
+def _heartbeat(store: SampleStore) -> float:
+    """The heartbeat stored now (0.0 before any clock ran: the UPDATE then touches no row)."""
+    try:
+        with SampleReader.open(store.path) as reader:
+            stats = reader.clock_stats()
+    except StorageUnavailable:
+        return 0.0
+    return float(stats["heartbeat"]) if stats and stats.get("heartbeat") is not None else 0.0
