@@ -18,6 +18,7 @@ import web_api
 import web_devices
 from config import ConfigError, Settings, ensure_data_dir, load_settings
 from web_auth import Auth, init_auth
+from web_cli import register_cli
 from web_pages import bp as pages_bp
 from web_security import init_security
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web_api.bp)
     app.register_blueprint(web_devices.bp)
     app.register_blueprint(pages_bp)
+    register_cli(app)
     return app
 
 
@@ -60,7 +62,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"PANfm web: {exc}", file=sys.stderr)
         return 2
-    app.run(host="0.0.0.0", port=settings.port, threaded=True)  # noqa: S104 (a server listens on all addresses)
+    app.run(host="0.0.0.0", port=settings.port, threaded=True)  # noqa: S104  # nosec B104 (a server listens on all addresses)
     return 0
 
 
