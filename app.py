@@ -62,7 +62,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"PANfm web: {exc}", file=sys.stderr)
         return 2
-    app.run(host="0.0.0.0", port=settings.port, threaded=True)  # noqa: S104  # nosec B104 (a server listens on all addresses)
+    app.run(host="0.0.0.0", port=settings.port, threaded=True)  # noqa: S104 (a server listens on all addresses)  # nosec B104
     return 0
 
 

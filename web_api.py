@@ -381,7 +381,8 @@ def interfaces() -> Any:
     device_id = known_device_id()
     c = ctx()
     device = c.devices.get(device_id)
-    assert device is not None
+    if device is None:  # deleted between the check and now
+        raise UnknownDevice(device_id)
     with c.reader() as reader:
         samples = {s.name: s for s in reader.interfaces_latest(device_id)} if reader else {}
         inventory = _inventory_interfaces(reader.inventory(device_id) if reader else None)

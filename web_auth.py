@@ -76,8 +76,7 @@ class Auth:
     def ensure_admin(self, password: str) -> str | None:
         """Create `admin` when no user exists; return the generated password (None if given or existing)."""
         generated = None if password else secrets.token_urlsafe(15)
-        chosen = password or generated
-        assert chosen is not None
+        chosen = password or generated or ""
         now = self.clock()
         conn = config_store.connect(self.data_dir)
         try:
@@ -361,7 +360,8 @@ def api_logout() -> Any:
 def api_change_password() -> Any:
     user = current_user()
     sid = session.get("sid")
-    assert user is not None and isinstance(sid, str)  # the gate lets no anonymous request through
+    if user is None or not isinstance(sid, str):  # the gate lets none through; never rely on that alone
+        return api_error(401, "unauthorized", "Log in first.")
     body = _json_body()
     if not isinstance(body, dict):
         return body
@@ -371,7 +371,7 @@ def api_change_password() -> Any:
         if len(new) < MIN_PASSWORD_LENGTH:
             errors["new_password"] = f"at least {MIN_PASSWORD_LENGTH} characters"
         elif new == body.get("old_password"):
-            errors["new_password"] = "must differ from the current password"  # noqa: S105 (a message)
+            errors["new_password"] = "must differ from the current password"  # noqa: S105 (a message)  # nosec B105
     if errors:
         return api_error(400, "invalid", "Check the highlighted fields.", fields=errors)
     auth = auth_of_app()
@@ -381,11 +381,11 @@ def api_change_password() -> Any:
         return _throttled(exc)
     except PermissionError:
         return api_error(
-            400, "invalid", "The current password is wrong.", fields={"old_password": "wrong password"}
+            400, "invalid", "The current password is wrong.", fields={"old_password": "wrong password"}  # nosec B105
         )
     auth.password_changed(user.username, keep_sid=sid)
     log.info("password changed for %r", user.username)
-    return jsonify({"changed": True, "must_change_password": False})
+    return jsonify({"changed": True, "must_change_password": False})  # nosec B105
 
 
 def init_auth(app: Flask, auth: Auth, csrf: CSRFProtect, admin_password: str) -> None:

@@ -152,7 +152,8 @@ def device_from_body(body: dict[str, Any], current: DeviceConfig | None) -> Devi
             enabled = body["enabled"]
     if errors:
         raise BadRequest(errors)
-    assert name is not None and host is not None and tls is not None
+    if name is None or host is None or tls is None:  # each None came with an error above
+        raise BadRequest({"body": "incomplete device"})
     return DeviceConfig(
         id=current.id if current else "",
         name=name,
@@ -189,7 +190,7 @@ def _credentials(
         if not username:
             errors["username"] = "required with a password"
         if not password:
-            errors["password"] = "required with a username"  # noqa: S105 (a message)
+            errors["password"] = "required with a username"  # noqa: S105 (a message)  # nosec B105
         return None, username, password
     if current is not None:
         return current.api_key, current.username, current.password
@@ -389,7 +390,8 @@ def _test_device(body: dict[str, Any], host: str, port: int, seen_fp: str) -> De
     tls = parse_tls(body["tls"], errors) if "tls" in body else TlsConfig(mode="pin", fingerprint_sha256=seen_fp)
     if errors:
         raise BadRequest(errors)
-    assert tls is not None
+    if tls is None:
+        raise BadRequest({"tls": "invalid"})
     base = current or DeviceConfig(id="test", name="test", host=host, port=port, tls=tls)
     return dataclasses.replace(
         base, host=host, port=port, tls=tls, api_key=api_key, username=username, password=password
