@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 
-from panos_sim.device import STATE_MODES
 from panos_sim.fleet import Fleet, parse_faults, write_inventory
 from panos_sim.platforms import PLATFORMS
 
@@ -68,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         parse_faults(args.faults, args.devices, args.seed)
     except ValueError as exc:
         parser.error(str(exc))
-    assert STATE_MODES
     return asyncio.run(run(args, models))
 
 

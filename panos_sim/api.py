@@ -6,7 +6,9 @@ import asyncio
 import base64
 import hmac
 from typing import Any
-from xml.etree.ElementTree import Element  # nosec B405 - type only; parsing goes through defusedxml
+
+# Element is only a type here; every parse goes through defusedxml.
+from xml.etree.ElementTree import Element  # nosec B405
 
 from defusedxml import ElementTree as SafeET
 
@@ -239,12 +241,12 @@ async def delay_for(dev: Device, mode: str, stopping: asyncio.Event) -> None:
     """Sleep for the slow fault (8-12 s) or the configured service latency, whichever applies."""
     if mode == "slow":
         rng = rng_for(dev.seed, dev.name, "slow", dev.stats.requests.total())
-        await _sleep(rng.uniform(8.0, 12.0), stopping)
+        await pause(rng.uniform(8.0, 12.0), stopping)
     elif dev.latency_s > 0:
-        await _sleep(dev.latency_s, stopping)
+        await pause(dev.latency_s, stopping)
 
 
-async def _sleep(seconds: float, stopping: asyncio.Event) -> None:
+async def pause(seconds: float, stopping: asyncio.Event) -> None:
     """Sleep, cut short when the fleet stops."""
     try:
         await asyncio.wait_for(stopping.wait(), timeout=seconds)

@@ -12,6 +12,7 @@ from typing import Any
 from panos_sim.platforms import Platform, Port
 from panos_sim.traffic import LOAD_MAX, DeviceLoad, Flow, port_scale, rng_for
 
+DAY_S = 86400.0
 PASSIVE_SHARE = 0.002  # a passive HA peer still sees heartbeats and link traffic, never exactly zero
 SESSION_LIFE_S = 40.0
 EVENT_MODES = ("reboot", "failover", "replace")
@@ -192,9 +193,7 @@ class Device:
             pairs = [self._raw(m, direction, t) for m in members]
             return sum(b for b, _ in pairs), sum(p for _, p in pairs)
         if kind in ("subif", "tunnel", "loopback"):
-            parent = self.platform.port(port.parent)
-            assert parent is not None
-            since = self.carried(self.flows[f"{parent.name}/{direction}"], self.boot, t) * port.share
+            since = self.carried(self.flows[f"{port.parent}/{direction}"], self.boot, t) * port.share
             base = math.floor(self.counter_base * port.share)
             return base + math.floor(since), base // 900 + math.floor(since / 300.0)
         return 0, 0
@@ -278,8 +277,6 @@ class Device:
             "cpu": {"dataplane_avg": round(self.dp_cpu_avg(t2), 2), "management": self.mp_cpu(t2)},
         }
 
-
-DAY_S = 86400.0
 
 
 def now() -> float:

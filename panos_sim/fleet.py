@@ -10,7 +10,7 @@ import random
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +31,7 @@ class Endpoint:
     cert_pem: str
     server: asyncio.AbstractServer | None = None
     reopen: asyncio.TimerHandle | None = None
-    sem: asyncio.Semaphore | None = None
+    sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(5))
 
 
 def parse_faults(spec: str | None, n: int, seed: int) -> dict[int, str]:
@@ -47,9 +47,10 @@ def parse_faults(spec: str | None, n: int, seed: int) -> dict[int, str]:
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"bad fault share {share!r}")
         wanted.append((mode, math.floor(value * n + 0.5)))
+    # Seeded choice (not security): the same seed picks the same devices.
     if sum(c for _, c in wanted) > n:
         raise ValueError("fault shares add up to more than the fleet")
-    order = random.Random(seed).sample(range(n), n)
+    order = random.Random(seed).sample(range(n), n)  # nosec B311
     out: dict[int, str] = {}
     pos = 0
     for mode, count in wanted:
@@ -89,7 +90,7 @@ class Fleet:
         for i, dev in enumerate(self.devices):
             ctx, fp, pem = make_context(dev.name, self.host)
             port = self.base_port + i if self.base_port else 0
-            ep = Endpoint(port, ctx, fp, pem, sem=asyncio.Semaphore(5))
+            ep = Endpoint(port, ctx, fp, pem)
             self.endpoints[dev.name] = ep
             await self._listen(dev)
             if i % 50 == 49:
@@ -99,12 +100,18 @@ class Fleet:
         """Open the device's listener on its port (the same port after down/replace)."""
         ep = self.endpoints[dev.name]
         loop = asyncio.get_running_loop()
-        server = self.runner.server
-        assert server is not None
+        server = self._protocol_factory()
         ep.server = await loop.create_server(server, self.host, ep.port, ssl=ep.ctx, reuse_address=True, backlog=128)
         sock: socket.socket = ep.server.sockets[0]
         ep.port = sock.getsockname()[1]
         self.by_port[ep.port] = dev
+
+    def _protocol_factory(self) -> web.Server:
+        """Return the aiohttp low-level server shared by every listener."""
+        server = self.runner.server
+        if server is None:
+            raise RuntimeError("the fleet is not started")
+        return server
 
     def _drop(self, dev: Device) -> None:
         """Close the listener and every open connection of DEV: clients get 'connection refused'."""
@@ -112,8 +119,7 @@ class Fleet:
         if ep.server is not None:
             ep.server.close()
             ep.server = None
-        server = self.runner.server
-        assert server is not None
+        server = self._protocol_factory()
         for handler in server.connections:
             transport = handler.transport
             if transport is not None and transport.get_extra_info("sockname")[1] == ep.port:
@@ -197,7 +203,6 @@ class Fleet:
         if "key" in request.query:
             stats.key_in_url += 1
         ep = self.endpoints[dev.name]
-        assert ep.sem is not None
         stats.inflight += 1
         stats.max_inflight = max(stats.max_inflight, stats.inflight)
         try:
@@ -216,7 +221,7 @@ class Fleet:
         mode = dev.fault(time.time())
         if mode == "blackhole":
             while not self.stopping.is_set() and dev.fault(time.time()) == "blackhole":
-                await api.delay_for(dev, "latency", self.stopping) if dev.latency_s else await asyncio.sleep(0.2)
+                await api.pause(0.2, self.stopping)
             if request.transport is not None:
                 request.transport.abort()
             raise web.HTTPServiceUnavailable()

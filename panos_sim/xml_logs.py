@@ -6,7 +6,7 @@ import calendar
 import math
 import re
 import time
-from xml.sax.saxutils import escape
+from html import escape
 
 from panos_sim.device import Device, LogJob
 from panos_sim.traffic import rng_for

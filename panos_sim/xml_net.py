@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from xml.sax.saxutils import escape
+from html import escape
 
 from panos_sim.device import Device
 from panos_sim.platforms import Port

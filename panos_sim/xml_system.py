@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from xml.sax.saxutils import escape
+from html import escape
 
 from panos_sim.device import Device
 from panos_sim.traffic import LOAD_MAX
