@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 import config
 import config_keys
@@ -276,6 +276,7 @@ def keys_rotate() -> None:
 @click.command("import-panfm")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="read and report, write nothing")
+@with_appcontext
 def import_panfm(folder: Path, dry_run: bool) -> None:
     """Import a PANfm 1.x folder: devices with their API keys, settings, throughput history."""
     data_dir = _settings().data_path
