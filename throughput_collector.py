@@ -3,7 +3,8 @@
 The `Collector` keeps what must survive between cycles (one API client per device with its
 cached key, the last raw counters, circuit breakers, statuses) and hands each cycle's result
 to storage as one `CycleResult`. Rate math lives in `collector_metrics`, breakers in
-`collector_breaker`, the 5-minute inventory calls in `collector_slow`.
+`collector_breaker`, one device's calls in `collector_poll`, the 5-minute inventory calls in
+`collector_slow`.
 """
 
 from __future__ import annotations
@@ -15,74 +16,28 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import collector_metrics as cm
 from collector_breaker import Breaker, safe_error, status_after_failure, status_after_success, status_skipped
-from collector_slow import SlowClient, gather_inventory, link_speeds
+from collector_poll import Client, ClientFactory, Poll, panos_client_factory, poll_device
+from collector_slow import gather_inventory, link_speeds
 from models import (
     CounterBaseline,
-    CounterSnapshot,
     CycleResult,
     DeviceConfig,
     DeviceSample,
     DeviceStatus,
     InterfaceCounters,
     InterfaceSample,
-    ResourceMonitor,
-    SessionInfo,
-    SystemResources,
 )
-from panos_xml import ApiError, AuthError, BadResponse
 
 log = logging.getLogger("panfm.collector")
 
-RESOURCE_MONITOR_LAST = 5  # five 1-minute samples: enough to tell idle control cores from data cores
 SLOW_WORKERS = 16
 SLOW_DEADLINE_S = 120.0
 
-
-class Client(SlowClient, Protocol):
-    """What the collector needs of `panos_api.PanosClient`."""
-
-    last_response_time: float
-
-    def counters(self) -> CounterSnapshot: ...
-    def session_info(self) -> SessionInfo: ...
-    def resource_monitor(self, period: str = "minute", last: int = 1) -> ResourceMonitor: ...
-    def mp_cpu(self) -> float: ...
-    def system_resources(self) -> SystemResources: ...
-    def close(self) -> None: ...
-
-
-ClientFactory = Callable[[DeviceConfig, float, Callable[[str], None]], Client]
-
-
-def panos_client_factory(device: DeviceConfig, timeout: float, on_key: Callable[[str], None]) -> Client:
-    """Build a real `panos_api.PanosClient` (imported here so tests of the math need no network code)."""
-    from panos_api import PanosClient
-
-    client: Client = PanosClient(device, timeout=timeout, connect_timeout=min(5.0, timeout), on_key=on_key)
-    return client
-
-
-class DeadlineExceeded(Exception):
-    """The device's share of the cycle ran out before all its calls were made."""
-
-
-@dataclass
-class _Poll:
-    """What one device's calls returned; built in a worker thread, applied in the cycle's thread."""
-
-    ts: float | None = None  # arrival time of the counters response
-    counters: dict[str, InterfaceCounters] | None = None
-    session: SessionInfo | None = None
-    monitor: ResourceMonitor | None = None
-    mp_cpu: float | None = None
-    mp_cpu_supported: bool = True
-    resources: SystemResources | None = None
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
+__all__ = ["Client", "ClientFactory", "Collector", "deadline_for", "panos_client_factory"]
 
 
 @dataclass
@@ -91,7 +46,7 @@ class _Device:
     breaker: Breaker = field(default_factory=Breaker)
     client: Client | None = None
     slow_client: Client | None = None
-    running: Future[_Poll] | None = None
+    running: Future[Poll] | None = None
     slow_running: Future[Any] | None = None
     status: DeviceStatus | None = None
     baseline: CounterBaseline | None = None
@@ -101,11 +56,6 @@ class _Device:
     speeds: dict[str, int | None] = field(default_factory=dict)
     mp_cpu_supported: bool = True
     dataplane: cm.DataplaneMetrics | None = None
-
-
-def _soft(exc: BaseException) -> bool:
-    """Tell whether a failed secondary call only loses its metric (the device still answered)."""
-    return isinstance(exc, ApiError | BadResponse) and not isinstance(exc, AuthError)
 
 
 class Collector:
@@ -225,7 +175,7 @@ class Collector:
         deadline = self.monotonic() + budget
         timeout = min(self.request_timeout, budget)
         statuses: dict[str, DeviceStatus] = {}
-        futures: dict[Future[_Poll], _Device] = {}
+        futures: dict[Future[Poll], _Device] = {}
         with self._lock:
             # Healthy devices first: a queue of dead ones must not hold up the pool's workers.
             devs = sorted(self._sync(devices), key=lambda d: d.breaker.failures)
@@ -247,7 +197,9 @@ class Collector:
                         statuses[device_id] = status_after_failure(dev.status, device_id, started, error, dev.breaker)
                         continue
                 secrets = (dev.config.api_key, dev.config.password, self._keys.get(device_id))
-                fut = self._pool.submit(_poll, dev.client, deadline, self.monotonic, dev.mp_cpu_supported, secrets)
+                fut = self._pool.submit(
+                    poll_device, dev.client, deadline, self.monotonic, dev.mp_cpu_supported, secrets
+                )
                 dev.running = fut
                 futures[fut] = dev
         wait(futures, timeout=max(0.0, deadline - self.monotonic()) + 0.2)
@@ -259,13 +211,13 @@ class Collector:
                 now = self.clock()
                 device_id = dev.config.id
                 if not fut.done():
-                    poll = _Poll(error=f"deadline of {budget:.1f} s exceeded")
+                    poll = Poll(error=f"deadline of {budget:.1f} s exceeded")
                 else:
                     try:
                         poll = fut.result()
                     except Exception as exc:  # a bug in one device's poll must not lose the cycle
                         log.exception("poll of %s crashed", dev.config.name)
-                        poll = _Poll(error=safe_error(exc, (dev.config.api_key, dev.config.password)))
+                        poll = Poll(error=safe_error(exc, (dev.config.api_key, dev.config.password)))
                 if poll.error is not None or poll.counters is None or poll.ts is None:
                     dev.breaker.failure(now, interval)
                     error = poll.error or "no counters"
@@ -277,7 +229,7 @@ class Collector:
                     log.info("device %s: answering again, breaker closed", dev.config.name)
                 dev.breaker.success()
                 dev.mp_cpu_supported = poll.mp_cpu_supported
-                sample, ifaces, baseline = self._apply(dev, poll)
+                sample, ifaces, baseline = self._apply(dev, poll, poll.counters, poll.ts)
                 samples.append(sample)
                 interfaces.extend(ifaces)
                 baselines.append(baseline)
@@ -297,20 +249,21 @@ class Collector:
             statuses=tuple(statuses[d.id] for d in devices if d.id in statuses),
         )
 
-    def _apply(self, dev: _Device, poll: _Poll) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline]:
+    def _apply(
+        self, dev: _Device, poll: Poll, counters: dict[str, InterfaceCounters], ts: float
+    ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline]:
         """Turn one successful poll into a sample and move the device's baseline forward."""
-        assert poll.counters is not None and poll.ts is not None
-        device_id, ts = dev.config.id, poll.ts
+        device_id = dev.config.id
         installed = poll.session.installed if poll.session else None
         reset = cm.reset_reason(
-            dev.baseline, poll.counters, ts, serial=dev.serial, uptime_seconds=dev.uptime,
+            dev.baseline, counters, ts, serial=dev.serial, uptime_seconds=dev.uptime,
             prev_installed=dev.installed, installed=installed,
         )
         if reset and dev.baseline is not None:
             log.info("device %s: no rate this interval (%s)", dev.config.name, reset)
-        counted = cm.counted_names(poll.counters, dev.config.interfaces)
+        counted = cm.counted_names(counters, dev.config.interfaces)
         rates = cm.interface_rates(
-            device_id, dev.baseline, poll.counters, ts, counted=counted, link_speed_mbps=dev.speeds, reset=reset
+            device_id, dev.baseline, counters, ts, counted=counted, link_speed_mbps=dev.speeds, reset=reset
         )
         dp = cm.dataplane_metrics(poll.monitor) if poll.monitor else None
         dev.dataplane = dp
@@ -339,7 +292,7 @@ class Collector:
             packet_descriptor_pct=dp.packet_descriptor_pct if dp else None,
         )
         baseline = CounterBaseline(
-            device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(poll.counters)
+            device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(counters)
         )
         dev.baseline = baseline
         dev.installed = installed
@@ -384,6 +337,14 @@ class Collector:
                 if isinstance(doc.get("interfaces"), list):
                     dev.speeds = link_speeds(doc["interfaces"])
                 out.append((dev.config.id, self.clock(), doc))
+            for fut, dev in futures.items():
+                # Idle for 5 minutes until the next run: its connection is not worth its memory.
+                if fut.done() and dev.slow_client is not None:
+                    client, dev.slow_client = dev.slow_client, None
+                    try:
+                        client.close()
+                    except Exception:  # closing a dead session must not lose the inventory
+                        log.debug("closing inventory client failed", exc_info=True)
         return out
 
     def _learn_identity(self, dev: _Device, serial: str | None, uptime: int | None) -> None:
@@ -392,50 +353,11 @@ class Collector:
         dev.uptime = uptime
 
 
+DEADLINE_SHARE = 0.45  # of the interval: a cycle with a dead device still commits in < half of it
+DEADLINE_MAX_S = 14.0  # cycle p95 <= 15 s at any interval (issue 3 figures)
+DEADLINE_MIN_S = 2.5
+
+
 def deadline_for(interval: float) -> float:
     """A device's share of one cycle: well inside the interval, so the cycle commits on time."""
-    return max(2.0, min(interval * 0.7, interval - 2.0))
-
-
-def _poll(
-    client: Client,
-    deadline: float,
-    monotonic: Callable[[], float],
-    mp_cpu_supported: bool,
-    secrets: tuple[str | None, ...] = (),
-) -> _Poll:
-    """Make one device's (at most five) calls in order, stopping at the first transport failure."""
-    poll = _Poll(mp_cpu_supported=mp_cpu_supported)
-
-    def check() -> None:
-        if monotonic() >= deadline:
-            raise DeadlineExceeded("deadline exceeded")
-
-    try:
-        check()
-        snapshot = client.counters()
-        poll.ts = client.last_response_time or time.time()
-        poll.counters = cm.select_counters(snapshot)
-        for name in ("session", "monitor", "mp_cpu", "resources"):
-            if name == "mp_cpu" and not poll.mp_cpu_supported:
-                continue
-            check()
-            try:
-                if name == "session":
-                    poll.session = client.session_info()
-                elif name == "monitor":
-                    poll.monitor = client.resource_monitor(period="minute", last=RESOURCE_MONITOR_LAST)
-                elif name == "mp_cpu":
-                    poll.mp_cpu = client.mp_cpu()
-                else:
-                    poll.resources = client.system_resources()
-            except Exception as exc:
-                if not _soft(exc):
-                    raise
-                if name == "mp_cpu":
-                    poll.mp_cpu_supported = False  # NO_MATCHES: this platform has no such export
-                else:
-                    poll.warnings.append(f"{name}: {type(exc).__name__}")
-    except Exception as exc:
-        poll.error = safe_error(exc, secrets)
-    return poll
+    return max(DEADLINE_MIN_S, min(interval * DEADLINE_SHARE, DEADLINE_MAX_S))

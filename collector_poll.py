@@ -1,0 +1,115 @@
+"""One device's calls in one cycle, made in a worker thread (no shared state touched here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import collector_metrics as cm
+from collector_breaker import safe_error
+from collector_slow import SlowClient
+from models import (
+    CounterSnapshot,
+    DeviceConfig,
+    InterfaceCounters,
+    ResourceMonitor,
+    SessionInfo,
+    SystemResources,
+)
+from panos_xml import ApiError, AuthError, BadResponse
+
+RESOURCE_MONITOR_LAST = 5  # five 1-minute samples: enough to tell idle control cores from data cores
+
+
+class Client(SlowClient, Protocol):
+    """What the collector needs of `panos_api.PanosClient`."""
+
+    last_response_time: float
+
+    def counters(self) -> CounterSnapshot: ...
+    def session_info(self) -> SessionInfo: ...
+    def resource_monitor(self, period: str = "minute", last: int = 1) -> ResourceMonitor: ...
+    def mp_cpu(self) -> float: ...
+    def system_resources(self) -> SystemResources: ...
+    def close(self) -> None: ...
+
+
+ClientFactory = Callable[[DeviceConfig, float, Callable[[str], None]], Client]
+
+
+def panos_client_factory(device: DeviceConfig, timeout: float, on_key: Callable[[str], None]) -> Client:
+    """Build a real `panos_api.PanosClient` (imported here so tests of the math need no network code)."""
+    from panos_api import PanosClient
+
+    client: Client = PanosClient(device, timeout=timeout, connect_timeout=min(5.0, timeout), on_key=on_key)
+    return client
+
+
+class DeadlineExceeded(Exception):
+    """The device's share of the cycle ran out before all its calls were made."""
+
+
+@dataclass
+class Poll:
+    """What one device's calls returned; built in a worker thread, applied in the cycle's thread."""
+
+    ts: float | None = None  # arrival time of the counters response
+    counters: dict[str, InterfaceCounters] | None = None
+    session: SessionInfo | None = None
+    monitor: ResourceMonitor | None = None
+    mp_cpu: float | None = None
+    mp_cpu_supported: bool = True
+    resources: SystemResources | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _soft(exc: BaseException) -> bool:
+    """Tell whether a failed secondary call only loses its metric (the device still answered)."""
+    return isinstance(exc, ApiError | BadResponse) and not isinstance(exc, AuthError)
+
+
+def poll_device(
+    client: Client,
+    deadline: float,
+    monotonic: Callable[[], float],
+    mp_cpu_supported: bool,
+    secrets: tuple[str | None, ...] = (),
+) -> Poll:
+    """Make one device's (at most five) calls in order, stopping at the first transport failure."""
+    poll = Poll(mp_cpu_supported=mp_cpu_supported)
+
+    def check() -> None:
+        if monotonic() >= deadline:
+            raise DeadlineExceeded("deadline exceeded")
+
+    try:
+        check()
+        snapshot = client.counters()
+        poll.ts = client.last_response_time or time.time()
+        poll.counters = cm.select_counters(snapshot)
+        for name in ("session", "monitor", "mp_cpu", "resources"):
+            if name == "mp_cpu" and not poll.mp_cpu_supported:
+                continue
+            check()
+            try:
+                if name == "session":
+                    poll.session = client.session_info()
+                elif name == "monitor":
+                    poll.monitor = client.resource_monitor(period="minute", last=RESOURCE_MONITOR_LAST)
+                elif name == "mp_cpu":
+                    poll.mp_cpu = client.mp_cpu()
+                else:
+                    poll.resources = client.system_resources()
+            except Exception as exc:
+                if not _soft(exc):
+                    raise
+                if name == "mp_cpu":
+                    poll.mp_cpu_supported = False  # NO_MATCHES: this platform has no such export
+                else:
+                    poll.warnings.append(f"{name}: {type(exc).__name__}")
+    except Exception as exc:
+        poll.error = safe_error(exc, secrets)
+    return poll
