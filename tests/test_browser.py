@@ -129,20 +129,15 @@ def shot(page: Any, name: str) -> None:
 
 
 def series_pixels(page: Any, selector: str) -> int:
-    """Count canvas pixels drawn in the first series' colour (axes and grid do not count)."""
+    """Count clearly blue canvas pixels: the first series' line (light theme); axes and grid are grey."""
     return int(
         page.evaluate(
             """(sel) => {
                 const canvas = document.querySelector(sel);
                 if (!canvas) return -1;
-                const want = getComputedStyle(document.documentElement).getPropertyValue('--series-1').trim();
-                const [r0, g0, b0] = [1, 3, 5].map((i) => parseInt(want.slice(i, i + 2), 16));
                 const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
                 let n = 0;
-                for (let i = 0; i < px.length; i += 4) {
-                    if (px[i + 3] > 200 && Math.abs(px[i] - r0) < 40 && Math.abs(px[i + 1] - g0) < 40
-                        && Math.abs(px[i + 2] - b0) < 40) n++;
-                }
+                for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && px[i + 2] - px[i] > 80) n++;
                 return n;
             }""",
             selector,
@@ -199,8 +194,8 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
         page.goto(base + "/")
         fleet_row = page.locator(f'#fleet tbody tr[data-id="{device_id}"]')
         inbound = fleet_row.locator('td[data-field="inbound_mbps"]')
-        inbound.wait_for(timeout=4 * REFRESH_S * 1000 + 10_000)
-        sync_api.expect(inbound).not_to_have_text("—")
+        # Timeline: next cycle polls once (no rate yet), the cycle after gives a rate, the page refreshes.
+        sync_api.expect(inbound).to_have_text(re.compile(r"^[\d,]+\.\d$"), timeout=4 * REFRESH_S * 1000 + 5_000)
         assert float(inbound.inner_text().replace(",", "")) > 0
         sync_api.expect(fleet_row).to_have_class(re.compile(r"state-up"))
         shot(page, "2-overview")
@@ -224,14 +219,14 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
             sync_api.expect(root).to_have_attribute("data-history-range", rng)
         # A custom window of the last few minutes spreads the few samples across the chart.
         page.click('#ranges button[data-range="custom"]')
-        page.fill("#range-start", time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 120)))
-        page.fill("#range-end", time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 60)))
+        page.fill("#range-start", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 3 * REFRESH_S)))
+        page.fill("#range-end", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() + 2)))
         page.click("#custom-range button[type=submit]")
         sync_api.expect(root).to_have_attribute("data-history-range", "custom")
-        assert int(root.get_attribute("data-history-points") or 0) >= 3
+        assert int(root.get_attribute("data-history-points") or 0) >= 2
         page.wait_for_timeout(200)  # uPlot paints on the next animation frame
-        assert series_pixels(page, "#chart-throughput canvas") > 30, "throughput chart has no line"
-        assert series_pixels(page, "#chart-sessions canvas") > 30, "sessions chart has no line"
+        assert series_pixels(page, "#chart-throughput canvas") > 50, "throughput chart has no line"
+        assert series_pixels(page, "#chart-sessions canvas") > 50, "sessions chart has no line"
         shot(page, "4-custom-range")
 
         # 6. Choose counted interfaces on the edit dialog (listed once the firewall was polled).
