@@ -336,3 +336,20 @@ def test_it_stops_with_a_clear_message_on_a_wrong_1x_key(cli, tmp_path):
     r = cli("import-panfm", str(legacy))
     assert r.exit_code == 1 and "does not decrypt" in r.output
     assert _store(cli.data_dir).list() == []
+
+
+def test_it_imports_history_beside_a_running_clock_without_faking_its_heartbeat(cli, tmp_path):
+    legacy = build_legacy(tmp_path / "panfm1")
+    heartbeat = time.time() - 42
+    store = SampleStore.open(cli.data_dir / HISTORY_DB)
+    try:
+        store.write_cycle(_cycle(time.time() - 60, device="collected"), clock_stats={"total_executions": 3})
+        store.write_clock_stats({"total_executions": 3}, heartbeat=heartbeat)
+        r = cli("import-panfm", str(legacy))
+    finally:
+        store.close()
+    assert r.exit_code == 0, r.output
+    assert _count(cli.data_dir, "SELECT heartbeat FROM clock_stats") == (pytest.approx(heartbeat),)
+    # The clock's rollup mark had moved past 2025: the imported range is rolled up all the same.
+    assert _count(cli.data_dir, f"SELECT count(*) FROM device_5m WHERE device_id = '{DEV_A}'") == (24,)
+    assert _count(cli.data_dir, "SELECT count(*) FROM device_samples WHERE device_id = 'collected'") == (1,)
