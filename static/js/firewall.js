@@ -103,6 +103,7 @@ async function refreshInterfaces() {
   const tbody = document.querySelector("#interfaces tbody");
   clear(tbody);
   document.getElementById("if-empty").hidden = list.length > 0;
+  document.getElementById("interfaces").hidden = list.length === 0;
   for (const i of list) {
     tbody.append(el("tr", { class: i.state === "down" ? "muted-row" : "" },
       el("td", { text: i.name }),
