@@ -34,7 +34,8 @@ $(NODE_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 	@mkdir -p node_modules; rm -f node_modules/.installed-*; touch $@
 
-node: prereqs $(NODE_STAMP)
+node: prereqs venv $(NODE_STAMP)
+	@$(PY) scripts/build_static.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

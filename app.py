@@ -14,6 +14,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 import logsafe
+import logsetup
 import web_api
 import web_devices
 from config import ConfigError, Settings, ensure_data_dir, load_settings
@@ -47,9 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _configure_logging(settings: Settings) -> None:
     """Log to stderr at the configured level unless a host (gunicorn, pytest) already set logging up."""
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:
+        logsetup.configure(settings, "web")
     logging.getLogger("panfm").setLevel(settings.log_level)
     logsafe.install_redaction()
 

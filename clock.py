@@ -41,6 +41,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 import config
+import logsetup
 from config_store import DeviceStore
 from logsafe import install_redaction
 from models import CycleResult
@@ -309,8 +310,10 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
 
 
 def _setup_logging(settings: config.Settings | None) -> None:
-    level = getattr(logging, settings.log_level if settings else "INFO")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if settings is not None:
+        logsetup.configure(settings, "clock")
+    else:  # settings unusable: still say why, on stderr
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     install_redaction()
 
