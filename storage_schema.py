@@ -104,7 +104,7 @@ class StorageUnavailable(Exception):
     """The sample database is missing, unreadable or not yet created by the clock."""
 
 
-def connect_writer(path: Path) -> sqlite3.Connection:
+def connect_writer(path: Path, wal_limit_bytes: int = WAL_LIMIT_BYTES) -> sqlite3.Connection:
     """Open (creating and migrating) the database for the clock, the only writer."""
     # check_same_thread=False: the clock's jobs run in a thread pool; SampleStore serialises
     # access with its own lock.
@@ -114,7 +114,7 @@ def connect_writer(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         # Truncate the WAL file back to this size after a checkpoint resets it.
-        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        conn.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         migrate(conn)
     except BaseException:
         conn.close()

@@ -51,9 +51,10 @@ def _ms(ts: float) -> int:
 class SampleStore:
     """The writer of the sample database (clock process only; thread-safe)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, wal_limit_bytes: int = WAL_LIMIT_BYTES) -> None:
         self._conn = conn
         self.path = path
+        self.wal_limit_bytes = wal_limit_bytes
         self._lock = threading.Lock()
         # Series already in the known_* catalogs: spares a lookup per row per cycle.
         self._known_devices: set[str] = set()
@@ -61,9 +62,9 @@ class SampleStore:
         self._load_known()
 
     @classmethod
-    def open(cls, path: Path) -> SampleStore:
+    def open(cls, path: Path, wal_limit_bytes: int = WAL_LIMIT_BYTES) -> SampleStore:
         """Open the database for writing, creating and migrating it (WAL mode)."""
-        return cls(connect_writer(path), path)
+        return cls(connect_writer(path, wal_limit_bytes), path, wal_limit_bytes)
 
     def _load_known(self) -> None:
         self._known_devices = {r[0] for r in self._conn.execute("SELECT device_id FROM known_devices")}
@@ -193,7 +194,7 @@ class SampleStore:
             size = wal.stat().st_size
         except FileNotFoundError:
             return
-        if size > WAL_LIMIT_BYTES:
+        if size > self.wal_limit_bytes:
             self.checkpoint()
 
     def backup(self, dest: Path) -> None:
