@@ -293,28 +293,58 @@ class SecretBox:
     """Encrypt and decrypt stored secrets with the Fernet key(s) of `encryption.key`.
 
     The file holds one key per line; the first encrypts, all decrypt (MultiFernet), which is
-    what key rotation needs.
+    what key rotation needs. A box made by `for_data_dir` re-reads the file when it changes, so
+    a running web or clock follows `keys rotate` instead of encrypting under a dropped key.
     """
 
-    def __init__(self, keys: list[bytes]) -> None:
+    def __init__(self, keys: list[bytes], path: Path | None = None) -> None:
+        self._path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._fernet = self._build(keys)
+        if path is not None:
+            self._stamp = self._stat(path)
+
+    @staticmethod
+    def _build(keys: list[bytes]) -> MultiFernet:
         if not keys:
             raise ConfigError("encryption.key holds no key")
         try:
-            self._fernet = MultiFernet([Fernet(k) for k in keys])
+            return MultiFernet([Fernet(k) for k in keys])
         except ValueError:
             raise ConfigError("encryption.key: not a valid Fernet key") from None
 
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int, int]:
+        st = path.stat()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    @staticmethod
+    def _keys(raw: bytes) -> list[bytes]:
+        return [line.strip() for line in raw.splitlines() if line.strip()]
+
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> SecretBox:
-        raw = create_once(data_dir / KEY_FILE, Fernet.generate_key)
-        return cls([line.strip() for line in raw.splitlines() if line.strip()])
+        path = data_dir / KEY_FILE
+        return cls(cls._keys(create_once(path, Fernet.generate_key)), path)
+
+    def _current(self) -> MultiFernet:
+        """The keys of the file as it is now (rotation replaces it atomically: a new inode)."""
+        if self._path is not None:
+            try:
+                stamp = self._stat(self._path)
+                if stamp != self._stamp:
+                    self._fernet = self._build(self._keys(self._path.read_bytes()))
+                    self._stamp = stamp
+            except OSError as exc:
+                raise ConfigError(f"{self._path}: cannot read: {exc.strerror}") from None
+        return self._fernet
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+        return self._current().encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            return self._current().decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError):
             raise ConfigError(
                 "a stored secret cannot be decrypted with encryption.key (wrong or replaced key?)"

@@ -267,7 +267,6 @@ def keys_rotate() -> None:
         f"rotated: {done.device_secrets} device secrets and {done.document_secrets} channel secrets"
         f" re-encrypted, {done.old_keys_dropped} old key(s) dropped"
     )
-    click.echo("restart the web and the clock now: they hold the old key in memory")
 
 
 # ---- PANfm 1.x import ---------------------------------------------------------------------

@@ -100,3 +100,19 @@ def test_unusable_data_dir_is_reported(tmp_path):
     f.write_text("")
     with pytest.raises(ConfigError, match="data folder"):
         config.ensure_data_dir(f)
+
+
+def test_a_box_follows_a_rotated_key_file_without_restart(tmp_path):
+    from cryptography.fernet import Fernet
+
+    box = SecretBox.for_data_dir(tmp_path)
+    old_token = box.encrypt("api-key")
+    old_key = (tmp_path / config.KEY_FILE).read_bytes().strip()
+    new_key = Fernet.generate_key()
+    config.atomic_write(tmp_path / config.KEY_FILE, new_key + b"\n" + old_key + b"\n")
+    assert box.decrypt(old_token) == "api-key"
+    new_token = box.encrypt("api-key")
+    config.atomic_write(tmp_path / config.KEY_FILE, new_key + b"\n")  # old key dropped
+    assert box.decrypt(new_token) == "api-key", "what the running box wrote after rotation stays readable"
+    with pytest.raises(ConfigError):
+        box.decrypt(old_token)
