@@ -29,7 +29,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 ENV_PREFIX = "PANFM_"
 SETTINGS_FILE = "settings.json"
 KEY_FILE = "encryption.key"
-SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+SECRET_KEY_FILE = "secret_key"  # noqa: S105  # nosec B105 (a file name, not a secret)
 
 
 class ConfigError(Exception):

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 import signal
-import subprocess
+import subprocess  # nosec B404 (starts the simulator and honcho with fixed argv)
 import sys
 import time
 from pathlib import Path
@@ -81,7 +81,7 @@ def run(data_dir: Path, port: int) -> int:
     inventory = data_dir / "sim-inventory.json"
     password = _admin_password(data_dir)
     started = time.time()
-    sim = subprocess.Popen(  # noqa: S603 (fixed argv)
+    sim = subprocess.Popen(  # noqa: S603  # nosec B603 (fixed argv)
         [sys.executable, "-m", "panos_sim", "--devices", "3", "--models", SIM_MODELS, "--seed", "1",
          "--base-port", str(SIM_BASE_PORT), "--inventory", str(inventory)],
         cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -99,7 +99,7 @@ def run(data_dir: Path, port: int) -> int:
             "PANFM_BIND_HOST": os.environ.get("PANFM_BIND_HOST", "127.0.0.1"),
             "PANFM_ADMIN_PASSWORD": password,
         }
-        honcho = subprocess.Popen(  # noqa: S603 (fixed argv)
+        honcho = subprocess.Popen(  # noqa: S603  # nosec B603 (fixed argv)
             [str(Path(sys.executable).parent / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)],
             cwd=ROOT, env=env, start_new_session=True,
         )
