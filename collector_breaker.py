@@ -90,3 +90,18 @@ def status_skipped(prev: DeviceStatus | None, device_id: str, breaker: Breaker, 
     base = prev or DeviceStatus(device_id=device_id, state="unknown")
     state = "breaker_open" if breaker.is_open else base.state
     return replace(base, state=state, last_error=base.last_error or why, consecutive_failures=breaker.failures)
+
+
+def status_cert_changed(
+    prev: DeviceStatus | None, device_id: str, now: float | None, pinned: str, seen: str
+) -> DeviceStatus:
+    """Status of a device refused because its certificate is not the pinned one (`now` None: not polled)."""
+    return DeviceStatus(
+        device_id=device_id,
+        state="down",
+        last_poll=now if now is not None else (prev.last_poll if prev else None),
+        last_success=prev.last_success if prev else None,
+        # Fingerprints are public: the admin compares them with the firewall's before accepting.
+        last_error=f"certificate changed: expected {pinned}, got {seen}; not polled until an admin accepts it",
+        consecutive_failures=0,
+    )

@@ -18,6 +18,7 @@ from models import (
     SessionInfo,
     SystemResources,
 )
+from panos_transport import FingerprintMismatch
 from panos_xml import ApiError, AuthError, BadResponse
 
 RESOURCE_MONITOR_LAST = 5  # five 1-minute samples: enough to tell idle control cores from data cores
@@ -64,6 +65,7 @@ class Poll:
     resources: SystemResources | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    cert_changed: tuple[str, str] | None = None  # (pinned, seen) SHA-256 when the certificate changed
 
 
 def _soft(exc: BaseException) -> bool:
@@ -111,5 +113,7 @@ def poll_device(
                 else:
                     poll.warnings.append(f"{name}: {type(exc).__name__}")
     except Exception as exc:
+        if isinstance(exc, FingerprintMismatch):
+            poll.cert_changed = (exc.expected, exc.actual)
         poll.error = safe_error(exc, secrets)
     return poll

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import collector_metrics as cm
-from collector_breaker import Breaker, safe_error, status_after_failure, status_after_success, status_skipped
+from collector_breaker import (
+    Breaker,
+    safe_error,
+    status_after_failure,
+    status_after_success,
+    status_cert_changed,
+    status_skipped,
+)
 from collector_poll import Client, ClientFactory, Poll, panos_client_factory, poll_device
 from collector_slow import gather_inventory, link_speeds
 from models import (
@@ -56,6 +63,7 @@ class _Device:
     speeds: dict[str, int | None] = field(default_factory=dict)
     mp_cpu_supported: bool = True
     dataplane: cm.DataplaneMetrics | None = None
+    cert_changed: tuple[str, str] | None = None  # (pinned, seen): refused until the record changes
 
 
 class Collector:
@@ -105,6 +113,20 @@ class Collector:
             dev = self._devices.get(device_id)
             return dev.dataplane if dev else None
 
+    def certificate_changes(self) -> dict[str, tuple[str, str]]:
+        """(pinned, seen) SHA-256 of every device refused because its certificate changed."""
+        with self._lock:
+            return {i: d.cert_changed for i, d in self._devices.items() if d.cert_changed is not None}
+
+    def seen_fingerprints(self) -> dict[str, str]:
+        """The certificate each pinned device presents: its pin, or the new one it was refused for."""
+        with self._lock:
+            return {
+                i: d.cert_changed[1] if d.cert_changed else str(d.config.tls.fingerprint_sha256)
+                for i, d in self._devices.items()
+                if d.config.tls.mode == "pin" and d.config.tls.fingerprint_sha256
+            }
+
     def _sync(self, devices: Sequence[DeviceConfig]) -> list[_Device]:
         """Match the device list read this cycle: add new ones, rebuild edited ones, drop removed."""
         wanted = {d.id: d for d in devices}
@@ -128,6 +150,7 @@ class Collector:
                     dev.baseline = None  # another address is another box
                 dev.config = config
                 dev.breaker = Breaker()
+                dev.cert_changed = None  # an edited record is the admin's answer (e.g. the new pin)
             out.append(dev)
         return out
 
@@ -185,6 +208,11 @@ class Collector:
                     why = "previous poll still running"
                     statuses[device_id] = status_skipped(dev.status, device_id, dev.breaker, why)
                     continue
+                if dev.cert_changed is not None:
+                    # Not one more connection to a box whose certificate changed: it could be
+                    # anyone's, and the stored credentials must not reach it.
+                    statuses[device_id] = status_cert_changed(dev.status, device_id, None, *dev.cert_changed)
+                    continue
                 if not dev.breaker.allows(started):
                     statuses[device_id] = status_skipped(dev.status, device_id, dev.breaker, "breaker open")
                     continue
@@ -218,6 +246,14 @@ class Collector:
                     except Exception as exc:  # a bug in one device's poll must not lose the cycle
                         log.exception("poll of %s crashed", dev.config.name)
                         poll = Poll(error=safe_error(exc, (dev.config.api_key, dev.config.password)))
+                if poll.cert_changed is not None:
+                    dev.cert_changed = poll.cert_changed
+                    dev.baseline = None  # another certificate is likely another box: a gap, not a rate
+                    self._close(dev)
+                    log.warning("device %s: certificate changed (pinned %s, seen %s); not polled until an admin"
+                                " accepts the new fingerprint", dev.config.name, *poll.cert_changed)
+                    statuses[device_id] = status_cert_changed(dev.status, device_id, now, *poll.cert_changed)
+                    continue
                 if poll.error is not None or poll.counters is None or poll.ts is None:
                     dev.breaker.failure(now, interval)
                     error = poll.error or "no counters"
@@ -309,7 +345,8 @@ class Collector:
         futures: dict[Future[Any], _Device] = {}
         with self._lock:
             for dev in self._sync(devices):
-                if dev.breaker.is_open or (dev.slow_running is not None and not dev.slow_running.done()):
+                busy = dev.slow_running is not None and not dev.slow_running.done()
+                if dev.cert_changed is not None or dev.breaker.is_open or busy:
                     continue
                 if dev.slow_client is None:
                     try:
