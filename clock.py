@@ -3,7 +3,8 @@
     python clock.py
 
 One clock per data folder (an OS lock on `data/clock.lock`). Each job is a plain function
-(`collect_once`, `collect_slow_once`, `cleanup_once`) that tests call directly; this module
+(`collect_once`, `collect_slow_once`, `cleanup_once`, and `clock_alerts.notify_once`; the alert
+evaluation runs after each committed cycle) that tests call directly; this module
 only wires them to triggers, handles signals and keeps the execution stats and heartbeat that
 the web shows. Settings and devices are re-read at every cycle, so edits need no restart.
 """
@@ -40,18 +41,21 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+import alerts_store
 import config
 import logsetup
+from clock_alerts import evaluate_alerts, notify_once
 from config_store import DeviceStore
 from logsafe import install_redaction
 from models import CycleResult
 from throughput_collector import Collector
-from throughput_storage import HISTORY_DB, SampleStore
+from throughput_storage import HISTORY_DB, SampleReader, SampleStore
 
 log = logging.getLogger("panfm.clock")
 
 LOCK_FILE = "clock.lock"
 SLOW_INTERVAL_S = 300
+NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
 STOP_GRACE_S = 10.0
 RECENT_EXECUTIONS = 10
 
@@ -110,10 +114,9 @@ class ClockStats:
             }
 
 
-# Called after every committed cycle with (context, cycle). ALERTS: the alert evaluation is
-# wired here (append a function in `build_context` or in tests); it runs after the commit, so
-# an alert never sees samples that were rolled back.
-AfterCycleHook = Callable[["ClockContext", CycleResult], None]
+# Called after every committed cycle with (context, cycle): `build_context` wires the alert
+# evaluation here; it runs after the commit, so an alert never sees samples that were rolled back.
+AfterCycleHook = Callable[["ClockContext", CycleResult], object]
 
 
 @dataclass
@@ -132,6 +135,11 @@ class ClockContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     busy: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], float] = time.time
+    inventory: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest slow-job document per device
+
+    @property
+    def alerts_db(self) -> Path:
+        return self.data_dir / alerts_store.ALERTS_DB
 
     def refresh_settings(self) -> config.Settings:
         """Re-read settings (web edits apply next cycle); keep the last good ones on a bad file."""
@@ -198,17 +206,20 @@ def collect_slow_once(ctx: ClockContext) -> int:
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S)
         for device_id, ts, doc in docs:
             ctx.store.write_inventory(device_id, ts, doc)
+            ctx.inventory[device_id] = doc
     log.info("[CLOCK JOB] collect_slow: inventory of %d/%d devices", len(docs), len(devices))
     ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
     return len(docs)
 
 
 def cleanup_once(ctx: ClockContext) -> dict[str, int]:
-    """Apply retention per tier and checkpoint the WAL."""
+    """Apply retention per tier and to resolved alerts and sent notifications; checkpoint the WAL."""
     with _recorded(ctx, "cleanup"):
         s = ctx.refresh_settings()
         deleted = ctx.store.cleanup(ctx.clock(), s.raw_retention_days, s.throughput_retention_days,
                                     s.hourly_retention_days)
+        alerts = alerts_store.cleanup(ctx.alerts_db, ctx.clock(), s.alert_history_retention_days)
+        deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
     log.info("[CLOCK JOB] cleanup: %s", deleted)
     return deleted
 
@@ -244,6 +255,8 @@ def build_context(settings: config.Settings) -> ClockContext:
     store = SampleStore.open(data_dir / HISTORY_DB)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout)
     collector.restore(store.load_baselines(), store.load_statuses())
+    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+        inventory = reader.inventory_all()  # alerts on inventory facts work before the first slow job
     return ClockContext(
         data_dir=data_dir,
         devices=DeviceStore(data_dir, box, clock=time.time),
@@ -251,13 +264,12 @@ def build_context(settings: config.Settings) -> ClockContext:
         collector=collector,
         settings=settings,
         load_settings=config.load_settings,
-        # ALERTS: append the alert evaluation here, e.g. after_cycle=[alerts.evaluate_cycle].
-        after_cycle=[],
+        after_cycle=[evaluate_alerts],
+        inventory=inventory,
     )
 
 
-# Extra jobs other parts add: (id, function taking the context, trigger). ALERTS: the
-# notification outbox sender goes here.
+# Extra jobs other parts add: (id, function taking the context, trigger).
 EXTRA_JOBS: list[tuple[str, Callable[[ClockContext], Any], Any]] = []
 
 
@@ -273,6 +285,7 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
                   name="collect", next_run_time=now)
     sched.add_job(collect_slow_once, IntervalTrigger(seconds=SLOW_INTERVAL_S), args=[ctx], id="collect_slow",
                   name="collect_slow", next_run_time=now)
+    sched.add_job(notify_once, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify", name="notify")
     sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
                   name="cleanup")
     for job_id, fn, trigger in EXTRA_JOBS:

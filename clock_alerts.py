@@ -1,0 +1,63 @@
+"""The clock's alert jobs: evaluate the rules after each committed cycle, send the outbox.
+
+Rules, channels and maintenance windows are read from config.db at every call, so an edit made
+in the web applies on the next cycle without a restart. Functions take the clock's context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+import alerts_notify
+import alerts_store
+from config_store import DocTable
+from models import CycleResult, Transition
+
+if TYPE_CHECKING:  # clock imports this module: the type only, no import cycle at run time
+    from clock import ClockContext
+
+log = logging.getLogger("panfm.clock")
+
+
+def _docs(ctx: ClockContext, table: str) -> list[dict[str, Any]]:
+    """Alert rules, channels or maintenance windows as stored now (web edits apply next cycle)."""
+    return DocTable(ctx.data_dir, table, ctx.clock).list()
+
+
+def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:
+    """Evaluate the alert rules against a committed cycle; states, incidents and outbox in one commit."""
+    devices = ctx.devices.list()
+    enabled = {d.id for d in devices if d.enabled}
+    changed = ctx.collector.certificate_changes()
+    if changed:
+        # A box refused for its new certificate is not "unreachable": tls_fingerprint_changed
+        # says what happened, and one incident must not raise two alerts.
+        statuses = tuple(
+            dataclasses.replace(s, state="unknown") if s.device_id in changed else s for s in cycle.statuses
+        )
+        cycle = dataclasses.replace(cycle, statuses=statuses)
+    return alerts_store.run_evaluation(
+        ctx.alerts_db,
+        _docs(ctx, "alert_rules"),
+        _docs(ctx, "alert_channels"),
+        _docs(ctx, "maintenance_windows"),
+        cycle,
+        {k: v for k, v in ctx.inventory.items() if k in enabled},  # a removed device raises nothing
+        ctx.clock(),
+        fingerprints=ctx.collector.seen_fingerprints(),
+        device_names={d.id: d.name for d in devices},
+    )
+
+
+def notify_once(ctx: ClockContext) -> dict[str, int]:
+    """Send the due notifications of the outbox (retries with backoff live in the outbox rows)."""
+    if ctx.stopping.is_set():
+        return {"sent": 0, "retrying": 0, "dead": 0}
+    counts = alerts_notify.send_pending(
+        ctx.alerts_db, _docs(ctx, "alert_channels"), ctx.devices.box, ctx.clock(), ctx.settings.base_url
+    )
+    if any(counts.values()):  # an idle outbox every 10 s is not worth a line in the stats
+        log.info("[CLOCK JOB] notify: %s", counts)
+    return counts
