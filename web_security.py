@@ -7,6 +7,7 @@ outside the Flask app it is given.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,8 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
@@ -45,11 +48,39 @@ class HtmlSafeJSONProvider(DefaultJSONProvider):
 
     sort_keys = False
 
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse a request body; refuse what would fail later as a 500 (ValueError means 400 to Flask)."""
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            # `[[[[...` a few thousand deep: Flask only turns ValueError into a 400.
+            raise ValueError("JSON nested too deeply") from None
+        if _has_lone_surrogate(value):
+            # "\ud800" parses into a str that SQLite, Fernet and logs cannot encode.
+            raise ValueError("JSON text holds a lone surrogate")
+        return value
+
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         text = super().dumps(obj, **kwargs)
         return (
             text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027")
         )
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Tell whether any string (key or value) in parsed JSON holds an unpaired UTF-16 surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def is_api_request() -> bool:
