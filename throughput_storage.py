@@ -247,7 +247,10 @@ class SampleReader:
     def history(
         self, device_id: str, start: float, end: float, max_points: int = 2000, metrics: Sequence[str] | None = None
     ) -> History:
-        """Return chart points of a device for [start, end): at most max_points, peaks kept."""
+        """Return chart points of a device for [start, end): at most max_points, peaks kept.
+
+        `metrics` defaults to storage_queries.CHART_METRICS; any DEVICE_METRICS name may be asked for.
+        """
         return q.history(self._conn, q.device_series(device_id, metrics), start, end, max_points)
 
     def interfaces_latest(self, device_id: str) -> list[InterfaceSample]:
@@ -268,7 +271,7 @@ class SampleReader:
 
     def summary(self, device_id: str, start: float, end: float) -> dict[str, dict[str, float | None]]:
         """Return min/avg/max of every device metric over [start, end)."""
-        return q.summary(self._conn, q.device_series(device_id), start, end)
+        return q.summary(self._conn, q.device_series(device_id, default=DEVICE_METRICS), start, end)
 
     def clock_stats(self) -> dict[str, Any] | None:
         """Return the clock's stats including "heartbeat", or None before its first write."""
