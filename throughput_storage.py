@@ -113,7 +113,11 @@ class SampleStore:
             if clock_stats is not None:
                 self._put_clock_stats(conn, clock_stats, cycle.finished)
             else:
-                conn.execute("UPDATE clock_stats SET heartbeat = ? WHERE id = 1", (cycle.finished,))
+                conn.execute(
+                    "INSERT INTO clock_stats (id, doc, heartbeat) VALUES (1, '{}', ?) "
+                    "ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                    (cycle.finished,),
+                )
         # Only after the commit: a rolled-back cycle must not mark its series as known.
         self._known_devices |= new_devices
         self._known_ifaces |= new_ifaces

@@ -83,6 +83,8 @@ def test_it_refuses_a_reader_on_a_missing_or_uncreated_file(db):
 
 def test_it_stores_sample_times_in_milliseconds_and_reads_them_back(store, db):
     store.write_cycle(cycle(T0 + 0.123))
+    with SampleReader.open(db) as r:
+        assert r.clock_stats() == {"heartbeat": T0 + 0.623}  # a heartbeat even without stats
     assert rows(db, "SELECT ts FROM device_samples") == [(int(T0 * 1000) + 123,)]
     with SampleReader.open(db) as r:
         got = r.latest("fw1")
