@@ -168,15 +168,22 @@ def device_from_body(body: dict[str, Any], current: DeviceConfig | None) -> Devi
     )
 
 
-def _credentials(
-    body: dict[str, Any], current: DeviceConfig | None, errors: dict[str, str]
-) -> tuple[str | None, str | None, str | None]:
-    """Pick the credentials: new ones replace the stored ones; omitted secrets keep what is stored."""
+def _credential_types(body: dict[str, Any], errors: dict[str, str]) -> bool:
+    """Check that given credentials are non-empty text; False (with errors) when one is not."""
+    ok = True
     for name in ("api_key", "username", "password"):
         value = body.get(name)
         if value is not None and (not isinstance(value, str) or not value or len(value) > 1024):
             errors[name] = "non-empty text (at most 1024 characters)"
-    if any(n in errors for n in ("api_key", "username", "password")):
+            ok = False
+    return ok
+
+
+def _credentials(
+    body: dict[str, Any], current: DeviceConfig | None, errors: dict[str, str]
+) -> tuple[str | None, str | None, str | None]:
+    """Pick the credentials: new ones replace the stored ones; omitted secrets keep what is stored."""
+    if not _credential_types(body, errors):
         return None, None, None
     api_key, username, password = body.get("api_key"), body.get("username"), body.get("password")
     if api_key:
@@ -345,6 +352,12 @@ def test_connection() -> Any:
     port = body.get("port", 443)
     if err := valid_port(port):
         errors["port"] = err
+    # Refuse a malformed body before connecting: an unreachable host must not hide bad input.
+    _credential_types(body, errors)
+    if "tls" in body:
+        parse_tls(body["tls"], errors)
+    if "device_id" in body and not isinstance(body["device_id"], str):
+        errors["device_id"] = "the id of a stored device"
     if errors:
         raise BadRequest(errors)
     host = str(body["host"]).strip().rstrip(".").lower()
