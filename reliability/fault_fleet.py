@@ -1,0 +1,304 @@
+"""Scenario "fault fleet": every simulator fault mode at once against the real clock and web.
+
+    python -m reliability.fault_fleet [--devices 50] [--interval 10] [--minutes 10] [--seed 11] [--out FILE]
+
+Half of the fleet is registered with username + password (the clock keygens), half with only an
+API key. After two warm-up cycles, each mode gets its devices (2 each from 30 devices up, else 1):
+down, blackhole, slow, http500 and bad_xml from then on (the second one of each only for a third
+of the run, so it comes back), revoke_key on a password device and on a key-only device,
+reboot, failover (flips back after a quarter of the run) and replace at random moments.
+
+Checked: no process dies; every answering device (untouched, reboot, failover, revoked with
+credentials) has a sample in every committed cycle; no interface rate is negative or above its
+link speed; the dashboard's history (/api/throughput/history, logged-in session) matches
+/_sim/truth within 1% for every rate of those devices, and the reboots leave gaps, not spikes;
+the key-only revoked device shows an auth error; the replaced devices stop being polled with a
+fingerprint error; the failed ones are marked down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reliability.harness import (
+    Procs,
+    Sim,
+    Web,
+    grep_count,
+    history_db,
+    out_of_range_rates,
+    percentile,
+    query,
+    register,
+    report,
+    wait_for,
+)
+from throughput_collector import deadline_for
+
+STATE_MODES = ("down", "blackhole", "slow", "http500", "bad_xml")
+
+
+@dataclass
+class Fault:
+    """One planned injection: AT seconds after the warm-up, MODE on device NAME."""
+
+    at: float
+    name: str
+    mode: str
+    duration: float = 0.0
+    sent: float | None = None
+    done: float | None = None
+
+
+def plan(names: list[str], run_s: float, interval: int, rng: random.Random) -> tuple[dict[str, str], list[Fault],
+                                                                                   dict[str, str]]:
+    """Return (auth per device, faults, role per device); roles not listed are healthy."""
+    k = 2 if len(names) >= 30 else 1
+    pool = list(reversed(names))
+    roles: dict[str, str] = {}
+    faults: list[Fault] = []
+    auth = {n: ("password" if i % 2 == 0 else "key") for i, n in enumerate(names)}
+    last_event = max(interval * 0.5, run_s - 3 * interval)
+    for mode in STATE_MODES:
+        for j in range(k):
+            name = pool.pop(0)
+            roles[name] = mode if j == 0 else f"{mode}_transient"
+            faults.append(Fault(0.0, name, mode, 0.0 if j == 0 else run_s / 3))
+    for role, how in (("revoke_pw", "password"), ("revoke_keyonly", "key")):
+        for _ in range(k):
+            name = pool.pop(0)
+            roles[name], auth[name] = role, how
+            faults.append(Fault(rng.uniform(interval * 0.5, last_event / 2), name, "revoke_key"))
+    for mode in ("reboot", "failover", "replace"):
+        for _ in range(k):
+            name = pool.pop(0)
+            roles[name] = mode
+            faults.append(Fault(rng.uniform(interval * 0.5, last_event), name, mode,
+                                run_s / 4 if mode == "failover" else 0.0))
+    return auth, faults, roles
+
+
+ANSWERING = ("healthy", "reboot", "failover", "revoke_pw")
+
+
+def epoch(iso_text: str) -> float:
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+
+
+def run(workdir: Path, devices: int = 50, interval: int = 10, run_s: float = 600, seed: int = 11) -> dict[str, Any]:
+    """Run the scenario in WORKDIR; return its figures and failures."""
+    data = workdir / "data"
+    db = history_db(data)
+    rng = random.Random(seed)
+    failures: list[str] = []
+    cycles: dict[float, str] = {}  # started -> outcome, from the clock's own "recent" list
+    web_codes: dict[int, int] = {}
+    latencies: list[float] = []
+    with Procs(workdir) as procs:
+        sim = Sim.start(procs, devices, seed=seed)
+        web: Web | None = None
+        try:
+            names = [e["name"] for e in sim.inventory]
+            auth, faults, roles = plan(names, run_s, interval, rng)
+            ids = register(data, sim.inventory, lambda n: auth[n])
+            by_id = {v: k for k, v in ids.items()}
+            role = {n: roles.get(n, "healthy") for n in names}
+            web = Web.start(procs, data, interval)
+            session = web.login()
+            procs.start_clock(data, interval)
+
+            def recent() -> list[dict[str, Any]]:
+                rows = query(db, "SELECT doc FROM clock_stats WHERE id = 1")
+                doc = json.loads(rows[0][0]) if rows else {}
+                for r in doc.get("recent", []):
+                    if r["job"] == "collect":
+                        cycles[float(r["started"])] = r["outcome"]
+                return [r for r in doc.get("recent", []) if r["job"] == "collect"]
+
+            # Warm-up: two committed cycles (the password devices keygen in the first).
+            wait_for(lambda: len(recent()) >= 2, interval * 4 + 30, step=0.2, what="two warm-up cycles")
+            t0 = time.time()
+            end = t0 + run_s
+            next_web = t0
+            while time.time() < end:
+                now = time.time()
+                for f in faults:
+                    if f.done is None and now >= t0 + f.at:
+                        f.sent = time.time()
+                        sim.fault(f.name, f.mode, f.duration)
+                        f.done = time.time()
+                if now >= next_web:
+                    next_web = now + interval / 2
+                    for path in ("/api/overview", "/api/health"):
+                        t = time.monotonic()
+                        code, _ = web.get(session, path)
+                        latencies.append(time.monotonic() - t)
+                        web_codes[code] = web_codes.get(code, 0) + 1
+                recent()
+                if procs.dead():
+                    failures.append(f"processes died: {procs.dead()}")
+                    break
+                time.sleep(0.25)
+            # Let the last cycle of the window commit before judging it.
+            time.sleep(deadline_for(interval) + 1.5)
+            recent()
+            t_end = end
+            dead = procs.dead()
+            if dead and not any(f.startswith("processes died") for f in failures):
+                failures.append(f"processes died: {dead}")
+
+            # 1. Every answering device sampled in every cycle of the window.
+            budget = deadline_for(interval) + 1.0
+            window = sorted(s for s in cycles if t0 <= s and s + interval <= t_end)
+            errored = [s for s in window if cycles[s] != "ok"]
+            if errored:
+                failures.append(f"{len(errored)} cycles ended in an error")
+            samples: dict[str, list[float]] = {}
+            for dev, ts in query(db, "SELECT device_id, ts FROM device_samples WHERE ts >= ?", (int(t0 * 1000) - 1,)):
+                samples.setdefault(by_id[dev], []).append(ts / 1000)
+            missed: dict[str, int] = {}
+            for n in names:
+                if role[n] not in ANSWERING:
+                    continue
+                got = samples.get(n, [])
+                for s in window:
+                    if not any(s <= ts <= s + budget for ts in got):
+                        missed[n] = missed.get(n, 0) + 1
+            if missed:
+                failures.append(f"answering devices missed cycles: {missed}")
+
+            # 2. No rate negative or above link speed.
+            bad = out_of_range_rates(db)
+            failures += [f"rate out of range: {b}" for b in bad[:10]]
+
+            # 3. The dashboard's rates (history through the web) against the truth.
+            checked = gaps_healthy = straddling = 0
+            # A window holding a reboot has no truth to compare with (the counters restarted
+            # inside it); the clock then either detected the reset (a gap) or read the counters
+            # just before it (a normal rate, bounded by the link-speed check above).
+            reboots = {f.name: (f.sent or 0) - 0.5 for f in faults if f.mode in ("reboot", "replace")}
+            reboots_end = {f.name: (f.done or 0) + 0.5 for f in faults if f.mode in ("reboot", "replace")}
+            worst = 0.0
+            gaps_by_role: dict[str, int] = {}
+            for n in names:
+                if role[n] not in ANSWERING:
+                    continue
+                code, doc = web.get(session, f"/api/throughput/history?device_id={ids[n]}&range=1h")
+                if code != 200:
+                    failures.append(f"history of {n} answered {code}")
+                    continue
+                points = [p for p in doc["points"]
+                          if any(v is not None for k, v in p.items() if k != "t")]  # drop gap markers
+                for p1, p2 in itertools.pairwise(points):
+                    t1, t2 = epoch(p1["t"]), epoch(p2["t"])
+                    if t2 < t0:
+                        continue
+                    if p2["inbound_mbps"] is None or p2["outbound_mbps"] is None:
+                        gaps_by_role[role[n]] = gaps_by_role.get(role[n], 0) + 1
+                        continue
+                    if n in reboots and t1 <= reboots_end[n] and t2 >= reboots[n]:
+                        straddling += 1
+                        continue
+                    want_in, want_out = sim.truth_mbps(n, t1, t2)
+                    checked += 1
+                    for got, want in ((p2["inbound_mbps"], want_in), (p2["outbound_mbps"], want_out)):
+                        err = abs(got - want) / want if want else float("inf")
+                        worst = max(worst, err)
+                        if got <= 0 or err > 0.01:
+                            failures.append(f"{n} ({role[n]}) at {p2['t']}: {got:.3f} Mb/s, truth {want:.3f}")
+            gaps_healthy = gaps_by_role.get("healthy", 0)
+            if gaps_healthy:
+                failures.append(f"{gaps_healthy} gaps on untouched devices")
+            if gaps_by_role.get("reboot", 0) < len([n for n in names if role[n] == "reboot"]):
+                failures.append(f"reboots left fewer gaps than reboots: {gaps_by_role}")
+
+            # 4. Statuses: auth error for the key-only revoked device, fingerprint for replaced ones.
+            code, doc = web.get(session, "/api/devices")
+            status = {d["name"]: d["status"] for d in doc["devices"]} if code == 200 else {}
+            for n in names:
+                st = status.get(n) or {}
+                err = (st.get("last_error") or "").lower()
+                r = role[n]
+                if r == "revoke_keyonly" and not (st.get("state") in ("down", "breaker_open")
+                                                  and ("credential" in err or "auth" in err or "403" in err)):
+                    failures.append(f"{n} (key only, key revoked) shows no auth error: {st}")
+                swapped = "fingerprint" in err or "certificate changed" in err
+                if r == "replace" and not (st.get("state") != "up" and swapped):
+                    failures.append(f"{n} (replaced) shows no fingerprint error: {st}")
+                if r in STATE_MODES and st.get("state") == "up":
+                    failures.append(f"{n} ({r}) is shown up")
+                if r in ANSWERING and st.get("state") != "up":
+                    failures.append(f"{n} ({r}) is not up: {st}")
+            replaced_late = [n for n in names if role[n] == "replace" and any(
+                ts > t0 + next(f.done or 0 for f in faults if f.name == n) + budget for ts in samples.get(n, []))]
+            if replaced_late:
+                failures.append(f"replaced devices still sampled after the certificate changed: {replaced_late}")
+            keygens = {n: st["keygen"] for n, st in sim.call("GET", "/_sim/stats?all=1", names[0])["devices"].items()}
+            clock_log = procs.log_text("clock")
+            web_log = procs.log_text("web")
+            locked = grep_count(clock_log + web_log, "database is locked")
+            if locked:
+                failures.append(f"'database is locked' {locked} times in the logs")
+            tracebacks = grep_count(clock_log, "Traceback")
+            five_xx = sum(n for c, n in web_codes.items() if c >= 500 and c != 503)
+            if five_xx:
+                failures.append(f"{five_xx} HTTP 5xx answers from the web")
+            if web_codes.get(503):
+                failures.append(f"{web_codes[503]} health/overview answers were 503 (stale heartbeat)")
+            result = {
+                "parameters": {"devices": devices, "interval_s": interval, "run_s": run_s, "seed": seed},
+                "roles": {r: sorted(n for n in names if role[n] == r) for r in sorted(set(role.values()))
+                          if r != "healthy"},
+                "healthy_devices": sum(1 for n in names if role[n] == "healthy"),
+                "faults_injected": len([f for f in faults if f.done is not None]),
+                "cycles_in_window": len(window),
+                "cycles_with_error": len(errored),
+                "answering_devices": sum(1 for n in names if role[n] in ANSWERING),
+                "cycles_missed_by_answering_devices": sum(missed.values()),
+                "rates_out_of_range": len(bad),
+                "dashboard_rates_checked": checked,
+                "dashboard_worst_error_pct": round(worst * 100, 3),
+                "windows_holding_a_reboot": straddling,
+                "gaps_by_role": gaps_by_role,
+                "keygens_revoked_pw": {n: keygens.get(n) for n in names if role[n] == "revoke_pw"},
+                "statuses_of_faulty": {n: f"{(status.get(n) or {}).get('state')}: "
+                                          f"{((status.get(n) or {}).get('last_error') or '')[:80]}"
+                                       for n in names if role[n] not in ANSWERING},
+                "web_answers": web_codes,
+                "web_p99_ms": round((percentile(latencies, 99) or 0) * 1000, 1),
+                "clock_tracebacks_logged": tracebacks,
+                "database_locked": locked,
+                "processes_died": dead,
+                "failures": failures,
+            }
+        finally:
+            sim.close()
+            if web is not None:
+                web.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=50)
+    p.add_argument("--interval", type=int, default=10)
+    p.add_argument("--minutes", type=float, default=10)
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="panfm-faults-") as tmp:
+        result = run(Path(tmp), a.devices, a.interval, a.minutes * 60, a.seed)
+    return report("fault_fleet", result, a.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

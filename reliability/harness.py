@@ -1,0 +1,459 @@
+"""Shared parts of the reliability scenarios: processes, the simulator, the web, the sample database.
+
+Every scenario starts real processes (`python -m panos_sim`, `python clock.py`, gunicorn) in a
+temporary folder and stops every one of them in `Procs.close()`, whatever happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import itertools
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import requests
+
+import config
+from collector_metrics import is_physical
+from collector_slow import link_speeds
+from config_store import DeviceStore
+from models import DeviceConfig, TlsConfig
+from throughput_storage import HISTORY_DB
+
+ROOT = Path(__file__).resolve().parent.parent
+# Per run and per process: a web and its clients must be started by the same process.
+ADMIN_PASSWORD = "initial-" + secrets.token_urlsafe(12)
+NEW_PASSWORD = "changed-" + secrets.token_urlsafe(12)
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago (the kernel's ephemeral choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(pred: Callable[[], T | None], timeout: float, step: float = 0.05, what: str = "condition") -> T:
+    """Poll `pred` until it returns a truthy value; raise TimeoutError naming `what`."""
+    end = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
+        time.sleep(step)
+
+
+def panfm_env(data_dir: Path, interval: int, port: int | None = None, extra: dict[str, str] | None = None
+              ) -> dict[str, str]:
+    """Environment for a clock or web of this run: our data folder, no PANFM_* from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
+    env.update({
+        "PANFM_DATA_DIR": str(data_dir),
+        "PANFM_REFRESH_INTERVAL": str(interval),
+        "PANFM_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PANFM_BIND_HOST": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if port is not None:
+        env["PANFM_PORT"] = str(port)
+    env.update(extra or {})
+    return env
+
+
+class Procs:
+    """The child processes of one scenario; `close()` stops all of them (TERM, then KILL)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start CMD from the checkout with output appended to WORKDIR/NAME.log."""
+        log = self.workdir / f"{name}.log"
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)  # noqa: S603
+        self.procs[name] = proc
+        self.logs[name] = log
+        return proc
+
+    def start_clock(self, data_dir: Path, interval: int, name: str = "clock", **extra: str) -> subprocess.Popen[bytes]:
+        """Start `python clock.py` on DATA_DIR every INTERVAL seconds."""
+        return self.start(name, [sys.executable, str(ROOT / "clock.py")], panfm_env(data_dir, interval, extra=extra))
+
+    def dead(self) -> dict[str, int]:
+        """Name -> exit code of every process that has exited."""
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def log_text(self, name: str) -> str:
+        path = self.logs.get(name)
+        return path.read_text(errors="replace") if path and path.exists() else ""
+
+    def stop(self, name: str, timeout: float = 15.0) -> int | None:
+        """Stop one process: SIGCONT (it may be stopped), SIGTERM, then SIGKILL after TIMEOUT."""
+        proc = self.procs.get(name)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    proc.send_signal(sig)
+                except ProcessLookupError:
+                    break
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        return proc.returncode
+
+    def close(self) -> None:
+        """Stop every process, web and clock before the simulator."""
+        for name in sorted(self.procs, key=lambda n: n.startswith("sim")):
+            self.stop(name)
+
+    def __enter__(self) -> Procs:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+# ---- the simulator ---------------------------------------------------------------------
+
+
+def _fingerprint(der: bytes | None) -> str:
+    return hashlib.sha256(der or b"").hexdigest()
+
+
+class Sim:
+    """Control of a running simulator through one device's port, pinned to its certificate."""
+
+    def __init__(self, inventory: list[dict[str, Any]], control: str | None = None) -> None:
+        self.inventory = inventory
+        self.by_name = {e["name"]: e for e in inventory}
+        self.control = self.by_name[control or inventory[0]["name"]]
+        self._conn: http.client.HTTPSConnection | None = None
+        # The simulator's certificates are self-signed: trust exactly the control device's
+        # fingerprint from the inventory (pinning), checked after every connect.
+        self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self._ctx.check_hostname = False
+        self._ctx.verify_mode = ssl.CERT_NONE
+
+    @classmethod
+    def start(cls, procs: Procs, devices: int, models: str = "PA-440,PA-3220,PA-5450,PA-VM", seed: int = 7,
+              faults: str | None = None) -> Sim:
+        """Run `python -m panos_sim` as process "sim" and wait for its inventory."""
+        inventory = procs.workdir / "inventory.json"
+        cmd = [sys.executable, "-m", "panos_sim", "--devices", str(devices), "--models", models,
+               "--seed", str(seed), "--inventory", str(inventory)]
+        if faults:
+            cmd += ["--faults", faults]
+        proc = procs.start("sim", cmd, {**os.environ, "PYTHONUNBUFFERED": "1"})
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"panos_sim exited {proc.returncode}: {procs.log_text('sim')[-1500:]}")
+            return inventory.exists()
+
+        wait_for(ready, 60 + devices * 0.1, what="simulator inventory")
+        return cls(json.loads(inventory.read_text())["devices"])
+
+    def _connect(self) -> http.client.HTTPSConnection:
+        if self._conn is None:
+            conn = http.client.HTTPSConnection(self.control["host"], self.control["port"], timeout=15,
+                                               context=self._ctx)
+            conn.connect()
+            assert conn.sock is not None
+            seen = _fingerprint(conn.sock.getpeercert(binary_form=True))
+            if seen != self.control["tls_fingerprint_sha256"]:
+                conn.close()
+                raise ssl.SSLError(f"control device certificate {seen[:16]}... is not the pinned one")
+            self._conn = conn
+        return self._conn
+
+    def call(self, method: str, path: str, device: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call a /_sim/ path for DEVICE through the control device (keep-alive, one retry)."""
+        sep = "&" if "?" in path else "?"
+        routed = f"{path}{sep}{urlencode({'device': device})}"
+        data = json.dumps(body).encode() if body is not None else None
+        for attempt in (1, 2):
+            try:
+                conn = self._connect()
+                conn.request(method, routed, body=data, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt == 2:
+                    raise
+                continue
+            if resp.status != 200:
+                raise RuntimeError(f"{path} for {device} answered {resp.status}: {raw[:200]!r}")
+            doc: dict[str, Any] = json.loads(raw)
+            return doc
+        raise AssertionError("unreachable")
+
+    def truth(self, device: str, t1: float, t2: float) -> dict[str, Any]:
+        """Exact counter increase of DEVICE over [t1, t2] (epoch seconds)."""
+        return self.call("GET", f"/_sim/truth?{urlencode({'from': repr(t1), 'to': repr(t2)})}", device)
+
+    def fault(self, device: str, mode: str, duration_s: float = 0, **extra: Any) -> dict[str, Any]:
+        """Inject fault MODE into DEVICE for DURATION_S seconds (0: until changed)."""
+        return self.call("POST", "/_sim/fault", device, {"mode": mode, "duration_s": duration_s, "device": device,
+                                                         **extra})
+
+    def truth_mbps(self, device: str, t1: float, t2: float) -> tuple[float, float]:
+        """(inbound, outbound) Mb/s over [t1, t2] summed over the physical ports, as the clock counts."""
+        doc = self.truth(device, t1, t2)["interfaces"]
+        ports = [n for n in doc if is_physical(n)]
+        dt = t2 - t1
+        return (sum(doc[n]["in_bytes"] for n in ports) * 8 / dt / 1e6,
+                sum(doc[n]["out_bytes"] for n in ports) * 8 / dt / 1e6)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def register(data_dir: Path, entries: Iterable[dict[str, Any]], auth: Callable[[str], str] | None = None
+             ) -> dict[str, str]:
+    """Add simulator devices to config.db, pinned; AUTH(name) picks "key", "password" or "both"."""
+    config.ensure_data_dir(data_dir)
+    store = DeviceStore(data_dir, config.SecretBox.for_data_dir(data_dir), clock=time.time)
+    ids = {}
+    for e in entries:
+        how = auth(e["name"]) if auth else "key"
+        ids[e["name"]] = store.add(DeviceConfig(
+            id="", name=e["name"], host=e["host"], port=int(e["port"]),
+            api_key=e["api_key"] if how in ("key", "both") else None,
+            username=e["username"] if how in ("password", "both") else None,
+            password=e["password"] if how in ("password", "both") else None,
+            tls=TlsConfig("pin", fingerprint_sha256=e["tls_fingerprint_sha256"]),
+        ))
+    return ids
+
+
+# ---- the web ---------------------------------------------------------------------------
+
+
+@dataclass
+class Web:
+    """A gunicorn web process on a free port and logged-in sessions against it."""
+
+    base: str
+    sessions: list[requests.Session] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, procs: Procs, data_dir: Path, interval: int, workers: int = 2) -> Web:
+        """Run gunicorn (the production command) as process "web" and wait for /api/version."""
+        port = free_port()
+        env = panfm_env(data_dir, interval, port, {"PANFM_WEB_WORKERS": str(workers)})
+        proc = procs.start("web", [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
+                                   "app:create_app()"], env)
+        web = cls(f"http://127.0.0.1:{port}")
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {proc.returncode}: {procs.log_text('web')[-1500:]}")
+            try:
+                return requests.get(f"{web.base}/api/version", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(ready, 60, step=0.2, what="web /api/version")
+        return web
+
+    def login(self) -> requests.Session:
+        """Log in as admin (changing the initial password the first time); return the session."""
+        s = requests.Session()
+        self.sessions.append(s)
+        for password in (NEW_PASSWORD, ADMIN_PASSWORD):
+            r = s.post(f"{self.base}/api/login", json={"username": "admin", "password": password}, timeout=30)
+            if r.status_code == 200:
+                break
+        r.raise_for_status()
+        doc = r.json()
+        s.headers["X-CSRFToken"] = doc["csrf_token"]
+        if doc["must_change_password"]:
+            s.post(f"{self.base}/api/change-password", timeout=30,
+                   json={"old_password": ADMIN_PASSWORD, "new_password": NEW_PASSWORD}).raise_for_status()
+        return s
+
+    def get(self, session: requests.Session | None, path: str) -> tuple[int, Any]:
+        """GET PATH (with SESSION or anonymously); return (status, JSON or None)."""
+        r = (session or requests).get(f"{self.base}{path}", timeout=30)
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, None
+
+    def close(self) -> None:
+        for s in self.sessions:
+            s.close()
+
+
+# ---- the sample database ---------------------------------------------------------------
+
+
+def history_db(data_dir: Path) -> Path:
+    return data_dir / HISTORY_DB
+
+
+def ro(db: Path) -> sqlite3.Connection:
+    """A read-only connection, like the web's."""
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+
+
+def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one read-only query; [] while the database does not exist yet."""
+    if not db.exists():
+        return []
+    conn = ro(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError:  # created but not yet migrated
+        return []
+    finally:
+        conn.close()
+
+
+def integrity(db: Path) -> str:
+    """PRAGMA integrity_check of the whole file."""
+    rows = query(db, "PRAGMA integrity_check")
+    return str(rows[0][0]) if rows else "missing"
+
+
+def heartbeat(db: Path) -> tuple[float, int] | None:
+    """(heartbeat, pid) of the last committed cycle, or None."""
+    rows = query(db, "SELECT heartbeat, doc FROM clock_stats WHERE id = 1")
+    if not rows:
+        return None
+    return float(rows[0][0]), int(json.loads(rows[0][1]).get("pid") or 0)
+
+
+def device_rows(db: Path) -> dict[str, list[tuple[int, float | None, float | None]]]:
+    """Device id -> [(ts ms, inbound_mbps, outbound_mbps)] in time order."""
+    out: dict[str, list[tuple[int, float | None, float | None]]] = {}
+    for dev, ts, rin, rout in query(db, "SELECT device_id, ts, inbound_mbps, outbound_mbps FROM device_samples "
+                                        "ORDER BY device_id, ts"):
+        out.setdefault(dev, []).append((int(ts), rin, rout))
+    return out
+
+
+def link_limits(db: Path) -> dict[tuple[str, str], float]:
+    """(device id, interface) -> link speed in bit/s, from the slow job's inventory."""
+    limits = {}
+    for dev, doc in query(db, "SELECT device_id, doc FROM inventory"):
+        for name, mbps in link_speeds(json.loads(doc).get("interfaces") or []).items():
+            if mbps:
+                limits[(dev, name)] = float(mbps) * 1e6
+    return limits
+
+
+def out_of_range_rates(db: Path) -> list[str]:
+    """Interface rates that are negative or above their link speed (each as a short text)."""
+    limits = link_limits(db)
+    bad = []
+    rows = query(db, "SELECT device_id, interface, ts, in_bps, out_bps FROM interface_samples")
+    for dev, name, ts, rin, rout in rows:
+        for v in (rin, rout):
+            if v is None:
+                continue
+            limit = limits.get((dev, name))
+            if v < 0 or (limit is not None and v > limit):
+                bad.append(f"{dev} {name} ts={ts} {v:.0f} bit/s (link {limit})")
+    for dev, ts, rin, rout in query(db, "SELECT device_id, ts, inbound_mbps, outbound_mbps FROM device_samples"):
+        if (rin is not None and rin < 0) or (rout is not None and rout < 0):
+            bad.append(f"{dev} ts={ts} negative device rate")
+    return bad
+
+
+@dataclass
+class RateCheck:
+    """Result of comparing stored rates with the simulator's truth."""
+
+    checked: int = 0
+    gaps: int = 0
+    worst_rel_error: float = 0.0
+    worst_window_s: float = 0.0
+    wrong: list[str] = field(default_factory=list)
+
+
+def check_rates(sim: Sim, names: dict[str, str], rows: dict[str, list[tuple[int, float | None, float | None]]],
+                max_gap_s: float | None = None, tolerance: float = 0.01, since_ms: int = 0) -> RateCheck:
+    """Compare every stored device rate with /_sim/truth over [previous sample, sample].
+
+    NAMES maps device id -> simulator name. A rate that is zero, or off by more than TOLERANCE,
+    is wrong; a null rate is a gap. Pairs further apart than MAX_GAP_S are skipped (a poll whose
+    commit failed moved the clock's baseline without a stored sample).
+    """
+    rc = RateCheck()
+    for dev, series in rows.items():
+        if dev not in names:
+            continue
+        for (t1, _, _), (t2, rin, rout) in itertools.pairwise(series):
+            if t2 < since_ms:
+                continue
+            if rin is None or rout is None:
+                rc.gaps += 1
+                continue
+            if max_gap_s is not None and (t2 - t1) / 1000 > max_gap_s:
+                continue
+            want_in, want_out = sim.truth_mbps(names[dev], t1 / 1000, t2 / 1000)
+            rc.checked += 1
+            for got, want in ((rin, want_in), (rout, want_out)):
+                err = abs(got - want) / want if want else float("inf")
+                if err > rc.worst_rel_error:
+                    rc.worst_rel_error, rc.worst_window_s = err, (t2 - t1) / 1000
+                if got <= 0 or err > tolerance:
+                    rc.wrong.append(f"{names[dev]} ts={t2}: {got:.3f} Mb/s, truth {want:.3f}")
+    return rc
+
+
+def wal_size(db: Path) -> int:
+    wal = Path(f"{db}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def grep_count(text: str, needle: str) -> int:
+    return text.lower().count(needle.lower())
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def report(name: str, result: dict[str, Any], out: Path | None) -> int:
+    """Print RESULT as JSON (and write it to OUT); exit code 0 when it has no failures."""
+    result = {"scenario": name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **result}
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    return 1 if result.get("failures") else 0
