@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 
 import logsafe
 import logsetup
+import web_alerts
 import web_api
 import web_devices
 from config import ConfigError, Settings, ensure_data_dir, load_settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_security(app, settings, csrf)
     app.register_blueprint(web_api.bp)
     app.register_blueprint(web_devices.bp)
+    app.register_blueprint(web_alerts.bp)
     app.register_blueprint(pages_bp)
     register_cli(app)
     return app
