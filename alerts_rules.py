@@ -9,8 +9,10 @@ stored docs into models for the evaluation. Nothing here does I/O.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -216,6 +218,27 @@ def load_apprise() -> Any:
     return apprise
 
 
+class _ThisThread(logging.Filter):
+    """Drop the records of one thread (the others keep logging)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
+
+
+def _instantiate_quietly(url: str) -> Any:
+    """Parse an Apprise URL without Apprise logging it: a mistyped URL still holds its token."""
+    logger, quiet = logging.getLogger("apprise"), _ThisThread()
+    logger.addFilter(quiet)
+    try:
+        return load_apprise().Apprise.instantiate(url)
+    finally:
+        logger.removeFilter(quiet)
+
+
 def validate_channel(doc: Mapping[str, Any], *, url_required: bool = True) -> tuple[dict[str, Any], Errors]:
     """Check a channel as the web received it (`url_required=False` on an edit that keeps the URL)."""
     errors: Errors = {}
@@ -230,7 +253,7 @@ def validate_channel(doc: Mapping[str, Any], *, url_required: bool = True) -> tu
             errors["url"] = "is required"
     elif not isinstance(url, str) or len(url) > 2000 or "://" not in url:
         errors["url"] = "must be an Apprise URL such as mailto://, json://, slack:// or msteams://"
-    elif load_apprise().Apprise.instantiate(url.strip()) is None:
+    elif _instantiate_quietly(url.strip()) is None:
         errors["url"] = "is not a URL Apprise can send to (check the scheme and its parts)"
     else:
         clean["url"] = url.strip()
