@@ -52,7 +52,8 @@ TEMPLATES: dict[tuple[str, str], dict[str, Any]] = {
     },
     # Port 9 on the loopback refuses at once: a body that happens to be valid costs nothing.
     ("POST", "/api/devices/test"): {
-        "body": {"host": "127.0.0.1", "port": 9, "api_key": "LUFRPT-key", "tls": {"mode": "pin", "fingerprint_sha256": FP}},
+        "body": {"host": "127.0.0.1", "port": 9, "api_key": "LUFRPT-key",
+                 "tls": {"mode": "pin", "fingerprint_sha256": FP}},
         "required": ["host"],
         "extra_refused": False,
     },
@@ -154,7 +155,7 @@ def snapshot(data_dir: Path) -> dict[str, Any]:
         for table in sorted(tables):
             if table == "login_failures":
                 continue  # a refused login is counted on purpose (the throttle)
-            out[table] = sorted(map(repr, conn.execute(f"SELECT * FROM {table}")))  # noqa: S608 (names from sqlite_master)
+            out[table] = sorted(map(repr, conn.execute(f"SELECT * FROM {table}")))
     finally:
         conn.close()
     return out
@@ -338,7 +339,8 @@ def mutated(draw: st.DrawFn, endpoints: list[tuple[str, str]]) -> tuple[str, str
             inner = [k for k, v in body.items() if isinstance(v, dict)]
             if inner:
                 key = draw(st.sampled_from(inner))
-                body[key] = {**body[key], draw(st.sampled_from(["mode", "fingerprint_sha256", "ca_pem", "x"])): draw(values)}
+                field = draw(st.sampled_from(["mode", "fingerprint_sha256", "ca_pem", "x"]))
+                body[key] = {**body[key], field: draw(values)}
     return method, rule, body
 
 
