@@ -94,7 +94,8 @@ def epoch(iso_text: str) -> float:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
 
 
-def run(workdir: Path, devices: int = 50, interval: int = 10, run_s: float = 600, seed: int = 11) -> dict[str, Any]:
+def run(workdir: Path, devices: int = 50, interval: int = 10, run_s: float = 600, seed: int = 11,
+        tolerance: float = 0.01) -> dict[str, Any]:
     """Run the scenario in WORKDIR; return its figures and failures."""
     data = workdir / "data"
     db = history_db(data)
@@ -213,7 +214,7 @@ def run(workdir: Path, devices: int = 50, interval: int = 10, run_s: float = 600
                     for got, want in ((p2["inbound_mbps"], want_in), (p2["outbound_mbps"], want_out)):
                         err = abs(got - want) / want if want else float("inf")
                         worst = max(worst, err)
-                        if got <= 0 or err > 0.01:
+                        if got <= 0 or err > tolerance:
                             failures.append(f"{n} ({role[n]}) at {p2['t']}: {got:.3f} Mb/s, truth {want:.3f}")
             gaps_healthy = gaps_by_role.get("healthy", 0)
             if gaps_healthy:
@@ -255,7 +256,8 @@ def run(workdir: Path, devices: int = 50, interval: int = 10, run_s: float = 600
             if web_codes.get(503):
                 failures.append(f"{web_codes[503]} health/overview answers were 503 (stale heartbeat)")
             result = {
-                "parameters": {"devices": devices, "interval_s": interval, "run_s": run_s, "seed": seed},
+                "parameters": {"devices": devices, "interval_s": interval, "run_s": run_s, "seed": seed,
+                               "tolerance_pct": tolerance * 100},
                 "roles": {r: sorted(n for n in names if role[n] == r) for r in sorted(set(role.values()))
                           if r != "healthy"},
                 "healthy_devices": sum(1 for n in names if role[n] == "healthy"),

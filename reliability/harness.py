@@ -400,12 +400,15 @@ class RateCheck:
 
 
 def check_rates(sim: Sim, names: dict[str, str], rows: dict[str, list[tuple[int, float | None, float | None]]],
-                max_gap_s: float | None = None, tolerance: float = 0.01, since_ms: int = 0) -> RateCheck:
+                max_gap_s: float | None = None, tolerance: float = 0.01, since_ms: int = 0,
+                jitter_s: float = 0.0) -> RateCheck:
     """Compare every stored device rate with /_sim/truth over [previous sample, sample].
 
-    NAMES maps device id -> simulator name. A rate that is zero, or off by more than TOLERANCE,
-    is wrong; a null rate is a gap. Pairs further apart than MAX_GAP_S are skipped (a poll whose
-    commit failed moved the clock's baseline without a stored sample).
+    NAMES maps device id -> simulator name. A rate that is zero, or off by more than
+    TOLERANCE (+ JITTER_S as a share of the window: the sample time is when the answer
+    arrived, a few ms after the device read its counters), is wrong; a null rate is a gap.
+    Pairs further apart than MAX_GAP_S are skipped (a poll whose commit failed moved the
+    clock's baseline without a stored sample).
     """
     rc = RateCheck()
     for dev, series in rows.items():
@@ -425,7 +428,7 @@ def check_rates(sim: Sim, names: dict[str, str], rows: dict[str, list[tuple[int,
                 err = abs(got - want) / want if want else float("inf")
                 if err > rc.worst_rel_error:
                     rc.worst_rel_error, rc.worst_window_s = err, (t2 - t1) / 1000
-                if got <= 0 or err > tolerance:
+                if got <= 0 or err > tolerance + jitter_s * 1000 / (t2 - t1):
                     rc.wrong.append(f"{names[dev]} ts={t2}: {got:.3f} Mb/s, truth {want:.3f}")
     return rc
 
