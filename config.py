@@ -281,7 +281,14 @@ def secret_key(settings: Settings) -> str:
     if settings.secret_key:
         return settings.secret_key
     path = settings.data_path / SECRET_KEY_FILE
-    return create_once(path, lambda: secrets.token_urlsafe(48).encode()).decode().strip()
+    try:
+        key = create_once(path, lambda: secrets.token_urlsafe(48).encode()).decode().strip()
+    except UnicodeDecodeError:
+        key = ""
+    if len(key) < 32:
+        # An empty or edited file would sign sessions with a guessable key (or fail every login).
+        raise ConfigError(f"{path}: not a usable key (32 or more characters); delete the file to generate one")
+    return key
 
 
 # --------------------------------------------------------------------------------------
