@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from config import SecretBox
+from config import ConfigError, SecretBox
 from models import DeviceConfig, TlsConfig
 
 CONFIG_DB = "config.db"
@@ -89,6 +89,22 @@ def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> No
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {i + 1}")
+
+
+def check_usable(path: Path) -> None:
+    """Refuse a SQLite file that is not one or is damaged, naming it (ConfigError); absent is fine."""
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: not a usable SQLite database ({exc}); restore it from a backup") from None
+    if row is None or row[0] != "ok":
+        raise ConfigError(f"{path}: damaged SQLite database (quick_check: {row[0] if row else '?'}); restore a backup")
 
 
 @contextmanager

@@ -68,6 +68,9 @@ class Auth:
         self.clock = clock
         self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._dummy_hash: str | None = None
+        # Refuse to start on a damaged file, naming it, rather than fail on the first login.
+        for name in (config_store.CONFIG_DB, SESSIONS_DB):
+            config_store.check_usable(data_dir / name)
         conn = self._sessions()
         conn.close()
 
