@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ MAX_CUSTOM_RANGE_S = 400 * 86400
 MAX_POINTS = 2000
 
 bp = Blueprint("api", __name__)
+log = logging.getLogger("panfm.web")
 
 
 class UnknownDevice(Exception):
@@ -67,7 +69,12 @@ class WebContext:
 
     def current_settings(self) -> Settings:
         """The settings now: settings.json may have changed since start; the environment still wins."""
-        stored = config.read_settings_file(self.data_dir)
+        try:
+            stored = config.read_settings_file(self.data_dir)
+        except ConfigError as exc:
+            # Edited into nonsense since start: keep serving with the settings as started.
+            log.warning("settings unusable, using the ones from start: %s", exc)
+            return self.settings
         changes = {k: v for k, v in stored.items() if k not in self.settings.fixed_by_env}
         return dataclasses.replace(self.settings, **changes)
 
@@ -157,7 +164,12 @@ def active_alert_counts(data_dir: Path) -> dict[str, int] | None:
     path = data_dir / alerts_store.ALERTS_DB
     if not path.exists():
         return None
-    return alerts_store.active_alert_counts(path)
+    try:
+        return alerts_store.active_alert_counts(path)
+    except sqlite3.DatabaseError as exc:
+        # A damaged alerts.db leaves the counts unknown (null); the dashboard must still answer.
+        log.warning("alerts database unreadable: %s", type(exc).__name__)
+        return None
 
 
 # ---- query parameters ------------------------------------------------------------------
@@ -519,7 +531,11 @@ def put_settings() -> Any:
                 errors[name] = str(exc).removeprefix("request: ")
     if errors:
         raise BadRequest(errors)
-    config.save_settings(c.data_dir, body)
+    try:
+        config.save_settings(c.data_dir, body)
+    except ConfigError as exc:
+        # settings.json was edited into nonsense: say which file and field; never overwrite it.
+        return api_error(409, "settings_file_unusable", str(exc))
     return jsonify(settings_json(c))
 
 
