@@ -45,7 +45,7 @@ import alerts_store
 import config
 import logsetup
 from clock_alerts import evaluate_alerts, notify_once
-from config_store import DeviceStore
+from config_store import CONFIG_DB, DeviceStore, check_usable
 from logsafe import install_redaction
 from models import CycleResult
 from throughput_collector import Collector
@@ -251,6 +251,9 @@ def acquire_lock(data_dir: Path) -> IO[str]:
 def build_context(settings: config.Settings) -> ClockContext:
     """Build every dependency of the jobs from the settings (raises ConfigError when unusable)."""
     data_dir = config.ensure_data_dir(settings.data_path)
+    # A damaged file stops the start with its name, not a traceback from the first query.
+    for name in (CONFIG_DB, HISTORY_DB):
+        check_usable(data_dir / name)
     box = config.SecretBox.for_data_dir(data_dir)
     store = SampleStore.open(data_dir / HISTORY_DB)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout)
