@@ -67,6 +67,7 @@ function row(d) {
     el("td", { class: "mono", text: fp, title: tls.fingerprint_sha256 || "" }),
     el("td", { text: d.interfaces && d.interfaces.length ? d.interfaces.join(", ") : "all physical" }),
     el("td", { class: "actions" },
+      changedCert(d) ? actionButton("Accept new certificate", () => acceptCert(d, changedCert(d)), "primary") : null,
       actionButton("Edit", () => openDialog(d)),
       actionButton(d.enabled === false ? "Enable" : "Disable", () => setEnabled(d, d.enabled === false)),
       actionButton("Delete", () => remove(d), "danger")));
@@ -79,6 +80,28 @@ async function refreshList() {
   tbody.append(...devices.map(row));
   $("devices-empty").hidden = devices.length > 0;
   hideError();
+}
+
+// The clock stops polling a firewall whose certificate no longer matches its pin and says so
+// in last_error; the admin compares the new fingerprint with the firewall's before accepting.
+const CERT_CHANGED = /^certificate changed: expected ([0-9a-f]{64}), got ([0-9a-f]{64})/;
+
+function changedCert(d) {
+  const m = d.status && d.status.last_error ? CERT_CHANGED.exec(d.status.last_error) : null;
+  return m ? m[2] : null;
+}
+
+async function acceptCert(d, fingerprint) {
+  const question = `The certificate of ${d.name} changed. Accept the new one only if you have checked it on the `
+    + `firewall (Device > Certificates) or know it was replaced.\n\nNew SHA-256: ${fingerprint}`;
+  if (!window.confirm(question)) return;
+  try {
+    await api(`/api/devices/${encodeURIComponent(d.id)}`,
+      { method: "PUT", body: { tls: { mode: "pin", fingerprint_sha256: fingerprint } } });
+    await refreshList();
+  } catch (err) {
+    showError(err);
+  }
 }
 
 async function setEnabled(d, enabled) {
