@@ -67,9 +67,11 @@ function fact(dl, label, value) {
 }
 
 async function refreshDevice() {
-  const data = await api("/api/devices");
+  // The overview carries the firing-alert count per device (the same count the overview shows).
+  const [data, overview] = await Promise.all([api("/api/devices"), api("/api/overview").catch(() => null)]);
   const device = ((data && data.devices) || []).find((d) => d.id === deviceId);
   if (!device) return;
+  const summary = ((overview && overview.devices) || []).find((d) => d.id === deviceId);
   document.title = `${device.name} · PANfm`;
   setText(document.getElementById("fw-name"), device.name);
   const state = stateOf(device.status);
@@ -90,6 +92,9 @@ async function refreshDevice() {
   fact(dl, "Last success", fmtTime(device.status && device.status.last_success));
   if (device.status && device.status.last_error) fact(dl, "Last error", device.status.last_error);
   if (device.tls && device.tls.fingerprint_sha256) fact(dl, "Certificate SHA-256", device.tls.fingerprint_sha256);
+  const firing = summary ? summary.active_alerts : null;
+  dl.append(el("dt", { text: "Active alerts" }), el("dd", { class: firing > 0 ? "error" : "" },
+    el("a", { href: "/alerts", text: firing === null || firing === undefined ? DASH : String(firing) })));
 }
 
 // Server-rendered times are UTC; show them in local time.
