@@ -149,6 +149,8 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
     base = stack["base"]
     sim_device = stack["sim"].devices[0]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
+    # Generous waits: CI runs this beside the other xdist worker on 2 cores; it proves behaviour, not speed.
+    context.set_default_timeout(90_000)
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -249,6 +251,8 @@ def test_it_keeps_a_hostile_hostname_inert(stack: dict[str, Any], browser: Any) 
 
     base = stack["base"]
     context = browser.new_context(viewport={"width": 1024, "height": 768}, color_scheme="dark")
+    # Generous waits: CI runs this beside the other xdist worker on 2 cores; it proves behaviour, not speed.
+    context.set_default_timeout(90_000)
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
