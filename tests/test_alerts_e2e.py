@@ -86,7 +86,8 @@ class Clock:
     def add_channel(self, url: str) -> str:
         clean, errors = validate_channel({"name": "hook", "url": url})
         assert not errors
-        return DocTable(self.ctx.data_dir, "alert_channels", time.time).put(channel_to_stored(clean, self.ctx.devices.box))
+        stored = channel_to_stored(clean, self.ctx.devices.box)
+        return DocTable(self.ctx.data_dir, "alert_channels", time.time).put(stored)
 
     def add_rule(self, **doc: Any) -> str:
         return DocTable(self.ctx.data_dir, "alert_rules", time.time).put(doc)
