@@ -48,6 +48,7 @@ pytestmark = [
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api")
+sync_api.expect.set_options(timeout=30_000)
 
 
 class Proc:
