@@ -18,7 +18,6 @@ import errno
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +28,13 @@ from reliability.harness import (
     Sim,
     check_rates,
     device_rows,
+    finish,
     heartbeat,
     history_db,
     integrity,
     query,
     register,
-    report,
+    scenario_dir,
     wait_for,
 )
 
@@ -185,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full-intervals", type=int, default=4)
     p.add_argument("--size", default="8m")
     p.add_argument("--devices", type=int, default=2)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, help="also write the JSON result here")
+    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="panfm-diskfull-") as tmp:
-        result = run(Path(tmp), a.interval, a.rounds, a.full_intervals, a.size, a.devices)
-    return report("diskfull", result, a.out)
+    workdir = scenario_dir("diskfull", a.keep)
+    result = run(workdir, a.interval, a.rounds, a.full_intervals, a.size, a.devices)
+    return finish("diskfull", workdir, result, a.out, a.keep)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import itertools
 import json
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,13 +32,14 @@ from reliability.harness import (
     Procs,
     Sim,
     Web,
+    finish,
     grep_count,
     history_db,
     out_of_range_rates,
     percentile,
     query,
     register,
-    report,
+    scenario_dir,
     wait_for,
 )
 from throughput_collector import deadline_for
@@ -146,16 +146,18 @@ def run(workdir: Path, devices: int = 50, interval: int = 10, run_s: float = 600
                         web_codes[code] = web_codes.get(code, 0) + 1
                 recent()
                 if procs.dead():
-                    failures.append(f"processes died: {procs.dead()}")
+                    failures.append(f"processes died: {procs.deaths()}")
                     break
                 time.sleep(0.25)
             # Let the last cycle of the window commit before judging it.
             time.sleep(deadline_for(interval) + 1.5)
             recent()
             t_end = end
-            dead = procs.dead()
+            dead = procs.deaths()
             if dead and not any(f.startswith("processes died") for f in failures):
                 failures.append(f"processes died: {dead}")
+            if "web" in dead:
+                return {"failures": failures, "parameters": {"devices": devices, "interval_s": interval}}
 
             # 1. Every answering device sampled in every cycle of the window.
             budget = deadline_for(interval) + 1.0
@@ -295,11 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=int, default=10)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, help="also write the JSON result here")
+    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="panfm-faults-") as tmp:
-        result = run(Path(tmp), a.devices, a.interval, a.minutes * 60, a.seed)
-    return report("fault_fleet", result, a.out)
+    workdir = scenario_dir("faults", a.keep)
+    result = run(workdir, a.devices, a.interval, a.minutes * 60, a.seed)
+    return finish("fault_fleet", workdir, result, a.out, a.keep)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sqlite3
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -102,6 +104,11 @@ class Procs:
     def dead(self) -> dict[str, int]:
         """Name -> exit code of every process that has exited."""
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def deaths(self) -> dict[str, str]:
+        """Name -> exit code and last log lines of every process that has exited."""
+        return {n: f"exit {rc}: " + " | ".join(self.log_text(n).strip().splitlines()[-4:])
+                for n, rc in self.dead().items()}
 
     def log_text(self, name: str) -> str:
         path = self.logs.get(name)
@@ -449,6 +456,22 @@ def percentile(values: list[float], pct: float) -> float | None:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
+
+
+def scenario_dir(name: str, keep: Path | None) -> Path:
+    """A fresh work folder for one run (under KEEP when given)."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"panfm-{name}-", dir=keep))
+
+
+def finish(name: str, workdir: Path, result: dict[str, Any], out: Path | None, keep: Path | None) -> int:
+    """Report RESULT; remove WORKDIR unless it failed or KEEP was asked for (then say where it is)."""
+    if result.get("failures") or keep is not None:
+        result["workdir"] = str(workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return report(name, result, out)
 
 
 def report(name: str, result: dict[str, Any], out: Path | None) -> int:

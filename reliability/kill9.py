@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import random
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,13 @@ from reliability.harness import (
     Sim,
     check_rates,
     device_rows,
+    finish,
     heartbeat,
     history_db,
     integrity,
     query,
     register,
-    report,
+    scenario_dir,
     wait_for,
 )
 
@@ -118,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=int, default=5)
     p.add_argument("--devices", type=int, default=2)
     p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, help="also write the JSON result here")
+    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="panfm-kill9-") as tmp:
-        result = run(Path(tmp), a.kills, a.interval, a.devices, a.seed)
-    return report("kill9", result, a.out)
+    workdir = scenario_dir("kill9", a.keep)
+    result = run(workdir, a.kills, a.interval, a.devices, a.seed)
+    return finish("kill9", workdir, result, a.out, a.keep)
 
 
 if __name__ == "__main__":

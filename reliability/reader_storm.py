@@ -16,7 +16,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,14 @@ from reliability.harness import (
     Procs,
     Sim,
     Web,
+    finish,
     grep_count,
     heartbeat,
     history_db,
     percentile,
     query,
     register,
-    report,
+    scenario_dir,
     wait_for,
     wal_size,
 )
@@ -95,7 +95,7 @@ def run(workdir: Path, readers: int = 4, interval: int = 5, run_s: float = 600, 
             while time.time() < t0 + run_s + 60 and not all(o.exists() for o in outs):
                 wal_max = max(wal_max, wal_size(db))
                 if {"clock", "web", "sim"} & set(procs.dead()):
-                    failures.append(f"processes died: {procs.dead()}")
+                    failures.append(f"processes died: {procs.deaths()}")
                     break
                 time.sleep(0.5)
             t_end = time.time()
@@ -107,7 +107,7 @@ def run(workdir: Path, readers: int = 4, interval: int = 5, run_s: float = 600, 
             expected = int((t_end - t0) // interval)
             if cycles < expected - 1:
                 failures.append(f"only {cycles} cycles committed in {t_end - t0:.0f} s (expected ~{expected})")
-            dead = {k: v for k, v in procs.dead().items() if not k.startswith("reader")}
+            dead = {k: v for k, v in procs.deaths().items() if not k.startswith("reader")}
             if dead:
                 failures.append(f"processes died: {dead}")
             logs = procs.log_text("clock") + procs.log_text("web")
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=int, default=5)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--devices", type=int, default=10)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, help="also write the JSON result here")
+    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # base URL: run as one reader process
     p.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -172,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.worker:
         reader(a.worker, a.device_ids.split(","), a.seconds, a.worker_out, a.seed)
         return 0
-    with tempfile.TemporaryDirectory(prefix="panfm-storm-") as tmp:
-        result = run(Path(tmp), a.readers, a.interval, a.minutes * 60, a.devices)
-    return report("reader_storm", result, a.out)
+    workdir = scenario_dir("storm", a.keep)
+    result = run(workdir, a.readers, a.interval, a.minutes * 60, a.devices)
+    return finish("reader_storm", workdir, result, a.out, a.keep)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,11 @@ from reliability.harness import (
     Web,
     check_rates,
     device_rows,
+    finish,
     heartbeat,
     history_db,
     register,
-    report,
+    scenario_dir,
     wait_for,
 )
 
@@ -141,12 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=int, default=10)
     p.add_argument("--stops", default="5,9", help="pause lengths in intervals, comma separated")
     p.add_argument("--devices", type=int, default=2)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, help="also write the JSON result here")
+    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
     stops = tuple(int(x) for x in a.stops.split(","))
-    with tempfile.TemporaryDirectory(prefix="panfm-sigstop-") as tmp:
-        result = run(Path(tmp), a.interval, stops, a.devices)
-    return report("sigstop", result, a.out)
+    workdir = scenario_dir("sigstop", a.keep)
+    result = run(workdir, a.interval, stops, a.devices)
+    return finish("sigstop", workdir, result, a.out, a.keep)
 
 
 if __name__ == "__main__":
