@@ -26,7 +26,6 @@ from models import DeviceConfig, TlsConfig
 
 ROOT = Path(__file__).resolve().parent
 SIM_MODELS = "PA-440,PA-3220,PA-5450"
-SIM_BASE_PORT = 18443
 
 
 def register(data_dir: Path, inventory: Path, host: str | None = None) -> list[str]:
@@ -78,12 +77,16 @@ def _admin_password(data_dir: Path) -> str:
 def run(data_dir: Path, port: int) -> int:
     """Start the simulator, register it, run web + clock through honcho until Ctrl-C."""
     config.ensure_data_dir(data_dir)
+    # SIGTERM/SIGHUP (a closed terminal, a supervisor) stop everything like Ctrl-C does: the
+    # children run in their own sessions and would otherwise outlive this process.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     inventory = data_dir / "sim-inventory.json"
     password = _admin_password(data_dir)
     started = time.time()
     sim = subprocess.Popen(  # noqa: S603  # nosec B603 (fixed argv)
         [sys.executable, "-m", "panos_sim", "--devices", "3", "--models", SIM_MODELS, "--seed", "1",
-         "--base-port", str(SIM_BASE_PORT), "--inventory", str(inventory)],
+         "--base-port", "0", "--inventory", str(inventory)],
         cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
     )
     procs: list[subprocess.Popen[bytes]] = [sim]
@@ -113,6 +116,10 @@ def run(data_dir: Path, port: int) -> int:
         return 0
     finally:
         _stop(procs)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -11,3 +11,6 @@ graceful_timeout = 10
 accesslog = "-"
 # Never log query strings' secrets: PANfm's API takes none, and the access log shows path only.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+# No control socket: it lives in $HOME (not writable for the container user) and two instances
+# on one host (web + tests, or two data folders) would fight over it.
+control_socket_disable = True
