@@ -9,6 +9,7 @@ tokens or passwords) is stored encrypted and only ever answered masked.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,13 @@ class NotFound(Exception):
 @bp.app_errorhandler(NotFound)
 def not_found(exc: NotFound) -> Any:
     return api_error(404, "not_found", f"No such {exc.what}.")
+
+
+@bp.errorhandler(sqlite3.DatabaseError)
+def alerts_db_unreadable(exc: sqlite3.DatabaseError) -> Any:
+    # A damaged alerts.db (or config.db) must not turn into a 500: say what is wrong, plainly.
+    log.warning("alerts: database unreadable: %s", type(exc).__name__)
+    return api_error(503, "alerts_unavailable", "The alerts database cannot be read; run `flask --app app db check`.")
 
 
 def _table(c: WebContext, name: str) -> DocTable:

@@ -325,3 +325,24 @@ def test_it_filters_history_and_refuses_bad_filters(tmp_path):
     assert r.status_code == 400 and set(r.get_json()["fields"]) == {"severity", "limit"}
     r = client.get("/api/alerts/history?since=yesterday")
     assert r.status_code == 400 and set(r.get_json()["fields"]) == {"since"}
+
+
+def test_a_damaged_alerts_db_answers_503_not_500(tmp_path):
+    from app import create_app
+    from config import load_settings
+
+    settings = load_settings(env={"PANFM_DATA_DIR": str(tmp_path), "PANFM_ADMIN_PASSWORD": "initial-password-x"})
+    app = create_app(settings)
+    (tmp_path / "alerts.db").write_bytes(b"this is not a database" * 100)
+    client = app.test_client()
+    r = client.post("/api/login", json={"username": "admin", "password": "initial-password-x"})
+    token = r.get_json()["csrf_token"]
+    client.post("/api/change-password", json={"old_password": "initial-password-x",
+                                              "new_password": "a-much-longer-password"},
+                headers={"X-CSRFToken": token})
+    client.post("/api/login", json={"username": "admin", "password": "a-much-longer-password"})
+    for path in ("/api/alerts/active", "/api/alerts/history"):
+        r = client.get(path)
+        assert r.status_code == 503, (path, r.status_code)
+        assert r.get_json()["error"] == "alerts_unavailable"
+    assert client.get("/api/overview").status_code == 200
