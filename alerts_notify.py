@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from alerts_rules import load_apprise
-from alerts_store import connect, iso, transaction
+from alerts_store import connect, iso
+from sqlite_db import transaction
 
 log = logging.getLogger("panfm.alerts")
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlite_db
 from alerts import Evaluation, StateKey, evaluate, observe
 from alerts_rules import rule_from_doc, window_from_doc
 from models import AlertState, CycleResult, MaintenanceWindow, Rule, Transition
@@ -92,39 +93,7 @@ MIGRATIONS: list[str] = [
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open alerts.db (creating and migrating it unless read-only)."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, isolation_level=None)
-    else:
-        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        _migrate(conn)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (`BEGIN IMMEDIATE`), rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    for i in range(conn.execute("PRAGMA user_version").fetchone()[0], len(MIGRATIONS)):
-        with transaction(conn):
-            if conn.execute("PRAGMA user_version").fetchone()[0] != i:  # another process migrated meanwhile
-                continue
-            for stmt in MIGRATIONS[i].split(";\n"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version = {i + 1}")
+    return sqlite_db.connect(path, MIGRATIONS, readonly=readonly)
 
 
 @contextmanager
@@ -246,7 +215,7 @@ def run_evaluation(
     obs = observe(cycle, inventory, now, fingerprints)
     conn = connect(alerts_db)
     try:
-        with transaction(conn):  # read and write under one lock: no transition lost between
+        with sqlite_db.transaction(conn):  # read and write under one lock: no transition lost between
             ev = evaluate(parsed, obs, load_states(conn), now, windows)
             _save(conn, ev, {r.id: r for r in parsed}, channel_ids, now, device_names or {})
     finally:
@@ -349,7 +318,7 @@ def acknowledge(alerts_db: Path, alert_id: str, username: str, now: float) -> bo
         return False
     conn = connect(alerts_db)
     try:
-        with transaction(conn):
+        with sqlite_db.transaction(conn):
             known = conn.execute(
                 "SELECT 1 FROM states WHERE alert_id = ? UNION SELECT 1 FROM incidents WHERE id = ?",
                 (alert_id, alert_id),
@@ -369,7 +338,7 @@ def cleanup(alerts_db: Path, now: float, history_days: int, outbox_days: int = 3
         return {"incidents": 0, "outbox": 0}
     conn = connect(alerts_db)
     try:
-        with transaction(conn):
+        with sqlite_db.transaction(conn):
             cutoff = now - history_days * 86400
             conn.execute("DELETE FROM acks WHERE alert_id IN (SELECT id FROM incidents WHERE ended_at < ?)",
                          (cutoff,))

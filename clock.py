@@ -45,9 +45,10 @@ import alerts_store
 import config
 import logsetup
 from clock_alerts import evaluate_alerts, notify_once
-from config_store import CONFIG_DB, DeviceStore, check_usable
+from config_store import CONFIG_DB, DeviceStore
 from logsafe import install_redaction
 from models import CycleResult
+from sqlite_db import check_usable
 from throughput_collector import Collector
 from throughput_storage import HISTORY_DB, SampleReader, SampleStore
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 import config_store
+import sqlite_db
 from config import KEY_FILE, ConfigError, SecretBox, atomic_write
 
 
@@ -65,7 +66,7 @@ def rotate(data_dir: Path, new_key: bytes | None = None) -> Rotation:
     conn = config_store.connect(data_dir)
     try:
         # Step 2: one transaction; a secret that does not decrypt aborts the whole rotation.
-        with config_store.transaction(conn):
+        with sqlite_db.transaction(conn):
             rows = conn.execute("SELECT id, api_key_enc, password_enc FROM devices").fetchall()
             for row in rows:
                 key_enc, password_enc = _reencrypt(box, row["api_key_enc"]), _reencrypt(box, row["password_enc"])

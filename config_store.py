@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from config import ConfigError, SecretBox
+import sqlite_db
+from config import SecretBox
 from models import DeviceConfig, TlsConfig
 
 CONFIG_DB = "config.db"
@@ -63,60 +63,7 @@ MIGRATIONS: list[str] = [
 
 def connect(data_dir: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open config.db (migrating it when opened for writing)."""
-    path = data_dir / CONFIG_DB
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, isolation_level=None)
-    else:
-        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(conn)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> None:
-    """Apply the migrations the database has not seen yet, each in its own transaction."""
-    migrations = MIGRATIONS if migrations is None else migrations
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for i in range(version, len(migrations)):
-        with transaction(conn):
-            # Re-check inside the write lock: another process may have migrated meanwhile.
-            if conn.execute("PRAGMA user_version").fetchone()[0] != i:
-                continue
-            for stmt in migrations[i].split(";\n"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version = {i + 1}")
-
-
-def check_usable(path: Path) -> None:
-    """Refuse a SQLite file that is not one or is damaged, naming it (ConfigError); absent is fine."""
-    if not path.exists():
-        return
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            row = conn.execute("PRAGMA quick_check").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"{path}: not a usable SQLite database ({exc}); restore it from a backup") from None
-    if row is None or row[0] != "ok":
-        raise ConfigError(f"{path}: damaged SQLite database (quick_check: {row[0] if row else '?'}); restore a backup")
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (`BEGIN IMMEDIATE`), rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return sqlite_db.connect(data_dir / CONFIG_DB, MIGRATIONS, readonly=readonly)
 
 
 def _row_to_device(row: sqlite3.Row, box: SecretBox) -> DeviceConfig:
@@ -171,7 +118,7 @@ class DocTable:
         body = json.dumps({k: v for k, v in doc.items() if k != "id"}, sort_keys=True)
         conn = connect(self.data_dir)
         try:
-            with transaction(conn):
+            with sqlite_db.transaction(conn):
                 conn.execute(
                     f"INSERT OR REPLACE INTO {self.table} (id, doc, updated_at) VALUES (?, ?, ?)",  # noqa: S608  # nosec B608
                     (doc_id, body, self.clock()),
@@ -183,7 +130,7 @@ class DocTable:
     def delete(self, doc_id: str) -> bool:
         conn = connect(self.data_dir)
         try:
-            with transaction(conn):
+            with sqlite_db.transaction(conn):
                 sql = f"DELETE FROM {self.table} WHERE id = ?"  # noqa: S608  # nosec B608 (table from DOC_TABLES)
                 cur = conn.execute(sql, (doc_id,))
         finally:
@@ -219,7 +166,7 @@ class DeviceStore:
         now = self.clock()
         conn = connect(self.data_dir)
         try:
-            with transaction(conn):
+            with sqlite_db.transaction(conn):
                 conn.execute(
                     "INSERT INTO devices (id, name, host, port, api_key_enc, username, password_enc, tls_mode,"
                     " tls_fingerprint, tls_ca_pem, interfaces_json, enabled, created_at, updated_at)"
@@ -234,7 +181,7 @@ class DeviceStore:
         """Replace a stored device by id; False when it does not exist."""
         conn = connect(self.data_dir)
         try:
-            with transaction(conn):
+            with sqlite_db.transaction(conn):
                 cur = conn.execute(
                     "UPDATE devices SET name=?, host=?, port=?, api_key_enc=?, username=?, password_enc=?,"
                     " tls_mode=?, tls_fingerprint=?, tls_ca_pem=?, interfaces_json=?, enabled=?, updated_at=?"
@@ -248,7 +195,7 @@ class DeviceStore:
     def remove(self, device_id: str) -> bool:
         conn = connect(self.data_dir)
         try:
-            with transaction(conn):
+            with sqlite_db.transaction(conn):
                 cur = conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
         finally:
             conn.close()

@@ -24,6 +24,7 @@ from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 import config_store
+import sqlite_db
 from web_security import api_error, is_api_request
 
 log = logging.getLogger("panfm.web")
@@ -70,7 +71,7 @@ class Auth:
         self._dummy_hash: str | None = None
         # Refuse to start on a damaged file, naming it, rather than fail on the first login.
         for name in (config_store.CONFIG_DB, SESSIONS_DB):
-            config_store.check_usable(data_dir / name)
+            sqlite_db.check_usable(data_dir / name)
         conn = self._sessions()
         conn.close()
 
@@ -83,7 +84,7 @@ class Auth:
         now = self.clock()
         conn = config_store.connect(self.data_dir)
         try:
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone():
                     return None
                 conn.execute(
@@ -141,7 +142,7 @@ class Auth:
         since = now - THROTTLE_WINDOW_S
         conn = config_store.connect(self.data_dir)
         try:
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 conn.execute("DELETE FROM login_failures WHERE ts < ?", (since,))
                 limits = (MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS)
                 for key, limit in zip(keys, limits, strict=True):
@@ -159,7 +160,7 @@ class Auth:
     def _forget_failures(self, keys: tuple[str, str], attempt: float) -> None:
         conn = config_store.connect(self.data_dir)
         try:
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 # A success clears the account's count, and only this attempt's address reservation.
                 conn.execute("DELETE FROM login_failures WHERE key = ?", (keys[0],))
                 conn.execute(
@@ -178,7 +179,7 @@ class Auth:
     def _set_hash(self, username: str, password_hash: str, *, must_change: bool) -> None:
         conn = config_store.connect(self.data_dir)
         try:
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 conn.execute(
                     "UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE username = ?",
                     (password_hash, int(must_change), self.clock(), username),
@@ -193,7 +194,7 @@ class Auth:
         conn.execute("PRAGMA busy_timeout=10000")
         if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
             conn.execute("PRAGMA journal_mode=WAL")
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                     conn.execute(
                         "CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, username TEXT NOT NULL,"
@@ -213,7 +214,7 @@ class Auth:
         now = self.clock()
         conn = self._sessions()
         try:
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
                 conn.execute(
                     "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
@@ -238,7 +239,7 @@ class Auth:
     def close_session(self, sid: str) -> None:
         conn = self._sessions()
         try:
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 conn.execute("DELETE FROM sessions WHERE sid_hash = ?", (self._digest(sid),))
         finally:
             conn.close()
@@ -247,7 +248,7 @@ class Auth:
         """End every other session of the user and clear the must-change flag on this one."""
         conn = self._sessions()
         try:
-            with config_store.transaction(conn):
+            with sqlite_db.transaction(conn):
                 keep = self._digest(keep_sid)
                 conn.execute("DELETE FROM sessions WHERE username = ? AND sid_hash != ?", (username, keep))
                 conn.execute("UPDATE sessions SET must_change_password = 0 WHERE sid_hash = ?", (keep,))

@@ -1,0 +1,70 @@
+"""Open, migrate and write SQLite databases the same way everywhere (config, alerts).
+
+Each database module keeps its own schema (a list of forward migrations, index i bringing
+`PRAGMA user_version` from i to i + 1) and calls `connect` with it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from config import ConfigError
+
+
+def connect(path: Path, migrations: Sequence[str], *, readonly: bool = False) -> sqlite3.Connection:
+    """Open `path` read-only, or for writing (WAL, migrated to the latest schema)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn, migrations)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
+    """Apply the migrations the database has not seen yet, each in its own transaction."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for i in range(version, len(migrations)):
+        with transaction(conn):
+            # Re-check inside the write lock: another process may have migrated meanwhile.
+            if conn.execute("PRAGMA user_version").fetchone()[0] != i:
+                continue
+            for stmt in migrations[i].split(";\n"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {i + 1}")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (`BEGIN IMMEDIATE`), rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def check_usable(path: Path) -> None:
+    """Refuse a SQLite file that is not one or is damaged, naming it (ConfigError); absent is fine."""
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: not a usable SQLite database ({exc}); restore it from a backup") from None
+    if row is None or row[0] != "ok":
+        raise ConfigError(f"{path}: damaged SQLite database (quick_check: {row[0] if row else '?'}); restore a backup")
