@@ -29,6 +29,10 @@ from web_security import api_error, is_api_request
 
 log = logging.getLogger("panfm.web")
 
+SESSIONS_MIGRATIONS = [
+    "CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, username TEXT NOT NULL,"
+    " must_change_password INTEGER NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL)",
+]
 SESSIONS_DB = "web_sessions.db"
 THROTTLE_WINDOW_S = 300.0
 MAX_FAILURES_PER_ACCOUNT = 10
@@ -190,18 +194,7 @@ class Auth:
     # ---- sessions ------------------------------------------------------------------
 
     def _sessions(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.data_dir / SESSIONS_DB, timeout=10, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout=10000")
-        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-            conn.execute("PRAGMA journal_mode=WAL")
-            with sqlite_db.transaction(conn):
-                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, username TEXT NOT NULL,"
-                        " must_change_password INTEGER NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL)"
-                    )
-                    conn.execute("PRAGMA user_version = 1")
-        return conn
+        return sqlite_db.connect(self.data_dir / SESSIONS_DB, SESSIONS_MIGRATIONS)
 
     @staticmethod
     def _digest(sid: str) -> str:
