@@ -18,6 +18,8 @@ import logsetup
 import web_alerts
 import web_api
 import web_devices
+import web_interfaces
+import web_settings
 from config import ConfigError, Settings, ensure_data_dir, load_settings
 from web_auth import Auth, init_auth
 from web_cli import register_cli
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_auth(app, Auth(settings.data_path, time.time), csrf, settings.admin_password)
     init_security(app, settings, csrf)
     app.register_blueprint(web_api.bp)
+    app.register_blueprint(web_interfaces.bp)
+    app.register_blueprint(web_settings.bp)
     app.register_blueprint(web_devices.bp)
     app.register_blueprint(web_alerts.bp)
     app.register_blueprint(pages_bp)

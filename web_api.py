@@ -1,4 +1,6 @@
-"""The data JSON API: version, health, throughput, overview, history, export, interfaces, clock, settings.
+"""The data JSON API: version, health, throughput, overview, history, export, clock.
+
+Interfaces are in `web_interfaces`, settings in `web_settings`; both reuse this module's helpers.
 
 Every answer comes from the data folder: the sample database opened read-only for the one
 request, `config.db` for devices. No request ever calls a firewall here.
@@ -368,106 +370,6 @@ def throughput_export() -> Any:
     )
 
 
-def _mbps(bps: float | None) -> float | None:
-    return None if bps is None else bps / 1e6
-
-
-def _kind(name: str) -> str:
-    """Guess an interface's kind from its PAN-OS name when the inventory has not said."""
-    prefixes = (("tunnel", "tunnel"), ("loopback", "loopback"), ("vlan", "vlan"), ("ae", "aggregate"))
-    for prefix, kind in prefixes:
-        if name.startswith(prefix):
-            return "subinterface" if "." in name else kind
-    return "subinterface" if "." in name else "physical"
-
-
-def _inventory_interfaces(inventory: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    raw = (inventory or {}).get("interfaces") or []
-    if isinstance(raw, dict):
-        raw = [{"name": k, **v} for k, v in raw.items() if isinstance(v, dict)]
-    return {str(i["name"]): i for i in raw if isinstance(i, dict) and i.get("name")}
-
-
-@bp.get("/api/interfaces")
-def interfaces() -> Any:
-    device_id = known_device_id()
-    c = ctx()
-    device = c.devices.get(device_id)
-    if device is None:  # deleted between the check and now
-        raise UnknownDevice(device_id)
-    with c.reader() as reader:
-        samples = {s.name: s for s in reader.interfaces_latest(device_id)} if reader else {}
-        inventory = _inventory_interfaces(reader.inventory(device_id) if reader else None)
-    out = []
-    for name in sorted(set(samples) | set(inventory)):
-        s, inv = samples.get(name), inventory.get(name, {})
-        speed = inv.get("speed_mbps")
-        in_mbps, out_mbps = _mbps(s.in_bps if s else None), _mbps(s.out_bps if s else None)
-        busiest = max((v for v in (in_mbps, out_mbps) if v is not None), default=None)
-        util = busiest / speed * 100.0 if busiest is not None and isinstance(speed, int | float) and speed > 0 else None
-        counted = s.counted if s else (name in device.interfaces if device.interfaces else False)
-        out.append(
-            {
-                "name": name,
-                "kind": inv.get("kind") or _kind(name),
-                "state": inv.get("state"),
-                "speed_mbps": speed,
-                "zone": inv.get("zone"),
-                "inbound_mbps": in_mbps,
-                "outbound_mbps": out_mbps,
-                "utilization_pct": util,
-                "errors_per_s": s.errors_per_s if s else None,
-                "drops_per_s": s.drops_per_s if s else None,
-                "counted": counted,
-            }
-        )
-    return jsonify({"interfaces": out})
-
-
-_IFACE_RENAMES = {
-    "in_bps": "inbound_mbps",
-    "out_bps": "outbound_mbps",
-    "in_pps": "inbound_pps",
-    "out_pps": "outbound_pps",
-}
-
-
-def _interface_point(p: dict[str, Any]) -> dict[str, Any]:
-    """Speak the same names and units as /api/interfaces (Mbps, inbound/outbound)."""
-    out: dict[str, Any] = {"t": iso(p["t"])}
-    for key, value in p.items():
-        if key == "t":
-            continue
-        base, suffix = (key[:-4], "_max") if key.endswith("_max") else (key, "")
-        if base in ("in_bps", "out_bps"):
-            value = _mbps(value)
-        out[_IFACE_RENAMES.get(base, base) + suffix] = value
-    return out
-
-
-@bp.get("/api/interfaces/history")
-def interface_history() -> Any:
-    device_id = known_device_id()
-    name = request.args.get("name", "")
-    if not name or len(name) > 128:
-        raise BadRequest({"name": "required interface name"})
-    c = ctx()
-    start, end, _ = time_window(c.clock())
-    with c.reader() as reader:
-        if reader is None:
-            return jsonify({"device_id": device_id, "name": name, "tier": "raw", "bucket_s": None, "points": []})
-        hist = reader.interface_history(device_id, name, start, end, max_points=MAX_POINTS)
-    return jsonify(
-        {
-            "device_id": device_id,
-            "name": name,
-            "tier": hist.tier,
-            "bucket_s": hist.bucket_s,
-            "points": [_interface_point(p) for p in hist.points],
-        }
-    )
-
-
 @bp.get("/api/clock")
 def clock_status() -> Any:
     c = ctx()
@@ -480,63 +382,6 @@ def clock_status() -> Any:
     age_s = age(hb, c.clock())
     running = age_s is not None and age_s <= 3 * c.current_settings().refresh_interval
     return jsonify({"running": running, "heartbeat": iso(hb), "age_seconds": age_s, "stats": stats})
-
-
-# ---- settings --------------------------------------------------------------------------
-
-
-def settings_json(c: WebContext) -> dict[str, Any]:
-    current = c.current_settings()
-    out: dict[str, Any] = {}
-    for f in config.declared():
-        if f.metadata["secret"]:
-            continue  # never shown, not even as "set"
-        fixed = f.name in c.settings.fixed_by_env
-        out[f.name] = {
-            "value": getattr(current, f.name),
-            "default": f.default,
-            "help": f.metadata["help"],
-            "type": str(f.type),
-            "min": f.metadata["min"],
-            "max": f.metadata["max"],
-            "choices": list(f.metadata["choices"]) if f.metadata["choices"] else None,
-            "editable": bool(f.metadata["editable"]) and not fixed,
-            "fixed_by_env": fixed,
-        }
-    return {"settings": out}
-
-
-@bp.get("/api/settings")
-def get_settings() -> Any:
-    return jsonify(settings_json(ctx()))
-
-
-@bp.put("/api/settings")
-def put_settings() -> Any:
-    c = ctx()
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not body:
-        raise BadRequest({"body": "a JSON object of settings to change"})
-    editable = {f.name for f in config.declared() if f.metadata["editable"] and not f.metadata["secret"]}
-    errors: dict[str, str] = {}
-    for name, value in body.items():
-        if name in c.settings.fixed_by_env:
-            errors[name] = "fixed by the environment; change it there"
-        elif name not in editable:
-            errors[name] = "not a setting that can be changed here"
-        else:
-            try:
-                config.coerce(name, value, "request")
-            except ConfigError as exc:
-                errors[name] = str(exc).removeprefix("request: ")
-    if errors:
-        raise BadRequest(errors)
-    try:
-        config.save_settings(c.data_dir, body)
-    except ConfigError as exc:
-        # settings.json was edited into nonsense: say which file and field; never overwrite it.
-        return api_error(409, "settings_file_unusable", str(exc))
-    return jsonify(settings_json(c))
 
 
 def make_context(settings: Settings) -> WebContext:
