@@ -12,11 +12,11 @@ import math
 import sqlite3
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from models import CounterBaseline, DeviceSample, DeviceStatus, History, HistoryTier, InterfaceCounters, InterfaceSample
-from storage_schema import DEVICE_METRICS, IFACE_METRICS, TIERS
+from storage_schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
 
 # Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -31,6 +31,8 @@ class Series:
     key_cols: tuple[str, ...]
     key: tuple[str, ...]
     metrics: tuple[str, ...]
+    # "5m" -> (table, width): materialised grouping of a tier, read instead of grouping on the fly.
+    group_tables: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -64,6 +66,7 @@ def device_series(
         ("device_id",),
         (device_id,),
         _check(metrics, DEVICE_METRICS) if metrics is not None else default,
+        {t: (v[0], v[2]) for t, v in GROUPINGS.items()},
     )
 
 
@@ -75,6 +78,7 @@ def iface_series(device_id: str, name: str, metrics: Sequence[str] | None = None
         ("device_id", "interface"),
         (device_id, name),
         _check(metrics, IFACE_METRICS),
+        {t: (v[1], v[2]) for t, v in GROUPINGS.items()},
     )
 
 
@@ -170,16 +174,14 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
             sql = f"SELECT bucket AS t, {cols} {rng} ORDER BY bucket"
     else:
         width = group_width(bucket, (end - start) / (max_points - 2))
+        if tier != "raw" and tier in s.group_tables and width % s.group_tables[tier][1] == 0:
+            points = _grouped_from_materialised(conn, s, tier, width, lo, hi)
+            return History(tier, width, mark_gaps(points, width, max_points))
         if tier == "raw":
             cols = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in s.metrics)
             sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
         else:
-            # Average of averages weighted by each bucket's sample count.
-            cols = ", ".join(
-                f"sum({m}_avg * n) / sum(CASE WHEN {m}_avg IS NOT NULL THEN n END) AS {m}, max({m}_max) AS {m}_max"
-                for m in s.metrics
-            )
-            sql = f"SELECT (bucket / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+            sql = _grouped_rollup_sql(table, s, width)
     cur = conn.execute(sql, params)  # nosec B608
     cur.row_factory = None  # plain tuples: building the dicts from them is twice as fast as from Rows
     names = [d[0] for d in cur.description]
@@ -188,6 +190,49 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         p["t"] = float(p["t"])
     step = width or (bucket if tier != "raw" else None)
     return History(tier, width or (bucket or None), mark_gaps(points, step, max_points))
+
+
+def _grouped_rollup_sql(table: str, s: Series, width: int) -> str:
+    # Average of averages weighted by each bucket's sample count.
+    cols = ", ".join(
+        f"sum({m}_avg * n) / sum(CASE WHEN {m}_avg IS NOT NULL THEN n END) AS {m}, max({m}_max) AS {m}_max"
+        for m in s.metrics
+    )
+    return (
+        f"SELECT (bucket / {width}) * {width} AS t, {cols} FROM {table} "  # noqa: S608  # nosec B608
+        f"WHERE {s.where} AND bucket >= ? AND bucket < ? GROUP BY 1 ORDER BY 1"
+    )
+
+
+def _grouped_from_materialised(
+    conn: sqlite3.Connection, s: Series, tier: str, width: int, lo: int, hi: int
+) -> list[dict[str, Any]]:
+    """Group `tier` rows in [lo, hi) into `width` buckets, reading whole groups pre-computed.
+
+    1. Whole groups inside the range come from the materialised table (one row each when
+       `width` is its own width, regrouped by sample count when wider).
+    2. A partial group at either end (the range starts or ends inside a group) is grouped
+       on the fly from the tier's rows, exactly as before, so the points are the same.
+    """
+    group_table, group_w = s.group_tables[tier]
+    tier_table = s.tier_tables[tier]
+    a, b = -(-lo // width) * width, hi // width * width  # whole groups: [a, b)
+    segments = [(tier_table, lo, a), (group_table, a, b), (tier_table, b, hi)] if a < b else [(tier_table, lo, hi)]
+    points: list[dict[str, Any]] = []
+    for table, seg_lo, seg_hi in segments:
+        if seg_lo >= seg_hi:
+            continue
+        if table == group_table and width == group_w:
+            cols = ", ".join(f"{m}_avg AS {m}, {m}_max" for m in s.metrics)
+            where = f"{s.where} AND bucket >= ? AND bucket < ?"
+            sql = f"SELECT bucket AS t, {cols} FROM {table} WHERE {where} ORDER BY bucket"  # noqa: S608  # nosec B608
+        else:
+            sql = _grouped_rollup_sql(table, s, width)
+        cur = conn.execute(sql, (*s.key, seg_lo, seg_hi))
+        cur.row_factory = None
+        names = [d[0] for d in cur.description]
+        points.extend({**dict(zip(names, r, strict=True)), "t": float(r[0])} for r in cur)
+    return points
 
 
 def mark_gaps(points: list[dict[str, Any]], step: float | None, max_points: int) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from storage_schema import DEVICE_METRICS, IFACE_METRICS, TIERS
+from storage_schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, grouping_sql
 
 
 def _aggregates(metrics: tuple[str, ...]) -> tuple[str, str]:
@@ -43,6 +43,7 @@ def _iface_rollup_sql(table: str, bucket_s: int) -> str:
 ROLLUP_SQL: dict[str, tuple[str, str]] = {
     tier: (_device_rollup_sql(dev, b), _iface_rollup_sql(ifc, b)) for tier, (dev, ifc, b) in TIERS.items()
 }
+GROUPING_SQL: dict[str, tuple[str, str]] = {tier: grouping_sql(tier) for tier in GROUPINGS}
 
 
 def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) -> None:
@@ -55,6 +56,22 @@ def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) 
     dev_sql, if_sql = ROLLUP_SQL[tier]
     conn.execute(dev_sql, (start_s * 1000, end_s * 1000))
     conn.execute(if_sql, (start_s * 1000, end_s * 1000))
+    if tier in GROUPINGS:
+        regroup_range(conn, tier, start_s, end_s)
+
+
+def regroup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) -> None:
+    """Recompute the materialised groups of `tier` that hold any bucket in [start_s, end_s).
+
+    Whole groups are recomputed from the tier's rows (idempotent, like rollup_range); the
+    newest group may be partial and is completed as later buckets close.
+    """
+    width = GROUPINGS[tier][2]
+    lo = start_s // width * width
+    hi = -(-end_s // width) * width
+    dev_sql, if_sql = GROUPING_SQL[tier]
+    conn.execute(dev_sql, (lo, hi))
+    conn.execute(if_sql, (lo, hi))
 
 
 def _first_raw_ms(conn: sqlite3.Connection) -> int | None:
@@ -164,10 +181,16 @@ def apply_retention(
     for tier, (dev_table, if_table, _) in TIERS.items():
         deleted[dev_table] = _delete_chunked(write_tx, conn, dev_table, dev_key, "bucket", cuts[tier], devices, chunk)
         deleted[if_table] = _delete_chunked(write_tx, conn, if_table, if_key, "bucket", cuts[tier], ifaces, chunk)
+    for tier, (dev_table, if_table, width) in GROUPINGS.items():
+        # A group goes once every bucket in it is past retention (its start + width <= cut).
+        cut = cuts[tier] // width * width
+        deleted[dev_table] = _delete_chunked(write_tx, conn, dev_table, dev_key, "bucket", cut, devices, chunk)
+        deleted[if_table] = _delete_chunked(write_tx, conn, if_table, if_key, "bucket", cut, ifaces, chunk)
     with write_tx():
         # Forget series with no row left in any tier (a device removed long ago).
-        if_tables = ("interface_samples", *(t for _, t, _ in TIERS.values()))
-        dev_tables = ("device_samples", *(t for t, _, _ in TIERS.values()))
+        tables = (*TIERS.values(), *GROUPINGS.values())
+        if_tables = ("interface_samples", *(t for _, t, _ in tables))
+        dev_tables = ("device_samples", *(t for t, _, _ in tables))
         if_match = "s.device_id = k.device_id AND s.interface = k.interface"
         if_gone = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {if_match})" for t in if_tables)  # noqa: S608  # nosec B608
         dev_gone = " AND ".join(

@@ -1,0 +1,195 @@
+"""The materialised 30-minute grouping of the 5-minute tier: same points, kept current, migrated, retained."""
+
+import dataclasses
+import math
+import shutil
+import sqlite3
+
+import pytest
+from test_storage import T0, cycle, rows, sample
+
+import storage_queries as q
+import storage_rollups
+from storage_schema import DEVICE_METRICS, IFACE_METRICS, MIGRATIONS, SCHEMA_VERSION, connect_reader, migrate
+from throughput_storage import HISTORY_DB, SampleReader, SampleStore
+
+DAY = 86400
+NOW = T0 + 100 * DAY + 1234  # not on a 5-minute or 30-minute boundary
+
+
+def _raw_rows(start: float, end: float):
+    """Samples every 100 s with one in 7 missing (2 or 3 per 5-minute bucket) and some gaps (None)."""
+    dev, ifc = [], []
+    for k in range(int((end - start) // 100)):
+        if k % 7 == 3:
+            continue
+        t = start + 100 * k
+        inbound = None if k % 97 == 5 else 50.0 + (k * 37 % 101)
+        s = sample("fw1", t, inbound=inbound, memory_pct=None if k % 13 == 0 else 40.0 + k % 9)
+        dev.append(("fw1", round(t * 1000), *(getattr(s, m) for m in DEVICE_METRICS)))
+        ifc.append(("fw1", "ethernet1/1", round(t * 1000), 1e6 + k % 1000, 2e6, 10.0, 20.0, 0.0, k % 3, 1))
+    return dev, ifc
+
+
+def _fill(conn: sqlite3.Connection, start: float, end: float) -> None:
+    dev, ifc = _raw_rows(start, end)
+    conn.execute("INSERT OR IGNORE INTO known_devices VALUES ('fw1')")
+    conn.execute("INSERT OR IGNORE INTO known_interfaces VALUES ('fw1', 'ethernet1/1')")
+    cols = ", ".join(("device_id", "ts", *DEVICE_METRICS))
+    conn.executemany(f"INSERT INTO device_samples ({cols}) VALUES ({', '.join('?' * (len(DEVICE_METRICS) + 2))})",
+                     dev)
+    icols = ", ".join(("device_id", "interface", "ts", *IFACE_METRICS, "counted"))
+    conn.executemany(f"INSERT INTO interface_samples ({icols}) VALUES ({', '.join('?' * (len(IFACE_METRICS) + 4))})",
+                     ifc)
+
+
+@pytest.fixture(scope="module")
+def grouped_db(tmp_path_factory):
+    """40 days of 5-minute rollups of one device and one interface (raw rows deleted, as retention does)."""
+    db = tmp_path_factory.mktemp("groups") / HISTORY_DB
+    SampleStore.open(db).close()
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        _fill(conn, NOW - 40 * DAY, NOW)
+        storage_rollups.rollup_range(conn, "5m", int(NOW - 41 * DAY), int(NOW // 300 * 300))
+        conn.execute("DELETE FROM device_samples")
+        conn.execute("DELETE FROM interface_samples")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return db
+
+
+def _same_points(got, want):
+    assert [p["t"] for p in got] == [p["t"] for p in want]
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        for k, v in w.items():
+            assert (g[k] is None) == (v is None), (g["t"], k)
+            if v is not None:
+                assert math.isclose(g[k], v, rel_tol=1e-12), (g["t"], k, g[k], v)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "width"),
+    [
+        (NOW - 30 * DAY, NOW, 1800),  # the dashboard's 30 d: starts and ends inside a group
+        (NOW - 35 * DAY - 777, NOW - 3 * DAY - 5, 1800),  # custom range, both ends unaligned
+        (int(NOW - 30 * DAY) // 1800 * 1800, int(NOW) // 1800 * 1800, 1800),  # aligned: no partial group
+        (NOW - 39 * DAY, NOW - 39 * DAY + 1500, None),  # inside one group: 5 rows, no grouping at all
+        (NOW - 39 * DAY, NOW, 1800),
+    ],
+)
+def test_it_answers_grouped_history_with_the_same_points_as_grouping_on_the_fly(grouped_db, start, end, width):
+    conn = connect_reader(grouped_db)
+    try:
+        for series in (q.device_series("fw1"), q.iface_series("fw1", "ethernet1/1"),
+                       q.device_series("fw1", metrics=DEVICE_METRICS)):
+            got = q.history(conn, series, start, end)
+            want = q.history(conn, dataclasses.replace(series, group_tables={}), start, end)
+            assert (got.tier, got.bucket_s) == (want.tier, want.bucket_s) == ("5m", width or 300)
+            assert len(got.points) > 3
+            _same_points(got.points, want.points)
+    finally:
+        conn.close()
+
+
+def test_it_regroups_whole_groups_into_wider_points_close_to_grouping_on_the_fly(grouped_db):
+    conn = connect_reader(grouped_db)
+    try:
+        series = q.device_series("fw1")
+        got = q.history(conn, series, NOW - 38 * DAY, NOW, max_points=500)
+        want = q.history(conn, dataclasses.replace(series, group_tables={}), NOW - 38 * DAY, NOW, max_points=500)
+    finally:
+        conn.close()
+    assert got.bucket_s == want.bucket_s == 7200
+    assert [p["t"] for p in got.points] == [p["t"] for p in want.points]
+    for g, w in zip(got.points, want.points, strict=True):
+        assert g["inbound_mbps_max"] == w["inbound_mbps_max"]  # peaks exact
+        # Averages are weighted by each group's sample count: equal up to the documented limit
+        # (a metric missing in only some samples of a bucket).
+        assert g["inbound_mbps"] == pytest.approx(w["inbound_mbps"], rel=0.02)
+
+
+def test_it_reads_the_materialised_rows_rather_than_grouping_again(grouped_db, tmp_path):
+    db = tmp_path / HISTORY_DB
+    shutil.copy(grouped_db, db)
+    group = int(NOW - 10 * DAY) // 1800 * 1800
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE device_5m_g30m SET inbound_mbps_max = -1.0 WHERE bucket = ?", (group,))
+    conn.close()
+    with SampleReader.open(db) as r:
+        h = r.history("fw1", NOW - 30 * DAY, NOW)
+    assert next(p for p in h.points if p["t"] == group)["inbound_mbps_max"] == -1.0
+
+
+def _expected_groups(db, dev_table="device_5m", metric="inbound_mbps"):
+    """Group the 5-minute rows by hand: n, weighted average, maximum per 30-minute group."""
+    out = {}
+    for bucket, n, avg, mx in rows(db, f"SELECT bucket, n, {metric}_avg, {metric}_max FROM {dev_table}"):
+        g = bucket // 1800 * 1800
+        tn, wsum, wn, gmax = out.get(g, (0, 0.0, 0, None))
+        out[g] = (tn + n, wsum + (avg * n if avg is not None else 0), wn + (n if avg is not None else 0),
+                  mx if gmax is None else max(gmax, mx))
+    return {g: (tn, wsum / wn if wn else None, gmax) for g, (tn, wsum, wn, gmax) in out.items()}
+
+
+def test_it_keeps_the_grouping_current_as_the_clock_writes_cycles(tmp_path):
+    db = tmp_path / HISTORY_DB
+    with SampleStore.open(db) as store:
+        for k in range(130):  # 65 minutes at 30 s: two groups closed or partly filled
+            store.write_cycle(cycle(T0 + 30 * k, inbound=float(k % 17)))
+        before = rows(db, "SELECT bucket, n, inbound_mbps_avg, inbound_mbps_max FROM device_5m_g30m ORDER BY 1")
+        for k in range(130, 200):
+            store.write_cycle(cycle(T0 + 30 * k, inbound=float(k % 17)))
+    after = rows(db, "SELECT bucket, n, inbound_mbps_avg, inbound_mbps_max FROM device_5m_g30m ORDER BY 1")
+    expected = _expected_groups(db)
+    assert [(b, n, pytest.approx(a), m) for b, n, a, m in after] == [(g, *v) for g, v in sorted(expected.items())]
+    assert len(after) == 4 and before[-1][1] < after[len(before) - 1][1]  # the partial group was completed
+    assert rows(db, "SELECT count(*) FROM iface_5m_g30m") == [(4,)]
+
+
+def test_it_fills_the_grouping_when_migrating_a_version_1_file(tmp_path):
+    db = tmp_path / HISTORY_DB
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        migrate(conn, MIGRATIONS[:1])
+        conn.execute("BEGIN")
+        _fill(conn, T0, T0 + 2 * DAY)
+        dev_sql, if_sql = storage_rollups.ROLLUP_SQL["5m"]
+        for sql in (dev_sql, if_sql):
+            conn.execute(sql, (int(T0) * 1000, int(T0 + 2 * DAY) * 1000))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    SampleStore.open(db).close()
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    got = rows(db, "SELECT bucket, n, inbound_mbps_avg, inbound_mbps_max FROM device_5m_g30m ORDER BY 1")
+    assert [(b, n, pytest.approx(a), m) for b, n, a, m in got] == [
+        (g, *v) for g, v in sorted(_expected_groups(db).items())
+    ]
+    assert len(got) == 2 * 48 + 1  # T0 is inside a group
+    assert rows(db, "SELECT count(*) FROM iface_5m_g30m") == [(len(got),)]
+
+
+def test_it_deletes_a_group_only_once_all_its_buckets_are_past_retention(tmp_path):
+    db = tmp_path / HISTORY_DB
+    now = T0 + 1000 * DAY
+    cut = now - 90 * DAY
+    assert cut % 1800 == 900  # the cut falls inside a group
+    with SampleStore.open(db) as store:
+        for t in (cut - 1000, cut - 600, cut + 100, now - DAY):
+            store.write_cycle(cycle(t))
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            storage_rollups.rollup_range(conn, "5m", int(now - 100 * DAY), int(now))
+        finally:
+            conn.close()
+        assert len(rows(db, "SELECT bucket FROM device_5m_g30m")) == 3
+        deleted = store.cleanup(now, raw_days=7, fivemin_days=90, hourly_days=730, chunk=2)
+    assert deleted["device_5m_g30m"] == 1 and deleted["iface_5m_g30m"] == 1
+    assert rows(db, "SELECT bucket FROM device_5m_g30m ORDER BY 1") == [
+        (int(cut - 900),), (int(now - DAY) // 1800 * 1800,)
+    ]
