@@ -71,17 +71,30 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
     raise SystemExit("gunicorn did not start")
 
 
-def session_for(url: str) -> requests.Session:
+def first_login(url: str) -> str:
+    """Log in once (changing the initial password if asked); return the password that now works."""
     s = requests.Session()
-    r = s.post(url + "/api/login", json={"username": "admin", "password": PASSWORD}, timeout=10)
-    if r.status_code == 401:  # the folder was benched before: the password is changed already
-        r = s.post(url + "/api/login", json={"username": "admin", "password": NEW_PASSWORD}, timeout=10)
+    try:
+        r = s.post(url + "/api/login", json={"username": "admin", "password": PASSWORD}, timeout=10)
+        if r.status_code == 401:  # the folder was benched before: the password is changed already
+            return NEW_PASSWORD
+        r.raise_for_status()
+        if r.json()["must_change_password"]:
+            s.headers["X-CSRFToken"] = r.json()["csrf_token"]
+            s.post(url + "/api/change-password", json={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+                   timeout=10).raise_for_status()
+            return NEW_PASSWORD
+        return PASSWORD
+    finally:
+        s.close()
+
+
+def session_for(url: str, password: str) -> requests.Session:
+    """Log in with the known password (a wrong one per client would trip the login throttle)."""
+    s = requests.Session()
+    r = s.post(url + "/api/login", json={"username": "admin", "password": password}, timeout=10)
     r.raise_for_status()
-    token = r.json()["csrf_token"]
-    s.headers["X-CSRFToken"] = token
-    if r.json()["must_change_password"]:
-        s.post(url + "/api/change-password", json={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
-               timeout=10).raise_for_status()
+    s.headers["X-CSRFToken"] = r.json()["csrf_token"]
     return s
 
 
@@ -108,14 +121,14 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(url, proc, time.time() + 30)
-        session_for(url).close()  # first login changes the password once
+        password = first_login(url)
         timings: dict[str, list[float]] = {"throughput": [], "history_30d": []}
         lock = threading.Lock()
         stop = time.time() + args.seconds
 
         def client(seed: int) -> None:
             rng = random.Random(seed)
-            s = session_for(url)
+            s = session_for(url, password)
             mine: dict[str, list[float]] = {k: [] for k in timings}
             try:
                 while time.time() < stop:
