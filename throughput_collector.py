@@ -255,7 +255,8 @@ class Collector:
                     statuses[device_id] = status_cert_changed(dev.status, device_id, now, *poll.cert_changed)
                     continue
                 if poll.error is not None or poll.counters is None or poll.ts is None:
-                    dev.breaker.failure(now, interval)
+                    # From the cycle's start: timed from the deadline, a blackholed probe slips an interval.
+                    dev.breaker.failure(started, interval)
                     error = poll.error or "no counters"
                     statuses[device_id] = status_after_failure(dev.status, device_id, now, error, dev.breaker)
                     if dev.breaker.is_open and dev.breaker.failures == 3:

@@ -51,3 +51,42 @@ def test_it_never_puts_a_secret_in_the_error_text(message):
     text = safe_error(RuntimeError(message), secrets=("LUFRPT1SECRET==",))
     assert "LUFRPT1SECRET" not in text and "RuntimeError" in text
     assert "LUFRPT1SECRET" not in safe_error(RuntimeError(message))
+
+
+class _BlackholedClient:
+    """A firewall that swallows the request: the call fails only when the device's deadline ran out."""
+
+    last_response_time = 0.0
+
+    def __init__(self, fake_time, calls, hang_s):
+        self.fake_time, self.calls, self.hang_s = fake_time, calls, hang_s
+
+    def counters(self):
+        self.calls.append(self.fake_time[0])
+        self.fake_time[0] += self.hang_s
+        raise TimeoutError("read timed out")
+
+    def close(self):
+        pass
+
+
+def test_it_probes_a_blackholed_device_after_1_2_4_intervals_and_at_most_2_minutes_apart():
+    from models import DeviceConfig, TlsConfig
+    from throughput_collector import Collector, deadline_for
+
+    interval, start = 30.0, 1_000_000.0
+    fake_time, calls = [start], []
+    collector = Collector(
+        workers=1, request_timeout=60.0, clock=lambda: fake_time[0], monotonic=lambda: fake_time[0],
+        client_factory=lambda dev, timeout, on_key: _BlackholedClient(fake_time, calls, deadline_for(interval)),
+    )
+    dev = DeviceConfig(id="fw", name="fw", host="192.0.2.1", tls=TlsConfig("insecure"), api_key="k")
+    try:
+        for cycle in range(24):  # cycles start on the interval, whatever the previous one cost
+            fake_time[0] = start + cycle * interval
+            collector.collect([dev], interval)
+    finally:
+        collector.close()
+    polled = [round((t - start) / interval) for t in calls]
+    # Three failures open the breaker (cycles 0-2); probes follow 1, 2, 4 intervals later, then every 120 s.
+    assert polled == [0, 1, 2, 3, 5, 9, 13, 17, 21]
