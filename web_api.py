@@ -381,7 +381,15 @@ def clock_status() -> Any:
     hb = float(heartbeat) if isinstance(heartbeat, int | float) else None
     age_s = age(hb, c.clock())
     running = age_s is not None and age_s <= 3 * c.current_settings().refresh_interval
-    return jsonify({"running": running, "heartbeat": iso(hb), "age_seconds": age_s, "stats": stats})
+    return jsonify({"running": running, "heartbeat": iso(hb), "age_seconds": age_s, "stats": _clock_stats_json(stats)})
+
+
+def _clock_stats_json(stats: dict[str, Any]) -> dict[str, Any]:
+    """The clock's document with its epoch times in the API's ISO-8601 Z form."""
+    times = ("started_at", "last_execution", "last_error_time", "heartbeat")
+    out = {k: iso(v) if k in times and isinstance(v, int | float) else v for k, v in stats.items()}
+    out["recent"] = [{**r, "started": iso(r["started"])} for r in stats.get("recent") or []]
+    return out
 
 
 def make_context(settings: Settings) -> WebContext:

@@ -270,6 +270,27 @@ def test_it_shows_the_clock_stats(fleet):
     assert body["stats"]["total_executions"] == 61
 
 
+def test_it_answers_the_clock_stats_times_in_iso_8601_with_z(tmp_path):
+    from clock import ClockStats
+
+    _, client = make_client(tmp_path)
+    stats = ClockStats(clock=lambda: 1_760_000_000.25)
+    stats.record("collect", 1_760_000_030.5, 1.25)
+    stats.record("collect", 1_760_000_060.5, 2.0, error="TimeoutError: slow")
+    store = SampleStore.open(tmp_path / HISTORY_DB)
+    try:
+        store.write_clock_stats(stats.snapshot(), heartbeat=time.time())
+    finally:
+        store.close()
+    body = client.get("/api/clock").get_json()["stats"]
+    # The API speaks ISO-8601 with Z everywhere, the clock's own document included.
+    assert body["started_at"] == "2025-10-09T08:53:20.250Z"
+    assert body["last_execution"] == "2025-10-09T08:54:20.500Z"
+    assert body["last_error_time"] == "2025-10-09T08:53:20.250Z"
+    assert [r["started"] for r in body["recent"]] == ["2025-10-09T08:53:50.500Z", "2025-10-09T08:54:20.500Z"]
+    assert body["recent"][1]["outcome"] == "error" and body["total_errors"] == 1
+
+
 def test_it_reports_health_ok_then_degraded_by_heartbeat_age(tmp_path):
     app, _ = make_client(tmp_path, refresh_interval=30)
     anonymous = app.test_client()

@@ -3,7 +3,7 @@
 import { api, ApiError, el, clear, setText, fmtTime, fmtAge, fmtInt, fmtNum, fmtDuration, poll, refreshSeconds,
   hideError, DASH } from "./common.js";
 
-// The clock stores epoch seconds in its own document; the API's own fields are ISO strings.
+// The API answers ISO strings; older answers carried the clock's epoch seconds.
 function fmtWhen(value) {
   if (typeof value === "number") return new Date(value * 1000).toLocaleString();
   return fmtTime(value);
@@ -39,7 +39,7 @@ async function refreshClock() {
   fact(dl, "Running", data.running ? "yes" : "no");
   fact(dl, "Last heartbeat", data.heartbeat ? `${fmtTime(data.heartbeat)} (${fmtAge(data.age_seconds)} ago)` : "never");
   const s = stats || {};
-  if (s.started_at) fact(dl, "Up since", `${fmtWhen(s.started_at)} (${fmtDuration(Date.now() / 1000 - s.started_at)})`);
+  if (s.started_at) fact(dl, "Up since", `${fmtWhen(s.started_at)} (${fmtDuration((Date.now() - Date.parse(s.started_at)) / 1000)})`);
   if (s.pid !== undefined) fact(dl, "Process id", s.pid);
   fact(dl, "Executions", fmtInt(s.total_executions));
   fact(dl, "Errors", fmtInt(s.total_errors));
