@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from panos_xml import interface_kind
 from web_api import MAX_POINTS, BadRequest, UnknownDevice, ctx, iso, known_device_id, time_window
 
 bp = Blueprint("interfaces", __name__)
@@ -16,11 +17,10 @@ def _mbps(bps: float | None) -> float | None:
 
 
 def _kind(name: str) -> str:
-    """Guess an interface's kind from its PAN-OS name when the inventory has not said."""
-    prefixes = (("tunnel", "tunnel"), ("loopback", "loopback"), ("vlan", "vlan"), ("ae", "aggregate"))
-    for prefix, kind in prefixes:
-        if name.startswith(prefix):
-            return "subinterface" if "." in name else kind
+    """Classify an interface by its PAN-OS name when the inventory has not said (tunnel.1 is a tunnel)."""
+    kind = interface_kind(name)
+    if kind != "other":
+        return kind
     return "subinterface" if "." in name else "physical"
 
 

@@ -253,6 +253,27 @@ def test_it_lists_interfaces_with_rates_and_inventory(fleet):
     assert by_name["ethernet1/3"]["counted"] is False and by_name["ethernet1/3"]["inbound_mbps"] is None
 
 
+def test_it_names_logical_interface_kinds_as_panos_does_before_the_inventory_arrives(tmp_path):
+    _, client = make_client(tmp_path)
+    fw = add_device(client, "fw-kinds", "192.0.2.44")
+    names = {"ethernet1/1": "physical", "ethernet1/1.5": "subinterface", "ae1": "aggregate",
+             "ae1.100": "subinterface", "tunnel": "tunnel", "tunnel.1": "tunnel", "loopback.1": "loopback",
+             "vlan.10": "vlan"}
+    ts = time.time()
+    store = SampleStore.open(tmp_path / HISTORY_DB)
+    try:
+        store.write_cycle(CycleResult(
+            started=ts - 1, finished=ts, samples=(sample(fw, ts),), baselines=(), statuses=(),
+            interfaces=tuple(InterfaceSample(fw, n, ts, 1e6, 1e6, 1.0, 1.0, 0.0, 0.0, n == "ethernet1/1")
+                             for n in names),
+        ))
+    finally:
+        store.close()
+    body = client.get(f"/api/interfaces?device_id={fw}").get_json()
+    # tunnel.1 is PAN-OS's tunnel unit 1, not a sub-interface (the inventory parser says "tunnel" too).
+    assert {i["name"]: i["kind"] for i in body["interfaces"]} == names
+
+
 def test_it_returns_interface_history(fleet):
     r = fleet["client"].get(f"/api/interfaces/history?device_id={fleet['fw1']}&name=ethernet1/1&range=1h")
     assert r.status_code == 200
