@@ -229,7 +229,8 @@ class Fleet:
         if mode == "http500":
             return web.Response(status=500, text="<html><body><h1>500 Internal Server Error</h1></body></html>",
                                 content_type="text/html")
-        headers = {k: v for k, v in request.headers.items() if k in ("X-PAN-KEY", "Authorization")}
+        # Header names are case-insensitive: look them up through aiohttp's CIMultiDict.
+        headers = {k: request.headers[k] for k in ("X-PAN-KEY", "Authorization") if k in request.headers}
         reply = api.answer(dev, params, headers, time.time())
         body = reply.body
         if mode == "bad_xml" and reply.status == 200:

@@ -87,6 +87,18 @@ def test_it_accepts_basic_auth_and_the_key_in_the_url_and_counts_the_latter(sim_
     assert sim_fleet.stats(entry)[entry["name"]]["key_in_url"] == before + 1
 
 
+@pytest.mark.parametrize("name", ["x-pan-key", "X-Pan-Key"])
+def test_it_reads_header_names_case_insensitively_like_any_http_server(sim_fleet, name):
+    # HTTP header names are case-insensitive (RFC 9110); HTTP/2 clients and urllib send them lower-
+    # or title-cased, and PAN-OS accepts them. A case-sensitive sim would fail correct clients.
+    entry = sim_fleet.inventory[1]
+    status, _, _, body = sim_fleet.request(entry, "GET", "/api/?type=version", None, {name: entry["api_key"]})
+    assert status == 200 and ET.fromstring(body).findtext("result/serial") == entry["serial"]
+    basic = base64.b64encode(f"{entry['username']}:{entry['password']}".encode()).decode()
+    status, _, _, _ = sim_fleet.request(entry, "GET", "/api/?type=version", None, {"authorization": "Basic " + basic})
+    assert status == 200
+
+
 def test_it_answers_an_unknown_op_with_code_17(sim_fleet):
     root = op(sim_fleet, sim_fleet.inventory[0], "<show><redistribution><status/></redistribution></show>")
     assert root.get("status") == "error" and root.get("code") == "17"
