@@ -106,7 +106,9 @@ def iso(ts: float | None) -> str | None:
     """Format an epoch time as ISO-8601 UTC with milliseconds and a Z."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+    # Seconds and milliseconds from one integer: fromtimestamp(x.9999996) would round up a second.
+    ms = int(ts * 1000)
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def parse_iso(text: str, name: str) -> float:

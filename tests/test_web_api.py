@@ -112,6 +112,18 @@ def fleet(tmp_path_factory):
     return {"app": app, "client": client, "fw1": fw1, "fw2": fw2, "now": now, "data": data}
 
 
+@pytest.mark.parametrize("ts, want", [
+    (1_760_000_000.0, "2025-10-09T08:53:20.000Z"),
+    (1_760_000_000.123, "2025-10-09T08:53:20.123Z"),
+    (1_760_000_000.9999996, "2025-10-09T08:53:20.999Z"),  # time.time() can end so: not a second late
+    (1.9999999, "1970-01-01T00:00:01.999Z"),
+])
+def test_it_formats_epoch_times_to_the_millisecond_without_rounding_into_the_next_second(ts, want):
+    from web_api import iso
+
+    assert iso(ts) == want
+
+
 def test_it_reports_the_version_without_login(fleet):
     r = fleet["app"].test_client().get("/api/version")
     assert r.status_code == 200
