@@ -6,8 +6,6 @@ FROM node:20.19-bookworm-slim AS assets
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
-RUN mkdir -p vendor \
- && cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css vendor/
 
 # --- runtime: slim Python, non-root, pinned dependencies, no data or secret baked in ---
 FROM python:3.11.11-slim-bookworm
@@ -23,7 +21,9 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 COPY --chown=root:root . .
-COPY --from=assets /build/vendor/ static/vendor/
+# static/vendor/ is exactly what `make node` makes: scripts/build_static.py over the npm packages.
+RUN --mount=type=bind,from=assets,source=/build/node_modules,target=/app/node_modules \
+    python scripts/build_static.py
 RUN mkdir -p /data && chown panfm:panfm /data && chmod 0700 /data
 USER 10001:10001
 VOLUME ["/data"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,3 +105,49 @@ def test_entrypoint_refuses_an_unreadable_settings_file_naming_the_field(tmp_pat
     assert "settings.json" in out.stderr and "refresh_interval" in out.stderr
     assert "started" not in out.stdout
     assert json.loads((tmp_path / "settings.json").read_text()) == {"refresh_interval": "soon"}
+
+
+def _stage_lines(text, index):
+    """Return the instructions of build stage INDEX (0 = first FROM), continuation lines joined."""
+    joined = text.replace("\\\n", " ")
+    stages, current = [], None
+    for line in joined.splitlines():
+        if line.startswith("FROM "):
+            current = []
+            stages.append(current)
+        elif current is not None and line.strip() and not line.lstrip().startswith("#"):
+            current.append(" ".join(line.split()))
+    return stages[index]
+
+
+def test_it_builds_static_vendor_in_the_image_with_build_static_only():
+    # The image once copied uPlot.iife.min.js while the pages import uPlot.esm.js: charts broke
+    # in Docker only. The runtime stage must make static/vendor/ the way `make node` does.
+    text = (ROOT / "Dockerfile").read_text()
+    node, runtime = _stage_lines(text, 0), _stage_lines(text, 1)
+    assert any(line.startswith("RUN npm ci") for line in node)
+    builds = [line for line in runtime if line.startswith("RUN ") and "scripts/build_static.py" in line]
+    assert len(builds) == 1 and "from=assets" in builds[0] and "node_modules" in builds[0]
+    # Nothing else may put files into static/vendor (a copy from the Node stage, a cp, a stale checkout).
+    others = [line for line in node + runtime if "vendor" in line and line not in builds]
+    assert others == []
+    assert "static/vendor" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_it_vendors_every_front_end_file_the_pages_load():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import build_static
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    built = {target for _, target in build_static.FILES}
+
+    wanted = set()
+    for path in [*(ROOT / "templates").rglob("*.html"), *(ROOT / "static").rglob("*.js"),
+                 *(ROOT / "static").rglob("*.css")]:
+        if "vendor" in path.parts:
+            continue
+        wanted |= set(re.findall(r"vendor/([\w.-]+\.(?:js|css))", path.read_text()))
+    assert wanted, "the pages load uPlot from static/vendor"
+    assert wanted <= built, f"loaded but not built by scripts/build_static.py: {sorted(wanted - built)}"
+
