@@ -24,7 +24,8 @@ COPY --chown=root:root . .
 # static/vendor/ is exactly what `make node` makes: scripts/build_static.py over the npm packages.
 RUN --mount=type=bind,from=assets,source=/build/node_modules,target=/app/node_modules \
     python scripts/build_static.py
-RUN mkdir -p /data && chown panfm:panfm /data && chmod 0700 /data
+# /sim is the demo profile's simulator volume: a new named volume copies this folder's owner.
+RUN mkdir -p /data /sim && chown panfm:panfm /data /sim && chmod 0700 /data
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 3000

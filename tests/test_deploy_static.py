@@ -151,3 +151,15 @@ def test_it_vendors_every_front_end_file_the_pages_load():
     assert wanted, "the pages load uPlot from static/vendor"
     assert wanted <= built, f"loaded but not built by scripts/build_static.py: {sorted(wanted - built)}"
 
+
+def test_it_creates_every_volume_mount_point_owned_by_the_image_user(compose):
+    # A new named volume takes the owner of the image's folder; a folder the image lacks is
+    # created root-owned and the non-root services cannot write it (the demo simulator's
+    # inventory in /sim failed so).
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    chowned = set()
+    for line in text.splitlines():
+        if line.startswith("RUN ") and "chown panfm:panfm" in line:
+            chowned |= set(re.findall(r"(/[\w/-]+)", line.split("chown panfm:panfm", 1)[1].split("&&")[0]))
+    targets = {vol.split(":")[1] for svc in compose["services"].values() for vol in svc.get("volumes", [])}
+    assert targets and targets <= chowned, f"mount points not made by the image: {sorted(targets - chowned)}"
