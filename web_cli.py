@@ -202,6 +202,8 @@ def db_backup(folder: Path) -> None:
     for name in DATABASES:
         if (data_dir / name).exists():
             online_backup(data_dir / name, folder / name)
+            # VACUUM INTO creates the copy with the umask's mode (0644): config.db holds secrets.
+            (folder / name).chmod(0o600)
             click.echo(f"backed up {name}")
     for name in BACKUP_FILES:
         src = data_dir / name

@@ -168,6 +168,19 @@ def test_it_backs_up_every_database_consistently_while_the_clock_writes(cli, tmp
     assert (backup / "encryption.key").read_bytes() == (cli.data_dir / "encryption.key").read_bytes()
 
 
+def test_it_writes_backup_files_readable_by_the_owner_only(cli, tmp_path):
+    # docs/operations.md: the backup folder is 0700 and its files 0600 (config.db holds the
+    # encrypted device secrets and password hashes, like the key files beside it).
+    SampleStore.open(cli.data_dir / HISTORY_DB).close()
+    r = cli("db", "backup", str(tmp_path / "backup"))
+    assert r.exit_code == 0, r.output
+    backup = tmp_path / "backup"
+    assert backup.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in backup.iterdir()}
+    assert {"config.db", HISTORY_DB, "encryption.key", "secret_key"} <= modes.keys()
+    assert modes == dict.fromkeys(modes, 0o600)
+
+
 def test_it_checks_databases_settings_and_secrets_and_fails_on_a_problem(cli):
     SampleStore.open(cli.data_dir / HISTORY_DB).close()
     ok = cli("db", "check")
