@@ -14,6 +14,7 @@ A bad value stops the process with a `ConfigError` naming the setting and where 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -210,9 +211,15 @@ def save_settings(data_dir: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
         if name not in editable:
             raise ConfigError(f"setting {name!r} cannot be changed here")
         clean[name] = coerce(name, raw, "request")
-    stored = read_settings_file(data_dir)
-    stored.update(clean)
-    atomic_write(data_dir / SETTINGS_FILE, (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode())
+    # Read-merge-write under a lock on the folder: two workers saving at once would each wipe the other's key.
+    fd = os.open(data_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        stored = read_settings_file(data_dir)
+        stored.update(clean)
+        atomic_write(data_dir / SETTINGS_FILE, (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode())
+    finally:
+        os.close(fd)  # closing drops the lock
     return stored
 
 

@@ -116,3 +116,24 @@ def test_a_box_follows_a_rotated_key_file_without_restart(tmp_path):
     assert box.decrypt(new_token) == "api-key", "what the running box wrote after rotation stays readable"
     with pytest.raises(ConfigError):
         box.decrypt(old_token)
+
+
+def test_it_keeps_every_key_when_settings_are_saved_at_the_same_moment(tmp_path):
+    import threading
+
+    # Two gunicorn workers saving different settings at once: neither may wipe the other's key.
+    names = ["refresh_interval", "raw_retention_days", "hourly_retention_days", "throughput_retention_days"]
+    for attempt in range(5):
+        (tmp_path / "settings.json").unlink(missing_ok=True)
+        barrier = threading.Barrier(len(names))
+
+        def put(name, value=20 + attempt, barrier=barrier):
+            barrier.wait()
+            save_settings(tmp_path, {name: value})
+
+        threads = [threading.Thread(target=put, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert json.loads((tmp_path / "settings.json").read_text()) == dict.fromkeys(names, 20 + attempt)
