@@ -1,12 +1,16 @@
 """Measure the web under load: gunicorn (2 workers), 20 concurrent clients, on a 100-device 90-day DB.
 
     .venv/bin/python bench/gen_history_db.py ...            # writes DATA/throughput_history.db
-    .venv/bin/python bench/bench_web.py --data DATA [--seconds 20] [--clients 20]
+    .venv/bin/python bench/bench_web.py --data DATA [--seconds 20] [--clients 20] [--pace 0]
 
 The data folder's sample database is read, its devices are registered in config.db (same ids),
 gunicorn is started on an ephemeral port with the project's gunicorn.conf.py, the bench logs in
 (and changes the initial password), then every client alternates random-device requests to
 `/api/throughput` and `/api/throughput/history?range=30d`. Prints p50/p95/p99 per endpoint.
+`--pace 0` sends each client's next request as soon as the last one returned (saturation: with
+20 requests always outstanding on 2 cores, latency is mostly queueing); `--pace S` starts one
+pair per client every S seconds at a random phase (an open load of 2 × clients / S requests/s).
+The database must end near now: `range=30d` is relative to the web's clock.
 Targets (issue 4): /api/throughput p95 <= 10 ms, history 30d p95 <= 50 ms.
 """
 
@@ -108,6 +112,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True, help="data folder holding throughput_history.db")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--pace", type=float, default=0.0, help="seconds between a client's request pairs (0: none)")
     args = ap.parse_args()
     ids = register_devices(args.data)
     if not ids:
@@ -125,13 +130,20 @@ def main() -> int:
         timings: dict[str, list[float]] = {"throughput": [], "history_30d": []}
         lock = threading.Lock()
         stop = time.time() + args.seconds
+        sizes: list[int] = []
+        errors: list[str] = []  # SystemExit in a thread would end only that thread, silently
 
         def client(seed: int) -> None:
             rng = random.Random(seed)
             s = session_for(url, password)
             mine: dict[str, list[float]] = {k: [] for k in timings}
+            next_at = time.time() + rng.uniform(0, args.pace)
             try:
                 while time.time() < stop:
+                    if args.pace:
+                        # The load model (an open arrival rate), not a wait for a condition.
+                        time.sleep(max(0.0, next_at - time.time()))
+                        next_at = max(next_at + args.pace, time.time())
                     device = rng.choice(ids)
                     for name, path in (("throughput", f"/api/throughput?device_id={device}"),
                                        ("history_30d", f"/api/throughput/history?device_id={device}&range=30d")):
@@ -140,7 +152,15 @@ def main() -> int:
                         elapsed = (time.perf_counter() - t0) * 1000
                         if r.status_code != 200:
                             raise SystemExit(f"{path}: HTTP {r.status_code}")
+                        if name == "history_30d" and not mine[name]:  # parse one per client: spare the CPU
+                            points = len(r.json()["points"])
+                            if points < 1000:  # an empty answer is fast and proves nothing
+                                raise SystemExit(f"{path}: {points} points; does the database end near now?")
+                        if name == "history_30d":
+                            sizes.append(len(r.content))
                         mine[name].append(elapsed)
+            except SystemExit as exc:
+                errors.append(str(exc))
             finally:
                 s.close()
             with lock:
@@ -152,7 +172,12 @@ def main() -> int:
             t.start()
         for t in threads:
             t.join()
-        print(f"{len(ids)} devices, {args.clients} clients, {args.seconds:g} s, gunicorn 2 workers x 4 threads")
+        if errors:
+            raise SystemExit(errors[0])
+        total = sum(len(v) for v in timings.values())
+        print(f"{len(ids)} devices, {args.clients} clients, pace {args.pace:g} s, {args.seconds:g} s, "
+              f"gunicorn 2 workers x 4 threads: {total / args.seconds:.0f} requests/s, "
+              f"history answers {statistics.median(sizes) / 1000:.0f} kB")
         for name, values in timings.items():
             print(f"{name:12s} n={len(values):6d} p50={statistics.median(values):7.2f} ms "
                   f"p95={pct(values, 0.95):7.2f} ms p99={pct(values, 0.99):7.2f} ms")

@@ -1,7 +1,8 @@
 """Generate a throughput_history.db with N devices and D days of history, in bulk.
 
 Tiers are filled the way the clock leaves them after D days: raw samples for the last
-`--raw-days`, 5-minute and 1-hour rollups for all D days. The last raw days are rolled up with
+`--raw-days`, 5-minute and 1-hour rollups (and the 30-minute grouping of the 5-minute tier)
+for all D days. The last raw days are rolled up with
 the product's own rollup SQL (storage_rollups.rollup_range); older rollup rows, whose raw rows
 retention would have deleted, are synthesised directly. SQLite computes the values (a daily
 triangle wave plus noise), so 100 devices x 90 days takes about a minute, not 90 days.
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import storage_rollups
-from storage_schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS, TIERS
+from storage_schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, INT_METRICS, TIERS
 from throughput_storage import SampleStore
 
 # Typical level of each metric at the daily peak.
@@ -119,6 +120,8 @@ def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int,
             "ORDER BY 1, 2, 3"
         )
         storage_rollups.rollup_range(conn, tier, raw_start, end)
+        if tier in GROUPINGS:  # the synthesised buckets too (rollup_range regrouped only its own range)
+            storage_rollups.regroup_range(conn, tier, start, raw_start)
         conn.execute("INSERT OR REPLACE INTO rollup_marks VALUES (?, ?)", (tier, end))
         print(f"{tier} rollups: {time.perf_counter() - t1:.1f} s", flush=True)
 
