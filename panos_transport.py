@@ -100,6 +100,26 @@ class _PinningAdapter(HTTPAdapter):
         )
 
 
+class _SystemTrustAdapter(HTTPAdapter):
+    """Verify chains against the operating system's CA store (requests alone uses certifi's bundle)."""
+
+    def __init__(self) -> None:
+        # One context per client, holding the system store (where update-ca-certificates puts a
+        # company CA); built before super().__init__, which builds the pool manager.
+        self._ctx = ssl.create_default_context()
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, ssl_context=self._ctx, **pool_kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        # requests points verify=True at certifi's file, which urllib3 would load on top of the
+        # system store at every connection: the context already holds the trust.
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
+
 def _where(device: DeviceConfig) -> str:
     return f"{device.name} ({device.host}:{device.port})"
 
@@ -202,6 +222,8 @@ class PanosTransport:
             if not _FINGERPRINT_RE.fullmatch(fp):
                 raise TlsError(f"{self._where}: TLS mode 'pin' needs a 64-digit hex SHA-256 fingerprint")
             self._session.mount("https://", _PinningAdapter(fp))
+        elif tls.mode == "verify" and not tls.ca_pem:
+            self._session.mount("https://", _SystemTrustAdapter())
         else:
             self._session.mount("https://", HTTPAdapter(max_retries=0))
         if tls.mode == "verify" and tls.ca_pem:

@@ -99,6 +99,18 @@ def test_it_rejects_a_self_signed_certificate_against_the_system_cas(dev):
     assert "certificate" in str(err.value)
 
 
+def test_it_trusts_the_operating_systems_ca_store_in_verify_mode(dev, tmp_path, monkeypatch):
+    # "verify" without a bundle means the system CAs (README, docs/client.md), where an admin's
+    # update-ca-certificates puts the company CA, not certifi's copy of Mozilla's list.
+    # SSL_CERT_FILE is OpenSSL's own way to name the system store: make the sim's cert one of it.
+    ca = tmp_path / "system-ca.pem"
+    ca.write_text(ssl.get_server_certificate((dev["host"], dev["port"]), timeout=3))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    with PanosClient(device_for(dev, mode="verify")) as fw:
+        assert fw.system_info().serial == dev["serial"]
+        assert fw._ca_file is None  # no bundle was written: the trust is the system's
+
+
 def test_it_talks_without_checks_only_when_insecure_is_chosen(dev, caplog):
     with caplog.at_level("WARNING", logger="panos_api"), PanosClient(device_for(dev, mode="insecure")) as fw:
         assert fw.insecure is True
