@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_compose_shares_one_data_volume_mounted_as_a_directory(compose):
 def test_compose_demo_profile_adds_a_simulator(compose):
     sim = compose["services"]["simulator"]
     assert sim["profiles"] == ["demo"]
-    assert sim["command"][:3] == ["python", "-m", "panos_sim"]
+    assert "exec python -m panos_sim " in sim["command"][-1]
     assert "profiles" not in compose["services"]["panfm"]
 
 
@@ -163,3 +164,43 @@ def test_it_creates_every_volume_mount_point_owned_by_the_image_user(compose):
             chowned |= set(re.findall(r"(/[\w/-]+)", line.split("chown panfm:panfm", 1)[1].split("&&")[0]))
     targets = {vol.split(":")[1] for svc in compose["services"].values() for vol in svc.get("volumes", [])}
     assert targets and targets <= chowned, f"mount points not made by the image: {sorted(targets - chowned)}"
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text() or "null")
+    except FileNotFoundError:
+        return None
+
+
+def test_it_registers_only_the_inventory_of_the_simulators_current_run(compose, tmp_path):
+    # A second `docker compose --profile demo up` restarts the simulator with new credentials and
+    # certificates while the volume still holds the last run's inventory: demo-register must wait
+    # for the new one (simulator healthy), never read the stale file.
+    sim, register = compose["services"]["simulator"], compose["services"]["demo-register"]
+    assert register["depends_on"]["simulator"]["condition"] == "service_healthy"
+    assert register["command"][register["command"].index("--inventory") + 1] == "/sim/inventory.json"
+    assert sim["healthcheck"]["test"] == ["CMD", "test", "-s", "/sim/inventory.json"]
+    # Run the simulator's own command, with /sim moved to tmp_path and a loopback, ephemeral port.
+    script = sim["command"][-1].replace("/sim/", f"{tmp_path}/").replace("0.0.0.0", "127.0.0.1")
+    script = script.replace("--base-port 18443", "--base-port 0").replace("exec python", f"exec {sys.executable}")
+    stale = {"devices": [{"name": "fw-001", "api_key": "stale", "tls_fingerprint_sha256": "00" * 32}]}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps(stale))
+    proc = subprocess.Popen([*sim["command"][:2], script], cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        # 1. The stale file goes before the simulator starts (the healthcheck's first probe is 2 s in).
+        while _read_json(inventory) == stale:
+            assert proc.poll() is None and time.monotonic() < deadline, "the stale inventory stayed"
+            time.sleep(0.02)
+        # 2. The healthcheck turns true only with the new run's inventory.
+        while not (inventory.exists() and inventory.stat().st_size):
+            assert proc.poll() is None and time.monotonic() < deadline, "no new inventory"
+            time.sleep(0.05)
+        doc = json.loads(inventory.read_text())
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert [d["model"] for d in doc["devices"]] == ["PA-440", "PA-3220", "PA-5450"]
+    assert all(d["api_key"] != "stale" for d in doc["devices"])
