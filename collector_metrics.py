@@ -215,7 +215,7 @@ class DataplaneMetrics:
     """Dataplane CPU per DP, the busiest DP and core, and buffer utilisation (latest minute)."""
 
     cpu_pct: float | None  # busiest dataplane
-    per_dp_cpu: dict[str, float]
+    per_dp_cpu: dict[str, float | None]  # None: the DP's cores returned no values (no data)
     busiest_dp: str | None
     busiest_core: tuple[str, int, float] | None  # (dp, core id, pct)
     packet_buffer_pct: float | None
@@ -238,34 +238,42 @@ def dataplane_metrics(monitor: ResourceMonitor) -> DataplaneMetrics:
     """Apply the dataplane rules to `show running resource-monitor minute`.
 
     1. Per DP: mean over cores of the latest 1-minute average, leaving out cores that read 0 in
-       every returned sample (control cores, which would halve a busy DP's value).
-    2. Device value: the busiest DP; also keep the busiest core.
+       every returned sample (control cores, which would halve a busy DP's value). A DP whose
+       cores all read 0 is idle (0.0); one whose cores returned no values at all has no data
+       (None), never a fabricated 0.
+    2. Device value: the busiest DP with data; also keep the busiest core.
     3. Packet buffer / descriptor: latest value, `(average)` entry when present, busiest DP.
     """
-    per_dp: dict[str, float] = {}
+    per_dp: dict[str, float | None] = {}
     core: tuple[str, int, float] | None = None
     buffers: list[float] = []
     descriptors: list[float] = []
     for dp in monitor.dataplanes:
         latest: list[int] = []
+        reported = False  # any core returned a value at all
         for core_id, values in sorted(dp.cpu_average.items()):
             value = _latest(values)
+            reported = reported or value is not None
             if value is None or not any(values):
                 continue
             latest.append(value)
             if core is None or value > core[2]:
                 core = (dp.name, core_id, float(value))
         if dp.cpu_average:
-            per_dp[dp.name] = sum(latest) / len(latest) if latest else 0.0
+            if latest:
+                per_dp[dp.name] = sum(latest) / len(latest)
+            else:  # every core idle reads 0 honestly; no values at all is no data, not 0
+                per_dp[dp.name] = 0.0 if reported else None
         buf = _utilization(dp.utilization, "packet buffer")
         desc = _utilization(dp.utilization, "packet descriptor")
         if buf is not None:
             buffers.append(buf)
         if desc is not None:
             descriptors.append(desc)
-    busiest = max(per_dp, key=lambda k: per_dp[k]) if per_dp else None
+    measured = {k: v for k, v in per_dp.items() if v is not None}
+    busiest = max(measured, key=lambda k: measured[k]) if measured else None
     return DataplaneMetrics(
-        cpu_pct=per_dp[busiest] if busiest is not None else None,
+        cpu_pct=measured[busiest] if busiest is not None else None,
         per_dp_cpu=per_dp,
         busiest_dp=busiest,
         busiest_core=core,

@@ -100,3 +100,19 @@ def test_it_counts_a_physical_port_from_hw_only_on_a_real_counter_layout():
     snap = panos_xml.parse_counter_interface(read("show-counter-interface-all-flat__SYNTHETIC.xml"))
     merged = cm.select_counters(snap)
     assert merged["ethernet1/3"].source == "hw" and merged["ethernet1/3"].ibytes == 7
+
+
+def test_it_reads_a_dataplane_whose_cores_return_no_values_as_no_data_not_zero():
+    empty = DataplaneLoad(name="dp0", cpu_average={0: (), 1: ()}, cpu_maximum={}, tasks={}, utilization={})
+    m = cm.dataplane_metrics(ResourceMonitor(period="minute", dataplanes=(empty,)))
+    assert m.per_dp_cpu == {"dp0": None}
+    assert m.cpu_pct is None and m.busiest_dp is None and m.busiest_core is None
+
+
+def test_it_takes_the_busiest_dataplane_that_has_data_beside_one_without():
+    empty = DataplaneLoad(name="dp0", cpu_average={0: ()}, cpu_maximum={}, tasks={}, utilization={})
+    busy = DataplaneLoad(name="dp1", cpu_average={0: (0, 0), 1: (25, 20)}, cpu_maximum={}, tasks={}, utilization={})
+    idle = DataplaneLoad(name="dp2", cpu_average={0: (0, 0), 1: (0, 0)}, cpu_maximum={}, tasks={}, utilization={})
+    m = cm.dataplane_metrics(ResourceMonitor(period="minute", dataplanes=(empty, busy, idle)))
+    assert m.per_dp_cpu == {"dp0": None, "dp1": 25.0, "dp2": 0.0}  # idle cores read 0 honestly
+    assert m.cpu_pct == 25.0 and m.busiest_dp == "dp1" and m.busiest_core == ("dp1", 1, 25.0)
