@@ -68,7 +68,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"PANfm web: {exc}", file=sys.stderr)
         return 2
-    app.run(host="0.0.0.0", port=settings.port, threaded=True)  # noqa: S104 (a server listens on all addresses)  # nosec B104
+    app.run(host=settings.bind_host, port=settings.port, threaded=True)
     return 0
 
 

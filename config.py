@@ -58,6 +58,12 @@ class Settings:
 
     data_dir: str = setting("data", "Folder holding the databases, settings, keys and lock files.", editable=False)
     port: int = setting(3000, "TCP port of the web process.", min=1, max=65535, editable=False)
+    bind_host: str = setting(
+        "0.0.0.0",  # noqa: S104  # nosec B104 (a server for the management network listens on all addresses)
+        "Address the web process listens on (127.0.0.1: this machine only, e.g. behind a reverse proxy).",
+        editable=False,
+    )
+    web_workers: int = setting(2, "gunicorn worker processes of the web.", min=1, max=32, editable=False)
     refresh_interval: int = setting(30, "Seconds between two collections of every firewall.", min=5, max=300)
     collector_workers: int = setting(
         64, "Upper bound of firewalls polled at the same time by the clock.", min=1, max=512

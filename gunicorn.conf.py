@@ -1,9 +1,22 @@
-"""gunicorn settings for the PANfm web process (`gunicorn --config gunicorn.conf.py 'app:create_app()'`)."""
+"""gunicorn settings for the PANfm web process (`gunicorn --config gunicorn.conf.py 'app:create_app()'`).
 
-import os
+Address, port and workers are PANfm settings (`PANFM_BIND_HOST`, `PANFM_PORT`,
+`PANFM_WEB_WORKERS`), validated by config.py like every other: a bad value stops gunicorn with
+a message naming it.
+"""
 
-bind = f"{os.environ.get('PANFM_BIND_HOST', '0.0.0.0')}:{os.environ.get('PANFM_PORT', '3000')}"  # noqa: S104
-workers = int(os.environ.get("PANFM_WEB_WORKERS", "2"))
+import sys
+
+# Under another name: gunicorn reads every module-level name here as a setting, and `config` is one.
+import config as _panfm_config
+
+try:
+    _settings = _panfm_config.load_settings()
+except _panfm_config.ConfigError as exc:
+    sys.exit(f"panfm: {exc}")
+
+bind = f"{_settings.bind_host}:{_settings.port}"
+workers = _settings.web_workers
 threads = 4
 worker_class = "gthread"
 timeout = 30
