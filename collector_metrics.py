@@ -44,12 +44,19 @@ def select_counters(snapshot: CounterSnapshot) -> dict[str, InterfaceCounters]:
     return merged
 
 
-def counted_names(counters: Mapping[str, InterfaceCounters], chosen: Iterable[str]) -> tuple[str, ...]:
-    """Names whose rates make the device totals: the chosen ones, else every physical port."""
+def counted_names(
+    counters: Mapping[str, InterfaceCounters], chosen: Iterable[str], previous: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """Names whose rates make the device totals: the chosen ones, else every physical port.
+
+    Names of the `previous` reading count too: a counted interface missing from this poll must
+    turn the interval's totals into a gap (see `interface_rates`), not silently shrink them.
+    """
+    known = set(counters).union(previous)
     wanted = tuple(chosen)
     if wanted:
-        return tuple(n for n in wanted if n in counters)
-    return tuple(sorted(n for n in counters if is_physical(n)))
+        return tuple(n for n in wanted if n in known)
+    return tuple(sorted(n for n in known if is_physical(n)))
 
 
 def reset_reason(
@@ -146,13 +153,14 @@ def interface_rates(
        with a decreasing counter gives a gap (None), never a negative value, a zero or a spike.
     4. A rate above 1.1 × the link speed is dropped as an artefact.
     5. Device totals sum the counted interfaces; any counted gap makes the total a gap, since a
-       partial sum would look like a traffic drop.
+       partial sum would look like a traffic drop. So does a counted interface missing from this
+       poll; the per-interface samples that exist are kept.
     """
     speeds = link_speed_mbps or {}
     counted_set = set(counted)
     samples: list[InterfaceSample] = []
     totals: dict[str, float | None] = {"ib": 0.0, "ob": 0.0, "ip": 0.0, "op": 0.0}
-    if not counted_set:
+    if not counted_set or not counted_set.issubset(counters):
         totals = dict.fromkeys(totals)
     for name in sorted(counters):
         cur = counters[name]

@@ -298,7 +298,12 @@ class Collector:
         )
         if reset and dev.baseline is not None:
             log.info("device %s: no rate this interval (%s)", dev.config.name, reset)
-        counted = cm.counted_names(counters, dev.config.interfaces)
+        previous = dev.baseline.counters if dev.baseline is not None and not reset else {}
+        counted = cm.counted_names(counters, dev.config.interfaces, previous)
+        missing = sorted(set(counted) - set(counters))
+        if missing:
+            log.info("device %s: counted interface(s) %s missing from this poll: totals are a gap",
+                     dev.config.name, ", ".join(missing))
         rates = cm.interface_rates(
             device_id, dev.baseline, counters, ts, counted=counted, link_speed_mbps=dev.speeds, reset=reset
         )

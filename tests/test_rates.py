@@ -120,3 +120,25 @@ def test_it_sums_only_counted_interfaces_into_device_totals():
     assert rates.out_bps == pytest.approx(1_000_000.0)
     assert {s.name: s.counted for s in rates.interfaces} == {"ethernet1/1": True, "ethernet1/2": True,
                                                             "ethernet1/1.10": False}
+
+
+@pytest.mark.parametrize("chosen", [(), ("ethernet1/1", "ethernet1/2")])
+def test_it_makes_the_totals_a_gap_when_a_counted_interface_is_missing_from_one_poll(chosen):
+    prev = base([ctr("ethernet1/1", 0, 0), ctr("ethernet1/2", 0, 0), ctr("ethernet1/1.10", 0, 0, source="ifnet")])
+    cur = {"ethernet1/1": ctr("ethernet1/1", 125_000, 125_000),
+           "ethernet1/1.10": ctr("ethernet1/1.10", 125_000, 0, source="ifnet")}  # ethernet1/2 absent this poll
+    counted = cm.counted_names(cur, chosen, prev.counters)
+    assert counted == ("ethernet1/1", "ethernet1/2")
+    rates = cm.interface_rates("d1", prev, cur, T0 + 1, counted=counted)
+    assert (rates.in_bps, rates.out_bps, rates.in_pps, rates.out_pps) == (None, None, None, None)
+    assert rates.total_mbps is None  # a gap, never the smaller sum of ethernet1/1 alone
+    by_name = {s.name: s for s in rates.interfaces}
+    assert set(by_name) == {"ethernet1/1", "ethernet1/1.10"}  # the samples that exist are kept
+    assert by_name["ethernet1/1"].in_bps == pytest.approx(1_000_000.0) and by_name["ethernet1/1"].counted
+
+
+def test_it_sums_again_once_a_vanished_interface_has_left_the_baseline():
+    prev = base([ctr("ethernet1/1", 0, 0)])  # the baseline of the gap interval, without ethernet1/2
+    cur = {"ethernet1/1": ctr("ethernet1/1", 125_000, 0)}
+    rates = cm.interface_rates("d1", prev, cur, T0 + 1, counted=cm.counted_names(cur, (), prev.counters))
+    assert rates.in_bps == pytest.approx(1_000_000.0)
