@@ -14,6 +14,9 @@ The rules that people trust from Prometheus/Alertmanager apply:
 5. Maintenance windows mute notifications, never state: a firing alert that was never notified
    is notified when the window closes; resolutions of never-notified alerts are not sent.
 6. While firing, `repeat_s > 0` re-notifies every `repeat_s` seconds.
+7. A device removed or disabled closes its alerts: firing incidents end (reason in `detail`,
+   no "resolved" message: the condition did not clear), pending ones are cancelled, and every
+   state of the device is dropped, so re-enabling it starts fresh.
 """
 
 from __future__ import annotations
@@ -260,24 +263,45 @@ def _series(rule: Rule, device_id: str, obs: Observations, known: Iterable[State
     return [""]
 
 
+def _gone_devices(states: Mapping[StateKey, AlertState], device_enabled: Mapping[str, bool] | None) -> dict[str, str]:
+    """Devices with states that are no longer monitored, with the reason: removed or disabled."""
+    if device_enabled is None:
+        return {}
+    out: dict[str, str] = {}
+    for _rule_id, device_id, _series in states:
+        if device_id not in device_enabled:
+            out[device_id] = "device removed"
+        elif not device_enabled[device_id]:
+            out[device_id] = "device disabled"
+    return out
+
+
 def evaluate(
     rules: Sequence[Rule],
     obs: Observations,
     states: Mapping[StateKey, AlertState],
     now: float,
     maintenance: Sequence[MaintenanceWindow] = (),
+    device_enabled: Mapping[str, bool] | None = None,
 ) -> Evaluation:
-    """Evaluate every enabled rule against one set of observations; return transitions and new states."""
+    """Evaluate every enabled rule against one set of observations; return transitions and new states.
+
+    `device_enabled` (device id -> enabled, every configured device) closes the alerts of devices
+    removed or disabled; None leaves every state to the rules (no device list known).
+    """
     out: dict[StateKey, AlertState] = {}
     transitions: list[Transition] = []
     enabled = {r.id: r for r in rules if r.enabled}
     windows = list(maintenance)
+    gone = _gone_devices(states, device_enabled)
     for rule in enabled.values():
         if rule.device_id is not None:
             devices = [rule.device_id]
         else:
             devices = sorted(obs.devices | {d for (rid, d, _s) in states if rid == rule.id})
         for device_id in devices:
+            if device_id in gone or (device_enabled is not None and not device_enabled.get(device_id, False)):
+                continue  # not monitored (any more): nothing to evaluate, its states close below
             muted = in_maintenance(windows, device_id, now)
             held = rule.metric not in UNHELD and obs.reachable.get(device_id) is False
             for series in _series(rule, device_id, obs, states):
@@ -291,9 +315,23 @@ def evaluate(
                 transitions.extend(trs)
                 if new.state != "inactive" or new.observed is not None:
                     out[key] = new
+    # A device removed or disabled closes its incidents without claiming the condition cleared.
+    for key, st in sorted(states.items()):
+        reason = gone.get(key[1])
+        if reason is None or st.state == "inactive":
+            continue
+        rule_or_none = enabled.get(key[0])
+        transitions.append(Transition(
+            kind="resolved" if st.state == "firing" else "cancelled", at=now, alert_id=st.alert_id or "",
+            rule_id=st.rule_id, device_id=st.device_id, series=st.series,
+            metric=rule_or_none.metric if rule_or_none else "", severity=rule_or_none.severity if rule_or_none
+            else "info", value=st.value, threshold=rule_or_none.threshold if rule_or_none else None,
+            started_at=st.since or now, notify=False, peak=st.peak,
+            detail=f"{st.detail}; {reason}" if st.detail else reason,
+        ))
     # A rule deleted or disabled while firing closes its incidents, silently.
     for key, st in sorted(states.items()):
-        if key[0] not in enabled and st.state == "firing":
+        if key[0] not in enabled and st.state == "firing" and key[1] not in gone:
             transitions.append(Transition(
                 kind="resolved", at=now, alert_id=st.alert_id or "", rule_id=st.rule_id, device_id=st.device_id,
                 series=st.series, metric="", severity="info", value=st.value, threshold=None,

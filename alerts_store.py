@@ -207,8 +207,13 @@ def run_evaluation(
     *,
     fingerprints: Mapping[str, str] | None = None,
     device_names: Mapping[str, str] | None = None,
+    device_enabled: Mapping[str, bool] | None = None,
 ) -> list[Transition]:
-    """Evaluate stored rule documents against one cycle; commit states, incidents and outbox rows together."""
+    """Evaluate stored rule documents against one cycle; commit states, incidents and outbox rows together.
+
+    `device_enabled` maps every configured device id to its enabled flag: the alerts of a device
+    missing from it (removed) or disabled are closed (see `alerts.evaluate`).
+    """
     parsed: list[Rule] = _parse_all(rules, rule_from_doc, "alert rule")
     windows: list[MaintenanceWindow] = _parse_all(maintenance, window_from_doc, "maintenance window")
     channel_ids = {str(c["id"]) for c in channels if c.get("enabled", True) and c.get("id")}
@@ -216,14 +221,15 @@ def run_evaluation(
     conn = connect(alerts_db)
     try:
         with sqlite_db.transaction(conn):  # read and write under one lock: no transition lost between
-            ev = evaluate(parsed, obs, load_states(conn), now, windows)
+            ev = evaluate(parsed, obs, load_states(conn), now, windows, device_enabled)
             _save(conn, ev, {r.id: r for r in parsed}, channel_ids, now, device_names or {})
     finally:
         conn.close()
     for t in ev.transitions:
         if t.kind in ("firing", "resolved"):
-            log.info("[ALERTS] %s %s on %s%s", t.kind, t.metric or t.rule_id, t.device_id,
-                     f" ({t.series})" if t.series else "")
+            log.info("[ALERTS] %s %s on %s%s%s", t.kind, t.metric or t.rule_id, t.device_id,
+                     f" ({t.series})" if t.series else "", f": {t.detail}" if t.kind == "resolved" and t.detail
+                     else "")
     return list(ev.transitions)
 
 

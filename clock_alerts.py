@@ -48,6 +48,7 @@ def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:
         ctx.clock(),
         fingerprints=ctx.collector.seen_fingerprints(),
         device_names={d.id: d.name for d in devices},
+        device_enabled={d.id: d.enabled for d in devices},  # removing or disabling a device closes its alerts
     )
 
 
