@@ -3,10 +3,11 @@
     python clock.py
 
 One clock per data folder (an OS lock on `data/clock.lock`). Each job is a plain function
-(`collect_once`, `collect_slow_once`, `cleanup_once`, and `clock_alerts.notify_once`; the alert
-evaluation runs after each committed cycle) that tests call directly; this module
-only wires them to triggers, handles signals and keeps the execution stats and heartbeat that
-the web shows. Settings and devices are re-read at every cycle, so edits need no restart.
+(`collect_once`, `collect_slow_once`, `collect_inventory_once`, `cleanup_once`, and
+`clock_alerts.notify_once`; the alert evaluation runs after each committed cycle) that tests
+call directly; this module only wires them to triggers, handles signals and keeps the
+execution stats and heartbeat that the web shows. Settings and devices are re-read at every
+cycle, so edits need no restart.
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ class ClockContext:
     busy: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], float] = time.time
     inventory: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest slow-job document per device
+    # Set by build_scheduler: run collect_inventory_once(ctx, ids) soon, in its own job (never in collect's).
+    request_inventory: Callable[[list[str]], None] | None = None
+    inventory_busy: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def alerts_db(self) -> Path:
@@ -194,23 +198,49 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             hook(ctx, cycle)
         except Exception:  # a failing hook must not stop collection
             log.exception("[CLOCK JOB] after-cycle hook %s failed", getattr(hook, "__name__", hook))
+    _request_due_inventory(ctx)
     return cycle
+
+
+def _request_due_inventory(ctx: ClockContext) -> None:
+    """Ask for the inventory of devices that answered but have none for their current record yet."""
+    if ctx.request_inventory is None or ctx.inventory_busy.locked() or ctx.stopping.is_set():
+        return
+    due = ctx.collector.inventory_due(ctx.clock())
+    if due:
+        log.info("[CLOCK JOB] inventory due now for %d new or edited device(s)", len(due))
+        ctx.request_inventory(due)
+
+
+def _gather_inventory(ctx: ClockContext, job: str, only: list[str] | None) -> int:
+    with _recorded(ctx, job):
+        ctx.refresh_settings()
+        devices = ctx.devices.list(enabled_only=True)
+        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
+        for device_id, ts, doc in docs:
+            ctx.store.write_inventory(device_id, ts, doc)
+            ctx.inventory[device_id] = doc
+    wanted = len(devices) if only is None else len(only)
+    log.info("[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
+    ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
+    return len(docs)
 
 
 def collect_slow_once(ctx: ClockContext) -> int:
     """Gather inventory, HA, licences, GP users and threat/URL counts; return devices stored."""
     if ctx.stopping.is_set():
         return 0
-    with _recorded(ctx, "collect_slow"):
-        ctx.refresh_settings()
-        devices = ctx.devices.list(enabled_only=True)
-        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S)
-        for device_id, ts, doc in docs:
-            ctx.store.write_inventory(device_id, ts, doc)
-            ctx.inventory[device_id] = doc
-    log.info("[CLOCK JOB] collect_slow: inventory of %d/%d devices", len(docs), len(devices))
-    ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
-    return len(docs)
+    return _gather_inventory(ctx, "collect_slow", None)
+
+
+def collect_inventory_once(ctx: ClockContext, device_ids: list[str]) -> int:
+    """Gather the slow job's documents for these devices now (new, edited or re-enabled ones)."""
+    if ctx.stopping.is_set() or not ctx.inventory_busy.acquire(blocking=False):
+        return 0  # one such job at a time; the next fast cycle asks again for what is still due
+    try:
+        return _gather_inventory(ctx, "collect_inventory", device_ids)
+    finally:
+        ctx.inventory_busy.release()
 
 
 def cleanup_once(ctx: ClockContext) -> dict[str, int]:
@@ -281,7 +311,9 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
     """Wire the jobs to their triggers and the listeners to the scheduler's events."""
     sched = BlockingScheduler(
         timezone="UTC",
-        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        # collect, collect_slow, collect_inventory, notify and cleanup may all run at once: a
+        # long inventory job must never leave `collect` waiting for a worker.
+        executors={"default": ThreadPoolExecutor(max_workers=6)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
     )
     now = datetime.now(UTC)
@@ -297,6 +329,15 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
 
     def on_interval_change(seconds: int) -> None:
         sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
+
+    def request_inventory(device_ids: list[str]) -> None:
+        # A one-off job right away; a request not started yet takes the newer list instead.
+        waiting = sched.get_job("collect_inventory")
+        if waiting is not None:
+            waiting.modify(args=[ctx, device_ids])
+            return
+        sched.add_job(collect_inventory_once, args=[ctx, device_ids], id="collect_inventory",
+                      name="collect_inventory", next_run_time=datetime.now(UTC), replace_existing=True)
 
     def next_runs() -> dict[str, str | None]:
         return {
@@ -322,6 +363,7 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
         EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_SCHEDULER_STARTED | EVENT_SCHEDULER_SHUTDOWN,
     )
     ctx.on_interval_change = on_interval_change
+    ctx.request_inventory = request_inventory
     ctx.stats.next_runs = next_runs
     return sched
 

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +43,7 @@ log = logging.getLogger("panfm.collector")
 
 SLOW_WORKERS = 16
 SLOW_DEADLINE_S = 120.0
+INVENTORY_RETRY_S = 60.0  # a device whose inventory failed is asked again at most this often
 
 __all__ = ["Client", "ClientFactory", "Collector", "deadline_for", "panos_client_factory"]
 
@@ -64,6 +65,8 @@ class _Device:
     mp_cpu_supported: bool = True
     dataplane: cm.DataplaneMetrics | None = None
     cert_changed: tuple[str, str] | None = None  # (pinned, seen): refused until the record changes
+    inventory_for: DeviceConfig | None = None  # the record the last gathered inventory belongs to
+    inventory_tried: float | None = None  # when the last inventory gathering started
 
 
 class Collector:
@@ -126,6 +129,22 @@ class Collector:
                 for i, d in self._devices.items()
                 if d.config.tls.mode == "pin" and d.config.tls.fingerprint_sha256
             }
+
+    def inventory_due(self, now: float) -> list[str]:
+        """Ids of answering devices without an inventory for their current record (new, edited, re-enabled).
+
+        Link speeds (the artefact check), serial and uptime (reset detection) come from the
+        inventory, so such a device should not wait up to 5 minutes for the slow job. A device
+        already being gathered, or tried less than `INVENTORY_RETRY_S` ago, is not due.
+        """
+        with self._lock:
+            return sorted(
+                i for i, d in self._devices.items()
+                if d.status is not None and d.status.state == "up" and d.cert_changed is None
+                and d.inventory_for != d.config
+                and (d.slow_running is None or d.slow_running.done())
+                and (d.inventory_tried is None or now - d.inventory_tried >= INVENTORY_RETRY_S)
+            )
 
     def _sync(self, devices: Sequence[DeviceConfig]) -> list[_Device]:
         """Match the device list read this cycle: add new ones, rebuild edited ones, drop removed."""
@@ -343,14 +362,24 @@ class Collector:
     # ---- the slow job ---------------------------------------------------------------
 
     def collect_slow(
-        self, devices: Sequence[DeviceConfig], window_s: float, deadline_s: float = SLOW_DEADLINE_S
+        self,
+        devices: Sequence[DeviceConfig],
+        window_s: float,
+        deadline_s: float = SLOW_DEADLINE_S,
+        only: Collection[str] | None = None,
     ) -> list[tuple[str, float, dict[str, Any]]]:
-        """Gather inventory and context of every reachable device: (device id, time, document)."""
+        """Gather inventory and context of every reachable device: (device id, time, document).
+
+        `devices` is always the whole enabled list (it is synced like a fast cycle's); `only`
+        restricts the gathering to those ids.
+        """
         deadline = self.monotonic() + deadline_s
         now = self.clock()
-        futures: dict[Future[Any], _Device] = {}
+        futures: dict[Future[Any], tuple[_Device, DeviceConfig]] = {}
         with self._lock:
             for dev in self._sync(devices):
+                if only is not None and dev.config.id not in only:
+                    continue
                 busy = dev.slow_running is not None and not dev.slow_running.done()
                 if dev.cert_changed is not None or dev.breaker.is_open or busy:
                     continue
@@ -365,11 +394,12 @@ class Collector:
                     monotonic=self.monotonic,
                 )
                 dev.slow_running = fut
-                futures[fut] = dev
+                dev.inventory_tried = now
+                futures[fut] = (dev, dev.config)
         wait(futures, timeout=deadline_s + 1.0)
         out: list[tuple[str, float, dict[str, Any]]] = []
         with self._lock:
-            for fut, dev in futures.items():
+            for fut, (dev, asked) in futures.items():
                 if not fut.done() or fut.exception() is not None:
                     exc = fut.exception() if fut.done() else None
                     why = safe_error(exc, (dev.config.api_key, dev.config.password)) if exc else "deadline exceeded"
@@ -379,8 +409,9 @@ class Collector:
                 self._learn_identity(dev, info.serial, info.uptime_seconds)
                 if isinstance(doc.get("interfaces"), list):
                     dev.speeds = link_speeds(doc["interfaces"])
+                dev.inventory_for = asked  # an edit made meanwhile makes the device due again
                 out.append((dev.config.id, self.clock(), doc))
-            for fut, dev in futures.items():
+            for fut, (dev, _asked) in futures.items():
                 # Idle for 5 minutes until the next run: its connection is not worth its memory.
                 if fut.done() and dev.slow_client is not None:
                     client, dev.slow_client = dev.slow_client, None

@@ -115,3 +115,27 @@ def test_it_stores_a_device_total_gap_when_a_counted_interface_is_missing_from_o
     assert totals[2] is None  # never the 1 Mb/s of ethernet1/1 alone
     assert ifaces == {"ethernet1/1": pytest.approx(1_000_000.0)}  # the interface that answered keeps its rate
     assert totals[3] == pytest.approx(1.0)  # the port is gone: totals resume over what is there
+
+
+def test_it_lists_a_new_device_as_inventory_due_until_its_inventory_is_gathered(rig):
+    box, collector = rig
+    dev = device()
+    box["snapshots"] = [[ctr("ethernet1/1", 0, 0)] for _ in range(4)]
+    assert collector.inventory_due(T0) == []  # never polled: nothing known to answer
+    collector.collect([dev], 30)
+    assert collector.inventory_due(T0) == ["d1"]
+    ((device_id, _ts, doc),) = collector.collect_slow([dev], window_s=300, only=["d1"])
+    assert device_id == "d1" and doc["interfaces"][0]["speed_mbps"] == 1000
+    assert collector.inventory_due(T0 + 1) == []
+    edited = device(interfaces=("ethernet1/1",))
+    collector.collect([edited], 30)
+    assert collector.inventory_due(T0 + 1) == []  # asked less than a minute ago
+    assert collector.inventory_due(T0 + 61) == ["d1"]  # the edited record has no inventory yet
+
+
+def test_it_gathers_only_the_devices_asked_for_and_keeps_the_others(rig):
+    box, collector = rig
+    one, two = device(), DeviceConfig(id="d2", name="fw-2", host="127.0.0.2", tls=TlsConfig("insecure"), api_key="k")
+    assert [d for d, _t, _doc in collector.collect_slow([one, two], window_s=300, only=["d2"])] == ["d2"]
+    assert box["inventories"] == 1
+    assert [d for d, _t, _doc in collector.collect_slow([one, two], window_s=300)] == ["d1", "d2"]

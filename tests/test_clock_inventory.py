@@ -1,0 +1,78 @@
+"""A new, edited or re-enabled device gets its inventory right after a fast cycle, not up to 5 minutes later."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_collector_gaps import MONITOR, FakeClient, ctr
+
+import clock
+import config
+from config_store import DeviceStore
+from models import DeviceConfig, TlsConfig
+from throughput_collector import Collector
+from throughput_storage import HISTORY_DB, SampleReader
+
+
+@pytest.fixture
+def rig(tmp_path):
+    settings = config.load_settings(env={}, overrides={"data_dir": str(tmp_path), "refresh_interval": 5})
+    ctx = clock.build_context(settings)
+    ctx.load_settings = lambda: settings
+    ctx.collector.close()
+    box = {"snapshots": [[ctr("ethernet1/1", 1000 * i, 1000 * i)] for i in range(10)], "now": [time.time()],
+           "polls": 0, "inventories": 0, "monitor": MONITOR}
+    ctx.collector = Collector(workers=2, request_timeout=5.0, client_factory=lambda cfg, t, on_key: FakeClient(box))
+    devices = DeviceStore(ctx.data_dir, config.SecretBox.for_data_dir(ctx.data_dir), clock=time.time)
+    yield ctx, box, devices
+    ctx.collector.close()
+    ctx.store.close()
+
+
+def test_it_stores_a_new_devices_inventory_right_after_its_first_fast_cycle(rig):
+    ctx, box, devices = rig
+    requested = []
+
+    def run_now(ids):  # what build_scheduler's one-off job does, synchronously
+        requested.append(ids)
+        clock.collect_inventory_once(ctx, ids)
+
+    ctx.request_inventory = run_now
+    dev_id = devices.add(DeviceConfig(id="", name="fw-new", host="127.0.0.1", api_key="k", tls=TlsConfig("insecure")))
+    clock.collect_once(ctx)
+    assert requested == [[dev_id]]
+    with SampleReader.open(ctx.data_dir / HISTORY_DB) as reader:
+        doc = reader.inventory(dev_id)
+    assert doc is not None and doc["interfaces"][0]["speed_mbps"] == 1000 and doc["system"]["serial"] == "0001"
+    assert dev_id in ctx.inventory
+    clock.collect_once(ctx)
+    assert requested == [[dev_id]] and box["inventories"] == 1  # once, not after every cycle
+    dev = devices.get(dev_id)
+    devices.update(DeviceConfig(**{**dev.__dict__, "enabled": False}))
+    clock.collect_once(ctx)
+    devices.update(DeviceConfig(**{**dev.__dict__, "enabled": True}))
+    clock.collect_once(ctx)
+    assert requested == [[dev_id], [dev_id]] and box["inventories"] == 2  # re-enabled: gathered again
+
+
+def test_it_wires_inventory_requests_to_a_one_off_job_of_the_scheduler(rig):
+    ctx, _box, _devices = rig
+    sched = clock.build_scheduler(ctx)
+    assert ctx.request_inventory is not None
+    ctx.request_inventory(["a", "b"])
+    job = sched.get_job("collect_inventory")
+    assert job.func is clock.collect_inventory_once and job.args == (ctx, ["a", "b"])
+    ctx.request_inventory(["c"])  # a request not started yet is replaced, not queued twice
+    assert [j.id for j in sched.get_jobs()].count("collect_inventory") == 1
+    assert tuple(sched.get_job("collect_inventory").args) == (ctx, ["c"])
+
+
+def test_it_skips_an_inventory_job_while_another_one_runs(rig):
+    ctx, box, devices = rig
+    dev_id = devices.add(DeviceConfig(id="", name="fw-new", host="127.0.0.1", api_key="k", tls=TlsConfig("insecure")))
+    clock.collect_once(ctx)
+    with ctx.inventory_busy:
+        assert clock.collect_inventory_once(ctx, [dev_id]) == 0
+    assert box["inventories"] == 0
+    assert clock.collect_inventory_once(ctx, [dev_id]) == 1
