@@ -296,6 +296,7 @@ class CycleResult:
     interfaces: tuple[InterfaceSample, ...]
     baselines: tuple[CounterBaseline, ...]
     statuses: tuple[DeviceStatus, ...]
+    dataplanes: tuple[DataplaneCpu, ...] = ()  # per-dataplane CPU of each sampled device
 
 
 HistoryTier = Literal["raw", "5m", "1h"]
@@ -391,3 +392,13 @@ class Transition:
     suppressed: bool = False  # a notification was due but a maintenance window muted it
     peak: float | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class DataplaneCpu:
+    """Per-dataplane CPU and the busiest core of one device's poll (the latest is kept per device)."""
+
+    device_id: str
+    ts: float  # the poll's sample time
+    dataplanes: tuple[tuple[str, float | None], ...]  # (dp name, pct); None: its cores returned no values
+    busiest_core: tuple[str, int, float] | None = None  # (dp name, core id, pct)

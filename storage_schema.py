@@ -162,6 +162,8 @@ MIGRATIONS: list[str] = [
     """,
     # 2: materialised 30-minute grouping of the 5-minute tier, filled from the rows already there.
     _grouping_tables() + ";\n".join(grouping_sql("5m", ranged=False)) + ";\n",
+    # 3: the latest per-dataplane CPU and busiest core of each device (ts in ms, as its sample).
+    "CREATE TABLE dataplane_latest (device_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, doc TEXT NOT NULL);\n",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -32,6 +32,7 @@ from collector_slow import gather_inventory, link_speeds
 from models import (
     CounterBaseline,
     CycleResult,
+    DataplaneCpu,
     DeviceConfig,
     DeviceSample,
     DeviceStatus,
@@ -253,6 +254,7 @@ class Collector:
         samples: list[DeviceSample] = []
         interfaces: list[InterfaceSample] = []
         baselines: list[CounterBaseline] = []
+        dataplanes: list[DataplaneCpu] = []
         with self._lock:
             for fut, dev in futures.items():
                 now = self.clock()
@@ -285,8 +287,9 @@ class Collector:
                     log.info("device %s: answering again, breaker closed", dev.config.name)
                 dev.breaker.success()
                 dev.mp_cpu_supported = poll.mp_cpu_supported
-                sample, ifaces, baseline = self._apply(dev, poll, poll.counters, poll.ts)
+                sample, ifaces, baseline, detail = self._apply(dev, poll, poll.counters, poll.ts)
                 samples.append(sample)
+                dataplanes.append(detail)
                 interfaces.extend(ifaces)
                 baselines.append(baseline)
                 status = status_after_success(dev.status, device_id, now)
@@ -303,11 +306,12 @@ class Collector:
             interfaces=tuple(interfaces),
             baselines=tuple(baselines),
             statuses=tuple(statuses[d.id] for d in devices if d.id in statuses),
+            dataplanes=tuple(dataplanes),
         )
 
     def _apply(
         self, dev: _Device, poll: Poll, counters: dict[str, InterfaceCounters], ts: float
-    ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline]:
+    ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline, DataplaneCpu]:
         """Turn one successful poll into a sample and move the device's baseline forward."""
         device_id = dev.config.id
         installed = poll.session.installed if poll.session else None
@@ -357,7 +361,13 @@ class Collector:
         )
         dev.baseline = baseline
         dev.installed = installed
-        return sample, list(rates.interfaces), baseline
+        # Stored with every sample (empty without a resource monitor answer), so the latest
+        # per-dataplane values always belong to the latest sample.
+        detail = DataplaneCpu(
+            device_id=device_id, ts=ts, dataplanes=tuple(dp.per_dp_cpu.items()) if dp else (),
+            busiest_core=dp.busiest_core if dp else None,
+        )
+        return sample, list(rates.interfaces), baseline, detail
 
     # ---- the slow job ---------------------------------------------------------------
 

@@ -19,7 +19,15 @@ from types import TracebackType
 from typing import Any
 
 import storage_queries as q
-from models import CounterBaseline, CycleResult, DeviceSample, DeviceStatus, History, InterfaceSample
+from models import (
+    CounterBaseline,
+    CycleResult,
+    DataplaneCpu,
+    DeviceSample,
+    DeviceStatus,
+    History,
+    InterfaceSample,
+)
 from storage_rollups import advance_rollups, apply_retention
 from storage_schema import (
     BUSY_TIMEOUT_MS,
@@ -109,6 +117,7 @@ class SampleStore:
             conn.executemany(_IFACE_INSERT, if_rows)
             self._put_baselines(conn, cycle.baselines)
             self._put_statuses(conn, cycle.statuses)
+            self._put_dataplanes(conn, cycle.dataplanes)
             advance_rollups(conn, cycle.started, earliest)
             if clock_stats is not None:
                 self._put_clock_stats(conn, clock_stats, cycle.finished)
@@ -139,6 +148,13 @@ class SampleStore:
                 (s.device_id, s.state, s.last_poll, s.last_success, s.last_error, s.consecutive_failures)
                 for s in statuses
             ],
+        )
+
+    @staticmethod
+    def _put_dataplanes(conn: sqlite3.Connection, dataplanes: Sequence[DataplaneCpu]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO dataplane_latest (device_id, ts, doc) VALUES (?, ?, ?)",
+            [(d.device_id, _ms(d.ts), json.dumps(dataplane_doc(d))) for d in dataplanes],
         )
 
     @staticmethod
@@ -285,6 +301,11 @@ class SampleReader:
         """Return the stored state of every device."""
         return q.load_statuses(self._conn)
 
+    def dataplane_cpu(self, device_id: str) -> dict[str, Any] | None:
+        """Return the latest per-dataplane CPU of a device: {"ts", "dataplanes", "busiest_core"}, or None."""
+        row = self._conn.execute("SELECT ts, doc FROM dataplane_latest WHERE device_id = ?", (device_id,)).fetchone()
+        return None if row is None else {**json.loads(row[1]), "ts": row[0] / 1000}
+
     def inventory(self, device_id: str) -> dict[str, Any] | None:
         """Return a device's inventory document (plus `collected_at`), or None."""
         return q.inventory(self._conn, device_id).get(device_id)
@@ -292,6 +313,15 @@ class SampleReader:
     def inventory_all(self) -> dict[str, dict[str, Any]]:
         """Return every device's inventory document by device id."""
         return q.inventory(self._conn, None)
+
+
+def dataplane_doc(d: DataplaneCpu) -> dict[str, Any]:
+    """The stored (and API) shape of one device's per-dataplane CPU."""
+    core = d.busiest_core
+    return {
+        "dataplanes": [{"name": name, "pct": pct} for name, pct in d.dataplanes],
+        "busiest_core": None if core is None else {"dataplane": core[0], "core": core[1], "pct": core[2]},
+    }
 
 
 def online_backup(src: Path, dest: Path) -> None:

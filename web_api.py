@@ -276,14 +276,26 @@ def throughput() -> Any:
     c = ctx()
     with c.reader() as reader:
         sample = reader.latest(device_id) if reader else None
+        dataplanes = reader.dataplane_cpu(device_id) if reader and sample else None
     now = c.clock()
+    body = None
+    if sample is not None:
+        body = sample_json(sample)
+        body["cpu"].update(dataplane_json(sample, dataplanes))
     return jsonify(
         {
             "device_id": device_id,
             "age_seconds": age(sample.ts if sample else None, now),
-            "sample": sample_json(sample) if sample else None,
+            "sample": body,
         }
     )
+
+
+def dataplane_json(sample: DeviceSample, stored: dict[str, Any] | None) -> dict[str, Any]:
+    """Per-dataplane CPU and busiest core of this very sample (older values would not match its CPU)."""
+    if stored is None or round(stored["ts"] * 1000) != round(sample.ts * 1000):
+        return {"dataplanes": [], "busiest_core": None}
+    return {"dataplanes": stored["dataplanes"], "busiest_core": stored["busiest_core"]}
 
 
 @bp.get("/api/overview")

@@ -214,6 +214,9 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
         assert int(root.get_attribute("data-history-points") or 0) >= 3
         sync_api.expect(page.locator("#fw-name")).to_have_text("sim-fw-1")
         sync_api.expect(page.locator("#live [data-field=inbound_mbps]")).not_to_have_text("—")
+        # The busiest dataplane core of the latest sample, as stored by the clock (issue 3).
+        sync_api.expect(page.locator("#live [data-field=cpu_busiest_core]")).to_have_text(
+            re.compile(r"^% · \S+ core \d+$"))
         shot(page, "3-firewall")
 
         # 5. Every range answers; long ranges have no rollups yet and say so instead of drawing zeros.

@@ -144,7 +144,8 @@ def test_it_returns_the_latest_sample_in_the_contract_shape(fleet):
     assert s["inbound_mbps"] == 100.0 and s["outbound_mbps"] == 80.25
     assert s["sessions"] == {"active": 1500, "tcp": 1000, "udp": 400, "icmp": 100, "max": 64000,
                              "utilization_pct": 2.3, "cps": 42}
-    assert s["cpu"] == {"dataplane_pct": 17.0, "management_pct": 9.5}
+    # Additive fields: per-dataplane CPU of this sample, empty when the clock stored none for it.
+    assert s["cpu"] == {"dataplane_pct": 17.0, "management_pct": 9.5, "dataplanes": [], "busiest_core": None}
 
 
 def test_it_says_plainly_when_a_device_has_no_data(fleet):

@@ -29,10 +29,20 @@ function liveValues(sample) {
     sessions_utilization_pct: fmtPct(sess.utilization_pct) + " of max",
     sessions_cps: fmtInt(sess.cps),
     cpu_dataplane_pct: fmtNum(cpu.dataplane_pct, 0),
+    cpu_dataplanes: dataplaneList(cpu.dataplanes),
+    cpu_busiest_core_pct: cpu.busiest_core ? fmtNum(cpu.busiest_core.pct, 0) : DASH,
+    cpu_busiest_core: cpu.busiest_core ? `% · ${cpu.busiest_core.dataplane} core ${cpu.busiest_core.core}` : "%",
     cpu_management_pct: fmtNum(cpu.management_pct, 0),
     memory_pct: fmtNum(sample.memory_pct, 0),
     packet_buffer_pct: fmtNum(sample.packet_buffer_pct, 0),
   };
+}
+
+// The busiest dataplane is the tile's value; with several, each one's CPU follows the unit
+// (a dataplane whose cores returned nothing reads "—", never 0).
+function dataplaneList(dataplanes) {
+  if (!Array.isArray(dataplanes) || dataplanes.length < 2) return "%";
+  return "% · " + dataplanes.map((dp) => `${dp.name} ${fmtNum(dp.pct, 0)}`).join(" · ");
 }
 
 async function refreshLive() {
