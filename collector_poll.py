@@ -1,4 +1,4 @@
-"""One device's calls in one cycle, made in a worker thread (no shared state touched here)."""
+"""One device's calls in one cycle, made in a worker thread (no shared state touched here), and its sample."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from collector_breaker import safe_error
 from collector_slow import SlowClient
 from models import (
     CounterSnapshot,
+    DataplaneCpu,
     DeviceConfig,
+    DeviceSample,
     InterfaceCounters,
     ResourceMonitor,
     SessionInfo,
@@ -117,3 +119,41 @@ def poll_device(
             poll.cert_changed = (exc.expected, exc.actual)
         poll.error = safe_error(exc, secrets)
     return poll
+
+
+def poll_sample(
+    device_id: str, poll: Poll, ts: float, rates: cm.Rates
+) -> tuple[DeviceSample, DataplaneCpu, cm.DataplaneMetrics | None]:
+    """Build the device sample, its per-dataplane CPU and the dataplane metrics from one good poll."""
+    dp = cm.dataplane_metrics(poll.monitor) if poll.monitor else None
+    sess = cm.session_metrics(poll.session) if poll.session else None
+    sample = DeviceSample(
+        device_id=device_id,
+        ts=ts,
+        inbound_mbps=rates.inbound_mbps,
+        outbound_mbps=rates.outbound_mbps,
+        total_mbps=rates.total_mbps,
+        inbound_pps=rates.in_pps,
+        outbound_pps=rates.out_pps,
+        sessions_active=sess.active if sess else None,
+        sessions_tcp=sess.tcp if sess else None,
+        sessions_udp=sess.udp if sess else None,
+        sessions_icmp=sess.icmp if sess else None,
+        sessions_max=sess.max if sess else None,
+        sessions_utilization_pct=sess.utilization_pct if sess else None,
+        sessions_cps=sess.cps if sess else None,
+        sessions_kbps=sess.kbps if sess else None,
+        sessions_pps=sess.pps if sess else None,
+        cpu_dataplane_pct=dp.cpu_pct if dp else None,
+        cpu_management_pct=cm.management_cpu(poll.mp_cpu, poll.resources),
+        memory_pct=cm.memory_pct(poll.resources),
+        packet_buffer_pct=dp.packet_buffer_pct if dp else None,
+        packet_descriptor_pct=dp.packet_descriptor_pct if dp else None,
+    )
+    # Stored with every sample (empty without a resource monitor answer), so the latest
+    # per-dataplane values always belong to the latest sample.
+    detail = DataplaneCpu(
+        device_id=device_id, ts=ts, dataplanes=tuple(dp.per_dp_cpu.items()) if dp else (),
+        busiest_core=dp.busiest_core if dp else None,
+    )
+    return sample, detail, dp

@@ -27,7 +27,7 @@ from collector_breaker import (
     status_cert_changed,
     status_skipped,
 )
-from collector_poll import Client, ClientFactory, Poll, panos_client_factory, poll_device
+from collector_poll import Client, ClientFactory, Poll, panos_client_factory, poll_device, poll_sample
 from collector_slow import gather_inventory, link_speeds
 from models import (
     CounterBaseline,
@@ -330,43 +330,13 @@ class Collector:
         rates = cm.interface_rates(
             device_id, dev.baseline, counters, ts, counted=counted, link_speed_mbps=dev.speeds, reset=reset
         )
-        dp = cm.dataplane_metrics(poll.monitor) if poll.monitor else None
+        sample, detail, dp = poll_sample(device_id, poll, ts, rates)
         dev.dataplane = dp
-        sess = cm.session_metrics(poll.session) if poll.session else None
-        sample = DeviceSample(
-            device_id=device_id,
-            ts=ts,
-            inbound_mbps=rates.inbound_mbps,
-            outbound_mbps=rates.outbound_mbps,
-            total_mbps=rates.total_mbps,
-            inbound_pps=rates.in_pps,
-            outbound_pps=rates.out_pps,
-            sessions_active=sess.active if sess else None,
-            sessions_tcp=sess.tcp if sess else None,
-            sessions_udp=sess.udp if sess else None,
-            sessions_icmp=sess.icmp if sess else None,
-            sessions_max=sess.max if sess else None,
-            sessions_utilization_pct=sess.utilization_pct if sess else None,
-            sessions_cps=sess.cps if sess else None,
-            sessions_kbps=sess.kbps if sess else None,
-            sessions_pps=sess.pps if sess else None,
-            cpu_dataplane_pct=dp.cpu_pct if dp else None,
-            cpu_management_pct=cm.management_cpu(poll.mp_cpu, poll.resources),
-            memory_pct=cm.memory_pct(poll.resources),
-            packet_buffer_pct=dp.packet_buffer_pct if dp else None,
-            packet_descriptor_pct=dp.packet_descriptor_pct if dp else None,
-        )
         baseline = CounterBaseline(
             device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(counters)
         )
         dev.baseline = baseline
         dev.installed = installed
-        # Stored with every sample (empty without a resource monitor answer), so the latest
-        # per-dataplane values always belong to the latest sample.
-        detail = DataplaneCpu(
-            device_id=device_id, ts=ts, dataplanes=tuple(dp.per_dp_cpu.items()) if dp else (),
-            busiest_core=dp.busiest_core if dp else None,
-        )
         return sample, list(rates.interfaces), baseline, detail
 
     # ---- the slow job ---------------------------------------------------------------
