@@ -56,18 +56,27 @@ def threat_counts(entries: Iterable[Mapping[str, str]]) -> dict[str, int]:
 
 
 def gather_inventory(
-    client: SlowClient, *, now: float, window_s: float, deadline: float, monotonic: Callable[[], float] = time.monotonic
+    client: SlowClient,
+    *,
+    now: float,
+    window_s: float,
+    deadline: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    pause: Callable[[], None] = lambda: None,
 ) -> tuple[SystemInfo, dict[str, Any]]:
     """Run the slow calls against one device and return its system info and inventory document.
 
     System info must succeed (it carries serial and uptime for reset detection); the other
-    parts are best effort and land in `errors` by name.
+    parts are best effort and land in `errors` by name. `pause` runs before each call (the
+    collector holds inventory there while a fast cycle runs).
     """
+    pause()
     info = client.system_info()
     doc: dict[str, Any] = {"system": dataclasses.asdict(info), "errors": {}}
     errors: dict[str, str] = doc["errors"]
 
     def part(name: str, fn: Callable[[], Any]) -> None:
+        pause()
         if monotonic() >= deadline:
             errors[name] = "deadline exceeded"
             return
