@@ -59,6 +59,7 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=30)
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--workers", type=int, default=0, help="collector_workers (0: the default setting)")
+    ap.add_argument("--log", type=Path, default=None, help="also write the clock's log lines here")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clock-scale-"))
@@ -96,10 +97,16 @@ def main() -> int:
 
         def read_log() -> None:
             assert clock is not None and clock.stdout is not None
+            log_file = args.log.open("w") if args.log else None
             for line in clock.stdout:
+                if log_file is not None:
+                    log_file.write(line)
+                    log_file.flush()
                 m = CYCLE_RE.search(line)
                 if m:
                     cycles.append((int(m[1]), int(m[2]), int(m[3]), float(m[4])))
+            if log_file is not None:
+                log_file.close()
 
         reader = threading.Thread(target=read_log, daemon=True)
         reader.start()
