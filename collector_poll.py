@@ -68,6 +68,8 @@ class Poll:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     cert_changed: tuple[str, str] | None = None  # (pinned, seen) SHA-256 when the certificate changed
+    # No call was made: the cycle's deadline passed while the poll waited for a worker.
+    not_started: bool = False
 
 
 def _soft(exc: BaseException) -> bool:
@@ -89,8 +91,9 @@ def poll_device(
         if monotonic() >= deadline:
             raise DeadlineExceeded("deadline exceeded")
 
+    if monotonic() >= deadline:
+        return Poll(mp_cpu_supported=mp_cpu_supported, error="not polled: the collector was busy", not_started=True)
     try:
-        check()
         snapshot = client.counters()
         poll.ts = client.last_response_time or time.time()
         poll.counters = cm.select_counters(snapshot)

@@ -271,7 +271,9 @@ class Collector:
             for fut, dev in futures.items():
                 now = self.clock()
                 device_id = dev.config.id
-                if not fut.done():
+                if not fut.done() and fut.cancel():  # still queued for a worker
+                    poll = Poll(error="not polled: the collector was busy", not_started=True)
+                elif not fut.done():
                     poll = Poll(error=f"deadline of {budget:.1f} s exceeded")
                 else:
                     try:
@@ -279,6 +281,11 @@ class Collector:
                     except Exception as exc:  # a bug in one device's poll must not lose the cycle
                         log.exception("poll of %s crashed", dev.config.name)
                         poll = Poll(error=safe_error(exc, (dev.config.api_key, dev.config.password)))
+                if poll.not_started:
+                    # Never asked, so no evidence against the device: an overloaded clock must not
+                    # open the breakers of healthy firewalls (they would then miss minutes, not a cycle).
+                    statuses[device_id] = status_skipped(dev.status, device_id, dev.breaker, poll.error or "")
+                    continue
                 if poll.cert_changed is not None:
                     dev.cert_changed = poll.cert_changed
                     dev.baseline = None  # another certificate is likely another box: a gap, not a rate

@@ -58,3 +58,34 @@ def test_it_holds_inventory_calls_until_the_running_fast_cycle_is_done():
     finally:
         box["release"].set()
         collector.close()
+
+
+class SlowFirstClient(FakeClient):
+    """A firewall whose last call uses up the whole cycle (the clock's time runs on past the deadline)."""
+
+    def __init__(self, box, fake_time):
+        super().__init__(box)
+        self.fake_time = fake_time
+
+    def system_resources(self):
+        self.fake_time[0] += 60.0
+        return super().system_resources()
+
+
+def test_it_does_not_count_a_device_the_busy_collector_never_asked_as_failed():
+    box = {"snapshots": [[ctr("ethernet1/1", 0, 0)] for _ in range(3)], "now": [T0], "polls": 0, "inventories": 0,
+           "monitor": MONITOR}
+    fake_time = [1000.0]
+    collector = Collector(workers=1, request_timeout=5.0, clock=lambda: box["now"][0], monotonic=lambda: fake_time[0],
+                          client_factory=lambda cfg, t, on_key: SlowFirstClient(box, fake_time))
+    try:
+        for _ in range(3):  # three cycles: a failure each time would open the breaker
+            cycle = collector.collect([dev(1), dev(2)], 30)
+            box["now"][0] += 30
+        statuses = {s.device_id: s for s in cycle.statuses}
+        assert [s.device_id for s in cycle.samples] == ["d1"]
+        assert statuses["d2"].state == "unknown" and statuses["d2"].consecutive_failures == 0
+        assert statuses["d2"].last_error == "not polled: the collector was busy"
+        assert box["polls"] == 3
+    finally:
+        collector.close()
