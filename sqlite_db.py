@@ -6,6 +6,7 @@ Each database module keeps its own schema (a list of forward migrations, index i
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,6 +53,24 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def online_backup(src: Path, dest: Path) -> None:
+    """Copy the database at `src` to `dest` (mode 0600) consistently, safe while another process writes.
+
+    VACUUM INTO reads one snapshot (WAL readers never block the writer) into a temporary file
+    that is renamed into place, so `dest` is either the old file or a whole copy.
+    """
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=10, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("VACUUM INTO ?", (str(tmp),))
+    finally:
+        conn.close()
+    tmp.chmod(0o600)  # VACUUM INTO uses the umask (0644); config.db holds secrets
+    os.replace(tmp, dest)
 
 
 def check_usable(path: Path) -> None:

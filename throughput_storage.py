@@ -9,7 +9,6 @@ storage_queries (reads).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import sqlite_db
 import storage_queries as q
 from models import (
     CounterBaseline,
@@ -40,7 +40,7 @@ from storage_schema import (
     connect_writer,
 )
 
-__all__ = ["HISTORY_DB", "SampleReader", "SampleStore", "StorageUnavailable", "online_backup"]
+__all__ = ["HISTORY_DB", "SampleReader", "SampleStore", "StorageUnavailable"]
 
 _DEVICE_INSERT = (
     f"INSERT OR REPLACE INTO device_samples (device_id, ts, {', '.join(DEVICE_METRICS)}) "  # noqa: S608  # nosec B608
@@ -219,7 +219,7 @@ class SampleStore:
 
     def backup(self, dest: Path) -> None:
         """Write a consistent copy of the database to `dest` while writes go on."""
-        online_backup(self.path, dest)
+        sqlite_db.online_backup(self.path, dest)
 
     def close(self) -> None:
         """Close the connection (the last one out also checkpoints and removes the WAL)."""
@@ -324,17 +324,3 @@ def dataplane_doc(d: DataplaneCpu) -> dict[str, Any]:
     }
 
 
-def online_backup(src: Path, dest: Path) -> None:
-    """Copy the database at `src` to `dest` consistently, safe while the clock writes.
-
-    VACUUM INTO reads one snapshot (WAL readers never block the writer) into a temporary
-    file that is renamed into place, so `dest` is either the old file or a whole copy.
-    """
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    conn = connect_reader(src)
-    try:
-        conn.execute("VACUUM INTO ?", (str(tmp),))
-    finally:
-        conn.close()
-    os.replace(tmp, dest)

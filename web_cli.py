@@ -25,7 +25,8 @@ import panfm_import
 from alerts_store import ALERTS_DB
 from config_store import CONFIG_DB, DeviceStore
 from models import DeviceConfig
-from throughput_storage import HISTORY_DB, SampleStore, online_backup
+from sqlite_db import online_backup
+from throughput_storage import HISTORY_DB, SampleStore
 from web_api import BadRequest
 from web_auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
 from web_devices import device_from_body
@@ -202,8 +203,6 @@ def db_backup(folder: Path) -> None:
     for name in DATABASES:
         if (data_dir / name).exists():
             online_backup(data_dir / name, folder / name)
-            # VACUUM INTO creates the copy with the umask's mode (0644): config.db holds secrets.
-            (folder / name).chmod(0o600)
             click.echo(f"backed up {name}")
     for name in BACKUP_FILES:
         src = data_dir / name

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from test_storage import T0, cycle
 
-from throughput_storage import HISTORY_DB, SampleReader, SampleStore, online_backup
+from sqlite_db import online_backup
+from throughput_storage import HISTORY_DB, SampleReader, SampleStore
 
 DEVICES = tuple(f"fw{i}" for i in range(20))
 IFACES = ("ethernet1/1", "ethernet1/2", "ethernet1/3", "ethernet1/4")
