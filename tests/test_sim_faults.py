@@ -207,11 +207,44 @@ def test_it_applies_start_faults_to_exactly_round_share_of_distinct_devices(tmp_
         assert f.stop() == 0
 
 
+def _free_consecutive_ports(n):
+    """A base port whose next n-1 ports are free right now (checked by binding them all)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no run of free ports found")
+
+
 def test_it_exits_zero_on_sigint_and_listens_on_base_port(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        base = s.getsockname()[1]
-    with start_sim(tmp_path, devices=3, extra=["--base-port", str(base)]) as f:
-        assert [e["port"] for e in f.inventory] == [base, base + 1, base + 2]
-        f.proc.send_signal(signal.SIGINT)
-        assert f.proc.wait(timeout=15) == 0
+    # Another test's ephemeral socket may take a port between our check and the simulator's
+    # bind: retry with another base rather than fail on a busy machine.
+    for attempt in range(3):
+        base = _free_consecutive_ports(3)
+        try:
+            fleet = start_sim(tmp_path / str(attempt), devices=3, extra=["--base-port", str(base)])
+            f = fleet.__enter__()
+        except RuntimeError:
+            continue
+        try:
+            assert [e["port"] for e in f.inventory] == [base, base + 1, base + 2]
+            f.proc.send_signal(signal.SIGINT)
+            assert f.proc.wait(timeout=15) == 0
+        finally:
+            fleet.__exit__(None, None, None)
+        return
+    pytest.fail("the simulator could not listen on a free base port three times")
