@@ -83,9 +83,12 @@ class Proc:
                 self.proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack(tmp_path_factory: pytest.TempPathFactory, sim_fleet: Any) -> Iterator[dict[str, Any]]:
-    """Start the clock and the web (gunicorn, 2 workers, ephemeral port) over one data folder."""
+    """Start the clock and the web (gunicorn, 2 workers, ephemeral port) over a fresh data folder.
+
+    One per test: no test depends on another having changed the password first.
+    """
     subprocess.run([sys.executable, "scripts/build_static.py"], cwd=ROOT, check=True, capture_output=True)
     work = tmp_path_factory.mktemp("browser")
     data = work / "data"
@@ -115,7 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sim_fleet: Any) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def browser(stack: dict[str, Any]) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -146,6 +149,21 @@ def series_pixels(page: Any, selector: str) -> int:
     )
 
 
+def first_login(page: Any, base: str) -> None:
+    """Log in with the initial password and make the change the server insists on."""
+    page.goto(base + "/")
+    page.wait_for_url(re.compile(r"/login"))
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(base + "/change-password")
+    page.fill("#old-password", PASSWORD)
+    page.fill("#new-password", NEW_PASSWORD)
+    page.fill("#new-password-2", NEW_PASSWORD)
+    page.click("#password-form button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
 def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, Any], browser: Any) -> None:
     base = stack["base"]
     sim_device = stack["sim"].devices[0]
@@ -159,17 +177,7 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
     try:
         # 1. Log in with the initial password: the server forces a password change first.
-        page.goto(base + "/")
-        page.wait_for_url(re.compile(r"/login"))
-        page.fill("#username", "admin")
-        page.fill("#password", PASSWORD)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(base + "/change-password")
-        page.fill("#old-password", PASSWORD)
-        page.fill("#new-password", NEW_PASSWORD)
-        page.fill("#new-password-2", NEW_PASSWORD)
-        page.click("#password-form button[type=submit]")
-        page.wait_for_url(base + "/")
+        first_login(page, base)
         page.wait_for_selector("#empty:not([hidden])")
 
         # 2. Add the simulated firewall: test connection, compare the fingerprint, confirm.
@@ -262,11 +270,7 @@ def test_it_keeps_a_hostile_hostname_inert(stack: dict[str, Any], browser: Any) 
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
     try:
-        page.goto(base + "/login")
-        page.fill("#username", "admin")
-        page.fill("#password", NEW_PASSWORD)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(base + "/")
+        first_login(page, base)
         # A disabled device, so the clock never overwrites the inventory this test plants.
         token = page.get_attribute('meta[name="csrf-token"]', "content")
         created = page.evaluate(

@@ -251,3 +251,23 @@ def test_it_builds_the_vendor_folder_from_node_modules(tmp_path):
     written = module.build(tmp_path)
     assert {p.name for p in written} == {"uPlot.esm.js", "uPlot.min.css", "uPlot.LICENSE"}
     assert "export { uPlot as default }" in (tmp_path / "static" / "vendor" / "uPlot.esm.js").read_text()
+
+
+def test_no_form_can_send_a_password_or_secret_in_a_url(client, app):
+    # A form a page script has not taken over yet (slow network, script error) must not fall
+    # back to a native GET, which would put the password or channel URL in the address bar,
+    # the browser history and every proxy log.
+    device_id = add_device(client)
+    pages = {"/login": app.test_client().get("/login").get_data(as_text=True)}
+    for path in (*PAGES, f"/firewall/{device_id}"):
+        pages[path] = client.get(path).get_data(as_text=True)
+    forms = 0
+    for path, html in pages.items():
+        for form in re.findall(r"<form\b[^>]*>", html):
+            forms += 1
+            method = re.search(r'method="(\w+)"', form)
+            assert method and method.group(1) in ("post", "dialog"), f"{path}: {form}"
+    assert forms >= 5
+    for path, form_id in (("/login", "login-form"), ("/settings", "password-form")):
+        body = pages[path].split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
+        assert re.search(r'<button type="submit"[^>]*\bdisabled\b', body), f"{path}: submit enabled before its script"

@@ -29,3 +29,6 @@ form.addEventListener("submit", async (event) => {
     button.disabled = false;
   }
 });
+
+// The form is ours now: a submit can no longer fall through to a native request.
+form.querySelector("button[type=submit]").disabled = false;

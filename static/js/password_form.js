@@ -30,4 +30,6 @@ export function wirePasswordForm({ onDone }) {
       setText(message, err instanceof ApiError ? err.message || "The password was not changed." : "Cannot reach PANfm.");
     }
   });
+  // The form is ours now: a submit can no longer fall through to a native request.
+  form.querySelector("button[type=submit]").disabled = false;
 }
