@@ -71,6 +71,8 @@ def gather_inventory(
     collector holds inventory there while a fast cycle runs).
     """
     pause()
+    if monotonic() >= deadline:  # queued or held past the job's deadline: make no call at all
+        raise TimeoutError("deadline exceeded before the first call")
     info = client.system_info()
     doc: dict[str, Any] = {"system": dataclasses.asdict(info), "errors": {}}
     errors: dict[str, str] = doc["errors"]

@@ -396,11 +396,13 @@ class Collector:
                 dev.inventory_tried = now
                 futures[fut] = (dev, dev.config)
         wait(futures, timeout=deadline_s + 1.0)
+        for fut in futures:
+            fut.cancel()  # still queued: started now, hundreds of calls would burst into the next fast cycle
         out: list[tuple[str, float, dict[str, Any]]] = []
         with self._lock:
             for fut, (dev, asked) in futures.items():
-                if not fut.done() or fut.exception() is not None:
-                    exc = fut.exception() if fut.done() else None
+                if fut.cancelled() or not fut.done() or fut.exception() is not None:
+                    exc = fut.exception() if fut.done() and not fut.cancelled() else None
                     why = safe_error(exc, (dev.config.api_key, dev.config.password)) if exc else "deadline exceeded"
                     log.info("inventory of %s failed: %s", dev.config.name, why)
                     continue

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from test_collector_gaps import MONITOR, T0, FakeClient, ctr
 
+from collector_slow import gather_inventory
 from models import DeviceConfig, TlsConfig
 from throughput_collector import Collector
 
@@ -89,3 +91,10 @@ def test_it_does_not_count_a_device_the_busy_collector_never_asked_as_failed():
         assert box["polls"] == 3
     finally:
         collector.close()
+
+
+def test_it_makes_no_inventory_call_once_the_slow_jobs_deadline_has_passed():
+    box = {"inventories": 0}
+    with pytest.raises(TimeoutError):
+        gather_inventory(FakeClient(box), now=T0, window_s=300, deadline=10.0, monotonic=lambda: 11.0)
+    assert box["inventories"] == 0
