@@ -26,16 +26,18 @@ from typing import Any
 from reliability.harness import (
     Procs,
     Sim,
+    finish,
+    register,
+    scenario_dir,
+    wait_for,
+)
+from reliability.samples import (
     check_rates,
     device_rows,
-    finish,
     heartbeat,
     history_db,
     integrity,
     query,
-    register,
-    scenario_dir,
-    wait_for,
 )
 
 FULL_WORDS = ("database or disk is full", "no space left", "disk i/o error")

@@ -33,14 +33,16 @@ from reliability.harness import (
     Sim,
     Web,
     finish,
+    register,
+    scenario_dir,
+    wait_for,
+)
+from reliability.samples import (
     grep_count,
     history_db,
     out_of_range_rates,
     percentile,
     query,
-    register,
-    scenario_dir,
-    wait_for,
 )
 from throughput_collector import deadline_for
 

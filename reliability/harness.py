@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import itertools
 import json
 import os
 import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -32,10 +30,8 @@ import requests
 
 import config
 from collector_metrics import is_physical
-from collector_slow import link_speeds
 from config_store import DeviceStore
 from models import DeviceConfig, TlsConfig
-from throughput_storage import HISTORY_DB
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per run and per process: a web and its clients must be started by the same process.
@@ -317,145 +313,6 @@ class Web:
     def close(self) -> None:
         for s in self.sessions:
             s.close()
-
-
-# ---- the sample database ---------------------------------------------------------------
-
-
-def history_db(data_dir: Path) -> Path:
-    return data_dir / HISTORY_DB
-
-
-def ro(db: Path) -> sqlite3.Connection:
-    """A read-only connection, like the web's."""
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-
-
-def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run one read-only query; [] while the database does not exist yet."""
-    if not db.exists():
-        return []
-    conn = ro(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:  # created but not yet migrated
-        return []
-    finally:
-        conn.close()
-
-
-def integrity(db: Path) -> str:
-    """PRAGMA integrity_check of the whole file."""
-    rows = query(db, "PRAGMA integrity_check")
-    return str(rows[0][0]) if rows else "missing"
-
-
-def heartbeat(db: Path) -> tuple[float, int] | None:
-    """(heartbeat, pid) of the last committed cycle, or None."""
-    rows = query(db, "SELECT heartbeat, doc FROM clock_stats WHERE id = 1")
-    if not rows:
-        return None
-    return float(rows[0][0]), int(json.loads(rows[0][1]).get("pid") or 0)
-
-
-def device_rows(db: Path) -> dict[str, list[tuple[int, float | None, float | None]]]:
-    """Device id -> [(ts ms, inbound_mbps, outbound_mbps)] in time order."""
-    out: dict[str, list[tuple[int, float | None, float | None]]] = {}
-    for dev, ts, rin, rout in query(db, "SELECT device_id, ts, inbound_mbps, outbound_mbps FROM device_samples "
-                                        "ORDER BY device_id, ts"):
-        out.setdefault(dev, []).append((int(ts), rin, rout))
-    return out
-
-
-def link_limits(db: Path) -> dict[tuple[str, str], float]:
-    """(device id, interface) -> link speed in bit/s, from the slow job's inventory."""
-    limits = {}
-    for dev, doc in query(db, "SELECT device_id, doc FROM inventory"):
-        for name, mbps in link_speeds(json.loads(doc).get("interfaces") or []).items():
-            if mbps:
-                limits[(dev, name)] = float(mbps) * 1e6
-    return limits
-
-
-def out_of_range_rates(db: Path) -> list[str]:
-    """Interface rates that are negative or above their link speed (each as a short text)."""
-    limits = link_limits(db)
-    bad = []
-    rows = query(db, "SELECT device_id, interface, ts, in_bps, out_bps FROM interface_samples")
-    for dev, name, ts, rin, rout in rows:
-        for v in (rin, rout):
-            if v is None:
-                continue
-            limit = limits.get((dev, name))
-            if v < 0 or (limit is not None and v > limit):
-                bad.append(f"{dev} {name} ts={ts} {v:.0f} bit/s (link {limit})")
-    for dev, ts, rin, rout in query(db, "SELECT device_id, ts, inbound_mbps, outbound_mbps FROM device_samples"):
-        if (rin is not None and rin < 0) or (rout is not None and rout < 0):
-            bad.append(f"{dev} ts={ts} negative device rate")
-    return bad
-
-
-@dataclass
-class RateCheck:
-    """Result of comparing stored rates with the simulator's truth."""
-
-    checked: int = 0
-    gaps: int = 0
-    worst_rel_error: float = 0.0
-    worst_window_s: float = 0.0
-    wrong: list[str] = field(default_factory=list)
-
-
-def check_rates(sim: Sim, names: dict[str, str], rows: dict[str, list[tuple[int, float | None, float | None]]],
-                max_gap_s: float | None = None, tolerance: float = 0.01, since_ms: int = 0,
-                jitter_s: float = 0.0) -> RateCheck:
-    """Compare every stored device rate with /_sim/truth over [previous sample, sample].
-
-    NAMES maps device id -> simulator name. A rate that is zero, or off by more than
-    TOLERANCE (+ JITTER_S as a share of the window: the sample time is when the answer
-    arrived, a few ms after the device read its counters), is wrong; a null rate is a gap.
-    Pairs further apart than MAX_GAP_S are skipped (a poll whose commit failed moved the
-    clock's baseline without a stored sample).
-    """
-    rc = RateCheck()
-    for dev, series in rows.items():
-        if dev not in names:
-            continue
-        for (t1, _, _), (t2, rin, rout) in itertools.pairwise(series):
-            if t2 < since_ms:
-                continue
-            if rin is None or rout is None:
-                rc.gaps += 1
-                continue
-            if max_gap_s is not None and (t2 - t1) / 1000 > max_gap_s:
-                continue
-            want_in, want_out = sim.truth_mbps(names[dev], t1 / 1000, t2 / 1000)
-            rc.checked += 1
-            for got, want in ((rin, want_in), (rout, want_out)):
-                err = abs(got - want) / want if want else float("inf")
-                if err > rc.worst_rel_error:
-                    rc.worst_rel_error, rc.worst_window_s = err, (t2 - t1) / 1000
-                if got <= 0 or err > tolerance + jitter_s * 1000 / (t2 - t1):
-                    rc.wrong.append(f"{names[dev]} ts={t2}: {got:.3f} Mb/s, truth {want:.3f}")
-    return rc
-
-
-def wal_size(db: Path) -> int:
-    wal = Path(f"{db}-wal")
-    return wal.stat().st_size if wal.exists() else 0
-
-
-def grep_count(text: str, needle: str) -> int:
-    return text.lower().count(needle.lower())
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
 
 
 def scenario_dir(name: str, keep: Path | None) -> Path:

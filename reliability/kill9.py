@@ -22,16 +22,18 @@ from typing import Any
 from reliability.harness import (
     Procs,
     Sim,
+    finish,
+    register,
+    scenario_dir,
+    wait_for,
+)
+from reliability.samples import (
     check_rates,
     device_rows,
-    finish,
     heartbeat,
     history_db,
     integrity,
     query,
-    register,
-    scenario_dir,
-    wait_for,
 )
 
 # Allowed timing error of one sample (answer arrival vs the device reading its counters):

@@ -28,14 +28,16 @@ from reliability.harness import (
     Sim,
     Web,
     finish,
+    register,
+    scenario_dir,
+    wait_for,
+)
+from reliability.samples import (
     grep_count,
     heartbeat,
     history_db,
     percentile,
     query,
-    register,
-    scenario_dir,
-    wait_for,
     wal_size,
 )
 

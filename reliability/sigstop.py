@@ -21,14 +21,16 @@ from reliability.harness import (
     Procs,
     Sim,
     Web,
-    check_rates,
-    device_rows,
     finish,
-    heartbeat,
-    history_db,
     register,
     scenario_dir,
     wait_for,
+)
+from reliability.samples import (
+    check_rates,
+    device_rows,
+    heartbeat,
+    history_db,
 )
 
 # Allowed timing error of one sample (answer arrival vs the device reading its counters):
