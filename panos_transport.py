@@ -286,9 +286,12 @@ class PanosTransport:
             raise ConnectError(f"{self._where}: {_reason(exc)}") from None
         except requests.RequestException as exc:
             raise ConnectError(f"{self._where}: request failed ({type(exc).__name__})") from None
+        # The answer's time is when its headers arrived: closest to when the device read its
+        # counters. Reading a large body on a busy machine would add tens of ms to every Δt.
+        arrived = time.time()
         with resp:
             body = self._read_body(resp, end)
-        self.last_response_time = time.time()
+        self.last_response_time = arrived
         return resp.status_code, body
 
     def _read_body(self, resp: requests.Response, end: float) -> bytes:
