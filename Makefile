@@ -9,7 +9,8 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo run prereqs venv node lint check clean bench reliability
+.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web \
+        reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
 prereqs:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -50,6 +51,50 @@ demo: venv node
 
 run: venv node
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PANFM_DATA_DIR=$${PANFM_DATA_DIR:-data} $(VENV)/bin/honcho start -f Procfile
+
+# ---- figures (docs/benchmarks.md) and long reliability runs (docs/reliability.md) ----------
+# Not part of `make test`: each loads both cores for minutes. Run them one at a time.
+BENCH_DB := bench/out/webdata/throughput_history.db
+REL_OUT := test-artifacts/reliability
+
+bench: bench-sim bench-storage bench-clock bench-web
+
+bench-sim: venv
+	$(PY) bench/sim_latency.py --devices 1000 --duration 120 --period 30
+
+$(BENCH_DB): | venv
+	$(PY) bench/gen_history_db.py --devices 100 --days 90 --out $(BENCH_DB)
+
+bench-storage: venv $(BENCH_DB)
+	$(PY) bench/bench_queries.py --db $(BENCH_DB) --runs 100 --cycles 20
+
+bench-clock: venv
+	$(PY) bench/clock_scale.py --devices 1000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 10
+
+bench-web: venv $(BENCH_DB)
+	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20
+
+reliability: reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
+
+reliability-faults: venv
+	@mkdir -p $(REL_OUT)
+	$(PY) -m reliability.fault_fleet --out $(REL_OUT)/fault_fleet.json
+
+reliability-kill9: venv
+	@mkdir -p $(REL_OUT)
+	$(PY) -m reliability.kill9 --out $(REL_OUT)/kill9.json
+
+reliability-storm: venv
+	@mkdir -p $(REL_OUT)
+	$(PY) -m reliability.reader_storm --out $(REL_OUT)/reader_storm.json
+
+reliability-diskfull: venv
+	@mkdir -p $(REL_OUT)
+	$(PY) -m reliability.diskfull --out $(REL_OUT)/diskfull.json
+
+reliability-sigstop: venv
+	@mkdir -p $(REL_OUT)
+	$(PY) -m reliability.sigstop --out $(REL_OUT)/sigstop.json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
