@@ -53,15 +53,15 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0 or shutil.which("mount") is None:
         raise Unprivileged("mounting a size-limited tmpfs needs root and mount(8)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],  # noqa: S603, S607
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise Unprivileged(f"mount -t tmpfs failed: {done.stderr.strip()}")
     try:
         yield path
     finally:
-        if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode != 0:  # noqa: S603, S607
-            subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)  # noqa: S603, S607
+        if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
 def fill(path: Path) -> int:

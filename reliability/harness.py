@@ -88,7 +88,7 @@ class Procs:
         """Start CMD from the checkout with output appended to WORKDIR/NAME.log."""
         log = self.workdir / f"{name}.log"
         with open(log, "ab") as fh:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)  # noqa: S603
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         self.logs[name] = log
         return proc

@@ -42,7 +42,7 @@ from reliability.samples import (
 )
 
 WAL_LIMIT = 64 * 1024 * 1024
-PASSWORD_ENV = "RELIABILITY_WEB_PASSWORD"  # noqa: S105 (a variable name)
+PASSWORD_ENV = "RELIABILITY_WEB_PASSWORD"
 
 
 def reader(base: str, device_ids: list[str], seconds: float, out: Path, seed: int) -> None:
