@@ -18,6 +18,7 @@ import logsetup
 import web_alerts
 import web_api
 import web_devices
+import web_history
 import web_interfaces
 import web_settings
 from config import ConfigError, Settings, ensure_data_dir, load_settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_auth(app, Auth(settings.data_path, time.time), csrf, settings.admin_password)
     init_security(app, settings, csrf)
     app.register_blueprint(web_api.bp)
+    app.register_blueprint(web_history.bp)
     app.register_blueprint(web_interfaces.bp)
     app.register_blueprint(web_settings.bp)
     app.register_blueprint(web_devices.bp)

@@ -1,6 +1,6 @@
-"""The data JSON API: version, health, throughput, overview, history, export, clock.
+"""The data JSON API: version, health, throughput, overview, clock.
 
-Interfaces are in `web_interfaces`, settings in `web_settings`; both reuse this module's helpers.
+History is in `web_history`, interfaces in `web_interfaces`, settings in `web_settings`; they reuse this module's helpers.
 
 Every answer comes from the data folder: the sample database opened read-only for the one
 request, `config.db` for devices. No request ever calls a firewall here.
@@ -8,9 +8,7 @@ request, `config.db` for devices. No request ever calls a firewall here.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import logging
 import sqlite3
 import time
@@ -21,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 import alerts_store
 import config
@@ -326,62 +324,6 @@ def overview() -> Any:
             }
         )
     return jsonify({"devices": out})
-
-
-def _history_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**p, "t": iso(p["t"])} for p in points]
-
-
-@bp.get("/api/throughput/history")
-def throughput_history() -> Any:
-    device_id = known_device_id()
-    c = ctx()
-    start, end, _ = time_window(c.clock())
-    with c.reader() as reader:
-        if reader is None:
-            return jsonify({"device_id": device_id, "tier": "raw", "bucket_s": None, "points": []})
-        hist = reader.history(device_id, start, end, max_points=MAX_POINTS)
-    return jsonify(
-        {"device_id": device_id, "tier": hist.tier, "bucket_s": hist.bucket_s, "points": _history_points(hist.points)}
-    )
-
-
-EXPORT_COLUMNS = (
-    "t",
-    "inbound_mbps",
-    "inbound_mbps_max",
-    "outbound_mbps",
-    "outbound_mbps_max",
-    "sessions_active",
-    "sessions_active_max",
-    "cpu_dataplane_pct",
-    "cpu_dataplane_pct_max",
-    "cpu_management_pct",
-    "memory_pct",
-    "packet_buffer_pct",
-    "sessions_utilization_pct",
-)
-
-
-@bp.get("/api/throughput/history/export")
-def throughput_export() -> Any:
-    device_id = known_device_id()
-    c = ctx()
-    start, end, label = time_window(c.clock())
-    with c.reader() as reader:
-        points = reader.history(device_id, start, end, max_points=MAX_POINTS).points if reader else []
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for p in points:
-        # An empty cell is a gap; never write 0 for a value that was not measured.
-        writer.writerow([iso(p["t"])] + ["" if p.get(k) is None else p[k] for k in EXPORT_COLUMNS[1:]])
-    name = f"panfm-{device_id[:36]}-{label}.csv"
-    return Response(
-        buf.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
 
 
 @bp.get("/api/clock")
