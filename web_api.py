@@ -1,6 +1,7 @@
 """The data JSON API: version, health, throughput, overview, clock.
 
-History is in `web_history`, interfaces in `web_interfaces`, settings in `web_settings`; they reuse this module's helpers.
+History is in `web_history`, interfaces in `web_interfaces`, settings in `web_settings`;
+they reuse this module's helpers.
 
 Every answer comes from the data folder: the sample database opened read-only for the one
 request, `config.db` for devices. No request ever calls a firewall here.
