@@ -106,8 +106,9 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     # Seconds and milliseconds from one integer: fromtimestamp(x.9999996) would round up a second.
+    # time.gmtime: half the cost of datetime, which matters for 2,000-point histories.
     ms = int(ts * 1000)
-    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(ms // 1000)) + f"{ms % 1000:03d}Z"
 
 
 def parse_iso(text: str, name: str) -> float:
