@@ -125,7 +125,18 @@ def choose_tier(
     known = [f for f in firsts.values() if f is not None]
     if not known:
         return "raw", 0
-    eff_start = max(start, min(known))
+    # When the series' data begins: a rollup's first bucket starts up to one bucket before the
+    # first sample in it, so while raw rows still reach back to the rollups' start (nothing
+    # pruned yet) the first raw sample is the truth; otherwise the earliest rollup is.
+    # (Without this, a device younger than its first closed hour looked older than its raw
+    # rows, and its 1-hour chart came from 5-minute buckets.)
+    raw_first = firsts["raw"]
+    rollup_firsts = [f for t, f in firsts.items() if t != "raw" and f is not None]
+    if raw_first is not None and (not rollup_firsts or raw_first < min(rollup_firsts) + _ORDER[-1][1]):
+        data_start = raw_first
+    else:
+        data_start = min(known)
+    eff_start = max(start, data_start)
     covering: list[tuple[HistoryTier, int]] = []
     for i, (tier, bucket) in enumerate(_ORDER):
         first = firsts[tier]

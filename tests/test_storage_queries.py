@@ -155,3 +155,19 @@ def test_it_reads_the_latest_sample_of_every_device_in_one_query(store, tmp_path
     assert {d: (s.ts, s.inbound_mbps) for d, s in got.items()} == {
         "fw1": (T0 + 120, 4.0), "fw2": (T0 + 200, 99.0), "fw3": (T0 + 120, 4.0)
     }
+
+
+def test_a_device_younger_than_its_first_closed_hour_charts_its_last_hour_from_raw_samples(store, tmp_path):
+    # The device started 50 minutes after the top of an hour; 40 minutes later that hour has
+    # closed (a 1h rollup row starting before the first sample) and the device is younger
+    # than the chart's hour. Its 1-hour chart must still come from raw samples.
+    hour = (int(T0) // 3600 + 1) * 3600
+    first = hour + 50 * 60
+    now = first + 40 * 60
+    for k in range(0, 40 * 60, 30):
+        store.write_cycle(cycle(first + k, inbound=40.0))
+    with SampleReader.open(tmp_path / HISTORY_DB) as r:
+        assert r._conn.execute("SELECT count(*) FROM device_1h").fetchone()[0] >= 1
+        h = r.history("fw1", now - 3600, now)
+    assert h.tier == "raw" and h.bucket_s is None
+    assert len(h.points) >= 75
