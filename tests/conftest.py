@@ -154,3 +154,31 @@ def sim_fleet(tmp_path_factory):
         yield fleet
     finally:
         fleet.stop()
+
+
+def device_for(entry, *, mode="pin", key=True, creds=False, **tls):
+    """Build a DeviceConfig for one inventory entry (pinned to its fingerprint by default)."""
+    from models import DeviceConfig, TlsConfig
+
+    if mode == "pin" and "fingerprint_sha256" not in tls:
+        tls["fingerprint_sha256"] = entry["tls_fingerprint_sha256"]
+    return DeviceConfig(
+        id=entry["name"],
+        name=entry["name"],
+        host=entry["host"],
+        port=entry["port"],
+        tls=TlsConfig(mode=mode, **tls),
+        api_key=entry["api_key"] if key else None,
+        username=entry["username"] if creds else None,
+        password=entry["password"] if creds else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def private_fleet(tmp_path_factory):
+    """A fleet of the test module's own: faults set there disturb no other module."""
+    fleet = launch_sim(tmp_path_factory.mktemp("sim"), devices=2, seed=11)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()

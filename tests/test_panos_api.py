@@ -5,8 +5,8 @@ import ssl
 import time
 
 import pytest
+from conftest import device_for
 
-from models import DeviceConfig, TlsConfig
 from panos_api import (
     AuthError,
     FingerprintMismatch,
@@ -15,22 +15,6 @@ from panos_api import (
     TlsError,
     fetch_fingerprint,
 )
-
-
-def device_for(entry, *, mode="pin", key=True, creds=False, **tls):
-    """Build a DeviceConfig for one inventory entry."""
-    if mode == "pin" and "fingerprint_sha256" not in tls:
-        tls["fingerprint_sha256"] = entry["tls_fingerprint_sha256"]
-    return DeviceConfig(
-        id=entry["name"],
-        name=entry["name"],
-        host=entry["host"],
-        port=entry["port"],
-        tls=TlsConfig(mode=mode, **tls),
-        api_key=entry["api_key"] if key else None,
-        username=entry["username"] if creds else None,
-        password=entry["password"] if creds else None,
-    )
 
 
 def stats_of(fleet, entry):

@@ -3,9 +3,8 @@
 import time
 
 import pytest
-from conftest import launch_sim
+from conftest import device_for
 
-from models import DeviceConfig, TlsConfig
 from panos_api import (
     AuthError,
     BadResponse,
@@ -19,30 +18,6 @@ from panos_api import (
 SLACK = 1.0  # scheduling slack on a shared 2-core machine
 
 
-def device_for(entry, *, mode="pin", key=True, creds=False, **tls):
-    """Build a DeviceConfig for one inventory entry (pinned by default)."""
-    if mode == "pin" and "fingerprint_sha256" not in tls:
-        tls["fingerprint_sha256"] = entry["tls_fingerprint_sha256"]
-    return DeviceConfig(
-        id=entry["name"],
-        name=entry["name"],
-        host=entry["host"],
-        port=entry["port"],
-        tls=TlsConfig(mode=mode, **tls),
-        api_key=entry["api_key"] if key else None,
-        username=entry["username"] if creds else None,
-        password=entry["password"] if creds else None,
-    )
-
-
-@pytest.fixture(scope="module")
-def private_fleet(tmp_path_factory):
-    """A fleet of its own: faults set here disturb no other test module."""
-    fleet = launch_sim(tmp_path_factory.mktemp("sim"), devices=2, seed=11)
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
 
 
 def stats_of(fleet, entry):

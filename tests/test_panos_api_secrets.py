@@ -7,37 +7,10 @@ import traceback
 from urllib.parse import quote, quote_plus
 
 import pytest
-from conftest import launch_sim
+from conftest import device_for
 
 import logsafe
-from models import DeviceConfig, TlsConfig
 from panos_api import PanosClient, PanosError
-
-
-def device_for(entry, *, mode="pin", key=True, creds=False, **tls):
-    """Build a DeviceConfig for one inventory entry (pinned by default)."""
-    if mode == "pin" and "fingerprint_sha256" not in tls:
-        tls["fingerprint_sha256"] = entry["tls_fingerprint_sha256"]
-    return DeviceConfig(
-        id=entry["name"],
-        name=entry["name"],
-        host=entry["host"],
-        port=entry["port"],
-        tls=TlsConfig(mode=mode, **tls),
-        api_key=entry["api_key"] if key else None,
-        username=entry["username"] if creds else None,
-        password=entry["password"] if creds else None,
-    )
-
-
-@pytest.fixture(scope="module")
-def private_fleet(tmp_path_factory):
-    """A fleet of its own: faults set here disturb no other test module."""
-    fleet = launch_sim(tmp_path_factory.mktemp("sim"), devices=2, seed=11)
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
 
 
 @pytest.fixture
