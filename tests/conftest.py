@@ -182,3 +182,23 @@ def private_fleet(tmp_path_factory):
         yield fleet
     finally:
         fleet.stop()
+
+
+@pytest.fixture
+def receiver():
+    """A JSON webhook receiver on loopback (test_alerts_e2e.Receiver), closed afterwards."""
+    from test_alerts_e2e import Receiver
+
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def clk(tmp_path):
+    """The clock's real context and jobs over a temp data folder (test_alerts_e2e.Clock)."""
+    from test_alerts_e2e import Clock
+
+    c = Clock(tmp_path / "data")
+    yield c
+    c.close()

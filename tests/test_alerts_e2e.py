@@ -97,19 +97,6 @@ class Clock:
         self.ctx.store.close()
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def clk(tmp_path):
-    c = Clock(tmp_path / "data")
-    yield c
-    c.close()
-
 
 def web_client(settings: config.Settings) -> Any:
     client = create_app(settings).test_client()

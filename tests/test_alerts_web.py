@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_alerts_e2e import Receiver
 
 import config
 from alerts_store import ALERTS_DB, run_evaluation
@@ -190,32 +189,6 @@ def test_it_refuses_bad_channels_per_field(refusing):
     assert client.put("/api/alerts/channels/nope", json={"name": "x"}).status_code == 404
 
 
-class Receiver:
-    """A JSON webhook on loopback that keeps what it accepted."""
-
-    def __init__(self) -> None:
-        self.accepted: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.accepted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_it_keeps_a_mistyped_channel_url_out_of_the_logs(refusing, caplog):
     client = refusing[1]
     caplog.set_level(logging.DEBUG)
@@ -227,7 +200,7 @@ def test_it_keeps_a_mistyped_channel_url_out_of_the_logs(refusing, caplog):
 def test_it_sends_a_test_message_through_a_channel(client):
     receiver = Receiver()
     try:
-        url = f"json://127.0.0.1:{receiver.server.server_address[1]}/hook"
+        url = receiver.url
         channel_id = client.post("/api/alerts/channels", json={"name": "hook", "url": url}).get_json()["id"]
         r = client.post(f"/api/alerts/channels/{channel_id}/test")
         assert r.get_json() == {"ok": True, "error": None}

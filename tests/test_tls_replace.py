@@ -6,7 +6,7 @@ import time
 
 import pytest
 from conftest import start_sim
-from test_alerts_e2e import Clock, Receiver, web_client
+from test_alerts_e2e import web_client
 
 import clock
 
@@ -16,19 +16,6 @@ pytestmark = pytest.mark.slow
 def requests_of(sim, entry) -> int:
     return int(sim.stats(entry)[entry["name"]]["requests_total"])
 
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def clk(tmp_path):
-    c = Clock(tmp_path / "data")
-    yield c
-    c.close()
 
 
 def test_it_stops_polling_a_replaced_firewall_until_its_new_fingerprint_is_accepted(tmp_path, clk, receiver):
