@@ -72,7 +72,7 @@ bench-clock: venv
 	$(PY) bench/clock_scale.py --devices 1000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 10
 
 bench-web: venv $(BENCH_DB)
-	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20
+	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20 --pace 5
 
 reliability: reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
