@@ -38,6 +38,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InsecureRequestWarning, ReadTimeoutError
 
+import panos_stamp
 import panos_xml
 from models import DeviceConfig
 from panos_xml import AuthError, BadResponse, PanosError
@@ -79,12 +80,26 @@ class ServerError(PanosError):
         super().__init__(f"{where}: HTTP {status} from the device's web server")
 
 
-class _PinningAdapter(HTTPAdapter):
+class _StampingAdapter(HTTPAdapter):
+    """An adapter without retries whose HTTPS connections record the answer's kernel arrival time."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, socket_options=panos_stamp.SOCKET_OPTIONS, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme,
+            "https": panos_stamp.StampingHTTPSConnectionPool,
+        }
+
+
+class _PinningAdapter(_StampingAdapter):
     """Check the leaf certificate's SHA-256 after the handshake, before a request byte is sent."""
 
     def __init__(self, fingerprint: str) -> None:
         self._fingerprint = fingerprint  # set before super().__init__, which builds the pool manager
-        super().__init__(max_retries=0)
+        super().__init__()
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         # urllib3 compares with hmac.compare_digest (constant time) inside connect(). The chain is
@@ -100,14 +115,14 @@ class _PinningAdapter(HTTPAdapter):
         )
 
 
-class _SystemTrustAdapter(HTTPAdapter):
+class _SystemTrustAdapter(_StampingAdapter):
     """Verify chains against the operating system's CA store (requests alone uses certifi's bundle)."""
 
     def __init__(self) -> None:
         # One context per client, holding the system store (where update-ca-certificates puts a
         # company CA); built before super().__init__, which builds the pool manager.
         self._ctx = ssl.create_default_context()
-        super().__init__(max_retries=0)
+        super().__init__()
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, ssl_context=self._ctx, **pool_kwargs)
@@ -225,7 +240,7 @@ class PanosTransport:
         elif tls.mode == "verify" and not tls.ca_pem:
             self._session.mount("https://", _SystemTrustAdapter())
         else:
-            self._session.mount("https://", HTTPAdapter(max_retries=0))
+            self._session.mount("https://", _StampingAdapter())
         if tls.mode == "verify" and tls.ca_pem:
             # requests takes a CA bundle as a path; the file lives as long as this client.
             fd, self._ca_file = tempfile.mkstemp(prefix="panfm-ca-", suffix=".pem")
@@ -286,9 +301,9 @@ class PanosTransport:
             raise ConnectError(f"{self._where}: {_reason(exc)}") from None
         except requests.RequestException as exc:
             raise ConnectError(f"{self._where}: request failed ({type(exc).__name__})") from None
-        # The answer's time is when its headers arrived: closest to when the device read its
-        # counters. Reading a large body on a busy machine would add tens of ms to every Δt.
-        arrived = time.time()
+        # The answer's time is when its first byte arrived (the kernel's stamp, panos_stamp),
+        # closest to when the device read its counters; without one, when its headers were read.
+        arrived = getattr(getattr(resp.raw, "connection", None), "answer_time", None) or time.time()
         with resp:
             body = self._read_body(resp, end)
         self.last_response_time = arrived
