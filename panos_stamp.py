@@ -13,7 +13,8 @@ answer, or None when no trustworthy stamp exists; the caller then falls back to 
 - not Linux, or the socket option is refused;
 - the first answer on a TLS 1.3 connection: session tickets the server sends after the
   handshake may arrive first, and their stamp would be the ticket's, not the answer's;
-- decrypted data already waiting inside the TLS layer (nothing left to peek at).
+- decrypted data already waiting inside the TLS layer (nothing left to peek at);
+- a stamp older than the request (data that was waiting before it was sent is not its answer).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -55,7 +57,7 @@ def first_byte_time(sock: socket.socket, timeout: float | None) -> float | None:
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
             sec, nsec = _TIMESPEC.unpack_from(payload)
-            return float(sec) + nsec / 1e9
+            return float(sec + nsec / 1e9)
     return None
 
 
@@ -67,10 +69,15 @@ class StampingHTTPSConnection(HTTPSConnection):
         self.answer_time: float | None = None
         self._answers = 0
         self._stamps = ENABLED
+        self._sent = 0.0
 
     def connect(self) -> None:
         self._answers = 0
         super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._sent = time.time()
+        super().request(*args, **kwargs)
 
     def getresponse(self) -> Any:  # urllib3's BaseHTTPResponse
         self.answer_time = None
@@ -84,7 +91,7 @@ class StampingHTTPSConnection(HTTPSConnection):
                     raise  # urllib3 turns it into its read timeout, as for the read itself
                 self._stamps = False  # e.g. no recvmsg on this socket: stamp in Python from now on
             else:
-                if not tickets_possible:
+                if not tickets_possible and stamp is not None and stamp >= self._sent:
                     self.answer_time = stamp
         response = super().getresponse()
         self._answers += 1
