@@ -101,6 +101,11 @@ class Device:
         self.boot = now - rng.uniform(3 * DAY_S, 200 * DAY_S)
         self.counter_base = (1 << 40) + rng.getrandbits(36)
         self.segments: list[tuple[float, float]] = [(self.boot, 1.0 if self.ha_state == "active" else PASSIVE_SHARE)]
+        # Every boot's (start, counter base, HA segments), the current one last: the truth of a
+        # window reaching back before a reboot is what each boot's counters grew by in it.
+        self.boots: list[tuple[float, int, list[tuple[float, float]]]] = [
+            (self.boot, self.counter_base, self.segments)
+        ]
         self.fault_mode = "none"
         self.fault_until: float | None = None
         self.latency_s = 0.0
@@ -143,6 +148,7 @@ class Device:
         self.boot = now
         self.counter_base = 0
         self.segments = [(now, 1.0 if self.ha_state == "active" else PASSIVE_SHARE)]
+        self.boots.append((self.boot, self.counter_base, self.segments))
         self.jobs.clear()
 
     def replace(self, now: float) -> None:
@@ -169,43 +175,44 @@ class Device:
                 share = s
         return share
 
-    def carried(self, flow: Flow, t1: float, t2: float) -> float:
-        """Return the real-valued bytes FLOW carried in [t1, t2] since boot, HA share applied."""
+    def carried(self, flow: Flow, t1: float, t2: float, segments: list[tuple[float, float]] | None = None) -> float:
+        """Return the real-valued bytes FLOW carried in [t1, t2] (this boot's HA shares unless SEGMENTS)."""
+        segments = self.segments if segments is None else segments
         total = 0.0
-        for i, (start, share) in enumerate(self.segments):
-            end = self.segments[i + 1][0] if i + 1 < len(self.segments) else math.inf
+        for i, (start, share) in enumerate(segments):
+            end = segments[i + 1][0] if i + 1 < len(segments) else math.inf
             a, b = max(t1, start), min(t2, end)
             if b > a:
                 total += share * flow.bytes_between(a, b)
         return total
 
-    def _raw(self, port: Port, direction: str, t: float) -> tuple[int, int]:
-        """Return (bytes, packets) since boot for PORT at t, counter base included."""
-        t = max(t, self.boot)
+    def _raw(self, port: Port, direction: str, t: float, epoch: int = -1) -> tuple[int, int]:
+        """Return (bytes, packets) since boot EPOCH (default: the current one) for PORT at t, base included."""
+        boot, counter_base, segments = self.boots[epoch]
+        t = max(t, boot)
         kind = port.kind
         if kind == "physical":
-            since = self.carried(self.flows[f"{port.name}/{direction}"], self.boot, t)
+            since = self.carried(self.flows[f"{port.name}/{direction}"], boot, t, segments)
             size = self.pkt_size[port.name]
-            base = self.counter_base
-            return base + math.floor(since), base // 900 + math.floor(since / size)
+            return counter_base + math.floor(since), counter_base // 900 + math.floor(since / size)
         if kind == "aggregate":
             members = [p for p in self.platform.ports if p.parent == port.name and p.kind == "physical"]
-            pairs = [self._raw(m, direction, t) for m in members]
+            pairs = [self._raw(m, direction, t, epoch) for m in members]
             return sum(b for b, _ in pairs), sum(p for _, p in pairs)
         if kind in ("subif", "tunnel", "loopback"):
-            since = self.carried(self.flows[f"{port.parent}/{direction}"], self.boot, t) * port.share
-            base = math.floor(self.counter_base * port.share)
+            since = self.carried(self.flows[f"{port.parent}/{direction}"], boot, t, segments) * port.share
+            base = math.floor(counter_base * port.share)
             return base + math.floor(since), base // 900 + math.floor(since / 300.0)
         return 0, 0
 
-    def counters(self, t: float) -> dict[str, dict[str, int]]:
-        """Return cumulative counters of every interface that counts traffic, at t."""
+    def counters(self, t: float, epoch: int = -1) -> dict[str, dict[str, int]]:
+        """Return cumulative counters of every interface that counts traffic, at t (in boot EPOCH)."""
         out: dict[str, dict[str, int]] = {}
         for port in self.platform.ports:
             if port.kind in ("tunnel-base", "loopback-base"):
                 continue
-            ib, ip = self._raw(port, "in", t)
-            ob, op = self._raw(port, "out", t)
+            ib, ip = self._raw(port, "in", t, epoch)
+            ob, op = self._raw(port, "out", t, epoch)
             out[port.name] = {"ibytes": ib, "obytes": ob, "ipackets": ip, "opackets": op}
         return out
 
@@ -258,13 +265,23 @@ class Device:
         return round(3.0 + 12.0 * self.level(t) + 2.0 * math.sin(t / 97.0 + self.index), 1)
 
     def truth(self, t1: float, t2: float) -> dict[str, Any]:
-        """Return the exact counter increase over [t1, t2] and the true session and CPU values at t2."""
-        c1, c2 = self.counters(t1), self.counters(t2)
-        interfaces = {
-            name: {"in_bytes": c2[name]["ibytes"] - c1[name]["ibytes"],
-                   "out_bytes": c2[name]["obytes"] - c1[name]["obytes"]}
-            for name in c2
-        }
+        """Return the exact counter increase over [t1, t2] and the true session and CPU values at t2.
+
+        A window that holds reboots adds up what each boot's counters grew by in its part of it.
+        """
+        interfaces: dict[str, dict[str, int]] = {}
+        for epoch, (start, _base, _segments) in enumerate(self.boots):
+            end = self.boots[epoch + 1][0] if epoch + 1 < len(self.boots) else math.inf
+            a, b = max(t1, start), min(t2, end)
+            if b < a or (b == a and interfaces):
+                continue
+            c1, c2 = self.counters(a, epoch), self.counters(b, epoch)
+            for name in c2:
+                row = interfaces.setdefault(name, {"in_bytes": 0, "out_bytes": 0})
+                row["in_bytes"] += c2[name]["ibytes"] - c1[name]["ibytes"]
+                row["out_bytes"] += c2[name]["obytes"] - c1[name]["obytes"]
+        if not interfaces:  # the window ends before the first boot: nothing counted
+            interfaces = {name: {"in_bytes": 0, "out_bytes": 0} for name in self.counters(t2)}
         return {
             "device": self.name,
             "serial": self.serial,

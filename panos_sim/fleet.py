@@ -153,7 +153,9 @@ class Fleet:
                 dev.failover(now)
                 if duration_s > 0:
                     loop = asyncio.get_running_loop()
-                    loop.call_later(duration_s, dev.failover, now + duration_s)
+                    # Dated when it happens, not when it was planned: counters already served
+                    # between the two must not be rewritten.
+                    loop.call_later(duration_s, lambda: dev.failover(time.time()))
             else:
                 dev.replace(now)
                 ep.ctx, ep.fingerprint, ep.cert_pem = make_context(dev.name, self.host)

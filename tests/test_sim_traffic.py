@@ -167,3 +167,28 @@ def test_it_gives_the_exact_increase_between_two_counter_readings():
         assert truth["interfaces"][name]["in_bytes"] == c2[name]["ibytes"] - c1[name]["ibytes"]
         assert truth["interfaces"][name]["out_bytes"] == c2[name]["obytes"] - c1[name]["obytes"]
     assert set(truth) >= {"interfaces", "sessions", "cpu"}
+
+
+def test_the_truth_of_a_window_holding_a_reboot_adds_up_what_each_boot_counted():
+    dev = make("PA-3220", index=2)
+    t1, reboot_at, t2 = NOW + 10.0, NOW + 17.5, NOW + 30.0
+    before = dev.counters(reboot_at)
+    start = dev.counters(t1)
+    dev.reboot(reboot_at)
+    after = dev.counters(t2)
+    truth = dev.truth(t1, t2)["interfaces"]
+    for name in after:
+        counted = (before[name]["ibytes"] - start[name]["ibytes"]) + after[name]["ibytes"]
+        assert truth[name]["in_bytes"] == counted, name
+    # The window before the reboot keeps its truth (it used to answer 0 once the device rebooted).
+    old = dev.truth(t1, reboot_at)["interfaces"]["ethernet1/1"]["in_bytes"]
+    assert old == before["ethernet1/1"]["ibytes"] - start["ethernet1/1"]["ibytes"] > 0
+    # About as many bytes as a window of the same length without a reboot.
+    plain = make("PA-3220", index=2).truth(t1, t2)["interfaces"]["ethernet1/1"]["in_bytes"]
+    assert truth["ethernet1/1"]["in_bytes"] == pytest.approx(plain, abs=2)
+
+
+def test_the_truth_before_the_first_boot_is_zero_for_every_interface():
+    dev = make()
+    early = dev.truth(dev.boot - 100, dev.boot - 50)["interfaces"]
+    assert early and all(v == {"in_bytes": 0, "out_bytes": 0} for v in early.values())
