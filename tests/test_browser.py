@@ -303,3 +303,51 @@ def test_it_keeps_a_hostile_hostname_inert(stack: dict[str, Any], browser: Any) 
     finally:
         context.close()
     assert problems == []
+
+
+# The elements that stick out of the page (not counting those inside a scrolling .table-wrap).
+WIDER_THAN_THE_PAGE = """() => [...document.querySelectorAll('body *')]
+    .filter(e => !e.closest('.table-wrap')
+                 && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+    .slice(0, 5).map(e => `${e.tagName.toLowerCase()}#${e.id}: ${Math.round(e.getBoundingClientRect().width)} px`)"""
+
+
+@pytest.mark.parametrize("viewport", [{"width": 768, "height": 1024}, {"width": 390, "height": 844}],
+                         ids=["tablet", "phone"])
+def test_every_page_fits_a_tablet_and_a_phone_without_sideways_scrolling(
+    stack: dict[str, Any], browser: Any, viewport: dict[str, int]
+) -> None:
+    base = stack["base"]
+    context = browser.new_context(viewport=viewport, color_scheme="light")
+    context.set_default_timeout(90_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    try:
+        first_login(page, base)
+        token = page.get_attribute('meta[name="csrf-token"]', "content")
+        created = page.evaluate(
+            """async (token) => {
+                const r = await fetch('/api/devices', {method: 'POST', headers: {'Content-Type': 'application/json',
+                  'X-CSRFToken': token}, body: JSON.stringify({name: 'fw-branch-office-with-a-long-name-01',
+                  host: '192.0.2.78', api_key: 'k', enabled: false,
+                  tls: {mode: 'pin', fingerprint_sha256: 'cd'.repeat(32)}})});
+                return [r.status, await r.json()];
+            }""",
+            token,
+        )
+        assert created[0] == 201, created
+        wide: dict[str, list[str]] = {}
+        for path in ("/", "/devices", f"/firewall/{created[1]['id']}", "/alerts", "/settings", "/clock"):
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            assert page.locator("nav").first.is_visible(), path
+            # Wide tables scroll inside their own box (.table-wrap); the page itself must not.
+            overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            if overflow > 1:
+                wide[path] = page.evaluate(WIDER_THAN_THE_PAGE)
+        shot(page, f"6-{viewport['width']}px-clock")
+    finally:
+        context.close()
+    assert wide == {}, f"pages wider than {viewport['width']} px: {wide}"
+    assert problems == []
