@@ -10,7 +10,7 @@ answer (before the TLS layer reads it) returns that stamp, which no amount of lo
 `StampingHTTPSConnection.answer_time` holds the kernel time of the first packet of the last
 answer, or None when no trustworthy stamp exists; the caller then falls back to its own clock:
 
-- not Linux, or the socket option is refused;
+- not Linux (or an architecture with other option numbers), or the kernel refuses the option;
 - the first answer on a TLS 1.3 connection: session tickets the server sends after the
   handshake may arrive first, and their stamp would be the ticket's, not the answer's;
 - decrypted data already waiting inside the TLS layer (nothing left to peek at);
@@ -19,6 +19,8 @@ answer, or None when no trustworthy stamp exists; the caller then falls back to 
 
 from __future__ import annotations
 
+import platform
+import re
 import socket
 import ssl
 import struct
@@ -29,11 +31,26 @@ from typing import Any
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 
-# Linux (asm-generic) values; Python's socket module does not export them.
+# Linux asm-generic values (x86, Arm, RISC-V, POWER, s390; not SPARC or PA-RISC); Python's
+# socket module does not export them.
 _SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@ll")  # struct timespec as SO_TIMESTAMPNS(_OLD) delivers it
+_GENERIC_MACHINES = re.compile(r"x86_64|amd64|i[3-6]86|aarch64|arm.*|riscv64|ppc64(le)?|s390x", re.IGNORECASE)
 
-ENABLED = sys.platform == "linux"
+
+def _supported() -> bool:
+    """Tell whether this kernel takes SO_TIMESTAMPNS (a refused option would fail every connection)."""
+    if sys.platform != "linux" or not _GENERIC_MACHINES.fullmatch(platform.machine()):
+        return False
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+ENABLED = _supported()
 
 SOCKET_OPTIONS: list[tuple[int, int, int | bytes]] = list(HTTPConnection.default_socket_options)
 if ENABLED:
