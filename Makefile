@@ -74,27 +74,19 @@ bench-clock: venv
 bench-web: venv $(BENCH_DB)
 	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20 --pace 5
 
-reliability: reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
+# Each scenario's make target (reliability-NAME) and the reliability/ module that runs it.
+REL_faults = fault_fleet
+REL_kill9 = kill9
+REL_storm = reader_storm
+REL_diskfull = diskfull
+REL_sigstop = sigstop
+REL_TARGETS = $(addprefix reliability-,faults kill9 storm diskfull sigstop)
 
-reliability-faults: venv
-	@mkdir -p $(REL_OUT)
-	$(PY) -m reliability.fault_fleet --out $(REL_OUT)/fault_fleet.json
+reliability: $(REL_TARGETS)
 
-reliability-kill9: venv
+$(REL_TARGETS): reliability-%: venv
 	@mkdir -p $(REL_OUT)
-	$(PY) -m reliability.kill9 --out $(REL_OUT)/kill9.json
-
-reliability-storm: venv
-	@mkdir -p $(REL_OUT)
-	$(PY) -m reliability.reader_storm --out $(REL_OUT)/reader_storm.json
-
-reliability-diskfull: venv
-	@mkdir -p $(REL_OUT)
-	$(PY) -m reliability.diskfull --out $(REL_OUT)/diskfull.json
-
-reliability-sigstop: venv
-	@mkdir -p $(REL_OUT)
-	$(PY) -m reliability.sigstop --out $(REL_OUT)/sigstop.json
+	$(PY) -m reliability.$(REL_$*) --out $(REL_OUT)/$(REL_$*).json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
