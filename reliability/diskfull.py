@@ -12,7 +12,6 @@ the space coming back, PRAGMA integrity_check is ok, and the rates after the pau
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import os
@@ -29,6 +28,7 @@ from reliability.harness import (
     finish,
     register,
     scenario_dir,
+    scenario_parser,
     wait_for,
 )
 from reliability.samples import (
@@ -181,14 +181,12 @@ def _run(workdir: Path, mnt: Path, interval: int, rounds: int, full_intervals: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = scenario_parser(__doc__)
     p.add_argument("--interval", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--full-intervals", type=int, default=4)
     p.add_argument("--size", default="8m")
     p.add_argument("--devices", type=int, default=2)
-    p.add_argument("--out", type=Path, help="also write the JSON result here")
-    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
     workdir = scenario_dir("diskfull", a.keep)
     result = run(workdir, a.interval, a.rounds, a.full_intervals, a.size, a.devices)

@@ -18,7 +18,6 @@ fingerprint error; the failed ones are marked down.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import random
@@ -35,6 +34,7 @@ from reliability.harness import (
     finish,
     register,
     scenario_dir,
+    scenario_parser,
     wait_for,
 )
 from reliability.samples import (
@@ -311,13 +311,11 @@ def run(workdir: Path, devices: int = 50, interval: int = 10, run_s: float = 600
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = scenario_parser(__doc__)
     p.add_argument("--devices", type=int, default=50)
     p.add_argument("--interval", type=int, default=10)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--out", type=Path, help="also write the JSON result here")
-    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
     workdir = scenario_dir("faults", a.keep)
     result = run(workdir, a.devices, a.interval, a.minutes * 60, a.seed)

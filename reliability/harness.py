@@ -6,6 +6,7 @@ temporary folder and stops every one of them in `Procs.close()`, whatever happen
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import http.client
 import json
@@ -313,6 +314,14 @@ class Web:
     def close(self) -> None:
         for s in self.sessions:
             s.close()
+
+
+def scenario_parser(doc: str | None) -> argparse.ArgumentParser:
+    """Return an argument parser holding the --out and --keep options every scenario takes."""
+    p = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    p.add_argument("--out", type=Path, help="also write the JSON result here")
+    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
+    return p
 
 
 def scenario_dir(name: str, keep: Path | None) -> Path:

@@ -12,7 +12,6 @@ zero, no spike, and no gap but each device's very first sample.
 
 from __future__ import annotations
 
-import argparse
 import random
 import signal
 import time
@@ -25,6 +24,7 @@ from reliability.harness import (
     finish,
     register,
     scenario_dir,
+    scenario_parser,
     wait_for,
 )
 from reliability.samples import (
@@ -115,13 +115,11 @@ def run(workdir: Path, kills: int = 100, interval: int = 5, devices: int = 2, se
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = scenario_parser(__doc__)
     p.add_argument("--kills", type=int, default=100)
     p.add_argument("--interval", type=int, default=5)
     p.add_argument("--devices", type=int, default=2)
     p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--out", type=Path, help="also write the JSON result here")
-    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
     workdir = scenario_dir("kill9", a.keep)
     result = run(workdir, a.kills, a.interval, a.devices, a.seed)

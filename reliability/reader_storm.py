@@ -30,6 +30,7 @@ from reliability.harness import (
     finish,
     register,
     scenario_dir,
+    scenario_parser,
     wait_for,
 )
 from reliability.samples import (
@@ -159,13 +160,11 @@ def run(workdir: Path, readers: int = 4, interval: int = 5, run_s: float = 600, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = scenario_parser(__doc__)
     p.add_argument("--readers", type=int, default=4)
     p.add_argument("--interval", type=int, default=5)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--devices", type=int, default=10)
-    p.add_argument("--out", type=Path, help="also write the JSON result here")
-    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # base URL: run as one reader process
     p.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, help=argparse.SUPPRESS)

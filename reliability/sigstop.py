@@ -11,7 +11,6 @@ the same one, and the first rate after the pause matches /_sim/truth within 1% (
 
 from __future__ import annotations
 
-import argparse
 import signal
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from reliability.harness import (
     finish,
     register,
     scenario_dir,
+    scenario_parser,
     wait_for,
 )
 from reliability.samples import (
@@ -139,12 +139,10 @@ def run(workdir: Path, interval: int = 10, stops: tuple[int, ...] = (5, 9), devi
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = scenario_parser(__doc__)
     p.add_argument("--interval", type=int, default=10)
     p.add_argument("--stops", default="5,9", help="pause lengths in intervals, comma separated")
     p.add_argument("--devices", type=int, default=2)
-    p.add_argument("--out", type=Path, help="also write the JSON result here")
-    p.add_argument("--keep", type=Path, help="keep the run's folder (logs, data) under this folder")
     a = p.parse_args(argv)
     stops = tuple(int(x) for x in a.stops.split(","))
     workdir = scenario_dir("sigstop", a.keep)
