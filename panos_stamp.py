@@ -11,8 +11,9 @@ answer (before the TLS layer reads it) returns that stamp, which no amount of lo
 answer, or None when no trustworthy stamp exists; the caller then falls back to its own clock:
 
 - not Linux (or an architecture with other option numbers), or the kernel refuses the option;
-- the first answer on a TLS 1.3 connection: session tickets the server sends after the
-  handshake may arrive first, and their stamp would be the ticket's, not the answer's;
+- the first answer on a TLS 1.3 connection whose server sent session tickets: tickets follow the
+  handshake in the stream, so the first byte may be a ticket's, not the answer's (read in order,
+  any ticket ahead of the answer is known once the answer's headers are read);
 - decrypted data already waiting inside the TLS layer (nothing left to peek at);
 - a stamp older than the request (data that was waiting before it was sent is not its answer).
 """
@@ -99,6 +100,8 @@ class StampingHTTPSConnection(HTTPSConnection):
     def getresponse(self) -> Any:  # urllib3's BaseHTTPResponse
         self.answer_time = None
         sock = self.sock
+        stamp: float | None = None
+        tickets_possible = False
         if self._stamps and isinstance(sock, ssl.SSLSocket) and not sock.pending():
             tickets_possible = self._answers == 0 and sock.version() == "TLSv1.3"
             try:
@@ -107,12 +110,17 @@ class StampingHTTPSConnection(HTTPSConnection):
                 if isinstance(exc, TimeoutError):
                     raise  # urllib3 turns it into its read timeout, as for the read itself
                 self._stamps = False  # e.g. no recvmsg on this socket: stamp in Python from now on
-            else:
-                if not tickets_possible and stamp is not None and stamp >= self._sent:
-                    self.answer_time = stamp
         response = super().getresponse()
         self._answers += 1
+        if stamp is not None and stamp >= self._sent and (not tickets_possible or self._no_ticket_yet(sock)):
+            self.answer_time = stamp
         return response
+
+    @staticmethod
+    def _no_ticket_yet(sock: Any) -> bool:
+        """Tell whether the TLS session holds no ticket (so none was read ahead of the answer)."""
+        session = getattr(sock, "session", None)
+        return session is not None and not session.has_ticket
 
 
 class StampingHTTPSConnectionPool(HTTPSConnectionPool):

@@ -126,3 +126,54 @@ def test_a_busy_worker_does_not_move_the_answer_time(sim_fleet, monkeypatch, sta
         assert before <= fw.last_response_time <= woke[0] - LATE_S, (fw.last_response_time - before, woke[0] - before)
     else:  # stamped in Python when the worker got round to it: the error the stamp removes
         assert fw.last_response_time >= woke[0], (fw.last_response_time - before, woke[0] - before)
+
+
+@pytest.fixture
+def server_without_tickets():
+    """A TLS 1.3 HTTP server that issues no session tickets (address, stopped afterwards)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from panos_sim.certs import make_context
+
+    ctx, _fingerprint, _pem = make_context("no-tickets", "127.0.0.1")
+    ctx.num_tickets = 0
+
+    class Answer(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<response status='success'><result><serial>1</serial></result></response>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_first_answer_of_a_server_without_tickets_is_stamped(server_without_tickets):
+    host, port = server_without_tickets
+    conn = panos_stamp.StampingHTTPSConnection(
+        host, port, ssl_context=insecure_context(), socket_options=panos_stamp.SOCKET_OPTIONS, timeout=10
+    )
+    try:
+        before = time.time()
+        first = _ask(conn, {"api_key": "k"})
+        after = time.time()
+        assert conn.sock.version() == "TLSv1.3"
+        assert not conn.sock.session.has_ticket
+    finally:
+        conn.close()
+    assert first is not None and before <= first <= after
