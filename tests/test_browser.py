@@ -164,6 +164,22 @@ def first_login(page: Any, base: str) -> None:
     page.wait_for_url(base + "/")
 
 
+def add_disabled_device(page: Any, name: str) -> str:
+    """Add a disabled, pinned device through the API as the logged-in page would; return its id."""
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    status, doc = page.evaluate(
+        """async ([token, name]) => {
+            const r = await fetch('/api/devices', {method: 'POST', headers: {'Content-Type': 'application/json',
+              'X-CSRFToken': token}, body: JSON.stringify({name, host: '192.0.2.77', api_key: 'k', enabled: false,
+              tls: {mode: 'pin', fingerprint_sha256: 'ab'.repeat(32)}})});
+            return [r.status, await r.json()];
+        }""",
+        [token, name],
+    )
+    assert status == 201, doc
+    return str(doc["id"])
+
+
 def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, Any], browser: Any) -> None:
     base = stack["base"]
     sim_device = stack["sim"].devices[0]
@@ -272,18 +288,7 @@ def test_it_keeps_a_hostile_hostname_inert(stack: dict[str, Any], browser: Any) 
     try:
         first_login(page, base)
         # A disabled device, so the clock never overwrites the inventory this test plants.
-        token = page.get_attribute('meta[name="csrf-token"]', "content")
-        created = page.evaluate(
-            """async ([token, name]) => {
-                const r = await fetch('/api/devices', {method: 'POST', headers: {'Content-Type': 'application/json',
-                  'X-CSRFToken': token}, body: JSON.stringify({name, host: '192.0.2.77', api_key: 'k', enabled: false,
-                  tls: {mode: 'pin', fingerprint_sha256: 'ab'.repeat(32)}})});
-                return [r.status, await r.json()];
-            }""",
-            [token, 'fw <img src=x onerror="window.__xss=1">'],
-        )
-        assert created[0] == 201, created
-        device_id = created[1]["id"]
+        device_id = add_disabled_device(page, 'fw <img src=x onerror="window.__xss=1">')
         with SampleStore.open(stack["data"] / HISTORY_DB) as store:
             store.write_inventory(
                 device_id,
@@ -325,20 +330,9 @@ def test_every_page_fits_a_tablet_and_a_phone_without_sideways_scrolling(
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     try:
         first_login(page, base)
-        token = page.get_attribute('meta[name="csrf-token"]', "content")
-        created = page.evaluate(
-            """async (token) => {
-                const r = await fetch('/api/devices', {method: 'POST', headers: {'Content-Type': 'application/json',
-                  'X-CSRFToken': token}, body: JSON.stringify({name: 'fw-branch-office-with-a-long-name-01',
-                  host: '192.0.2.78', api_key: 'k', enabled: false,
-                  tls: {mode: 'pin', fingerprint_sha256: 'cd'.repeat(32)}})});
-                return [r.status, await r.json()];
-            }""",
-            token,
-        )
-        assert created[0] == 201, created
+        device_id = add_disabled_device(page, "fw-branch-office-with-a-long-name-01")
         wide: dict[str, list[str]] = {}
-        for path in ("/", "/devices", f"/firewall/{created[1]['id']}", "/alerts", "/settings", "/clock"):
+        for path in ("/", "/devices", f"/firewall/{device_id}", "/alerts", "/settings", "/clock"):
             page.goto(base + path)
             page.wait_for_load_state("networkidle")
             assert page.locator("nav").first.is_visible(), path
