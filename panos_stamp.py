@@ -11,9 +11,11 @@ answer (before the TLS layer reads it) returns that stamp, which no amount of lo
 answer, or None when no trustworthy stamp exists; the caller then falls back to its own clock:
 
 - not Linux (or an architecture with other option numbers), or the kernel refuses the option;
-- the first answer on a TLS 1.3 connection whose server sent session tickets: tickets follow the
-  handshake in the stream, so the first byte may be a ticket's, not the answer's (read in order,
-  any ticket ahead of the answer is known once the answer's headers are read);
+- a session ticket was read together with the answer: TLS 1.3 servers send tickets after the
+  handshake, ahead of the first answer in the stream, so the peeked byte may have been a
+  ticket's. Right after a TLS 1.3 handshake the connection therefore waits briefly (about one
+  handshake time) for tickets and reads them before the first request; any that come later
+  are seen (the session changes) and that answer keeps the Python time;
 - decrypted data already waiting inside the TLS layer (nothing left to peek at);
 - a stamp older than the request (data that was waiting before it was sent is not its answer).
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.util.wait import wait_for_read
 
 # Linux asm-generic values (x86, Arm, RISC-V, POWER, s390; not SPARC or PA-RISC); Python's
 # socket module does not export them.
@@ -79,19 +82,51 @@ def first_byte_time(sock: socket.socket, timeout: float | None) -> float | None:
     return None
 
 
+def _ticket(sock: Any) -> bytes | None:
+    """Return the id of the TLS session's ticket (a new ticket, a new id), or None without one."""
+    session = getattr(sock, "session", None)
+    return bytes(session.id) if session is not None and session.has_ticket else None
+
+
 class StampingHTTPSConnection(HTTPSConnection):
     """An HTTPS connection that records the kernel arrival time of each answer's first byte."""
+
+    # Longest wait for a TLS 1.3 server's session tickets after the handshake (the wait is about
+    # one handshake time, and ends as soon as they are there).
+    ticket_wait_max = 0.2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.answer_time: float | None = None
-        self._answers = 0
         self._stamps = ENABLED
         self._sent = 0.0
 
     def connect(self) -> None:
-        self._answers = 0
+        started = time.monotonic()
         super().connect()
+        sock = self.sock
+        if self._stamps and isinstance(sock, ssl.SSLSocket) and sock.version() == "TLSv1.3":
+            self._read_tickets(sock, min(self.ticket_wait_max, time.monotonic() - started + 0.005))
+
+    @staticmethod
+    def _read_tickets(sock: ssl.SSLSocket, wait: float) -> None:
+        """Let the TLS layer read the session tickets that follow the handshake, before any request.
+
+        Nothing but tickets can come before the first request (an HTTP server speaks when asked),
+        so reading here consumes no answer.
+        """
+        if not wait_for_read(sock, timeout=wait):
+            return  # no ticket yet: any that comes later is seen with the first answer
+        timeout = sock.gettimeout()
+        try:
+            sock.settimeout(0.0)
+            data = sock.recv(1)  # the TLS layer reads the tickets, then finds no data
+        except ssl.SSLWantReadError:
+            return
+        finally:
+            sock.settimeout(timeout)
+        if data:  # a byte of something that is not an answer to anything: do not use this connection
+            raise ConnectionError("the server sent data before any request")
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         self._sent = time.time()
@@ -101,9 +136,8 @@ class StampingHTTPSConnection(HTTPSConnection):
         self.answer_time = None
         sock = self.sock
         stamp: float | None = None
-        tickets_possible = False
+        ticket = _ticket(sock)
         if self._stamps and isinstance(sock, ssl.SSLSocket) and not sock.pending():
-            tickets_possible = self._answers == 0 and sock.version() == "TLSv1.3"
             try:
                 stamp = first_byte_time(sock, self.timeout if isinstance(self.timeout, int | float) else None)
             except OSError as exc:
@@ -111,16 +145,10 @@ class StampingHTTPSConnection(HTTPSConnection):
                     raise  # urllib3 turns it into its read timeout, as for the read itself
                 self._stamps = False  # e.g. no recvmsg on this socket: stamp in Python from now on
         response = super().getresponse()
-        self._answers += 1
-        if stamp is not None and stamp >= self._sent and (not tickets_possible or self._no_ticket_yet(sock)):
+        # A ticket read together with the answer may have been the byte that was peeked at.
+        if stamp is not None and stamp >= self._sent and _ticket(sock) == ticket:
             self.answer_time = stamp
         return response
-
-    @staticmethod
-    def _no_ticket_yet(sock: Any) -> bool:
-        """Tell whether the TLS session holds no ticket (so none was read ahead of the answer)."""
-        session = getattr(sock, "session", None)
-        return session is not None and not session.has_ticket
 
 
 class StampingHTTPSConnectionPool(HTTPSConnectionPool):
