@@ -11,11 +11,12 @@ answer (before the TLS layer reads it) returns that stamp, which no amount of lo
 answer, or None when no trustworthy stamp exists; the caller then falls back to its own clock:
 
 - not Linux (or an architecture with other option numbers), or the kernel refuses the option;
-- a session ticket was read together with the answer: TLS 1.3 servers send tickets after the
-  handshake, ahead of the first answer in the stream, so the peeked byte may have been a
-  ticket's. Right after a TLS 1.3 handshake the connection therefore waits briefly (about one
-  handshake time) for tickets and reads them before the first request; any that come later
-  are seen (the session changes) and that answer keeps the Python time;
+- a session ticket was read together with the first answer of a TLS 1.3 connection: servers
+  send tickets after the handshake, ahead of the first answer in the stream, so the peeked
+  byte may have been a ticket's. Right after a TLS 1.3 handshake the connection therefore
+  waits briefly (about one handshake time) for tickets and reads them before the first
+  request; any that come later are seen (the session changes) and that answer keeps the
+  Python time. (Tickets come once, after the handshake; later answers are not checked.)
 - decrypted data already waiting inside the TLS layer (nothing left to peek at);
 - a stamp older than the request (data that was waiting before it was sent is not its answer).
 """
@@ -83,7 +84,11 @@ def first_byte_time(sock: socket.socket, timeout: float | None) -> float | None:
 
 
 def _ticket(sock: Any) -> bytes | None:
-    """Return the id of the TLS session's ticket (a new ticket, a new id), or None without one."""
+    """Return the id of the TLS session's ticket (a new ticket, a new id), or None without one.
+
+    Costly (CPython copies the session, certificate included, on every read of `.session`):
+    called only around the first answer of a TLS 1.3 connection, the one tickets can precede.
+    """
     session = getattr(sock, "session", None)
     return bytes(session.id) if session is not None and session.has_ticket else None
 
@@ -100,12 +105,14 @@ class StampingHTTPSConnection(HTTPSConnection):
         self.answer_time: float | None = None
         self._stamps = ENABLED
         self._sent = 0.0
+        self._first_tls13 = False  # the next answer is the first on a TLS 1.3 connection
 
     def connect(self) -> None:
         started = time.monotonic()
         super().connect()
         sock = self.sock
-        if self._stamps and isinstance(sock, ssl.SSLSocket) and sock.version() == "TLSv1.3":
+        self._first_tls13 = isinstance(sock, ssl.SSLSocket) and sock.version() == "TLSv1.3"
+        if self._stamps and self._first_tls13 and isinstance(sock, ssl.SSLSocket):
             self._read_tickets(sock, min(self.ticket_wait_max, time.monotonic() - started + 0.005))
 
     @staticmethod
@@ -136,7 +143,8 @@ class StampingHTTPSConnection(HTTPSConnection):
         self.answer_time = None
         sock = self.sock
         stamp: float | None = None
-        ticket = _ticket(sock)
+        first_tls13, self._first_tls13 = self._first_tls13, False
+        ticket = _ticket(sock) if first_tls13 and self._stamps else None
         if self._stamps and isinstance(sock, ssl.SSLSocket) and not sock.pending():
             try:
                 stamp = first_byte_time(sock, self.timeout if isinstance(self.timeout, int | float) else None)
@@ -146,7 +154,7 @@ class StampingHTTPSConnection(HTTPSConnection):
                 self._stamps = False  # e.g. no recvmsg on this socket: stamp in Python from now on
         response = super().getresponse()
         # A ticket read together with the answer may have been the byte that was peeked at.
-        if stamp is not None and stamp >= self._sent and _ticket(sock) == ticket:
+        if stamp is not None and stamp >= self._sent and not (first_tls13 and _ticket(sock) != ticket):
             self.answer_time = stamp
         return response
 
