@@ -11,12 +11,8 @@ answer (before the TLS layer reads it) returns that stamp, which no amount of lo
 answer, or None when no trustworthy stamp exists; the caller then falls back to its own clock:
 
 - not Linux (or an architecture with other option numbers), or the kernel refuses the option;
-- a session ticket was read together with the first answer of a TLS 1.3 connection: servers
-  send tickets after the handshake, ahead of the first answer in the stream, so the peeked
-  byte may have been a ticket's. Right after a TLS 1.3 handshake the connection therefore
-  waits briefly (about one handshake time) for tickets and reads them before the first
-  request; any that come later are seen (the session changes) and that answer keeps the
-  Python time. (Tickets come once, after the handshake; later answers are not checked.)
+- the first answer on a TLS 1.3 connection: session tickets the server sends after the
+  handshake may arrive first, and their stamp would be the ticket's, not the answer's;
 - decrypted data already waiting inside the TLS layer (nothing left to peek at);
 - a stamp older than the request (data that was waiting before it was sent is not its answer).
 """
@@ -34,7 +30,6 @@ from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
-from urllib3.util.wait import wait_for_read
 
 # Linux asm-generic values (x86, Arm, RISC-V, POWER, s390; not SPARC or PA-RISC); Python's
 # socket module does not export them.
@@ -83,57 +78,19 @@ def first_byte_time(sock: socket.socket, timeout: float | None) -> float | None:
     return None
 
 
-def _ticket(sock: Any) -> bytes | None:
-    """Return the id of the TLS session's ticket (a new ticket, a new id), or None without one.
-
-    Costly (CPython copies the session, certificate included, on every read of `.session`):
-    called only around the first answer of a TLS 1.3 connection, the one tickets can precede.
-    """
-    session = getattr(sock, "session", None)
-    return bytes(session.id) if session is not None and session.has_ticket else None
-
-
 class StampingHTTPSConnection(HTTPSConnection):
     """An HTTPS connection that records the kernel arrival time of each answer's first byte."""
-
-    # Longest wait for a TLS 1.3 server's session tickets after the handshake (the wait is about
-    # one handshake time, and ends as soon as they are there).
-    ticket_wait_max = 0.2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.answer_time: float | None = None
+        self._answers = 0
         self._stamps = ENABLED
         self._sent = 0.0
-        self._first_tls13 = False  # the next answer is the first on a TLS 1.3 connection
 
     def connect(self) -> None:
-        started = time.monotonic()
+        self._answers = 0
         super().connect()
-        sock = self.sock
-        self._first_tls13 = isinstance(sock, ssl.SSLSocket) and sock.version() == "TLSv1.3"
-        if self._stamps and self._first_tls13 and isinstance(sock, ssl.SSLSocket):
-            self._read_tickets(sock, min(self.ticket_wait_max, time.monotonic() - started + 0.005))
-
-    @staticmethod
-    def _read_tickets(sock: ssl.SSLSocket, wait: float) -> None:
-        """Let the TLS layer read the session tickets that follow the handshake, before any request.
-
-        Nothing but tickets can come before the first request (an HTTP server speaks when asked),
-        so reading here consumes no answer.
-        """
-        if not wait_for_read(sock, timeout=wait):
-            return  # no ticket yet: any that comes later is seen with the first answer
-        timeout = sock.gettimeout()
-        try:
-            sock.settimeout(0.0)
-            data = sock.recv(1)  # the TLS layer reads the tickets, then finds no data
-        except ssl.SSLWantReadError:
-            return
-        finally:
-            sock.settimeout(timeout)
-        if data:  # a byte of something that is not an answer to anything: do not use this connection
-            raise ConnectionError("the server sent data before any request")
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         self._sent = time.time()
@@ -142,20 +99,19 @@ class StampingHTTPSConnection(HTTPSConnection):
     def getresponse(self) -> Any:  # urllib3's BaseHTTPResponse
         self.answer_time = None
         sock = self.sock
-        stamp: float | None = None
-        first_tls13, self._first_tls13 = self._first_tls13, False
-        ticket = _ticket(sock) if first_tls13 and self._stamps else None
         if self._stamps and isinstance(sock, ssl.SSLSocket) and not sock.pending():
+            tickets_possible = self._answers == 0 and sock.version() == "TLSv1.3"
             try:
                 stamp = first_byte_time(sock, self.timeout if isinstance(self.timeout, int | float) else None)
             except OSError as exc:
                 if isinstance(exc, TimeoutError):
                     raise  # urllib3 turns it into its read timeout, as for the read itself
                 self._stamps = False  # e.g. no recvmsg on this socket: stamp in Python from now on
+            else:
+                if not tickets_possible and stamp is not None and stamp >= self._sent:
+                    self.answer_time = stamp
         response = super().getresponse()
-        # A ticket read together with the answer may have been the byte that was peeked at.
-        if stamp is not None and stamp >= self._sent and not (first_tls13 and _ticket(sock) != ticket):
-            self.answer_time = stamp
+        self._answers += 1
         return response
 
 
