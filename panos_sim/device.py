@@ -98,11 +98,13 @@ class Device:
         self.ha_enabled = index % 4 != 0
         self.ha_state = "active"
         self.ha_since = now - rng.uniform(3600.0, 40 * DAY_S)
-        boot = now - rng.uniform(3 * DAY_S, 200 * DAY_S)
+        self.boot = now - rng.uniform(3 * DAY_S, 200 * DAY_S)
+        self.counter_base = (1 << 40) + rng.getrandbits(36)
+        self.segments: list[tuple[float, float]] = [(self.boot, 1.0 if self.ha_state == "active" else PASSIVE_SHARE)]
         # Every boot's (start, counter base, HA segments), the current one last: the truth of a
         # window reaching back before a reboot is what each boot's counters grew by in it.
         self.boots: list[tuple[float, int, list[tuple[float, float]]]] = [
-            (boot, (1 << 40) + rng.getrandbits(36), [(boot, 1.0 if self.ha_state == "active" else PASSIVE_SHARE)])
+            (self.boot, self.counter_base, self.segments)
         ]
         self.fault_mode = "none"
         self.fault_until: float | None = None
@@ -110,21 +112,6 @@ class Device:
         self.jobs: dict[int, LogJob] = {}
         self.next_job = 1 + rng.getrandbits(10)
         self.stats = Stats()
-
-    @property
-    def boot(self) -> float:
-        """Return when the current boot started (uptime counts from here)."""
-        return self.boots[-1][0]
-
-    @property
-    def counter_base(self) -> int:
-        """Return the current boot's counter offset (counters of a long-running box start above 2^40)."""
-        return self.boots[-1][1]
-
-    @property
-    def segments(self) -> list[tuple[float, float]]:
-        """Return the current boot's HA share segments [(start, share)], failovers appended."""
-        return self.boots[-1][2]
 
     @staticmethod
     def _new_key() -> str:
@@ -158,7 +145,10 @@ class Device:
 
     def reboot(self, now: float) -> None:
         """Restart counters, session totals and uptime from zero."""
-        self.boots.append((now, 0, [(now, 1.0 if self.ha_state == "active" else PASSIVE_SHARE)]))
+        self.boot = now
+        self.counter_base = 0
+        self.segments = [(now, 1.0 if self.ha_state == "active" else PASSIVE_SHARE)]
+        self.boots.append((self.boot, self.counter_base, self.segments))
         self.jobs.clear()
 
     def replace(self, now: float) -> None:
