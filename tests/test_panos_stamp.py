@@ -28,6 +28,16 @@ def tcp_pair():
         for level, name, value in panos_stamp.SOCKET_OPTIONS:
             client.setsockopt(level, name, value)
         server, _ = listener.accept()
+    # The kernel turns packet stamping on for the whole machine a moment after the first socket
+    # asks for it (a deferred static key): warm up until a byte arrives stamped.
+    deadline = time.monotonic() + 5
+    while True:
+        server.sendall(b"w")
+        stamped = panos_stamp.first_byte_time(client, timeout=1.0)
+        client.recv(1)
+        if stamped is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     try:
         yield client, server
     finally:
