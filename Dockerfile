@@ -30,6 +30,6 @@ USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "healthcheck.py", "web"]
+  CMD ["python", "-m", "panfm.ops.healthcheck", "web"]
 ENTRYPOINT ["/app/docker-entrypoint.sh"]
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]

@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
-# Product modules: every top-level module plus the simulator package (tests and bench excluded).
-PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) $(wildcard panos_sim)
+# Product code: the front doors (top-level modules), the panfm package and the simulator (tests and bench excluded).
+PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
 .PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web \
@@ -47,7 +47,7 @@ test: prereqs-test venv node lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 demo: venv node
-	$(PY) demo.py --data-dir $(DEMO_DIR)
+	$(PY) -m panfm.ops.demo --data-dir $(DEMO_DIR)
 
 run: venv node
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PANFM_DATA_DIR=$${PANFM_DATA_DIR:-data} $(VENV)/bin/honcho start -f Procfile

@@ -13,19 +13,18 @@ import time
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-import logsafe
-import logsetup
-import web_alerts
-import web_api
-import web_devices
-import web_history
-import web_interfaces
-import web_settings
+import panfm.web.alerts as web_alerts
+import panfm.web.api as web_api
+import panfm.web.devices as web_devices
+import panfm.web.history as web_history
+import panfm.web.interfaces as web_interfaces
+import panfm.web.settings as web_settings
 from config import ConfigError, Settings, ensure_data_dir, load_settings
-from web_auth import Auth, init_auth
-from web_cli import register_cli
-from web_pages import bp as pages_bp
-from web_security import init_security
+from panfm.ops import configure_logging, install_redaction
+from panfm.web.auth import Auth, init_auth
+from panfm.web.cli import register_cli
+from panfm.web.pages import bp as pages_bp
+from panfm.web.security import init_security
 
 log = logging.getLogger("panfm.web")
 
@@ -57,9 +56,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _configure_logging(settings: Settings) -> None:
     """Log to stderr at the configured level unless a host (gunicorn, pytest) already set logging up."""
     if not logging.getLogger().handlers:
-        logsetup.configure(settings, "web")
+        configure_logging(settings, "web")
     logging.getLogger("panfm").setLevel(settings.log_level)
-    logsafe.install_redaction()
+    install_redaction()
 
 
 def main() -> int:

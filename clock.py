@@ -41,17 +41,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-import alerts_store
 import config
-import logsetup
-from clock_alerts import evaluate_alerts, notify_once
-from clock_stats import ClockStats
-from config_store import CONFIG_DB, DeviceStore
-from logsafe import install_redaction
-from models import CycleResult
-from sqlite_db import check_usable
+from alerts import evaluate_alerts, notify_once
+from panfm.models import CycleResult
+from panfm.ops import ClockStats, configure_logging, install_redaction
 from throughput_collector import Collector
-from throughput_storage import HISTORY_DB, SampleReader, SampleStore
+from throughput_storage import CONFIG_DB, HISTORY_DB, DeviceStore, SampleReader, SampleStore, alerts_store, check_usable
 
 log = logging.getLogger("panfm.clock")
 
@@ -248,10 +243,6 @@ def build_context(settings: config.Settings) -> ClockContext:
     )
 
 
-# Extra jobs other parts add: (id, function taking the context, trigger).
-EXTRA_JOBS: list[tuple[str, Callable[[ClockContext], Any], Any]] = []
-
-
 def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
     """Wire the jobs to their triggers and the listeners to the scheduler's events."""
     sched = BlockingScheduler(
@@ -269,8 +260,6 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
     sched.add_job(notify_once, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify", name="notify")
     sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
                   name="cleanup")
-    for job_id, fn, trigger in EXTRA_JOBS:
-        sched.add_job(fn, trigger, args=[ctx], id=job_id, name=job_id)
 
     def on_interval_change(seconds: int) -> None:
         sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
@@ -315,7 +304,7 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
 
 def _setup_logging(settings: config.Settings | None) -> None:
     if settings is not None:
-        logsetup.configure(settings, "clock")
+        configure_logging(settings, "clock")
     else:  # settings unusable: still say why, on stderr
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
-from throughput_storage import SampleReader, SampleStore
+from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
+from panfm.storage.samples import SampleReader, SampleStore
 
 
 def pct(values: list[float], p: float) -> float:

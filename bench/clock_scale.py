@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import config  # noqa: E402
-from config_store import DeviceStore  # noqa: E402
-from models import DeviceConfig, TlsConfig  # noqa: E402
+import panfm.settings as config  # noqa: E402
+from panfm.models import DeviceConfig, TlsConfig  # noqa: E402
+from panfm.storage.config_store import DeviceStore  # noqa: E402
 
 CYCLE_RE = re.compile(r"\[CLOCK JOB\] collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import storage_rollups
-from storage_schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, INT_METRICS, TIERS
-from throughput_storage import SampleStore
+import panfm.storage.rollups as storage_rollups
+from panfm.storage.samples import SampleStore
+from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, INT_METRICS, TIERS
 
 # Typical level of each metric at the daily peak.
 LEVELS = {

@@ -354,6 +354,9 @@ class MaintenanceWindow:
     name: str = ""
 
 
+StateKey = tuple[str, str, str]  # (rule_id, device_id, series): one alert state
+
+
 @dataclass(frozen=True)
 class AlertState:
     """The persisted state of one (rule, device, series); series is "" for device-wide metrics."""

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from panfm.collector.cycle import deadline_for
 from reliability.harness import (
     Procs,
     Sim,
@@ -45,7 +46,6 @@ from reliability.samples import (
     percentile,
     query,
 )
-from throughput_collector import deadline_for
 
 STATE_MODES = ("down", "blackhole", "slow", "http500", "bad_xml")
 

@@ -29,10 +29,10 @@ from urllib.parse import urlencode
 
 import requests
 
-import config
-from collector_metrics import is_physical
-from config_store import DeviceStore
-from models import DeviceConfig, TlsConfig
+import panfm.settings as config
+from panfm.collector.metrics import is_physical
+from panfm.models import DeviceConfig, TlsConfig
+from panfm.storage.config_store import DeviceStore
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per run and per process: a web and its clients must be started by the same process.

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collector_slow import link_speeds
-from throughput_storage import HISTORY_DB
+from panfm.collector.slow import link_speeds
+from panfm.storage.samples import HISTORY_DB
 
 if TYPE_CHECKING:
     from reliability.harness import Sim

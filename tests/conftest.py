@@ -158,7 +158,7 @@ def sim_fleet(tmp_path_factory):
 
 def device_for(entry, *, mode="pin", key=True, creds=False, **tls):
     """Build a DeviceConfig for one inventory entry (pinned to its fingerprint by default)."""
-    from models import DeviceConfig, TlsConfig
+    from panfm.models import DeviceConfig, TlsConfig
 
     if mode == "pin" and "fingerprint_sha256" not in tls:
         tls["fingerprint_sha256"] = entry["tls_fingerprint_sha256"]

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 import clock
-import config
-from alerts import Observations, evaluate
-from alerts_store import active_alerts, history, run_evaluation
-from clock_alerts import evaluate_alerts
-from config_store import DeviceStore, DocTable
-from models import AlertState, CycleResult, DeviceConfig, DeviceSample, DeviceStatus, Rule, TlsConfig
+import panfm.settings as config
+from panfm.alerting.evaluate import Observations, evaluate
+from panfm.alerting.jobs import evaluate_alerts
+from panfm.alerting.run import run_evaluation
+from panfm.models import AlertState, CycleResult, DeviceConfig, DeviceSample, DeviceStatus, Rule, TlsConfig
+from panfm.storage.alerts_store import active_alerts, history
+from panfm.storage.config_store import DeviceStore, DocTable
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC).timestamp()
 RULE = {"id": "r1", "name": "Dataplane CPU high", "device_id": None, "metric": "cpu_dataplane_pct", "operator": ">",

@@ -14,13 +14,13 @@ import pytest
 from conftest import start_sim
 
 import clock
-import clock_alerts
-import config
-from alerts_rules import channel_to_stored, validate_channel
+import panfm.alerting.jobs as clock_alerts
+import panfm.settings as config
 from app import create_app
-from config_store import DocTable
-from models import DeviceConfig, TlsConfig
-from throughput_collector import Collector
+from panfm.alerting.rules import channel_to_stored, validate_channel
+from panfm.collector.cycle import Collector
+from panfm.models import DeviceConfig, TlsConfig
+from panfm.storage.config_store import DocTable
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from alerts import CHANGE_HOLD_S, Observations, evaluate, observe
-from models import (
+from panfm.alerting.evaluate import CHANGE_HOLD_S, Observations, evaluate, observe
+from panfm.models import (
     AlertState,
     CycleResult,
     DeviceSample,

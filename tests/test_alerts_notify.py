@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from alerts_notify import format_message, redact, send_pending, send_test
-from alerts_rules import channel_to_stored, validate_channel
-from alerts_store import run_evaluation
-from config import SecretBox
-from models import CycleResult, DeviceSample, DeviceStatus
+from panfm.alerting.notify import format_message, redact, send_pending, send_test
+from panfm.alerting.rules import channel_to_stored, validate_channel
+from panfm.alerting.run import run_evaluation
+from panfm.models import CycleResult, DeviceSample, DeviceStatus
+from panfm.settings import SecretBox
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC).timestamp()
 BASE_URL = "https://panfm.example.net"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from alerts_rules import (
+from panfm.alerting.rules import (
     channel_to_stored,
     in_maintenance,
     mask_channel,
@@ -18,9 +18,9 @@ from alerts_rules import (
     validate_rule,
     window_from_doc,
 )
-from alerts_templates import TEMPLATES, apply_template
-from config import SecretBox
-from config_store import DocTable
+from panfm.alerting.templates import TEMPLATES, apply_template
+from panfm.settings import SecretBox
+from panfm.storage.config_store import DocTable
 
 
 def ts(text: str) -> float:

@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alerts_store import (
+from panfm.alerting.run import run_evaluation
+from panfm.models import CycleResult, DeviceSample, DeviceStatus
+from panfm.storage.alerts_store import (
     acknowledge,
     active_alert_counts,
     active_alerts,
     cleanup,
     history,
-    run_evaluation,
 )
-from models import CycleResult, DeviceSample, DeviceStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -55,8 +55,9 @@ def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 RESTART_SCRIPT = """
 import json, sys
-from alerts_store import run_evaluation
-from models import CycleResult, DeviceSample, DeviceStatus
+from panfm.alerting.run import run_evaluation
+from panfm.alerting.run import run_evaluation
+from panfm.models import CycleResult, DeviceSample, DeviceStatus
 db, rule, channels, steps = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
 for now, value in steps:
     cyc = CycleResult(now - 1, now, (DeviceSample("fw1", now, cpu_dataplane_pct=value),), (), (),

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from test_alerts_e2e import Receiver
 
-import config
-from alerts_store import ALERTS_DB, run_evaluation
+import panfm.settings as config
 from app import create_app
-from models import CycleResult, DeviceStatus
+from panfm.alerting.run import run_evaluation
+from panfm.models import CycleResult, DeviceStatus
+from panfm.storage.alerts_store import ALERTS_DB
 
 INITIAL = "initial-password-1"
 NEW = "a-much-better-password"
@@ -302,7 +303,7 @@ def test_it_filters_history_and_refuses_bad_filters(tmp_path):
 
 def test_a_damaged_alerts_db_answers_503_not_500(tmp_path):
     from app import create_app
-    from config import load_settings
+    from panfm.settings import load_settings
 
     settings = load_settings(env={"PANFM_DATA_DIR": str(tmp_path), "PANFM_ADMIN_PASSWORD": "initial-password-x"})
     app = create_app(settings)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import config
+import panfm.settings as config
 from app import create_app
 
 INITIAL = "initial-password-1"

@@ -275,7 +275,7 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
 
 
 def test_it_keeps_a_hostile_hostname_inert(stack: dict[str, Any], browser: Any) -> None:
-    from throughput_storage import HISTORY_DB, SampleStore
+    from panfm.storage.samples import HISTORY_DB, SampleStore
 
     base = stack["base"]
     context = browser.new_context(viewport={"width": 1024, "height": 768}, color_scheme="dark")

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import clock
-import config
-from config_store import DeviceStore
-from models import DeviceConfig, TlsConfig
-from throughput_storage import HISTORY_DB, SampleReader
+import panfm.settings as config
+from panfm.models import DeviceConfig, TlsConfig
+from panfm.storage.config_store import DeviceStore
+from panfm.storage.samples import HISTORY_DB, SampleReader
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import start_sim
 
-import config
-from config_store import DeviceStore
-from models import DeviceConfig, TlsConfig
-from throughput_storage import HISTORY_DB, SampleReader
+import panfm.settings as config
+from panfm.models import DeviceConfig, TlsConfig
+from panfm.storage.config_store import DeviceStore
+from panfm.storage.samples import HISTORY_DB, SampleReader
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ READER = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from throughput_storage import SampleReader
+from panfm.storage.samples import SampleReader
 db, end, n, errors = Path(sys.argv[1]), time.monotonic() + float(sys.argv[3]), 0, []
 while time.monotonic() < end:
     try:

@@ -8,11 +8,11 @@ import pytest
 from test_collector_gaps import MONITOR, FakeClient, ctr
 
 import clock
-import config
-from config_store import DeviceStore
-from models import DeviceConfig, TlsConfig
-from throughput_collector import Collector
-from throughput_storage import HISTORY_DB, SampleReader
+import panfm.settings as config
+from panfm.collector.cycle import Collector
+from panfm.models import DeviceConfig, TlsConfig
+from panfm.storage.config_store import DeviceStore
+from panfm.storage.samples import HISTORY_DB, SampleReader
 
 
 @pytest.fixture

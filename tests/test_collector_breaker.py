@@ -2,7 +2,7 @@
 
 import pytest
 
-from collector_breaker import Breaker, safe_error, status_after_failure, status_after_success
+from panfm.collector.breaker import Breaker, safe_error, status_after_failure, status_after_success
 
 
 def test_it_opens_after_three_failures_and_backs_off_1_2_4_intervals_capped_at_2_minutes():
@@ -71,8 +71,8 @@ class _BlackholedClient:
 
 
 def test_it_probes_a_blackholed_device_after_1_2_4_intervals_and_at_most_2_minutes_apart():
-    from models import DeviceConfig, TlsConfig
-    from throughput_collector import Collector, deadline_for
+    from panfm.collector.cycle import Collector, deadline_for
+    from panfm.models import DeviceConfig, TlsConfig
 
     interval, start = 30.0, 1_000_000.0
     fake_time, calls = [start], []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models import (
+from panfm.collector.cycle import Collector
+from panfm.models import (
     CounterSnapshot,
     DataplaneLoad,
     DeviceConfig,
@@ -17,7 +18,6 @@ from models import (
     SystemResources,
     TlsConfig,
 )
-from throughput_collector import Collector
 
 T0 = 1_800_000_000.0
 

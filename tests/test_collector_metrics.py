@@ -5,9 +5,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-import collector_metrics as cm
-import panos_xml
-from models import DataplaneLoad, ResourceMonitor, SystemResources
+import panfm.collector.metrics as cm
+import panfm.xmlapi.parsers as panos_xml
+from panfm.models import DataplaneLoad, ResourceMonitor, SystemResources
 
 FIX = Path(__file__).parent / "fixtures" / "panos"
 

@@ -7,9 +7,9 @@ import threading
 import pytest
 from test_collector_gaps import MONITOR, T0, FakeClient, ctr
 
-from collector_slow import gather_inventory
-from models import DeviceConfig, TlsConfig
-from throughput_collector import Collector
+from panfm.collector.cycle import Collector
+from panfm.collector.slow import gather_inventory
+from panfm.models import DeviceConfig, TlsConfig
 
 
 class GatedClient(FakeClient):

@@ -5,8 +5,8 @@ import time
 import pytest
 from conftest import start_sim
 
-from models import DeviceConfig, TlsConfig
-from throughput_collector import Collector, deadline_for
+from panfm.collector.cycle import Collector, deadline_for
+from panfm.models import DeviceConfig, TlsConfig
 
 pytestmark = pytest.mark.slow
 

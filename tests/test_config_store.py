@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from config import SecretBox
-from config_store import CONFIG_DB, DeviceStore, DocTable, connect
-from models import DeviceConfig, TlsConfig
+from panfm.models import DeviceConfig, TlsConfig
+from panfm.settings import SecretBox
+from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable, connect
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from test_collector_gaps import ctr, device
 from test_collector_gaps import rig as rig
 from test_web_api import add_device, make_client
 
-from models import CycleResult, DataplaneCpu, DeviceSample, DeviceStatus
-from storage_schema import SCHEMA_VERSION
-from throughput_storage import HISTORY_DB, SampleReader, SampleStore
+from panfm.models import CycleResult, DataplaneCpu, DeviceSample, DeviceStatus
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
+from panfm.storage.schema import SCHEMA_VERSION
 
 
 def test_it_hands_each_polls_per_dataplane_cpu_and_busiest_core_to_storage(rig):

@@ -51,7 +51,8 @@ def test_demo_shows_live_data_for_three_simulated_firewalls_and_stops_cleanly(tm
     port = _free_port()
     env = {**os.environ, "PANFM_ADMIN_PASSWORD": PASSWORD, "PANFM_REFRESH_INTERVAL": "5"}
     log = (tmp_path / "demo.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "demo.py", "--data-dir", str(tmp_path / "demo"), "--port", str(port)],
+    argv = [sys.executable, "-m", "panfm.ops.demo", "--data-dir", str(tmp_path / "demo"), "--port", str(port)]
+    proc = subprocess.Popen(argv,
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     children = set()
     try:

@@ -62,7 +62,7 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck():
     assert len(froms) == 2 and "node" in froms[0] and "python:3.11" in froms[1]
     user = [line for line in text.splitlines() if line.startswith("USER ")][-1]
     assert user.split()[1].split(":")[0] not in ("root", "0")
-    assert "HEALTHCHECK" in text and "healthcheck.py" in text
+    assert "HEALTHCHECK" in text and "panfm.ops.healthcheck" in text
     assert "COPY requirements.txt" in text
 
 

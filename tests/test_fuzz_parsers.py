@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_panos_xml_hostile import PARSERS, SAMPLES, WEIRD_TEXT
 
-from panos_xml import PanosError
+from panfm.xmlapi.parsers import PanosError
 
 NUMBERS = ["0", "-0", "-1", "1e309", "nan", "inf", "9" * 30, "0x1F", "1.5", "١٢٣", " 7 ", "7%", "1,000"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-import config
-import healthcheck
+import panfm.ops.healthcheck as healthcheck
+import panfm.settings as config
 from app import create_app
-from throughput_storage import HISTORY_DB, SampleStore
+from panfm.storage.samples import HISTORY_DB, SampleStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,7 @@ def test_it_opens_the_sample_database_read_only(tmp_path):
 
 def test_it_prints_one_line_and_exits_by_health_as_a_command(tmp_path):
     env = {**os.environ, "PANFM_DATA_DIR": str(tmp_path), "PANFM_REFRESH_INTERVAL": "10"}
-    run = [sys.executable, str(ROOT / "healthcheck.py"), "clock"]
+    run = [sys.executable, "-m", "panfm.ops.healthcheck", "clock"]
     bad = subprocess.run(run, env=env, capture_output=True, text=True, timeout=30, cwd=ROOT, check=False)
     assert bad.returncode == 1 and len(bad.stdout.splitlines()) == 1
     _heartbeat(tmp_path, 2)

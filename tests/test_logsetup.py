@@ -9,9 +9,9 @@ import re
 import pytest
 from cryptography.fernet import Fernet
 
-import logsafe
-import logsetup
-from config import load_settings
+import panfm.ops.logsafe as logsafe
+import panfm.ops.logsetup as logsetup
+from panfm.settings import load_settings
 
 KEY = "LUFRPT14MW5xOEo1R09KVlBZNnpnemh0VHRBOWl6TGM9bXcwM3JHUGVhRlNiY0dCR0srNERUQT09"
 PASSWORD = "hunter2-correct-horse"

@@ -16,9 +16,9 @@ import pytest
 from conftest import start_sim
 
 import clock
-import config
+import panfm.settings as config
 from app import create_app
-from config_store import DeviceStore
+from panfm.storage.config_store import DeviceStore
 
 INITIAL = "initial-password-1"
 NEW = "a-much-better-password"

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 from cryptography.fernet import Fernet
 
-import panfm_import
-from panfm_import import ImportError_, ImportReport, LegacySecrets, read_devices, read_samples, read_settings
+import panfm.ops.import_1x as panfm_import
+from panfm.ops.import_1x import ImportError_, ImportReport, LegacySecrets, read_devices, read_samples, read_settings
 
 DEV_A = "3f1b2c4d-0000-4000-8000-000000000001"
 DEV_B = "3f1b2c4d-0000-4000-8000-000000000002"

@@ -5,7 +5,7 @@ import time
 import pytest
 from conftest import device_for
 
-from panos_api import (
+from panfm.xmlapi.client import (
     AuthError,
     BadResponse,
     ConnectError,

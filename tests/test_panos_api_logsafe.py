@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-import logsafe
+import panfm.ops.logsafe as logsafe
 
 KEY = "LUFRPT14MW5xOEo1R09KVlBZNnpnemh0VHRBOWl6TGM9bXcwM3JHUGVhRlNiY0dCR0srNERUQT09"
 PASSWORD = 'p&ss<w"rd!'

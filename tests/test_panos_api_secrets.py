@@ -9,8 +9,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 from conftest import device_for
 
-import logsafe
-from panos_api import PanosClient, PanosError
+import panfm.ops.logsafe as logsafe
+from panfm.xmlapi.client import PanosClient, PanosError
 
 
 @pytest.fixture

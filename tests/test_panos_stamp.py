@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import pytest
 from conftest import device_for, insecure_context
 
-import panos_stamp
-from panos_api import PanosClient
+import panfm.xmlapi.stamp as panos_stamp
+from panfm.xmlapi.client import PanosClient
 
 pytestmark = pytest.mark.skipif(
     not panos_stamp.ENABLED, reason="kernel arrival stamps need SO_TIMESTAMPNS (Linux, asm-generic architectures)"

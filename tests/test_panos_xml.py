@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import panos_xml
-from models import HaState
-from panos_xml import (
+import panfm.xmlapi.parsers as panos_xml
+from panfm.models import HaState
+from panfm.xmlapi.parsers import (
     BadResponse,
     InterfaceNotFound,
     NoMatches,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from panos_xml import (
+from panfm.xmlapi.parsers import (
     ApiError,
     AuthError,
     BadResponse,

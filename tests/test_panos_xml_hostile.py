@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import panos_xml
-from panos_xml import MAX_BODY_BYTES, BadResponse, PanosError
+import panfm.xmlapi.parsers as panos_xml
+from panfm.xmlapi.parsers import MAX_BODY_BYTES, BadResponse, PanosError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "panos"
 SAMPLES = {path.name: path.read_bytes() for path in sorted(FIXTURES.glob("*.xml"))}

@@ -2,8 +2,8 @@
 
 import pytest
 
-import collector_metrics as cm
-from models import CounterBaseline, InterfaceCounters
+import panfm.collector.metrics as cm
+from panfm.models import CounterBaseline, InterfaceCounters
 
 T0 = 1_800_000_000.000
 
@@ -98,7 +98,7 @@ def test_it_detects_a_dataplane_restart_from_sessions_installed():
 
 
 def test_it_counts_each_name_from_one_list_and_only_physical_ports_by_default():
-    from models import CounterSnapshot
+    from panfm.models import CounterSnapshot
 
     hw = {n: ctr(n, 1000, 1000) for n in ("ethernet1/1", "ethernet1/2", "ethernet1/3", "ae1", "mgmt")}
     ifnet = {n: ctr(n, 7, 7, source="ifnet")

@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import config
+import panfm.settings as config
 from app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,9 +227,9 @@ def test_it_sets_no_session_cookie_for_anonymous_reads(site) -> None:
 
 
 def product_files() -> list[str]:
-    """The Makefile's PRODUCT_FILES: every top-level module but gunicorn.conf.py, plus the simulator."""
+    """The Makefile's PRODUCT_FILES: every top-level module but gunicorn.conf.py, the package, the simulator."""
     files = sorted(p.name for p in ROOT.glob("*.py") if p.name != "gunicorn.conf.py")
-    return [*files, "panos_sim"]
+    return [*files, "panfm", "panos_sim"]
 
 
 def test_bandit_finds_nothing_in_the_product_code() -> None:

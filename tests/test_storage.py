@@ -4,10 +4,10 @@ import sqlite3
 
 import pytest
 
-import storage_rollups
-from models import CounterBaseline, CycleResult, DeviceSample, DeviceStatus, InterfaceCounters, InterfaceSample
-from storage_schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from throughput_storage import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
+import panfm.storage.rollups as storage_rollups
+from panfm.models import CounterBaseline, CycleResult, DeviceSample, DeviceStatus, InterfaceCounters, InterfaceSample
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
+from panfm.storage.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 
 T0 = 1_700_000_100.0  # 2023-11-14T22:15:00Z, a 5-minute and (not) an hour boundary
 

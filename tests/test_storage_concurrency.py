@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_storage import T0, cycle
 
-from sqlite_db import online_backup
-from throughput_storage import HISTORY_DB, SampleReader, SampleStore
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
+from panfm.storage.sqlite import online_backup
 
 DEVICES = tuple(f"fw{i}" for i in range(20))
 IFACES = ("ethernet1/1", "ethernet1/2", "ethernet1/3", "ethernet1/4")
@@ -102,7 +102,7 @@ import sys
 from pathlib import Path
 sys.path[:0] = [{root!r}, {tests!r}]
 from test_storage import T0, cycle
-from throughput_storage import SampleStore
+from panfm.storage.samples import SampleStore
 store = SampleStore.open(Path({db!r}))
 k = {start}
 while True:

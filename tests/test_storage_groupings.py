@@ -8,10 +8,10 @@ import sqlite3
 import pytest
 from test_storage import T0, cycle, rows, sample
 
-import storage_queries as q
-import storage_rollups
-from storage_schema import DEVICE_METRICS, IFACE_METRICS, MIGRATIONS, SCHEMA_VERSION, connect_reader, migrate
-from throughput_storage import HISTORY_DB, SampleReader, SampleStore
+import panfm.storage.queries as q
+import panfm.storage.rollups as storage_rollups
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
+from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, MIGRATIONS, SCHEMA_VERSION, connect_reader, migrate
 
 DAY = 86400
 NOW = T0 + 100 * DAY + 1234  # not on a 5-minute or 30-minute boundary

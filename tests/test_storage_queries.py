@@ -5,9 +5,9 @@ import sqlite3
 import pytest
 from test_storage import T0, cycle, sample
 
-import storage_rollups
-from storage_schema import DEVICE_METRICS
-from throughput_storage import HISTORY_DB, SampleReader, SampleStore
+import panfm.storage.rollups as storage_rollups
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
+from panfm.storage.schema import DEVICE_METRICS
 
 DAY = 86400
 NOW = T0 + 200 * DAY  # the history fixture ends here

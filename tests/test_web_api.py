@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-import config
+import panfm.settings as config
 from app import create_app
-from models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
-from throughput_storage import HISTORY_DB, SampleStore
+from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
+from panfm.storage.samples import HISTORY_DB, SampleStore
 
 INITIAL = "initial-password-1"
 NEW = "a-much-better-password"
@@ -119,7 +119,7 @@ def fleet(tmp_path_factory):
     (1.9999999, "1970-01-01T00:00:01.999Z"),
 ])
 def test_it_formats_epoch_times_to_the_millisecond_without_rounding_into_the_next_second(ts, want):
-    from web_api import iso
+    from panfm.web.api import iso
 
     assert iso(ts) == want
 

@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import config
-import web_auth
+import panfm.settings as config
+import panfm.web.auth as web_auth
 from app import create_app
 
 INITIAL = "initial-password-1"

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-import config
-import config_store
+import panfm.settings as config
+import panfm.storage.config_store as config_store
 from app import create_app
-from config_store import DeviceStore, DocTable
-from models import CycleResult, DeviceSample
-from throughput_storage import HISTORY_DB, SampleStore
-from web_auth import Auth
+from panfm.models import CycleResult, DeviceSample
+from panfm.storage.config_store import DeviceStore, DocTable
+from panfm.storage.samples import HISTORY_DB, SampleStore
+from panfm.web.auth import Auth
 
 INITIAL = "initial-password-1"
 FP = "ab" * 32

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import config
+import panfm.settings as config
 from app import create_app
-from throughput_storage import HISTORY_DB, SampleStore
+from panfm.storage.samples import HISTORY_DB, SampleStore
 
 INITIAL = "initial-password-1"
 NEW = "a-much-better-password"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import web_pages
+import panfm.web.pages as web_pages
 from app import create_app
-from config import load_settings, save_settings
-from throughput_storage import HISTORY_DB, SampleStore
+from panfm.settings import load_settings, save_settings
+from panfm.storage.samples import HISTORY_DB, SampleStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "initial-password-1"

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-import config
+import panfm.settings as config
 from app import create_app
 
 INITIAL = "initial-password-1"

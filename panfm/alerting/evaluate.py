@@ -27,13 +27,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from alerts_rules import CHANGE_EVENTS, INTERFACE_METRICS, SAMPLE_METRICS, in_maintenance
-from models import AlertState, CycleResult, MaintenanceWindow, Rule, Transition, TransitionKind
+from panfm.alerting.rules import CHANGE_EVENTS, INTERFACE_METRICS, SAMPLE_METRICS, in_maintenance
+from panfm.models import AlertState, CycleResult, MaintenanceWindow, Rule, StateKey, Transition, TransitionKind
 
 CHANGE_HOLD_S = 600  # a change event stays firing this long after the last change
 UNHELD = ("device_unreachable", "tls_fingerprint_changed")  # still evaluated on an unreachable device
 
-StateKey = tuple[str, str, str]  # (rule_id, device_id, series)
 
 
 @dataclass(frozen=True)

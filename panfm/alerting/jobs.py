@@ -8,15 +8,57 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
 
-import alerts_notify
-import alerts_store
-from config_store import DocTable
-from models import CycleResult, Transition
+import panfm.alerting.notify as alerts_notify
+from config import Settings
+from panfm.alerting.run import run_evaluation
+from panfm.models import CycleResult, DeviceConfig, Transition
+from throughput_storage import DocTable
 
-if TYPE_CHECKING:  # clock imports this module: the type only, no import cycle at run time
-    from clock import ClockContext
+
+class _Devices(Protocol):
+    def list(self) -> list[DeviceConfig]: ...
+
+    @property
+    def box(self) -> Any: ...
+
+
+class _Collector(Protocol):
+    def certificate_changes(self) -> Any: ...
+
+    def seen_fingerprints(self) -> Mapping[str, str]: ...
+
+
+class ClockContext(Protocol):
+    """What the alert jobs use of the clock's context (clock.ClockContext has it; no import of clock)."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def devices(self) -> _Devices: ...
+
+    @property
+    def collector(self) -> _Collector: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def stopping(self) -> threading.Event: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def inventory(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def alerts_db(self) -> Path: ...
 
 log = logging.getLogger("panfm.clock")
 
@@ -38,7 +80,7 @@ def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:
             dataclasses.replace(s, state="unknown") if s.device_id in changed else s for s in cycle.statuses
         )
         cycle = dataclasses.replace(cycle, statuses=statuses)
-    return alerts_store.run_evaluation(
+    return run_evaluation(
         ctx.alerts_db,
         _docs(ctx, "alert_rules"),
         _docs(ctx, "alert_channels"),

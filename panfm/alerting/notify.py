@@ -10,7 +10,6 @@ never lost). Transport errors are stored and returned with every secret of the U
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -20,9 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from alerts_rules import load_apprise
-from alerts_store import connect, iso
-from sqlite_db import transaction
+from panfm.alerting.rules import load_apprise
+from panfm.timefmt import iso_s as iso
+from throughput_storage import alerts_store
 
 log = logging.getLogger("panfm.alerts")
 
@@ -159,38 +158,24 @@ def send_pending(
     if not alerts_db.exists():
         return counts
     by_id = {str(c.get("id")): c for c in channels}
-    conn = connect(alerts_db)
-    try:
-        due = conn.execute(
-            "SELECT id, channel_id, payload, attempts FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?",
-            (now, limit),
-        ).fetchall()
-        for row in due:
-            channel = by_id.get(row["channel_id"])
+    with alerts_store.outbox(alerts_db) as box_rows:
+        for row in box_rows.due(now, limit):
+            channel = by_id.get(row.channel_id)
             error: str | None
             if channel is None or not channel.get("enabled", True) or not channel.get("url_enc"):
                 error, final = "the channel was removed or disabled", True
             else:
-                payload = json.loads(row["payload"])
-                title, body = format_message(payload, base_url)
-                error = deliver(box.decrypt(channel["url_enc"]), title, body, _notify_type(payload))
-                final = row["attempts"] + 1 >= max_attempts
-            with transaction(conn):
-                if error is None:
-                    conn.execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1, last_error=NULL"
-                                 " WHERE id=?", (now, row["id"]))
-                    counts["sent"] += 1
-                    continue
-                delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** row["attempts"])
-                conn.execute(
-                    "UPDATE outbox SET status=?, attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
-                    ("dead" if final else "pending", now + delay, error, row["id"]),
-                )
+                title, body = format_message(row.payload, base_url)
+                error = deliver(box.decrypt(channel["url_enc"]), title, body, _notify_type(row.payload))
+                final = row.attempts + 1 >= max_attempts
+            if error is None:
+                box_rows.sent(row.id, now)
+                counts["sent"] += 1
+                continue
+            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** row.attempts)
+            box_rows.failed(row.id, dead=final, next_attempt_at=now + delay, error=error)
             counts["dead" if final else "retrying"] += 1
-            log.warning("[ALERTS] notification %s to channel %s failed: %s", row["id"], row["channel_id"], error)
-    finally:
-        conn.close()
+            log.warning("[ALERTS] notification %s to channel %s failed: %s", row.id, row.channel_id, error)
     return counts
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from models import AlertOperator, AlertSeverity, MaintenanceWindow, Rule
+from panfm.models import AlertOperator, AlertSeverity, MaintenanceWindow, Rule
 
 # Fields of models.DeviceSample an alert rule can watch (device-wide, series "").
 SAMPLE_METRICS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts_rules import validate_rule
+from panfm.alerting.rules import validate_rule
 
 
 def _r(name: str, metric: str, severity: str, **kw: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from models import DeviceStatus
+from panfm.models import DeviceStatus
 
 FAILURES_TO_OPEN = 3
 MAX_PROBE_GAP_S = 120.0

@@ -18,8 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import collector_metrics as cm
-from collector_breaker import (
+import panfm.collector.metrics as cm
+from panfm.collector.breaker import (
     Breaker,
     safe_error,
     status_after_failure,
@@ -27,9 +27,9 @@ from collector_breaker import (
     status_cert_changed,
     status_skipped,
 )
-from collector_poll import Client, ClientFactory, Poll, panos_client_factory, poll_device, poll_sample
-from collector_slow import gather_inventory, link_speeds
-from models import (
+from panfm.collector.poll import Client, ClientFactory, Poll, panos_client_factory, poll_device, poll_sample
+from panfm.collector.slow import gather_inventory, link_speeds
+from panfm.models import (
     CounterBaseline,
     CycleResult,
     DataplaneCpu,

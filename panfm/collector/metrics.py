@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from models import (
+from panfm.models import (
     CounterBaseline,
     CounterSnapshot,
     InterfaceCounters,

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import collector_metrics as cm
-from collector_breaker import safe_error
-from collector_slow import SlowClient
-from models import (
+import panfm.collector.metrics as cm
+from panfm.collector.breaker import safe_error
+from panfm.collector.slow import SlowClient
+from panfm.models import (
     CounterSnapshot,
     DataplaneCpu,
     DeviceConfig,
@@ -20,8 +20,7 @@ from models import (
     SessionInfo,
     SystemResources,
 )
-from panos_transport import FingerprintMismatch
-from panos_xml import ApiError, AuthError, BadResponse
+from panfm.xmlapi import ApiError, AuthError, BadResponse, FingerprintMismatch
 
 RESOURCE_MONITOR_LAST = 5  # five 1-minute samples: enough to tell idle control cores from data cores
 
@@ -44,7 +43,7 @@ ClientFactory = Callable[[DeviceConfig, float, Callable[[str], None]], Client]
 
 def panos_client_factory(device: DeviceConfig, timeout: float, on_key: Callable[[str], None]) -> Client:
     """Build a real `panos_api.PanosClient` (imported here so tests of the math need no network code)."""
-    from panos_api import PanosClient
+    from panfm.xmlapi import PanosClient
 
     client: Client = PanosClient(device, timeout=timeout, connect_timeout=min(5.0, timeout), on_key=on_key)
     return client

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from models import GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo
+from panfm.models import GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo
 
 THREAT_SEVERITIES = ("critical", "high", "medium")
 MAX_LOGS = 5000  # PAN-OS caps one log query at 5000 entries; counts above that read 5000

@@ -1,7 +1,7 @@
 """Run PANfm against simulated firewalls (`make demo`), or register a simulator's inventory.
 
-    python demo.py                         # simulator + clock + web, Ctrl-C stops everything
-    python demo.py register --inventory PATH [--host HOST]   # add/refresh the simulated devices
+    python -m panfm.ops.demo                       # simulator + clock + web, Ctrl-C stops everything
+    python -m panfm.ops.demo register --inventory PATH [--host HOST]   # add/refresh the simulated devices
 
 Running it again reuses the data folder: devices are refreshed (the simulator makes new
 credentials every run), history and settings stay.
@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import config
-from config_store import DeviceStore
-from models import DeviceConfig, TlsConfig
+from panfm.models import DeviceConfig, TlsConfig
+from throughput_storage import DeviceStore
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: panos_sim, Procfile
 SIM_MODELS = "PA-440,PA-3220,PA-5450"
 
 

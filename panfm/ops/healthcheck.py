@@ -1,4 +1,4 @@
-"""Container healthchecks: `python healthcheck.py web|clock` prints one line and exits 0 (healthy) or 1.
+"""Container healthchecks: `python -m panfm.ops.healthcheck web|clock` prints one line and exits 0 (healthy) or 1.
 
     web    GET http://127.0.0.1:$PANFM_PORT/api/health answers 200. A 503 whose body is the
            health document also counts as healthy unless --strict: the web is up, only the

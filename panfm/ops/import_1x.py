@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from models import CycleResult, DeviceConfig, DeviceSample, TlsConfig
+from panfm.models import CycleResult, DeviceConfig, DeviceSample, TlsConfig
 from throughput_storage import SampleReader, SampleStore, StorageUnavailable
 
 

@@ -21,9 +21,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-import config_store
-import sqlite_db
 from config import KEY_FILE, ConfigError, SecretBox, atomic_write
+from throughput_storage import config_store, sqlite_db
 
 
 @dataclass(frozen=True)

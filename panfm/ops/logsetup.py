@@ -11,12 +11,12 @@ import json
 import logging
 import logging.handlers
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
-import logsafe
+import panfm.ops.logsafe as logsafe
 from config import Settings
+from panfm.timefmt import iso_ms
 
 Process = Literal["web", "clock"]
 
@@ -30,7 +30,7 @@ _MARK = "_panfm_logsetup"
 
 def iso_z(epoch: float) -> str:
     """Format epoch seconds as ISO-8601 UTC with milliseconds and a `Z`."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso_ms(epoch) or ""
 
 
 class JsonLinesFormatter(logging.Formatter):

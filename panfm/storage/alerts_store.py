@@ -1,6 +1,6 @@
 """alerts.db: alert states, incident history, acknowledgements and the notification outbox.
 
-The clock is the only writer of states, incidents and the outbox (`run_evaluation`, the
+The clock is the only writer of states, incidents and the outbox (`evaluation`, the
 outbox updates of `alerts_notify.send_pending`, `cleanup`); the web reads it read-only and
 writes only acknowledgements, in a short `BEGIN IMMEDIATE`. States, incidents and outbox rows
 of one evaluation commit together: a crash never loses a transition nor enqueues one twice
@@ -14,14 +14,13 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_db
-from alerts import Evaluation, StateKey, evaluate, observe
-from alerts_rules import rule_from_doc, window_from_doc
-from models import AlertState, CycleResult, MaintenanceWindow, Rule, Transition
+import panfm.storage.sqlite as sqlite_db
+from panfm.models import AlertState, Rule, StateKey, Transition
+from panfm.timefmt import iso_s as iso
 
 log = logging.getLogger("panfm.alerts")
 
@@ -109,13 +108,6 @@ def _reader(path: Path) -> Iterator[sqlite3.Connection | None]:
         conn.close()
 
 
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds as ISO-8601 UTC with `Z` (whole seconds)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(round(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --------------------------------------------------------------------------------------
 # States and the evaluation step (clock)
 # --------------------------------------------------------------------------------------
@@ -141,12 +133,12 @@ def load_states(conn: sqlite3.Connection) -> dict[StateKey, AlertState]:
     return out
 
 
-def _save(conn: sqlite3.Connection, ev: Evaluation, rules: Mapping[str, Rule], channel_ids: set[str],
-          now: float, device_names: Mapping[str, str]) -> None:
+def _save(conn: sqlite3.Connection, states: Mapping[StateKey, AlertState], transitions: Sequence[Transition],
+          rules: Mapping[str, Rule], channel_ids: set[str], now: float, device_names: Mapping[str, str]) -> None:
     old_keys = {(r[0], r[1], r[2]) for r in conn.execute("SELECT rule_id, device_id, series FROM states")}
-    for key in old_keys - set(ev.states):
+    for key in old_keys - set(states):
         conn.execute("DELETE FROM states WHERE rule_id=? AND device_id=? AND series=?", key)
-    for key, st in ev.states.items():
+    for key, st in states.items():
         rule = rules[key[0]]
         conn.execute(
             _UPSERT_STATE,
@@ -155,7 +147,7 @@ def _save(conn: sqlite3.Connection, ev: Evaluation, rules: Mapping[str, Rule], c
         if st.state == "firing":  # keep the incident's peak and last value current
             conn.execute("UPDATE incidents SET last_value=?, peak=?, detail=? WHERE id=?",
                          (st.value, st.peak, st.detail, st.alert_id))
-    for t in ev.transitions:
+    for t in transitions:
         rule_or_none = rules.get(t.rule_id)
         if t.kind == "firing" and rule_or_none is not None:
             conn.execute(
@@ -186,51 +178,34 @@ def _save(conn: sqlite3.Connection, ev: Evaluation, rules: Mapping[str, Rule], c
                 )
 
 
-def _parse_all(docs: Sequence[Mapping[str, Any]], parse: Any, what: str) -> list[Any]:
-    out = []
-    for doc in docs:
-        try:
-            out.append(parse(doc))
-        except ValueError as exc:  # one broken document must not stop every other rule
-            log.warning("[ALERTS] skipping %s: %s", what, exc)
-    return out
+class EvaluationTxn:
+    """States read and saved inside one write transaction of alerts.db (see `evaluation`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def load_states(self) -> dict[StateKey, AlertState]:
+        """Every persisted state by (rule, device, series)."""
+        return load_states(self._conn)
+
+    def save(self, states: Mapping[StateKey, AlertState], transitions: Sequence[Transition],
+             rules: Mapping[str, Rule], channel_ids: set[str], now: float, device_names: Mapping[str, str]) -> None:
+        """Replace the states, record the incidents and enqueue the notifications of `transitions`."""
+        _save(self._conn, states, transitions, rules, channel_ids, now, device_names)
 
 
-def run_evaluation(
-    alerts_db: Path,
-    rules: Sequence[Mapping[str, Any]],
-    channels: Sequence[Mapping[str, Any]],
-    maintenance: Sequence[Mapping[str, Any]],
-    cycle: CycleResult,
-    inventory: Mapping[str, Mapping[str, Any]],
-    now: float,
-    *,
-    fingerprints: Mapping[str, str] | None = None,
-    device_names: Mapping[str, str] | None = None,
-    device_enabled: Mapping[str, bool] | None = None,
-) -> list[Transition]:
-    """Evaluate stored rule documents against one cycle; commit states, incidents and outbox rows together.
+@contextmanager
+def evaluation(alerts_db: Path) -> Iterator[EvaluationTxn]:
+    """One write transaction for load states -> evaluate -> save: no transition is lost between them.
 
-    `device_enabled` maps every configured device id to its enabled flag: the alerts of a device
-    missing from it (removed) or disabled are closed (see `alerts.evaluate`).
+    Commits when the block ends, rolls back if it raises.
     """
-    parsed: list[Rule] = _parse_all(rules, rule_from_doc, "alert rule")
-    windows: list[MaintenanceWindow] = _parse_all(maintenance, window_from_doc, "maintenance window")
-    channel_ids = {str(c["id"]) for c in channels if c.get("enabled", True) and c.get("id")}
-    obs = observe(cycle, inventory, now, fingerprints)
     conn = connect(alerts_db)
     try:
-        with sqlite_db.transaction(conn):  # read and write under one lock: no transition lost between
-            ev = evaluate(parsed, obs, load_states(conn), now, windows, device_enabled)
-            _save(conn, ev, {r.id: r for r in parsed}, channel_ids, now, device_names or {})
+        with sqlite_db.transaction(conn):
+            yield EvaluationTxn(conn)
     finally:
         conn.close()
-    for t in ev.transitions:
-        if t.kind in ("firing", "resolved"):
-            log.info("[ALERTS] %s %s on %s%s%s", t.kind, t.metric or t.rule_id, t.device_id,
-                     f" ({t.series})" if t.series else "", f": {t.detail}" if t.kind == "resolved" and t.detail
-                     else "")
-    return list(ev.transitions)
 
 
 # --------------------------------------------------------------------------------------
@@ -316,6 +291,56 @@ def history(
         }
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One notification waiting to be sent."""
+
+    id: int
+    channel_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class Outbox:
+    """The notification outbox of alerts.db, open for one sending round (see `outbox`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def due(self, now: float, limit: int) -> list[OutboxRow]:
+        """Pending rows whose next attempt is due, oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, channel_id, payload, attempts FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [OutboxRow(r["id"], r["channel_id"], json.loads(r["payload"]), r["attempts"]) for r in rows]
+
+    def sent(self, row_id: int, now: float) -> None:
+        """Mark one row delivered (its own commit: a crash after it never sends it twice)."""
+        with sqlite_db.transaction(self._conn):
+            self._conn.execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1, last_error=NULL"
+                               " WHERE id=?", (now, row_id))
+
+    def failed(self, row_id: int, *, dead: bool, next_attempt_at: float, error: str) -> None:
+        """Count a failed attempt: retry at `next_attempt_at`, or give up (`dead`)."""
+        with sqlite_db.transaction(self._conn):
+            self._conn.execute(
+                "UPDATE outbox SET status=?, attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
+                ("dead" if dead else "pending", next_attempt_at, error, row_id),
+            )
+
+
+@contextmanager
+def outbox(alerts_db: Path) -> Iterator[Outbox]:
+    """The outbox for one sending round; each row's outcome commits on its own."""
+    conn = connect(alerts_db)
+    try:
+        yield Outbox(conn)
+    finally:
+        conn.close()
 
 
 def acknowledge(alerts_db: Path, alert_id: str, username: str, now: float) -> bool:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlite_db
+import panfm.storage.sqlite as sqlite_db
 from config import SecretBox
-from models import DeviceConfig, TlsConfig
+from panfm.models import DeviceConfig, TlsConfig
 
 CONFIG_DB = "config.db"
 

@@ -15,8 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models import CounterBaseline, DeviceSample, DeviceStatus, History, HistoryTier, InterfaceCounters, InterfaceSample
-from storage_schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
+from panfm.models import (
+    CounterBaseline,
+    DeviceSample,
+    DeviceStatus,
+    History,
+    HistoryTier,
+    InterfaceCounters,
+    InterfaceSample,
+)
+from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
 
 # Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)

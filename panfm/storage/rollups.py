@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from storage_schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, grouping_sql
+from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, grouping_sql
 
 
 def _aggregates(metrics: tuple[str, ...]) -> tuple[str, str]:

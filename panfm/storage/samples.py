@@ -17,9 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import sqlite_db
-import storage_queries as q
-from models import (
+import panfm.storage.queries as q
+import panfm.storage.sqlite as sqlite_db
+from panfm.models import (
     CounterBaseline,
     CycleResult,
     DataplaneCpu,
@@ -28,8 +28,8 @@ from models import (
     History,
     InterfaceSample,
 )
-from storage_rollups import advance_rollups, apply_retention
-from storage_schema import (
+from panfm.storage.rollups import advance_rollups, apply_retention
+from panfm.storage.schema import (
     BUSY_TIMEOUT_MS,
     DEVICE_METRICS,
     HISTORY_DB,

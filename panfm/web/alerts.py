@@ -15,22 +15,22 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-import alerts_notify
-import alerts_store
-import config_store
-from alerts_rules import (
+from alerts import (
     SEVERITIES,
+    TEMPLATES,
+    apply_template,
     channel_to_stored,
     mask_channel,
+    send_test,
     validate_channel,
     validate_maintenance,
     validate_rule,
 )
-from alerts_templates import TEMPLATES, apply_template
-from config_store import DocTable
-from web_api import BadRequest, WebContext, ctx, device_exists, parse_iso
-from web_auth import current_user
-from web_security import api_error
+from panfm.timefmt import iso_s
+from panfm.web.api import BadRequest, WebContext, ctx, device_exists, parse_iso
+from panfm.web.auth import current_user
+from panfm.web.security import api_error
+from throughput_storage import DocTable, alerts_store, config_store
 
 log = logging.getLogger("panfm.web")
 
@@ -248,7 +248,7 @@ def acknowledge(alert_id: str) -> Any:
     # The session's user, never a name from the body: an acknowledgement says who looked.
     if not alerts_store.acknowledge(c.data_dir / alerts_store.ALERTS_DB, alert_id, user.username, now):
         raise NotFound("alert")
-    return jsonify({"id": alert_id, "acknowledged_by": user.username, "at": alerts_store.iso(now)})
+    return jsonify({"id": alert_id, "acknowledged_by": user.username, "at": iso_s(now)})
 
 
 # ---- channels ------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def test_channel(channel_id: str) -> Any:
     if channel is None:
         raise NotFound("channel")
     # An explicit admin action, like "test connection": the one send the web makes itself.
-    ok, error = alerts_notify.send_test(channel, c.box, c.current_settings().base_url)
+    ok, error = send_test(channel, c.box, c.current_settings().base_url)
     return jsonify({"ok": ok, "error": error})
 
 

@@ -22,13 +22,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-import alerts_store
 import config
-import config_store
 from config import ConfigError, SecretBox, Settings
-from models import DeviceSample, DeviceStatus
-from throughput_storage import HISTORY_DB, SampleReader, StorageUnavailable
-from web_security import api_error
+from panfm.models import DeviceSample, DeviceStatus
+from panfm.timefmt import iso_ms as iso
+from panfm.web.security import api_error
+from throughput_storage import HISTORY_DB, SampleReader, StorageUnavailable, alerts_store, config_store
 
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
 MAX_CUSTOM_RANGE_S = 400 * 86400
@@ -99,16 +98,6 @@ def ctx() -> WebContext:
 
 
 # ---- formatting ------------------------------------------------------------------------
-
-
-def iso(ts: float | None) -> str | None:
-    """Format an epoch time as ISO-8601 UTC with milliseconds and a Z."""
-    if ts is None:
-        return None
-    # Seconds and milliseconds from one integer: fromtimestamp(x.9999996) would round up a second.
-    # time.gmtime: half the cost of datetime, which matters for 2,000-point histories.
-    ms = int(ts * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(ms // 1000)) + f"{ms % 1000:03d}Z"
 
 
 def parse_iso(text: str, name: str) -> float:
@@ -366,7 +355,7 @@ def read_version() -> str:
     """The version declared in pyproject.toml (the one place it is written)."""
     import tomllib
 
-    path = Path(__file__).resolve().parent / "pyproject.toml"
+    path = Path(__file__).resolve().parents[2] / "pyproject.toml"
     try:
         with path.open("rb") as fh:
             return str(tomllib.load(fh)["project"]["version"])

@@ -23,9 +23,8 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect,
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
-import config_store
-import sqlite_db
-from web_security import api_error, is_api_request
+from panfm.web.security import api_error, is_api_request
+from throughput_storage import config_store, sqlite_db
 
 log = logging.getLogger("panfm.web")
 

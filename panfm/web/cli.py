@@ -18,18 +18,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 import config
-import config_keys
-import config_store
-import demo
-import panfm_import
-from alerts_store import ALERTS_DB
-from config_store import CONFIG_DB, DeviceStore
-from models import DeviceConfig
-from sqlite_db import online_backup
-from throughput_storage import HISTORY_DB, SampleStore
-from web_api import BadRequest
-from web_auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
-from web_devices import device_from_body
+import panfm.ops as panfm_import
+from panfm.models import DeviceConfig
+from panfm.ops import register_demo_devices, rotate_keys
+from panfm.web.api import BadRequest
+from panfm.web.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
+from panfm.web.devices import device_from_body
+from throughput_storage import ALERTS_DB, CONFIG_DB, HISTORY_DB, DeviceStore, SampleStore, config_store, online_backup
 
 DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB)
 # Files a restore needs besides the databases: without encryption.key the stored secrets are lost.
@@ -152,7 +147,7 @@ def devices_remove(name_or_id: str) -> None:
 def devices_import(inventory: Path, host: str | None) -> None:
     """Add or refresh the devices of a simulator inventory (pinned to their fingerprints)."""
     try:
-        names = demo.register(_settings().data_path, inventory, host)
+        names = register_demo_devices(_settings().data_path, inventory, host)
     except (KeyError, TypeError, ValueError) as exc:
         kind = exc.__class__.__name__
         raise click.ClickException(f"{inventory}: not a simulator inventory ({kind}: {exc})") from None
@@ -261,7 +256,7 @@ def db_check() -> None:
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under a new Fernet key, then drop the old key."""
     try:
-        done = config_keys.rotate(_settings().data_path)
+        done = rotate_keys(_settings().data_path)
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(

@@ -18,8 +18,9 @@ from typing import Any
 from cryptography import x509
 from flask import Blueprint, jsonify, request
 
-from models import DeviceConfig, DeviceStatus, TlsConfig
-from panos_api import (
+from panfm.models import DeviceConfig, DeviceStatus, TlsConfig
+from panfm.web.api import BadRequest, UnknownDevice, ctx, status_json
+from panfm.xmlapi import (
     AuthError,
     ConnectError,
     FingerprintMismatch,
@@ -29,7 +30,6 @@ from panos_api import (
     TlsError,
     fetch_fingerprint,
 )
-from web_api import BadRequest, UnknownDevice, ctx, status_json
 
 log = logging.getLogger("panfm.web")
 

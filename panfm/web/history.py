@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from web_api import MAX_POINTS, ctx, iso, known_device_id, time_window
+from panfm.timefmt import iso_ms as iso
+from panfm.web.api import MAX_POINTS, ctx, known_device_id, time_window
 
 bp = Blueprint("history", __name__)
 

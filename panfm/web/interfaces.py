@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from panos_xml import interface_kind
-from web_api import MAX_POINTS, BadRequest, UnknownDevice, ctx, iso, known_device_id, time_window
+from panfm.timefmt import iso_ms as iso
+from panfm.web.api import MAX_POINTS, BadRequest, UnknownDevice, ctx, known_device_id, time_window
+from panfm.xmlapi import interface_kind
 
 bp = Blueprint("interfaces", __name__)
 

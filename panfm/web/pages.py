@@ -15,8 +15,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
 
+from panfm.timefmt import iso_s
+from panfm.web.api import WebContext
 from throughput_storage import StorageUnavailable
-from web_api import WebContext
 
 bp = Blueprint("pages", __name__, template_folder="templates")
 
@@ -161,7 +162,7 @@ def inventory_view(doc: dict[str, Any] | None, now: float | None) -> dict[str, A
         "window_h": round(float(doc["window_s"]) / 3600, 1) if isinstance(doc.get("window_s"), int | float) else None,
         "errors": doc.get("errors") if isinstance(doc.get("errors"), dict) else {},
         "collected_at": (
-            datetime.fromtimestamp(float(collected), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            iso_s(float(collected))
             if isinstance(collected, int | float)
             else None
         ),

@@ -8,8 +8,8 @@ from flask import Blueprint, jsonify, request
 
 import config
 from config import ConfigError
-from web_api import BadRequest, WebContext, ctx
-from web_security import api_error
+from panfm.web.api import BadRequest, WebContext, ctx
+from panfm.web.security import api_error
 
 bp = Blueprint("settings", __name__)
 

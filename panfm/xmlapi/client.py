@@ -17,8 +17,8 @@ import re
 import time
 from html import escape as xml_escape  # escapes & < > " ': enough for XML text
 
-import panos_xml
-from models import (
+import panfm.xmlapi.parsers as panos_xml
+from panfm.models import (
     ArpEntry,
     CounterSnapshot,
     GpUser,
@@ -31,7 +31,16 @@ from models import (
     SystemInfo,
     SystemResources,
 )
-from panos_transport import (
+from panfm.xmlapi.parsers import (
+    ApiError,
+    AuthError,
+    BadResponse,
+    InterfaceNotFound,
+    NoMatches,
+    ObjectNotPresent,
+    PanosError,
+)
+from panfm.xmlapi.transport import (
     ConnectError,
     FingerprintMismatch,
     PanosTimeout,
@@ -41,7 +50,6 @@ from panos_transport import (
     fetch_fingerprint,
     log,
 )
-from panos_xml import ApiError, AuthError, BadResponse, InterfaceNotFound, NoMatches, ObjectNotPresent, PanosError
 
 __all__ = [
     "ApiError",

@@ -51,7 +51,6 @@ ERROR_CODE_NAMES: dict[int, str] = {
     400: "Bad request",
     403: "Forbidden",
 }
-SUCCESS_CODES = frozenset({0, 19, 20})
 NO_VALUE = frozenset({"", "n/a", "ukn", "[n/a]", "unknown", "none"})
 
 _INT_RE = re.compile(r"[+-]?\d{1,24}")

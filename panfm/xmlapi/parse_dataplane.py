@@ -11,7 +11,7 @@ import re
 # The Element type only: every body is parsed by defusedxml (panos_xml_core.parse_xml).
 from xml.etree.ElementTree import Element  # nosec B405
 
-from models import (
+from panfm.models import (
     CounterSnapshot,
     DataplaneLoad,
     InterfaceCounters,
@@ -19,7 +19,7 @@ from models import (
     InterfaceKind,
     ResourceMonitor,
 )
-from panos_xml_core import (
+from panfm.xmlapi.parse_core import (
     BadResponse,
     find_int,
     find_text,

@@ -16,8 +16,8 @@ from datetime import date
 # The Element type only: every body is parsed by defusedxml (panos_xml_core.parse_xml).
 from xml.etree.ElementTree import Element  # nosec B405
 
-from models import ArpEntry, GpUser, HaState, License, LogJob, SessionInfo, SystemInfo, SystemResources
-from panos_xml_core import (
+from panfm.models import ArpEntry, GpUser, HaState, License, LogJob, SessionInfo, SystemInfo, SystemResources
+from panfm.xmlapi.parse_core import (
     MAX_BODY_BYTES,
     ApiError,
     AuthError,
@@ -37,7 +37,7 @@ from panos_xml_core import (
     text_of,
     to_int,
 )
-from panos_xml_dataplane import (
+from panfm.xmlapi.parse_dataplane import (
     interface_kind,
     parse_counter_interface,
     parse_interface_detail,

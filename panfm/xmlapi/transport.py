@@ -38,10 +38,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InsecureRequestWarning, ReadTimeoutError
 
-import panos_stamp
-import panos_xml
-from models import DeviceConfig
-from panos_xml import AuthError, BadResponse, PanosError
+import panfm.xmlapi.parsers as panos_xml
+import panfm.xmlapi.stamp as panos_stamp
+from panfm.models import DeviceConfig
+from panfm.xmlapi.parsers import AuthError, BadResponse, PanosError
 
 log = logging.getLogger("panos_api")  # one logger name for the whole client
 

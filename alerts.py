@@ -1,0 +1,37 @@
+"""Alerts: rule evaluation, alert states, the notification outbox.
+
+The front door of the alerting area (the work lives in `panfm/alerting/`). After each committed
+collection cycle the clock calls `evaluate_alerts`, which loads the states, evaluates the rules
+(pure: `panfm/alerting/evaluate.py`) and saves the transitions with their outbox rows in one
+transaction; `notify_once` sends what the outbox holds, with retries. Alerts are
+edge-triggered: pending -> firing -> resolved, one notification per transition. The web uses
+the validators to check what people edit and `send_test` for a channel's test button.
+"""
+
+from panfm.alerting.jobs import evaluate_alerts, notify_once
+from panfm.alerting.notify import send_test
+from panfm.alerting.rules import (
+    SEVERITIES,
+    channel_to_stored,
+    mask_channel,
+    validate_channel,
+    validate_maintenance,
+    validate_rule,
+)
+from panfm.alerting.run import run_evaluation
+from panfm.alerting.templates import TEMPLATES, apply_template
+
+__all__ = [
+    "SEVERITIES",
+    "TEMPLATES",
+    "apply_template",
+    "channel_to_stored",
+    "evaluate_alerts",
+    "mask_channel",
+    "notify_once",
+    "run_evaluation",
+    "send_test",
+    "validate_channel",
+    "validate_maintenance",
+    "validate_rule",
+]

@@ -1,0 +1,48 @@
+"""PANfm's settings: one typed, validated declaration per setting, and the secrets kept at rest.
+
+The front door of the settings area (the work lives in `panfm/settings.py`). A setting comes
+from its default, then the data folder's `settings.json` (what the UI edits), then the
+`PANFM_*` environment (and `PANFM_*_FILE` for secrets); a bad value stops the process with a
+`ConfigError` that names the setting. `SecretBox` encrypts device and channel secrets with the
+Fernet key of the data folder.
+"""
+
+from panfm.settings import (
+    ENV_PREFIX,
+    KEY_FILE,
+    SECRET_KEY_FILE,
+    SETTINGS_FILE,
+    ConfigError,
+    SecretBox,
+    Settings,
+    atomic_write,
+    coerce,
+    create_once,
+    declared,
+    ensure_data_dir,
+    env_values,
+    load_settings,
+    read_settings_file,
+    save_settings,
+    secret_key,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "KEY_FILE",
+    "SECRET_KEY_FILE",
+    "SETTINGS_FILE",
+    "ConfigError",
+    "SecretBox",
+    "Settings",
+    "atomic_write",
+    "coerce",
+    "create_once",
+    "declared",
+    "ensure_data_dir",
+    "env_values",
+    "load_settings",
+    "read_settings_file",
+    "save_settings",
+    "secret_key",
+]

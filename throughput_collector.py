@@ -1,0 +1,12 @@
+"""One collection cycle: poll every firewall concurrently, turn counters into rates, hand samples over.
+
+The front door of the collector area (the work lives in `panfm/collector/`). The clock builds
+one `Collector` and calls `collect()` every `refresh_interval` seconds and `collect_inventory()`
+on the slow schedule; a dead, slow or misbehaving firewall costs only its own slot (circuit
+breaker, deadline). Nothing here writes to a database: the clock hands the `CycleResult` to
+the storage area.
+"""
+
+from panfm.collector.cycle import Collector, deadline_for
+
+__all__ = ["Collector", "deadline_for"]
