@@ -8,7 +8,9 @@ The front door of the storage area (the work lives in `panfm/storage/`):
   channels, maintenance windows).
 - `alerts_store`: `alerts.db` (alert states, incidents, acknowledgements, notification
   outbox); `alerts_store.evaluation()` is the one transaction of an alert evaluation.
-- `check_usable`, `online_backup`: the SQLite plumbing other areas need at start and for backups.
+- `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
+- `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
+  `db check`; `DatabaseError` and `IntegrityError` are what the stores raise (no caller imports a driver).
 """
 
 import panfm.storage.alerts_store as alerts_store
@@ -16,22 +18,27 @@ import panfm.storage.config_store as config_store
 import panfm.storage.sqlite as sqlite_db
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.config_store import CONFIG_DB, DOC_TABLES, DeviceStore, DocTable
+from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
-from panfm.storage.sqlite import check_usable, online_backup
+from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
 
 __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
     "DOC_TABLES",
     "HISTORY_DB",
+    "DatabaseError",
     "DeviceStore",
     "DocTable",
+    "IntegrityError",
     "SampleReader",
     "SampleStore",
     "StorageUnavailable",
     "alerts_store",
     "check_usable",
     "config_store",
+    "integrity_check",
+    "legacy_history_rows",
     "online_backup",
     "sqlite_db",
 ]

@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from panfm.models import CycleResult, DeviceConfig, DeviceSample, TlsConfig
-from throughput_storage import SampleReader, SampleStore, StorageUnavailable
+from throughput_storage import DatabaseError, SampleReader, SampleStore, StorageUnavailable, legacy_history_rows
 
 
 class ImportError_(Exception):
@@ -159,11 +158,8 @@ def _epoch(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-def _num(row: sqlite3.Row, col: str) -> Any:
-    try:
-        return row[col]
-    except IndexError:
-        return None
+def _num(row: Mapping[str, Any], col: str) -> Any:
+    return row.get(col)  # an older 1.x schema lacks some columns
 
 
 def read_samples(folder: Path, device_ids: set[str], report: ImportReport) -> Iterator[DeviceSample]:
@@ -172,11 +168,9 @@ def read_samples(folder: Path, device_ids: set[str], report: ImportReport) -> It
     if not path.exists():
         report.skipped.append("throughput_history.db: absent")
         return
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
     dropped_zero = unknown = bad = 0
     try:
-        for row in conn.execute("SELECT * FROM throughput_samples ORDER BY device_id, timestamp"):
+        for row in legacy_history_rows(path):
             if row["device_id"] not in device_ids:
                 unknown += 1
                 continue
@@ -206,10 +200,8 @@ def read_samples(folder: Path, device_ids: set[str], report: ImportReport) -> It
                 cpu_management_pct=mp,
             )
             report.samples += 1
-    except sqlite3.DatabaseError as exc:
+    except DatabaseError as exc:
         raise ImportError_(f"{path}: not a PANfm 1.x history database ({exc})") from None
-    finally:
-        conn.close()
     if dropped_zero:
         report.skipped.append(f"throughput_history.db: {dropped_zero} false-zero samples (1.x restarts)")
     if unknown:

@@ -15,14 +15,13 @@ finishes the job.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
 from config import KEY_FILE, ConfigError, SecretBox, atomic_write
-from throughput_storage import config_store, sqlite_db
+from throughput_storage import config_store
 
 
 @dataclass(frozen=True)
@@ -61,35 +60,8 @@ def rotate(data_dir: Path, new_key: bytes | None = None) -> Rotation:
     # Step 1: both keys decrypt from here on, whatever happens next.
     _write_keys(data_dir, [new, *old])
     box = SecretBox([new, *old])
-    devices = documents = 0
-    conn = config_store.connect(data_dir)
-    try:
-        # Step 2: one transaction; a secret that does not decrypt aborts the whole rotation.
-        with sqlite_db.transaction(conn):
-            rows = conn.execute("SELECT id, api_key_enc, password_enc FROM devices").fetchall()
-            for row in rows:
-                key_enc, password_enc = _reencrypt(box, row["api_key_enc"]), _reencrypt(box, row["password_enc"])
-                devices += (key_enc is not None) + (password_enc is not None)
-                conn.execute(
-                    "UPDATE devices SET api_key_enc = ?, password_enc = ? WHERE id = ?",
-                    (key_enc, password_enc, row["id"]),
-                )
-            for table in config_store.DOC_TABLES:
-                docs = conn.execute(f"SELECT id, doc FROM {table}").fetchall()  # noqa: S608  # nosec B608
-                for doc_row in docs:
-                    doc = json.loads(doc_row["doc"])
-                    secret_fields = [k for k, v in doc.items() if k.endswith("_enc") and isinstance(v, str) and v]
-                    if not secret_fields:
-                        continue
-                    for name in secret_fields:
-                        doc[name] = _reencrypt(box, doc[name])
-                    documents += len(secret_fields)
-                    conn.execute(
-                        f"UPDATE {table} SET doc = ? WHERE id = ?",  # noqa: S608  # nosec B608
-                        (json.dumps(doc, sort_keys=True), doc_row["id"]),
-                    )
-    finally:
-        conn.close()
+    # Step 2: one transaction; a secret that does not decrypt aborts the whole rotation.
+    devices, documents = config_store.reencrypt_secrets(data_dir, lambda enc: _reencrypt(box, enc))
     # Step 3: nothing is encrypted under the old key(s) any more.
     _write_keys(data_dir, [new])
     return Rotation(device_secrets=devices, document_secrets=documents, old_keys_dropped=len(old))

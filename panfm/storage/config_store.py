@@ -66,6 +66,74 @@ def connect(data_dir: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return sqlite_db.connect(data_dir / CONFIG_DB, MIGRATIONS, readonly=readonly)
 
 
+def device_exists(data_dir: Path, device_id: str) -> bool:
+    """Check one id in config.db without decrypting any secret (False before config.db exists)."""
+    if not (data_dir / CONFIG_DB).exists():
+        return False
+    conn = connect(data_dir, readonly=True)
+    try:
+        return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
+    finally:
+        conn.close()
+
+
+def device_names(data_dir: Path) -> dict[str, str]:
+    """Device names by id, no secret decrypted for a label ({} before config.db exists)."""
+    if not (data_dir / CONFIG_DB).exists():
+        return {}
+    conn = connect(data_dir, readonly=True)
+    try:
+        return {r["id"]: r["name"] for r in conn.execute("SELECT id, name FROM devices")}
+    finally:
+        conn.close()
+
+
+def user_exists(data_dir: Path, username: str) -> bool:
+    """Whether an account of this name exists."""
+    conn = connect(data_dir)
+    try:
+        return conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is not None
+    finally:
+        conn.close()
+
+
+def reencrypt_secrets(data_dir: Path, reencrypt: Callable[[str | None], str | None]) -> tuple[int, int]:
+    """Pass every stored secret through `reencrypt` in one transaction; (device secrets, document secrets).
+
+    Device API keys and passwords, and every `*_enc` field of the document tables (channel
+    URLs). An exception from `reencrypt` rolls the whole transaction back.
+    """
+    devices = documents = 0
+    conn = connect(data_dir)
+    try:
+        with sqlite_db.transaction(conn):
+            rows = conn.execute("SELECT id, api_key_enc, password_enc FROM devices").fetchall()
+            for row in rows:
+                key_enc, password_enc = reencrypt(row["api_key_enc"]), reencrypt(row["password_enc"])
+                devices += (key_enc is not None) + (password_enc is not None)
+                conn.execute(
+                    "UPDATE devices SET api_key_enc = ?, password_enc = ? WHERE id = ?",
+                    (key_enc, password_enc, row["id"]),
+                )
+            for table in DOC_TABLES:
+                docs = conn.execute(f"SELECT id, doc FROM {table}").fetchall()  # noqa: S608  # nosec B608
+                for doc_row in docs:
+                    doc = json.loads(doc_row["doc"])
+                    secret_fields = [k for k, v in doc.items() if k.endswith("_enc") and isinstance(v, str) and v]
+                    if not secret_fields:
+                        continue
+                    for name in secret_fields:
+                        doc[name] = reencrypt(doc[name])
+                    documents += len(secret_fields)
+                    conn.execute(
+                        f"UPDATE {table} SET doc = ? WHERE id = ?",  # noqa: S608  # nosec B608
+                        (json.dumps(doc, sort_keys=True), doc_row["id"]),
+                    )
+    finally:
+        conn.close()
+    return devices, documents
+
+
 def _row_to_device(row: sqlite3.Row, box: SecretBox) -> DeviceConfig:
     return DeviceConfig(
         id=row["id"],

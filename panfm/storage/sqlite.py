@@ -73,6 +73,24 @@ def online_backup(src: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+# What the stores raise, for callers outside storage (which never import a driver):
+DatabaseError = sqlite3.DatabaseError  # damaged, unreadable or locked-out database
+IntegrityError = sqlite3.IntegrityError  # a unique name or key already taken
+
+
+def integrity_check(path: Path) -> str:
+    """PRAGMA integrity_check of one file, read-only: "ok", or the first problems found."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return "; ".join(str(r[0]) for r in rows[:5])
+
+
 def check_usable(path: Path) -> None:
     """Refuse a SQLite file that is not one or is damaged, naming it (ConfigError); absent is fine."""
     if not path.exists():

@@ -9,7 +9,6 @@ tokens or passwords) is stored encrypted and only ever answered masked.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, WebContext, ctx, device_exists, parse_iso
 from panfm.web.auth import current_user
 from panfm.web.security import api_error
-from throughput_storage import DocTable, alerts_store, config_store
+from throughput_storage import DatabaseError, DocTable, alerts_store, config_store
 
 log = logging.getLogger("panfm.web")
 
@@ -57,8 +56,8 @@ def not_found(exc: NotFound) -> Any:
     return api_error(404, "not_found", f"No such {exc.what}.")
 
 
-@bp.errorhandler(sqlite3.DatabaseError)
-def alerts_db_unreadable(exc: sqlite3.DatabaseError) -> Any:
+@bp.errorhandler(DatabaseError)
+def alerts_db_unreadable(exc: DatabaseError) -> Any:
     # A damaged alerts.db (or config.db) must not turn into a 500: say what is wrong, plainly.
     log.warning("alerts: database unreadable: %s", type(exc).__name__)
     return api_error(503, "alerts_unavailable", "The alerts database cannot be read; run `flask --app app db check`.")
@@ -117,13 +116,7 @@ def _check_refs(c: WebContext, doc: Mapping[str, Any], errors: dict[str, str]) -
 
 def _device_names(c: WebContext) -> dict[str, str]:
     """Device names by id straight from config.db (no secret decrypted for a label)."""
-    if not (c.data_dir / config_store.CONFIG_DB).exists():
-        return {}
-    conn = config_store.connect(c.data_dir, readonly=True)
-    try:
-        return {r["id"]: r["name"] for r in conn.execute("SELECT id, name FROM devices")}
-    finally:
-        conn.close()
+    return config_store.device_names(c.data_dir)
 
 
 # ---- rules ---------------------------------------------------------------------------------

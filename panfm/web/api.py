@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from config import ConfigError, SecretBox, Settings
 from panfm.models import DeviceSample, DeviceStatus
 from panfm.timefmt import iso_ms as iso
 from panfm.web.security import api_error
-from throughput_storage import HISTORY_DB, SampleReader, StorageUnavailable, alerts_store, config_store
+from throughput_storage import HISTORY_DB, DatabaseError, SampleReader, StorageUnavailable, alerts_store, config_store
 
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
 MAX_CUSTOM_RANGE_S = 400 * 86400
@@ -87,7 +86,7 @@ class WebContext:
         with SampleReader.open(self.samples_path) as reader:
             try:
                 yield reader
-            except sqlite3.DatabaseError as exc:
+            except DatabaseError as exc:
                 # A damaged or locked-out file is "cannot be read" (503), not a server bug (500).
                 raise StorageUnavailable(f"sample database query failed: {type(exc).__name__}") from None
 
@@ -159,7 +158,7 @@ def active_alert_counts(data_dir: Path) -> dict[str, int] | None:
         return None
     try:
         return alerts_store.active_alert_counts(path)
-    except sqlite3.DatabaseError as exc:
+    except DatabaseError as exc:
         # A damaged alerts.db leaves the counts unknown (null); the dashboard must still answer.
         log.warning("alerts database unreadable: %s", type(exc).__name__)
         return None
@@ -180,13 +179,7 @@ def known_device_id() -> str:
 
 def device_exists(data_dir: Path, device_id: str) -> bool:
     """Check one id in config.db (DeviceStore.get would decrypt every device's secrets per request)."""
-    if not (data_dir / config_store.CONFIG_DB).exists():
-        return False
-    conn = config_store.connect(data_dir, readonly=True)
-    try:
-        return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
-    finally:
-        conn.close()
+    return config_store.device_exists(data_dir, device_id)
 
 
 def time_window(now: float) -> tuple[float, float, str]:

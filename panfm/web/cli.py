@@ -7,7 +7,6 @@ authenticates, not with what.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,18 @@ from panfm.ops import register_demo_devices, rotate_keys
 from panfm.web.api import BadRequest
 from panfm.web.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
 from panfm.web.devices import device_from_body
-from throughput_storage import ALERTS_DB, CONFIG_DB, HISTORY_DB, DeviceStore, SampleStore, config_store, online_backup
+from throughput_storage import (
+    ALERTS_DB,
+    CONFIG_DB,
+    HISTORY_DB,
+    DatabaseError,
+    DeviceStore,
+    IntegrityError,
+    SampleStore,
+    config_store,
+    integrity_check,
+    online_backup,
+)
 
 DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB)
 # Files a restore needs besides the databases: without encryption.key the stored secrets are lost.
@@ -126,7 +136,7 @@ def devices_add(
             raise click.ClickException(f"device {other.name!r} already has this name or {other.host}:{other.port}")
     try:
         device_id = store.add(device)
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise click.ClickException("a device with this name or host and port already exists") from None
     click.echo(f"added {device.name} ({device.host}:{device.port}) id {device_id}")
 
@@ -158,11 +168,7 @@ def devices_import(inventory: Path, host: str | None) -> None:
 
 
 def _user_exists(data_dir: Path, username: str) -> bool:
-    conn = config_store.connect(data_dir)
-    try:
-        return conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is not None
-    finally:
-        conn.close()
+    return config_store.user_exists(data_dir, username)
 
 
 @users_cli.command("reset-password")
@@ -207,18 +213,6 @@ def db_backup(folder: Path) -> None:
     click.echo(f"backup written to {folder} (it holds the encryption key: keep it as secret as the data folder)")
 
 
-def _integrity(path: Path) -> str:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    return "; ".join(str(r[0]) for r in rows[:5])
-
-
 @db_cli.command("check")
 def db_check() -> None:
     """Check every database's integrity, the settings and that every stored secret decrypts."""
@@ -230,7 +224,7 @@ def db_check() -> None:
         if not path.exists():
             click.echo(f"{name}: absent")
             continue
-        result = _integrity(path)
+        result = integrity_check(path)
         problems += result != "ok"
         click.echo(f"{name}: {result}")
     try:
@@ -242,7 +236,7 @@ def db_check() -> None:
     try:
         count = len(_store().list())
         click.echo(f"secrets: ok ({count} devices decrypt)")
-    except (config.ConfigError, sqlite3.DatabaseError) as exc:
+    except (config.ConfigError, DatabaseError) as exc:
         problems += 1
         click.echo(f"secrets: {exc}")
     if problems:
@@ -294,7 +288,7 @@ def import_panfm(folder: Path, dry_run: bool) -> None:
                 continue
             try:
                 device_id = device.id if dry_run else store.add(device)
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 report.skipped.append(f"device {device.name!r}: its id, name or address is already taken")
                 continue
             existing.append(device)  # two 1.x entries with one name must not both get in

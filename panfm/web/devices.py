@@ -12,7 +12,6 @@ import dataclasses
 import ipaddress
 import logging
 import re
-import sqlite3
 from typing import Any
 
 from cryptography import x509
@@ -30,6 +29,7 @@ from panfm.xmlapi import (
     TlsError,
     fetch_fingerprint,
 )
+from throughput_storage import IntegrityError
 
 log = logging.getLogger("panfm.web")
 
@@ -292,7 +292,7 @@ def add_device() -> Any:
         raise dup
     try:
         device_id = ctx().devices.add(device)
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         # Another request added the same name or host:port between the check and the insert.
         raise BadRequest({"name": "a device with this name or host and port already exists"}) from None
     log.info("device %s added (%s:%d)", device_id, device.host, device.port)
@@ -311,7 +311,7 @@ def update_device(device_id: str) -> Any:
     try:
         if not c.devices.update(device):
             raise UnknownDevice(device_id)
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise BadRequest({"name": "a device with this name or host and port already exists"}) from None
     return jsonify({"id": device_id})
 
