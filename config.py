@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import math
 import os
 import re
 import secrets
@@ -35,6 +36,58 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105  # nosec B105 (a file name, not a s
 
 class ConfigError(Exception):
     """A setting or a data-folder file is unusable; the message names which and why."""
+
+
+# ASCII only, and short: str.isdigit() takes "²" (which int() refuses) and int() takes "٣" (3);
+# a length cap keeps int() and float() from parsing thousands of digits (ValueError past 4300).
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}", re.ASCII)
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII)
+MAX_NUMBER_TEXT = 40
+
+
+def bounded_int(raw: Any, lo: int, hi: int) -> int:
+    """Read a whole number from JSON (an int or a whole float) or text (ASCII digits) within [lo, hi].
+
+    Raises ValueError saying what is expected. Every numeric input of the API and of the settings
+    goes through here (or `bounded_number`), so a 400-digit integer or "²" is a 400, never a 500.
+    """
+    expected = f"expected a whole number between {lo} and {hi}"
+    value: int
+    if isinstance(raw, bool):
+        raise ValueError(expected)
+    if isinstance(raw, str):
+        if not _INT_TEXT.fullmatch(raw.strip()):
+            raise ValueError(expected)
+        value = int(raw.strip())
+    elif isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        value = int(raw)
+    else:
+        raise ValueError(expected)
+    if not lo <= value <= hi:  # exact for any int: a huge one never reaches float()
+        raise ValueError(expected)
+    return value
+
+
+def bounded_number(raw: Any, lo: float, hi: float) -> float:
+    """Read a finite number from JSON (int or float) or text (ASCII) within [lo, hi]; ValueError if not."""
+    expected = f"expected a finite number between {lo:g} and {hi:g}"
+    if isinstance(raw, bool):
+        raise ValueError(expected)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > MAX_NUMBER_TEXT or not _NUMBER_TEXT.fullmatch(text):
+            raise ValueError(expected)
+        raw = float(text)
+    if isinstance(raw, int):
+        # Compare before converting: float(10**400) raises OverflowError.
+        if not lo <= raw <= hi:
+            raise ValueError(expected)
+        return float(raw)
+    if not isinstance(raw, float) or not math.isfinite(raw) or not lo <= raw <= hi:
+        raise ValueError(expected)
+    return raw
 
 
 def setting(
@@ -114,6 +167,7 @@ def coerce(name: str, raw: Any, source: str) -> Any:
         raise ConfigError(f"{source}: unknown setting {name!r}")
     f = fields[name]
     kind = _field_type(f)
+    lo, hi, choices = f.metadata["min"], f.metadata["max"], f.metadata["choices"]
     value: Any
     try:
         if kind is bool:
@@ -126,18 +180,9 @@ def coerce(name: str, raw: Any, source: str) -> Any:
             else:
                 raise ValueError("expected true or false")
         elif kind is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError("expected a whole number")
-            text = raw.strip() if isinstance(raw, str) else raw
-            if isinstance(text, str) and not re.fullmatch(r"[+-]?\d+", text):
-                raise ValueError("expected a whole number")
-            value = int(text)
+            value = bounded_int(raw, int(lo if lo is not None else -(2**63)), int(hi if hi is not None else 2**63))
         elif kind is float:
-            if isinstance(raw, bool):
-                raise ValueError("expected a number")
-            value = float(raw.strip()) if isinstance(raw, str) else float(raw)
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError("expected a finite number")
+            value = bounded_number(raw, lo if lo is not None else -1e15, hi if hi is not None else 1e15)
         else:
             if not isinstance(raw, str):
                 raise ValueError("expected text")
@@ -145,9 +190,6 @@ def coerce(name: str, raw: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         shown = "(hidden)" if f.metadata["secret"] else repr(raw)[:80]
         raise ConfigError(f"{source}: setting {name!r}: {exc} (got {shown})") from None
-    lo, hi, choices = f.metadata["min"], f.metadata["max"], f.metadata["choices"]
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{source}: setting {name!r} must be between {lo:g} and {hi:g} (got {value!r})")
     if choices and value not in choices:
         raise ConfigError(f"{source}: setting {name!r} must be one of {', '.join(choices)} (got {value!r})")
     return value
