@@ -21,7 +21,7 @@ import web_devices
 import web_history
 import web_interfaces
 import web_settings
-from config import ConfigError, Settings, ensure_data_dir, load_settings
+from config import ConfigError, Settings, ensure_data_dir, load_settings, private_umask
 from web_auth import Auth, init_auth
 from web_cli import register_cli
 from web_pages import bp as pages_bp
@@ -32,9 +32,10 @@ log = logging.getLogger("panfm.web")
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app over the settings' data folder (no module-level state)."""
+    private_umask()  # before any file is created: `python app.py`, `flask` and any WSGI server
     settings = settings if settings is not None else load_settings()
-    ensure_data_dir(settings.data_path)
     _configure_logging(settings)
+    ensure_data_dir(settings.data_path)  # after logging: it may warn about a folder open to others
     app = Flask(__name__)
     app.config["PANFM_SETTINGS"] = settings
     app.extensions["panfm"] = web_api.make_context(settings)

@@ -324,6 +324,7 @@ def _setup_logging(settings: config.Settings | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the clock until SIGINT/SIGTERM; return the exit code."""
+    config.private_umask()  # before any file is created (databases, -wal/-shm, lock, log file)
     try:
         settings = config.load_settings()
     except config.ConfigError as exc:

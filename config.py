@@ -16,10 +16,12 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import logging
 import math
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +30,12 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+log = logging.getLogger("panfm.config")
+
 ENV_PREFIX = "PANFM_"
+# Both processes create files with this umask: databases, their -wal/-shm, keys, settings and
+# logs are 0600 and folders 0700, whatever umask the shell, container or service manager set.
+PRIVATE_UMASK = 0o077
 SETTINGS_FILE = "settings.json"
 KEY_FILE = "encryption.key"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  # nosec B105 (a file name, not a secret)
@@ -276,8 +283,13 @@ def save_settings(data_dir: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def private_umask() -> None:
+    """Make every file this process creates private to its user (call first thing at a process start)."""
+    os.umask(PRIVATE_UMASK)
+
+
 def ensure_data_dir(path: Path) -> Path:
-    """Create the data folder (0700) if needed; fail loudly when it is not usable."""
+    """Create the data folder (0700) if needed, make it private; fail loudly when it is not usable."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -286,7 +298,39 @@ def ensure_data_dir(path: Path) -> Path:
         raise ConfigError(f"data folder {path}: not a directory")
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise ConfigError(f"data folder {path}: not readable and writable by this user (uid {os.getuid()})")
+    make_private(path)
     return path
+
+
+def make_private(path: Path) -> None:
+    """Take group and other access off the data folder and everything directly in it.
+
+    A folder made by hand, by `docker run -v` or by an older version may be 0755 with 0644
+    files: the umask only protects files created from now on, so existing ones are chmod-ed
+    too (never widened; symlinks left alone). One WARNING says what was open, then nothing.
+    """
+    mode = stat.S_IMODE(path.stat().st_mode)
+    folder_was_open = bool(mode & 0o077)
+    if folder_was_open:
+        path.chmod(mode & 0o700)
+    fixed: list[str] = []
+    for entry in os.scandir(path):
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) or not st.st_mode & 0o077:
+                continue
+            os.chmod(entry.path, stat.S_IMODE(st.st_mode) & 0o700)
+        except FileNotFoundError:
+            continue  # a -wal or -shm removed by the other process meanwhile
+        except PermissionError:
+            log.warning("data folder %s: %s is readable by others and not ours to change", path, entry.name)
+            continue
+        fixed.append(entry.name)
+    if folder_was_open or fixed:
+        log.warning(
+            "data folder %s was readable by group or others (folder %04o, %d files open: %s);"
+            " made it 0700 and its files 0600", path, mode, len(fixed), ", ".join(sorted(fixed)[:10]) or "none",
+        )
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
