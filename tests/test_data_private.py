@@ -114,7 +114,6 @@ def test_it_leaves_symlinks_and_private_files_alone(tmp_path):
     assert mode(data / "key") == 0o400, "private files are never widened"
 
 
-@pytest.mark.slow
 def test_the_clock_makes_a_loose_folder_private_and_creates_private_files(tmp_path):
     data = loose_folder(tmp_path, (HISTORY_DB,))  # the clock's own database
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
