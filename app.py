@@ -19,7 +19,7 @@ import panfm.web.devices as web_devices
 import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
 import panfm.web.settings as web_settings
-from config import ConfigError, Settings, ensure_data_dir, load_settings
+from config import ConfigError, Settings, ensure_data_dir, load_settings, private_umask
 from panfm.ops import configure_logging, install_redaction
 from panfm.web.auth import Auth, init_auth
 from panfm.web.cli import register_cli
@@ -31,9 +31,10 @@ log = logging.getLogger("panfm.web")
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app over the settings' data folder (no module-level state)."""
+    private_umask()  # before any file is created: `python app.py`, `flask` and any WSGI server
     settings = settings if settings is not None else load_settings()
-    ensure_data_dir(settings.data_path)
     _configure_logging(settings)
+    ensure_data_dir(settings.data_path)  # after logging: it may warn about a folder open to others
     app = Flask(__name__)
     app.config["PANFM_SETTINGS"] = settings
     app.extensions["panfm"] = web_api.make_context(settings)

@@ -46,7 +46,15 @@ from alerts import evaluate_alerts, notify_once
 from panfm.models import CycleResult
 from panfm.ops import ClockStats, configure_logging, install_redaction
 from throughput_collector import Collector
-from throughput_storage import CONFIG_DB, HISTORY_DB, DeviceStore, SampleReader, SampleStore, alerts_store, check_usable
+from throughput_storage import (
+    CONFIG_DB,
+    HISTORY_DB,
+    DeviceStore,
+    SampleReader,
+    SampleStore,
+    alerts_store,
+    check_usable,
+)
 
 log = logging.getLogger("panfm.clock")
 
@@ -313,6 +321,7 @@ def _setup_logging(settings: config.Settings | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the clock until SIGINT/SIGTERM; return the exit code."""
+    config.private_umask()  # before any file is created (databases, -wal/-shm, lock, log file)
     try:
         settings = config.load_settings()
     except config.ConfigError as exc:

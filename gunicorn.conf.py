@@ -10,6 +10,10 @@ import sys
 # Under another name: gunicorn reads every module-level name here as a setting, and `config` is one.
 import config as _panfm_config
 
+# In the master, before it forks: the workers and every file they create are private (0600).
+# (gunicorn's own `umask` setting applies only to daemon mode and unix sockets.)
+_panfm_config.private_umask()
+
 try:
     _settings = _panfm_config.load_settings()
 except _panfm_config.ConfigError as exc:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import logging
+import math
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +30,12 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+log = logging.getLogger("panfm.config")
+
 ENV_PREFIX = "PANFM_"
+# Both processes create files with this umask: databases, their -wal/-shm, keys, settings and
+# logs are 0600 and folders 0700, whatever umask the shell, container or service manager set.
+PRIVATE_UMASK = 0o077
 SETTINGS_FILE = "settings.json"
 KEY_FILE = "encryption.key"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  # nosec B105 (a file name, not a secret)
@@ -35,6 +43,58 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105  # nosec B105 (a file name, not a s
 
 class ConfigError(Exception):
     """A setting or a data-folder file is unusable; the message names which and why."""
+
+
+# ASCII only, and short: str.isdigit() takes "²" (which int() refuses) and int() takes "٣" (3);
+# a length cap keeps int() and float() from parsing thousands of digits (ValueError past 4300).
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}", re.ASCII)
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII)
+MAX_NUMBER_TEXT = 40
+
+
+def bounded_int(raw: Any, lo: int, hi: int) -> int:
+    """Read a whole number from JSON (an int or a whole float) or text (ASCII digits) within [lo, hi].
+
+    Raises ValueError saying what is expected. Every numeric input of the API and of the settings
+    goes through here (or `bounded_number`), so a 400-digit integer or "²" is a 400, never a 500.
+    """
+    expected = f"expected a whole number between {lo} and {hi}"
+    value: int
+    if isinstance(raw, bool):
+        raise ValueError(expected)
+    if isinstance(raw, str):
+        if not _INT_TEXT.fullmatch(raw.strip()):
+            raise ValueError(expected)
+        value = int(raw.strip())
+    elif isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        value = int(raw)
+    else:
+        raise ValueError(expected)
+    if not lo <= value <= hi:  # exact for any int: a huge one never reaches float()
+        raise ValueError(expected)
+    return value
+
+
+def bounded_number(raw: Any, lo: float, hi: float) -> float:
+    """Read a finite number from JSON (int or float) or text (ASCII) within [lo, hi]; ValueError if not."""
+    expected = f"expected a finite number between {lo:g} and {hi:g}"
+    if isinstance(raw, bool):
+        raise ValueError(expected)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > MAX_NUMBER_TEXT or not _NUMBER_TEXT.fullmatch(text):
+            raise ValueError(expected)
+        raw = float(text)
+    if isinstance(raw, int):
+        # Compare before converting: float(10**400) raises OverflowError.
+        if not lo <= raw <= hi:
+            raise ValueError(expected)
+        return float(raw)
+    if not isinstance(raw, float) or not math.isfinite(raw) or not lo <= raw <= hi:
+        raise ValueError(expected)
+    return raw
 
 
 def setting(
@@ -114,6 +174,7 @@ def coerce(name: str, raw: Any, source: str) -> Any:
         raise ConfigError(f"{source}: unknown setting {name!r}")
     f = fields[name]
     kind = _field_type(f)
+    lo, hi, choices = f.metadata["min"], f.metadata["max"], f.metadata["choices"]
     value: Any
     try:
         if kind is bool:
@@ -126,18 +187,9 @@ def coerce(name: str, raw: Any, source: str) -> Any:
             else:
                 raise ValueError("expected true or false")
         elif kind is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError("expected a whole number")
-            text = raw.strip() if isinstance(raw, str) else raw
-            if isinstance(text, str) and not re.fullmatch(r"[+-]?\d+", text):
-                raise ValueError("expected a whole number")
-            value = int(text)
+            value = bounded_int(raw, int(lo if lo is not None else -(2**63)), int(hi if hi is not None else 2**63))
         elif kind is float:
-            if isinstance(raw, bool):
-                raise ValueError("expected a number")
-            value = float(raw.strip()) if isinstance(raw, str) else float(raw)
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError("expected a finite number")
+            value = bounded_number(raw, lo if lo is not None else -1e15, hi if hi is not None else 1e15)
         else:
             if not isinstance(raw, str):
                 raise ValueError("expected text")
@@ -145,9 +197,6 @@ def coerce(name: str, raw: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         shown = "(hidden)" if f.metadata["secret"] else repr(raw)[:80]
         raise ConfigError(f"{source}: setting {name!r}: {exc} (got {shown})") from None
-    lo, hi, choices = f.metadata["min"], f.metadata["max"], f.metadata["choices"]
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{source}: setting {name!r} must be between {lo:g} and {hi:g} (got {value!r})")
     if choices and value not in choices:
         raise ConfigError(f"{source}: setting {name!r} must be one of {', '.join(choices)} (got {value!r})")
     return value
@@ -234,8 +283,13 @@ def save_settings(data_dir: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def private_umask() -> None:
+    """Make every file this process creates private to its user (call first thing at a process start)."""
+    os.umask(PRIVATE_UMASK)
+
+
 def ensure_data_dir(path: Path) -> Path:
-    """Create the data folder (0700) if needed; fail loudly when it is not usable."""
+    """Create the data folder (0700) if needed, make it private; fail loudly when it is not usable."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -244,7 +298,39 @@ def ensure_data_dir(path: Path) -> Path:
         raise ConfigError(f"data folder {path}: not a directory")
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise ConfigError(f"data folder {path}: not readable and writable by this user (uid {os.getuid()})")
+    make_private(path)
     return path
+
+
+def make_private(path: Path) -> None:
+    """Take group and other access off the data folder and everything directly in it.
+
+    A folder made by hand, by `docker run -v` or by an older version may be 0755 with 0644
+    files: the umask only protects files created from now on, so existing ones are chmod-ed
+    too (never widened; symlinks left alone). One WARNING says what was open, then nothing.
+    """
+    mode = stat.S_IMODE(path.stat().st_mode)
+    folder_was_open = bool(mode & 0o077)
+    if folder_was_open:
+        path.chmod(mode & 0o700)
+    fixed: list[str] = []
+    for entry in os.scandir(path):
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) or not st.st_mode & 0o077:
+                continue
+            os.chmod(entry.path, stat.S_IMODE(st.st_mode) & 0o700)
+        except FileNotFoundError:
+            continue  # a -wal or -shm removed by the other process meanwhile
+        except PermissionError:
+            log.warning("data folder %s: %s is readable by others and not ours to change", path, entry.name)
+            continue
+        fixed.append(entry.name)
+    if folder_was_open or fixed:
+        log.warning(
+            "data folder %s was readable by group or others (folder %04o, %d files open: %s);"
+            " made it 0700 and its files 0600", path, mode, len(fixed), ", ".join(sorted(fixed)[:10]) or "none",
+        )
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -126,8 +126,20 @@ WRONG_TYPES: dict[type, list[Any]] = {
     list: ["ethernet1/1", 0, True, {}],
     dict: ["pin", 0, True, []],
 }
+# Numbers no field can hold: a float() of the first overflows; str.isdigit() takes "²" and "①",
+# which int() refuses, and int() takes Arabic-Indic and full-width digits.
+HUGE_INTS = [10**400, -(10**400), 2**1024]
+ODD_DIGITS = ["²", "①", "٣", "１２", "1" + "0" * 400, "9" * 5000, "1e400", "-1e400", "NaN", "Infinity"]
 NASTY_VALUES = [*NASTY_STRINGS, None, True, False, 0, -1, 2**64, -(2**63), 1e308, -1e308, 1.5, [], {}, [None],
-                {"": {"": []}}, ["x"] * 1000]
+                {"": {"": []}}, ["x"] * 1000, *HUGE_INTS, *ODD_DIGITS]
+WEEKLY = {"name": "weekly", "kind": "weekly", "weekdays": ["mon"], "start_time": "01:00", "duration_s": 3600}
+# Fields holding a number that the templates above leave out (they are optional, or of another kind).
+MORE_NUMBERS: dict[tuple[str, str], list[str]] = {
+    ("POST", "/api/alerts/rules"): ["clear_threshold", "for_s", "repeat_s"],
+    ("PUT", "/api/alerts/rules/<rule_id>"): ["clear_threshold", "for_s", "repeat_s"],
+    ("PUT", "/api/settings"): [f.name for f in config.declared()
+                               if str(f.type) in ("int", "float") and f.metadata["editable"]],
+}
 NOT_OBJECTS = ["[]", "1", '"text"', "null", "true", "[{}]", "{", '{"a": }', "{'a': 1}", "\ufeff[]", "",
                "[" * 50_000, '{"a":' * 20_000, "NaN", '{"\\ud800": 1}', "1" * 5000]
 
@@ -307,6 +319,51 @@ def test_it_never_fails_on_unicode_edge_cases(api: Api) -> None:
                 if r.status_code >= 400:
                     assert_refused(r)
                     assert snapshot(api.data_dir) == before, (method, rule, name, text[:20])
+
+
+def numeric_cases(api: Api):
+    """Every (method, rule, body, field) whose field takes a number, from the templates and MORE_NUMBERS."""
+    for method, rule in api.endpoints():
+        body = TEMPLATES[(method, rule)]["body"]
+        names = [k for k, v in body.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+        for name in dict.fromkeys(names + MORE_NUMBERS.get((method, rule), [])):
+            yield method, rule, body, name
+    if ("POST", "/api/alerts/maintenance") in api.rules:
+        yield "POST", "/api/alerts/maintenance", WEEKLY, "duration_s"
+
+
+def test_it_refuses_huge_integers_and_odd_digits_in_every_numeric_field_with_a_400(api: Api) -> None:
+    checked = set()
+    for method, rule, body, name in numeric_cases(api):
+        checked.add((rule, name))
+        for value in [*HUGE_INTS, *ODD_DIGITS]:
+            before = snapshot(api.data_dir)
+            r = api.send(method, rule, dumps({**body, name: value}))
+            assert_refused(r, 400)
+            assert snapshot(api.data_dir) == before, (method, rule, name, str(value)[:20])
+        # 5000 digits are past what Python turns into an int at all: sent as raw JSON text.
+        raw = dumps({**body, name: 0}).replace(f'"{name}": 0', f'"{name}": {"9" * 5000}')
+        assert_refused(api.send(method, rule, raw), 400)
+    assert {("/api/alerts/rules", "threshold"), ("/api/alerts/maintenance", "duration_s"),
+            ("/api/settings", "request_timeout"), ("/api/devices", "port")} <= checked
+
+
+def test_it_never_answers_huge_or_odd_numbers_in_query_strings_with_a_500(api: Api) -> None:
+    """Every GET under /api, each parameter the API reads, fed numbers no parameter can hold."""
+    params = ("limit", "since", "range", "start", "end", "device_id", "name")
+    gets = sorted(r.rule for r in api.app.url_map.iter_rules() if "GET" in r.methods and r.rule.startswith("/api/"))
+    assert "/api/alerts/history" in gets
+    for rule in gets:
+        for param in params:
+            for value in [str(HUGE_INTS[0]), *ODD_DIGITS]:
+                query = {param: value}
+                if param != "device_id":
+                    query["device_id"] = api.ids["device_id"]
+                r = api.client.get(api.path(rule), query_string=query)
+                assert r.status_code != 500, (rule, param, value[:20], r.get_data()[:200])  # 503: no samples yet
+    for value in [str(HUGE_INTS[0]), *ODD_DIGITS, "0", "-1", "1001"]:
+        assert_refused(api.client.get("/api/alerts/history", query_string={"limit": value}), 400)
+    assert api.client.get("/api/alerts/history", query_string={"limit": "1000"}).status_code == 200
 
 
 def test_it_refuses_control_characters_in_names(api: Api) -> None:

@@ -137,3 +137,25 @@ def test_it_keeps_every_key_when_settings_are_saved_at_the_same_moment(tmp_path)
         for t in threads:
             t.join()
         assert json.loads((tmp_path / "settings.json").read_text()) == dict.fromkeys(names, 20 + attempt)
+
+
+@pytest.mark.parametrize("value", ["٣٠", "３０", "3²", "1" + "0" * 400, "9" * 5000, " 30 x"])
+def test_a_whole_number_setting_takes_only_ascii_digits_within_bounds(tmp_path, value):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"PANFM_DATA_DIR": str(tmp_path), "PANFM_REFRESH_INTERVAL": value})
+    assert "PANFM_REFRESH_INTERVAL" in str(err.value) and "between 5 and 300" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), "1" + "0" * 400, "1e400", "٣", "NaN", True])
+def test_bounded_numbers_refuse_what_no_field_can_hold_with_a_value_error(value):
+    with pytest.raises(ValueError, match="between"):
+        config.bounded_int(value, 1, 1000)
+    with pytest.raises(ValueError, match="between"):
+        config.bounded_number(value, -1e15, 1e15)
+
+
+def test_bounded_numbers_read_json_numbers_and_ascii_text():
+    assert config.bounded_int(" 42 ", 1, 100) == 42
+    assert config.bounded_int(60.0, 1, 100) == 60
+    assert config.bounded_number("2.5e1", 0, 100) == 25.0
+    assert config.bounded_number(7, 0, 100) == 7.0

@@ -195,15 +195,65 @@ def test_it_marks_the_cookie_secure_when_configured(tmp_path):
     assert cookie is not None and cookie.secure
 
 
-def test_it_throttles_an_account_after_ten_failures(tmp_path):
+def recorded_waits(app: Flask) -> list[float]:
+    """Record the account slowdown's waits instead of sleeping them (time is the outer edge)."""
+    waits: list[float] = []
+    app.extensions["panfm_auth"].sleep = waits.append
+    return waits
+
+
+def test_it_never_locks_the_admin_out_for_a_correct_login_from_another_address(tmp_path, caplog):
+    app = make_app(tmp_path)
+    waits = recorded_waits(app)
+    client = app.test_client()
+    attackers = [f"203.0.113.{i}" for i in range(1, 5)]
+    with caplog.at_level(logging.WARNING, logger="panfm.web"):
+        for addr in attackers:
+            codes = [login(client, f"guess-{i}", addr=addr).status_code for i in range(12)]
+            assert codes == [401] * 10 + [429] * 2, (addr, codes)
+    # 40 failures on `admin` from four addresses: the owner, elsewhere, still gets in.
+    r = login(client, INITIAL, addr="198.51.100.5")
+    assert r.status_code == 200, r.get_json()
+    # ...after a short, bounded wait, while each attacker address stays refused.
+    assert waits[-1] == web_auth.ACCOUNT_DELAY_CAP_S
+    assert max(waits) <= web_auth.ACCOUNT_DELAY_CAP_S <= 5
+    for addr in attackers:
+        r = login(client, INITIAL, addr=addr)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+        assert r.get_json()["error"] == "too_many_attempts"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("login throttled for account 'admin'" in m for m in warned), warned
+
+
+def test_it_slows_an_account_more_with_each_failure_up_to_a_cap():
+    delays = [web_auth.account_delay(n) for n in range(40)]
+    assert delays[: web_auth.ACCOUNT_FREE_FAILURES] == [0.0] * web_auth.ACCOUNT_FREE_FAILURES
+    assert delays == sorted(delays)
+    assert 0 < delays[web_auth.ACCOUNT_FREE_FAILURES] < delays[-1] == web_auth.ACCOUNT_DELAY_CAP_S
+    assert web_auth.account_delay(10**9) == web_auth.ACCOUNT_DELAY_CAP_S
+
+
+def test_it_keeps_the_slowdown_when_the_owner_logs_in(tmp_path):
+    app = make_app(tmp_path)
+    waits = recorded_waits(app)
+    client = app.test_client()
+    for addr in ("203.0.113.1", "203.0.113.2"):
+        for i in range(10):
+            login(client, f"guess-{i}", addr=addr)
+    assert login(client, INITIAL, addr="198.51.100.5").status_code == 200
+    login(client, "guess-x", addr="203.0.113.3")
+    assert waits[-1] == waits[-2] > 0, "a login by the owner must not reset an attacker's slowdown"
+
+
+def test_it_refuses_ten_failures_for_one_account_from_one_address(tmp_path):
     app = make_app(tmp_path)
     client = app.test_client()
     for i in range(10):
-        assert login(client, f"wrong-{i}", addr=f"10.0.0.{i}").status_code == 401
-    r = login(client, INITIAL, addr="10.0.1.1")
-    assert r.status_code == 429, "the right password must not help once the account is throttled"
+        assert login(client, f"wrong-{i}", addr="10.0.0.1").status_code == 401
+    r = login(client, INITIAL, addr="10.0.0.1")
+    assert r.status_code == 429, "the right password must not help the address that guessed"
     assert int(r.headers["Retry-After"]) > 0
-    assert r.get_json()["error"] == "too_many_attempts"
+    assert login(client, INITIAL, addr="10.0.0.2").status_code == 200
 
 
 def test_it_throttles_a_client_address_after_thirty_failures(tmp_path):

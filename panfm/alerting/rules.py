@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import re
 import threading
 import warnings
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from config import bounded_int, bounded_number
 from panfm.models import AlertOperator, AlertSeverity, MaintenanceWindow, Rule
 
 # Fields of models.DeviceSample an alert rule can watch (device-wide, series "").
@@ -52,6 +52,7 @@ OPERATORS: tuple[AlertOperator, ...] = (">", ">=", "<", "<=")
 SEVERITIES: tuple[AlertSeverity, ...] = ("critical", "warning", "info")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_SECONDS = 7 * 86400
+MAX_THRESHOLD = 1e15  # far beyond any metric (Mbps, sessions, percent, days); a bound, not a policy
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -80,23 +81,28 @@ def _number(doc: Mapping[str, Any], key: str, errors: Errors, *, required: bool)
         if required:
             errors[key] = "is required"
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        errors[key] = "must be a finite number"
+    if isinstance(value, str):  # JSON numbers only; bounded_number would read text too
+        errors[key] = f"must be a number from {-MAX_THRESHOLD:g} to {MAX_THRESHOLD:g}"
         return None
-    return float(value)
+    try:
+        return bounded_number(value, -MAX_THRESHOLD, MAX_THRESHOLD)
+    except ValueError:
+        errors[key] = f"must be a number from {-MAX_THRESHOLD:g} to {MAX_THRESHOLD:g}"
+        return None
 
 
 def _seconds(doc: Mapping[str, Any], key: str, errors: Errors, default: int, *, minimum: int = 0) -> int:
     value = doc.get(key, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+    if isinstance(value, str):  # JSON numbers only; bounded_int would read text too
         errors[key] = "must be a whole number of seconds"
         return default
-    if not minimum <= value <= MAX_SECONDS:
-        errors[key] = f"must be between {minimum} and {MAX_SECONDS} seconds"
+    try:
+        return bounded_int(value, minimum, MAX_SECONDS)
+    except ValueError:
+        errors[key] = f"must be a whole number of seconds from {minimum} to {MAX_SECONDS}"
         return default
-    return int(value)
 
 
 def _bool(doc: Mapping[str, Any], key: str, errors: Errors, default: bool) -> bool:

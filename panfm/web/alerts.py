@@ -25,6 +25,7 @@ from alerts import (
     validate_maintenance,
     validate_rule,
 )
+from config import bounded_int
 from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, WebContext, ctx, device_exists, parse_iso
 from panfm.web.auth import current_user
@@ -221,13 +222,15 @@ def alert_history() -> Any:
     severity = request.args.get("severity") or None
     if severity is not None and severity not in SEVERITIES:
         errors["severity"] = "one of " + ", ".join(SEVERITIES)
-    limit_text = request.args.get("limit", "500")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_HISTORY:
+    limit = 500
+    try:
+        limit = bounded_int(request.args.get("limit", "500"), 1, MAX_HISTORY)
+    except ValueError:
         errors["limit"] = f"a whole number from 1 to {MAX_HISTORY}"
     if errors:
         raise BadRequest(errors)
     rows = alerts_store.history(c.data_dir / alerts_store.ALERTS_DB, device_id=device_id, since=since,
-                                severity=severity, limit=int(limit_text))
+                                severity=severity, limit=limit)
     return jsonify({"history": _labelled(c, rows)})
 
 

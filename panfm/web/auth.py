@@ -12,6 +12,7 @@ import hashlib
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,14 @@ SESSIONS_MIGRATIONS = [
 ]
 SESSIONS_DB = "web_sessions.db"
 THROTTLE_WINDOW_S = 300.0
-MAX_FAILURES_PER_ACCOUNT = 10
-MAX_FAILURES_PER_ADDRESS = 30
+# Hard gates answer 429: they stop one address, never an account. A per-account lock would let
+# anyone lock the only admin out, from anywhere, with ten wrong passwords.
+MAX_FAILURES_PER_PAIR = 10  # one account from one address
+MAX_FAILURES_PER_ADDRESS = 30  # one address across accounts
+# Past this many failures from all addresses, each attempt on the account waits (see account_delay).
+ACCOUNT_FREE_FAILURES = 10
+ACCOUNT_DELAY_BASE_S = 0.25
+ACCOUNT_DELAY_CAP_S = 3.0  # small: the right password from elsewhere must still get in quickly
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte password is an attack, not a password
 SESSION_TTL_S = 24 * 3600.0
@@ -49,11 +56,33 @@ bp = Blueprint("auth", __name__)
 
 
 class Throttled(Exception):
-    """Too many recent login failures for this account or client address."""
+    """Too many recent login failures from this client address (for one account, or for all)."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__("too many failed logins")
         self.retry_after = retry_after
+
+
+def account_delay(failures: int) -> float:
+    """Seconds an attempt on an account waits, given its failures in the window from all addresses.
+
+    Doubles from ACCOUNT_DELAY_BASE_S per failure past ACCOUNT_FREE_FAILURES, capped at
+    ACCOUNT_DELAY_CAP_S: slows a guesser spread over many addresses without ever refusing the
+    account's owner.
+    """
+    over = failures - ACCOUNT_FREE_FAILURES
+    if over < 0:
+        return 0.0
+    return min(ACCOUNT_DELAY_CAP_S, ACCOUNT_DELAY_BASE_S * 2.0 ** min(over, 16))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One login attempt recorded as a failure until it succeeds: its keys, time and wait."""
+
+    keys: tuple[str, ...]
+    ts: float
+    delay_s: float
 
 
 @dataclass(frozen=True)
@@ -67,9 +96,16 @@ class SessionUser:
 class Auth:
     """Password checks, throttling and sessions over one data folder (one per app)."""
 
-    def __init__(self, data_dir: Path, clock: Callable[[], float], hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        clock: Callable[[], float],
+        hasher: PasswordHasher | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.data_dir = data_dir
         self.clock = clock
+        self.sleep = sleep
         self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._dummy_hash: str | None = None
         # Refuse to start on a damaged file, naming it, rather than fail on the first login.
@@ -119,8 +155,12 @@ class Auth:
 
     def login(self, username: str, password: str, address: str) -> SessionUser:
         """Check a password under the throttle; return the user or raise PermissionError / Throttled."""
-        keys = ("account:" + username.casefold(), "addr:" + address)
-        attempt = self._reserve_attempt(keys)
+        account = username.casefold()
+        attempt = self._reserve_attempt(account, address)
+        if attempt.delay_s:
+            # Before the check, for right and wrong passwords alike: a guesser who hangs up early
+            # must not learn the answer sooner than one who waits.
+            self.sleep(attempt.delay_s)
         conn = config_store.connect(self.data_dir)
         try:
             found = self._hash_of(conn, username)
@@ -129,48 +169,74 @@ class Auth:
         if not self._verify(found[0] if found else None, password) or found is None:
             log.info("failed login for account %r from %s", username[:64], address)
             raise PermissionError("invalid username or password")
-        self._forget_failures(keys, attempt)
+        self._forget_failures(attempt)
         if self.hasher.check_needs_rehash(found[0]):
             self._set_hash(username, self.hasher.hash(password), must_change=found[1])
         return SessionUser(username, found[1])
 
-    def _reserve_attempt(self, keys: tuple[str, str]) -> float:
-        """Count recent failures and record this attempt as one, atomically across processes.
+    def _reserve_attempt(self, account: str, address: str) -> Attempt:
+        """Apply the gates, then record this attempt as a failure, atomically across processes.
 
-        Checking and recording in one `BEGIN IMMEDIATE` transaction is what makes the limit
+        1. (account, address) and address alone are hard gates: past their limit, Throttled (429).
+        2. The account's failures from every address only set a delay (`account_delay`), so
+           an attacker can never lock the owner out, from another address, with the right password.
+        Checking and recording in one `BEGIN IMMEDIATE` transaction is what makes the limits
         hold when several gunicorn workers receive guesses at the same moment; a successful
         login removes its reservation again.
         """
+        pair, addr, acct = f"pair:{address} {account}", "addr:" + address, "account:" + account
         now = self.clock()
         since = now - THROTTLE_WINDOW_S
         conn = config_store.connect(self.data_dir)
         try:
             with sqlite_db.transaction(conn):
                 conn.execute("DELETE FROM login_failures WHERE ts < ?", (since,))
-                limits = (MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS)
-                for key, limit in zip(keys, limits, strict=True):
+                reaching = []
+                for key, limit in ((pair, MAX_FAILURES_PER_PAIR), (addr, MAX_FAILURES_PER_ADDRESS)):
                     rows = conn.execute(
                         "SELECT ts FROM login_failures WHERE key = ? AND ts >= ? ORDER BY ts", (key, since)
                     ).fetchall()
                     if len(rows) >= limit:
                         oldest_that_counts = rows[len(rows) - limit][0]
                         raise Throttled(max(1, int(oldest_that_counts + THROTTLE_WINDOW_S - now) + 1))
+                    if len(rows) + 1 == limit:
+                        reaching.append(key)
+                (failures,) = conn.execute(
+                    "SELECT count(*) FROM login_failures WHERE key = ? AND ts >= ?", (acct, since)
+                ).fetchone()
+                keys = (pair, addr, acct)
                 conn.executemany("INSERT INTO login_failures (key, ts) VALUES (?, ?)", [(k, now) for k in keys])
         finally:
             conn.close()
-        return now
+        minutes = int(THROTTLE_WINDOW_S // 60)
+        for key in reaching:
+            # Once, when the limit is reached: later refusals are not recorded, so not logged either.
+            log.warning("login throttled for %r after too many failures in %d minutes: 429 until they age out",
+                        key[:128], minutes)
+        delay = account_delay(failures)
+        if failures == ACCOUNT_FREE_FAILURES or (delay and failures % 100 == 0):
+            # At the start of a slowdown and every 100 failures after: a line per guess would flood.
+            log.warning(
+                "login throttled for account %r: %d failures from all addresses in %d minutes;"
+                " each attempt waits %.2f s (at most %.1f s)",
+                account[:64], failures, minutes, delay, ACCOUNT_DELAY_CAP_S,
+            )
+        return Attempt(keys, now, delay)
 
-    def _forget_failures(self, keys: tuple[str, str], attempt: float) -> None:
+    def _forget_failures(self, attempt: Attempt) -> None:
+        pair, addr, acct = attempt.keys
         conn = config_store.connect(self.data_dir)
         try:
             with sqlite_db.transaction(conn):
-                # A success clears the account's count, and only this attempt's address reservation.
-                conn.execute("DELETE FROM login_failures WHERE key = ?", (keys[0],))
-                conn.execute(
-                    "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures"
-                    " WHERE key = ? AND ts = ? LIMIT 1)",
-                    (keys[1], attempt),
-                )
+                # A success clears this address's count for the account, and only this attempt's
+                # reservation elsewhere: the owner logging in must not reset an attacker's slowdown.
+                conn.execute("DELETE FROM login_failures WHERE key = ?", (pair,))
+                for key in (addr, acct):
+                    conn.execute(
+                        "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures"
+                        " WHERE key = ? AND ts = ? LIMIT 1)",
+                        (key, attempt.ts),
+                    )
         finally:
             conn.close()
 
