@@ -59,6 +59,7 @@ def _configure_logging(settings: Settings) -> None:
     if not logging.getLogger().handlers:
         logsetup.configure(settings, "web")
     logging.getLogger("panfm").setLevel(settings.log_level)
+    logsetup.quiet_libraries(settings)  # also under a host's logging: werkzeug and apprise log URLs
     logsafe.install_redaction()
 
 
@@ -70,6 +71,9 @@ def main() -> int:
     except ConfigError as exc:
         print(f"PANfm web: {exc}", file=sys.stderr)
         return 2
+    # Werkzeug's own "Running on" line is INFO, below its logger's level (logsetup.quiet_libraries).
+    log.info("[WEB] listening on http://%s:%d (development server; use gunicorn in production)",
+             settings.bind_host, settings.port)
     app.run(host=settings.bind_host, port=settings.port, threaded=True)
     return 0
 

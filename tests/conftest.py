@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import logging
 import os
 import signal
 import ssl
@@ -144,6 +145,18 @@ def start_sim(tmp_path: Path, devices: int = 2, models: str = "PA-440,PA-3220,PA
         yield fleet
     finally:
         fleet.stop()
+
+
+@pytest.fixture(autouse=True)
+def _library_log_levels():
+    """Give back the third-party loggers' levels after each test (create_app and logsetup set them)."""
+    import logsetup
+
+    names = ("apscheduler", *logsetup.LIBRARY_LOGGERS)
+    before = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in before.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture(scope="session")
