@@ -20,8 +20,9 @@ prereqs:
 	@command -v npm >/dev/null || { echo "Missing Node.js/npm. Install it with:"; echo "  sudo apt-get install -y nodejs npm"; exit 1; }
 
 prereqs-test: prereqs
-	@command -v chromium >/dev/null || { echo "Missing Debian's chromium (browser tests). Install it with:"; \
-	  echo "  sudo apt-get install -y chromium"; exit 1; }
+	@for tool in chromium curl ps; do command -v $$tool >/dev/null || { \
+	  echo "Missing $$tool (browser tests, cli-test.sh, process checks). Install the test prerequisites with:"; \
+	  echo "  sudo apt-get install -y chromium curl procps"; exit 1; }; done
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,7 @@ node: prereqs venv $(NODE_STAMP)
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy $(PRODUCT_FILES)
 	$(VENV)/bin/bandit -q -c pyproject.toml -r $(PRODUCT_FILES)
 

@@ -20,7 +20,7 @@ import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
 import panfm.web.settings as web_settings
 from config import ConfigError, Settings, ensure_data_dir, load_settings, private_umask
-from panfm.ops import configure_logging, install_redaction
+from panfm.ops import configure_logging, install_redaction, quiet_libraries
 from panfm.web.auth import Auth, init_auth
 from panfm.web.cli import register_cli
 from panfm.web.pages import bp as pages_bp
@@ -59,6 +59,7 @@ def _configure_logging(settings: Settings) -> None:
     if not logging.getLogger().handlers:
         configure_logging(settings, "web")
     logging.getLogger("panfm").setLevel(settings.log_level)
+    quiet_libraries(settings)  # also under a host's logging: werkzeug and apprise log URLs
     install_redaction()
 
 
@@ -70,6 +71,9 @@ def main() -> int:
     except ConfigError as exc:
         print(f"PANfm web: {exc}", file=sys.stderr)
         return 2
+    # Werkzeug's own "Running on" line is INFO, below its logger's level (logsetup.quiet_libraries).
+    log.info("[WEB] listening on http://%s:%d (development server; use gunicorn in production)",
+             settings.bind_host, settings.port)
     app.run(host=settings.bind_host, port=settings.port, threaded=True)
     return 0
 

@@ -144,6 +144,12 @@ class Settings:
     log_level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"), editable=False)
     log_format: str = setting("text", "Log format: text lines or JSON lines.", choices=("text", "json"), editable=False)
     log_file: str = setting("", "Also log to this file, rotated at 10 MB (empty: console only).", editable=False)
+    log_libraries: bool = setting(
+        False,
+        "Let third-party libraries (Apprise, urllib3, requests, aiohttp, werkzeug) log below WARNING"
+        " (their DEBUG lines carry channel URLs; PANfm masks the secrets it knows).",
+        editable=False,
+    )
     admin_password: str = setting(
         "", "Initial password of the `admin` user (empty: a random one is logged once).", editable=False, secret=True
     )

@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import requires
+
+try:
+    from playwright import sync_api
+except ImportError:  # named by the `requires` mark below: a failure under CI=true
+    sync_api = None
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -41,14 +47,13 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium (apt-get install -y chromium)"),
-    pytest.mark.skipif(
-        not (ROOT / "node_modules" / "uplot").is_dir(), reason="node_modules/uplot is missing: run `make node` (npm ci)"
-    ),
+    requires(Path(CHROMIUM).exists(), "Debian's chromium (apt-get install -y chromium)"),
+    requires((ROOT / "node_modules" / "uplot").is_dir(), "node_modules/uplot: run `make node` (npm ci)"),
+    requires(sync_api is not None, "Playwright (pip install -r requirements-dev.txt)"),
 ]
 
-sync_api = pytest.importorskip("playwright.sync_api")
-sync_api.expect.set_options(timeout=30_000)
+if sync_api is not None:
+    sync_api.expect.set_options(timeout=30_000)
 
 
 class Proc:

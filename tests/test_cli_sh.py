@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import requires
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="cli-test.sh needs curl")
+pytestmark = requires(shutil.which("curl"), "curl, which cli-test.sh drives the web with (apt-get install -y curl)")
 
 
 def _left_behind(marker: str) -> list[str]:

@@ -5,12 +5,13 @@ import json
 import logging
 import logging.handlers
 import re
+import threading
 
 import pytest
 from cryptography.fernet import Fernet
 
-import panfm.ops.logsafe as logsafe
 import panfm.ops.logsetup as logsetup
+import panfm.redact as logsafe
 from panfm.settings import load_settings
 
 KEY = "LUFRPT14MW5xOEo1R09KVlBZNnpnemh0VHRBOWl6TGM9bXcwM3JHUGVhRlNiY0dCR0srNERUQT09"
@@ -112,3 +113,31 @@ def test_it_rotates_the_file_at_ten_megabytes_keeping_five(tmp_path, restore_log
         logging.getLogger("panfm.web").warning("line %d", i)
     names = sorted(p.name for p in (tmp_path / "logs").iterdir())
     assert names == ["panfm-web.log"] + [f"panfm-web.log.{i}" for i in range(1, 6)]
+
+
+def test_it_masks_a_secret_in_use_in_every_thread_and_url_encoded_until_the_block_ends(tmp_path, restore_logging):
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path), "clock", stream=stream)
+    token = "T0ken/with+odd chars"
+    logger = logging.getLogger("panfm.test")
+    with logsafe.hiding([token, "ab"]):
+        logger.info("POST /services/%s", token)
+        logger.info("GET /x?t=%s", "T0ken%2Fwith%2Bodd%20chars")
+        worker = threading.Thread(target=logger.info, args=("pool thread: %s", token))
+        worker.start()
+        worker.join()
+        logger.info("short pieces stay: ab")  # a 2-letter piece would mask ordinary words
+    logger.info("after: %s", token)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "POST /services/***", "GET /x?t=***", "pool thread: ***", "short pieces stay: ab", f"after: {token}"]
+
+
+def test_it_holds_library_loggers_at_warning_unless_log_libraries(tmp_path, restore_logging):
+    logsetup.configure(_settings(tmp_path, log_level="DEBUG"), "web", stream=io.StringIO())
+    assert not logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("apprise").isEnabledFor(logging.INFO)
+    assert logging.getLogger("panfm.web").isEnabledFor(logging.DEBUG)
+    logsetup.configure(_settings(tmp_path, log_level="DEBUG", log_libraries=True), "web", stream=io.StringIO())
+    assert logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("werkzeug").isEnabledFor(logging.DEBUG)

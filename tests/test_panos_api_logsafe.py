@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-import panfm.ops.logsafe as logsafe
+import panfm.redact as logsafe
 
 KEY = "LUFRPT14MW5xOEo1R09KVlBZNnpnemh0VHRBOWl6TGM9bXcwM3JHUGVhRlNiY0dCR0srNERUQT09"
 PASSWORD = 'p&ss<w"rd!'
@@ -45,11 +45,17 @@ def root_stream():
     handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
     root = logging.getLogger()
     old_level = root.level
+    # An app built earlier in this worker (a module or session fixture) may hold urllib3 at
+    # WARNING (logsetup.quiet_libraries): this test is about redaction, so let its records through.
+    urllib3_log = logging.getLogger("urllib3")
+    old_urllib3 = urllib3_log.level
+    urllib3_log.setLevel(logging.NOTSET)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     yield stream
     root.removeHandler(handler)
     root.setLevel(old_level)
+    urllib3_log.setLevel(old_urllib3)
     logsafe.uninstall_redaction()
 
 

@@ -9,7 +9,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from conftest import device_for
 
-import panfm.ops.logsafe as logsafe
+import panfm.redact as logsafe
 from panfm.xmlapi.client import PanosClient, PanosError
 
 

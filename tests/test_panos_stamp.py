@@ -8,13 +8,13 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from conftest import device_for, insecure_context
+from conftest import device_for, insecure_context, requires
 
 import panfm.xmlapi.stamp as panos_stamp
 from panfm.xmlapi.client import PanosClient
 
-pytestmark = pytest.mark.skipif(
-    not panos_stamp.ENABLED, reason="kernel arrival stamps need SO_TIMESTAMPNS (Linux, asm-generic architectures)"
+pytestmark = requires(
+    panos_stamp.ENABLED, "kernel arrival stamps: SO_TIMESTAMPNS (Linux on an asm-generic architecture)"
 )
 
 LATE_S = 0.4  # how long the worker is kept from its answer in these tests

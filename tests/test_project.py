@@ -22,6 +22,22 @@ def test_ci_installs_exactly_the_readme_prerequisites():
     assert "make test" in (ROOT / ".ci/run").read_text()
 
 
+# Programs the suite runs (besides Python and bash), and the Debian package of each. mount(8)
+# (the disk-full scenario) is in every Debian system, priority required.
+PROGRAMS = {"chromium": "chromium", "curl": "curl", "ps": "procps"}
+
+
+def test_the_readme_apt_line_installs_every_program_the_suite_runs():
+    (line,) = re.findall(r"^\s*apt-get install -y (.+)$", (ROOT / "README.md").read_text(), re.M)
+    packages = set(line.split())
+    sources = "\n".join(p.read_text() for p in [*(ROOT / "tests").glob("*.py"), ROOT / "cli-test.sh"])
+    for program, package in PROGRAMS.items():
+        assert re.search(rf"[\"'/ (]{program}[\"' ]", sources), f"the suite no longer runs {program}: drop it here"
+        assert package in packages, f"the README's apt-get line lacks {package} (for {program})"
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"apt-get install -y {line}" in makefile, "make test's prerequisite check names the README's line"
+
+
 def test_readme_settings_table_lists_every_setting():
     readme = (ROOT / "README.md").read_text()
     rows = dict(re.findall(r"^\| `(\w+)` \| `(PANFM_\w+)` \|", readme, re.M))

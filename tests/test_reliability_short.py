@@ -5,6 +5,7 @@ code with a few devices and a few cycles, so they fail when the behaviour breaks
 """
 
 import pytest
+from conftest import require
 
 from reliability import diskfull, fault_fleet, kill9, reader_storm, sigstop
 
@@ -43,8 +44,7 @@ def test_it_turns_health_degraded_while_the_clock_is_stopped_and_ok_after_sigcon
 
 def test_it_keeps_committed_samples_and_resumes_after_the_data_folder_was_full(tmp_path):
     result = diskfull.run(tmp_path, interval=5, rounds=1, full_intervals=2, size="8m")
-    if "skipped" in result:
-        pytest.skip(result["skipped"])
+    require("skipped" not in result, f"root and mount(8) for a size-limited tmpfs: {result.get('skipped')}")
     assert result["failures"] == []
     (r,) = result["rounds"]
     assert r["full_errors_logged"] > 0 and r["clock_alive"] and r["samples_lost"] == 0

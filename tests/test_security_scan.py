@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -234,8 +235,7 @@ def product_files() -> list[str]:
 
 def test_bandit_finds_nothing_in_the_product_code() -> None:
     bandit = Path(sys.executable).with_name("bandit")
-    if not bandit.exists():
-        pytest.skip("bandit is not installed in this environment (requirements-dev.txt)")
+    require(bandit.exists(), "bandit beside the interpreter (pip install -r requirements-dev.txt)")
     result = subprocess.run(
         [str(bandit), "-q", "-c", "pyproject.toml", "-f", "custom", "--msg-template",
          "{abspath}:{line}: {test_id} {severity} {msg}", "-r", *product_files()],

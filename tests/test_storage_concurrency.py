@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
+from conftest import requires
 from test_storage import T0, cycle
 
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
@@ -112,7 +112,7 @@ while True:
 """
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+@requires(sys.platform != "win32", "SIGKILL (a POSIX system)")
 def test_it_survives_kill_9_during_commits_with_every_committed_cycle_intact(tmp_path):
     db = tmp_path / HISTORY_DB
     root = str(Path(__file__).resolve().parent.parent)

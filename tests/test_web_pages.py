@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 import panfm.web.pages as web_pages
 from app import create_app
@@ -59,8 +60,7 @@ def parse(html: str) -> Markup:
 @pytest.fixture(scope="module")
 def vendor() -> None:
     """Make sure uPlot is in static/vendor (what `make node` does)."""
-    if not (ROOT / "node_modules" / "uplot").is_dir():
-        pytest.skip("node_modules/uplot missing: run `make node` (npm ci) first")
+    require((ROOT / "node_modules" / "uplot").is_dir(), "node_modules/uplot (the uPlot vendor build): run `make node`")
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("build_static", ROOT / "scripts" / "build_static.py")
@@ -245,8 +245,7 @@ def test_it_builds_the_vendor_folder_from_node_modules(tmp_path):
     spec.loader.exec_module(module)
     with pytest.raises(SystemExit, match="npm ci"):
         module.build(tmp_path)
-    if not (ROOT / "node_modules" / "uplot").is_dir():
-        pytest.skip("node_modules/uplot missing: run `make node` (npm ci) first")
+    require((ROOT / "node_modules" / "uplot").is_dir(), "node_modules/uplot (the uPlot vendor build): run `make node`")
     shutil.copytree(ROOT / "node_modules" / "uplot", tmp_path / "node_modules" / "uplot")
     written = module.build(tmp_path)
     assert {p.name for p in written} == {"uPlot.esm.js", "uPlot.min.css", "uPlot.LICENSE"}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+import panfm.redact as logsafe
 from panfm.alerting.rules import load_apprise
 from panfm.timefmt import iso_s as iso
 from throughput_storage import alerts_store
@@ -83,9 +84,20 @@ def _secrets_of(url: str) -> list[str]:
     """Every piece of an Apprise URL that may be secret: user, password, tokens in the path, query or fragment."""
     scheme, _, rest = url.partition("://")
     pieces = {unquote(p) for p in re.split(r"[/?&=#:@,]+", rest)}
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # a malformed address: keep every piece
+        parts, host = None, ""
+    # Unquoted, not parse_qsl: it turns `+` into a space, and `+X-Token=` names a json:// header.
+    pairs = [q.partition("=") for q in parts.query.split("&")] if parts is not None else []
+    names, values = {unquote(k) for k, _, _ in pairs}, {unquote(v) for _, _, v in pairs}
     if scheme.lower() in _PUBLIC_HOST_SCHEMES:
-        pieces.discard(urlsplit(url).hostname or "")
-    found = {url, rest, *pieces}
+        pieces.discard(host)
+    # Option names (`format`, `+X-Token`) are not secret; masking them would garble every
+    # log line that mentions them while the channel delivers. Their values are kept.
+    pieces -= names - values
+    found = {url, rest, *pieces, *values}
     return sorted((p for p in found if len(p) >= 4 and not p.isdigit()), key=len, reverse=True)
 
 
@@ -122,15 +134,18 @@ def _capture() -> Iterator[_Capture]:
 
 def deliver(url: str, title: str, body: str, notify_type: str = "info") -> str | None:
     """Send one message to one Apprise URL; None on success, else the transport's error without secrets."""
-    # The plugin itself, not Apprise(): it sends in this thread, so its log lines are this send's.
-    plugin = load_apprise().Apprise.instantiate(url)
-    if plugin is None:
-        return "the channel URL is not one Apprise can send to"
-    with _capture() as captured:
-        try:
-            ok = plugin.notify(title=title, body=body, notify_type=notify_type)
-        except Exception as exc:  # a plugin bug must not stop the outbox
-            return redact(f"{type(exc).__name__}: {exc}", url)[:500]
+    # Apprise and urllib3 log the full URL (tokens in its path, header values) at DEBUG, from
+    # instantiate() on: every record logged meanwhile is masked with this channel's secrets.
+    with logsafe.hiding(_secrets_of(url)):
+        # The plugin itself, not Apprise(): it sends in this thread, so its log lines are this send's.
+        plugin = load_apprise().Apprise.instantiate(url)
+        if plugin is None:
+            return "the channel URL is not one Apprise can send to"
+        with _capture() as captured:
+            try:
+                ok = plugin.notify(title=title, body=body, notify_type=notify_type)
+            except Exception as exc:  # a plugin bug must not stop the outbox
+                return redact(f"{type(exc).__name__}: {exc}", url)[:500]
     if ok:
         return None
     detail = "; ".join(dict.fromkeys(captured.messages)) or "the transport reported a failure"

@@ -1,4 +1,6 @@
-"""Operations: logging and redaction, the health check, key rotation, the 1.x import, the demo.
+"""Operations: logging, the health check, key rotation, the 1.x import, the demo.
+
+Redaction itself is `panfm.redact`, at the bottom with the models: every area uses it.
 
 Other areas import from here, never from the modules inside. Entry points run as modules:
 `python -m panfm.ops.healthcheck web|clock`, `python -m panfm.ops.demo`.
@@ -15,8 +17,9 @@ from panfm.ops.import_1x import (
     read_settings,
 )
 from panfm.ops.keys import rotate as rotate_keys
-from panfm.ops.logsafe import install_redaction, redact
 from panfm.ops.logsetup import configure as configure_logging
+from panfm.ops.logsetup import quiet_libraries
+from panfm.redact import install_redaction, redact
 
 __all__ = [
     "ClockStats",
@@ -25,6 +28,7 @@ __all__ = [
     "configure_logging",
     "import_samples",
     "install_redaction",
+    "quiet_libraries",
     "read_devices",
     "read_samples",
     "read_settings",

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Literal, TextIO
 
-import panfm.ops.logsafe as logsafe
+import panfm.redact as logsafe
 from config import Settings
 from panfm.timefmt import iso_ms
 
@@ -26,6 +26,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s {process} %(name)s: %(message)s"
 
 # Marks the handlers this module installed, so configuring twice replaces instead of doubling.
 _MARK = "_panfm_logsetup"
+
+# Libraries that log whole URLs, headers or request lines (webhook tokens, `json://` header
+# values) below WARNING. Kept at WARNING unless `log_libraries` asks for their detail.
+LIBRARY_LOGGERS = ("apprise", "urllib3", "requests", "aiohttp", "werkzeug", "charset_normalizer", "markdown")
 
 
 def iso_z(epoch: float) -> str:
@@ -106,11 +110,19 @@ def configure(settings: Settings, process: Process, stream: TextIO | None = None
         handler.addFilter(flt)
         root.addHandler(handler)
     logging.getLogger("panfm").setLevel(settings.log_level)
+    quiet_libraries(settings)
     if process == "clock":
         # APScheduler logs every job run at INFO; the clock's own [CLOCK EVENT] lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logsafe.install_redaction()
     return handlers
+
+
+def quiet_libraries(settings: Settings) -> None:
+    """Hold third-party loggers at WARNING, or let them follow `log_level` when `log_libraries` is on."""
+    level = logging.NOTSET if settings.log_libraries else logging.WARNING
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def unconfigure() -> None:

@@ -3,14 +3,20 @@
 Both processes call `install_redaction()` once after configuring logging. The client never
 puts a secret in a message in the first place; this is the second line of defence against
 a library (urllib3, requests, gunicorn) or a careless log call echoing one.
+
+Secrets without a recognisable shape (a Slack token in a URL path, a `json://` header value)
+are masked while they are in use: `with hiding(pieces):` around one channel's delivery.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
@@ -36,10 +42,61 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+class _InUse:
+    """The exact secrets being used right now (refcounted: two deliveries may share a token)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self.longest_first: tuple[str, ...] = ()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            for s in secrets:
+                self._counts[s] = self._counts.get(s, 0) + 1
+            self._sort()
+
+    def remove(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            for s in secrets:
+                left = self._counts.get(s, 0) - 1
+                if left > 0:
+                    self._counts[s] = left
+                else:
+                    self._counts.pop(s, None)
+            self._sort()
+
+    def _sort(self) -> None:
+        # Longest first: a token that contains a shorter secret is masked whole.
+        self.longest_first = tuple(sorted(self._counts, key=len, reverse=True))
+
+
+# Process-wide like the logging module itself: a record from any thread (urllib3's pool, a
+# library's worker) during a delivery is masked, not only the delivering thread's.
+_IN_USE = _InUse()
+MIN_HIDDEN_LEN = 4  # shorter pieces ("ops", "443") would mask ordinary words
+
+
+@contextmanager
+def hiding(secrets: Iterable[str]) -> Iterator[None]:
+    """Mask these exact strings (and their URL-encoded forms) in every record logged during the block."""
+    forms = set()
+    for s in secrets:
+        if len(s) >= MIN_HIDDEN_LEN:
+            forms |= {s, quote(s, safe=""), quote_plus(s), quote(s)}
+    _IN_USE.add(forms)
+    try:
+        yield
+    finally:
+        _IN_USE.remove(forms)
+
+
 def redact(text: str) -> str:
-    """Return text with every recognised secret replaced by `***`."""
+    """Return text with every recognised secret, and every secret in use, replaced by `***`."""
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
+    for secret in _IN_USE.longest_first:
+        text = text.replace(secret, MASK)
     return text
 
 
