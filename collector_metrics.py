@@ -66,16 +66,17 @@ def reset_reason(
     *,
     serial: str | None,
     uptime_seconds: int | None,
-    prev_installed: int | None = None,
-    installed: int | None = None,
 ) -> str | None:
     """Say why the interval since `prev` has no rate at all (None: it is continuous).
 
     1. no baseline, or time did not advance;
     2. the serial changed (another box answers at the same address);
     3. the system uptime decreased (reboot);
-    4. a physical port's counter decreased, or cumulative sessions `installed` decreased
-       (dataplane restart): every counter restarted, so no difference means anything.
+    4. a physical port's counter decreased (dataplane restart): every counter restarted, so
+       no difference means anything.
+
+    `num-installed` of session info is no signal: it is a 32-bit count that wraps on a busy box
+    (a real PA-5000 reads 4,142,667,796, 96.5 % of 2**32), so its decrease is not a restart.
     """
     if prev is None:
         return "no baseline"
@@ -85,8 +86,6 @@ def reset_reason(
         return "serial changed"
     if uptime_seconds is not None and prev.uptime_seconds is not None and uptime_seconds < prev.uptime_seconds:
         return "uptime decreased"
-    if installed is not None and prev_installed is not None and installed < prev_installed:
-        return "sessions installed decreased"
     for name, cur in counters.items():
         old = prev.counters.get(name)
         if old is not None and is_physical(name) and _decreased(old, cur):

@@ -59,7 +59,6 @@ class _Device:
     slow_running: Future[Any] | None = None
     status: DeviceStatus | None = None
     baseline: CounterBaseline | None = None
-    installed: int | None = None
     serial: str | None = None
     uptime: int | None = None
     speeds: dict[str, int | None] = field(default_factory=dict)
@@ -333,11 +332,7 @@ class Collector:
     ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline, DataplaneCpu]:
         """Turn one successful poll into a sample and move the device's baseline forward."""
         device_id = dev.config.id
-        installed = poll.session.installed if poll.session else None
-        reset = cm.reset_reason(
-            dev.baseline, counters, ts, serial=dev.serial, uptime_seconds=dev.uptime,
-            prev_installed=dev.installed, installed=installed,
-        )
+        reset = cm.reset_reason(dev.baseline, counters, ts, serial=dev.serial, uptime_seconds=dev.uptime)
         if reset and dev.baseline is not None:
             log.info("device %s: no rate this interval (%s)", dev.config.name, reset)
         previous = dev.baseline.counters if dev.baseline is not None and not reset else {}
@@ -355,7 +350,6 @@ class Collector:
             device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(counters)
         )
         dev.baseline = baseline
-        dev.installed = installed
         return sample, list(rates.interfaces), baseline, detail
 
     # ---- the slow job ---------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""Numbers that are right on a real firewall: wrapping session counters, long gaps, commits, races."""
+
+from __future__ import annotations
+
+import pytest
+from test_collector_gaps import MONITOR, FakeClient, ctr, device
+
+import collector_metrics as cm
+from models import CounterBaseline, SessionInfo
+from throughput_collector import Collector
+
+T0 = 1_800_000_000.0
+PA5000_INSTALLED = 4_142_667_796  # a real PA-5000's num-installed: 96.5 % of 2**32
+
+
+class SessionClient(FakeClient):
+    """The scripted firewall, with a `num-installed` from the script."""
+
+    def session_info(self):
+        return SessionInfo(active=10, tcp=5, udp=4, icmp=1, max=1000, kbps=1, pps=1, cps=1,
+                           installed=self.box["installed"].pop(0))
+
+
+@pytest.fixture
+def rig():
+    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "installed": []}
+    collector = Collector(workers=2, request_timeout=5.0, client_factory=lambda cfg, t, on_key: SessionClient(box),
+                          clock=lambda: box["now"][0])
+    yield box, collector
+    collector.close()
+
+
+def run(box, collector, dev, times, interval=30):
+    """Collect one cycle at each time; return the cycles."""
+    cycles = []
+    for t in times:
+        box["now"][0] = t
+        cycles.append(collector.collect([dev], interval))
+    return cycles
+
+
+# ---- item 7: num-installed wraps, it is not a reset signal ------------------------------
+
+
+def test_it_keeps_the_rate_when_num_installed_wraps_past_2_to_the_32(rig):
+    box, collector = rig
+    box["snapshots"] = [[ctr("ethernet1/1", 1_000_000, 0)], [ctr("ethernet1/1", 2_250_000, 0)]]
+    box["installed"] = [PA5000_INSTALLED, PA5000_INSTALLED + 200_000_000 - 2**32]  # wrapped: now 47,700,500
+    _, second = run(box, collector, device(), (T0, T0 + 10))
+    assert second.samples[0].inbound_mbps == pytest.approx(1.0)
+    assert second.interfaces[0].in_bps == pytest.approx(1_000_000.0)
+
+
+def test_it_still_sees_a_dataplane_restart_in_the_port_counters():
+    prev = CounterBaseline(device_id="d1", ts=T0, serial="0123", uptime_seconds=1000,
+                           counters={"ethernet1/1": ctr("ethernet1/1", 10_000_000, 10_000_000)})
+    cur = {"ethernet1/1": ctr("ethernet1/1", 100, 100)}
+    assert cm.reset_reason(prev, cur, T0 + 5, serial="0123", uptime_seconds=None) == "counters decreased"
