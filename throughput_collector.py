@@ -305,7 +305,7 @@ class Collector:
                     log.info("device %s: answering again, breaker closed", dev.config.name)
                 dev.breaker.success()
                 dev.mp_cpu_supported = poll.mp_cpu_supported
-                sample, ifaces, baseline, detail = self._apply(dev, poll, poll.counters, poll.ts)
+                sample, ifaces, baseline, detail = self._apply(dev, poll, poll.counters, poll.ts, interval)
                 samples.append(sample)
                 dataplanes.append(detail)
                 interfaces.extend(ifaces)
@@ -328,11 +328,14 @@ class Collector:
         )
 
     def _apply(
-        self, dev: _Device, poll: Poll, counters: dict[str, InterfaceCounters], ts: float
+        self, dev: _Device, poll: Poll, counters: dict[str, InterfaceCounters], ts: float, interval: float
     ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline, DataplaneCpu]:
         """Turn one successful poll into a sample and move the device's baseline forward."""
         device_id = dev.config.id
-        reset = cm.reset_reason(dev.baseline, counters, ts, serial=dev.serial, uptime_seconds=dev.uptime)
+        reset = cm.reset_reason(
+            dev.baseline, counters, ts, serial=dev.serial, uptime_seconds=dev.uptime,
+            max_interval_s=cm.max_interval(interval),
+        )
         if reset and dev.baseline is not None:
             log.info("device %s: no rate this interval (%s)", dev.config.name, reset)
         previous = dev.baseline.counters if dev.baseline is not None and not reset else {}

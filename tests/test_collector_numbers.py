@@ -56,3 +56,47 @@ def test_it_still_sees_a_dataplane_restart_in_the_port_counters():
                            counters={"ethernet1/1": ctr("ethernet1/1", 10_000_000, 10_000_000)})
     cur = {"ethernet1/1": ctr("ethernet1/1", 100, 100)}
     assert cm.reset_reason(prev, cur, T0 + 5, serial="0123", uptime_seconds=None) == "counters decreased"
+
+
+# ---- item 8: a long gap is a gap, not one average over hours ----------------------------
+
+
+@pytest.mark.parametrize(("interval", "dt", "gap"), [
+    (30, 300.0, False),  # 5 minutes is the floor: a few missed polls still give a rate
+    (30, 300.001, True),
+    (5, 299.0, False),
+    (120, 360.0, False),  # 3 × the interval when that is longer
+    (120, 360.5, True),
+    (30, 3 * 3600.0, True),  # the clock stopped for hours
+])
+def test_it_makes_an_interval_longer_than_the_limit_a_gap(interval, dt, gap):
+    prev = CounterBaseline(device_id="d1", ts=T0, serial="0123", uptime_seconds=1000,
+                           counters={"ethernet1/1": ctr("ethernet1/1", 0, 0)})
+    cur = {"ethernet1/1": ctr("ethernet1/1", 125_000_000, 0)}
+    reason = cm.reset_reason(prev, cur, T0 + dt, serial="0123", uptime_seconds=None,
+                             max_interval_s=cm.max_interval(interval))
+    assert (reason is not None) is gap
+    if gap:
+        assert reason.startswith("interval too long")
+
+
+def test_it_stores_a_gap_after_hours_without_polls_and_rates_again_next_interval(rig):
+    box, collector = rig
+    box["snapshots"] = [[ctr("ethernet1/1", 0, 0)], [ctr("ethernet1/1", 10**12, 10**12)],
+                        [ctr("ethernet1/1", 10**12 + 3_750_000, 10**12)]]
+    box["installed"] = [1, 2, 3]
+    _, late, next_ = run(box, collector, device(), (T0, T0 + 4 * 3600, T0 + 4 * 3600 + 30))
+    assert late.samples[0].inbound_mbps is None and late.samples[0].total_mbps is None
+    assert all(i.in_bps is None and i.out_bps is None for i in late.interfaces)
+    assert next_.samples[0].inbound_mbps == pytest.approx(1.0)
+
+
+def test_it_makes_the_first_interval_after_a_long_clock_stop_a_gap(rig):
+    box, collector = rig
+    stopped = CounterBaseline(device_id="d1", ts=T0 - 2 * 3600, serial=None, uptime_seconds=None,
+                              counters={"ethernet1/1": ctr("ethernet1/1", 0, 0)})
+    collector.restore({"d1": stopped}, {})
+    box["snapshots"] = [[ctr("ethernet1/1", 10**11, 0)]]
+    box["installed"] = [1]
+    (cycle,) = run(box, collector, device(), (T0,))
+    assert cycle.samples[0].inbound_mbps is None
