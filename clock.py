@@ -133,6 +133,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             }
             ctx.stats.record("collect", started, duration)
             ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot())
+            ctx.collector.commit(cycle)  # only now: a failed commit leaves the next poll both intervals
         except Exception as exc:
             ctx.stats.record("collect", started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
             raise

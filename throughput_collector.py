@@ -58,7 +58,8 @@ class _Device:
     running: Future[Poll] | None = None
     slow_running: Future[Any] | None = None
     status: DeviceStatus | None = None
-    baseline: CounterBaseline | None = None
+    baseline: CounterBaseline | None = None  # the last committed reading: rates are measured from it
+    uncommitted: CounterBaseline | None = None  # this cycle's reading, the baseline once committed
     serial: str | None = None
     uptime: int | None = None
     speeds: dict[str, int | None] = field(default_factory=dict)
@@ -170,7 +171,7 @@ class Collector:
                 self._close(dev)
                 self._keys.pop(config.id, None)
                 if (dev.config.host, dev.config.port) != (config.host, config.port):
-                    dev.baseline = None  # another address is another box
+                    dev.baseline = dev.uncommitted = None  # another address is another box
                 dev.config = config
                 dev.breaker = Breaker()
                 dev.cert_changed = None  # an edited record is the admin's answer (e.g. the new pin)
@@ -287,7 +288,7 @@ class Collector:
                     continue
                 if poll.cert_changed is not None:
                     dev.cert_changed = poll.cert_changed
-                    dev.baseline = None  # another certificate is likely another box: a gap, not a rate
+                    dev.baseline = dev.uncommitted = None  # another certificate is likely another box
                     self._close(dev)
                     log.warning("device %s: certificate changed (pinned %s, seen %s); not polled until an admin"
                                 " accepts the new fingerprint", dev.config.name, *poll.cert_changed)
@@ -330,7 +331,7 @@ class Collector:
     def _apply(
         self, dev: _Device, poll: Poll, counters: dict[str, InterfaceCounters], ts: float, interval: float
     ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline, DataplaneCpu]:
-        """Turn one successful poll into a sample and move the device's baseline forward."""
+        """Turn one successful poll into a sample; its reading becomes the baseline once committed."""
         device_id = dev.config.id
         reset = cm.reset_reason(
             dev.baseline, counters, ts, serial=dev.serial, uptime_seconds=dev.uptime,
@@ -352,8 +353,21 @@ class Collector:
         baseline = CounterBaseline(
             device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(counters)
         )
-        dev.baseline = baseline
+        dev.uncommitted = baseline
         return sample, list(rates.interfaces), baseline, detail
+
+    def commit(self, cycle: CycleResult) -> None:
+        """Advance the baselines to a cycle's readings once storage has committed the cycle.
+
+        Until then the next poll is measured from the last committed reading, so a failed commit
+        loses no interval and doubles none: the next rate covers both, with its exact Δt. A
+        reading made for a record that changed meanwhile (another host) is never installed.
+        """
+        with self._lock:
+            for baseline in cycle.baselines:
+                dev = self._devices.get(baseline.device_id)
+                if dev is not None and dev.uncommitted is baseline:
+                    dev.baseline, dev.uncommitted = baseline, None
 
     # ---- the slow job ---------------------------------------------------------------
 

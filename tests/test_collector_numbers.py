@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
+
 import pytest
+from conftest import start_sim
 from test_collector_gaps import MONITOR, FakeClient, ctr, device
 
+import clock
 import collector_metrics as cm
 from models import CounterBaseline, SessionInfo
 from throughput_collector import Collector
+from throughput_storage import HISTORY_DB, SampleReader
 
 T0 = 1_800_000_000.0
 PA5000_INSTALLED = 4_142_667_796  # a real PA-5000's num-installed: 96.5 % of 2**32
@@ -31,11 +38,13 @@ def rig():
 
 
 def run(box, collector, dev, times, interval=30):
-    """Collect one cycle at each time; return the cycles."""
+    """Collect and commit one cycle at each time; return the cycles."""
     cycles = []
     for t in times:
         box["now"][0] = t
-        cycles.append(collector.collect([dev], interval))
+        cycle = collector.collect([dev], interval)
+        collector.commit(cycle)
+        cycles.append(cycle)
     return cycles
 
 
@@ -100,3 +109,44 @@ def test_it_makes_the_first_interval_after_a_long_clock_stop_a_gap(rig):
     box["installed"] = [1]
     (cycle,) = run(box, collector, device(), (T0,))
     assert cycle.samples[0].inbound_mbps is None
+
+
+# ---- item 9: no interval lost or doubled across a failed commit -------------------------
+
+
+@contextlib.contextmanager
+def refusing_samples(db):
+    """Make every commit of device samples fail (as a full disk would) while inside."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON device_samples BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    try:
+        yield
+    finally:
+        conn.execute("DROP TRIGGER refuse")
+        conn.close()
+
+
+def test_it_covers_both_intervals_exactly_after_a_failed_commit(tmp_path, clk):
+    with start_sim(tmp_path, devices=1, models="PA-440") as sim:
+        (entry,) = sim.inventory
+        device_id = clk.add_device(entry)
+        first = clk.cycle()
+        time.sleep(1.5)
+        with refusing_samples(clk.ctx.data_dir / HISTORY_DB), pytest.raises(sqlite3.IntegrityError):
+            clock.collect_once(clk.ctx)
+        time.sleep(1.5)
+        third = clk.cycle()
+        (b1,), (b3,) = first.baselines, third.baselines
+        truth = sim.truth(entry, b1.ts, b3.ts)["interfaces"]
+    dt = b3.ts - b1.ts
+    rates = {i.name: i for i in third.interfaces if i.in_bps is not None}
+    assert rates, "no interface rate at all"
+    for name, sample in rates.items():
+        ibytes = b3.counters[name].ibytes - b1.counters[name].ibytes
+        assert sample.in_bps == pytest.approx(ibytes * 8 / dt, rel=1e-12)  # from the last committed baseline
+        if name in truth:
+            assert ibytes == pytest.approx(truth[name]["in_bytes"], rel=0.02)
+    with SampleReader.open(clk.ctx.data_dir / HISTORY_DB) as reader:
+        stored = reader.history(device_id, b1.ts - 1, b3.ts + 1).points
+    assert [p["t"] for p in stored] == [pytest.approx(b1.ts, abs=1e-3), pytest.approx(b3.ts, abs=1e-3)]
+    assert clk.ctx.store.load_baselines()[device_id].ts == pytest.approx(b3.ts)
