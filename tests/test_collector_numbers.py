@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -12,7 +14,7 @@ from test_collector_gaps import MONITOR, FakeClient, ctr, device
 
 import clock
 import collector_metrics as cm
-from models import CounterBaseline, SessionInfo
+from models import CounterBaseline, SessionInfo, SystemInfo
 from throughput_collector import Collector
 from throughput_storage import HISTORY_DB, SampleReader
 
@@ -150,3 +152,110 @@ def test_it_covers_both_intervals_exactly_after_a_failed_commit(tmp_path, clk):
         stored = reader.history(device_id, b1.ts - 1, b3.ts + 1).points
     assert [p["t"] for p in stored] == [pytest.approx(b1.ts, abs=1e-3), pytest.approx(b3.ts, abs=1e-3)]
     assert clk.ctx.store.load_baselines()[device_id].ts == pytest.approx(b3.ts)
+
+
+# ---- item 10: inventory and fast polls do not race --------------------------------------
+
+
+class SwapClient(SessionClient):
+    """The scripted firewall, whose calls can run a step of the test while they are in flight."""
+
+    def counters(self):
+        during = self.box.get("during_counters")
+        if during:
+            self.box["during_counters"] = None
+            during()
+        return super().counters()
+
+    def system_info(self):
+        self.box["inventories"] += 1
+        info = SystemInfo(hostname="fw", model="PA-440", serial=self.box["serial"], sw_version="11.1.0",
+                          uptime_seconds=1000)
+        started = self.box.get("system_info_started")
+        if started is not None:
+            started.set()
+            self.box["system_info_release"].wait(10)
+        return info
+
+
+@pytest.fixture
+def swap_rig():
+    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR,
+           "installed": [1] * 10, "serial": "0001"}
+    collector = Collector(workers=4, request_timeout=5.0, client_factory=lambda cfg, t, on_key: SwapClient(box),
+                          clock=lambda: box["now"][0])
+    yield box, collector
+    collector.close()
+
+
+def test_it_starts_a_fresh_baseline_when_the_host_changes_during_a_poll(swap_rig):
+    box, collector = swap_rig
+    old = device()
+    new = dataclasses.replace(old, host="127.0.0.9")
+    box["snapshots"] = [
+        [ctr("ethernet1/1", 1_000_000, 0)],  # the old box
+        [ctr("ethernet1/1", 2_250_000, 0)],  # the old box, answering while the admin moves the record
+        [ctr("ethernet1/1", 9_000_000_000, 0)],  # the new box: larger counters, no rate to the old ones
+        [ctr("ethernet1/1", 9_001_250_000, 0)],
+    ]
+    run(box, collector, old, (T0,))
+    # The edit reaches the collector through the slow job's sync while the fast poll is in flight.
+    box["during_counters"] = lambda: collector.collect_slow([new], window_s=300, only=())
+    (moved,) = run(box, collector, old, (T0 + 10,))
+    fresh, after = run(box, collector, new, (T0 + 20, T0 + 30))
+    assert fresh.samples[0].inbound_mbps is None, "a rate spanning two boxes"
+    assert all(i.in_bps is None for i in fresh.interfaces)
+    assert after.samples[0].inbound_mbps == pytest.approx(1.0)
+    assert moved.samples == () and moved.baselines == ()  # the old address's answer is nobody's reading
+    assert moved.statuses[0].last_error and "changed during the poll" in moved.statuses[0].last_error
+
+
+def test_it_starts_a_fresh_baseline_when_the_serial_changes_during_a_poll(swap_rig):
+    box, collector = swap_rig
+    dev = device()
+    collector.collect_slow([dev], window_s=300)  # serial 0001 known
+    box["snapshots"] = [
+        [ctr("ethernet1/1", 1_000_000, 0)],  # box 0001
+        [ctr("ethernet1/1", 2_250_000, 0)],  # box 0001 answers the poll while the slow job meets box 0002
+        # box 0002: larger counters (a plausible 400 Mb/s from box 0001's), same uptime as learned
+        [ctr("ethernet1/1", 500_000_000, 0)],
+        [ctr("ethernet1/1", 501_250_000, 0)],
+    ]
+    run(box, collector, dev, (T0,))
+    # The slow job's `show system info` is in flight when the fast cycle starts and finishes during its poll.
+    box["serial"] = "0002"
+    box["system_info_started"], box["system_info_release"] = threading.Event(), threading.Event()
+    slow = threading.Thread(target=collector.collect_slow, args=([dev],), kwargs={"window_s": 300, "deadline_s": 1.0})
+    slow.start()
+    assert box["system_info_started"].wait(10)
+    box["system_info_started"] = None
+
+    def meet_the_new_box():
+        box["system_info_release"].set()
+        slow.join(10)
+
+    box["during_counters"] = meet_the_new_box
+    during, fresh, after = run(box, collector, dev, (T0 + 10, T0 + 20, T0 + 30))
+    assert not slow.is_alive()
+    assert fresh.samples[0].inbound_mbps is None, "a rate spanning two boxes"
+    assert after.samples[0].inbound_mbps == pytest.approx(1.0)
+    assert during.samples[0].inbound_mbps is None and during.baselines == ()  # nothing of it persisted
+
+
+def test_it_never_changes_the_inventory_an_alert_evaluation_is_iterating(tmp_path, clk):
+    with start_sim(tmp_path, devices=2, models="PA-440") as sim:
+        one, two = sim.inventory
+        first = clk.add_device(one)
+        assert clock.collect_slow_once(clk.ctx) == 1
+        # An evaluation (the after-cycle hook) is half way through the inventory ...
+        held = clk.ctx.inventory
+        walking = iter(held.items())
+        assert next(walking)[0] == first
+        # ... when the slow job stores the documents of the devices it gathered.
+        second = clk.add_device(two)
+        assert clock.collect_slow_once(clk.ctx) == 2
+        assert list(walking) == []  # no "dictionary changed size during iteration"
+        assert set(held) == {first}, "the mapping handed out changed under its reader"
+        assert set(clk.ctx.inventory) == {first, second}
+        with pytest.raises(TypeError):
+            clk.ctx.inventory[second] = {}  # type: ignore[index]  # handed out read-only
