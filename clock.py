@@ -19,12 +19,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
+from types import FrameType, MappingProxyType
 from typing import IO, Any
 
 from apscheduler.events import (
@@ -85,10 +85,19 @@ class ClockContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     busy: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], float] = time.time
-    inventory: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest slow-job document per device
+    # Latest slow-job document per device. Replaced whole, never changed in place (under
+    # `inventory_lock`), so the alert hook can iterate the mapping it holds while a slow job
+    # stores newer documents: no "dictionary changed size during iteration".
+    inventory: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     # Set by build_scheduler: run collect_inventory_once(ctx, ids) soon, in its own job (never in collect's).
     request_inventory: Callable[[list[str]], None] | None = None
     inventory_busy: threading.Lock = field(default_factory=threading.Lock)
+    inventory_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
+        with self.inventory_lock:
+            self.inventory = MappingProxyType({**self.inventory, **docs})
 
     @property
     def alerts_db(self) -> Path:
@@ -136,6 +145,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             }
             ctx.stats.record("collect", started, duration)
             ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot())
+            ctx.collector.commit(cycle)  # only now: a failed commit leaves the next poll both intervals
         except Exception as exc:
             ctx.stats.record("collect", started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
             raise
@@ -167,7 +177,7 @@ def _gather_inventory(ctx: ClockContext, job: str, only: list[str] | None) -> in
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
         for device_id, ts, doc in docs:
             ctx.store.write_inventory(device_id, ts, doc)
-            ctx.inventory[device_id] = doc
+        ctx.publish_inventory({device_id: doc for device_id, _ts, doc in docs})
     wanted = len(devices) if only is None else len(only)
     log.info("[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
     ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
@@ -247,7 +257,7 @@ def build_context(settings: config.Settings) -> ClockContext:
         settings=settings,
         load_settings=config.load_settings,
         after_cycle=[evaluate_alerts],
-        inventory=inventory,
+        inventory=MappingProxyType(inventory),
     )
 
 

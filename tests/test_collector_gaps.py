@@ -108,6 +108,7 @@ def test_it_stores_a_device_total_gap_when_a_counted_interface_is_missing_from_o
     for i in range(4):
         box["now"][0] = T0 + 10 * i
         cycle = collector.collect([dev], 30)
+        collector.commit(cycle)
         totals.append(cycle.samples[0].inbound_mbps)
         if i == 2:
             ifaces = {s.name: s.in_bps for s in cycle.interfaces}

@@ -37,6 +37,7 @@ def test_it_measures_throughput_within_1_percent_of_the_simulators_truth(tmp_pat
     with run_sim(tmp_path, devices=3, models="PA-440,PA-3220,PA-5450") as sim:
         devs = [device(e) for e in sim.inventory]
         first = collector.collect(devs, interval=5)
+        collector.commit(first)
         assert all(s.inbound_mbps is None for s in first.samples), "no rate without a baseline, never a zero"
         # A real interval between two real polls, long enough that the jitter between the
         # simulator reading its counters and the response arriving stays far below 1%.
@@ -137,12 +138,13 @@ def test_it_stores_a_gap_not_a_spike_after_a_reboot_and_a_replacement(tmp_path, 
         rebooted, replaced = sim.inventory
         devs = [device(e) for e in sim.inventory]
         assert len(collector.collect_slow(devs, window_s=300)) == 2  # serial and uptime known
-        collector.collect(devs, interval=5)
+        collector.commit(collector.collect(devs, interval=5))
         sim.fault(rebooted, "reboot")
         sim.fault(replaced, "replace")
         time.sleep(0.5)
         devs[1] = DeviceConfig(**{**devs[1].__dict__, "tls": TlsConfig("insecure")})  # the new box has a new cert
         cycle = collector.collect(devs, interval=5)
+        collector.commit(cycle)
         for s in cycle.samples:
             assert s.inbound_mbps is None and s.outbound_mbps is None, s.device_id
         assert all(i.in_bps is None for i in cycle.interfaces)

@@ -89,14 +89,6 @@ def test_it_keeps_64_bit_counters_exact():
     assert rates.in_pps == 125.0
 
 
-def test_it_detects_a_dataplane_restart_from_sessions_installed():
-    prev = base([ctr("ethernet1/1", 100, 100)])
-    cur = {"ethernet1/1": ctr("ethernet1/1", 10_000_000, 10_000_000)}
-    reason = cm.reset_reason(prev, cur, T0 + 5, serial="0123", uptime_seconds=None,
-                             prev_installed=4_142_667_796, installed=1_200)
-    assert reason == "sessions installed decreased"
-
-
 def test_it_counts_each_name_from_one_list_and_only_physical_ports_by_default():
     from panfm.models import CounterSnapshot
 

@@ -55,7 +55,7 @@ class ClockContext(Protocol):
     def clock(self) -> Callable[[], float]: ...
 
     @property
-    def inventory(self) -> dict[str, dict[str, Any]]: ...
+    def inventory(self) -> Mapping[str, Mapping[str, Any]]: ...
 
     @property
     def alerts_db(self) -> Path: ...
@@ -86,7 +86,9 @@ def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:
         _docs(ctx, "alert_channels"),
         _docs(ctx, "maintenance_windows"),
         cycle,
-        {k: v for k, v in ctx.inventory.items() if k in enabled},  # a removed device raises nothing
+        # One read of the published mapping: read-only, replaced whole by the slow job, never
+        # changed while this iterates. A removed device raises nothing.
+        {k: v for k, v in ctx.inventory.items() if k in enabled},
         ctx.clock(),
         fingerprints=ctx.collector.seen_fingerprints(),
         device_names={d.id: d.name for d in devices},

@@ -58,8 +58,8 @@ class _Device:
     running: Future[Poll] | None = None
     slow_running: Future[Any] | None = None
     status: DeviceStatus | None = None
-    baseline: CounterBaseline | None = None
-    installed: int | None = None
+    baseline: CounterBaseline | None = None  # the last committed reading: rates are measured from it
+    uncommitted: CounterBaseline | None = None  # this cycle's reading, the baseline once committed
     serial: str | None = None
     uptime: int | None = None
     speeds: dict[str, int | None] = field(default_factory=dict)
@@ -68,6 +68,30 @@ class _Device:
     cert_changed: tuple[str, str] | None = None  # (pinned, seen): refused until the record changes
     inventory_for: DeviceConfig | None = None  # the record the last gathered inventory belongs to
     inventory_tried: float | None = None  # when the last inventory gathering started
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a poll was sent for: the record, and the box's identity known when it left."""
+
+    config: DeviceConfig
+    serial: str | None
+    uptime: int | None
+
+    def moved(self, dev: _Device) -> bool:
+        """Tell whether the record now names another address (its answer is the old box's)."""
+        return (self.config.host, self.config.port) != (dev.config.host, dev.config.port)
+
+    def identity_changed(self, dev: _Device) -> bool:
+        """Tell whether the slow job met another box (serial) or a reboot (uptime) while the poll ran.
+
+        Which box answered the poll is then unknown, so its reading must not become a baseline.
+        A first serial (after a restart) is a change only when the baseline names another one.
+        """
+        known = self.serial if self.serial is not None else (dev.baseline.serial if dev.baseline else None)
+        swapped = known is not None and dev.serial is not None and dev.serial != known
+        rebooted = self.uptime is not None and dev.uptime is not None and dev.uptime < self.uptime
+        return swapped or rebooted
 
 
 class Collector:
@@ -171,7 +195,7 @@ class Collector:
                 self._close(dev)
                 self._keys.pop(config.id, None)
                 if (dev.config.host, dev.config.port) != (config.host, config.port):
-                    dev.baseline = None  # another address is another box
+                    dev.baseline = dev.uncommitted = None  # another address is another box
                 dev.config = config
                 dev.breaker = Breaker()
                 dev.cert_changed = None  # an edited record is the admin's answer (e.g. the new pin)
@@ -230,7 +254,7 @@ class Collector:
         deadline = self.monotonic() + budget
         timeout = min(self.request_timeout, budget)
         statuses: dict[str, DeviceStatus] = {}
-        futures: dict[Future[Poll], _Device] = {}
+        futures: dict[Future[Poll], tuple[_Device, _Asked]] = {}
         with self._lock:
             # Healthy devices first: a queue of dead ones must not hold up the pool's workers.
             devs = sorted(self._sync(devices), key=lambda d: d.breaker.failures)
@@ -261,16 +285,23 @@ class Collector:
                     poll_device, dev.client, deadline, self.monotonic, dev.mp_cpu_supported, secrets
                 )
                 dev.running = fut
-                futures[fut] = dev
+                futures[fut] = (dev, _Asked(dev.config, dev.serial, dev.uptime))
         wait(futures, timeout=max(0.0, deadline - self.monotonic()) + 0.2)
         samples: list[DeviceSample] = []
         interfaces: list[InterfaceSample] = []
         baselines: list[CounterBaseline] = []
         dataplanes: list[DataplaneCpu] = []
         with self._lock:
-            for fut, dev in futures.items():
+            for fut, (dev, asked) in futures.items():
                 now = self.clock()
                 device_id = dev.config.id
+                if asked.moved(dev):
+                    # The slow job synced an edit (another host) while this poll ran: its answer,
+                    # or its failure, is the old address's; the new one starts a fresh baseline.
+                    fut.cancel()
+                    why = "address changed during the poll: answer discarded"
+                    statuses[device_id] = status_skipped(dev.status, device_id, dev.breaker, why)
+                    continue
                 if not fut.done() and fut.cancel():  # still queued for a worker
                     poll = Poll(error="not polled: the collector was busy", not_started=True)
                 elif not fut.done():
@@ -288,7 +319,7 @@ class Collector:
                     continue
                 if poll.cert_changed is not None:
                     dev.cert_changed = poll.cert_changed
-                    dev.baseline = None  # another certificate is likely another box: a gap, not a rate
+                    dev.baseline = dev.uncommitted = None  # another certificate is likely another box
                     self._close(dev)
                     log.warning("device %s: certificate changed (pinned %s, seen %s); not polled until an admin"
                                 " accepts the new fingerprint", dev.config.name, *poll.cert_changed)
@@ -306,11 +337,14 @@ class Collector:
                     log.info("device %s: answering again, breaker closed", dev.config.name)
                 dev.breaker.success()
                 dev.mp_cpu_supported = poll.mp_cpu_supported
-                sample, ifaces, baseline, detail = self._apply(dev, poll, poll.counters, poll.ts)
+                sample, ifaces, baseline, detail = self._apply(
+                    dev, poll, poll.counters, poll.ts, interval, asked.identity_changed(dev)
+                )
                 samples.append(sample)
                 dataplanes.append(detail)
                 interfaces.extend(ifaces)
-                baselines.append(baseline)
+                if baseline is not None:
+                    baselines.append(baseline)
                 status = status_after_success(dev.status, device_id, now)
                 if poll.warnings:
                     status = dataclasses.replace(status, last_error="; ".join(poll.warnings)[:300])
@@ -329,15 +363,27 @@ class Collector:
         )
 
     def _apply(
-        self, dev: _Device, poll: Poll, counters: dict[str, InterfaceCounters], ts: float
-    ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline, DataplaneCpu]:
-        """Turn one successful poll into a sample and move the device's baseline forward."""
+        self,
+        dev: _Device,
+        poll: Poll,
+        counters: dict[str, InterfaceCounters],
+        ts: float,
+        interval: float,
+        identity_changed: bool = False,
+    ) -> tuple[DeviceSample, list[InterfaceSample], CounterBaseline | None, DataplaneCpu]:
+        """Turn one successful poll into a sample; its reading becomes the baseline once committed.
+
+        When the box's identity changed while the poll ran (`identity_changed`), the interval is
+        a gap and the reading is no baseline: the next poll meets the new identity against the
+        old baseline (a gap) and starts fresh, so no rate spans two boxes.
+        """
         device_id = dev.config.id
-        installed = poll.session.installed if poll.session else None
         reset = cm.reset_reason(
             dev.baseline, counters, ts, serial=dev.serial, uptime_seconds=dev.uptime,
-            prev_installed=dev.installed, installed=installed,
+            max_interval_s=cm.max_interval(interval),
         )
+        if identity_changed:
+            reset = reset or "serial or uptime changed during the poll"
         if reset and dev.baseline is not None:
             log.info("device %s: no rate this interval (%s)", dev.config.name, reset)
         previous = dev.baseline.counters if dev.baseline is not None and not reset else {}
@@ -354,9 +400,24 @@ class Collector:
         baseline = CounterBaseline(
             device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(counters)
         )
-        dev.baseline = baseline
-        dev.installed = installed
+        if identity_changed:
+            dev.uncommitted = None
+            return sample, list(rates.interfaces), None, detail
+        dev.uncommitted = baseline
         return sample, list(rates.interfaces), baseline, detail
+
+    def commit(self, cycle: CycleResult) -> None:
+        """Advance the baselines to a cycle's readings once storage has committed the cycle.
+
+        Until then the next poll is measured from the last committed reading, so a failed commit
+        loses no interval and doubles none: the next rate covers both, with its exact Δt. A
+        reading made for a record that changed meanwhile (another host) is never installed.
+        """
+        with self._lock:
+            for baseline in cycle.baselines:
+                dev = self._devices.get(baseline.device_id)
+                if dev is not None and dev.uncommitted is baseline:
+                    dev.baseline, dev.uncommitted = baseline, None
 
     # ---- the slow job ---------------------------------------------------------------
 

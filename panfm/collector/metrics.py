@@ -25,6 +25,8 @@ PHYSICAL_RE = re.compile(r"ethernet\d+/\d+")
 # A rate above this multiple of the link speed is a counter artefact, not traffic.
 LINK_SPEED_SLACK = 1.1
 U64 = 2**64
+# An interval longer than max(3 × refresh_interval, this) is a gap (clock stopped, breaker open).
+MAX_INTERVAL_FLOOR_S = 300.0
 
 
 def is_physical(name: str) -> bool:
@@ -59,6 +61,11 @@ def counted_names(
     return tuple(sorted(n for n in known if is_physical(n)))
 
 
+def max_interval(refresh_interval: float) -> float:
+    """The longest interval that still makes one rate: max(3 × refresh_interval, 5 minutes)."""
+    return max(3.0 * refresh_interval, MAX_INTERVAL_FLOOR_S)
+
+
 def reset_reason(
     prev: CounterBaseline | None,
     counters: Mapping[str, InterfaceCounters],
@@ -66,27 +73,31 @@ def reset_reason(
     *,
     serial: str | None,
     uptime_seconds: int | None,
-    prev_installed: int | None = None,
-    installed: int | None = None,
+    max_interval_s: float | None = None,
 ) -> str | None:
     """Say why the interval since `prev` has no rate at all (None: it is continuous).
 
-    1. no baseline, or time did not advance;
+    1. no baseline, time did not advance, or more than `max_interval_s` passed (the clock
+       stopped, the breaker was open): one average over hours would pass for a measurement,
+       flatten every peak in the rollups and feed alert rules a number nobody saw;
     2. the serial changed (another box answers at the same address);
     3. the system uptime decreased (reboot);
-    4. a physical port's counter decreased, or cumulative sessions `installed` decreased
-       (dataplane restart): every counter restarted, so no difference means anything.
+    4. a physical port's counter decreased (dataplane restart): every counter restarted, so
+       no difference means anything.
+
+    `num-installed` of session info is no signal: it is a 32-bit count that wraps on a busy box
+    (a real PA-5000 reads 4,142,667,796, 96.5 % of 2**32), so its decrease is not a restart.
     """
     if prev is None:
         return "no baseline"
     if ts <= prev.ts:
         return "time did not advance"
+    if max_interval_s is not None and ts - prev.ts > max_interval_s:
+        return f"interval too long ({ts - prev.ts:.0f} s > {max_interval_s:.0f} s)"
     if serial and prev.serial and serial != prev.serial:
         return "serial changed"
     if uptime_seconds is not None and prev.uptime_seconds is not None and uptime_seconds < prev.uptime_seconds:
         return "uptime decreased"
-    if installed is not None and prev_installed is not None and installed < prev_installed:
-        return "sessions installed decreased"
     for name, cur in counters.items():
         old = prev.counters.get(name)
         if old is not None and is_physical(name) and _decreased(old, cur):

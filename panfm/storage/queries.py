@@ -24,7 +24,7 @@ from panfm.models import (
     InterfaceCounters,
     InterfaceSample,
 )
-from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
+from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, weighted_avg_sql
 
 # Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -212,11 +212,8 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
 
 
 def _grouped_rollup_sql(table: str, s: Series, width: int) -> str:
-    # Average of averages weighted by each bucket's sample count.
-    cols = ", ".join(
-        f"sum({m}_avg * n) / sum(CASE WHEN {m}_avg IS NOT NULL THEN n END) AS {m}, max({m}_max) AS {m}_max"
-        for m in s.metrics
-    )
+    # Average of averages, each weighted by its own count of samples that had the metric.
+    cols = ", ".join(f"{weighted_avg_sql(m)} AS {m}, max({m}_max) AS {m}_max" for m in s.metrics)
     return (
         f"SELECT (bucket / {width}) * {width} AS t, {cols} FROM {table} "  # noqa: S608  # nosec B608
         f"WHERE {s.where} AND bucket >= ? AND bucket < ? GROUP BY 1 ORDER BY 1"
@@ -288,10 +285,7 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
         sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
         params = (*s.key, int(start * 1000), int(end * 1000))
     else:
-        cols = ", ".join(
-            f"min({m}_min), sum({m}_avg * n) / sum(CASE WHEN {m}_avg IS NOT NULL THEN n END), max({m}_max)"
-            for m in s.metrics
-        )
+        cols = ", ".join(f"min({m}_min), {weighted_avg_sql(m)}, max({m}_max)" for m in s.metrics)
         table = s.tier_tables[tier]
         sql = f"SELECT {cols} FROM {table} WHERE {s.where} AND bucket >= ? AND bucket < ?"  # noqa: S608  # nosec B608
         params = (*s.key, int(start // bucket * bucket), math.ceil(end))

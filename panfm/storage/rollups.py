@@ -13,14 +13,19 @@ from contextlib import AbstractContextManager
 from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, grouping_sql
 
 
-def _aggregates(metrics: tuple[str, ...]) -> tuple[str, str]:
-    cols = ", ".join(f"{m}_avg, {m}_min, {m}_max" for m in metrics)
-    exprs = ", ".join(f"avg(s.{m}), min(s.{m}), max(s.{m})" for m in metrics)
+def _aggregates(metrics: tuple[str, ...], counts: bool) -> tuple[str, str]:
+    # avg() skips NULLs; count(m) says how many samples that average stands for, so a wider
+    # grouping weighs it by its own count, not by the bucket's (a metric missing in some polls).
+    if not counts:
+        return (", ".join(f"{m}_avg, {m}_min, {m}_max" for m in metrics),
+                ", ".join(f"avg(s.{m}), min(s.{m}), max(s.{m})" for m in metrics))
+    cols = ", ".join(f"{m}_avg, {m}_min, {m}_max, {m}_n" for m in metrics)
+    exprs = ", ".join(f"avg(s.{m}), min(s.{m}), max(s.{m}), count(s.{m})" for m in metrics)
     return cols, exprs
 
 
-def _device_rollup_sql(table: str, bucket_s: int) -> str:
-    cols, exprs = _aggregates(DEVICE_METRICS)
+def _device_rollup_sql(table: str, bucket_s: int, counts: bool) -> str:
+    cols, exprs = _aggregates(DEVICE_METRICS, counts)
     return (
         f"INSERT OR REPLACE INTO {table} (device_id, bucket, n, {cols}) "  # noqa: S608  # nosec B608
         f"SELECT s.device_id, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
@@ -29,8 +34,8 @@ def _device_rollup_sql(table: str, bucket_s: int) -> str:
     )
 
 
-def _iface_rollup_sql(table: str, bucket_s: int) -> str:
-    cols, exprs = _aggregates(IFACE_METRICS)
+def _iface_rollup_sql(table: str, bucket_s: int, counts: bool) -> str:
+    cols, exprs = _aggregates(IFACE_METRICS, counts)
     return (
         f"INSERT OR REPLACE INTO {table} (device_id, interface, bucket, n, {cols}) "  # noqa: S608  # nosec B608
         f"SELECT s.device_id, s.interface, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
@@ -40,9 +45,16 @@ def _iface_rollup_sql(table: str, bucket_s: int) -> str:
     )
 
 
-ROLLUP_SQL: dict[str, tuple[str, str]] = {
-    tier: (_device_rollup_sql(dev, b), _iface_rollup_sql(ifc, b)) for tier, (dev, ifc, b) in TIERS.items()
-}
+def rollup_sql(tier: str, counts: bool = True) -> tuple[str, str]:
+    """Return a tier's device and interface rollup statements, taking (start ms, end ms).
+
+    `counts=False` writes no per-metric counts: the statement of schema versions before 4.
+    """
+    dev, ifc, bucket_s = TIERS[tier]
+    return _device_rollup_sql(dev, bucket_s, counts), _iface_rollup_sql(ifc, bucket_s, counts)
+
+
+ROLLUP_SQL: dict[str, tuple[str, str]] = {tier: rollup_sql(tier) for tier in TIERS}
 GROUPING_SQL: dict[str, tuple[str, str]] = {tier: grouping_sql(tier) for tier in GROUPINGS}
 
 

@@ -105,21 +105,54 @@ def _grouping_tables() -> str:
     return "".join(parts)
 
 
-def grouping_sql(tier: str, ranged: bool = True) -> tuple[str, str]:
+def weight_sql(metric: str, alias: str = "") -> str:
+    """SQL for how many samples a rollup row's average of `metric` stands for.
+
+    Its own count (`<metric>_n`, schema version 4). A row written before that has none: it
+    weighs its bucket's sample count `n` when it has an average (the best it can do; a metric
+    missing in only some of its samples is then slightly off), nothing when it has none.
+    """
+    a = f"{alias}." if alias else ""
+    return f"coalesce({a}{metric}_n, CASE WHEN {a}{metric}_avg IS NOT NULL THEN {a}n END)"
+
+
+def weighted_avg_sql(metric: str, alias: str = "") -> str:
+    """SQL for the average of rollup rows' averages of `metric`, each weighted by its own count."""
+    a = f"{alias}." if alias else ""
+    w = weight_sql(metric, alias)
+    return f"sum({a}{metric}_avg * {w}) / sum({w})"
+
+
+def _count_columns() -> str:
+    tables = [(dev, DEVICE_METRICS) for dev, _, _ in (*TIERS.values(), *GROUPINGS.values())]
+    tables += [(ifc, IFACE_METRICS) for _, ifc, _ in (*TIERS.values(), *GROUPINGS.values())]
+    return "".join(f"ALTER TABLE {t} ADD COLUMN {m}_n INTEGER;\n" for t, metrics in tables for m in metrics)
+
+
+def grouping_sql(tier: str, ranged: bool = True, counts: bool = True) -> tuple[str, str]:
     """Return the INSERT OR REPLACE statements that (re)compute a tier's materialised grouping.
 
     With `ranged`, they take (start_s, end_s) and recompute the groups of the tier's buckets
     in that range; without, they compute every group (the migration that adds the tables).
+    Each metric's average weighs every bucket by that metric's own count, and the group keeps
+    the summed count (`<metric>_n`) for wider regrouping. `counts=False` is the statement of
+    schema version 2, before those columns existed (kept for its migration).
     """
     tier_dev, tier_if, _ = TIERS[tier]
     dev_table, if_table, width = GROUPINGS[tier]
     rng = " AND s.bucket >= ? AND s.bucket < ?" if ranged else ""
 
     def agg(metrics: tuple[str, ...]) -> tuple[str, str]:
-        cols = ", ".join(f"{m}_avg, {m}_max" for m in metrics)
+        if not counts:
+            cols = ", ".join(f"{m}_avg, {m}_max" for m in metrics)
+            exprs = ", ".join(
+                f"sum(s.{m}_avg * s.n) / sum(CASE WHEN s.{m}_avg IS NOT NULL THEN s.n END), max(s.{m}_max)"
+                for m in metrics
+            )
+            return cols, exprs
+        cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in metrics)
         exprs = ", ".join(
-            f"sum(s.{m}_avg * s.n) / sum(CASE WHEN s.{m}_avg IS NOT NULL THEN s.n END), max(s.{m}_max)"
-            for m in metrics
+            f"{weighted_avg_sql(m, 's')}, max(s.{m}_max), coalesce(sum({weight_sql(m, 's')}), 0)" for m in metrics
         )
         return cols, exprs
 
@@ -161,9 +194,13 @@ MIGRATIONS: list[str] = [
     CREATE TABLE inventory (device_id TEXT PRIMARY KEY, ts REAL NOT NULL, doc TEXT NOT NULL);
     """,
     # 2: materialised 30-minute grouping of the 5-minute tier, filled from the rows already there.
-    _grouping_tables() + ";\n".join(grouping_sql("5m", ranged=False)) + ";\n",
+    _grouping_tables() + ";\n".join(grouping_sql("5m", ranged=False, counts=False)) + ";\n",
     # 3: the latest per-dataplane CPU and busiest core of each device (ts in ms, as its sample).
     "CREATE TABLE dataplane_latest (device_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, doc TEXT NOT NULL);\n",
+    # 4: each metric's own sample count in every rollup and grouping row, so averages of rows
+    # where a metric was missing in some samples weigh only the samples that have it. Rows
+    # already stored keep NULL (see weight_sql); adding a column rewrites no row.
+    _count_columns(),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
