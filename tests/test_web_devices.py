@@ -58,7 +58,7 @@ def test_it_adds_lists_updates_and_deletes_a_device(client):
         "interfaces": ["ethernet1/1"], "auth": "api_key", "tls": {"mode": "pin", "fingerprint_sha256": FP},
         "status": {"state": "unknown", "last_poll": None, "last_success": None, "last_error": None}, "info": None,
     }
-    r = client.put(f"/api/devices/{device_id}", json={"enabled": False, "port": 8443})
+    r = client.put(f"/api/devices/{device_id}", json={"enabled": False, "port": 8443, "api_key": API_KEY})
     assert r.status_code == 200
     after = client.get(f"/api/devices/{device_id}").get_json()
     assert after["enabled"] is False and after["port"] == 8443 and after["name"] == "edge-1"
