@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import alerts_notify
 import alerts_store
 from config_store import DocTable
-from models import CycleResult, Transition
+from models import AddressPolicy, CycleResult, Transition
 
 if TYPE_CHECKING:  # clock imports this module: the type only, no import cycle at run time
     from clock import ClockContext
@@ -57,7 +57,8 @@ def notify_once(ctx: ClockContext) -> dict[str, int]:
     if ctx.stopping.is_set():
         return {"sent": 0, "retrying": 0, "dead": 0}
     counts = alerts_notify.send_pending(
-        ctx.alerts_db, _docs(ctx, "alert_channels"), ctx.devices.box, ctx.clock(), ctx.settings.base_url
+        ctx.alerts_db, _docs(ctx, "alert_channels"), ctx.devices.box, ctx.clock(), ctx.settings.base_url,
+        policy=AddressPolicy.of(ctx.settings.allowed_device_networks),
     )
     if any(counts.values()):  # an idle outbox every 10 s is not worth a line in the stats
         log.info("[CLOCK JOB] notify: %s", counts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -90,6 +91,12 @@ class Settings:
     secret_key: str = setting(
         "", "Flask session key (empty: generated once into the data folder).", editable=False, secret=True
     )
+    allowed_device_networks: tuple[str, ...] = setting(
+        (),
+        "Networks (CIDRs, comma-separated) firewalls may be reached in; empty: any address but loopback,"
+        " link-local, unspecified and multicast ones. Webhooks may also reach listed networks of those kinds.",
+        editable=False,
+    )
 
     fixed_by_env: frozenset[str] = field(default=frozenset(), metadata={"internal": True}, repr=False)
 
@@ -104,7 +111,25 @@ def declared() -> list[dataclasses.Field[Any]]:
 
 
 def _field_type(f: dataclasses.Field[Any]) -> type:
-    return {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
+    return {"int": int, "float": float, "bool": bool, "str": str, "tuple[str, ...]": tuple}[str(f.type)]
+
+
+def _networks(raw: Any) -> tuple[str, ...]:
+    """Parse CIDRs (comma-separated text, or a JSON list of text) into normalised network strings."""
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, list | tuple) and all(isinstance(part, str) for part in raw):
+        items = [part.strip() for part in raw]
+    else:
+        raise ValueError("expected comma-separated networks such as 10.0.0.0/8,192.168.0.0/16")
+    out: list[str] = []
+    for item in filter(None, items):
+        try:
+            net = ipaddress.ip_network(item)  # strict: 10.0.0.1/8 is a typo, not a network
+        except ValueError as exc:
+            raise ValueError(f"{item[:60]!r} is not a network in CIDR form ({exc})") from None
+        out.append(str(net))
+    return tuple(dict.fromkeys(out))
 
 
 def coerce(name: str, raw: Any, source: str) -> Any:
@@ -138,6 +163,8 @@ def coerce(name: str, raw: Any, source: str) -> Any:
             value = float(raw.strip()) if isinstance(raw, str) else float(raw)
             if value != value or value in (float("inf"), float("-inf")):
                 raise ValueError("expected a finite number")
+        elif kind is tuple:
+            value = _networks(raw)
         else:
             if not isinstance(raw, str):
                 raise ValueError("expected text")

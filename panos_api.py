@@ -4,7 +4,7 @@ The transport (keep-alive session, TLS modes, deadlines, keygen) and the excepti
 in `panos_transport`; every name a caller needs is importable from here:
 
     PanosError
-    ├── ConnectError, PanosTimeout, ServerError(.status)
+    ├── ConnectError (AddressNotAllowed), PanosTimeout, ServerError(.status)
     ├── TlsError
     │   └── FingerprintMismatch(.expected, .actual)
     ├── BadResponse
@@ -32,6 +32,7 @@ from models import (
     SystemResources,
 )
 from panos_transport import (
+    AddressNotAllowed,
     ConnectError,
     FingerprintMismatch,
     PanosTimeout,
@@ -44,6 +45,7 @@ from panos_transport import (
 from panos_xml import ApiError, AuthError, BadResponse, InterfaceNotFound, NoMatches, ObjectNotPresent, PanosError
 
 __all__ = [
+    "AddressNotAllowed",
     "ApiError",
     "AuthError",
     "BadResponse",
@@ -185,4 +187,4 @@ class PanosClient(PanosTransport):
 
     def peer_fingerprint(self) -> str:
         """Return the SHA-256 of the certificate the device presents now."""
-        return fetch_fingerprint(self.device.host, self.device.port, timeout=self.connect_timeout)
+        return fetch_fingerprint(self.device.host, self.device.port, timeout=self.connect_timeout, policy=self.policy)

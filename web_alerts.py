@@ -28,6 +28,7 @@ from alerts_rules import (
 )
 from alerts_templates import TEMPLATES, apply_template
 from config_store import DocTable
+from models import AddressPolicy
 from web_api import BadRequest, WebContext, ctx, device_exists, parse_iso
 from web_auth import current_user
 from web_security import api_error
@@ -264,6 +265,7 @@ def create_channel() -> Any:
     c = ctx()
     errors: dict[str, str] = {}
     clean, invalid = validate_channel(_body(CHANNEL_FIELDS, errors))
+    _check_address(c, clean, invalid)
     _refuse(errors, invalid)
     clean.pop("id", None)
     stored = channel_to_stored(clean, c.box)
@@ -284,11 +286,20 @@ def update_channel(channel_id: str) -> Any:
     # Without a URL (or with the masked one sent back) the stored secret is kept.
     clean, invalid = validate_channel({"name": current.get("name"), "enabled": current.get("enabled", True), **body},
                                       url_required=False)
+    _check_address(c, clean, invalid)
     _refuse(errors, invalid)
     clean["id"] = channel_id
     stored = channel_to_stored(clean, c.box, existing=current)
     table.put(stored)
     return jsonify(mask_channel(stored))
+
+
+def _check_address(c: WebContext, clean: Mapping[str, Any], errors: dict[str, str]) -> None:
+    """Refuse a webhook aimed at this host, link-local (cloud metadata) or multicast addresses."""
+    if clean.get("url") and "url" not in errors:
+        policy = AddressPolicy.of(c.settings.allowed_device_networks)
+        if refused := alerts_notify.address_refusal(clean["url"], policy):
+            errors["url"] = refused
 
 
 @bp.delete("/api/alerts/channels/<channel_id>")
@@ -311,7 +322,8 @@ def test_channel(channel_id: str) -> Any:
     if channel is None:
         raise NotFound("channel")
     # An explicit admin action, like "test connection": the one send the web makes itself.
-    ok, error = alerts_notify.send_test(channel, c.box, c.current_settings().base_url)
+    policy = AddressPolicy.of(c.settings.allowed_device_networks)
+    ok, error = alerts_notify.send_test(channel, c.box, c.current_settings().base_url, policy)
     return jsonify({"ok": ok, "error": error})
 
 

@@ -16,10 +16,11 @@ import sqlite3
 from typing import Any
 
 from cryptography import x509
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, session
 
-from models import DeviceConfig, DeviceStatus, TlsConfig
+from models import AddressPolicy, DeviceConfig, DeviceStatus, TlsConfig
 from panos_api import (
+    AddressNotAllowed,
     AuthError,
     ConnectError,
     FingerprintMismatch,
@@ -30,11 +31,14 @@ from panos_api import (
     fetch_fingerprint,
 )
 from web_api import BadRequest, UnknownDevice, ctx, status_json
-from web_auth import current_user
+from web_auth import auth_of_app, current_user
+from web_security import api_error
 
 log = logging.getLogger("panfm.web")
 
 TEST_TIMEOUT_S = 5.0
+TEST_LIMIT = 10  # connection tests per session and window (all workers together)
+TEST_WINDOW_S = 60.0
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _INTERFACE = re.compile(r"[A-Za-z0-9./:_-]{1,64}")
@@ -396,8 +400,13 @@ def test_connection() -> Any:
         "model": None,
         "sw_version": None,
     }
+    if (throttled := _throttled()) is not None:
+        return throttled
+    policy = AddressPolicy.of(ctx().settings.allowed_device_networks)
     try:
-        result["fingerprint_sha256"] = fetch_fingerprint(host, port, timeout=TEST_TIMEOUT_S)
+        result["fingerprint_sha256"] = fetch_fingerprint(host, port, timeout=TEST_TIMEOUT_S, policy=policy)
+    except AddressNotAllowed as exc:
+        raise BadRequest({"host": _refusal(exc)}) from None
     except PanosError as exc:
         result["error"], result["message"] = _coarse(exc)
         return jsonify(result)
@@ -408,13 +417,35 @@ def test_connection() -> Any:
         # No TLS given with new credentials: trust what was just seen, for this check only.
         device = dataclasses.replace(device, tls=TlsConfig(mode="pin", fingerprint_sha256=result["fingerprint_sha256"]))
     try:
-        with PanosClient(device, timeout=TEST_TIMEOUT_S, connect_timeout=TEST_TIMEOUT_S) as client:
+        with PanosClient(device, timeout=TEST_TIMEOUT_S, connect_timeout=TEST_TIMEOUT_S, policy=policy) as client:
             info = client.system_info()
+    except AddressNotAllowed as exc:  # the name now resolves elsewhere than a moment ago
+        raise BadRequest({"host": _refusal(exc)}) from None
     except PanosError as exc:
         result["error"], result["message"] = _coarse(exc)
         return jsonify(result)
     result.update(hostname=info.hostname, model=info.model, sw_version=info.sw_version)
     return jsonify(result)
+
+
+def _throttled() -> Any:
+    """A 429 when this session used up its connection tests (counted only for tests that connect)."""
+    sid = session.get("sid")
+    wait = auth_of_app().spend(sid, "device_test", TEST_LIMIT, TEST_WINDOW_S) if isinstance(sid, str) else None
+    if wait is None:
+        return None
+    # The one route where the web opens connections: no session may use it to sweep a network.
+    resp, status = api_error(
+        429, "too_many_attempts",
+        f"At most {TEST_LIMIT} connection tests per {TEST_WINDOW_S:g} seconds; try again in {wait} s.",
+    )
+    resp.headers["Retry-After"] = str(wait)
+    return resp, status
+
+
+def _refusal(exc: AddressNotAllowed) -> str:
+    """The policy's reason, without the "host:port: " prefix the transport puts first."""
+    return str(exc).split(": ", 1)[-1]
 
 
 def _test_device(body: dict[str, Any], host: str, port: int, tls: TlsConfig | None) -> DeviceConfig | None:

@@ -18,6 +18,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
+# The simulator listens on loopback, which PANfm refuses to connect to unless allowed: every
+# clock, web and client a test points at it allows this network (setting allowed_device_networks).
+SIM_NETWORKS = "127.0.0.0/8"
+SIM_ENV = {"PANFM_ALLOWED_DEVICE_NETWORKS": SIM_NETWORKS}
+
+
+def _loopback():
+    from models import AddressPolicy
+
+    return AddressPolicy.of((SIM_NETWORKS,))
+
+
+LOOPBACK = _loopback()
 
 
 def insecure_context() -> ssl.SSLContext:

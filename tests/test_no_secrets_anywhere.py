@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import start_sim
+from conftest import SIM_NETWORKS, start_sim
 
 import clock
 import config
@@ -35,7 +35,7 @@ def concrete(rule: str, ids: dict[str, str]) -> str:
 def test_no_secret_appears_in_logs_answers_or_the_cli(tmp_path: Path, caplog, monkeypatch) -> None:
     data = tmp_path / "data"
     overrides = {"data_dir": str(data), "admin_password": INITIAL, "log_level": "DEBUG", "request_timeout": 2.0,
-                 "refresh_interval": 5}
+                 "refresh_interval": 5, "allowed_device_networks": SIM_NETWORKS}
     settings = config.load_settings(env={}, overrides=overrides)
     caplog.set_level(logging.DEBUG)
     with start_sim(tmp_path, devices=len(FAULTS) + 1, seed=11) as sim:

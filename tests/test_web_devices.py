@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from conftest import SIM_NETWORKS
 
 import config
 from app import create_app
@@ -20,7 +21,8 @@ XSS = "<script>alert(1)</script>"
 
 
 def make_client(data_dir):
-    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL})
+    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL,
+                                                       "allowed_device_networks": SIM_NETWORKS})
     app = create_app(settings)
     client = app.test_client()
     token = client.post("/api/login", json={"username": "admin", "password": INITIAL}).get_json()["csrf_token"]
