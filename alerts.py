@@ -9,7 +9,7 @@ the validators to check what people edit and `send_test` for a channel's test bu
 """
 
 from panfm.alerting.jobs import evaluate_alerts, notify_once
-from panfm.alerting.notify import send_test
+from panfm.alerting.notify import address_refusal, send_test
 from panfm.alerting.rules import (
     SEVERITIES,
     channel_to_stored,
@@ -24,6 +24,7 @@ from panfm.alerting.templates import TEMPLATES, apply_template
 __all__ = [
     "SEVERITIES",
     "TEMPLATES",
+    "address_refusal",
     "apply_template",
     "channel_to_stored",
     "evaluate_alerts",

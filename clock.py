@@ -13,6 +13,7 @@ cycle, so edits need no restart.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -43,9 +44,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 import config
 from alerts import evaluate_alerts, notify_once
-from panfm.models import CycleResult
+from panfm.models import AddressPolicy, CycleResult
 from panfm.ops import ClockStats, configure_logging, install_redaction
-from throughput_collector import Collector
+from throughput_collector import Collector, panos_client_factory
 from throughput_storage import (
     CONFIG_DB,
     HISTORY_DB,
@@ -245,7 +246,10 @@ def build_context(settings: config.Settings) -> ClockContext:
         check_usable(data_dir / name)
     box = config.SecretBox.for_data_dir(data_dir)
     store = SampleStore.open(data_dir / HISTORY_DB)
-    collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout)
+    # Every connection the clock opens checks the resolved address (setting allowed_device_networks).
+    policy = AddressPolicy.of(settings.allowed_device_networks)
+    collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout,
+                          client_factory=functools.partial(panos_client_factory, policy=policy))
     collector.restore(store.load_baselines(), store.load_statuses())
     with SampleReader.open(data_dir / HISTORY_DB) as reader:
         inventory = reader.inventory_all()  # alerts on inventory facts work before the first slow job

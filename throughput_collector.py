@@ -7,6 +7,6 @@ breaker, deadline). Nothing here writes to a database: the clock hands the `Cycl
 the storage area.
 """
 
-from panfm.collector.cycle import Collector, deadline_for
+from panfm.collector.cycle import Collector, deadline_for, panos_client_factory
 
-__all__ = ["Collector", "deadline_for"]
+__all__ = ["Collector", "deadline_for", "panos_client_factory"]

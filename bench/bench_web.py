@@ -119,7 +119,8 @@ def main() -> int:
         raise SystemExit("no devices in the sample database")
     port = free_port()
     env = {**os.environ, "PANFM_DATA_DIR": str(args.data), "PANFM_PORT": str(port), "PANFM_BIND_HOST": "127.0.0.1",
-           "PANFM_ADMIN_PASSWORD": PASSWORD, "PANFM_WEB_WORKERS": "2", "PANFM_LOG_LEVEL": "WARNING"}
+           "PANFM_ADMIN_PASSWORD": PASSWORD, "PANFM_WEB_WORKERS": "2", "PANFM_LOG_LEVEL": "WARNING",
+           "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8"}
     gunicorn = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
                 "--access-logfile", "/dev/null", "app:create_app()"]
     proc = subprocess.Popen(gunicorn, cwd=ROOT, env=env)

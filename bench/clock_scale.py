@@ -87,7 +87,9 @@ def main() -> int:
         for entry in inventory:
             store.add(device_from_inventory(entry))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
-        env.update({"PANFM_DATA_DIR": str(data), "PANFM_REFRESH_INTERVAL": str(args.interval)})
+        # The simulator listens on loopback, which the clock refuses unless allowed.
+        env.update({"PANFM_DATA_DIR": str(data), "PANFM_REFRESH_INTERVAL": str(args.interval),
+                    "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8"})
         if args.workers:
             env["PANFM_COLLECTOR_WORKERS"] = str(args.workers)
         clock = subprocess.Popen([sys.executable, "clock.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import ipaddress
 import json
 import logging
 import math
@@ -156,6 +157,12 @@ class Settings:
     secret_key: str = setting(
         "", "Flask session key (empty: generated once into the data folder).", editable=False, secret=True
     )
+    allowed_device_networks: tuple[str, ...] = setting(
+        (),
+        "Networks (CIDRs, comma-separated) firewalls may be reached in; empty: any address but loopback,"
+        " link-local, unspecified and multicast ones. Webhooks may also reach listed networks of those kinds.",
+        editable=False,
+    )
 
     fixed_by_env: frozenset[str] = field(default=frozenset(), metadata={"internal": True}, repr=False)
 
@@ -170,7 +177,25 @@ def declared() -> list[dataclasses.Field[Any]]:
 
 
 def _field_type(f: dataclasses.Field[Any]) -> type:
-    return {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
+    return {"int": int, "float": float, "bool": bool, "str": str, "tuple[str, ...]": tuple}[str(f.type)]
+
+
+def _networks(raw: Any) -> tuple[str, ...]:
+    """Parse CIDRs (comma-separated text, or a JSON list of text) into normalised network strings."""
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, list | tuple) and all(isinstance(part, str) for part in raw):
+        items = [part.strip() for part in raw]
+    else:
+        raise ValueError("expected comma-separated networks such as 10.0.0.0/8,192.168.0.0/16")
+    out: list[str] = []
+    for item in filter(None, items):
+        try:
+            net = ipaddress.ip_network(item)  # strict: 10.0.0.1/8 is a typo, not a network
+        except ValueError as exc:
+            raise ValueError(f"{item[:60]!r} is not a network in CIDR form ({exc})") from None
+        out.append(str(net))
+    return tuple(dict.fromkeys(out))
 
 
 def coerce(name: str, raw: Any, source: str) -> Any:
@@ -196,6 +221,8 @@ def coerce(name: str, raw: Any, source: str) -> Any:
             value = bounded_int(raw, int(lo if lo is not None else -(2**63)), int(hi if hi is not None else 2**63))
         elif kind is float:
             value = bounded_number(raw, lo if lo is not None else -1e15, hi if hi is not None else 1e15)
+        elif kind is tuple:
+            value = _networks(raw)
         else:
             if not isinstance(raw, str):
                 raise ValueError("expected text")

@@ -69,6 +69,7 @@ def panfm_env(data_dir: Path, interval: int, port: int | None = None, extra: dic
         "PANFM_REFRESH_INTERVAL": str(interval),
         "PANFM_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PANFM_BIND_HOST": "127.0.0.1",
+        "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8",  # the simulator listens on loopback
         "PYTHONUNBUFFERED": "1",
     })
     if port is not None:

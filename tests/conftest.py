@@ -122,6 +122,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# The simulator listens on loopback, which PANfm refuses to connect to unless allowed: every
+# clock, web and client a test points at it allows this network (setting allowed_device_networks).
+SIM_NETWORKS = "127.0.0.0/8"
+SIM_ENV = {"PANFM_ALLOWED_DEVICE_NETWORKS": SIM_NETWORKS}
+
+
+def _loopback():
+    from panfm.models import AddressPolicy
+
+    return AddressPolicy.of((SIM_NETWORKS,))
+
+
+LOOPBACK = _loopback()
+
+
 # ---- the simulator ---------------------------------------------------------------------------
 
 

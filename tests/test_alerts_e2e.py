@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -11,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import start_sim
+from conftest import LOOPBACK, SIM_NETWORKS, start_sim
 
 import clock
 import panfm.alerting.jobs as clock_alerts
 import panfm.settings as config
 from app import create_app
 from panfm.alerting.rules import channel_to_stored, validate_channel
-from panfm.collector.cycle import Collector
+from panfm.collector.cycle import Collector, panos_client_factory
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.config_store import DocTable
 
@@ -66,12 +67,13 @@ class Clock:
         now: Callable[[], float] = lambda: time.time() + self.offset  # noqa: E731
         self.settings = config.load_settings(env={}, overrides={
             "data_dir": str(data_dir), "refresh_interval": 5, "admin_password": INITIAL,
-            "base_url": "https://panfm.test"})
+            "base_url": "https://panfm.test", "allowed_device_networks": SIM_NETWORKS})
         self.ctx = clock.build_context(self.settings)
         self.ctx.load_settings = lambda: self.settings
         self.ctx.clock = now
         self.ctx.collector.close()
-        self.ctx.collector = Collector(workers=4, request_timeout=5.0, clock=now)
+        self.ctx.collector = Collector(workers=4, request_timeout=5.0, clock=now,
+                                       client_factory=functools.partial(panos_client_factory, policy=LOOPBACK))
 
     def cycle(self) -> Any:
         cycle = clock.collect_once(self.ctx)

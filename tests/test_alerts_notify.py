@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from conftest import LOOPBACK
 
 from panfm.alerting.notify import format_message, redact, send_pending, send_test
 from panfm.alerting.rules import channel_to_stored, validate_channel
@@ -113,7 +114,7 @@ def test_it_delivers_a_firing_alert_by_email_with_every_detail(tmp_path: Path, s
     channels = [channel(box, "mail", url)]
     db = tmp_path / "alerts.db"
     fire_cpu_alert(db, ["mail"], channels)
-    assert send_pending(db, channels, box, T0 + 5, BASE_URL) == {"sent": 1, "retrying": 0, "dead": 0}
+    assert send_pending(db, channels, box, T0 + 5, BASE_URL, policy=LOOPBACK) == {"sent": 1, "retrying": 0, "dead": 0}
     [msg] = mailbox.messages
     assert "[FIRING] critical: Dataplane CPU high on edge-fw-1" in str(msg["Subject"])
     body = msg.get_body(("plain", "html"))
@@ -122,7 +123,7 @@ def test_it_delivers_a_firing_alert_by_email_with_every_detail(tmp_path: Path, s
     for expected in ("Device: edge-fw-1 (fw1)", "Metric: cpu_dataplane_pct", "Value: 97.5", "Threshold: > 90",
                      "Started: 2024-05-01T12:00:00Z", "Duration: 0s so far", f"{BASE_URL}/firewall/fw1"):
         assert expected in text
-    assert send_pending(db, channels, box, T0 + 600, BASE_URL) == {"sent": 0, "retrying": 0, "dead": 0}
+    assert send_pending(db, channels, box, T0 + 600, BASE_URL, policy=LOOPBACK) == {"sent": 0, "retrying": 0, "dead": 0}
     assert len(mailbox.messages) == 1
 
 
@@ -137,7 +138,7 @@ def test_it_retries_a_failing_webhook_with_backoff_and_delivers_exactly_once(
     outcomes = []
     # Poll every 10 s for 10 minutes; the backoff (30, 60, 120 s) decides when a retry is due.
     for step in range(0, 600, 10):
-        counts = send_pending(db, channels, box, T0 + step, BASE_URL)
+        counts = send_pending(db, channels, box, T0 + step, BASE_URL, policy=LOOPBACK)
         if counts != {"sent": 0, "retrying": 0, "dead": 0}:
             outcomes.append((step, counts["sent"], counts["retrying"]))
     assert outcomes == [(0, 0, 1), (30, 0, 1), (90, 0, 1), (210, 1, 0)]
@@ -160,7 +161,8 @@ def test_it_gives_up_after_the_last_attempt_and_keeps_the_error_without_secrets(
         channels = [channel(box, "hook", hook.url())]
         db = tmp_path / "alerts.db"
         fire_cpu_alert(db, ["hook"], channels)
-        results = [send_pending(db, channels, box, T0 + 7200 * i, BASE_URL, max_attempts=3) for i in range(5)]
+        results = [send_pending(db, channels, box, T0 + 7200 * i, BASE_URL, max_attempts=3, policy=LOOPBACK)
+                   for i in range(5)]
     finally:
         hook.close()
     assert [r["dead"] for r in results] == [0, 0, 1, 0, 0]
@@ -176,7 +178,7 @@ def test_it_drops_a_row_whose_channel_was_removed(tmp_path: Path, webhook: Webho
     channels = [channel(box, "hook", webhook.url())]
     db = tmp_path / "alerts.db"
     fire_cpu_alert(db, ["hook"], channels)
-    assert send_pending(db, [], box, T0, BASE_URL) == {"sent": 0, "retrying": 0, "dead": 1}
+    assert send_pending(db, [], box, T0, BASE_URL, policy=LOOPBACK) == {"sent": 0, "retrying": 0, "dead": 1}
     assert webhook.attempts == 0
 
 
@@ -184,8 +186,8 @@ def test_it_reports_a_test_message_success_or_the_transport_error(tmp_path: Path
     box = SecretBox.for_data_dir(tmp_path)
     good, bad = Webhook(fail=0), Webhook(fail=100)
     try:
-        assert send_test(channel(box, "ok", good.url()), box, BASE_URL) == (True, None)
-        ok, error = send_test(channel(box, "bad", bad.url()), box, BASE_URL)
+        assert send_test(channel(box, "ok", good.url()), box, BASE_URL, LOOPBACK) == (True, None)
+        ok, error = send_test(channel(box, "bad", bad.url()), box, BASE_URL, LOOPBACK)
     finally:
         good.close()
         bad.close()
@@ -194,7 +196,7 @@ def test_it_reports_a_test_message_success_or_the_transport_error(tmp_path: Path
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    ok, error = send_test(channel(box, "gone", f"json://u:{SECRET}@127.0.0.1:{closed}/x"), box, BASE_URL)
+    ok, error = send_test(channel(box, "gone", f"json://u:{SECRET}@127.0.0.1:{closed}/x"), box, BASE_URL, LOOPBACK)
     assert ok is False and error and SECRET not in error
 
 

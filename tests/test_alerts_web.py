@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SIM_NETWORKS
 from test_alerts_e2e import Receiver
 
 import panfm.settings as config
@@ -26,7 +27,8 @@ URL = f"json://panfm:{SECRET}@127.0.0.1:9/hook?token={SECRET}x"
 
 
 def make_client(data_dir: Path):
-    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL})
+    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL,
+                                                       "allowed_device_networks": SIM_NETWORKS})
     app = create_app(settings)
     client = app.test_client()
     token = client.post("/api/login", json={"username": "admin", "password": INITIAL}).get_json()["csrf_token"]

@@ -145,7 +145,9 @@ NOT_OBJECTS = ["[]", "1", '"text"', "null", "true", "[{}]", "{", '{"a": }', "{'a
 
 
 def make_client(data_dir: Path):
-    settings_ = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL})
+    # Loopback allowed: the templates' webhooks and connection tests aim at closed loopback ports.
+    settings_ = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL,
+                                                        "allowed_device_networks": "127.0.0.0/8"})
     app = create_app(settings_)
     client = app.test_client()
     token = client.post("/api/login", json={"username": "admin", "password": INITIAL}).get_json()["csrf_token"]

@@ -103,6 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sim_fleet: Any) -> Iterator[
         "PANFM_DATA_DIR": str(data),
         "PANFM_REFRESH_INTERVAL": str(REFRESH_S),
         "PANFM_ADMIN_PASSWORD": PASSWORD,
+        "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8",  # the simulator's loopback
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("PANFM_PORT", None)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SIM_ENV, SIM_NETWORKS
 
 import clock
 import panfm.settings as config
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _env(data_dir, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
-    env.update({"PANFM_DATA_DIR": str(data_dir), "PANFM_REFRESH_INTERVAL": "5", **extra})
+    env.update({"PANFM_DATA_DIR": str(data_dir), "PANFM_REFRESH_INTERVAL": "5", **SIM_ENV, **extra})
     return env
 
 
@@ -52,7 +53,8 @@ def clock_stats(data_dir):
 
 @pytest.fixture
 def ctx(tmp_path):
-    settings = config.load_settings(env={}, overrides={"data_dir": str(tmp_path), "refresh_interval": 5})
+    settings = config.load_settings(env={}, overrides={"data_dir": str(tmp_path), "refresh_interval": 5,
+                                                       "allowed_device_networks": SIM_NETWORKS})
     context = clock.build_context(settings)
     context.load_settings = lambda: config.load_settings(env={}, overrides={"data_dir": str(tmp_path)})
     yield context

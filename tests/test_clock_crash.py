@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import start_sim
+from conftest import SIM_ENV, start_sim
 
 import panfm.settings as config
 from panfm.models import DeviceConfig, TlsConfig
@@ -39,7 +39,7 @@ print(n, len(errors), errors[:3])
 
 def start_clock(data_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
-    env.update({"PANFM_DATA_DIR": str(data_dir), "PANFM_REFRESH_INTERVAL": "5"})
+    env.update({"PANFM_DATA_DIR": str(data_dir), "PANFM_REFRESH_INTERVAL": "5", **SIM_ENV})
     return subprocess.Popen([sys.executable, str(ROOT / "clock.py")], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -1,12 +1,15 @@
 """The collector against the real simulator over HTTPS: truth, deadlines, breakers."""
 
+import functools
 import time
 
 import pytest
-from conftest import start_sim
+from conftest import LOOPBACK, start_sim
 
-from panfm.collector.cycle import Collector, deadline_for
+from panfm.collector.cycle import Collector, deadline_for, panos_client_factory
 from panfm.models import DeviceConfig, TlsConfig
+
+SIM_CLIENTS = functools.partial(panos_client_factory, policy=LOOPBACK)
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +31,7 @@ def device(entry, **kw):
 
 @pytest.fixture
 def collector():
-    c = Collector(workers=8, request_timeout=5.0)
+    c = Collector(workers=8, request_timeout=5.0, client_factory=SIM_CLIENTS)
     yield c
     c.close()
 
@@ -97,7 +100,8 @@ def test_it_keeps_a_blackholed_and_a_slow_device_from_delaying_the_others(tmp_pa
 
 def test_it_opens_the_breaker_after_three_failures_and_closes_it_on_a_good_probe(tmp_path):
     offset = [0.0]
-    collector = Collector(workers=4, request_timeout=5.0, clock=lambda: time.time() + offset[0])
+    collector = Collector(workers=4, request_timeout=5.0, clock=lambda: time.time() + offset[0],
+                          client_factory=SIM_CLIENTS)
     try:
         with run_sim(tmp_path, devices=1, models="PA-440") as sim:
             entry = sim.inventory[0]

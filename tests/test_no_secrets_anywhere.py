@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import start_sim
+from conftest import SIM_NETWORKS, start_sim
 
 import clock
 import panfm.alerting.jobs as clock_alerts
@@ -60,7 +60,7 @@ def current_key(sim: Any, entry: dict[str, Any]) -> str:
 def test_no_secret_appears_in_logs_answers_or_the_cli(tmp_path: Path, caplog, monkeypatch) -> None:
     data = tmp_path / "data"
     overrides = {"data_dir": str(data), "admin_password": INITIAL, "log_level": "DEBUG", "request_timeout": 2.0,
-                 "refresh_interval": 5}
+                 "refresh_interval": 5, "allowed_device_networks": SIM_NETWORKS}
     settings = config.load_settings(env={}, overrides=overrides)
     caplog.set_level(logging.DEBUG)
     with start_sim(tmp_path, devices=len(FAULTS) + 1, seed=11) as sim:
@@ -223,7 +223,7 @@ def test_no_channel_secret_reaches_a_log_record_or_file_while_channels_deliver(
     data = tmp_path / "data"
     overrides = {"data_dir": str(data), "admin_password": INITIAL, "log_level": "DEBUG", "log_file": "panfm.log",
                  "log_libraries": log_libraries, "request_timeout": 2.0, "refresh_interval": 5,
-                 "base_url": "https://panfm.test"}
+                 "base_url": "https://panfm.test", "allowed_device_networks": SIM_NETWORKS}  # the loopback webhook
     settings = config.load_settings(env={}, overrides=overrides)
     caplog.set_level(logging.DEBUG)
     console = io.StringIO()

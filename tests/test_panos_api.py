@@ -5,7 +5,7 @@ import ssl
 import time
 
 import pytest
-from conftest import device_for
+from conftest import LOOPBACK, device_for
 
 from panfm.xmlapi.client import (
     AuthError,
@@ -32,7 +32,7 @@ def dev(fleet):
 
 
 def test_it_accepts_the_pinned_certificate(dev):
-    with PanosClient(device_for(dev)) as fw:
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         info = fw.system_info()
     assert info.serial == dev["serial"]
     assert info.model == dev["model"]
@@ -42,7 +42,10 @@ def test_it_accepts_the_pinned_certificate(dev):
 def test_it_refuses_a_wrong_pin_before_sending_any_key(fleet, dev):
     before = stats_of(fleet, dev)
     wrong = "0" * 64
-    with PanosClient(device_for(dev, fingerprint_sha256=wrong)) as fw, pytest.raises(FingerprintMismatch) as err:
+    with (
+        PanosClient(device_for(dev, fingerprint_sha256=wrong), policy=LOOPBACK) as fw,
+        pytest.raises(FingerprintMismatch) as err,
+    ):
         fw.system_info()
     assert err.value.expected == wrong
     assert err.value.actual == dev["tls_fingerprint_sha256"]
@@ -55,21 +58,21 @@ def test_it_refuses_a_wrong_pin_before_sending_any_key(fleet, dev):
 def test_it_refuses_a_wrong_pin_before_keygen_too(fleet, dev):
     before = stats_of(fleet, dev)
     device = device_for(dev, key=False, creds=True, fingerprint_sha256="ab" * 32)
-    with PanosClient(device) as fw, pytest.raises(FingerprintMismatch):
+    with PanosClient(device, policy=LOOPBACK) as fw, pytest.raises(FingerprintMismatch):
         fw.keygen()
     assert stats_of(fleet, dev) == before
 
 
 def test_it_reads_the_same_fingerprint_the_inventory_lists(dev):
-    assert fetch_fingerprint(dev["host"], dev["port"], timeout=3) == dev["tls_fingerprint_sha256"]
-    with PanosClient(device_for(dev)) as fw:
+    assert fetch_fingerprint(dev["host"], dev["port"], timeout=3, policy=LOOPBACK) == dev["tls_fingerprint_sha256"]
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         assert fw.peer_fingerprint() == dev["tls_fingerprint_sha256"]
 
 
 def test_it_verifies_the_chain_against_a_ca_bundle(dev, tmp_path):
     # The simulator's self-signed certificate is its own CA.
     pem = ssl.get_server_certificate((dev["host"], dev["port"]), timeout=3)
-    with PanosClient(device_for(dev, mode="verify", ca_pem=pem)) as fw:
+    with PanosClient(device_for(dev, mode="verify", ca_pem=pem), policy=LOOPBACK) as fw:
         assert fw.system_info().serial == dev["serial"]
         ca_file = fw._ca_file
         assert ca_file is not None
@@ -77,7 +80,7 @@ def test_it_verifies_the_chain_against_a_ca_bundle(dev, tmp_path):
 
 
 def test_it_rejects_a_self_signed_certificate_against_the_system_cas(dev):
-    with PanosClient(device_for(dev, mode="verify")) as fw, pytest.raises(TlsError) as err:
+    with PanosClient(device_for(dev, mode="verify"), policy=LOOPBACK) as fw, pytest.raises(TlsError) as err:
         fw.system_info()
     assert not isinstance(err.value, FingerprintMismatch)
     assert "certificate" in str(err.value)
@@ -90,34 +93,37 @@ def test_it_trusts_the_operating_systems_ca_store_in_verify_mode(dev, tmp_path, 
     ca = tmp_path / "system-ca.pem"
     ca.write_text(ssl.get_server_certificate((dev["host"], dev["port"]), timeout=3))
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
-    with PanosClient(device_for(dev, mode="verify")) as fw:
+    with PanosClient(device_for(dev, mode="verify"), policy=LOOPBACK) as fw:
         assert fw.system_info().serial == dev["serial"]
         assert fw._ca_file is None  # no bundle was written: the trust is the system's
 
 
 def test_it_talks_without_checks_only_when_insecure_is_chosen(dev, caplog):
-    with caplog.at_level("WARNING", logger="panos_api"), PanosClient(device_for(dev, mode="insecure")) as fw:
+    with (
+        caplog.at_level("WARNING", logger="panos_api"),
+        PanosClient(device_for(dev, mode="insecure"), policy=LOOPBACK) as fw,
+    ):
         assert fw.insecure is True
         assert fw.system_info().serial == dev["serial"]
         fw.session_info()
     warnings = [r for r in caplog.records if r.name == "panos_api" and "insecure" in r.getMessage()]
     assert len(warnings) == 1
-    with PanosClient(device_for(dev)) as pinned:
+    with PanosClient(device_for(dev), policy=LOOPBACK) as pinned:
         assert pinned.insecure is False
 
 
 def test_it_refuses_a_pin_that_is_not_a_sha256(dev):
     with pytest.raises(TlsError):
-        PanosClient(device_for(dev, fingerprint_sha256="abc"))
+        PanosClient(device_for(dev, fingerprint_sha256="abc"), policy=LOOPBACK)
 
 
 def test_it_refuses_a_device_without_credentials(dev):
     with pytest.raises(AuthError):
-        PanosClient(device_for(dev, key=False))
+        PanosClient(device_for(dev, key=False), policy=LOOPBACK)
 
 
 def test_it_keeps_one_connection_alive_across_calls(dev):
-    with PanosClient(device_for(dev)) as fw:
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         for _ in range(4):
             fw.session_info()
         pools = fw._session.get_adapter("https://x").poolmanager.pools
@@ -126,7 +132,7 @@ def test_it_keeps_one_connection_alive_across_calls(dev):
 
 
 def test_it_never_puts_the_key_in_a_url(fleet, dev):
-    with PanosClient(device_for(dev, key=False, creds=True)) as fw:
+    with PanosClient(device_for(dev, key=False, creds=True), policy=LOOPBACK) as fw:
         fw.keygen()
         fw.counters()
         fw.op("<show><system><info></info></system></show>")
@@ -138,7 +144,7 @@ def test_it_generates_the_key_with_special_characters_in_the_password(fleet, ind
     entry = fleet.inventory[index]
     assert any(c in entry["password"] for c in "&<\"!")
     stored = []
-    with PanosClient(device_for(entry, key=False, creds=True), on_key=stored.append) as fw:
+    with PanosClient(device_for(entry, key=False, creds=True), on_key=stored.append, policy=LOOPBACK) as fw:
         assert fw.system_info().serial == entry["serial"]
         fw.session_info()
     assert stored == [entry["api_key"]], "one keygen, reused for the second call"
@@ -146,20 +152,20 @@ def test_it_generates_the_key_with_special_characters_in_the_password(fleet, ind
 
 def test_it_raises_auth_error_for_a_wrong_password(dev):
     device = dataclasses.replace(device_for(dev, key=False, creds=True), password=dev["password"] + "x")
-    with PanosClient(device) as fw, pytest.raises(AuthError) as err:
+    with PanosClient(device, policy=LOOPBACK) as fw, pytest.raises(AuthError) as err:
         fw.system_info()
     assert dev["password"] not in str(err.value)
 
 
 def test_it_returns_the_raw_xml_of_an_op_command(dev):
-    with PanosClient(device_for(dev)) as fw:
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         text = fw.op("<show><system><info></info></system></show>")
     assert text.lstrip().startswith("<response")
     assert dev["serial"] in text
 
 
 def test_it_reads_every_monitoring_command(dev):
-    with PanosClient(device_for(dev)) as fw:
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         assert fw.system_resources().mem_total_bytes > 0
         assert 0 <= fw.mp_cpu() <= 100
         assert fw.session_info().max > 0
@@ -173,7 +179,7 @@ def test_it_reads_every_monitoring_command(dev):
 
 
 def test_it_reads_one_interface_the_arp_table_and_the_version(dev):
-    with PanosClient(device_for(dev)) as fw:
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         port = next(i.name for i in fw.interfaces() if i.kind == "physical")
         info, hw, _ = fw.interface(port)
         assert info.name == port
@@ -186,7 +192,7 @@ def test_it_reads_one_interface_the_arp_table_and_the_version(dev):
 
 def test_it_runs_a_log_query_from_act_to_fin(fleet, dev):
     gets = stats_of(fleet, dev)["requests"].get("log:get", 0)
-    with PanosClient(device_for(dev)) as fw:
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         entries = fw.log_query("system", nlogs=5, deadline_s=20)
     assert 0 < len(entries) <= 5
     assert all(e.get("receive_time") for e in entries)
@@ -197,7 +203,7 @@ def test_it_runs_a_log_query_from_act_to_fin(fleet, dev):
 
 def test_it_counts_bytes_like_the_simulators_truth(fleet):
     entry = fleet.inventory[1]
-    with PanosClient(device_for(entry)) as fw:
+    with PanosClient(device_for(entry), policy=LOOPBACK) as fw:
         c1, t1 = fw.counters(), fw.last_response_time
         time.sleep(4)  # a real window of traffic: the counters move with wall-clock time
         c2, t2 = fw.counters(), fw.last_response_time

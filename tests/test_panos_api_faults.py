@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from conftest import device_for
+from conftest import LOOPBACK, device_for
 
 from panfm.xmlapi.client import (
     AuthError,
@@ -45,7 +45,7 @@ def timed(fn):
 def test_it_reports_a_refused_connection(faulty):
     _, entry, fault = faulty
     fault("down")
-    with PanosClient(device_for(entry), timeout=2, connect_timeout=1) as fw:
+    with PanosClient(device_for(entry), timeout=2, connect_timeout=1, policy=LOOPBACK) as fw:
         exc, took = timed(fw.system_info)
     assert type(exc) is ConnectError
     assert took < 1 + SLACK
@@ -55,7 +55,7 @@ def test_it_reports_a_refused_connection(faulty):
 def test_it_times_out_on_a_device_that_never_answers(faulty):
     _, entry, fault = faulty
     fault("blackhole")
-    with PanosClient(device_for(entry), timeout=1, connect_timeout=1) as fw:
+    with PanosClient(device_for(entry), timeout=1, connect_timeout=1, policy=LOOPBACK) as fw:
         exc, took = timed(fw.system_info)
     assert type(exc) is PanosTimeout
     assert took < 1 + SLACK
@@ -64,7 +64,7 @@ def test_it_times_out_on_a_device_that_never_answers(faulty):
 def test_it_times_out_on_a_slow_device_within_the_total_deadline(faulty):
     _, entry, fault = faulty
     fault("slow")
-    with PanosClient(device_for(entry), timeout=5, connect_timeout=1) as fw:
+    with PanosClient(device_for(entry), timeout=5, connect_timeout=1, policy=LOOPBACK) as fw:
         exc, took = timed(lambda: fw.op("<show><system><info></info></system></show>", deadline=0.8))
     assert type(exc) is PanosTimeout
     assert took < 0.8 + SLACK
@@ -73,7 +73,7 @@ def test_it_times_out_on_a_slow_device_within_the_total_deadline(faulty):
 def test_it_maps_http_500_to_server_error(faulty):
     _, entry, fault = faulty
     fault("http500")
-    with PanosClient(device_for(entry), timeout=2) as fw:
+    with PanosClient(device_for(entry), timeout=2, policy=LOOPBACK) as fw:
         exc, _ = timed(fw.session_info)
     assert type(exc) is ServerError
     assert exc.status == 500
@@ -82,7 +82,7 @@ def test_it_maps_http_500_to_server_error(faulty):
 def test_it_maps_a_truncated_body_to_bad_response(faulty):
     _, entry, fault = faulty
     fault("bad_xml")
-    with PanosClient(device_for(entry), timeout=2) as fw:
+    with PanosClient(device_for(entry), timeout=2, policy=LOOPBACK) as fw:
         exc, _ = timed(fw.session_info)
     assert isinstance(exc, BadResponse)
 
@@ -91,7 +91,7 @@ def test_it_generates_a_new_key_after_a_revoked_one_when_it_has_credentials(faul
     fleet, entry, fault = faulty
     stored = []
     device = device_for(entry, key=True, creds=True)
-    with PanosClient(device, timeout=3, on_key=stored.append) as fw:
+    with PanosClient(device, timeout=3, on_key=stored.append, policy=LOOPBACK) as fw:
         fw.session_info()
         keygens = stats_of(fleet, entry)["keygen"]
         fault("revoke_key")
@@ -106,7 +106,7 @@ def test_it_raises_auth_error_after_a_revoked_key_without_credentials(faulty):
     fleet, entry, fault = faulty
     fault("revoke_key")
     keygens = stats_of(fleet, entry)["keygen"]
-    with PanosClient(device_for(entry), timeout=3) as fw:
+    with PanosClient(device_for(entry), timeout=3, policy=LOOPBACK) as fw:
         exc, _ = timed(fw.session_info)
     assert type(exc) is AuthError
     assert entry["api_key"] not in str(exc)
@@ -115,7 +115,7 @@ def test_it_raises_auth_error_after_a_revoked_key_without_credentials(faulty):
 
 def test_it_stops_a_log_job_that_misses_its_deadline(faulty):
     fleet, entry, _ = faulty
-    with PanosClient(device_for(entry), timeout=3) as fw:
+    with PanosClient(device_for(entry), timeout=3, policy=LOOPBACK) as fw:
         fw.session_info()  # connected already: the deadline below is for the job alone
         start = time.monotonic()
         # The simulator answers ACT at least once; the next poll would come after the deadline.

@@ -7,7 +7,7 @@ import traceback
 from urllib.parse import quote, quote_plus
 
 import pytest
-from conftest import device_for
+from conftest import LOOPBACK, device_for
 
 import panfm.redact as logsafe
 from panfm.xmlapi.client import PanosClient, PanosError
@@ -46,7 +46,7 @@ def exercise(fleet, entry, new_keys):
             logging.getLogger("panfm.test").exception("call failed")
 
     with_creds = device_for(entry, key=False, creds=True)
-    with PanosClient(with_creds, timeout=3, on_key=new_keys.append) as fw:
+    with PanosClient(with_creds, timeout=3, on_key=new_keys.append, policy=LOOPBACK) as fw:
         attempt(fw.system_info)
         attempt(fw.counters)
         fleet.fault(entry["name"], "revoke_key", 60)
@@ -56,15 +56,15 @@ def exercise(fleet, entry, new_keys):
             attempt(fw.session_info)
         fleet.fault(entry["name"], "none", 0)
     fleet.fault(entry["name"], "revoke_key", 60)
-    with PanosClient(device_for(entry), timeout=3) as fw:
+    with PanosClient(device_for(entry), timeout=3, policy=LOOPBACK) as fw:
         attempt(fw.session_info)  # AuthError: key only
     fleet.fault(entry["name"], "none", 0)
     wrong_password = dataclasses.replace(with_creds, password=entry["password"] + "!x")
-    with PanosClient(wrong_password, timeout=3) as fw:
+    with PanosClient(wrong_password, timeout=3, policy=LOOPBACK) as fw:
         attempt(fw.keygen)
-    with PanosClient(device_for(entry, fingerprint_sha256="0" * 64), timeout=3) as fw:
+    with PanosClient(device_for(entry, fingerprint_sha256="0" * 64), timeout=3, policy=LOOPBACK) as fw:
         attempt(fw.system_info)
-    with PanosClient(device_for(entry, mode="verify"), timeout=3) as fw:
+    with PanosClient(device_for(entry, mode="verify"), timeout=3, policy=LOOPBACK) as fw:
         attempt(fw.system_info)
     return texts
 

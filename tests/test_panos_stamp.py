@@ -8,7 +8,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from conftest import device_for, insecure_context, requires
+from conftest import LOOPBACK, device_for, insecure_context, requires
 
 import panfm.xmlapi.stamp as panos_stamp
 from panfm.xmlapi.client import PanosClient
@@ -126,7 +126,7 @@ def test_a_busy_worker_does_not_move_the_answer_time(sim_fleet, monkeypatch, sta
 
     monkeypatch.setattr(panos_stamp.StampingHTTPSConnection, "getresponse", late)
     monkeypatch.setattr(panos_stamp, "ENABLED", stamping)
-    with PanosClient(device_for(entry)) as fw:
+    with PanosClient(device_for(entry), policy=LOOPBACK) as fw:
         fw.system_info()  # opens the keep-alive connection
         busy.set()
         before = time.time()

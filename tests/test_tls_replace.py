@@ -53,7 +53,11 @@ def test_it_stops_polling_a_replaced_firewall_until_its_new_fingerprint_is_accep
         assert shown["status"]["state"] == "down" and new_fp in shown["status"]["last_error"]
         (active,) = web.get("/api/alerts/active").get_json()["alerts"]
         assert active["metric"] == "tls_fingerprint_changed" and new_fp in active["detail"]
+        # Accepting a new certificate is a new TLS target: the stored key is not sent to it unasked.
         r = web.put(f"/api/devices/{device_id}", json={"tls": {"mode": "pin", "fingerprint_sha256": new_fp}})
+        assert r.status_code == 400 and "api_key" in r.get_json()["fields"]
+        r = web.put(f"/api/devices/{device_id}", json={"tls": {"mode": "pin", "fingerprint_sha256": new_fp},
+                                                       "api_key": entry["api_key"]})
         assert r.status_code == 200
 
         clk.offset += 5

@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from conftest import SIM_NETWORKS
 
 import panfm.settings as config
 from app import create_app
@@ -20,7 +21,8 @@ XSS = "<script>alert(1)</script>"
 
 
 def make_client(data_dir):
-    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL})
+    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL,
+                                                       "allowed_device_networks": SIM_NETWORKS})
     app = create_app(settings)
     client = app.test_client()
     token = client.post("/api/login", json={"username": "admin", "password": INITIAL}).get_json()["csrf_token"]
@@ -58,7 +60,7 @@ def test_it_adds_lists_updates_and_deletes_a_device(client):
         "interfaces": ["ethernet1/1"], "auth": "api_key", "tls": {"mode": "pin", "fingerprint_sha256": FP},
         "status": {"state": "unknown", "last_poll": None, "last_success": None, "last_error": None}, "info": None,
     }
-    r = client.put(f"/api/devices/{device_id}", json={"enabled": False, "port": 8443})
+    r = client.put(f"/api/devices/{device_id}", json={"enabled": False, "port": 8443, "api_key": API_KEY})
     assert r.status_code == 200
     after = client.get(f"/api/devices/{device_id}").get_json()
     assert after["enabled"] is False and after["port"] == 8443 and after["name"] == "edge-1"

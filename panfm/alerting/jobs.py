@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import panfm.alerting.notify as alerts_notify
 from config import Settings
 from panfm.alerting.run import run_evaluation
-from panfm.models import CycleResult, DeviceConfig, Transition
+from panfm.models import AddressPolicy, CycleResult, DeviceConfig, Transition
 from throughput_storage import DocTable
 
 
@@ -101,7 +101,8 @@ def notify_once(ctx: ClockContext) -> dict[str, int]:
     if ctx.stopping.is_set():
         return {"sent": 0, "retrying": 0, "dead": 0}
     counts = alerts_notify.send_pending(
-        ctx.alerts_db, _docs(ctx, "alert_channels"), ctx.devices.box, ctx.clock(), ctx.settings.base_url
+        ctx.alerts_db, _docs(ctx, "alert_channels"), ctx.devices.box, ctx.clock(), ctx.settings.base_url,
+        policy=AddressPolicy.of(ctx.settings.allowed_device_networks),
     )
     if any(counts.values()):  # an idle outbox every 10 s is not worth a line in the stats
         log.info("[CLOCK JOB] notify: %s", counts)

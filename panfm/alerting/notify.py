@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import panfm.redact as logsafe
-from panfm.alerting.rules import load_apprise
+from panfm.alerting.rules import WEBHOOK_SCHEMES, load_apprise, scheme_refusal
+from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s as iso
 from throughput_storage import alerts_store
 
@@ -132,8 +134,38 @@ def _capture() -> Iterator[_Capture]:
         logger.removeHandler(handler)
 
 
-def deliver(url: str, title: str, body: str, notify_type: str = "info") -> str | None:
+def address_refusal(url: str, policy: AddressPolicy) -> str | None:
+    """Why a webhook URL's host may not be sent to (resolved now), or None; other schemes pass.
+
+    Apprise resolves the name again when it sends, so a name that changes its answer in
+    between (DNS rebinding) is not stopped here; an address literal always is.
+    """
+    if url.partition("://")[0].strip().lower() not in WEBHOOK_SCHEMES:
+        return None
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return "not a valid URL"
+    if not host:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None  # does not resolve: the send fails on its own, and says so
+    for *_, sockaddr in infos:
+        if why := policy.refusal(str(sockaddr[0]), device=False):
+            return f"{host}: {why}"
+    return None
+
+
+def deliver(
+    url: str, title: str, body: str, notify_type: str = "info", policy: AddressPolicy | None = None
+) -> str | None:
     """Send one message to one Apprise URL; None on success, else the transport's error without secrets."""
+    # Checked at every send too: a channel stored before the rules, or a name that moved since.
+    refused = scheme_refusal(url) or address_refusal(url, policy or AddressPolicy())
+    if refused:
+        return redact(f"refused: {refused}", url)[:500]
     # Apprise and urllib3 log the full URL (tokens in its path, header values) at DEBUG, from
     # instantiate() on: every record logged meanwhile is masked with this channel's secrets.
     with logsafe.hiding(_secrets_of(url)):
@@ -167,6 +199,7 @@ def send_pending(
     *,
     max_attempts: int = 10,
     limit: int = 100,
+    policy: AddressPolicy | None = None,
 ) -> dict[str, int]:
     """Deliver due outbox rows; return counts of sent, retrying and given-up ("dead") rows."""
     counts = {"sent": 0, "retrying": 0, "dead": 0}
@@ -181,7 +214,7 @@ def send_pending(
                 error, final = "the channel was removed or disabled", True
             else:
                 title, body = format_message(row.payload, base_url)
-                error = deliver(box.decrypt(channel["url_enc"]), title, body, _notify_type(row.payload))
+                error = deliver(box.decrypt(channel["url_enc"]), title, body, _notify_type(row.payload), policy)
                 final = row.attempts + 1 >= max_attempts
             if error is None:
                 box_rows.sent(row.id, now)
@@ -194,11 +227,13 @@ def send_pending(
     return counts
 
 
-def send_test(channel: Mapping[str, Any], box: Decryptor, base_url: str) -> tuple[bool, str | None]:
+def send_test(
+    channel: Mapping[str, Any], box: Decryptor, base_url: str, policy: AddressPolicy | None = None
+) -> tuple[bool, str | None]:
     """Send a test message through one stored channel; (True, None) or (False, error without secrets)."""
     if not channel.get("url_enc"):
         return False, "the channel has no URL"
     title = f"PANfm test notification: {channel.get('name', '')}"
     body = f"This channel works. Alerts will link to {base_url.rstrip('/')}/alerts"
-    error = deliver(box.decrypt(channel["url_enc"]), title, body)
+    error = deliver(box.decrypt(channel["url_enc"]), title, body, policy=policy)
     return error is None, error

@@ -245,6 +245,23 @@ def _instantiate_quietly(url: str) -> Any:
         logger.removeFilter(quiet)
 
 
+# Apprise knows ~100 schemes; some read local files or reach arbitrary hosts. Only these are offered.
+CHANNEL_SCHEMES = frozenset({
+    "mail", "mailto", "mailtos", "slack", "msteams", "discord", "tgram", "json", "jsons", "xml", "xmls",
+    "form", "forms", "ntfy", "ntfys", "pover", "syslog",
+})
+# Schemes that post to a host of the URL's choosing: its address is checked like a firewall's.
+WEBHOOK_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "ntfy", "ntfys"})
+
+
+def scheme_refusal(url: str) -> str | None:
+    """Why an Apprise URL's scheme is not offered, or None when it is."""
+    scheme = url.partition("://")[0].strip().lower()
+    if scheme in CHANNEL_SCHEMES:
+        return None
+    return "the scheme must be one of " + ", ".join(f"{s}://" for s in sorted(CHANNEL_SCHEMES))
+
+
 def validate_channel(doc: Mapping[str, Any], *, url_required: bool = True) -> tuple[dict[str, Any], Errors]:
     """Check a channel as the web received it (`url_required=False` on an edit that keeps the URL)."""
     errors: Errors = {}
@@ -259,6 +276,8 @@ def validate_channel(doc: Mapping[str, Any], *, url_required: bool = True) -> tu
             errors["url"] = "is required"
     elif not isinstance(url, str) or len(url) > 2000 or "://" not in url:
         errors["url"] = "must be an Apprise URL such as mailto://, json://, slack:// or msteams://"
+    elif refused := scheme_refusal(url):
+        errors["url"] = refused
     elif _instantiate_quietly(url.strip()) is None:
         errors["url"] = "is not a URL Apprise can send to (check the scheme and its parts)"
     else:

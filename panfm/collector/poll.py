@@ -11,6 +11,7 @@ import panfm.collector.metrics as cm
 from panfm.collector.breaker import safe_error
 from panfm.collector.slow import SlowClient
 from panfm.models import (
+    AddressPolicy,
     CounterSnapshot,
     DataplaneCpu,
     DeviceConfig,
@@ -41,11 +42,15 @@ class Client(SlowClient, Protocol):
 ClientFactory = Callable[[DeviceConfig, float, Callable[[str], None]], Client]
 
 
-def panos_client_factory(device: DeviceConfig, timeout: float, on_key: Callable[[str], None]) -> Client:
+def panos_client_factory(
+    device: DeviceConfig, timeout: float, on_key: Callable[[str], None], policy: AddressPolicy | None = None
+) -> Client:
     """Build a real `panos_api.PanosClient` (imported here so tests of the math need no network code)."""
     from panfm.xmlapi import PanosClient
 
-    client: Client = PanosClient(device, timeout=timeout, connect_timeout=min(5.0, timeout), on_key=on_key)
+    client: Client = PanosClient(
+        device, timeout=timeout, connect_timeout=min(5.0, timeout), on_key=on_key, policy=policy
+    )
     return client
 
 

@@ -101,6 +101,8 @@ def run(data_dir: Path, port: int) -> int:
             "PANFM_PORT": str(port),
             "PANFM_BIND_HOST": os.environ.get("PANFM_BIND_HOST", "127.0.0.1"),
             "PANFM_ADMIN_PASSWORD": password,
+            # The simulator listens on loopback, which PANfm refuses unless this setting allows it.
+            "PANFM_ALLOWED_DEVICE_NETWORKS": os.environ.get("PANFM_ALLOWED_DEVICE_NETWORKS", "127.0.0.0/8"),
         }
         honcho = subprocess.Popen(  # noqa: S603  # nosec B603 (fixed argv)
             [str(Path(sys.executable).parent / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)],

@@ -17,6 +17,7 @@ from flask import Blueprint, jsonify, request
 from alerts import (
     SEVERITIES,
     TEMPLATES,
+    address_refusal,
     apply_template,
     channel_to_stored,
     mask_channel,
@@ -26,6 +27,7 @@ from alerts import (
     validate_rule,
 )
 from config import bounded_int
+from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, WebContext, ctx, device_exists, parse_iso
 from panfm.web.auth import current_user
@@ -260,6 +262,7 @@ def create_channel() -> Any:
     c = ctx()
     errors: dict[str, str] = {}
     clean, invalid = validate_channel(_body(CHANNEL_FIELDS, errors))
+    _check_address(c, clean, invalid)
     _refuse(errors, invalid)
     clean.pop("id", None)
     stored = channel_to_stored(clean, c.box)
@@ -280,11 +283,20 @@ def update_channel(channel_id: str) -> Any:
     # Without a URL (or with the masked one sent back) the stored secret is kept.
     clean, invalid = validate_channel({"name": current.get("name"), "enabled": current.get("enabled", True), **body},
                                       url_required=False)
+    _check_address(c, clean, invalid)
     _refuse(errors, invalid)
     clean["id"] = channel_id
     stored = channel_to_stored(clean, c.box, existing=current)
     table.put(stored)
     return jsonify(mask_channel(stored))
+
+
+def _check_address(c: WebContext, clean: Mapping[str, Any], errors: dict[str, str]) -> None:
+    """Refuse a webhook aimed at this host, link-local (cloud metadata) or multicast addresses."""
+    if clean.get("url") and "url" not in errors:
+        policy = AddressPolicy.of(c.settings.allowed_device_networks)
+        if refused := address_refusal(clean["url"], policy):
+            errors["url"] = refused
 
 
 @bp.delete("/api/alerts/channels/<channel_id>")
@@ -307,7 +319,8 @@ def test_channel(channel_id: str) -> Any:
     if channel is None:
         raise NotFound("channel")
     # An explicit admin action, like "test connection": the one send the web makes itself.
-    ok, error = send_test(channel, c.box, c.current_settings().base_url)
+    policy = AddressPolicy.of(c.settings.allowed_device_networks)
+    ok, error = send_test(channel, c.box, c.current_settings().base_url, policy)
     return jsonify({"ok": ok, "error": error})
 
 

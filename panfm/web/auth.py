@@ -32,6 +32,8 @@ log = logging.getLogger("panfm.web")
 SESSIONS_MIGRATIONS = [
     "CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, username TEXT NOT NULL,"
     " must_change_password INTEGER NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS session_actions (sid_hash TEXT NOT NULL, action TEXT NOT NULL, ts REAL NOT NULL);\n"
+    "CREATE INDEX IF NOT EXISTS session_actions_by_sid ON session_actions (sid_hash, action, ts)",
 ]
 SESSIONS_DB = "web_sessions.db"
 THROTTLE_WINDOW_S = 300.0
@@ -293,6 +295,29 @@ class Auth:
         finally:
             conn.close()
         return SessionUser(row[0], bool(row[1])) if row else None
+
+    def spend(self, sid: str, action: str, limit: int, window_s: float) -> int | None:
+        """Count one `action` of a session; None when within `limit` per `window_s`, else seconds to wait.
+
+        Counted in web_sessions.db inside one write transaction, so every worker sees the same
+        count and two requests at the same moment cannot both take the last slot.
+        """
+        now = self.clock()
+        conn = self._sessions()
+        try:
+            with sqlite_db.transaction(conn):
+                conn.execute("DELETE FROM session_actions WHERE ts <= ?", (now - window_s,))
+                key = self._digest(sid)
+                rows = conn.execute(
+                    "SELECT ts FROM session_actions WHERE sid_hash = ? AND action = ? ORDER BY ts",
+                    (key, action),
+                ).fetchall()
+                if len(rows) >= limit:
+                    return max(1, int(rows[0][0] + window_s - now + 0.999))
+                conn.execute("INSERT INTO session_actions VALUES (?, ?, ?)", (key, action, now))
+        finally:
+            conn.close()
+        return None
 
     def close_session(self, sid: str) -> None:
         conn = self._sessions()

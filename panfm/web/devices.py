@@ -15,11 +15,14 @@ import re
 from typing import Any
 
 from cryptography import x509
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, session
 
-from panfm.models import DeviceConfig, DeviceStatus, TlsConfig
+from panfm.models import AddressPolicy, DeviceConfig, DeviceStatus, TlsConfig
 from panfm.web.api import BadRequest, UnknownDevice, ctx, status_json
+from panfm.web.auth import auth_of_app, current_user
+from panfm.web.security import api_error
 from panfm.xmlapi import (
+    AddressNotAllowed,
     AuthError,
     ConnectError,
     FingerprintMismatch,
@@ -34,6 +37,8 @@ from throughput_storage import IntegrityError
 log = logging.getLogger("panfm.web")
 
 TEST_TIMEOUT_S = 5.0
+TEST_LIMIT = 10  # connection tests per session and window (all workers together)
+TEST_WINDOW_S = 60.0
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _INTERFACE = re.compile(r"[A-Za-z0-9./:_-]{1,64}")
@@ -133,7 +138,9 @@ def device_from_body(body: dict[str, Any], current: DeviceConfig | None) -> Devi
         errors["port"] = err
     tls = parse_tls(body.get("tls"), errors) if given("tls") else current.tls  # type: ignore[union-attr]
 
-    api_key, username, password = _credentials(body, current, errors)
+    # A request refused for its target anyway needs no second message about credentials.
+    reuse = bool(errors) or same_target(current, host, port, tls)
+    api_key, username, password = _credentials(body, current, errors, reuse)
 
     interfaces: tuple[str, ...] = () if current is None else current.interfaces
     if "interfaces" in body:
@@ -179,28 +186,45 @@ def _credential_types(body: dict[str, Any], errors: dict[str, str]) -> bool:
     return ok
 
 
+AGAIN = "required again: the host, port or TLS settings changed, and stored credentials go only where they were given"
+
+
+def same_target(current: DeviceConfig | None, host: str | None, port: Any, tls: TlsConfig | None) -> bool:
+    """Tell whether host, port and TLS are all the stored device's: only then may its secrets be reused."""
+    return current is not None and (current.host, current.port, current.tls) == (host, port, tls)
+
+
 def _credentials(
-    body: dict[str, Any], current: DeviceConfig | None, errors: dict[str, str]
+    body: dict[str, Any], current: DeviceConfig | None, errors: dict[str, str], reuse: bool = True
 ) -> tuple[str | None, str | None, str | None]:
-    """Pick the credentials: new ones replace the stored ones; omitted secrets keep what is stored."""
+    """Pick the credentials: new ones replace the stored ones; omitted secrets keep what is stored.
+
+    With `reuse` False (the device now points elsewhere) no stored secret is kept: an edit
+    that only changes the host would otherwise hand the old firewall's key to the new one.
+    """
     if not _credential_types(body, errors):
         return None, None, None
+    stored = current if reuse else None
     api_key, username, password = body.get("api_key"), body.get("username"), body.get("password")
     if api_key:
         return api_key, None, None  # an API key replaces a username and password
     if username or password:
-        stored_user = current.username if current else None
-        stored_password = current.password if current else None
+        stored_user = current.username if current else None  # a user name is no secret
+        stored_password = stored.password if stored else None
         username = username or stored_user
         # Keep the stored password only for the same user: a new user name needs its own.
         password = password or (stored_password if username == stored_user else None)
         if not username:
             errors["username"] = "required with a password"
         if not password:
-            errors["password"] = "required with a username"  # noqa: S105 (a message)  # nosec B105
+            errors["password"] = AGAIN if current and current.password and username == stored_user else (
+                "required with a username")
         return None, username, password
+    if stored is not None:
+        return stored.api_key, stored.username, stored.password
     if current is not None:
-        return current.api_key, current.username, current.password
+        errors["password" if current.password else "api_key"] = AGAIN
+        return None, None, None
     errors["api_key"] = "give an api_key, or a username and a password"
     return None, None, None
 
@@ -313,6 +337,13 @@ def update_device(device_id: str) -> Any:
             raise UnknownDevice(device_id)
     except IntegrityError:
         raise BadRequest({"name": "a device with this name or host and port already exists"}) from None
+    if not same_target(current, device.host, device.port, device.tls):
+        user = current_user()
+        log.info(
+            "device %s moved by %r: %s:%d -> %s:%d (TLS %s -> %s), with credentials given again",
+            device_id, user.username if user else None, current.host, current.port, device.host, device.port,
+            current.tls.mode, device.tls.mode,
+        )
     return jsonify({"id": device_id})
 
 
@@ -354,13 +385,14 @@ def test_connection() -> Any:
         errors["port"] = err
     # Refuse a malformed body before connecting: an unreachable host must not hide bad input.
     _credential_types(body, errors)
-    if "tls" in body:
-        parse_tls(body["tls"], errors)
+    tls = parse_tls(body["tls"], errors) if "tls" in body else None
     if "device_id" in body and not isinstance(body["device_id"], str):
         errors["device_id"] = "the id of a stored device"
     if errors:
         raise BadRequest(errors)
     host = str(body["host"]).strip().rstrip(".").lower()
+    # Which secrets may go to this host is decided before any connection is made.
+    device = _test_device(body, host, port, tls)
     result: dict[str, Any] = {
         "reachable": False,
         "fingerprint_sha256": None,
@@ -368,18 +400,27 @@ def test_connection() -> Any:
         "model": None,
         "sw_version": None,
     }
+    if (throttled := _throttled()) is not None:
+        return throttled
+    policy = AddressPolicy.of(ctx().settings.allowed_device_networks)
     try:
-        result["fingerprint_sha256"] = fetch_fingerprint(host, port, timeout=TEST_TIMEOUT_S)
+        result["fingerprint_sha256"] = fetch_fingerprint(host, port, timeout=TEST_TIMEOUT_S, policy=policy)
+    except AddressNotAllowed as exc:
+        raise BadRequest({"host": _refusal(exc)}) from None
     except PanosError as exc:
         result["error"], result["message"] = _coarse(exc)
         return jsonify(result)
     result["reachable"] = True
-    device = _test_device(body, host, port, result["fingerprint_sha256"])
     if device is None:
         return jsonify(result)  # no credentials: the fingerprint is all the admin asked for
+    if device.tls.mode == "pin" and not device.tls.fingerprint_sha256:
+        # No TLS given with new credentials: trust what was just seen, for this check only.
+        device = dataclasses.replace(device, tls=TlsConfig(mode="pin", fingerprint_sha256=result["fingerprint_sha256"]))
     try:
-        with PanosClient(device, timeout=TEST_TIMEOUT_S, connect_timeout=TEST_TIMEOUT_S) as client:
+        with PanosClient(device, timeout=TEST_TIMEOUT_S, connect_timeout=TEST_TIMEOUT_S, policy=policy) as client:
             info = client.system_info()
+    except AddressNotAllowed as exc:  # the name now resolves elsewhere than a moment ago
+        raise BadRequest({"host": _refusal(exc)}) from None
     except PanosError as exc:
         result["error"], result["message"] = _coarse(exc)
         return jsonify(result)
@@ -387,11 +428,35 @@ def test_connection() -> Any:
     return jsonify(result)
 
 
-def _test_device(body: dict[str, Any], host: str, port: int, seen_fp: str) -> DeviceConfig | None:
-    """Build a throwaway device for the test: given TLS (or pin what was just seen) and credentials."""
+def _throttled() -> Any:
+    """A 429 when this session used up its connection tests (counted only for tests that connect)."""
+    sid = session.get("sid")
+    wait = auth_of_app().spend(sid, "device_test", TEST_LIMIT, TEST_WINDOW_S) if isinstance(sid, str) else None
+    if wait is None:
+        return None
+    # The one route where the web opens connections: no session may use it to sweep a network.
+    resp, status = api_error(
+        429, "too_many_attempts",
+        f"At most {TEST_LIMIT} connection tests per {TEST_WINDOW_S:g} seconds; try again in {wait} s.",
+    )
+    resp.headers["Retry-After"] = str(wait)
+    return resp, status
+
+
+def _refusal(exc: AddressNotAllowed) -> str:
+    """The policy's reason, without the "host:port: " prefix the transport puts first."""
+    return str(exc).split(": ", 1)[-1]
+
+
+def _test_device(body: dict[str, Any], host: str, port: int, tls: TlsConfig | None) -> DeviceConfig | None:
+    """Build a throwaway device for the test from the given credentials, or a stored device's.
+
+    A stored device lends its secrets only to its own host, port and TLS settings (its TLS is
+    used when none is given); anything else needs the credential again (400). A device
+    without TLS settings gets a pin without a fingerprint: the caller pins what it sees.
+    """
     current = None
     if isinstance(body.get("device_id"), str):
-        # Editing a stored device: omitted secrets come from it, as a PUT would keep them.
         current = ctx().devices.get(body["device_id"])
         if current is None:
             raise UnknownDevice(body["device_id"])
@@ -399,14 +464,13 @@ def _test_device(body: dict[str, Any], host: str, port: int, seen_fp: str) -> De
     creds: dict[str, Any] = {k: body[k] for k in ("api_key", "username", "password") if k in body}
     if not creds and current is None:
         return None
-    api_key, username, password = _credentials(creds, current, errors)
-    tls = parse_tls(body["tls"], errors) if "tls" in body else TlsConfig(mode="pin", fingerprint_sha256=seen_fp)
+    if tls is None and current is not None and (current.host, current.port) == (host, port):
+        tls = current.tls
+    api_key, username, password = _credentials(creds, current, errors, same_target(current, host, port, tls))
     if errors:
         raise BadRequest(errors)
-    if tls is None:
-        raise BadRequest({"tls": "invalid"})
-    base = current or DeviceConfig(id="test", name="test", host=host, port=port, tls=tls)
+    base = current or DeviceConfig(id="test", name="test", host=host, port=port, tls=TlsConfig(mode="pin"))
     return dataclasses.replace(
-        base, host=host, port=port, tls=tls, api_key=api_key, username=username, password=password
+        base, host=host, port=port, tls=tls or TlsConfig(mode="pin"), api_key=api_key, username=username,
+        password=password,
     )
-

@@ -5,6 +5,7 @@ but `panfm.models`. (Never call this package `panos`: that is the vendor SDK's i
 """
 
 from panfm.xmlapi.client import (
+    AddressNotAllowed,
     ApiError,
     AuthError,
     BadResponse,
@@ -19,6 +20,7 @@ from panfm.xmlapi.client import (
 from panfm.xmlapi.parse_dataplane import interface_kind
 
 __all__ = [
+    "AddressNotAllowed",
     "ApiError",
     "AuthError",
     "BadResponse",

@@ -4,7 +4,7 @@ The transport (keep-alive session, TLS modes, deadlines, keygen) and the excepti
 in `panos_transport`; every name a caller needs is importable from here:
 
     PanosError
-    ├── ConnectError, PanosTimeout, ServerError(.status)
+    ├── ConnectError (AddressNotAllowed), PanosTimeout, ServerError(.status)
     ├── TlsError
     │   └── FingerprintMismatch(.expected, .actual)
     ├── BadResponse
@@ -41,6 +41,7 @@ from panfm.xmlapi.parsers import (
     PanosError,
 )
 from panfm.xmlapi.transport import (
+    AddressNotAllowed,
     ConnectError,
     FingerprintMismatch,
     PanosTimeout,
@@ -52,6 +53,7 @@ from panfm.xmlapi.transport import (
 )
 
 __all__ = [
+    "AddressNotAllowed",
     "ApiError",
     "AuthError",
     "BadResponse",
@@ -193,4 +195,4 @@ class PanosClient(PanosTransport):
 
     def peer_fingerprint(self) -> str:
         """Return the SHA-256 of the certificate the device presents now."""
-        return fetch_fingerprint(self.device.host, self.device.port, timeout=self.connect_timeout)
+        return fetch_fingerprint(self.device.host, self.device.port, timeout=self.connect_timeout, policy=self.policy)

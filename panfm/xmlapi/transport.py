@@ -4,6 +4,7 @@ Every failure is one of these (`PanosError` and its API subclasses come from `pa
 
     PanosError
     ├── ConnectError          refused, unreachable, connection lost before an answer
+    │   └── AddressNotAllowed    the host resolves only to refused addresses; nothing was sent
     ├── PanosTimeout          connect timeout, read timeout, or the call's total deadline passed
     ├── TlsError              certificate verification (chain or host name) failed
     │   └── FingerprintMismatch  pinned SHA-256 differs (.expected, .actual); no request was sent
@@ -21,6 +22,7 @@ The key travels only in the `X-PAN-KEY` header; every call is a form POST to `/a
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -36,11 +38,11 @@ from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InsecureRequestWarning, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, InsecureRequestWarning, NewConnectionError, ReadTimeoutError
 
 import panfm.xmlapi.parsers as panos_xml
 import panfm.xmlapi.stamp as panos_stamp
-from panfm.models import DeviceConfig
+from panfm.models import AddressPolicy, DeviceConfig
 from panfm.xmlapi.parsers import AuthError, BadResponse, PanosError
 
 log = logging.getLogger("panos_api")  # one logger name for the whole client
@@ -80,26 +82,92 @@ class ServerError(PanosError):
         super().__init__(f"{where}: HTTP {status} from the device's web server")
 
 
+class AddressNotAllowed(ConnectError):
+    """Every address the host resolves to is refused by the address policy; nothing was sent."""
+
+
+def allowed_addresses(host: str, port: int, policy: AddressPolicy) -> list[str]:
+    """Resolve `host` and return the addresses the policy allows, in resolver order.
+
+    Raises AddressNotAllowed (naming the first refused address) when none is left, and
+    socket.gaierror when the name does not resolve. Callers connect to the returned literals,
+    so a second lookup (DNS rebinding) cannot swap in a refused address.
+    """
+    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    allowed: list[str] = []
+    refused: list[str] = []
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0])
+        why = policy.refusal(address)
+        if why is None:
+            allowed.append(address)
+        else:
+            refused.append(why)
+    if not allowed:
+        raise AddressNotAllowed(f"{host}:{port}: {refused[0] if refused else 'no address'}")
+    return list(dict.fromkeys(allowed))
+
+
+class _GuardedHTTPSConnection(panos_stamp.StampingHTTPSConnection):
+    """An HTTPS connection that connects only to addresses its pool's policy allows (every new socket)."""
+
+    policy = AddressPolicy()
+
+    def _new_conn(self) -> socket.socket:
+        name = self._dns_host
+        try:
+            addresses = allowed_addresses(name, self.port, self.policy)
+        except socket.gaierror as exc:
+            raise NewConnectionError(self, f"Failed to resolve the host name: {exc.strerror}") from exc
+        last: Exception = NewConnectionError(self, "no address to connect to")
+        for address in addresses:
+            self._dns_host = address  # connect to the checked literal; TLS still names the host
+            try:
+                return super()._new_conn()
+            except (NewConnectionError, ConnectTimeoutError) as exc:
+                last = exc
+            finally:
+                self._dns_host = name
+        raise last
+
+
+class _GuardedHTTPSConnectionPool(panos_stamp.StampingHTTPSConnectionPool):
+    """An HTTPS pool whose connections check each resolved address against the policy."""
+
+    ConnectionCls = _GuardedHTTPSConnection
+
+    def __init__(self, *args: Any, policy: AddressPolicy, **kwargs: Any) -> None:
+        self.policy = policy
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()
+        if isinstance(conn, _GuardedHTTPSConnection):
+            conn.policy = self.policy
+        return conn
+
+
 class _StampingAdapter(HTTPAdapter):
     """An adapter without retries whose HTTPS connections record the answer's kernel arrival time."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: AddressPolicy) -> None:
+        self._policy = policy  # set before super().__init__, which builds the pool manager
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, socket_options=panos_stamp.SOCKET_OPTIONS, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             **self.poolmanager.pool_classes_by_scheme,
-            "https": panos_stamp.StampingHTTPSConnectionPool,
+            "https": functools.partial(_GuardedHTTPSConnectionPool, policy=self._policy),
         }
 
 
 class _PinningAdapter(_StampingAdapter):
     """Check the leaf certificate's SHA-256 after the handshake, before a request byte is sent."""
 
-    def __init__(self, fingerprint: str) -> None:
+    def __init__(self, fingerprint: str, policy: AddressPolicy) -> None:
         self._fingerprint = fingerprint  # set before super().__init__, which builds the pool manager
-        super().__init__()
+        super().__init__(policy)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         # urllib3 compares with hmac.compare_digest (constant time) inside connect(). The chain is
@@ -118,11 +186,11 @@ class _PinningAdapter(_StampingAdapter):
 class _SystemTrustAdapter(_StampingAdapter):
     """Verify chains against the operating system's CA store (requests alone uses certifi's bundle)."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: AddressPolicy) -> None:
         # One context per client, holding the system store (where update-ca-certificates puts a
         # company CA); built before super().__init__, which builds the pool manager.
         self._ctx = ssl.create_default_context()
-        super().__init__()
+        super().__init__(policy)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, ssl_context=self._ctx, **pool_kwargs)
@@ -168,7 +236,18 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def fetch_fingerprint(host: str, port: int, timeout: float = 5.0) -> str:
+def _connect(host: str, port: int, timeout: float, policy: AddressPolicy) -> socket.socket:
+    """Open a TCP connection to the first allowed address of `host` that accepts it."""
+    last = OSError("no address to connect to")
+    for address in allowed_addresses(host, port, policy):
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            last = exc
+    raise last
+
+
+def fetch_fingerprint(host: str, port: int, timeout: float = 5.0, policy: AddressPolicy | None = None) -> str:
     """Return the SHA-256 (lowercase hex) of the leaf certificate the server presents."""
     # Trust on first use: the caller shows this to an admin, who pins it. No data is sent.
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -178,7 +257,7 @@ def fetch_fingerprint(host: str, port: int, timeout: float = 5.0) -> str:
     where = f"{host}:{port}"
     try:
         with (
-            socket.create_connection((host, port), timeout=timeout) as sock,
+            _connect(host, port, timeout, policy or AddressPolicy()) as sock,
             ctx.wrap_socket(sock, server_hostname=host) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
@@ -207,10 +286,13 @@ class PanosTransport:
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
         on_key: Callable[[str], None] | None = None,
+        policy: AddressPolicy | None = None,
     ) -> None:
         if not device.api_key and not (device.username and device.password):
             raise AuthError(None, f"device {device.name!r} has no API key and no username and password")
         self.device = device
+        # Checked at every new connection, not once: a DNS name may later resolve elsewhere.
+        self.policy = policy or AddressPolicy()
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.on_key = on_key
@@ -236,11 +318,11 @@ class PanosTransport:
             fp = (tls.fingerprint_sha256 or "").replace(":", "").lower()
             if not _FINGERPRINT_RE.fullmatch(fp):
                 raise TlsError(f"{self._where}: TLS mode 'pin' needs a 64-digit hex SHA-256 fingerprint")
-            self._session.mount("https://", _PinningAdapter(fp))
+            self._session.mount("https://", _PinningAdapter(fp, self.policy))
         elif tls.mode == "verify" and not tls.ca_pem:
-            self._session.mount("https://", _SystemTrustAdapter())
+            self._session.mount("https://", _SystemTrustAdapter(self.policy))
         else:
-            self._session.mount("https://", _StampingAdapter())
+            self._session.mount("https://", _StampingAdapter(self.policy))
         if tls.mode == "verify" and tls.ca_pem:
             # requests takes a CA bundle as a path; the file lives as long as this client.
             fd, self._ca_file = tempfile.mkstemp(prefix="panfm-ca-", suffix=".pem")

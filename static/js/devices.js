@@ -11,6 +11,7 @@ let devices = [];
 let editing = null; // the device being edited, null when adding
 let tested = null; // last /api/devices/test answer for the host:port in the form
 let testedFor = "";
+let acceptedPin = null; // a changed certificate the admin accepted from the list, saved with new credentials
 
 function authMode() {
   return form.querySelector("input[name=auth]:checked").value;
@@ -91,17 +92,13 @@ function changedCert(d) {
   return m ? m[2] : null;
 }
 
+// A new certificate is a new TLS target: the server keeps the stored credentials only for the
+// old one, so the edit dialog opens with the new pin and asks for them again.
 async function acceptCert(d, fingerprint) {
   const question = `The certificate of ${d.name} changed. Accept the new one only if you have checked it on the `
     + `firewall (Device > Certificates) or know it was replaced.\n\nNew SHA-256: ${fingerprint}`;
   if (!window.confirm(question)) return;
-  try {
-    await api(`/api/devices/${encodeURIComponent(d.id)}`,
-      { method: "PUT", body: { tls: { mode: "pin", fingerprint_sha256: fingerprint } } });
-    await refreshList();
-  } catch (err) {
-    showError(err);
-  }
+  await openDialog(d, fingerprint);
 }
 
 async function setEnabled(d, enabled) {
@@ -144,12 +141,14 @@ function chosenInterfaces() {
   return [...new Set([...picked, ...extra])];
 }
 
-async function openDialog(device) {
+async function openDialog(device, newFingerprint = null) {
   editing = device || null;
   tested = null;
   testedFor = "";
+  acceptedPin = newFingerprint;
   form.reset();
-  setText($("device-message"), "");
+  setText($("device-message"), newFingerprint
+    ? "Enter the API key, or the username and password, again to accept the new certificate." : "");
   $("test-result").hidden = true;
   setText($("device-form-title"), device ? `Edit ${device.name}` : "Add firewall");
   $("secret-hint").hidden = !device;
@@ -161,8 +160,9 @@ async function openDialog(device) {
     $("dev-host").value = device.host;
     $("dev-port").value = device.port;
     $("dev-enabled").checked = device.enabled !== false;
-    setText(current, device.tls && device.tls.fingerprint_sha256
-      ? `Pinned certificate SHA-256: ${device.tls.fingerprint_sha256}` : `TLS mode: ${device.tls ? device.tls.mode : DASH}`);
+    setText(current, newFingerprint ? `New certificate SHA-256 (accepted): ${newFingerprint}`
+      : device.tls && device.tls.fingerprint_sha256
+        ? `Pinned certificate SHA-256: ${device.tls.fingerprint_sha256}` : `TLS mode: ${device.tls ? device.tls.mode : DASH}`);
     testedFor = target(); // the stored trust stays valid while host and port do not change
   }
   showAuthFields();
@@ -231,6 +231,8 @@ async function save(event) {
       return;
     }
     body.tls = { mode: "pin", fingerprint_sha256: tested.fingerprint_sha256 };
+  } else if (acceptedPin) {
+    body.tls = { mode: "pin", fingerprint_sha256: acceptedPin };
   }
   if (!editing && !body.api_key && !(body.username && body.password)) {
     setText(message, "Enter an API key, or a username and password.");
