@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import secrets
 import time
@@ -115,8 +116,16 @@ class Device:
 
     @staticmethod
     def _new_key() -> str:
-        """Return a fresh key shaped like PAN-OS keys (base64 ending in '==')."""
-        return secrets.token_urlsafe(60).replace("-", "+").replace("_", "/")[:78] + "=="
+        """Return a fresh key shaped like a PAN-OS 10.x/11.x key: `LUFRPT…`, 104 characters, one '='.
+
+        A real key is base64 of an ASCII string, `-AQ==` + base64(20 bytes) + base64(32 bytes);
+        base64 of base64 text never yields '+' or '/' (their 6-bit values need bytes such as
+        '>' or '?'), which is why the vendor's SDK can send it unencoded in a form body.
+        """
+        inner = "-AQ==" + base64.b64encode(secrets.token_bytes(20)).decode() + base64.b64encode(
+            secrets.token_bytes(32)
+        ).decode()
+        return base64.b64encode(inner.encode()).decode()
 
     # --- faults -------------------------------------------------------------------------------
     def fault(self, now: float) -> str:
