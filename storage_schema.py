@@ -164,6 +164,12 @@ MIGRATIONS: list[str] = [
     _grouping_tables() + ";\n".join(grouping_sql("5m", ranged=False)) + ";\n",
     # 3: the latest per-dataplane CPU and busiest core of each device (ts in ms, as its sample).
     "CREATE TABLE dataplane_latest (device_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, doc TEXT NOT NULL);\n",
+    # 4: a sample is dated when its counters request was sent; its round trip (ms) bounds that date,
+    # and a rate whose two round trips exceed 2 % of Δt is flagged approximate (1, else 0; NULL: no rate).
+    "ALTER TABLE device_samples ADD COLUMN rtt_ms REAL;\n"
+    "ALTER TABLE device_samples ADD COLUMN approx INTEGER;\n"
+    "ALTER TABLE interface_samples ADD COLUMN approx INTEGER;\n"
+    "ALTER TABLE baselines ADD COLUMN rtt_ms REAL;\n",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
