@@ -284,6 +284,7 @@ class InterfaceSample:
     errors_per_s: float | None
     drops_per_s: float | None
     counted: bool
+    approx: bool | None = None  # the two samples' round trips exceed 2 % of Δt; None without a rate
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,8 @@ class DeviceSample:
     memory_pct: float | None = None
     packet_buffer_pct: float | None = None
     packet_descriptor_pct: float | None = None
+    rtt_ms: float | None = None  # round trip of the counters request this sample is dated by
+    approx: bool | None = None  # the rates' two round trips exceed 2 % of Δt; None without rates
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,7 @@ class CounterBaseline:
     serial: str | None
     uptime_seconds: int | None
     counters: dict[str, InterfaceCounters]
+    rtt_ms: float | None = None  # round trip of the counters request (None: stored before it was kept)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ def test_it_never_puts_a_secret_in_the_error_text(message):
 class _BlackholedClient:
     """A firewall that swallows the request: the call fails only when the device's deadline ran out."""
 
-    last_response_time = 0.0
+    last_sent_time = 0.0
+    last_round_trip = 0.0
 
     def __init__(self, fake_time, calls, hang_s):
         self.fake_time, self.calls, self.hang_s = fake_time, calls, hang_s

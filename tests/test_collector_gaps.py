@@ -32,12 +32,14 @@ class FakeClient:
 
     def __init__(self, box):
         self.box = box
-        self.last_response_time = 0.0
+        self.last_sent_time = 0.0
+        self.last_round_trip = 0.0
 
     def counters(self):
         self.box["polls"] += 1
         snap = self.box["snapshots"].pop(0)
-        self.last_response_time = self.box["now"][0]
+        self.last_sent_time = self.box["now"][0]
+        self.last_round_trip = self.box.get("rtt", 0.005)
         return CounterSnapshot(hw={c.name: c for c in snap}, ifnet={})
 
     def session_info(self):

@@ -5,6 +5,7 @@ import ssl
 import time
 
 import pytest
+import urllib3.connection
 from conftest import LOOPBACK, device_for
 
 from panfm.xmlapi.client import (
@@ -36,7 +37,32 @@ def test_it_accepts_the_pinned_certificate(dev):
         info = fw.system_info()
     assert info.serial == dev["serial"]
     assert info.model == dev["model"]
-    assert fw.last_response_time == pytest.approx(time.time(), abs=5)
+
+
+def test_it_dates_an_answer_at_its_request_and_keeps_the_round_trip(dev):
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
+        before = time.time()
+        fw.system_info()
+        after = time.time()
+    assert before <= fw.last_sent_time <= fw.last_sent_time + fw.last_round_trip <= after
+
+
+def test_a_late_worker_widens_the_round_trip_but_does_not_move_the_date(dev, monkeypatch):
+    late_s = 0.4
+    original = urllib3.connection.HTTPSConnection.getresponse
+    slept_at: list[float] = []
+
+    def late(self):  # the answer is there, but this thread gets to it only later (a busy machine)
+        slept_at.append(time.time())
+        time.sleep(late_s)
+        return original(self)
+
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
+        fw.system_info()  # connected and warm
+        monkeypatch.setattr(urllib3.connection.HTTPSConnection, "getresponse", late)
+        fw.system_info()
+    assert fw.last_sent_time <= slept_at[-1]
+    assert fw.last_round_trip >= late_s
 
 
 def test_it_refuses_a_wrong_pin_before_sending_any_key(fleet, dev):
@@ -204,17 +230,19 @@ def test_it_runs_a_log_query_from_act_to_fin(fleet, dev):
 def test_it_counts_bytes_like_the_simulators_truth(fleet):
     entry = fleet.inventory[1]
     with PanosClient(device_for(entry), policy=LOOPBACK) as fw:
-        c1, t1 = fw.counters(), fw.last_response_time
+        c1, t1, rtt1 = fw.counters(), fw.last_sent_time, fw.last_round_trip
         time.sleep(4)  # a real window of traffic: the counters move with wall-clock time
-        c2, t2 = fw.counters(), fw.last_response_time
+        c2, t2, rtt2 = fw.counters(), fw.last_sent_time, fw.last_round_trip
     truth = fleet.truth(entry["name"], t1, t2)["interfaces"]
+    # Each answer is dated at its request; the device read its counters within the round trip.
+    rel = 1e-3 + (rtt1 + rtt2) / (t2 - t1)
     compared = 0
     for name, true in truth.items():
         if name not in c2.hw or true["in_bytes"] < 1000:
             continue
         got_in = c2.hw[name].ibytes - c1.hw[name].ibytes
         got_out = c2.hw[name].obytes - c1.hw[name].obytes
-        assert got_in == pytest.approx(true["in_bytes"], rel=1e-3), name
-        assert got_out == pytest.approx(true["out_bytes"], rel=1e-3), name
+        assert got_in == pytest.approx(true["in_bytes"], rel=rel), name
+        assert got_out == pytest.approx(true["out_bytes"], rel=rel), name
         compared += 1
     assert compared >= 2

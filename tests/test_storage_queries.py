@@ -87,7 +87,8 @@ def test_it_caps_points_at_the_requested_maximum(reader):
 
 def test_it_returns_only_the_requested_metrics(reader):
     h = reader.history("fw1", NOW - 3600, NOW, metrics=["inbound_mbps", "memory_pct"])
-    assert set(h.points[0]) == {"t", "inbound_mbps", "inbound_mbps_max", "memory_pct", "memory_pct_max"}
+    # Raw points also say whether their rates are approximate.
+    assert set(h.points[0]) == {"t", "inbound_mbps", "inbound_mbps_max", "memory_pct", "memory_pct_max", "approx"}
     assert h.points[0]["memory_pct"] is None  # never written: None, not 0
     with pytest.raises(ValueError, match="unknown metrics"):
         reader.history("fw1", NOW - 3600, NOW, metrics=["inbound_mbps; DROP TABLE x"])
@@ -139,7 +140,7 @@ def test_it_serves_interface_latest_and_history(store, tmp_path):
     assert h.points[0] == {
         "t": T0, "in_bps": 1e6, "in_bps_max": 1e6, "out_bps": 2e6, "out_bps_max": 2e6, "in_pps": 100.0,
         "in_pps_max": 100.0, "out_pps": 200.0, "out_pps_max": 200.0, "errors_per_s": 0.0, "errors_per_s_max": 0.0,
-        "drops_per_s": 0.0, "drops_per_s_max": 0.0,
+        "drops_per_s": 0.0, "drops_per_s_max": 0.0, "approx": None,
     }
 
 

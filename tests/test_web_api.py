@@ -139,7 +139,7 @@ def test_it_returns_the_latest_sample_in_the_contract_shape(fleet):
     assert 0 <= body["age_seconds"] < 60
     s = body["sample"]
     assert set(s) == {"timestamp", "inbound_mbps", "outbound_mbps", "total_mbps", "inbound_pps", "outbound_pps",
-                      "sessions", "cpu", "memory_pct", "packet_buffer_pct"}
+                      "approx", "sessions", "cpu", "memory_pct", "packet_buffer_pct"}
     assert ISO_Z.fullmatch(s["timestamp"])
     assert s["inbound_mbps"] == 100.0 and s["outbound_mbps"] == 80.25
     assert s["sessions"] == {"active": 1500, "tcp": 1000, "udp": 400, "icmp": 100, "max": 64000,
@@ -258,7 +258,7 @@ def test_it_lists_interfaces_with_rates_and_inventory(fleet):
     assert set(by_name) == {"ethernet1/1", "ethernet1/2", "ethernet1/3"}
     e1 = by_name["ethernet1/1"]
     assert set(e1) == {"name", "kind", "state", "speed_mbps", "zone", "inbound_mbps", "outbound_mbps",
-                       "utilization_pct", "errors_per_s", "drops_per_s", "counted"}
+                       "utilization_pct", "errors_per_s", "drops_per_s", "counted", "approx"}
     assert e1["inbound_mbps"] == 50.0 and e1["outbound_mbps"] == 25.0
     assert e1["utilization_pct"] == pytest.approx(5.0)
     assert e1["speed_mbps"] == 1000 and e1["state"] == "up" and e1["counted"] is True

@@ -392,13 +392,16 @@ class Collector:
         if missing:
             log.info("device %s: counted interface(s) %s missing from this poll: totals are a gap",
                      dev.config.name, ", ".join(missing))
+        approx = cm.approximate(dev.baseline.rtt_ms, poll.rtt_ms, ts - dev.baseline.ts) if dev.baseline else None
         rates = cm.interface_rates(
-            device_id, dev.baseline, counters, ts, counted=counted, link_speed_mbps=dev.speeds, reset=reset
+            device_id, dev.baseline, counters, ts, counted=counted, link_speed_mbps=dev.speeds, reset=reset,
+            approx=approx,
         )
         sample, detail, dp = poll_sample(device_id, poll, ts, rates)
         dev.dataplane = dp
         baseline = CounterBaseline(
-            device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(counters)
+            device_id=device_id, ts=ts, serial=dev.serial, uptime_seconds=dev.uptime, counters=dict(counters),
+            rtt_ms=poll.rtt_ms,
         )
         if identity_changed:
             dev.uncommitted = None

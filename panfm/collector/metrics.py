@@ -24,6 +24,8 @@ from panfm.models import (
 PHYSICAL_RE = re.compile(r"ethernet\d+/\d+")
 # A rate above this multiple of the link speed is a counter artefact, not traffic.
 LINK_SPEED_SLACK = 1.1
+# A rate whose two samples' round trips add up to more than this share of Δt is approximate.
+APPROX_SHARE = 0.02
 U64 = 2**64
 # An interval longer than max(3 × refresh_interval, this) is a gap (clock stopped, breaker open).
 MAX_INTERVAL_FLOOR_S = 300.0
@@ -114,6 +116,21 @@ def _decreased(old: InterfaceCounters, cur: InterfaceCounters) -> bool:
     )
 
 
+def approximate(prev_rtt_ms: float | None, rtt_ms: float | None, dt: float) -> bool:
+    """Tell whether a rate over `dt` seconds between two samples with these round trips is approximate.
+
+    1. Each sample is dated when its counters request was sent; the device read its counters
+       later, but before its answer came back: within that request's round trip.
+    2. So Δt is off by less than the larger of the two round trips (less than their sum), and
+       the rate by less than that share of Δt.
+    3. Above `APPROX_SHARE` (2 %) of Δt the rate is approximate; an unknown round trip (a
+       baseline stored before round trips were kept) cannot vouch for it either.
+    """
+    if prev_rtt_ms is None or rtt_ms is None or dt <= 0:
+        return True
+    return (prev_rtt_ms + rtt_ms) / 1000.0 > APPROX_SHARE * dt
+
+
 def _per_s(new: int, old: int, dt: float) -> float | None:
     if new < old or new >= U64:
         return None
@@ -130,6 +147,7 @@ class Rates:
     in_pps: float | None
     out_pps: float | None
     reset: str | None  # why the whole interval is a gap, if it is
+    approx: bool | None = None  # see `approximate`; None when the interval has no rate
 
     @property
     def inbound_mbps(self) -> float | None:
@@ -155,10 +173,12 @@ def interface_rates(
     counted: Iterable[str],
     link_speed_mbps: Mapping[str, int | None] | None = None,
     reset: str | None = None,
+    approx: bool | None = None,
 ) -> Rates:
     """Turn two counter readings into per-interface rates and device totals.
 
-    1. Δt is the difference of the two responses' arrival times (ms precision, not whole s).
+    1. Δt is the difference of the two counters requests' send times (ms precision, not whole s);
+       `approx` (see `approximate`) marks every rate of the interval.
     2. in_bps = Δibytes × 8 / Δt (out likewise, packets without × 8).
     3. A whole-device `reset` (see `reset_reason`) or an interface without a previous reading or
        with a decreasing counter gives a gap (None), never a negative value, a zero or a spike.
@@ -195,6 +215,7 @@ def interface_rates(
             InterfaceSample(
                 device_id=device_id, name=name, ts=ts, in_bps=ib, out_bps=ob, in_pps=ip, out_pps=op,
                 errors_per_s=er, drops_per_s=dr, counted=name in counted_set,
+                approx=None if ib is None else approx,
             )
         )
         if name in counted_set:
@@ -203,7 +224,7 @@ def interface_rates(
                 totals[key] = None if acc is None or value is None else acc + value
     return Rates(
         interfaces=tuple(samples), in_bps=totals["ib"], out_bps=totals["ob"], in_pps=totals["ip"],
-        out_pps=totals["op"], reset=reset,
+        out_pps=totals["op"], reset=reset, approx=None if reset or prev is None else approx,
     )
 
 

@@ -29,7 +29,8 @@ RESOURCE_MONITOR_LAST = 5  # five 1-minute samples: enough to tell idle control 
 class Client(SlowClient, Protocol):
     """What the collector needs of `panos_api.PanosClient`."""
 
-    last_response_time: float
+    last_sent_time: float
+    last_round_trip: float
 
     def counters(self) -> CounterSnapshot: ...
     def session_info(self) -> SessionInfo: ...
@@ -62,7 +63,8 @@ class DeadlineExceeded(Exception):
 class Poll:
     """What one device's calls returned; built in a worker thread, applied in the cycle's thread."""
 
-    ts: float | None = None  # arrival time of the counters response
+    ts: float | None = None  # when the counters request was sent
+    rtt_ms: float | None = None  # its round trip (the device read the counters within it)
     counters: dict[str, InterfaceCounters] | None = None
     session: SessionInfo | None = None
     monitor: ResourceMonitor | None = None
@@ -99,7 +101,8 @@ def poll_device(
         return Poll(mp_cpu_supported=mp_cpu_supported, error="not polled: the collector was busy", not_started=True)
     try:
         snapshot = client.counters()
-        poll.ts = client.last_response_time or time.time()
+        poll.ts = client.last_sent_time or time.time()
+        poll.rtt_ms = client.last_round_trip * 1000.0 if client.last_sent_time else None
         poll.counters = cm.select_counters(snapshot)
         for name in ("session", "monitor", "mp_cpu", "resources"):
             if name == "mp_cpu" and not poll.mp_cpu_supported:
@@ -156,6 +159,8 @@ def poll_sample(
         memory_pct=cm.memory_pct(poll.resources),
         packet_buffer_pct=dp.packet_buffer_pct if dp else None,
         packet_descriptor_pct=dp.packet_descriptor_pct if dp else None,
+        rtt_ms=poll.rtt_ms,
+        approx=rates.approx,
     )
     # Stored with every sample (empty without a resource monitor answer), so the latest
     # per-dataplane values always belong to the latest sample.

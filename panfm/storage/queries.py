@@ -187,7 +187,7 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         width = None
         if tier == "raw":
             cols = ", ".join(f"{m}, {m} AS {m}_max" for m in s.metrics)
-            sql = f"SELECT ts / 1000.0 AS t, {cols} {rng} ORDER BY ts"
+            sql = f"SELECT ts / 1000.0 AS t, {cols}, approx {rng} ORDER BY ts"
         else:
             cols = ", ".join(f"{m}_avg AS {m}, {m}_max" for m in s.metrics)
             sql = f"SELECT bucket AS t, {cols} {rng} ORDER BY bucket"
@@ -197,7 +197,7 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
             points = _grouped_from_materialised(conn, s, tier, width, lo, hi)
             return History(tier, width, mark_gaps(points, width, max_points))
         if tier == "raw":
-            cols = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in s.metrics)
+            cols = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in s.metrics) + ", max(approx) AS approx"
             sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
         else:
             sql = _grouped_rollup_sql(table, s, width)
@@ -207,6 +207,8 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
     points = [dict(zip(names, r, strict=True)) for r in cur]
     for p in points:
         p["t"] = float(p["t"])
+        if "approx" in p:
+            p["approx"] = _flag(p["approx"])
     step = width or (bucket if tier != "raw" else None)
     return History(tier, width or (bucket or None), mark_gaps(points, step, max_points))
 
@@ -300,7 +302,10 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
 
 def row_to_sample(row: sqlite3.Row) -> DeviceSample:
     """Turn a device_samples row into a DeviceSample."""
-    return DeviceSample(device_id=row["device_id"], ts=row["ts"] / 1000, **{m: row[m] for m in DEVICE_METRICS})
+    return DeviceSample(
+        device_id=row["device_id"], ts=row["ts"] / 1000, **{m: row[m] for m in DEVICE_METRICS},
+        rtt_ms=row["rtt_ms"], approx=_flag(row["approx"]),
+    )
 
 
 def row_to_iface(row: sqlite3.Row) -> InterfaceSample:
@@ -311,7 +316,12 @@ def row_to_iface(row: sqlite3.Row) -> InterfaceSample:
         ts=row["ts"] / 1000,
         counted=bool(row["counted"]),
         **{m: row[m] for m in IFACE_METRICS},
+        approx=_flag(row["approx"]),
     )
+
+
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 # MATERIALIZED: find each series' newest time first (one index probe each), then fetch those
@@ -351,14 +361,14 @@ def interfaces_latest(conn: sqlite3.Connection, device_id: str) -> list[Interfac
 def load_baselines(conn: sqlite3.Connection) -> dict[str, CounterBaseline]:
     """Return the persisted raw counters of every device (64-bit values kept exact)."""
     out = {}
-    for device_id, ts, serial, uptime, counters in conn.execute(
-        "SELECT device_id, ts, serial, uptime_seconds, counters FROM baselines"
+    for device_id, ts, serial, uptime, counters, rtt_ms in conn.execute(
+        "SELECT device_id, ts, serial, uptime_seconds, counters, rtt_ms FROM baselines"
     ):
         parsed = {
             name: InterfaceCounters(name, int(ib), int(ob), int(ip), int(op), int(ie), int(idr), source=src)
             for name, (ib, ob, ip, op, ie, idr, src) in json.loads(counters).items()
         }
-        out[device_id] = CounterBaseline(device_id, ts, serial, uptime, parsed)
+        out[device_id] = CounterBaseline(device_id, ts, serial, uptime, parsed, rtt_ms)
     return out
 
 

@@ -43,17 +43,21 @@ from panfm.storage.schema import (
 __all__ = ["HISTORY_DB", "SampleReader", "SampleStore", "StorageUnavailable"]
 
 _DEVICE_INSERT = (
-    f"INSERT OR REPLACE INTO device_samples (device_id, ts, {', '.join(DEVICE_METRICS)}) "  # noqa: S608  # nosec B608
-    f"VALUES ({', '.join('?' * (len(DEVICE_METRICS) + 2))})"
+    f"INSERT OR REPLACE INTO device_samples (device_id, ts, {', '.join(DEVICE_METRICS)}, rtt_ms, approx) "  # noqa: S608  # nosec B608
+    f"VALUES ({', '.join('?' * (len(DEVICE_METRICS) + 4))})"
 )
 _IFACE_INSERT = (
-    f"INSERT OR REPLACE INTO interface_samples (device_id, interface, ts, {', '.join(IFACE_METRICS)}, counted) "  # noqa: S608  # nosec B608
-    f"VALUES ({', '.join('?' * (len(IFACE_METRICS) + 4))})"
+    f"INSERT OR REPLACE INTO interface_samples (device_id, interface, ts, {', '.join(IFACE_METRICS)}, counted, approx) "  # noqa: S608  # nosec B608
+    f"VALUES ({', '.join('?' * (len(IFACE_METRICS) + 5))})"
 )
 
 
 def _ms(ts: float) -> int:
     return round(ts * 1000)
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
 
 
 class SampleStore:
@@ -100,10 +104,11 @@ class SampleStore:
         buckets that closed, and the clock stats with the heartbeat (= cycle.finished).
         """
         dev_rows = [
-            (s.device_id, _ms(s.ts), *(getattr(s, m) for m in DEVICE_METRICS)) for s in cycle.samples
+            (s.device_id, _ms(s.ts), *(getattr(s, m) for m in DEVICE_METRICS), s.rtt_ms, _flag(s.approx))
+            for s in cycle.samples
         ]
         if_rows = [
-            (i.device_id, i.name, _ms(i.ts), *(getattr(i, m) for m in IFACE_METRICS), int(i.counted))
+            (i.device_id, i.name, _ms(i.ts), *(getattr(i, m) for m in IFACE_METRICS), int(i.counted), _flag(i.approx))
             for i in cycle.interfaces
         ]
         new_devices = {s.device_id for s in cycle.samples} - self._known_devices
@@ -135,8 +140,10 @@ class SampleStore:
     @staticmethod
     def _put_baselines(conn: sqlite3.Connection, baselines: Sequence[CounterBaseline]) -> None:
         conn.executemany(
-            "INSERT OR REPLACE INTO baselines (device_id, ts, serial, uptime_seconds, counters) VALUES (?, ?, ?, ?, ?)",
-            [(b.device_id, b.ts, b.serial, b.uptime_seconds, q.encode_counters(b.counters)) for b in baselines],
+            "INSERT OR REPLACE INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(b.device_id, b.ts, b.serial, b.uptime_seconds, q.encode_counters(b.counters), b.rtt_ms)
+             for b in baselines],
         )
 
     @staticmethod

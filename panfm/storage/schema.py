@@ -201,6 +201,12 @@ MIGRATIONS: list[str] = [
     # where a metric was missing in some samples weigh only the samples that have it. Rows
     # already stored keep NULL (see weight_sql); adding a column rewrites no row.
     _count_columns(),
+    # 5: a sample is dated when its counters request was sent; its round trip (ms) bounds that date,
+    # and a rate whose two round trips exceed 2 % of Δt is flagged approximate (1, else 0; NULL: no rate).
+    "ALTER TABLE device_samples ADD COLUMN rtt_ms REAL;\n"
+    "ALTER TABLE device_samples ADD COLUMN approx INTEGER;\n"
+    "ALTER TABLE interface_samples ADD COLUMN approx INTEGER;\n"
+    "ALTER TABLE baselines ADD COLUMN rtt_ms REAL;\n",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -125,6 +125,8 @@ def sample_json(s: DeviceSample) -> dict[str, Any]:
         "total_mbps": s.total_mbps,
         "inbound_pps": s.inbound_pps,
         "outbound_pps": s.outbound_pps,
+        # The rates' error bound (the two samples' round trips) exceeds 2 % of their interval.
+        "approx": s.approx,
         "sessions": {
             "active": s.sessions_active,
             "tcp": s.sessions_tcp,

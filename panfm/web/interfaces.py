@@ -63,6 +63,7 @@ def interfaces() -> Any:
                 "errors_per_s": s.errors_per_s if s else None,
                 "drops_per_s": s.drops_per_s if s else None,
                 "counted": counted,
+                "approx": s.approx if s else None,
             }
         )
     return jsonify({"interfaces": out})

@@ -38,10 +38,11 @@ from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, InsecureRequestWarning, NewConnectionError, ReadTimeoutError
 
 import panfm.xmlapi.parsers as panos_xml
-import panfm.xmlapi.stamp as panos_stamp
 from panfm.models import AddressPolicy, DeviceConfig
 from panfm.xmlapi.parsers import AuthError, BadResponse, PanosError
 
@@ -82,6 +83,38 @@ class ServerError(PanosError):
         super().__init__(f"{where}: HTTP {status} from the device's web server")
 
 
+class _TimedHTTPSConnection(HTTPSConnection):
+    """An HTTPS connection that notes when each request was sent and how long its answer took.
+
+    `sent` is the wall-clock time just before the request's last write (headers and body are
+    separate writes; the device can act only once the whole request is there, and the TLS
+    connection is already up: urllib3 connects before `request`). `round_trip` is the
+    monotonic seconds from then until the answer's headers were read. A device reads its
+    counters somewhere in between, so `round_trip` bounds how far `sent` can be from that
+    moment — on any OS, TLS version or load; a busy machine makes the bound wider, never the
+    date later.
+    """
+
+    sent: float | None = None
+    round_trip: float | None = None
+    _sent_mono = 0.0
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self.sent = self.round_trip = None
+        super().request(*args, **kwargs)
+
+    def send(self, data: Any) -> None:
+        # Stamped right before each write, so no Python work of building the request (where a
+        # busy interpreter may switch threads) lies between the date and the bytes leaving.
+        self.sent, self._sent_mono = time.time(), time.monotonic()
+        super().send(data)
+
+    def getresponse(self) -> Any:  # urllib3's BaseHTTPResponse
+        response = super().getresponse()
+        self.round_trip = time.monotonic() - self._sent_mono
+        return response
+
+
 class AddressNotAllowed(ConnectError):
     """Every address the host resolves to is refused by the address policy; nothing was sent."""
 
@@ -108,7 +141,7 @@ def allowed_addresses(host: str, port: int, policy: AddressPolicy) -> list[str]:
     return list(dict.fromkeys(allowed))
 
 
-class _GuardedHTTPSConnection(panos_stamp.StampingHTTPSConnection):
+class _GuardedHTTPSConnection(_TimedHTTPSConnection):
     """An HTTPS connection that connects only to addresses its pool's policy allows (every new socket)."""
 
     policy = AddressPolicy()
@@ -131,7 +164,7 @@ class _GuardedHTTPSConnection(panos_stamp.StampingHTTPSConnection):
         raise last
 
 
-class _GuardedHTTPSConnectionPool(panos_stamp.StampingHTTPSConnectionPool):
+class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
     """An HTTPS pool whose connections check each resolved address against the policy."""
 
     ConnectionCls = _GuardedHTTPSConnection
@@ -147,22 +180,22 @@ class _GuardedHTTPSConnectionPool(panos_stamp.StampingHTTPSConnectionPool):
         return conn
 
 
-class _StampingAdapter(HTTPAdapter):
-    """An adapter without retries whose HTTPS connections record the answer's kernel arrival time."""
+class _TimedAdapter(HTTPAdapter):
+    """An adapter without retries whose HTTPS connections check their address and time each request."""
 
     def __init__(self, policy: AddressPolicy) -> None:
         self._policy = policy  # set before super().__init__, which builds the pool manager
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, socket_options=panos_stamp.SOCKET_OPTIONS, **pool_kwargs)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             **self.poolmanager.pool_classes_by_scheme,
             "https": functools.partial(_GuardedHTTPSConnectionPool, policy=self._policy),
         }
 
 
-class _PinningAdapter(_StampingAdapter):
+class _PinningAdapter(_TimedAdapter):
     """Check the leaf certificate's SHA-256 after the handshake, before a request byte is sent."""
 
     def __init__(self, fingerprint: str, policy: AddressPolicy) -> None:
@@ -183,7 +216,7 @@ class _PinningAdapter(_StampingAdapter):
         )
 
 
-class _SystemTrustAdapter(_StampingAdapter):
+class _SystemTrustAdapter(_TimedAdapter):
     """Verify chains against the operating system's CA store (requests alone uses certifi's bundle)."""
 
     def __init__(self, policy: AddressPolicy) -> None:
@@ -296,7 +329,8 @@ class PanosTransport:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.on_key = on_key
-        self.last_response_time: float = 0.0
+        self.last_sent_time: float = 0.0  # when the last answered request was sent (epoch s)
+        self.last_round_trip: float = 0.0  # seconds from that send until its answer's headers arrived
         self.insecure = device.tls.mode == "insecure"
         self._where = _where(device)
         self._key: str | None = device.api_key or None
@@ -322,7 +356,7 @@ class PanosTransport:
         elif tls.mode == "verify" and not tls.ca_pem:
             self._session.mount("https://", _SystemTrustAdapter(self.policy))
         else:
-            self._session.mount("https://", _StampingAdapter(self.policy))
+            self._session.mount("https://", _TimedAdapter(self.policy))
         if tls.mode == "verify" and tls.ca_pem:
             # requests takes a CA bundle as a path; the file lives as long as this client.
             fd, self._ca_file = tempfile.mkstemp(prefix="panfm-ca-", suffix=".pem")
@@ -364,6 +398,7 @@ class PanosTransport:
         if remaining <= 0:
             raise PanosTimeout(f"{self._where}: call deadline passed before the request was sent")
         headers = {"X-PAN-KEY": key} if key else {}
+        before_wall, before = time.time(), time.monotonic()  # used when the connection gives no times
         try:
             resp = self._session.post(
                 self._url,
@@ -383,12 +418,15 @@ class PanosTransport:
             raise ConnectError(f"{self._where}: {_reason(exc)}") from None
         except requests.RequestException as exc:
             raise ConnectError(f"{self._where}: request failed ({type(exc).__name__})") from None
-        # The answer's time is when its first byte arrived (the kernel's stamp, panos_stamp),
-        # closest to when the device read its counters; without one, when its headers were read.
-        arrived = getattr(getattr(resp.raw, "connection", None), "answer_time", None) or time.time()
+        # The device read its counters between sending and answering: date the answer at the
+        # send (a late worker thread cannot move it) and keep the round trip as its error bound.
+        conn = getattr(resp.raw, "connection", None)
+        sent, round_trip = getattr(conn, "sent", None), getattr(conn, "round_trip", None)
+        if sent is None or round_trip is None:
+            sent, round_trip = before_wall, time.monotonic() - before
         with resp:
             body = self._read_body(resp, end)
-        self.last_response_time = arrived
+        self.last_sent_time, self.last_round_trip = sent, round_trip
         return resp.status_code, body
 
     def _read_body(self, resp: requests.Response, end: float) -> bytes:
