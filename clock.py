@@ -48,13 +48,12 @@ from panfm.models import AddressPolicy, CycleResult
 from panfm.ops import ClockStats, configure_logging, install_redaction
 from throughput_collector import Collector, panos_client_factory
 from throughput_storage import (
-    CONFIG_DB,
     HISTORY_DB,
     DeviceStore,
     SampleReader,
     SampleStore,
     alerts_store,
-    check_usable,
+    open_stores,
 )
 
 log = logging.getLogger("panfm.clock")
@@ -86,8 +85,8 @@ class ClockContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     busy: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], float] = time.time
-    # Latest slow-job document per device. Replaced whole, never changed in place (under
-    # `inventory_lock`), so the alert hook can iterate the mapping it holds while a slow job
+    # Latest inventory-job document per device. Replaced whole, never changed in place (under
+    # `inventory_lock`), so the alert hook can iterate the mapping it holds while a inventory job
     # stores newer documents: no "dictionary changed size during iteration".
     inventory: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     # Set by build_scheduler: run collect_inventory_once(ctx, ids) soon, in its own job (never in collect's).
@@ -193,7 +192,7 @@ def collect_slow_once(ctx: ClockContext) -> int:
 
 
 def collect_inventory_once(ctx: ClockContext, device_ids: list[str]) -> int:
-    """Gather the slow job's documents for these devices now (new, edited or re-enabled ones)."""
+    """Gather the inventory job's documents for these devices now (new, edited or re-enabled ones)."""
     if ctx.stopping.is_set() or not ctx.inventory_busy.acquire(blocking=False):
         return 0  # one such job at a time; the next fast cycle asks again for what is still due
     try:
@@ -242,20 +241,18 @@ def build_context(settings: config.Settings) -> ClockContext:
     """Build every dependency of the jobs from the settings (raises ConfigError when unusable)."""
     data_dir = config.ensure_data_dir(settings.data_path)
     # A damaged file stops the start with its name, not a traceback from the first query.
-    for name in (CONFIG_DB, HISTORY_DB):
-        check_usable(data_dir / name)
-    box = config.SecretBox.for_data_dir(data_dir)
-    store = SampleStore.open(data_dir / HISTORY_DB)
+    stores = open_stores(settings, writer=True)
+    store = stores.open_sample_writer()
     # Every connection the clock opens checks the resolved address (setting allowed_device_networks).
     policy = AddressPolicy.of(settings.allowed_device_networks)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout,
                           client_factory=functools.partial(panos_client_factory, policy=policy))
     collector.restore(store.load_baselines(), store.load_statuses())
     with SampleReader.open(data_dir / HISTORY_DB) as reader:
-        inventory = reader.inventory_all()  # alerts on inventory facts work before the first slow job
+        inventory = reader.inventory_all()  # alerts on inventory facts work before the first inventory job
     return ClockContext(
         data_dir=data_dir,
-        devices=DeviceStore(data_dir, box, clock=time.time),
+        devices=stores.devices,
         store=store,
         collector=collector,
         settings=settings,

@@ -2,10 +2,14 @@
 
 The front door of the storage area (the work lives in `panfm/storage/`):
 
+- `open_stores(settings)`: the stores of one data folder, as the web and the clock open them.
+
 - `SampleStore` / `SampleReader`: `throughput_history.db` (samples, rollups, device states,
   inventory, clock stats and heartbeat); the clock is its only writer, one transaction per cycle.
 - `DeviceStore`, `DocTable`: `config.db` (devices with encrypted secrets, alert rules,
   channels, maintenance windows).
+- `UserStore`, `LoginFailures`, `SessionStore`: who may log in (users and login failures in
+  `config.db`, sessions in `web_sessions.db`).
 - `alerts_store`: `alerts.db` (alert states, incidents, acknowledgements, notification
   outbox); `alerts_store.evaluation()` is the one transaction of an alert evaluation.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
@@ -17,28 +21,36 @@ import panfm.storage.alerts_store as alerts_store
 import panfm.storage.config_store as config_store
 import panfm.storage.sqlite as sqlite_db
 from panfm.storage.alerts_store import ALERTS_DB
+from panfm.storage.auth_store import SESSIONS_DB, LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DOC_TABLES, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
+from panfm.storage.stores import Stores, open_stores
 
 __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
     "DOC_TABLES",
     "HISTORY_DB",
+    "SESSIONS_DB",
     "DatabaseError",
     "DeviceStore",
     "DocTable",
     "IntegrityError",
+    "LoginFailures",
     "SampleReader",
     "SampleStore",
+    "SessionStore",
     "StorageUnavailable",
+    "Stores",
+    "UserStore",
     "alerts_store",
     "check_usable",
     "config_store",
     "integrity_check",
     "legacy_history_rows",
     "online_backup",
+    "open_stores",
     "sqlite_db",
 ]

@@ -134,7 +134,7 @@ def test_it_retries_a_failing_webhook_with_backoff_and_delivers_exactly_once(
     channels = [channel(box, "hook", webhook.url())]
     db = tmp_path / "alerts.db"
     fire_cpu_alert(db, ["hook"], channels)
-    caplog.set_level(logging.INFO, logger="panfm.alerts")
+    caplog.set_level(logging.INFO, logger="panfm.alerting")
     outcomes = []
     # Poll every 10 s for 10 minutes; the backoff (30, 60, 120 s) decides when a retry is due.
     for step in range(0, 600, 10):

@@ -126,13 +126,13 @@ def test_it_trusts_the_operating_systems_ca_store_in_verify_mode(dev, tmp_path, 
 
 def test_it_talks_without_checks_only_when_insecure_is_chosen(dev, caplog):
     with (
-        caplog.at_level("WARNING", logger="panos_api"),
+        caplog.at_level("WARNING", logger="panfm.xmlapi"),
         PanosClient(device_for(dev, mode="insecure"), policy=LOOPBACK) as fw,
     ):
         assert fw.insecure is True
         assert fw.system_info().serial == dev["serial"]
         fw.session_info()
-    warnings = [r for r in caplog.records if r.name == "panos_api" and "insecure" in r.getMessage()]
+    warnings = [r for r in caplog.records if r.name == "panfm.xmlapi" and "insecure" in r.getMessage()]
     assert len(warnings) == 1
     with PanosClient(device_for(dev), policy=LOOPBACK) as pinned:
         assert pinned.insecure is False

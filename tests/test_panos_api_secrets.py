@@ -20,7 +20,7 @@ def debug_capture():
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
     handler.setLevel(logging.DEBUG)
-    names = ["", "urllib3", "urllib3.connectionpool", "requests", "panos_api"]
+    names = ["", "urllib3", "urllib3.connectionpool", "requests", "panfm.xmlapi"]
     old = {n: logging.getLogger(n).level for n in names}
     for n in names:
         logging.getLogger(n).setLevel(logging.DEBUG)

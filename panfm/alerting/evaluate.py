@@ -72,8 +72,8 @@ def _speeds(inv: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _licence_days(expires: Any, today: date) -> int | None:
-    """Days until a licence expires; None for "Never", missing or unreadable dates."""
+def _license_days(expires: Any, today: date) -> int | None:
+    """Days until a license expires; None for "Never", missing or unreadable dates."""
     if isinstance(expires, date):
         return (expires - today).days
     if not isinstance(expires, str) or expires.strip().lower() in ("", "never"):
@@ -124,9 +124,9 @@ def observe(
         if isinstance(ha, Mapping) and ha.get("enabled") and ha.get("local_state"):
             observed[(device_id, "ha_state_changed")] = str(ha["local_state"])
         for lic in inv.get("licenses") or inv.get("licences") or []:
-            days = _licence_days(lic.get("expires"), today) if isinstance(lic, Mapping) else None
+            days = _license_days(lic.get("expires"), today) if isinstance(lic, Mapping) else None
             if days is not None:
-                values[(device_id, "licence_expires_in_days", str(lic.get("feature") or "licence"))] = float(days)
+                values[(device_id, "licence_expires_in_days", str(lic.get("feature") or "license"))] = float(days)
         threats = inv.get("threats")
         if isinstance(threats, Mapping) and isinstance(threats.get("critical"), int | float):
             values[(device_id, "threats_critical", "")] = float(threats["critical"])

@@ -60,7 +60,7 @@ class ClockContext(Protocol):
     @property
     def alerts_db(self) -> Path: ...
 
-log = logging.getLogger("panfm.clock")
+log = logging.getLogger("panfm.alerting")
 
 
 def _docs(ctx: ClockContext, table: str) -> list[dict[str, Any]]:
@@ -86,7 +86,7 @@ def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:
         _docs(ctx, "alert_channels"),
         _docs(ctx, "maintenance_windows"),
         cycle,
-        # One read of the published mapping: read-only, replaced whole by the slow job, never
+        # One read of the published mapping: read-only, replaced whole by the inventory job, never
         # changed while this iterates. A removed device raises nothing.
         {k: v for k, v in ctx.inventory.items() if k in enabled},
         ctx.clock(),

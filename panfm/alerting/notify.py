@@ -26,7 +26,7 @@ from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s as iso
 from throughput_storage import alerts_store
 
-log = logging.getLogger("panfm.alerts")
+log = logging.getLogger("panfm.alerting")
 
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 3600

@@ -40,7 +40,8 @@ INTERFACE_METRICS = (
     "interface_errors_per_s",
     "interface_drops_per_s",
 )
-# From the 5-minute inventory: threats in the last window, days left per licence (series = feature).
+# From the 5-minute inventory: threats in the last window, days left per license (series = feature).
+# The metric keeps its stored spelling "licence": rules saved under that name must keep matching.
 INVENTORY_METRICS = ("threats_critical", "licence_expires_in_days")
 # Events: no operator, no threshold.
 EVENT_METRICS = ("device_unreachable", "ha_state_changed", "tls_fingerprint_changed")

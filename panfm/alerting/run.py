@@ -16,7 +16,7 @@ from panfm.alerting.rules import rule_from_doc, window_from_doc
 from panfm.models import CycleResult, MaintenanceWindow, Rule, Transition
 from throughput_storage import alerts_store
 
-log = logging.getLogger("panfm.alerts")
+log = logging.getLogger("panfm.alerting")
 
 
 def _parse_all(docs: Sequence[Mapping[str, Any]], parse: Any, what: str) -> list[Any]:

@@ -83,7 +83,7 @@ class _Asked:
         return (self.config.host, self.config.port) != (dev.config.host, dev.config.port)
 
     def identity_changed(self, dev: _Device) -> bool:
-        """Tell whether the slow job met another box (serial) or a reboot (uptime) while the poll ran.
+        """Tell whether the inventory job met another box (serial) or a reboot (uptime) while the poll ran.
 
         Which box answered the poll is then unknown, so its reading must not become a baseline.
         A first serial (after a restart) is a change only when the baseline names another one.
@@ -163,7 +163,7 @@ class Collector:
         """Ids of answering devices without an inventory for their current record (new, edited, re-enabled).
 
         Link speeds (the artefact check), serial and uptime (reset detection) come from the
-        inventory, so such a device should not wait up to 5 minutes for the slow job. A device
+        inventory, so such a device should not wait up to 5 minutes for the inventory job. A device
         already being gathered, or tried less than `INVENTORY_RETRY_S` ago, is not due.
         """
         with self._lock:
@@ -238,7 +238,7 @@ class Collector:
         """Poll every device once within a deadline shorter than `interval`; return the cycle.
 
         A device's calls run one after another in one worker (the vendor allows five in
-        flight; with the slow job's client that makes at most two). The cycle waits for
+        flight; with the inventory job's client that makes at most two). The cycle waits for
         nobody past the deadline: a dead or slow device costs only that. Inventory calls
         pause meanwhile.
         """
@@ -296,7 +296,7 @@ class Collector:
                 now = self.clock()
                 device_id = dev.config.id
                 if asked.moved(dev):
-                    # The slow job synced an edit (another host) while this poll ran: its answer,
+                    # The inventory job synced an edit (another host) while this poll ran: its answer,
                     # or its failure, is the old address's; the new one starts a fresh baseline.
                     fut.cancel()
                     why = "address changed during the poll: answer discarded"
@@ -422,7 +422,7 @@ class Collector:
                 if dev is not None and dev.uncommitted is baseline:
                     dev.baseline, dev.uncommitted = baseline, None
 
-    # ---- the slow job ---------------------------------------------------------------
+    # ---- the inventory job ---------------------------------------------------------------
 
     def collect_slow(
         self,

@@ -1,4 +1,4 @@
-"""The slow job's work for one device: inventory and context, every 5 minutes."""
+"""The inventory job's work for one device: inventory and context, every 5 minutes."""
 
 from __future__ import annotations
 

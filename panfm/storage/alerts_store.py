@@ -22,7 +22,7 @@ import panfm.storage.sqlite as sqlite_db
 from panfm.models import AlertState, Rule, StateKey, Transition
 from panfm.timefmt import iso_s as iso
 
-log = logging.getLogger("panfm.alerts")
+log = logging.getLogger("panfm.storage")
 
 ALERTS_DB = "alerts.db"
 

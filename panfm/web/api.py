@@ -26,7 +26,15 @@ from config import ConfigError, SecretBox, Settings
 from panfm.models import DeviceSample, DeviceStatus
 from panfm.timefmt import iso_ms as iso
 from panfm.web.security import api_error
-from throughput_storage import HISTORY_DB, DatabaseError, SampleReader, StorageUnavailable, alerts_store, config_store
+from throughput_storage import (
+    HISTORY_DB,
+    DatabaseError,
+    SampleReader,
+    StorageUnavailable,
+    alerts_store,
+    config_store,
+    open_stores,
+)
 
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
 MAX_CUSTOM_RANGE_S = 400 * 86400
@@ -336,11 +344,11 @@ def _clock_stats_json(stats: dict[str, Any]) -> dict[str, Any]:
 
 def make_context(settings: Settings) -> WebContext:
     """Build the API's dependencies for one app."""
-    box = SecretBox.for_data_dir(settings.data_path)
+    stores = open_stores(settings, clock=time.time)
     return WebContext(
         settings=settings,
-        box=box,
-        devices=config_store.DeviceStore(settings.data_path, box, time.time),
+        box=stores.box,
+        devices=stores.devices,
         clock=time.time,
         version=read_version(),
     )

@@ -1,7 +1,7 @@
 """Users, login throttling, server-side sessions, the login gate and the auth JSON API.
 
-Users and login failures live in `config.db` (tables created by `config_store`); sessions
-live in `web_sessions.db`, which only this module touches. The cookie carries a random
+Users and login failures live in `config.db`, sessions in `web_sessions.db`; the SQL is in
+`panfm/storage/auth_store.py` (UserStore, LoginFailures, SessionStore), the decisions here. The cookie carries a random
 session id only, so logging out (or changing the password) really ends a session, even one
 whose cookie was copied.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,17 +24,10 @@ from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from panfm.web.security import api_error, is_api_request
-from throughput_storage import config_store, sqlite_db
+from throughput_storage import CONFIG_DB, LoginFailures, SessionStore, UserStore, check_usable
 
 log = logging.getLogger("panfm.web")
 
-SESSIONS_MIGRATIONS = [
-    "CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, username TEXT NOT NULL,"
-    " must_change_password INTEGER NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS session_actions (sid_hash TEXT NOT NULL, action TEXT NOT NULL, ts REAL NOT NULL);\n"
-    "CREATE INDEX IF NOT EXISTS session_actions_by_sid ON session_actions (sid_hash, action, ts)",
-]
-SESSIONS_DB = "web_sessions.db"
 THROTTLE_WINDOW_S = 300.0
 # Hard gates answer 429: they stop one address, never an account. A per-account lock would let
 # anyone lock the only admin out, from anywhere, with ten wrong passwords.
@@ -111,10 +103,10 @@ class Auth:
         self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._dummy_hash: str | None = None
         # Refuse to start on a damaged file, naming it, rather than fail on the first login.
-        for name in (config_store.CONFIG_DB, SESSIONS_DB):
-            sqlite_db.check_usable(data_dir / name)
-        conn = self._sessions()
-        conn.close()
+        check_usable(data_dir / CONFIG_DB)
+        self.users = UserStore(data_dir)
+        self.failures = LoginFailures(data_dir)
+        self.sessions = SessionStore(data_dir)
 
     # ---- users ---------------------------------------------------------------------
 
@@ -122,26 +114,9 @@ class Auth:
         """Create `admin` when no user exists; return the generated password (None if given or existing)."""
         generated = None if password else secrets.token_urlsafe(15)
         chosen = password or generated or ""
-        now = self.clock()
-        conn = config_store.connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone():
-                    return None
-                conn.execute(
-                    "INSERT INTO users (username, password_hash, must_change_password, created_at, updated_at)"
-                    " VALUES ('admin', ?, 1, ?, ?)",
-                    (self.hasher.hash(chosen), now, now),
-                )
-        finally:
-            conn.close()
+        if not self.users.create_first("admin", self.hasher.hash(chosen), self.clock()):
+            return None
         return generated
-
-    def _hash_of(self, conn: sqlite3.Connection, username: str) -> tuple[str, bool] | None:
-        row = conn.execute(
-            "SELECT password_hash, must_change_password FROM users WHERE username = ?", (username,)
-        ).fetchone()
-        return (row[0], bool(row[1])) if row else None
 
     def _verify(self, stored: str | None, password: str) -> bool:
         if stored is None:
@@ -163,11 +138,7 @@ class Auth:
             # Before the check, for right and wrong passwords alike: a guesser who hangs up early
             # must not learn the answer sooner than one who waits.
             self.sleep(attempt.delay_s)
-        conn = config_store.connect(self.data_dir)
-        try:
-            found = self._hash_of(conn, username)
-        finally:
-            conn.close()
+        found = self.users.password_of(username)
         if not self._verify(found[0] if found else None, password) or found is None:
             log.info("failed login for account %r from %s", username[:64], address)
             raise PermissionError("invalid username or password")
@@ -182,34 +153,17 @@ class Auth:
         1. (account, address) and address alone are hard gates: past their limit, Throttled (429).
         2. The account's failures from every address only set a delay (`account_delay`), so
            an attacker can never lock the owner out, from another address, with the right password.
-        Checking and recording in one `BEGIN IMMEDIATE` transaction is what makes the limits
+        The store checks and records in one write transaction, which is what makes the limits
         hold when several gunicorn workers receive guesses at the same moment; a successful
         login removes its reservation again.
         """
         pair, addr, acct = f"pair:{address} {account}", "addr:" + address, "account:" + account
         now = self.clock()
-        since = now - THROTTLE_WINDOW_S
-        conn = config_store.connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                conn.execute("DELETE FROM login_failures WHERE ts < ?", (since,))
-                reaching = []
-                for key, limit in ((pair, MAX_FAILURES_PER_PAIR), (addr, MAX_FAILURES_PER_ADDRESS)):
-                    rows = conn.execute(
-                        "SELECT ts FROM login_failures WHERE key = ? AND ts >= ? ORDER BY ts", (key, since)
-                    ).fetchall()
-                    if len(rows) >= limit:
-                        oldest_that_counts = rows[len(rows) - limit][0]
-                        raise Throttled(max(1, int(oldest_that_counts + THROTTLE_WINDOW_S - now) + 1))
-                    if len(rows) + 1 == limit:
-                        reaching.append(key)
-                (failures,) = conn.execute(
-                    "SELECT count(*) FROM login_failures WHERE key = ? AND ts >= ?", (acct, since)
-                ).fetchone()
-                keys = (pair, addr, acct)
-                conn.executemany("INSERT INTO login_failures (key, ts) VALUES (?, ?)", [(k, now) for k in keys])
-        finally:
-            conn.close()
+        gates = ((pair, MAX_FAILURES_PER_PAIR), (addr, MAX_FAILURES_PER_ADDRESS))
+        found = self.failures.reserve(gates, acct, now, THROTTLE_WINDOW_S)
+        if found.retry_after is not None:
+            raise Throttled(found.retry_after)
+        reaching, failures, keys = found.reaching, found.account_failures, (pair, addr, acct)
         minutes = int(THROTTLE_WINDOW_S // 60)
         for key in reaching:
             # Once, when the limit is reached: later refusals are not recorded, so not logged either.
@@ -227,20 +181,9 @@ class Auth:
 
     def _forget_failures(self, attempt: Attempt) -> None:
         pair, addr, acct = attempt.keys
-        conn = config_store.connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                # A success clears this address's count for the account, and only this attempt's
-                # reservation elsewhere: the owner logging in must not reset an attacker's slowdown.
-                conn.execute("DELETE FROM login_failures WHERE key = ?", (pair,))
-                for key in (addr, acct):
-                    conn.execute(
-                        "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures"
-                        " WHERE key = ? AND ts = ? LIMIT 1)",
-                        (key, attempt.ts),
-                    )
-        finally:
-            conn.close()
+        # A success clears this address's count for the account, and only this attempt's
+        # reservation elsewhere: the owner logging in must not reset an attacker's slowdown.
+        self.failures.forget(pair, (addr, acct), attempt.ts)
 
     def change_password(self, username: str, old: str, new: str, address: str) -> None:
         """Replace a user's password after checking the old one (throttled like a login)."""
@@ -248,20 +191,9 @@ class Auth:
         self._set_hash(username, self.hasher.hash(new), must_change=False)
 
     def _set_hash(self, username: str, password_hash: str, *, must_change: bool) -> None:
-        conn = config_store.connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                conn.execute(
-                    "UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE username = ?",
-                    (password_hash, int(must_change), self.clock(), username),
-                )
-        finally:
-            conn.close()
+        self.users.set_password(username, password_hash, must_change=must_change, now=self.clock())
 
     # ---- sessions ------------------------------------------------------------------
-
-    def _sessions(self) -> sqlite3.Connection:
-        return sqlite_db.connect(self.data_dir / SESSIONS_DB, SESSIONS_MIGRATIONS)
 
     @staticmethod
     def _digest(sid: str) -> str:
@@ -272,29 +204,13 @@ class Auth:
         """Start a server-side session and return its new random id."""
         sid = secrets.token_urlsafe(32)
         now = self.clock()
-        conn = self._sessions()
-        try:
-            with sqlite_db.transaction(conn):
-                conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-                conn.execute(
-                    "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
-                    (self._digest(sid), user.username, int(user.must_change_password), now, now + SESSION_TTL_S),
-                )
-        finally:
-            conn.close()
+        self.sessions.open(self._digest(sid), user.username, user.must_change_password, now, now + SESSION_TTL_S)
         return sid
 
     def session_user(self, sid: str) -> SessionUser | None:
         """The user of a live session id, or None when unknown or expired."""
-        conn = self._sessions()
-        try:
-            row = conn.execute(
-                "SELECT username, must_change_password FROM sessions WHERE sid_hash = ? AND expires_at > ?",
-                (self._digest(sid), self.clock()),
-            ).fetchone()
-        finally:
-            conn.close()
-        return SessionUser(row[0], bool(row[1])) if row else None
+        found = self.sessions.user_of(self._digest(sid), self.clock())
+        return SessionUser(*found) if found else None
 
     def spend(self, sid: str, action: str, limit: int, window_s: float) -> int | None:
         """Count one `action` of a session; None when within `limit` per `window_s`, else seconds to wait.
@@ -302,41 +218,14 @@ class Auth:
         Counted in web_sessions.db inside one write transaction, so every worker sees the same
         count and two requests at the same moment cannot both take the last slot.
         """
-        now = self.clock()
-        conn = self._sessions()
-        try:
-            with sqlite_db.transaction(conn):
-                conn.execute("DELETE FROM session_actions WHERE ts <= ?", (now - window_s,))
-                key = self._digest(sid)
-                rows = conn.execute(
-                    "SELECT ts FROM session_actions WHERE sid_hash = ? AND action = ? ORDER BY ts",
-                    (key, action),
-                ).fetchall()
-                if len(rows) >= limit:
-                    return max(1, int(rows[0][0] + window_s - now + 0.999))
-                conn.execute("INSERT INTO session_actions VALUES (?, ?, ?)", (key, action, now))
-        finally:
-            conn.close()
-        return None
+        return self.sessions.spend(self._digest(sid), action, limit, window_s, self.clock())
 
     def close_session(self, sid: str) -> None:
-        conn = self._sessions()
-        try:
-            with sqlite_db.transaction(conn):
-                conn.execute("DELETE FROM sessions WHERE sid_hash = ?", (self._digest(sid),))
-        finally:
-            conn.close()
+        self.sessions.close(self._digest(sid))
 
     def password_changed(self, username: str, keep_sid: str) -> None:
         """End every other session of the user and clear the must-change flag on this one."""
-        conn = self._sessions()
-        try:
-            with sqlite_db.transaction(conn):
-                keep = self._digest(keep_sid)
-                conn.execute("DELETE FROM sessions WHERE username = ? AND sid_hash != ?", (username, keep))
-                conn.execute("UPDATE sessions SET must_change_password = 0 WHERE sid_hash = ?", (keep,))
-        finally:
-            conn.close()
+        self.sessions.keep_only(username, self._digest(keep_sid))
 
 
 def auth_of_app() -> Auth:

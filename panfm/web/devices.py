@@ -233,7 +233,7 @@ def _credentials(
 
 
 def _info(inventory: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Pick the system facts from the slow job's inventory (absent until it ran)."""
+    """Pick the system facts from the inventory job's inventory (absent until it ran)."""
     if not inventory:
         return None
     system = inventory.get("system") or inventory.get("system_info") or {}

@@ -104,7 +104,7 @@ def firewall(device_id: str) -> str:
 
 
 def _inventory(context: WebContext, device_id: str) -> dict[str, Any] | None:
-    """Read the slow job's inventory document of one device; None before it ran or without a database."""
+    """Read the inventory job's inventory document of one device; None before it ran or without a database."""
     try:
         with context.reader() as reader:
             return reader.inventory(device_id) if reader else None

@@ -46,7 +46,7 @@ import panfm.xmlapi.parsers as panos_xml
 from panfm.models import AddressPolicy, DeviceConfig
 from panfm.xmlapi.parsers import AuthError, BadResponse, PanosError
 
-log = logging.getLogger("panos_api")  # one logger name for the whole client
+log = logging.getLogger("panfm.xmlapi")  # one logger name for the whole client
 
 MAX_BODY_BYTES = panos_xml.MAX_BODY_BYTES
 _CHUNK = 64 * 1024
