@@ -24,6 +24,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+# Helpers shared by test modules (tests/helpers/) get pytest's assert messages, as the tests do.
+pytest.register_assert_rewrite("helpers")
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 CI_FLOOR = Path(__file__).with_name("ci_floor.txt")
@@ -318,8 +321,8 @@ def private_fleet(tmp_path_factory):
 
 @pytest.fixture
 def receiver():
-    """A JSON webhook receiver on loopback (test_alerts_e2e.Receiver), closed afterwards."""
-    from test_alerts_e2e import Receiver
+    """A JSON webhook receiver on loopback (helpers.alerts.Receiver), closed afterwards."""
+    from helpers.alerts import Receiver
 
     r = Receiver()
     yield r
@@ -328,8 +331,8 @@ def receiver():
 
 @pytest.fixture
 def clk(tmp_path):
-    """The clock's real context and jobs over a temp data folder (test_alerts_e2e.Clock)."""
-    from test_alerts_e2e import Clock
+    """The clock's real context and jobs over a temp data folder (helpers.alerts.Clock)."""
+    from helpers.alerts import Clock
 
     c = Clock(tmp_path / "data")
     yield c

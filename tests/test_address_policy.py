@@ -13,8 +13,8 @@ import time
 
 import pytest
 from conftest import LOOPBACK, SIM_NETWORKS, device_for
-from test_alerts_e2e import Receiver
-from test_web_devices_secrets import Recorder
+from helpers.alerts import Receiver
+from helpers.devices import Recorder
 
 import clock
 import panfm.alerting.notify as alerts_notify

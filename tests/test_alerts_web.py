@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import SIM_NETWORKS
-from test_alerts_e2e import Receiver
+from helpers.alerts import Receiver
 
 import panfm.settings as config
 from app import create_app

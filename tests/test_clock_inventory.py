@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_collector_gaps import MONITOR, FakeClient, ctr
+from helpers.collector import MONITOR, FakeClient, ctr
 
 import clock
 import panfm.settings as config

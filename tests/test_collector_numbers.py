@@ -10,7 +10,7 @@ import time
 
 import pytest
 from conftest import start_sim
-from test_collector_gaps import MONITOR, FakeClient, ctr, device
+from helpers.collector import MONITOR, FakeClient, ctr, device
 
 import clock
 import panfm.collector.metrics as cm

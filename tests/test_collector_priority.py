@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from test_collector_gaps import MONITOR, T0, FakeClient, ctr
+from helpers.collector import MONITOR, T0, FakeClient, ctr
 
 from panfm.collector.cycle import Collector
 from panfm.collector.slow import gather_inventory

@@ -6,9 +6,9 @@ import sqlite3
 import time
 
 import pytest
-from test_collector_gaps import ctr, device
-from test_collector_gaps import rig as rig
-from test_web_api import add_device, make_client
+from helpers.collector import ctr, device
+from helpers.collector import rig as rig
+from helpers.web import add_device, make_client
 
 from panfm.models import CycleResult, DataplaneCpu, DeviceSample, DeviceStatus
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore

@@ -12,9 +12,9 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
+from helpers.parsers import PARSERS, SAMPLES, WEIRD_TEXT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_panos_xml_hostile import PARSERS, SAMPLES, WEIRD_TEXT
 
 from panfm.xmlapi.parsers import PanosError
 

@@ -4,7 +4,7 @@ import dataclasses
 import sqlite3
 
 import pytest
-from test_storage import rows, sample
+from helpers.storage import rows, sample
 
 import panfm.storage.queries as q
 from panfm.models import CycleResult, DeviceStatus, InterfaceSample

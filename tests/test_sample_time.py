@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from test_collector_gaps import FakeClient, ctr, device
-from test_web_api import add_device, make_client
+from helpers.collector import FakeClient, ctr, device
+from helpers.web import add_device, make_client
 
 import panfm.collector.metrics as cm
 from panfm.collector.cycle import Collector

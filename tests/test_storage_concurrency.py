@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from conftest import requires
-from test_storage import T0, cycle
+from helpers.storage import T0, cycle
 
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
 from panfm.storage.sqlite import online_backup
@@ -101,7 +101,7 @@ _KILL_WRITER = """
 import sys
 from pathlib import Path
 sys.path[:0] = [{root!r}, {tests!r}]
-from test_storage import T0, cycle
+from helpers.storage import T0, cycle
 from panfm.storage.samples import SampleStore
 store = SampleStore.open(Path({db!r}))
 k = {start}

@@ -6,7 +6,7 @@ import shutil
 import sqlite3
 
 import pytest
-from test_storage import T0, cycle, rows, sample
+from helpers.storage import T0, cycle, rows, sample
 
 import panfm.storage.queries as q
 import panfm.storage.rollups as storage_rollups

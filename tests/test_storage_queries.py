@@ -3,7 +3,7 @@
 import sqlite3
 
 import pytest
-from test_storage import T0, cycle, sample
+from helpers.storage import T0, cycle, sample
 
 import panfm.storage.rollups as storage_rollups
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore

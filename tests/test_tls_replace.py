@@ -6,7 +6,7 @@ import time
 
 import pytest
 from conftest import start_sim
-from test_alerts_e2e import web_client
+from helpers.alerts import web_client
 
 import clock
 

@@ -9,40 +9,14 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from helpers.web import add_device, make_client
 
 import panfm.settings as config
-from app import create_app
 from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
 from panfm.storage.samples import HISTORY_DB, SampleStore
 
-INITIAL = "initial-password-1"
-NEW = "a-much-better-password"
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 XSS = "<script>alert(1)</script>"
-FP = "ab" * 32
-
-
-def make_client(data_dir, env=None, **overrides):
-    """An app over `data_dir` and a client logged in with the initial password changed."""
-    settings = config.load_settings(
-        env=env or {}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL, **overrides}
-    )
-    app = create_app(settings)
-    client = app.test_client()
-    token = client.post("/api/login", json={"username": "admin", "password": INITIAL}).get_json()["csrf_token"]
-    r = client.post(
-        "/api/change-password", json={"old_password": INITIAL, "new_password": NEW}, headers={"X-CSRFToken": token}
-    )
-    assert r.status_code == 200
-    client.environ_base["HTTP_X_CSRFTOKEN"] = token
-    return app, client
-
-
-def add_device(client, name, host, **extra):
-    body = {"name": name, "host": host, "api_key": "K" * 20, "tls": {"mode": "pin", "fingerprint_sha256": FP}, **extra}
-    r = client.post("/api/devices", json=body)
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()["id"]
 
 
 def sample(device_id, ts, **values):

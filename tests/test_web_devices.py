@@ -6,31 +6,14 @@ import re
 import time
 
 import pytest
-from conftest import SIM_NETWORKS
+from helpers.devices import INITIAL, NEW, make_client
 
-import panfm.settings as config
-from app import create_app
 from panfm.storage.samples import HISTORY_DB, SampleStore
 
-INITIAL = "initial-password-1"
-NEW = "a-much-better-password"
 FP = "0f" * 32
 API_KEY = "LUFRPT1-very-secret-api-key-value=="
 DEV_PASSWORD = "device-admin-Passw0rd!"
 XSS = "<script>alert(1)</script>"
-
-
-def make_client(data_dir):
-    settings = config.load_settings(env={}, overrides={"data_dir": str(data_dir), "admin_password": INITIAL,
-                                                       "allowed_device_networks": SIM_NETWORKS})
-    app = create_app(settings)
-    client = app.test_client()
-    token = client.post("/api/login", json={"username": "admin", "password": INITIAL}).get_json()["csrf_token"]
-    client.post(
-        "/api/change-password", json={"old_password": INITIAL, "new_password": NEW}, headers={"X-CSRFToken": token}
-    )
-    client.environ_base["HTTP_X_CSRFTOKEN"] = token
-    return app, client
 
 
 def body(**extra):
