@@ -1,6 +1,6 @@
 """PANfm's settings: one typed, validated declaration per setting, and the secrets kept at rest.
 
-The front door of the settings area (the work lives in `panfm/settings.py`). A setting comes
+The front door of the settings area (the work lives in `panfm/settings/`). A setting comes
 from its default, then the data folder's `settings.json` (what the UI edits), then the
 `PANFM_*` environment (and `PANFM_*_FILE` for secrets); a bad value stops the process with a
 `ConfigError` that names the setting. `SecretBox` encrypts device and channel secrets with the

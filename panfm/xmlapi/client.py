@@ -1,7 +1,7 @@
 """The PAN-OS XML API client: one `PanosClient` per firewall, one typed method per command.
 
-The transport (keep-alive session, TLS modes, deadlines, keygen) and the exception tree live
-in `panos_transport`; every name a caller needs is importable from here:
+The transport (keep-alive session, TLS modes, deadlines, keygen) lives in `transport.py`, the
+exception tree in `errors.py`; every name a caller needs is importable from here:
 
     PanosError
     ├── ConnectError (AddressNotAllowed), PanosTimeout, ServerError(.status)
@@ -31,6 +31,14 @@ from panfm.models import (
     SystemInfo,
     SystemResources,
 )
+from panfm.xmlapi.errors import (
+    AddressNotAllowed,
+    ConnectError,
+    FingerprintMismatch,
+    PanosTimeout,
+    ServerError,
+    TlsError,
+)
 from panfm.xmlapi.parsers import (
     ApiError,
     AuthError,
@@ -40,17 +48,7 @@ from panfm.xmlapi.parsers import (
     ObjectNotPresent,
     PanosError,
 )
-from panfm.xmlapi.transport import (
-    AddressNotAllowed,
-    ConnectError,
-    FingerprintMismatch,
-    PanosTimeout,
-    PanosTransport,
-    ServerError,
-    TlsError,
-    fetch_fingerprint,
-    log,
-)
+from panfm.xmlapi.transport import PanosTransport, fetch_fingerprint, log
 
 __all__ = [
     "AddressNotAllowed",

@@ -1,18 +1,8 @@
-"""The XML API transport under `panos_api.PanosClient`: session, TLS, deadlines, keys and the error tree.
+"""The XML API transport under `panos_api.PanosClient`: session, TLS modes, deadlines and keys.
 
-Every failure is one of these (`PanosError` and its API subclasses come from `panos_xml`):
-
-    PanosError
-    ├── ConnectError          refused, unreachable, connection lost before an answer
-    │   └── AddressNotAllowed    the host resolves only to refused addresses; nothing was sent
-    ├── PanosTimeout          connect timeout, read timeout, or the call's total deadline passed
-    ├── TlsError              certificate verification (chain or host name) failed
-    │   └── FingerprintMismatch  pinned SHA-256 differs (.expected, .actual); no request was sent
-    ├── ServerError           HTTP 5xx (.status); any other unexpected status is a BadResponse
-    ├── BadResponse           truncated, oversized, not XML, or missing elements (panos_xml)
-    └── ApiError(code, msg)   the device said status="error" (panos_xml), with its subclasses:
-        ├── AuthError         HTTP 403 / invalid key or credentials (after one transparent re-keygen)
-        ├── ObjectNotPresent, InterfaceNotFound, NoMatches
+Every failure is one of the error tree's classes (`panfm/xmlapi/errors.py`, with `PanosError`
+and its API subclasses from `panos_xml`). Connections reach only the addresses the policy
+allows (`addresses.py`); each TLS mode has its adapter (`adapters.py`).
 
 No message raised here contains a key, a password or a URL with parameters: requests'
 exceptions embed URLs and headers, so they are re-raised as these classes `from None`.
@@ -22,28 +12,26 @@ The key travels only in the `X-PAN-KEY` header; every call is a form POST to `/a
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 import os
 import re
-import socket
 import ssl
 import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Self
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPSConnection
-from urllib3.connectionpool import HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, InsecureRequestWarning, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import InsecureRequestWarning, ReadTimeoutError
 
 import panfm.xmlapi.parsers as panos_xml
 from panfm.models import AddressPolicy, DeviceConfig
+from panfm.xmlapi.adapters import PinningAdapter, SystemTrustAdapter, TimedAdapter
+from panfm.xmlapi.addresses import connect_allowed
+from panfm.xmlapi.errors import ConnectError, FingerprintMismatch, PanosTimeout, ServerError, TlsError
 from panfm.xmlapi.parsers import AuthError, BadResponse, PanosError
 
 log = logging.getLogger("panfm.xmlapi")  # one logger name for the whole client
@@ -52,188 +40,6 @@ MAX_BODY_BYTES = panos_xml.MAX_BODY_BYTES
 _CHUNK = 64 * 1024
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 _MISMATCH_RE = re.compile(r'Expected "([0-9a-f:]+)", got "([0-9a-f]+)"')
-
-
-class ConnectError(PanosError):
-    """The device refused or dropped the connection, or could not be reached."""
-
-
-class PanosTimeout(PanosError):
-    """No connection, no answer, or no complete answer within the allowed time."""
-
-
-class TlsError(PanosError):
-    """The device's certificate failed verification."""
-
-
-class FingerprintMismatch(TlsError):
-    """The leaf certificate's SHA-256 differs from the pinned one (fingerprints are not secrets)."""
-
-    def __init__(self, where: str, expected: str, actual: str) -> None:
-        self.expected = expected
-        self.actual = actual
-        super().__init__(f"{where}: certificate fingerprint {actual} does not match the pinned {expected}")
-
-
-class ServerError(PanosError):
-    """The device's web server answered HTTP 5xx."""
-
-    def __init__(self, where: str, status: int) -> None:
-        self.status = status
-        super().__init__(f"{where}: HTTP {status} from the device's web server")
-
-
-class _TimedHTTPSConnection(HTTPSConnection):
-    """An HTTPS connection that notes when each request was sent and how long its answer took.
-
-    `sent` is the wall-clock time just before the request's last write (headers and body are
-    separate writes; the device can act only once the whole request is there, and the TLS
-    connection is already up: urllib3 connects before `request`). `round_trip` is the
-    monotonic seconds from then until the answer's headers were read. A device reads its
-    counters somewhere in between, so `round_trip` bounds how far `sent` can be from that
-    moment — on any OS, TLS version or load; a busy machine makes the bound wider, never the
-    date later.
-    """
-
-    sent: float | None = None
-    round_trip: float | None = None
-    _sent_mono = 0.0
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        self.sent = self.round_trip = None
-        super().request(*args, **kwargs)
-
-    def send(self, data: Any) -> None:
-        # Stamped right before each write, so no Python work of building the request (where a
-        # busy interpreter may switch threads) lies between the date and the bytes leaving.
-        self.sent, self._sent_mono = time.time(), time.monotonic()
-        super().send(data)
-
-    def getresponse(self) -> Any:  # urllib3's BaseHTTPResponse
-        response = super().getresponse()
-        self.round_trip = time.monotonic() - self._sent_mono
-        return response
-
-
-class AddressNotAllowed(ConnectError):
-    """Every address the host resolves to is refused by the address policy; nothing was sent."""
-
-
-def allowed_addresses(host: str, port: int, policy: AddressPolicy) -> list[str]:
-    """Resolve `host` and return the addresses the policy allows, in resolver order.
-
-    Raises AddressNotAllowed (naming the first refused address) when none is left, and
-    socket.gaierror when the name does not resolve. Callers connect to the returned literals,
-    so a second lookup (DNS rebinding) cannot swap in a refused address.
-    """
-    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-    allowed: list[str] = []
-    refused: list[str] = []
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
-        why = policy.refusal(address)
-        if why is None:
-            allowed.append(address)
-        else:
-            refused.append(why)
-    if not allowed:
-        raise AddressNotAllowed(f"{host}:{port}: {refused[0] if refused else 'no address'}")
-    return list(dict.fromkeys(allowed))
-
-
-class _GuardedHTTPSConnection(_TimedHTTPSConnection):
-    """An HTTPS connection that connects only to addresses its pool's policy allows (every new socket)."""
-
-    policy = AddressPolicy()
-
-    def _new_conn(self) -> socket.socket:
-        name = self._dns_host
-        try:
-            addresses = allowed_addresses(name, self.port, self.policy)
-        except socket.gaierror as exc:
-            raise NewConnectionError(self, f"Failed to resolve the host name: {exc.strerror}") from exc
-        last: Exception = NewConnectionError(self, "no address to connect to")
-        for address in addresses:
-            self._dns_host = address  # connect to the checked literal; TLS still names the host
-            try:
-                return super()._new_conn()
-            except (NewConnectionError, ConnectTimeoutError) as exc:
-                last = exc
-            finally:
-                self._dns_host = name
-        raise last
-
-
-class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-    """An HTTPS pool whose connections check each resolved address against the policy."""
-
-    ConnectionCls = _GuardedHTTPSConnection
-
-    def __init__(self, *args: Any, policy: AddressPolicy, **kwargs: Any) -> None:
-        self.policy = policy
-        super().__init__(*args, **kwargs)
-
-    def _new_conn(self) -> Any:
-        conn = super()._new_conn()
-        if isinstance(conn, _GuardedHTTPSConnection):
-            conn.policy = self.policy
-        return conn
-
-
-class _TimedAdapter(HTTPAdapter):
-    """An adapter without retries whose HTTPS connections check their address and time each request."""
-
-    def __init__(self, policy: AddressPolicy) -> None:
-        self._policy = policy  # set before super().__init__, which builds the pool manager
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            **self.poolmanager.pool_classes_by_scheme,
-            "https": functools.partial(_GuardedHTTPSConnectionPool, policy=self._policy),
-        }
-
-
-class _PinningAdapter(_TimedAdapter):
-    """Check the leaf certificate's SHA-256 after the handshake, before a request byte is sent."""
-
-    def __init__(self, fingerprint: str, policy: AddressPolicy) -> None:
-        self._fingerprint = fingerprint  # set before super().__init__, which builds the pool manager
-        super().__init__(policy)
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        # urllib3 compares with hmac.compare_digest (constant time) inside connect(). The chain is
-        # not checked (the pin is the trust), so the context loads no CA store: without this one
-        # context urllib3 builds a new one per connection and loads the system CAs into it (about
-        # 1 MB each, 1 GB for a 1,000-firewall fleet).
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        super().init_poolmanager(
-            connections, maxsize, block, assert_fingerprint=self._fingerprint, ssl_context=ctx, **pool_kwargs
-        )
-
-
-class _SystemTrustAdapter(_TimedAdapter):
-    """Verify chains against the operating system's CA store (requests alone uses certifi's bundle)."""
-
-    def __init__(self, policy: AddressPolicy) -> None:
-        # One context per client, holding the system store (where update-ca-certificates puts a
-        # company CA); built before super().__init__, which builds the pool manager.
-        self._ctx = ssl.create_default_context()
-        super().__init__(policy)
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, ssl_context=self._ctx, **pool_kwargs)
-
-    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
-        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-        # requests points verify=True at certifi's file, which urllib3 would load on top of the
-        # system store at every connection: the context already holds the trust.
-        conn.ca_certs = None
-        conn.ca_cert_dir = None
 
 
 def _where(device: DeviceConfig) -> str:
@@ -269,17 +75,6 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _connect(host: str, port: int, timeout: float, policy: AddressPolicy) -> socket.socket:
-    """Open a TCP connection to the first allowed address of `host` that accepts it."""
-    last = OSError("no address to connect to")
-    for address in allowed_addresses(host, port, policy):
-        try:
-            return socket.create_connection((address, port), timeout=timeout)
-        except OSError as exc:
-            last = exc
-    raise last
-
-
 def fetch_fingerprint(host: str, port: int, timeout: float = 5.0, policy: AddressPolicy | None = None) -> str:
     """Return the SHA-256 (lowercase hex) of the leaf certificate the server presents."""
     # Trust on first use: the caller shows this to an admin, who pins it. No data is sent.
@@ -290,7 +85,7 @@ def fetch_fingerprint(host: str, port: int, timeout: float = 5.0, policy: Addres
     where = f"{host}:{port}"
     try:
         with (
-            _connect(host, port, timeout, policy or AddressPolicy()) as sock,
+            connect_allowed(host, port, timeout, policy or AddressPolicy()) as sock,
             ctx.wrap_socket(sock, server_hostname=host) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
@@ -352,11 +147,11 @@ class PanosTransport:
             fp = (tls.fingerprint_sha256 or "").replace(":", "").lower()
             if not _FINGERPRINT_RE.fullmatch(fp):
                 raise TlsError(f"{self._where}: TLS mode 'pin' needs a 64-digit hex SHA-256 fingerprint")
-            self._session.mount("https://", _PinningAdapter(fp, self.policy))
+            self._session.mount("https://", PinningAdapter(fp, self.policy))
         elif tls.mode == "verify" and not tls.ca_pem:
-            self._session.mount("https://", _SystemTrustAdapter(self.policy))
+            self._session.mount("https://", SystemTrustAdapter(self.policy))
         else:
-            self._session.mount("https://", _TimedAdapter(self.policy))
+            self._session.mount("https://", TimedAdapter(self.policy))
         if tls.mode == "verify" and tls.ca_pem:
             # requests takes a CA bundle as a path; the file lives as long as this client.
             fd, self._ca_file = tempfile.mkstemp(prefix="panfm-ca-", suffix=".pem")

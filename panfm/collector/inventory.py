@@ -1,0 +1,131 @@
+"""The inventory job's half of the `Collector`: serial, uptime, link speeds and context every 5 minutes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+from panfm.collector.breaker import safe_error
+from panfm.collector.devices import DeviceEntry
+from panfm.collector.slow import gather_inventory, link_speeds
+from panfm.models import DeviceConfig
+
+if TYPE_CHECKING:
+    from panfm.collector.poll import Client
+
+log = logging.getLogger("panfm.collector")
+
+SLOW_WORKERS = 16
+SLOW_DEADLINE_S = 120.0
+INVENTORY_RETRY_S = 60.0  # a device whose inventory failed is asked again at most this often
+
+
+class InventoryJob:
+    """Gather each device's inventory on the slow schedule, paused while a fast cycle runs.
+
+    A mixin of `Collector` (cycle.py), which owns the state declared here.
+    """
+
+    request_timeout: float
+    clock: Callable[[], float]
+    monotonic: Callable[[], float]
+    _lock: threading.Lock
+    _devices: dict[str, DeviceEntry]
+    _slow_pool: ThreadPoolExecutor
+    _fast_idle: threading.Event
+
+    if TYPE_CHECKING:
+
+        def _sync(self, devices: Sequence[DeviceConfig]) -> list[DeviceEntry]: ...
+
+        def _make_client(self, dev: DeviceEntry, timeout: float) -> Client: ...
+
+    def inventory_due(self, now: float) -> list[str]:
+        """Ids of answering devices without an inventory for their current record (new, edited, re-enabled).
+
+        Link speeds (the artefact check), serial and uptime (reset detection) come from the
+        inventory, so such a device should not wait up to 5 minutes for the inventory job. A device
+        already being gathered, or tried less than `INVENTORY_RETRY_S` ago, is not due.
+        """
+        with self._lock:
+            return sorted(
+                i for i, d in self._devices.items()
+                if d.status is not None and d.status.state == "up" and d.cert_changed is None
+                and d.inventory_for != d.config
+                and (d.slow_running is None or d.slow_running.done())
+                and (d.inventory_tried is None or now - d.inventory_tried >= INVENTORY_RETRY_S)
+            )
+
+    def collect_slow(
+        self,
+        devices: Sequence[DeviceConfig],
+        window_s: float,
+        deadline_s: float = SLOW_DEADLINE_S,
+        only: Collection[str] | None = None,
+    ) -> list[tuple[str, float, dict[str, Any]]]:
+        """Gather inventory and context of every reachable device: (device id, time, document).
+
+        `devices` is always the whole enabled list (it is synced like a fast cycle's); `only`
+        restricts the gathering to those ids.
+        """
+        deadline = self.monotonic() + deadline_s
+        now = self.clock()
+        futures: dict[Future[Any], tuple[DeviceEntry, DeviceConfig]] = {}
+        with self._lock:
+            for dev in self._sync(devices):
+                if only is not None and dev.config.id not in only:
+                    continue
+                busy = dev.slow_running is not None and not dev.slow_running.done()
+                if dev.cert_changed is not None or dev.breaker.is_open or busy:
+                    continue
+                if dev.slow_client is None:
+                    try:
+                        dev.slow_client = self._make_client(dev, min(self.request_timeout * 3, deadline_s))
+                    except Exception:  # the fast cycle reports why in the device's status
+                        log.debug("no inventory client for %s", dev.config.name, exc_info=True)
+                        continue
+                fut = self._slow_pool.submit(
+                    gather_inventory, dev.slow_client, now=now, window_s=window_s, deadline=deadline,
+                    monotonic=self.monotonic, pause=lambda: self._yield_to_fast_cycle(deadline),
+                )
+                dev.slow_running = fut
+                dev.inventory_tried = now
+                futures[fut] = (dev, dev.config)
+        wait(futures, timeout=deadline_s + 1.0)
+        for fut in futures:
+            fut.cancel()  # still queued: started now, hundreds of calls would burst into the next fast cycle
+        out: list[tuple[str, float, dict[str, Any]]] = []
+        with self._lock:
+            for fut, (dev, asked) in futures.items():
+                if fut.cancelled() or not fut.done() or fut.exception() is not None:
+                    exc = fut.exception() if fut.done() and not fut.cancelled() else None
+                    why = safe_error(exc, (dev.config.api_key, dev.config.password)) if exc else "deadline exceeded"
+                    log.info("inventory of %s failed: %s", dev.config.name, why)
+                    continue
+                info, doc = fut.result()
+                self._learn_identity(dev, info.serial, info.uptime_seconds)
+                if isinstance(doc.get("interfaces"), list):
+                    dev.speeds = link_speeds(doc["interfaces"])
+                dev.inventory_for = asked  # an edit made meanwhile makes the device due again
+                out.append((dev.config.id, self.clock(), doc))
+            for fut, (dev, _asked) in futures.items():
+                # Idle for 5 minutes until the next run: its connection is not worth its memory.
+                if fut.done() and dev.slow_client is not None:
+                    client, dev.slow_client = dev.slow_client, None
+                    try:
+                        client.close()
+                    except Exception:  # closing a dead session must not lose the inventory
+                        log.debug("closing inventory client failed", exc_info=True)
+        return out
+
+    def _yield_to_fast_cycle(self, deadline: float) -> None:
+        """Hold an inventory call while a fast cycle runs (its deadline is under half the interval)."""
+        self._fast_idle.wait(timeout=max(0.0, deadline - self.monotonic()))
+
+    def _learn_identity(self, dev: DeviceEntry, serial: str | None, uptime: int | None) -> None:
+        """Record serial and uptime; the next fast cycle compares them with its baseline."""
+        dev.serial = serial or dev.serial
+        dev.uptime = uptime
