@@ -8,16 +8,10 @@ edge-triggered: pending -> firing -> resolved, one notification per transition. 
 the validators to check what people edit and `send_test` for a channel's test button.
 """
 
+from panfm.alerting.channels import channel_to_stored, mask_channel, validate_channel
 from panfm.alerting.jobs import evaluate_alerts, notify_once
 from panfm.alerting.notify import address_refusal, send_test
-from panfm.alerting.rules import (
-    SEVERITIES,
-    channel_to_stored,
-    mask_channel,
-    validate_channel,
-    validate_maintenance,
-    validate_rule,
-)
+from panfm.alerting.rules import SEVERITIES, validate_maintenance, validate_rule
 from panfm.alerting.run import run_evaluation
 from panfm.alerting.templates import TEMPLATES, apply_template
 

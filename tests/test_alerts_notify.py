@@ -19,8 +19,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from conftest import LOOPBACK
 
+from panfm.alerting.channels import channel_to_stored, validate_channel
 from panfm.alerting.notify import format_message, redact, send_pending, send_test
-from panfm.alerting.rules import channel_to_stored, validate_channel
 from panfm.alerting.run import run_evaluation
 from panfm.models import CycleResult, DeviceSample, DeviceStatus
 from panfm.settings import SecretBox

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import panfm.redact as logsafe
-from panfm.alerting.rules import WEBHOOK_SCHEMES, load_apprise, scheme_refusal
+from panfm.alerting.channels import WEBHOOK_SCHEMES, load_apprise, scheme_refusal
 from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s as iso
 from throughput_storage import alerts_store

@@ -1,13 +1,13 @@
-"""Read queries of the sample database: latest samples, chart history, summaries.
+"""Read queries of the sample database: chart history (tier choice, grouping, gaps) and summaries.
 
 Column names in the generated SQL come from the constant metric tuples of storage_schema
-(caller-chosen metrics are checked against them); every value is a bound parameter.
+(caller-chosen metrics are checked against them); every value is a bound parameter. The
+newest rows and stored state are read in `latest.py`.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import sqlite3
 import statistics
@@ -15,15 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from panfm.models import (
-    CounterBaseline,
-    DeviceSample,
-    DeviceStatus,
-    History,
-    HistoryTier,
-    InterfaceCounters,
-    InterfaceSample,
-)
+from panfm.models import History, HistoryTier
+from panfm.storage.latest import _flag
 from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, weighted_avg_sql
 
 # Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
@@ -293,119 +286,3 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
         params = (*s.key, int(start // bucket * bucket), math.ceil(end))
     row = conn.execute(sql, params).fetchone()
     return {m: {"min": row[3 * i], "avg": row[3 * i + 1], "max": row[3 * i + 2]} for i, m in enumerate(s.metrics)}
-
-
-# --------------------------------------------------------------------------------------
-# Latest values, states, documents
-# --------------------------------------------------------------------------------------
-
-
-def row_to_sample(row: sqlite3.Row) -> DeviceSample:
-    """Turn a device_samples row into a DeviceSample."""
-    return DeviceSample(
-        device_id=row["device_id"], ts=row["ts"] / 1000, **{m: row[m] for m in DEVICE_METRICS},
-        rtt_ms=row["rtt_ms"], approx=_flag(row["approx"]),
-    )
-
-
-def row_to_iface(row: sqlite3.Row) -> InterfaceSample:
-    """Turn an interface_samples row into an InterfaceSample."""
-    return InterfaceSample(
-        device_id=row["device_id"],
-        name=row["interface"],
-        ts=row["ts"] / 1000,
-        counted=bool(row["counted"]),
-        **{m: row[m] for m in IFACE_METRICS},
-        approx=_flag(row["approx"]),
-    )
-
-
-def _flag(value: int | None) -> bool | None:
-    return None if value is None else bool(value)
-
-
-# MATERIALIZED: find each series' newest time first (one index probe each), then fetch those
-# rows by primary key. Written as a plain join, SQLite scans every sample and probes per row.
-LATEST_ALL_SQL = (
-    "WITH x AS MATERIALIZED (SELECT device_id, "
-    "(SELECT max(ts) FROM device_samples m WHERE m.device_id = k.device_id) AS ts FROM known_devices k) "
-    "SELECT s.* FROM x JOIN device_samples s ON s.device_id = x.device_id AND s.ts = x.ts"
-)
-LATEST_IFACES_SQL = (
-    "WITH x AS MATERIALIZED (SELECT device_id, interface, (SELECT max(ts) FROM interface_samples m "
-    "WHERE m.device_id = k.device_id AND m.interface = k.interface) AS ts FROM known_interfaces k "
-    "WHERE k.device_id = ?) "
-    "SELECT s.* FROM x JOIN interface_samples s "
-    "ON s.device_id = x.device_id AND s.interface = x.interface AND s.ts = x.ts ORDER BY s.interface"
-)
-
-
-def latest(conn: sqlite3.Connection, device_id: str) -> DeviceSample | None:
-    """Return the newest sample of one device."""
-    row = conn.execute(
-        "SELECT * FROM device_samples WHERE device_id = ? ORDER BY ts DESC LIMIT 1", (device_id,)
-    ).fetchone()
-    return None if row is None else row_to_sample(row)
-
-
-def latest_all(conn: sqlite3.Connection) -> dict[str, DeviceSample]:
-    """Return the newest sample of every device, in one query."""
-    return {r["device_id"]: row_to_sample(r) for r in conn.execute(LATEST_ALL_SQL)}
-
-
-def interfaces_latest(conn: sqlite3.Connection, device_id: str) -> list[InterfaceSample]:
-    """Return the newest sample of each interface of a device, by name."""
-    return [row_to_iface(r) for r in conn.execute(LATEST_IFACES_SQL, (device_id,))]
-
-
-def load_baselines(conn: sqlite3.Connection) -> dict[str, CounterBaseline]:
-    """Return the persisted raw counters of every device (64-bit values kept exact)."""
-    out = {}
-    for device_id, ts, serial, uptime, counters, rtt_ms in conn.execute(
-        "SELECT device_id, ts, serial, uptime_seconds, counters, rtt_ms FROM baselines"
-    ):
-        parsed = {
-            name: InterfaceCounters(name, int(ib), int(ob), int(ip), int(op), int(ie), int(idr), source=src)
-            for name, (ib, ob, ip, op, ie, idr, src) in json.loads(counters).items()
-        }
-        out[device_id] = CounterBaseline(device_id, ts, serial, uptime, parsed, rtt_ms)
-    return out
-
-
-def encode_counters(counters: dict[str, InterfaceCounters]) -> str:
-    """Serialise counters as JSON with decimal strings (exact for any 64-bit value, in any reader)."""
-    return json.dumps(
-        {
-            n: [str(c.ibytes), str(c.obytes), str(c.ipackets), str(c.opackets), str(c.ierrors), str(c.idrops), c.source]
-            for n, c in counters.items()
-        },
-        separators=(",", ":"),
-    )
-
-
-def load_statuses(conn: sqlite3.Connection) -> dict[str, DeviceStatus]:
-    """Return the stored state of every device."""
-    return {
-        r[0]: DeviceStatus(r[0], r[1], r[2], r[3], r[4], r[5])
-        for r in conn.execute(
-            "SELECT device_id, state, last_poll, last_success, last_error, consecutive_failures FROM device_status"
-        )
-    }
-
-
-def clock_stats(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    """Return the clock's execution stats with its heartbeat, or None before the first cycle."""
-    row = conn.execute("SELECT doc, heartbeat FROM clock_stats WHERE id = 1").fetchone()
-    if row is None:
-        return None
-    doc: dict[str, Any] = json.loads(row[0])
-    doc["heartbeat"] = row[1]
-    return doc
-
-
-def inventory(conn: sqlite3.Connection, device_id: str | None) -> dict[str, dict[str, Any]]:
-    """Return inventory documents (with `collected_at`) by device id; all devices when id is None."""
-    sql, params = "SELECT device_id, ts, doc FROM inventory", ()
-    if device_id is not None:
-        sql, params = sql + " WHERE device_id = ?", (device_id,)  # type: ignore[assignment]
-    return {r[0]: {**json.loads(r[2]), "collected_at": r[1]} for r in conn.execute(sql, params)}

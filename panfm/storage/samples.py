@@ -2,8 +2,8 @@
 
 `SampleStore` is the only writer (clock process): one `BEGIN IMMEDIATE ... COMMIT` per
 collection cycle for all devices. `SampleReader` is a read-only connection the web opens per
-request. The SQL lives in storage_schema (DDL), storage_rollups (rollups, retention) and
-storage_queries (reads).
+request. The SQL lives in `schema.py` (DDL), `rollups.py` (rollups, retention), `queries.py`
+(history reads) and `latest.py` (newest rows, stored state).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import panfm.storage.latest as latest_q
 import panfm.storage.queries as q
 import panfm.storage.sqlite as sqlite_db
 from panfm.models import (
@@ -142,7 +143,7 @@ class SampleStore:
         conn.executemany(
             "INSERT OR REPLACE INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [(b.device_id, b.ts, b.serial, b.uptime_seconds, q.encode_counters(b.counters), b.rtt_ms)
+            [(b.device_id, b.ts, b.serial, b.uptime_seconds, latest_q.encode_counters(b.counters), b.rtt_ms)
              for b in baselines],
         )
 
@@ -185,12 +186,12 @@ class SampleStore:
     def load_baselines(self) -> dict[str, CounterBaseline]:
         """Return the persisted raw counters of every device."""
         with self._lock:
-            return q.load_baselines(self._conn)
+            return latest_q.load_baselines(self._conn)
 
     def load_statuses(self) -> dict[str, DeviceStatus]:
         """Return the stored state of every device."""
         with self._lock:
-            return q.load_statuses(self._conn)
+            return latest_q.load_statuses(self._conn)
 
     # ---- maintenance ----------------------------------------------------------------
 
@@ -265,11 +266,11 @@ class SampleReader:
 
     def latest(self, device_id: str) -> DeviceSample | None:
         """Return the newest sample of one device."""
-        return q.latest(self._conn, device_id)
+        return latest_q.latest(self._conn, device_id)
 
     def latest_all(self) -> dict[str, DeviceSample]:
         """Return the newest sample of every device (one query for the fleet)."""
-        return q.latest_all(self._conn)
+        return latest_q.latest_all(self._conn)
 
     def history(
         self, device_id: str, start: float, end: float, max_points: int = 2000, metrics: Sequence[str] | None = None
@@ -282,7 +283,7 @@ class SampleReader:
 
     def interfaces_latest(self, device_id: str) -> list[InterfaceSample]:
         """Return the newest sample of each interface of a device."""
-        return q.interfaces_latest(self._conn, device_id)
+        return latest_q.interfaces_latest(self._conn, device_id)
 
     def interface_history(
         self,
@@ -302,11 +303,11 @@ class SampleReader:
 
     def clock_stats(self) -> dict[str, Any] | None:
         """Return the clock's stats including "heartbeat", or None before its first write."""
-        return q.clock_stats(self._conn)
+        return latest_q.clock_stats(self._conn)
 
     def device_statuses(self) -> dict[str, DeviceStatus]:
         """Return the stored state of every device."""
-        return q.load_statuses(self._conn)
+        return latest_q.load_statuses(self._conn)
 
     def dataplane_cpu(self, device_id: str) -> dict[str, Any] | None:
         """Return the latest per-dataplane CPU of a device: {"ts", "dataplanes", "busiest_core"}, or None."""
@@ -315,11 +316,11 @@ class SampleReader:
 
     def inventory(self, device_id: str) -> dict[str, Any] | None:
         """Return a device's inventory document (plus `collected_at`), or None."""
-        return q.inventory(self._conn, device_id).get(device_id)
+        return latest_q.inventory(self._conn, device_id).get(device_id)
 
     def inventory_all(self) -> dict[str, dict[str, Any]]:
         """Return every device's inventory document by device id."""
-        return q.inventory(self._conn, None)
+        return latest_q.inventory(self._conn, None)
 
 
 def dataplane_doc(d: DataplaneCpu) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from panfm.models import DeviceConfig
 from panfm.ops import register_demo_devices, rotate_keys
 from panfm.web.api import BadRequest
 from panfm.web.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
-from panfm.web.devices import device_from_body
+from panfm.web.device_input import device_from_body
 from throughput_storage import (
     ALERTS_DB,
     CONFIG_DB,

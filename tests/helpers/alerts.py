@@ -17,7 +17,7 @@ import clock
 import panfm.alerting.jobs as clock_alerts
 import panfm.settings as config
 from app import create_app
-from panfm.alerting.rules import channel_to_stored, validate_channel
+from panfm.alerting.channels import channel_to_stored, validate_channel
 from panfm.collector.cycle import Collector, panos_client_factory
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.config_store import DocTable
