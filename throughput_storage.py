@@ -19,7 +19,6 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 
 import panfm.storage.alerts_store as alerts_store
 import panfm.storage.config_store as config_store
-import panfm.storage.sqlite as sqlite_db
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.auth_store import SESSIONS_DB, LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DOC_TABLES, DeviceStore, DocTable
@@ -52,5 +51,4 @@ __all__ = [
     "legacy_history_rows",
     "online_backup",
     "open_stores",
-    "sqlite_db",
 ]

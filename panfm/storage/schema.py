@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import panfm.storage.sqlite as sqlite_db
+
 HISTORY_DB = "throughput_history.db"
 
 # Device metrics, in DeviceSample field order; every one gets avg/min/max in the rollups.
@@ -219,18 +221,8 @@ def connect_writer(path: Path, wal_limit_bytes: int = WAL_LIMIT_BYTES) -> sqlite
     """Open (creating and migrating) the database for the clock, the only writer."""
     # check_same_thread=False: the clock's jobs run in a thread pool; SampleStore serialises
     # access with its own lock.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        # Truncate the WAL file back to this size after a checkpoint resets it.
-        conn.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
-        migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return sqlite_db.connect(path, MIGRATIONS, busy_timeout_ms=BUSY_TIMEOUT_MS, wal_limit_bytes=wal_limit_bytes,
+                             rows=False, check_same_thread=False)
 
 
 def connect_reader(path: Path) -> sqlite3.Connection:
@@ -238,11 +230,10 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise StorageUnavailable("sample database not found (has the clock started?)")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite_db.connect(path, MIGRATIONS, readonly=True, busy_timeout_ms=BUSY_TIMEOUT_MS)
     except sqlite3.Error as exc:
         raise StorageUnavailable(f"sample database unreadable: {exc}") from exc
     try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         conn.close()
@@ -250,24 +241,9 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     if version < SCHEMA_VERSION:
         conn.close()
         raise StorageUnavailable(f"sample database schema {version} < {SCHEMA_VERSION} (clock not migrated yet)")
-    conn.row_factory = sqlite3.Row
     return conn
 
 
 def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> None:
-    """Apply the migrations the database has not seen yet, each in its own transaction."""
-    migrations = MIGRATIONS if migrations is None else migrations
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for i in range(version, len(migrations)):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Re-check inside the write lock: another process may have migrated meanwhile.
-            if conn.execute("PRAGMA user_version").fetchone()[0] == i:
-                for stmt in migrations[i].split(";\n"):
-                    if stmt.strip():
-                        conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version = {i + 1}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    """Bring the sample database to the latest schema (or to `migrations`, for tests of old files)."""
+    sqlite_db.migrate(conn, MIGRATIONS if migrations is None else migrations)

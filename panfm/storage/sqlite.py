@@ -1,4 +1,4 @@
-"""Open, migrate and write SQLite databases the same way everywhere (config, alerts).
+"""Open, migrate and write SQLite databases the same way everywhere (samples, config, alerts, sessions).
 
 Each database module keeps its own schema (a list of forward migrations, index i bringing
 `PRAGMA user_version` from i to i + 1) and calls `connect` with it.
@@ -15,17 +15,43 @@ from pathlib import Path
 from config import ConfigError
 
 
-def connect(path: Path, migrations: Sequence[str], *, readonly: bool = False) -> sqlite3.Connection:
-    """Open `path` read-only, or for writing (WAL, migrated to the latest schema)."""
+def connect(
+    path: Path,
+    migrations: Sequence[str],
+    *,
+    readonly: bool = False,
+    busy_timeout_ms: int = 10_000,
+    wal_limit_bytes: int | None = None,
+    rows: bool = True,
+    check_same_thread: bool = True,
+) -> sqlite3.Connection:
+    """Open `path` read-only (URI `mode=ro`), or for writing (WAL, migrated to the latest schema).
+
+    The one way PANfm opens a SQLite file: every database passes its own migrations, and the
+    sample database its busy timeout and WAL size limit. `rows` gives name-indexed rows
+    (`sqlite3.Row`); `check_same_thread=False` is for a connection that a lock serialises
+    across threads (the clock's sample writer).
+    """
+    timeout = busy_timeout_ms / 1000
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, isolation_level=None)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, isolation_level=None,
+                               check_same_thread=check_same_thread)
     else:
-        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(conn, migrations)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout=10000")
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if wal_limit_bytes is not None:
+                # Truncate the WAL file back to this size after a checkpoint resets it.
+                conn.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
+            migrate(conn, migrations)
+    except BaseException:
+        conn.close()
+        raise
+    if rows:
+        conn.row_factory = sqlite3.Row
     return conn
 
 
