@@ -100,6 +100,17 @@ def redact(text: str) -> str:
     return text
 
 
+def without(text: str, secrets: Iterable[str | None], mask: str = MASK) -> str:
+    """Return text without these exact secrets (longest first, replaced by `mask`) nor any recognised one.
+
+    For texts that leave the process other than as log records: a device's error on the
+    dashboard, a channel's error in the API.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, mask)
+    return redact(text)
+
+
 def _scrub(record: logging.LogRecord) -> None:
     """Rewrite one record's message, exception and stack text in place, redacted."""
     try:

@@ -104,10 +104,8 @@ def _secrets_of(url: str) -> list[str]:
 
 
 def redact(text: str, url: str) -> str:
-    """Remove every secret part of `url` from an error text."""
-    for secret in _secrets_of(url):
-        text = text.replace(secret, "••••")
-    return text
+    """Remove every secret part of `url` (and any recognised secret) from an error text."""
+    return logsafe.without(text, _secrets_of(url), mask="••••")
 
 
 class _Capture(logging.Handler):

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from panfm.models import DeviceStatus
+from panfm.redact import without
 
 FAILURES_TO_OPEN = 3
 MAX_PROBE_GAP_S = 120.0
 MAX_ERROR_CHARS = 300
 
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(key|password|passwd|token|secret)=[^&\s'\"]+"),
-    re.compile(r"(?i)(x-pan-key|authorization)\s*:\s*\S+"),
-)
-
-
 def safe_error(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
     """Render an exception as one line of text fit for the dashboard: no secret, bounded."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "=***", text)
-    text = " ".join(text.split())
+    text = " ".join(without(text, secrets).split())
     return text[:MAX_ERROR_CHARS]
 
 
