@@ -261,5 +261,5 @@ def test_grafana_provisioning_loads_the_dashboard_from_prometheus():
     assert source["type"] == "prometheus" and source["jsonData"]["timeInterval"] == "30s"
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "panfm.yml").read_text())
     (provider,) = providers["providers"]
-    assert provider["type"] == "file" and provider["options"]["path"].startswith("/var/lib/grafana/dashboards")
+    assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards/panfm"
 
