@@ -20,9 +20,9 @@ prereqs:
 	@command -v npm >/dev/null || { echo "Missing Node.js/npm. Install it with:"; echo "  sudo apt-get install -y nodejs npm"; exit 1; }
 
 prereqs-test: prereqs
-	@for tool in chromium curl ps; do command -v $$tool >/dev/null || { \
-	  echo "Missing $$tool (browser tests, cli-test.sh, process checks). Install the test prerequisites with:"; \
-	  echo "  sudo apt-get install -y chromium curl procps"; exit 1; }; done
+	@for tool in chromium curl ps promtool; do command -v $$tool >/dev/null || { \
+	  echo "Missing $$tool (browser tests, cli-test.sh, process checks, /metrics checks). Install the test prerequisites with:"; \
+	  echo "  sudo apt-get install -y chromium curl procps prometheus"; exit 1; }; done
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
