@@ -27,10 +27,10 @@ HOSTILE_MODEL = 'PA-"440"\\x\nmodel'
 RULE = 'Busy "sessions" \\ rule'
 
 
-def client_for(data_dir, **overrides):
-    settings = config.load_settings(env={}, overrides={
-        "data_dir": str(data_dir), "admin_password": INITIAL, "allowed_device_networks": SIM_NETWORKS,
-        "metrics_token": TOKEN, **overrides})
+def client_for(data_dir, env=None, **overrides):
+    overrides = {"metrics_token": TOKEN, **overrides} if env is None else overrides
+    settings = config.load_settings(env=env or {}, overrides={
+        "data_dir": str(data_dir), "admin_password": INITIAL, "allowed_device_networks": SIM_NETWORKS, **overrides})
     return create_app(settings).test_client()
 
 
@@ -106,6 +106,11 @@ def test_it_answers_the_token_in_the_text_format_without_a_session(polled):
     up = named(body, "panfm_device_up")
     assert up == {(("device", name),): 1.0 for name in ids}
     assert named(body, "panfm_clock_devices")[(("state", "up"),)] == 3
+    secret_file = clk.ctx.data_dir.parent / "metrics.token"
+    secret_file.write_text(TOKEN + "\n")
+    from_file = client_for(clk.ctx.data_dir, env={"PANFM_METRICS_TOKEN_FILE": str(secret_file)})
+    assert from_file.get("/metrics", headers=AUTH).status_code == 200
+    assert from_file.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}x"}).status_code == 401
 
 
 def test_it_serves_anyone_when_metrics_are_public(polled):

@@ -8,6 +8,7 @@ reading happens here (`load_snapshot`), the families in `panfm/web/metrics_colle
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -105,7 +106,9 @@ def _authorized(settings: Settings) -> bool:
     token = settings.metrics_token
     if not token or scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+    # Digests first: compare_digest returns early on a length mismatch, which would tell the length.
+    given_digest = hashlib.sha256(given.strip().encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given_digest, hashlib.sha256(token.encode("utf-8")).digest())
 
 
 def _device_query() -> str | Response | None:
