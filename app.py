@@ -23,6 +23,7 @@ from config import ConfigError, Settings, ensure_data_dir, load_settings, privat
 from panfm.ops import configure_logging, install_redaction, quiet_libraries
 from panfm.web.auth import Auth, init_auth
 from panfm.web.cli import register_cli
+from panfm.web.metrics import init_metrics
 from panfm.web.pages import bp as pages_bp
 from panfm.web.security import init_security
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web_devices.bp)
     app.register_blueprint(web_alerts.bp)
     app.register_blueprint(pages_bp)
+    init_metrics(app, settings, csrf)  # GET /metrics: its own access rule, no session or CSRF
     register_cli(app)
     return app
 

@@ -4,9 +4,11 @@ The front door of the collector area (the work lives in `panfm/collector/`). The
 one `Collector` and calls `collect()` every `refresh_interval` seconds and `collect_inventory()`
 on the slow schedule; a dead, slow or misbehaving firewall costs only its own slot (circuit
 breaker, deadline). Nothing here writes to a database: the clock hands the `CycleResult` to
-the storage area.
+the storage area. `counted_names` says which interfaces a device's totals count (the web's
+`/metrics` selects the same ones).
 """
 
 from panfm.collector.cycle import Collector, deadline_for, panos_client_factory
+from panfm.collector.metrics import counted_names
 
-__all__ = ["Collector", "deadline_for", "panos_client_factory"]
+__all__ = ["Collector", "counted_names", "deadline_for", "panos_client_factory"]

@@ -7,7 +7,7 @@ import pytest
 
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.settings import SecretBox
-from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable, connect
+from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable, connect, device_catalogue
 
 
 @pytest.fixture
@@ -37,10 +37,14 @@ def test_duplicate_name_or_address_is_refused(store):
         store.add(_device(name="fw2"))
 
 
-def test_update_remove_and_enabled_filter(store):
-    a = store.add(_device())
-    store.add(_device("fw2", "192.0.2.2", enabled=False))
+def test_update_remove_and_enabled_filter(store, tmp_path):
+    a = store.add(_device(interfaces=("ethernet1/1",)))
+    b = store.add(_device("fw2", "192.0.2.2", enabled=False))
     assert [d.name for d in store.list(enabled_only=True)] == ["fw1"]
+    assert device_catalogue(tmp_path) == [  # labels and selections without decrypting a secret
+        {"id": a, "name": "fw1", "interfaces": ("ethernet1/1",), "enabled": True},
+        {"id": b, "name": "fw2", "interfaces": (), "enabled": False},
+    ]
     dev = store.get(a)
     assert store.update(DeviceConfig(**{**dev.__dict__, "enabled": False}))
     assert store.list(enabled_only=True) == []

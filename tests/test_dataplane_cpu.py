@@ -44,6 +44,7 @@ def test_it_keeps_the_latest_per_dataplane_cpu_of_each_device(tmp_path):
             "busiest_core": {"dataplane": "dp0", "core": 2, "pct": 40.0},
         }
         assert reader.dataplane_cpu("fw2") is None
+        assert reader.dataplane_cpu_all() == {"fw1": reader.dataplane_cpu("fw1")}
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

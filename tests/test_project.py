@@ -24,7 +24,7 @@ def test_ci_installs_exactly_the_readme_prerequisites():
 
 # Programs the suite runs (besides Python and bash), and the Debian package of each. mount(8)
 # (the disk-full scenario) is in every Debian system, priority required.
-PROGRAMS = {"chromium": "chromium", "curl": "curl", "ps": "procps"}
+PROGRAMS = {"chromium": "chromium", "curl": "curl", "ps": "procps", "promtool": "prometheus"}
 
 
 def test_the_readme_apt_line_installs_every_program_the_suite_runs():

@@ -101,6 +101,8 @@ def test_it_round_trips_64_bit_counters_exactly(store, db):
     store.close()
     with SampleStore.open(db) as again:  # a restarted clock sees the same values
         assert again.load_baselines()["fw1"].counters["ethernet1/1"].ibytes == top
+    with SampleReader.open(db) as reader:  # and the web's read-only reader too (/metrics)
+        assert reader.baselines() == {"fw1": base}
 
 
 def test_it_rolls_up_only_closed_buckets_with_avg_min_max(store, db):

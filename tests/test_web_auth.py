@@ -18,7 +18,8 @@ INITIAL = "initial-password-1"
 NEW = "a-much-better-password"
 
 # Reachable without a session, exactly as the issue lists them (plus static files).
-PUBLIC = {"/login", "/api/login", "/api/logout", "/api/version", "/api/health"}
+# /metrics is outside the session gate with a bearer-token rule of its own (tests/test_metrics.py).
+PUBLIC = {"/login", "/api/login", "/api/logout", "/api/version", "/api/health", "/metrics"}
 DURING_CHANGE = PUBLIC | {"/change-password", "/api/change-password"}
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -86,6 +87,8 @@ def test_it_lets_the_allowlist_through_without_login(shared):
     assert anonymous.get("/api/health").status_code in (200, 503)
     assert anonymous.get("/login").status_code == 200
     assert login(anonymous, "wrong-password-xx").status_code == 401
+    metrics = anonymous.get("/metrics")  # no session asked, but its own token: no metrics_token set here
+    assert metrics.status_code == 401 and metrics.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_it_refuses_every_mutating_route_without_a_csrf_token(shared):

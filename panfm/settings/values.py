@@ -98,6 +98,16 @@ class Settings:
         editable=False,
     )
 
+    metrics_token: str = setting(
+        "", "Bearer token Prometheus sends to read /metrics (empty: /metrics answers 401 unless metrics_public).",
+        editable=False, secret=True,
+    )
+    metrics_public: bool = setting(False, "Serve /metrics without a token (a trusted network only).", editable=False)
+    metrics_interfaces: str = setting(
+        "counted", "Interfaces with series on /metrics: the counted ones, all, or none.",
+        choices=("counted", "all", "none"), editable=False,
+    )
+
     fixed_by_env: frozenset[str] = field(default=frozenset(), metadata={"internal": True}, repr=False)
 
     @property

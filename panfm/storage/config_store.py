@@ -88,6 +88,24 @@ def device_names(data_dir: Path) -> dict[str, str]:
         conn.close()
 
 
+def device_catalogue(data_dir: Path) -> list[dict[str, Any]]:
+    """Every device's id, name, counted interfaces and enabled flag, no secret decrypted ([] before config.db).
+
+    One read-only connection; for labels and selections (the web's /metrics), not for polling.
+    """
+    if not (data_dir / CONFIG_DB).exists():
+        return []
+    conn = connect(data_dir, readonly=True)
+    try:
+        return [
+            {"id": r["id"], "name": r["name"], "interfaces": tuple(json.loads(r["interfaces_json"])),
+             "enabled": bool(r["enabled"])}
+            for r in conn.execute("SELECT id, name, interfaces_json, enabled FROM devices ORDER BY name")
+        ]
+    finally:
+        conn.close()
+
+
 def user_exists(data_dir: Path, username: str) -> bool:
     """Whether an account of this name exists."""
     conn = connect(data_dir)

@@ -314,6 +314,15 @@ class SampleReader:
         row = self._conn.execute("SELECT ts, doc FROM dataplane_latest WHERE device_id = ?", (device_id,)).fetchone()
         return None if row is None else {**json.loads(row[1]), "ts": row[0] / 1000}
 
+    def dataplane_cpu_all(self) -> dict[str, dict[str, Any]]:
+        """Return every device's latest per-dataplane CPU by device id (one read-only query)."""
+        rows = self._conn.execute("SELECT device_id, ts, doc FROM dataplane_latest")
+        return {r[0]: {**json.loads(r[2]), "ts": r[1] / 1000} for r in rows}
+
+    def baselines(self) -> dict[str, CounterBaseline]:
+        """Return every device's last committed raw counters (the clock's `baselines`; read-only)."""
+        return latest_q.load_baselines(self._conn)
+
     def inventory(self, device_id: str) -> dict[str, Any] | None:
         """Return a device's inventory document (plus `collected_at`), or None."""
         return latest_q.inventory(self._conn, device_id).get(device_id)

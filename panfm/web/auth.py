@@ -41,8 +41,9 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte password is an attack, not a password
 SESSION_TTL_S = 24 * 3600.0
 
-# Rules reachable without a login; static files are allowed by endpoint.
-PUBLIC_RULES = frozenset({"/login", "/api/login", "/api/logout", "/api/version", "/api/health"})
+# Rules reachable without a login; static files are allowed by endpoint. /metrics has its own
+# access rule (bearer token or metrics_public, panfm/web/metrics.py): Prometheus has no session.
+PUBLIC_RULES = frozenset({"/login", "/api/login", "/api/logout", "/api/version", "/api/health", "/metrics"})
 # Rules reachable while the initial password must still be changed.
 CHANGE_PASSWORD_RULES = PUBLIC_RULES | {"/change-password", "/api/change-password"}
 
