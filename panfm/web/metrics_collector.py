@@ -70,6 +70,7 @@ class DeviceView:
     sw_version: str = ""
     ha_state: str = ""
     interfaces: tuple[InterfaceView, ...] = ()
+    counters_ts: float | None = None  # when the counters were read (the sample's time, request sent)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def build_devices(
             sw_version=_text(system.get("sw_version")),
             ha_state=ha_label(inv.get("ha")),
             interfaces=tuple(ifaces),
+            counters_ts=baseline.ts if baseline is not None else None,
         ))
     return tuple(out)
 
@@ -219,7 +221,9 @@ def _interface_families(devices: tuple[DeviceView, ...]) -> Iterator[Metric]:
             if d.state != "up":
                 continue
             for name, _, attr in INTERFACE_COUNTERS:
-                counters[name].add_metric([d.name, i.name], getattr(i.counters, attr))
+                # Stamped with the poll's time, not the scrape's: rate() then divides by the time
+                # between two readings of the firewall, whatever the scrape and poll phases are.
+                counters[name].add_metric([d.name, i.name], getattr(i.counters, attr), timestamp=d.counters_ts)
     yield from (*counters.values(), info)
 
 
