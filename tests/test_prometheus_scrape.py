@@ -8,6 +8,7 @@ metrics it reads are served).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 import time
@@ -86,7 +87,7 @@ def test_prometheus_holds_counters_that_agree_with_the_truth_and_rate_has_no_spi
         values = [(float(t), float(v)) for t, v in s["values"]]
         # One stored point per poll (the exposition carries the poll's time), not one per scrape.
         assert len(values) >= 12, s["metric"]
-        assert all(b[0] - a[0] > POLL_S / 2 for a, b in zip(values, values[1:], strict=False))
+        assert all(b[0] - a[0] > POLL_S / 2 for a, b in itertools.pairwise(values))
         (t1, v1), (t2, v2) = values[0], values[-1]
         truth = sim.truth(healthy, t1, t2)["interfaces"][s["metric"]["interface"]]["in_bytes"]
         if truth < 1_000_000:
