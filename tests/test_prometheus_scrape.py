@@ -1,7 +1,7 @@
 """A real Prometheus (Debian's) scrapes /metrics while the clock polls the simulator.
 
 Checked through Prometheus' own HTTP API: what it stored of the interface counters agrees with
-`/_sim/truth` within 1% between any two polls, `rate()` shows no spike across a reboot, and every
+`/_sim/truth` within 1% between any two polls, `rate()` shows no spike across a reboot or a failover, and every
 query of the shipped Grafana dashboard and alerting rules evaluates (and returns data wherever the
 metrics it reads are served).
 """
