@@ -45,8 +45,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 import config
 from alerts import evaluate_alerts, notify_once
 from panfm.models import AddressPolicy, CycleResult
-from panfm.ops import ClockStats, configure_logging, install_redaction
-from throughput_collector import Collector, panos_client_factory
+from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
+from throughput_collector import Collector, PollObserver, panos_client_factory
 from throughput_storage import (
     HISTORY_DB,
     DeviceStore,
@@ -93,6 +93,8 @@ class ClockContext:
     request_inventory: Callable[[list[str]], None] | None = None
     inventory_busy: threading.Lock = field(default_factory=threading.Lock)
     inventory_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The process metrics served on clock_metrics_port (None: off).
+    metrics: ClockMetrics | None = None
 
     def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
         """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
@@ -146,6 +148,8 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             ctx.stats.record("collect", started, duration)
             ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot())
             ctx.collector.commit(cycle)  # only now: a failed commit leaves the next poll both intervals
+            if ctx.metrics is not None:
+                ctx.metrics.cycle_done(time.monotonic() - t0, (s.state for s in cycle.statuses))
         except Exception as exc:
             ctx.stats.record("collect", started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
             raise
@@ -237,8 +241,12 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     return fh
 
 
-def build_context(settings: config.Settings) -> ClockContext:
-    """Build every dependency of the jobs from the settings (raises ConfigError when unusable)."""
+def build_context(settings: config.Settings, metrics: ClockMetrics | None = None) -> ClockContext:
+    """Build every dependency of the jobs from the settings (raises ConfigError when unusable).
+
+    `metrics` (built and served by `main` when clock_metrics_port is set) gets the collector's
+    call timings and errors, and the cycle and job events.
+    """
     data_dir = config.ensure_data_dir(settings.data_path)
     # A damaged file stops the start with its name, not a traceback from the first query.
     stores = open_stores(settings, writer=True)
@@ -246,7 +254,8 @@ def build_context(settings: config.Settings) -> ClockContext:
     # Every connection the clock opens checks the resolved address (setting allowed_device_networks).
     policy = AddressPolicy.of(settings.allowed_device_networks)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout,
-                          client_factory=functools.partial(panos_client_factory, policy=policy))
+                          client_factory=functools.partial(panos_client_factory, policy=policy),
+                          observer=metrics.poll_observer() if metrics is not None else PollObserver())
     collector.restore(store.load_baselines(), store.load_statuses())
     with SampleReader.open(data_dir / HISTORY_DB) as reader:
         inventory = reader.inventory_all()  # alerts on inventory facts work before the first inventory job
@@ -259,6 +268,7 @@ def build_context(settings: config.Settings) -> ClockContext:
         load_settings=config.load_settings,
         after_cycle=[evaluate_alerts],
         inventory=MappingProxyType(inventory),
+        metrics=metrics,
     )
 
 
@@ -305,10 +315,16 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
             log.info("[CLOCK EVENT] scheduler shut down")
         elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_MISSED:
             ctx.stats.record_missed()
+            if ctx.metrics is not None:
+                ctx.metrics.job_missed()
             log.warning("[CLOCK EVENT] job %s missed its run at %s", event.job_id, event.scheduled_run_time)
         elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_ERROR:
+            if ctx.metrics is not None:
+                ctx.metrics.job_ran(event.job_id, failed=True)
             log.error("[CLOCK EVENT] job %s failed: %r", event.job_id, event.exception)
         elif isinstance(event, JobExecutionEvent):
+            if ctx.metrics is not None:
+                ctx.metrics.job_ran(event.job_id, failed=False)
             log.debug("[CLOCK EVENT] job %s executed", event.job_id)
 
     sched.add_listener(
@@ -349,8 +365,17 @@ def main(argv: list[str] | None = None) -> int:
     except AlreadyRunning as exc:
         log.error("[CLOCK INIT] refusing to start: %s", exc)
         return 3
+    metrics = None
+    if settings.clock_metrics_port:
+        metrics = ClockMetrics()
+        try:
+            metrics.serve(settings.bind_host, settings.clock_metrics_port)
+        except MetricsPortUnavailable as exc:
+            log.error("[CLOCK INIT] cannot start: %s", exc)
+            return 2
+        log.info("[CLOCK INIT] process metrics on %s:%d", settings.bind_host, settings.clock_metrics_port)
     try:
-        ctx = build_context(settings)
+        ctx = build_context(settings, metrics)
     except config.ConfigError as exc:
         log.error("[CLOCK INIT] cannot start: %s", exc)
         return 2

@@ -5,6 +5,7 @@ Address, port and workers are PANfm settings (`PANFM_BIND_HOST`, `PANFM_PORT`,
 a message naming it.
 """
 
+import os
 import sys
 
 # Under another name: gunicorn reads every module-level name here as a setting, and `config` is one.
@@ -18,6 +19,28 @@ try:
     _settings = _panfm_config.load_settings()
 except _panfm_config.ConfigError as exc:
     sys.exit(f"panfm: {exc}")
+
+# prometheus_client's multiprocess mode for the web's request metrics (docs/metrics.md): every
+# worker writes its values to files in a private folder of the data folder, /metrics sums them.
+# Emptied at each start: a previous run's counts would add up with this one's. Set here, in the
+# master, before any worker imports prometheus_client (it reads the variable at import).
+try:
+    _multiproc = _panfm_config.ensure_data_dir(_settings.data_path) / "prometheus-multiproc"
+    _multiproc.mkdir(mode=0o700, exist_ok=True)
+    _multiproc.chmod(0o700)
+    for _stale in _multiproc.glob("*.db"):
+        _stale.unlink()
+except (OSError, _panfm_config.ConfigError) as exc:
+    sys.exit(f"panfm: metrics folder: {exc}")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_multiproc)
+
+
+def child_exit(server, worker):
+    """A worker ended: drop its live-gauge files (its counters and histograms stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 bind = f"{_settings.bind_host}:{_settings.port}"
 workers = _settings.web_workers

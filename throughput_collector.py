@@ -8,7 +8,7 @@ the storage area. `counted_names` says which interfaces a device's totals count 
 `/metrics` selects the same ones).
 """
 
-from panfm.collector.cycle import Collector, deadline_for, panos_client_factory
+from panfm.collector.cycle import Collector, PollObserver, deadline_for, panos_client_factory
 from panfm.collector.metrics import counted_names
 
-__all__ = ["Collector", "counted_names", "deadline_for", "panos_client_factory"]
+__all__ = ["Collector", "PollObserver", "counted_names", "deadline_for", "panos_client_factory"]

@@ -27,7 +27,16 @@ from panfm.collector.breaker import (
 )
 from panfm.collector.devices import Asked, DeviceEntry
 from panfm.collector.inventory import SLOW_WORKERS, InventoryJob
-from panfm.collector.poll import Client, ClientFactory, Poll, panos_client_factory, poll_device, poll_sample
+from panfm.collector.poll import (
+    NO_OBSERVER,
+    Client,
+    ClientFactory,
+    Poll,
+    PollObserver,
+    panos_client_factory,
+    poll_device,
+    poll_sample,
+)
 from panfm.models import (
     CounterBaseline,
     CycleResult,
@@ -41,7 +50,7 @@ from panfm.models import (
 
 log = logging.getLogger("panfm.collector")
 
-__all__ = ["Client", "ClientFactory", "Collector", "deadline_for", "panos_client_factory"]
+__all__ = ["Client", "ClientFactory", "Collector", "PollObserver", "deadline_for", "panos_client_factory"]
 
 
 class Collector(InventoryJob):
@@ -55,8 +64,10 @@ class Collector(InventoryJob):
         client_factory: ClientFactory = panos_client_factory,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        observer: PollObserver = NO_OBSERVER,
     ) -> None:
         self.request_timeout = request_timeout
+        self.observer = observer
         self.client_factory = client_factory
         self.clock = clock
         self.monotonic = monotonic
@@ -210,13 +221,14 @@ class Collector(InventoryJob):
                     try:
                         dev.client = self._make_client(dev, timeout)
                     except Exception as exc:  # e.g. a device without usable credentials
+                        self.observer.error(type(exc).__name__)
                         dev.breaker.failure(started, interval)
                         error = safe_error(exc, (dev.config.api_key, dev.config.password))
                         statuses[device_id] = status_after_failure(dev.status, device_id, started, error, dev.breaker)
                         continue
                 secrets = (dev.config.api_key, dev.config.password, self._keys.get(device_id))
                 fut = self._pool.submit(
-                    poll_device, dev.client, deadline, self.monotonic, dev.mp_cpu_supported, secrets
+                    poll_device, dev.client, deadline, self.monotonic, dev.mp_cpu_supported, secrets, self.observer
                 )
                 dev.running = fut
                 futures[fut] = (dev, Asked(dev.config, dev.serial, dev.uptime))
@@ -239,6 +251,7 @@ class Collector(InventoryJob):
                 if not fut.done() and fut.cancel():  # still queued for a worker
                     poll = Poll(error="not polled: the collector was busy", not_started=True)
                 elif not fut.done():
+                    self.observer.error("DeadlineExceeded")
                     poll = Poll(error=f"deadline of {budget:.1f} s exceeded")
                 else:
                     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import panfm.collector.metrics as cm
 from panfm.collector.breaker import safe_error
@@ -23,6 +23,7 @@ from panfm.models import (
 )
 from panfm.xmlapi import ApiError, AuthError, BadResponse, FingerprintMismatch
 
+T = TypeVar("T")
 RESOURCE_MONITOR_LAST = 5  # five 1-minute samples: enough to tell idle control cores from data cores
 
 
@@ -53,6 +54,30 @@ def panos_client_factory(
         device, timeout=timeout, connect_timeout=min(5.0, timeout), on_key=on_key, policy=policy
     )
     return client
+
+
+def _ignore_call(command: str, seconds: float) -> None:
+    return None
+
+
+def _ignore_error(kind: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PollObserver:
+    """Plain callbacks the collector reports to (the clock's process metrics); no-ops by default.
+
+    `call(command, seconds)` after every XML API call of the fast cycle, answered or failed;
+    `error(kind)` with the exception class name of every failed call (or `DeadlineExceeded`).
+    Called from the poll workers: they must be thread-safe and must not raise.
+    """
+
+    call: Callable[[str, float], None] = _ignore_call
+    error: Callable[[str], None] = _ignore_error
+
+
+NO_OBSERVER = PollObserver()
 
 
 class DeadlineExceeded(Exception):
@@ -89,9 +114,17 @@ def poll_device(
     monotonic: Callable[[], float],
     mp_cpu_supported: bool,
     secrets: tuple[str | None, ...] = (),
+    observer: PollObserver = NO_OBSERVER,
 ) -> Poll:
     """Make one device's (at most five) calls in order, stopping at the first transport failure."""
     poll = Poll(mp_cpu_supported=mp_cpu_supported)
+
+    def timed(command: str, call: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        try:
+            return call()
+        finally:
+            observer.call(command, time.perf_counter() - t0)
 
     def check() -> None:
         if monotonic() >= deadline:
@@ -100,7 +133,7 @@ def poll_device(
     if monotonic() >= deadline:
         return Poll(mp_cpu_supported=mp_cpu_supported, error="not polled: the collector was busy", not_started=True)
     try:
-        snapshot = client.counters()
+        snapshot = timed("counters", client.counters)
         poll.ts = client.last_sent_time or time.time()
         poll.rtt_ms = client.last_round_trip * 1000.0 if client.last_sent_time else None
         poll.counters = cm.select_counters(snapshot)
@@ -110,21 +143,24 @@ def poll_device(
             check()
             try:
                 if name == "session":
-                    poll.session = client.session_info()
+                    poll.session = timed("session_info", client.session_info)
                 elif name == "monitor":
-                    poll.monitor = client.resource_monitor(period="minute", last=RESOURCE_MONITOR_LAST)
+                    poll.monitor = timed("resource_monitor", lambda: client.resource_monitor(
+                        period="minute", last=RESOURCE_MONITOR_LAST))
                 elif name == "mp_cpu":
-                    poll.mp_cpu = client.mp_cpu()
+                    poll.mp_cpu = timed("mp_cpu", client.mp_cpu)
                 else:
-                    poll.resources = client.system_resources()
+                    poll.resources = timed("system_resources", client.system_resources)
             except Exception as exc:
                 if not _soft(exc):
                     raise
+                observer.error(type(exc).__name__)
                 if name == "mp_cpu":
                     poll.mp_cpu_supported = False  # NO_MATCHES: this platform has no such export
                 else:
                     poll.warnings.append(f"{name}: {type(exc).__name__}")
     except Exception as exc:
+        observer.error(type(exc).__name__)
         if isinstance(exc, FingerprintMismatch):
             poll.cert_changed = (exc.expected, exc.actual)
         poll.error = safe_error(exc, secrets)

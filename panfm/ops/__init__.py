@@ -6,6 +6,7 @@ Other areas import from here, never from the modules inside. Entry points run as
 `python -m panfm.ops.healthcheck web|clock`, `python -m panfm.ops.demo`.
 """
 
+from panfm.ops.clock_metrics import ClockMetrics, MetricsPortUnavailable
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.demo import register as register_demo_devices
 from panfm.ops.import_1x import (
@@ -22,9 +23,11 @@ from panfm.ops.logsetup import quiet_libraries
 from panfm.redact import install_redaction, redact
 
 __all__ = [
+    "ClockMetrics",
     "ClockStats",
     "ImportError_",
     "ImportReport",
+    "MetricsPortUnavailable",
     "configure_logging",
     "import_samples",
     "install_redaction",

@@ -108,6 +108,11 @@ class Settings:
         choices=("counted", "all", "none"), editable=False,
     )
 
+    clock_metrics_port: int = setting(
+        0, "TCP port the clock serves its own process metrics on, at bind_host (0: off).",
+        min=0, max=65535, editable=False,
+    )
+
     fixed_by_env: frozenset[str] = field(default=frozenset(), metadata={"internal": True}, repr=False)
 
     @property

@@ -21,6 +21,7 @@ from prometheus_client.exposition import choose_encoder
 
 from config import Settings
 from panfm.web.metrics_collector import PanfmCollector, Snapshot, build_devices
+from panfm.web.request_metrics import init_request_metrics
 from throughput_storage import (
     ALERTS_DB,
     HISTORY_DB,
@@ -159,6 +160,7 @@ def init_metrics(app: Flask, settings: Settings, csrf: CSRFProtect) -> None:
     """Give the app its own registry and collector, and the route (outside CSRF; its own access rule)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PanfmCollector(lambda: load_snapshot(settings, None, time.time())))
+    init_request_metrics(app, registry)  # the web's own request metrics, on the same answer
     app.extensions["panfm_metrics"] = registry
     csrf.exempt(bp)
     app.register_blueprint(bp)

@@ -1,0 +1,93 @@
+"""The clock's own process metrics (`clock_metrics_port`): poll latency, errors, breakers, jobs.
+
+`ClockMetrics` holds a `CollectorRegistry` of its own (never prometheus_client's global one)
+and hands plain callbacks to the collector (`poll_observer()`), so `panfm/collector/` never
+imports prometheus_client. `serve(host, port)` starts prometheus_client's HTTP server on that
+registry in a daemon thread; a port in use raises `MetricsPortUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from throughput_collector import PollObserver
+
+# One XML API call: a healthy firewall answers in tens of ms; the timeout is request_timeout (≤ 120 s).
+CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# One fast cycle: bounded by deadline_for(interval) (≤ 14 s) plus the commit.
+CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0)
+BREAKER_STATES = ("up", "down", "breaker_open", "unknown")
+
+
+class MetricsPortUnavailable(Exception):
+    """The clock_metrics_port could not be bound (in use, or no permission)."""
+
+
+class ClockMetrics:
+    """The clock's metric objects on a registry of their own; thread-safe (prometheus_client's)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.poll_duration = Histogram(
+            "panfm_clock_poll_duration_seconds", "Duration of one XML API call of the fast cycle, answered or failed.",
+            ["command"], buckets=CALL_BUCKETS, registry=r,
+        )
+        self.poll_errors = Counter(
+            "panfm_clock_poll_errors", "Failed XML API calls of the fast cycle, by exception class.",
+            ["kind"], registry=r,
+        )
+        self.breaker_state = Gauge(
+            "panfm_clock_breaker_state", "Enabled devices by state after the last collection cycle.",
+            ["state"], registry=r,
+        )
+        self.cycle_duration = Histogram(
+            "panfm_clock_cycle_duration_seconds", "Duration of one collection cycle (poll and commit).",
+            buckets=CYCLE_BUCKETS, registry=r,
+        )
+        self.job_executions = Counter(
+            "panfm_clock_job_executions", "Job runs of the clock (succeeded or failed), by job.", ["job"], registry=r,
+        )
+        self.job_errors = Counter("panfm_clock_job_errors", "Job runs that failed, by job.", ["job"], registry=r)
+        self.missed_runs = Counter("panfm_clock_missed_runs", "Job runs the scheduler missed.", registry=r)
+        for state in BREAKER_STATES:
+            self.breaker_state.labels(state=state).set(0)
+
+    def poll_observer(self) -> PollObserver:
+        """The callbacks the collector calls from its poll workers."""
+
+        def call(command: str, seconds: float) -> None:
+            self.poll_duration.labels(command=command).observe(seconds)
+
+        def error(kind: str) -> None:
+            self.poll_errors.labels(kind=kind).inc()
+
+        return PollObserver(call=call, error=error)
+
+    def cycle_done(self, seconds: float, states: Iterable[str]) -> None:
+        """Record one collection cycle and the devices' states after it."""
+        self.cycle_duration.observe(seconds)
+        counts = dict.fromkeys(BREAKER_STATES, 0)
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
+        for state, n in counts.items():
+            self.breaker_state.labels(state=state).set(n)
+
+    def job_ran(self, job: str, failed: bool) -> None:
+        self.job_executions.labels(job=job).inc()
+        if failed:
+            self.job_errors.labels(job=job).inc()
+
+    def job_missed(self) -> None:
+        self.missed_runs.inc()
+
+    def serve(self, host: str, port: int) -> None:
+        """Serve the registry at http://host:port/ (any path) from a daemon thread."""
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MetricsPortUnavailable(
+                f"setting clock_metrics_port: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            ) from None
