@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web \
+.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web bench-metrics \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
 prereqs:
@@ -59,7 +59,7 @@ run: venv node
 BENCH_DB := bench/out/webdata/throughput_history.db
 REL_OUT := test-artifacts/reliability
 
-bench: bench-sim bench-storage bench-clock bench-web
+bench: bench-sim bench-storage bench-clock bench-web bench-metrics
 
 bench-sim: venv
 	$(PY) bench/sim_latency.py --devices 1000 --duration 120 --period 30
@@ -75,6 +75,9 @@ bench-clock: venv
 
 bench-web: venv $(BENCH_DB)
 	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20 --pace 5
+
+bench-metrics: venv
+	$(PY) bench/bench_metrics.py --devices 1000 --interfaces 16 --scrapes 50 --out bench/out/metrics.json
 
 # Each scenario's make target (reliability-NAME) and the reliability/ module that runs it.
 REL_faults = fault_fleet
