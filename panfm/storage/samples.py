@@ -309,6 +309,21 @@ class SampleReader:
         """Return the stored state of every device."""
         return latest_q.load_statuses(self._conn)
 
+    def change_marker(self) -> tuple[Any, ...]:
+        """A cheap value that changes with every committed cycle or inventory write (the web's cache key).
+
+        Newest poll, baseline, inventory and dataplane times with the row counts (a device's rows
+        removed change a count); a clock cycle updates every device's status in the same
+        transaction as its samples, counters and dataplane CPU.
+        """
+        row = self._conn.execute(
+            "SELECT (SELECT max(last_poll) FROM device_status), (SELECT max(last_success) FROM device_status),"
+            " (SELECT count(*) FROM device_status), (SELECT max(ts) FROM baselines), (SELECT count(*) FROM baselines),"
+            " (SELECT max(ts) FROM inventory), (SELECT count(*) FROM inventory),"
+            " (SELECT max(ts) FROM dataplane_latest), (SELECT count(*) FROM dataplane_latest)"
+        ).fetchone()
+        return tuple(row)
+
     def dataplane_cpu(self, device_id: str) -> dict[str, Any] | None:
         """Return the latest per-dataplane CPU of a device: {"ts", "dataplanes", "busiest_core"}, or None."""
         row = self._conn.execute("SELECT ts, doc FROM dataplane_latest WHERE device_id = ?", (device_id,)).fetchone()

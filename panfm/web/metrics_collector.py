@@ -160,7 +160,24 @@ def build_devices(
 
 def families(snap: Snapshot) -> Iterator[Metric]:
     """Yield every metric family of one scrape (empty families are left out)."""
+    yield from head_families(snap)
+    yield from fleet_families(snap)
+    yield from tail_families(snap)
+
+
+def head_families(snap: Snapshot) -> Iterator[Metric]:
+    """The first family of a scrape: `panfm_up` (changes with every read, never cached)."""
     yield GaugeMetricFamily("panfm_up", "1 when PANfm's databases could be read, else 0.", value=1 if snap.up else 0)
+
+
+def tail_families(snap: Snapshot) -> Iterator[Metric]:
+    """The clock's families (the heartbeat's age changes with every scrape, never cached)."""
+    if snap.clock is not None:
+        yield from _clock_families(snap.clock, snap.devices, snap.now)
+
+
+def fleet_families(snap: Snapshot) -> Iterator[Metric]:
+    """The device, interface and alert families: what only a committed write changes (the web caches them)."""
     yield from _device_families(snap.devices)
     yield from _interface_families(snap.devices)
     alerts = GaugeMetricFamily("panfm_alert_active", "Firing alerts of a rule on a device (1 for one series).",
@@ -168,8 +185,6 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     for (device, rule, severity), count in sorted(snap.alerts.items()):
         alerts.add_metric([device, rule, severity], count)
     yield alerts
-    if snap.clock is not None:
-        yield from _clock_families(snap.clock, snap.devices, snap.now)
 
 
 def _device_families(devices: tuple[DeviceView, ...]) -> Iterator[Metric]:
