@@ -100,3 +100,35 @@ def test_a_new_cycle_and_a_rename_change_the_next_scrape(polled):
     renamed = web.get("/metrics", headers=AUTH).get_data(as_text=True)
     names = {dict(k)["device"] for k in values(renamed, "panfm_device_up")}
     assert "renamed-fw" in names and device.name not in names
+
+
+@pytest.mark.parametrize("accept", ["", OPENMETRICS, OPENMETRICS + "; escaping=allow-utf-8"])
+def test_the_lean_encoder_writes_prometheus_clients_bytes_for_hostile_strings(accept):
+    from panfm.models import InterfaceCounters
+    from panfm.web.metrics import _encode, _leanable, lean_encode
+    from panfm.web.metrics_collector import DeviceView, InterfaceView, Snapshot, fleet_families
+
+    odd = 'fw "q" \\ back\nslash é'
+    counters = InterfaceCounters("ethernet1/1", 2**63 + 5, 10**15, 1, 0, 7, 3, source="hw")
+    devices = tuple(
+        DeviceView(name=name, state=state, last_success=1_700_000_000.123456, dataplanes=(("dp0", 12.5), ("dp1", None)),
+                   serial='S\\"1', model="PA-\n440", sw_version="", ha_state="active",
+                   interfaces=(InterfaceView("ethernet1/1", counters, "physical", 'z"o\\ne\n', "10000"),
+                               InterfaceView("tunnel.1", counters)),
+                   counters_ts=1_700_000_000.987654)
+        for name, state in ((odd, "up"), ("b", "down"), ("c", "unknown")))
+    snap = Snapshot(up=True, now=1_700_000_100.0, devices=devices,
+                    alerts={(odd, 'r"u\\le\n', "warning"): 2, ("b", "x", "critical"): 1})
+    encoder, content_type = choose_encoder(accept)
+    openmetrics = bool(accept)
+    assert _leanable(content_type)
+    lean = lean_encode(encoder, fleet_families(snap), openmetrics)
+    assert lean == _encode(encoder, fleet_families(snap), openmetrics)
+    assert b'fw \\"q\\" \\\\ back\\nslash' in lean
+
+
+def test_other_escapings_are_left_to_prometheus_client():
+    from panfm.web.metrics import _leanable
+
+    _, content_type = choose_encoder("application/openmetrics-text; version=1.0.0; escaping=dots")
+    assert not _leanable(content_type)
