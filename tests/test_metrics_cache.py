@@ -132,3 +132,13 @@ def test_other_escapings_are_left_to_prometheus_client():
 
     _, content_type = choose_encoder("application/openmetrics-text; version=1.0.0; escaping=dots")
     assert not _leanable(content_type)
+
+
+def test_the_cache_keeps_a_few_formats_only():
+    from panfm.web.metrics import MAX_CACHED_FORMATS
+
+    cache = ScrapeCache()
+    for i in range(10):
+        cache.put(f"application/openmetrics-text; version=1.0.{i}", "k", (), b"x")
+    assert len(cache._entries) == MAX_CACHED_FORMATS
+    assert cache.get("application/openmetrics-text; version=1.0.9", "k") == ((), b"x")

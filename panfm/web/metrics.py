@@ -51,6 +51,7 @@ bp = Blueprint("metrics", __name__)
 log = logging.getLogger("panfm.web")
 
 MAX_DEVICE_NAME = 200
+MAX_CACHED_FORMATS = 4  # cached whole-fleet bodies per process (~5 MB each for 1,000 devices)
 # What a damaged, missing or half-written database raises while read: panfm_up 0, never a 500.
 _READ_ERRORS = (StorageUnavailable, DatabaseError, OSError, ValueError, KeyError, TypeError)
 
@@ -77,16 +78,21 @@ class ScrapeCache:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[Any, tuple[DeviceView, ...], bytes]] = {}
+        # Entries hold the states, not the views: no object graph for the garbage collector to walk.
+        self._entries: dict[str, tuple[Any, tuple[str, ...], bytes]] = {}
 
     def get(self, variant: str, key: Any) -> tuple[tuple[DeviceView, ...], bytes] | None:
+        """The devices (their states only: what the clock's families count) and the body, or None."""
         entry = self._entries.get(variant)
         if entry is None or entry[0] != key:
             return None
-        return entry[1], entry[2]
+        return tuple(DeviceView(name="", state=state) for state in entry[1]), entry[2]
 
     def put(self, variant: str, key: Any, devices: tuple[DeviceView, ...], body: bytes) -> None:
-        self._entries[variant] = (key, devices, body)
+        # The content type carries the Accept header's version: keep a few, not one per string sent.
+        while len(self._entries) >= MAX_CACHED_FORMATS and variant not in self._entries:
+            self._entries.pop(next(iter(self._entries)), None)
+        self._entries[variant] = (key, tuple(d.state for d in devices), body)
 
 
 def _load(settings: Settings, device: str | None, now: float,
