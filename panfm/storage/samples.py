@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -334,9 +334,14 @@ class SampleReader:
         rows = self._conn.execute("SELECT device_id, ts, doc FROM dataplane_latest")
         return {r[0]: {**json.loads(r[2]), "ts": r[1] / 1000} for r in rows}
 
-    def baselines(self) -> dict[str, CounterBaseline]:
-        """Return every device's last committed raw counters (the clock's `baselines`; read-only)."""
-        return latest_q.load_baselines(self._conn)
+    def baselines(
+        self, keep: Callable[[str, Collection[str]], Iterable[str]] | None = None
+    ) -> dict[str, CounterBaseline]:
+        """Return every device's last committed raw counters (the clock's `baselines`; read-only).
+
+        `keep(device_id, names)` picks the interfaces to decode (all when None).
+        """
+        return latest_q.load_baselines(self._conn, keep)
 
     def inventory(self, device_id: str) -> dict[str, Any] | None:
         """Return a device's inventory document (plus `collected_at`), or None."""

@@ -33,6 +33,7 @@ from panfm.web.metrics_collector import (
     build_devices,
     fleet_families,
     head_families,
+    interface_picker,
     tail_families,
 )
 from panfm.web.request_metrics import init_request_metrics
@@ -140,7 +141,7 @@ def _load(settings: Settings, device: str | None, now: float,
                     "statuses": reader.device_statuses(),
                     "dataplanes": reader.dataplane_cpu_all(),
                     "inventories": reader.inventory_all(),
-                    "baselines": reader.baselines(),
+                    "baselines": reader.baselines(interface_picker(catalogue, settings.metrics_interfaces)),
                 }
             clock = reader.clock_stats()
     except _READ_ERRORS as exc:

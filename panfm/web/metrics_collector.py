@@ -9,9 +9,9 @@ is unknown are left out: Prometheus sees a gap, never a NaN or a made-up 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -106,6 +106,21 @@ def select_interfaces(
     if mode == "all":
         return tuple(sorted(counters))
     return tuple(n for n in counted_names(counters, chosen) if n in counters)
+
+
+def interface_picker(
+    catalogue: Iterable[Mapping[str, Any]], mode: str
+) -> Callable[[str, Collection[str]], tuple[str, ...]]:
+    """`keep(device_id, names)` for `SampleReader.baselines`: the names `build_devices` will show (decode no other)."""
+    chosen = {dev["id"]: tuple(dev.get("interfaces", ())) for dev in catalogue if dev.get("enabled", True)}
+
+    def keep(device_id: str, names: Collection[str]) -> tuple[str, ...]:
+        if device_id not in chosen:
+            return ()
+        # select_interfaces reads only the names of its mapping.
+        return select_interfaces(cast(Mapping[str, InterfaceCounters], dict.fromkeys(names)), chosen[device_id], mode)
+
+    return keep
 
 
 def build_devices(
