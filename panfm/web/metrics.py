@@ -1,9 +1,11 @@
 """`GET /metrics`: Prometheus (text or OpenMetrics) from the database, never from a firewall.
 
 Access is the route's own (no session, no CSRF): `Authorization: Bearer <metrics_token>`,
-or anyone when `metrics_public` is true. Each app has its own `CollectorRegistry` holding one
-`PanfmCollector`; a `?device=NAME` scrape uses a registry of its own for that request. The
-reading happens here (`load_snapshot`), the families in `panfm/web/metrics_collector.py`.
+or anyone when `metrics_public` is true. A whole-fleet scrape is `fleet_body`: `panfm_up`, the
+device/interface/alert families (cached per worker and format in a `ScrapeCache`), the clock's,
+then the app's own `CollectorRegistry` (the request metrics). A `?device=NAME` scrape uses a
+registry of its own holding a `PanfmCollector`. The reading happens here (`load_snapshot`),
+the families in `panfm/web/metrics_collector.py`.
 """
 
 from __future__ import annotations
