@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from panfm.models import CounterBaseline, DeviceSample, DeviceStatus, InterfaceCounters, InterfaceSample
@@ -68,16 +69,23 @@ def interfaces_latest(conn: sqlite3.Connection, device_id: str) -> list[Interfac
     return [row_to_iface(r) for r in conn.execute(LATEST_IFACES_SQL, (device_id,))]
 
 
-def load_baselines(conn: sqlite3.Connection) -> dict[str, CounterBaseline]:
-    """Return the persisted raw counters of every device (64-bit values kept exact)."""
+def load_baselines(
+    conn: sqlite3.Connection, keep: Callable[[str, Collection[str]], Iterable[str]] | None = None
+) -> dict[str, CounterBaseline]:
+    """Return the persisted raw counters of every device (64-bit values kept exact).
+
+    `keep(device_id, names)` picks the interfaces to decode (the others are left out); all when None.
+    """
     out = {}
     for device_id, ts, serial, uptime, counters, rtt_ms in conn.execute(
         "SELECT device_id, ts, serial, uptime_seconds, counters, rtt_ms FROM baselines"
     ):
-        parsed = {
-            name: InterfaceCounters(name, int(ib), int(ob), int(ip), int(op), int(ie), int(idr), source=src)
-            for name, (ib, ob, ip, op, ie, idr, src) in json.loads(counters).items()
-        }
+        raw = json.loads(counters)
+        names = raw if keep is None else [n for n in keep(device_id, raw.keys()) if n in raw]
+        parsed = {}
+        for name in names:
+            ib, ob, ip, op, ie, idr, src = raw[name]
+            parsed[name] = InterfaceCounters(name, int(ib), int(ob), int(ip), int(op), int(ie), int(idr), source=src)
         out[device_id] = CounterBaseline(device_id, ts, serial, uptime, parsed, rtt_ms)
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -309,6 +309,21 @@ class SampleReader:
         """Return the stored state of every device."""
         return latest_q.load_statuses(self._conn)
 
+    def change_marker(self) -> tuple[Any, ...]:
+        """A cheap value that changes with every committed cycle or inventory write (the web's cache key).
+
+        Newest poll, baseline, inventory and dataplane times with the row counts (a device's rows
+        removed change a count); a clock cycle updates every device's status in the same
+        transaction as its samples, counters and dataplane CPU.
+        """
+        row = self._conn.execute(
+            "SELECT (SELECT max(last_poll) FROM device_status), (SELECT max(last_success) FROM device_status),"
+            " (SELECT count(*) FROM device_status), (SELECT max(ts) FROM baselines), (SELECT count(*) FROM baselines),"
+            " (SELECT max(ts) FROM inventory), (SELECT count(*) FROM inventory),"
+            " (SELECT max(ts) FROM dataplane_latest), (SELECT count(*) FROM dataplane_latest)"
+        ).fetchone()
+        return tuple(row)
+
     def dataplane_cpu(self, device_id: str) -> dict[str, Any] | None:
         """Return the latest per-dataplane CPU of a device: {"ts", "dataplanes", "busiest_core"}, or None."""
         row = self._conn.execute("SELECT ts, doc FROM dataplane_latest WHERE device_id = ?", (device_id,)).fetchone()
@@ -319,9 +334,14 @@ class SampleReader:
         rows = self._conn.execute("SELECT device_id, ts, doc FROM dataplane_latest")
         return {r[0]: {**json.loads(r[2]), "ts": r[1] / 1000} for r in rows}
 
-    def baselines(self) -> dict[str, CounterBaseline]:
-        """Return every device's last committed raw counters (the clock's `baselines`; read-only)."""
-        return latest_q.load_baselines(self._conn)
+    def baselines(
+        self, keep: Callable[[str, Collection[str]], Iterable[str]] | None = None
+    ) -> dict[str, CounterBaseline]:
+        """Return every device's last committed raw counters (the clock's `baselines`; read-only).
+
+        `keep(device_id, names)` picks the interfaces to decode (all when None).
+        """
+        return latest_q.load_baselines(self._conn, keep)
 
     def inventory(self, device_id: str) -> dict[str, Any] | None:
         """Return a device's inventory document (plus `collected_at`), or None."""

@@ -9,9 +9,9 @@ is unknown are left out: Prometheus sees a gap, never a NaN or a made-up 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -108,6 +108,21 @@ def select_interfaces(
     return tuple(n for n in counted_names(counters, chosen) if n in counters)
 
 
+def interface_picker(
+    catalogue: Iterable[Mapping[str, Any]], mode: str
+) -> Callable[[str, Collection[str]], tuple[str, ...]]:
+    """`keep(device_id, names)` for `SampleReader.baselines`: the names `build_devices` will show (decode no other)."""
+    chosen = {dev["id"]: tuple(dev.get("interfaces", ())) for dev in catalogue if dev.get("enabled", True)}
+
+    def keep(device_id: str, names: Collection[str]) -> tuple[str, ...]:
+        if device_id not in chosen:
+            return ()
+        # select_interfaces reads only the names of its mapping.
+        return select_interfaces(cast(Mapping[str, InterfaceCounters], dict.fromkeys(names)), chosen[device_id], mode)
+
+    return keep
+
+
 def build_devices(
     catalogue: Iterable[Mapping[str, Any]],
     *,
@@ -160,7 +175,24 @@ def build_devices(
 
 def families(snap: Snapshot) -> Iterator[Metric]:
     """Yield every metric family of one scrape (empty families are left out)."""
+    yield from head_families(snap)
+    yield from fleet_families(snap)
+    yield from tail_families(snap)
+
+
+def head_families(snap: Snapshot) -> Iterator[Metric]:
+    """The first family of a scrape: `panfm_up` (changes with every read, never cached)."""
     yield GaugeMetricFamily("panfm_up", "1 when PANfm's databases could be read, else 0.", value=1 if snap.up else 0)
+
+
+def tail_families(snap: Snapshot) -> Iterator[Metric]:
+    """The clock's families (the heartbeat's age changes with every scrape, never cached)."""
+    if snap.clock is not None:
+        yield from _clock_families(snap.clock, snap.devices, snap.now)
+
+
+def fleet_families(snap: Snapshot) -> Iterator[Metric]:
+    """The device, interface and alert families: what only a committed write changes (the web caches them)."""
     yield from _device_families(snap.devices)
     yield from _interface_families(snap.devices)
     alerts = GaugeMetricFamily("panfm_alert_active", "Firing alerts of a rule on a device (1 for one series).",
@@ -168,8 +200,6 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     for (device, rule, severity), count in sorted(snap.alerts.items()):
         alerts.add_metric([device, rule, severity], count)
     yield alerts
-    if snap.clock is not None:
-        yield from _clock_families(snap.clock, snap.devices, snap.now)
 
 
 def _device_families(devices: tuple[DeviceView, ...]) -> Iterator[Metric]:

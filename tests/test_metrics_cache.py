@@ -1,0 +1,144 @@
+"""The whole-fleet /metrics answer: built from a per-process cache, yet byte for byte the plain encoding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import SIM_NETWORKS
+from helpers.alerts import INITIAL, Clock
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+import panfm.settings as config
+from app import create_app
+from panfm.web.metrics import ScrapeCache, fleet_body, load_snapshot
+from panfm.web.metrics_collector import PanfmCollector
+
+TOKEN = "cache-token-0123456789abcdef"  # nosec B105 (a test token)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+@pytest.fixture()
+def polled(tmp_path, sim_fleet):
+    clk = Clock(tmp_path / "data")
+    ids = [clk.add_device(e) for e in sim_fleet.inventory[:2]]
+    clk.add_rule(name='Busy "rule"', metric="sessions_active", operator=">", threshold=0, severity="warning",
+                 for_s=0, channel_ids=[])
+    for _ in range(2):
+        clk.cycle()
+        clk.offset += 5
+    yield clk, ids
+    clk.close()
+
+
+def settings_for(clk: Clock, **overrides: object) -> config.Settings:
+    return config.load_settings(env={}, overrides={
+        "data_dir": str(clk.ctx.data_dir), "admin_password": INITIAL, "allowed_device_networks": SIM_NETWORKS,
+        "metrics_token": TOKEN, **overrides})
+
+
+def plain(settings: config.Settings, own: CollectorRegistry, accept: str, now: float) -> bytes:
+    """What one registry holding the database's collector and the request metrics encodes."""
+    encoder, _ = choose_encoder(accept)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PanfmCollector(lambda: load_snapshot(settings, None, now)))
+    for collector in list(own._collector_to_names):  # the request metrics, in their order
+        registry.register(collector)
+    return encoder(registry)
+
+
+@pytest.mark.parametrize("accept", ["", OPENMETRICS])
+@pytest.mark.parametrize("mode", ["counted", "all"])
+def test_a_cached_answer_is_byte_for_byte_the_plain_encoding(polled, accept, mode):
+    clk, _ = polled
+    settings = settings_for(clk, metrics_interfaces=mode)
+    app = create_app(settings)
+    app.test_client().get("/api/version")  # some request metrics
+    own, cache = app.extensions["panfm_metrics"], ScrapeCache()
+    encoder, content_type = choose_encoder(accept)
+    now = clk.ctx.clock()
+    first = fleet_body(settings, cache, own, encoder, content_type, now)  # a miss: builds the entry
+    again = fleet_body(settings, cache, own, encoder, content_type, now)  # a hit
+    expected = plain(settings, own, accept, now)
+    assert first == expected
+    assert again == expected
+    assert cache.get(content_type, object()) is None
+    assert b"panfm_interface_receive_bytes_total" in expected
+    if accept:
+        assert expected.endswith(b"# EOF\n") and expected.count(b"# EOF") == 1
+
+
+def values(body: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {tuple(sorted(s.labels.items())): s.value
+            for fam in parse_text(body) for s in fam.samples if s.name == name}
+
+
+def test_a_new_cycle_and_a_rename_change_the_next_scrape(polled):
+    clk, ids = polled
+    web = create_app(settings_for(clk)).test_client()
+    before = web.get("/metrics", headers=AUTH).get_data(as_text=True)
+    assert web.get("/metrics", headers=AUTH).get_data(as_text=True).split("panfm_clock")[0] == \
+        before.split("panfm_clock")[0]  # unchanged data: the same fleet part
+    last = values(before, "panfm_device_last_poll_timestamp_seconds")
+    counters = values(before, "panfm_interface_receive_bytes_total")
+    assert last and counters
+
+    clk.offset += 5
+    clk.cycle()  # a new committed cycle: newer poll times and counters on the next scrape
+    after = web.get("/metrics", headers=AUTH).get_data(as_text=True)
+    newer = values(after, "panfm_device_last_poll_timestamp_seconds")
+    assert newer.keys() == last.keys()
+    assert all(newer[k] > last[k] for k in last)
+    assert values(after, "panfm_interface_receive_bytes_total") != counters
+
+    device = clk.ctx.devices.get(ids[0])
+    assert device is not None
+    clk.ctx.devices.update(dataclasses.replace(device, name="renamed-fw"))
+    renamed = web.get("/metrics", headers=AUTH).get_data(as_text=True)
+    names = {dict(k)["device"] for k in values(renamed, "panfm_device_up")}
+    assert "renamed-fw" in names and device.name not in names
+
+
+@pytest.mark.parametrize("accept", ["", OPENMETRICS, OPENMETRICS + "; escaping=allow-utf-8"])
+def test_the_lean_encoder_writes_prometheus_clients_bytes_for_hostile_strings(accept):
+    from panfm.models import InterfaceCounters
+    from panfm.web.metrics import _encode, _leanable, lean_encode
+    from panfm.web.metrics_collector import DeviceView, InterfaceView, Snapshot, fleet_families
+
+    odd = 'fw "q" \\ back\nslash é'
+    counters = InterfaceCounters("ethernet1/1", 2**63 + 5, 10**15, 1, 0, 7, 3, source="hw")
+    devices = tuple(
+        DeviceView(name=name, state=state, last_success=1_700_000_000.123456, dataplanes=(("dp0", 12.5), ("dp1", None)),
+                   serial='S\\"1', model="PA-\n440", sw_version="", ha_state="active",
+                   interfaces=(InterfaceView("ethernet1/1", counters, "physical", 'z"o\\ne\n', "10000"),
+                               InterfaceView("tunnel.1", counters)),
+                   counters_ts=1_700_000_000.987654)
+        for name, state in ((odd, "up"), ("b", "down"), ("c", "unknown")))
+    snap = Snapshot(up=True, now=1_700_000_100.0, devices=devices,
+                    alerts={(odd, 'r"u\\le\n', "warning"): 2, ("b", "x", "critical"): 1})
+    encoder, content_type = choose_encoder(accept)
+    openmetrics = bool(accept)
+    assert _leanable(content_type)
+    lean = lean_encode(encoder, fleet_families(snap), openmetrics)
+    assert lean == _encode(encoder, fleet_families(snap), openmetrics)
+    assert b'fw \\"q\\" \\\\ back\\nslash' in lean
+
+
+def test_other_escapings_are_left_to_prometheus_client():
+    from panfm.web.metrics import _leanable
+
+    _, content_type = choose_encoder("application/openmetrics-text; version=1.0.0; escaping=dots")
+    assert not _leanable(content_type)
+
+
+def test_the_cache_keeps_a_few_formats_only():
+    from panfm.web.metrics import MAX_CACHED_FORMATS
+
+    cache = ScrapeCache()
+    for i in range(10):
+        cache.put(f"application/openmetrics-text; version=1.0.{i}", "k", (), b"x")
+    assert len(cache._entries) == MAX_CACHED_FORMATS
+    assert cache.get("application/openmetrics-text; version=1.0.9", "k") == ((), b"x")
