@@ -12,7 +12,6 @@ from panfm.alerting.channels import channel_to_stored, mask_channel, validate_ch
 from panfm.alerting.jobs import evaluate_alerts, notify_once
 from panfm.alerting.notify import address_refusal, send_test
 from panfm.alerting.rules import SEVERITIES, validate_maintenance, validate_rule
-from panfm.alerting.run import run_evaluation
 from panfm.alerting.templates import TEMPLATES, apply_template
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "evaluate_alerts",
     "mask_channel",
     "notify_once",
-    "run_evaluation",
     "send_test",
     "validate_channel",
     "validate_maintenance",

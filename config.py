@@ -7,35 +7,27 @@ from its default, then the data folder's `settings.json` (what the UI edits), th
 Fernet key of the data folder.
 """
 
-from panfm.settings import (
-    ENV_PREFIX,
-    KEY_FILE,
-    PRIVATE_UMASK,
-    SECRET_KEY_FILE,
+from panfm.settings.files import (
+    atomic_write,
+    create_once,
+    ensure_data_dir,
+    private_umask,
+    save_settings,
+)
+from panfm.settings.numbers import bounded_int, bounded_number
+from panfm.settings.secretbox import KEY_FILE, SECRET_KEY_FILE, SecretBox, secret_key
+from panfm.settings.values import (
     SETTINGS_FILE,
     ConfigError,
-    SecretBox,
     Settings,
-    atomic_write,
-    bounded_int,
-    bounded_number,
     coerce,
-    create_once,
     declared,
-    ensure_data_dir,
-    env_values,
     load_settings,
-    make_private,
-    private_umask,
     read_settings_file,
-    save_settings,
-    secret_key,
 )
 
 __all__ = [
-    "ENV_PREFIX",
     "KEY_FILE",
-    "PRIVATE_UMASK",
     "SECRET_KEY_FILE",
     "SETTINGS_FILE",
     "ConfigError",
@@ -48,9 +40,7 @@ __all__ = [
     "create_once",
     "declared",
     "ensure_data_dir",
-    "env_values",
     "load_settings",
-    "make_private",
     "private_umask",
     "read_settings_file",
     "save_settings",

@@ -20,8 +20,8 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 import panfm.storage.alerts_store as alerts_store
 import panfm.storage.config_store as config_store
 from panfm.storage.alerts_store import ALERTS_DB
-from panfm.storage.auth_store import SESSIONS_DB, LoginFailures, SessionStore, UserStore
-from panfm.storage.config_store import CONFIG_DB, DOC_TABLES, DeviceStore, DocTable
+from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
+from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
@@ -30,9 +30,7 @@ from panfm.storage.stores import Stores, open_stores
 __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
-    "DOC_TABLES",
     "HISTORY_DB",
-    "SESSIONS_DB",
     "DatabaseError",
     "DeviceStore",
     "DocTable",

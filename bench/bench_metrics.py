@@ -37,6 +37,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from config import SecretBox  # noqa: E402
 from panfm.alerting.rules import rule_from_doc, validate_rule  # noqa: E402
 from panfm.models import DeviceConfig, TlsConfig  # noqa: E402
 from panfm.models.alerts import AlertState, Transition  # noqa: E402
@@ -49,7 +50,6 @@ from panfm.models.samples import (  # noqa: E402
     DeviceStatus,
     InterfaceSample,
 )
-from panfm.settings import SecretBox  # noqa: E402
 from panfm.storage import alerts_store  # noqa: E402
 from panfm.storage.config_store import DeviceStore, DocTable  # noqa: E402
 from panfm.storage.samples import HISTORY_DB, SampleStore  # noqa: E402
@@ -233,6 +233,26 @@ def scrape(url: str, accept: str | None, n: int) -> dict[str, Any]:
             "content_type": r.headers["Content-Type"]}
 
 
+def scrape_misses(url: str, n: int) -> dict[str, Any]:
+    """N OpenMetrics scrapes that each rebuild the cached body (what the first scrape after a cycle pays).
+
+    The cache keeps one entry per content type, and the content type echoes the `version` of the
+    `Accept` header: a version of its own per scrape makes every scrape a miss.
+    """
+    times = []
+    with requests.Session() as s:
+        for i in range(n):
+            headers = {"Authorization": f"Bearer {TOKEN}",
+                       "Accept": f"application/openmetrics-text; version=1.0.{100 + i}"}
+            t0 = time.perf_counter()
+            r = s.get(url + "/metrics", headers=headers, timeout=60)
+            times.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                raise SystemExit(f"/metrics: HTTP {r.status_code}")
+    return {"scrapes": n, "p50_ms": round(statistics.median(times), 1), "p95_ms": round(pct(times, 0.95), 1),
+            "max_ms": round(max(times), 1)}
+
+
 def run_web(data: Path, mode: str, scrapes: int) -> dict[str, Any]:
     port = free_port()
     env = {**os.environ, "PANFM_DATA_DIR": str(data), "PANFM_PORT": str(port), "PANFM_BIND_HOST": "127.0.0.1",
@@ -254,7 +274,8 @@ def run_web(data: Path, mode: str, scrapes: int) -> dict[str, Any]:
                 if time.time() > deadline:
                     raise SystemExit("gunicorn did not start") from None
                 time.sleep(0.1)
-        return {"text": scrape(url, None, scrapes), "openmetrics": scrape(url, OPENMETRICS, scrapes)}
+        return {"text": scrape(url, None, scrapes), "openmetrics": scrape(url, OPENMETRICS, scrapes),
+                "openmetrics_misses": scrape_misses(url, 30)}
     finally:
         proc.terminate()
         proc.wait(timeout=15)

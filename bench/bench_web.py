@@ -33,8 +33,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from config import SecretBox  # noqa: E402
 from panfm.models import DeviceConfig, TlsConfig  # noqa: E402
-from panfm.settings import SecretBox  # noqa: E402
 from panfm.storage.config_store import DeviceStore  # noqa: E402
 from panfm.storage.samples import HISTORY_DB  # noqa: E402
 

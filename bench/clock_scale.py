@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import panfm.settings as config  # noqa: E402
+import config  # noqa: E402
 from panfm.models import DeviceConfig, TlsConfig  # noqa: E402
 from panfm.storage.config_store import DeviceStore  # noqa: E402
 

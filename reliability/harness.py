@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import requests
 
-import panfm.settings as config
+import config
 from panfm.collector.metrics import is_physical
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.config_store import DeviceStore

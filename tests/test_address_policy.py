@@ -17,8 +17,8 @@ from helpers.alerts import Receiver
 from helpers.devices import Recorder
 
 import clock
+import config
 import panfm.alerting.notify as alerts_notify
-import panfm.settings as config
 from app import create_app
 from panfm.models import AddressPolicy
 from panfm.storage.config_store import DeviceStore

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import clock
-import panfm.settings as config
+import config
 from panfm.alerting.evaluate import Observations, evaluate
 from panfm.alerting.jobs import evaluate_alerts
 from panfm.alerting.run import run_evaluation

@@ -19,11 +19,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from conftest import LOOPBACK
 
+from config import SecretBox
 from panfm.alerting.channels import channel_to_stored, validate_channel
 from panfm.alerting.notify import format_message, redact, send_pending, send_test
 from panfm.alerting.run import run_evaluation
 from panfm.models import CycleResult, DeviceSample, DeviceStatus
-from panfm.settings import SecretBox
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC).timestamp()
 BASE_URL = "https://panfm.example.net"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from config import SecretBox
 from panfm.alerting.channels import channel_to_stored, mask_channel, validate_channel
 from panfm.alerting.rules import in_maintenance, rule_from_doc, validate_maintenance, validate_rule, window_from_doc
 from panfm.alerting.templates import TEMPLATES, apply_template
-from panfm.settings import SecretBox
 from panfm.storage.config_store import DocTable
 
 

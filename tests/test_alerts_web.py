@@ -13,7 +13,7 @@ import pytest
 from conftest import SIM_NETWORKS
 from helpers.alerts import Receiver
 
-import panfm.settings as config
+import config
 from app import create_app
 from panfm.alerting.run import run_evaluation
 from panfm.models import CycleResult, DeviceStatus
@@ -305,7 +305,7 @@ def test_it_filters_history_and_refuses_bad_filters(tmp_path):
 
 def test_a_damaged_alerts_db_answers_503_not_500(tmp_path):
     from app import create_app
-    from panfm.settings import load_settings
+    from config import load_settings
 
     settings = load_settings(env={"PANFM_DATA_DIR": str(tmp_path), "PANFM_ADMIN_PASSWORD": "initial-password-x"})
     app = create_app(settings)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import panfm.settings as config
+import config
 from app import create_app
 
 INITIAL = "initial-password-1"

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SIM_ENV, SIM_NETWORKS
+from helpers.storage import stored_clock_stats
 
 import clock
-import panfm.settings as config
+import config
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.config_store import DeviceStore
 from panfm.storage.samples import HISTORY_DB, SampleReader
@@ -39,16 +40,6 @@ def wait_for(predicate, timeout=15.0, what="condition"):
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
-
-def clock_stats(data_dir):
-    db = data_dir / HISTORY_DB
-    if not db.exists():
-        return None
-    try:
-        with SampleReader.open(db) as reader:
-            return reader.clock_stats()
-    except Exception:
-        return None
 
 
 @pytest.fixture
@@ -117,7 +108,7 @@ def test_it_runs_an_after_cycle_hook_only_after_the_commit(ctx):
 def test_it_refuses_a_second_clock_and_stops_on_sigterm_with_exit_0(tmp_path):
     first = start_clock(tmp_path)
     try:
-        wait_for(lambda: clock_stats(tmp_path), what="first heartbeat")
+        wait_for(lambda: stored_clock_stats(tmp_path), what="first heartbeat")
         second = subprocess.run([sys.executable, str(ROOT / "clock.py")], cwd=ROOT, env=_env(tmp_path),
                                 capture_output=True, text=True, timeout=30)
         assert second.returncode != 0

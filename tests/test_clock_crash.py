@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import SIM_ENV, start_sim
 
-import panfm.settings as config
+import config
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.config_store import DeviceStore
 from panfm.storage.samples import HISTORY_DB, SampleReader

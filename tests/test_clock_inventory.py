@@ -8,7 +8,7 @@ import pytest
 from helpers.collector import MONITOR, FakeClient, ctr
 
 import clock
-import panfm.settings as config
+import config
 from panfm.collector.cycle import Collector
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.config_store import DeviceStore

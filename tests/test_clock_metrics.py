@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import SIM_ENV, device_for, require
+from helpers.storage import stored_clock_stats
 from prometheus_client.parser import text_string_to_metric_families
 
-import panfm.settings as config
+import config
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.config_store import DeviceStore
-from panfm.storage.samples import HISTORY_DB, SampleReader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,16 +83,6 @@ def _try_scrape(port):
     except OSError:
         return None
 
-
-def _heartbeat(data_dir):
-    db = data_dir / HISTORY_DB
-    if not db.exists():
-        return None
-    try:
-        with SampleReader.open(db) as reader:
-            return reader.clock_stats()
-    except Exception:
-        return None
 
 
 @pytest.fixture
@@ -170,7 +160,7 @@ def test_the_clock_listens_on_no_port_by_default(tmp_path):
     require(Path("/proc/net/tcp").exists(), "/proc/net/tcp (Linux)")
     proc = _start(tmp_path)
     try:
-        _wait_for(lambda: _heartbeat(tmp_path), what="first heartbeat")
+        _wait_for(lambda: stored_clock_stats(tmp_path), what="first heartbeat")
         assert not _socket_inodes(proc.pid) & _listening_inodes()
     finally:
         _stop(proc)

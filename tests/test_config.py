@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-import panfm.settings as config
-from panfm.settings import ConfigError, SecretBox, load_settings, save_settings
+import config
+from config import ConfigError, SecretBox, load_settings, save_settings
 
 
 def test_it_uses_defaults_without_env_or_file(tmp_path):

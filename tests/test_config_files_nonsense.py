@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import panfm.settings as config
+import config
 from app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
+from config import SecretBox
 from panfm.models import DeviceConfig, TlsConfig
-from panfm.settings import SecretBox
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable, connect, device_catalogue
 
 

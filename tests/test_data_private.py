@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-import panfm.settings as config
+import config
 from app import create_app
 from panfm.storage.samples import HISTORY_DB, SampleReader
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+import config
 import panfm.ops.healthcheck as healthcheck
-import panfm.settings as config
 from app import create_app
 from panfm.storage.samples import HISTORY_DB, SampleStore
 

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 import panfm.ops.logsetup as logsetup
 import panfm.redact as logsafe
-from panfm.settings import load_settings
+from config import load_settings
 
 KEY = "LUFRPT14MW5xOEo1R09KVlBZNnpnemh0VHRBOWl6TGM9bXcwM3JHUGVhRlNiY0dCR0srNERUQT09"
 PASSWORD = "hunter2-correct-horse"

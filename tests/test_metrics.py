@@ -14,7 +14,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 import clock
-import panfm.settings as config
+import config
 from app import create_app
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.samples import HISTORY_DB, SampleReader

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-import panfm.settings as config
+import config
 from app import create_app
 from panfm.web.metrics import ScrapeCache, fleet_body, load_snapshot
 from panfm.web.metrics_collector import PanfmCollector

@@ -27,10 +27,10 @@ import pytest
 from conftest import SIM_NETWORKS, start_sim
 
 import clock
+import config
 import panfm.alerting.jobs as clock_alerts
 import panfm.ops.logsetup as logsetup
 import panfm.redact as logsafe
-import panfm.settings as config
 from app import create_app
 from panfm.storage.config_store import DeviceStore
 

@@ -22,7 +22,7 @@ from helpers.monitoring import alerting_rules, dashboard_exprs, grafana_to_promq
 from helpers.prometheus import Prometheus
 from werkzeug.serving import make_server
 
-import panfm.settings as config
+import config
 from app import create_app
 
 TOKEN = "prometheus-scrape-test-token"

@@ -18,7 +18,7 @@ from conftest import require
 from flask import Flask
 from flask.testing import FlaskClient
 
-import panfm.settings as config
+import config
 from app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from helpers.web import add_device, make_client
 
-import panfm.settings as config
+import config
 from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
 from panfm.storage.samples import HISTORY_DB, SampleStore
 

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import panfm.settings as config
+import config
 import panfm.web.auth as web_auth
 from app import create_app
 

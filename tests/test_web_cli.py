@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-import panfm.settings as config
+import config
 import panfm.storage.config_store as config_store
 from app import create_app
 from panfm.models import CycleResult, DeviceSample

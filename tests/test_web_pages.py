@@ -13,7 +13,7 @@ from conftest import require
 
 import panfm.web.pages as web_pages
 from app import create_app
-from panfm.settings import load_settings, save_settings
+from config import load_settings, save_settings
 from panfm.storage.samples import HISTORY_DB, SampleStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-import panfm.settings as config
+import config
 from app import create_app
 
 INITIAL = "initial-password-1"

@@ -14,8 +14,8 @@ from typing import Any
 from conftest import LOOPBACK, SIM_NETWORKS
 
 import clock
+import config
 import panfm.alerting.jobs as clock_alerts
-import panfm.settings as config
 from app import create_app
 from panfm.alerting.channels import channel_to_stored, validate_channel
 from panfm.collector.cycle import Collector, panos_client_factory

@@ -8,7 +8,7 @@ from typing import Any
 
 from conftest import SIM_NETWORKS
 
-import panfm.settings as config
+import config
 from app import create_app
 from panos_sim.certs import make_context
 

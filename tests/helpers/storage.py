@@ -1,8 +1,11 @@
 """Storage helpers: sample and cycle builders at a fixed time T0, and a one-off query of a database file."""
 
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
+from panfm.storage.samples import HISTORY_DB, SampleReader
 
 T0 = 1_700_000_100.0  # 2023-11-14T22:15:00Z, a 5-minute and (not) an hour boundary
 
@@ -34,3 +37,15 @@ def rows(db, sql, params=()):
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def stored_clock_stats(data_dir: Path) -> dict[str, Any] | None:
+    """The clock's stats and heartbeat as a running clock stored them; None before it wrote any."""
+    db = data_dir / HISTORY_DB
+    if not db.exists():
+        return None
+    try:
+        with SampleReader.open(db) as reader:
+            return reader.clock_stats()
+    except Exception:  # a clock creating the file right now
+        return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import panfm.settings as config
+import config
 from app import create_app
 
 INITIAL = "initial-password-1"
