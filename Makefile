@@ -22,7 +22,10 @@ prereqs:
 prereqs-test: prereqs
 	@for tool in chromium curl ps prometheus promtool; do command -v $$tool >/dev/null || { \
 	  echo "Missing $$tool (browser tests, cli-test.sh, process checks, Prometheus checks). Install the test prerequisites with:"; \
-	  echo "  sudo apt-get install -y chromium curl procps prometheus"; exit 1; }; done
+	  echo "  sudo apt-get install -y chromium curl procps prometheus postgresql"; exit 1; }; done
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "Missing the PostgreSQL server (initdb, pg_ctl: the PostgreSQL tests start their own). Install the test prerequisites with:"; \
+	  echo "  sudo apt-get install -y chromium curl procps prometheus postgresql"; exit 1; }
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -337,3 +337,25 @@ def clk(tmp_path):
     c = Clock(tmp_path / "data")
     yield c
     c.close()
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A PostgreSQL server of the session's own (helpers.postgres.PgServer; one per xdist worker)."""
+    from helpers.postgres import PgServer, pg_bindir
+
+    require(pg_bindir(), "PostgreSQL server binaries (apt-get install postgresql)")
+    server = PgServer(tmp_path_factory.mktemp("pg"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a fresh, empty PostgreSQL database for this test alone."""
+    return pg_server.fresh_database()

@@ -24,13 +24,14 @@ def test_ci_installs_exactly_the_readme_prerequisites():
 
 # Programs the suite runs (besides Python and bash), and the Debian package of each. mount(8)
 # (the disk-full scenario) is in every Debian system, priority required.
-PROGRAMS = {"chromium": "chromium", "curl": "curl", "ps": "procps", "promtool": "prometheus"}
+PROGRAMS = {"chromium": "chromium", "curl": "curl", "ps": "procps", "promtool": "prometheus", "initdb": "postgresql"}
 
 
 def test_the_readme_apt_line_installs_every_program_the_suite_runs():
     (line,) = re.findall(r"^\s*apt-get install -y (.+)$", (ROOT / "README.md").read_text(), re.M)
     packages = set(line.split())
-    sources = "\n".join(p.read_text() for p in [*(ROOT / "tests").glob("*.py"), ROOT / "cli-test.sh"])
+    files = [*(ROOT / "tests").glob("*.py"), *(ROOT / "tests/helpers").glob("*.py"), ROOT / "cli-test.sh"]
+    sources = "\n".join(p.read_text() for p in files)
     for program, package in PROGRAMS.items():
         assert re.search(rf"[\"'/ (]{program}[\"' ]", sources), f"the suite no longer runs {program}: drop it here"
         assert package in packages, f"the README's apt-get line lacks {package} (for {program})"
