@@ -369,11 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     if settings.clock_metrics_port:
         metrics = ClockMetrics()
         try:
-            metrics.serve(settings.bind_host, settings.clock_metrics_port)
+            metrics.serve(settings.bind_host, settings.clock_metrics_port,
+                          token=settings.metrics_token, public=settings.metrics_public)
         except MetricsPortUnavailable as exc:
             log.error("[CLOCK INIT] cannot start: %s", exc)
             return 2
         log.info("[CLOCK INIT] process metrics on %s:%d", settings.bind_host, settings.clock_metrics_port)
+        if not (settings.metrics_token or settings.metrics_public):
+            log.warning("[CLOCK INIT] clock_metrics_port is set but neither metrics_token nor metrics_public:"
+                        " every scrape of the clock's metrics gets 401")
     try:
         ctx = build_context(settings, metrics)
     except config.ConfigError as exc:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -59,9 +60,25 @@ def _wait_for(predicate, timeout=40.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+TOKEN = "clock-scrape-token-0123456789"
+
+
+def _scrape(port, token=TOKEN):
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    with urllib.request.urlopen(req, timeout=5) as resp:
         return resp.read().decode()
+
+
+def _status(port, token):
+    """(HTTP status, WWW-Authenticate, body) of one scrape; status 0 while nothing listens yet."""
+    try:
+        _scrape(port, token)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("WWW-Authenticate", ""), exc.read().decode()
+    except OSError:
+        return 0, "", ""
+    return 200, "", ""
 
 
 def _samples(text):
@@ -98,7 +115,7 @@ def fleet_folder(tmp_path, private_fleet):
 @pytest.mark.slow
 def test_the_clock_serves_poll_cycle_breaker_and_job_metrics(fleet_folder):
     port = _free_port()
-    proc = _start(fleet_folder, PANFM_CLOCK_METRICS_PORT=str(port))
+    proc = _start(fleet_folder, PANFM_CLOCK_METRICS_PORT=str(port), PANFM_METRICS_TOKEN=TOKEN)
     try:
         first = _wait_for(
             lambda: (s := _try_scrape(port)) and _value(s, "panfm_clock_cycle_duration_seconds_count") >= 1 and s,
@@ -164,6 +181,59 @@ def test_the_clock_listens_on_no_port_by_default(tmp_path):
         assert not _socket_inodes(proc.pid) & _listening_inodes()
     finally:
         _stop(proc)
+
+
+@pytest.mark.slow
+def test_the_clock_port_asks_for_the_metrics_token_as_the_web_does(tmp_path):
+    port = _free_port()
+    proc = _start(tmp_path, PANFM_CLOCK_METRICS_PORT=str(port), PANFM_METRICS_TOKEN=TOKEN)
+    try:
+        _wait_for(lambda: _try_scrape(port), what="the metrics port")
+        for wrong in (None, "", "not-the-token", TOKEN + "x", TOKEN[:-1]):
+            status, challenge, body = _status(port, wrong)
+            assert status == 401, wrong
+            assert challenge.startswith("Bearer")
+            assert "metrics_token" in body and TOKEN not in body
+        assert _status(port, TOKEN)[0] == 200
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
+def test_the_clock_port_without_a_token_refuses_unless_metrics_are_public(tmp_path):
+    port = _free_port()
+    proc = _start(tmp_path, PANFM_CLOCK_METRICS_PORT=str(port))
+    try:
+        _wait_for(lambda: _status(port, None)[0] == 401, what="the metrics port refusing")
+        assert _status(port, "")[0] == 401  # an empty token never matches an empty setting
+    finally:
+        out = _stop_output(proc)
+    assert "every scrape of the clock's metrics gets 401" in out
+
+    port = _free_port()
+    proc = _start(tmp_path, PANFM_CLOCK_METRICS_PORT=str(port), PANFM_METRICS_PUBLIC="true")
+    try:
+        samples = _wait_for(lambda: _try_scrape_open(port), what="the public metrics port")
+        assert ("panfm_clock_missed_runs_total", frozenset()) in samples
+    finally:
+        _stop(proc)
+
+
+def _try_scrape_open(port):
+    try:
+        return _samples(_scrape(port, token=None))
+    except OSError:
+        return None
+
+
+def _stop_output(proc):
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
 
 
 def test_a_port_in_use_stops_the_clock_with_a_message_naming_the_setting(tmp_path):

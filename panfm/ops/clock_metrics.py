@@ -2,15 +2,23 @@
 
 `ClockMetrics` holds a `CollectorRegistry` of its own (never prometheus_client's global one)
 and hands plain callbacks to the collector (`poll_observer()`), so `panfm/collector/` never
-imports prometheus_client. `serve(host, port)` starts prometheus_client's HTTP server on that
-registry in a daemon thread; a port in use raises `MetricsPortUnavailable`.
+imports prometheus_client. `serve(host, port, token=..., public=...)` serves that registry
+(prometheus_client's WSGI app behind the same access rule as the web's `/metrics`: a bearer
+token, or open when public) from a daemon thread; a port in use raises `MetricsPortUnavailable`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import hmac
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from throughput_collector import PollObserver
 
@@ -23,6 +31,52 @@ BREAKER_STATES = ("up", "down", "breaker_open", "unknown")
 
 class MetricsPortUnavailable(Exception):
     """The clock_metrics_port could not be bound (in use, or no permission)."""
+
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def bearer_matches(header: str, token: str) -> bool:
+    """Tell whether an `Authorization` header carries TOKEN as a bearer token (constant time).
+
+    An empty TOKEN never matches. The digests are compared, not the strings: compare_digest
+    returns early on a length mismatch, which would tell the token's length.
+    """
+    scheme, _, given = header.partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    given_digest = hashlib.sha256(given.strip().encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given_digest, hashlib.sha256(token.encode("utf-8")).digest())
+
+
+def guarded(app: WsgiApp, token: str, public: bool) -> WsgiApp:
+    """APP behind the web's `/metrics` rule: open when PUBLIC, else only with the bearer TOKEN (401)."""
+
+    def guard(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if public or bearer_matches(str(environ.get("HTTP_AUTHORIZATION", "")), token):
+            return app(environ, start_response)
+        # The given token is never logged or echoed: it may be a real one with a typo.
+        start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                            ("WWW-Authenticate", 'Bearer realm="panfm-clock-metrics"')])
+        return [b"a bearer token (setting metrics_token) is needed for the clock's metrics\n"]
+
+    return guard
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread per request, threads never joined (the process exits with them)."""
+
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing: a scrape every few seconds is not news."""
 
 
 class ClockMetrics:
@@ -83,11 +137,19 @@ class ClockMetrics:
     def job_missed(self) -> None:
         self.missed_runs.inc()
 
-    def serve(self, host: str, port: int) -> None:
-        """Serve the registry at http://host:port/ (any path) from a daemon thread."""
+    def serve(self, host: str, port: int, *, token: str = "", public: bool = False) -> WSGIServer:
+        """Serve the registry at http://host:port/ (any path) from a daemon thread; return the server.
+
+        Access as the web's `/metrics`: `Authorization: Bearer TOKEN`, or anyone when PUBLIC;
+        with neither, every scrape gets 401 (the clock logs a warning at start).
+        """
+        server_class = _Server6 if ":" in host else _Server
         try:
-            start_http_server(port, addr=host, registry=self.registry)
+            httpd = make_server(host, port, guarded(make_wsgi_app(self.registry), token, public),
+                                server_class, handler_class=_Quiet)
         except OSError as exc:
             raise MetricsPortUnavailable(
                 f"setting clock_metrics_port: cannot listen on {host}:{port} ({exc.strerror or exc})"
             ) from None
+        threading.Thread(target=httpd.serve_forever, name="clock-metrics", daemon=True).start()
+        return httpd
