@@ -30,7 +30,7 @@ from config import bounded_int
 from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, WebContext, ctx, device_exists, parse_iso
-from panfm.web.auth import current_user
+from panfm.web.identity import current_user
 from panfm.web.security import api_error
 from throughput_storage import DatabaseError, DocTable, alerts_store, config_store
 

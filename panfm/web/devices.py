@@ -15,9 +15,9 @@ from flask import Blueprint, jsonify
 
 from panfm.models import DeviceConfig, DeviceStatus
 from panfm.web.api import BadRequest, UnknownDevice, ctx, status_json
-from panfm.web.auth import current_user
 from panfm.web.connection_check import test_connection
 from panfm.web.device_input import _body, device_from_body, same_target
+from panfm.web.identity import current_user
 from throughput_storage import IntegrityError
 
 log = logging.getLogger("panfm.web")
