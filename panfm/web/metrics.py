@@ -263,13 +263,13 @@ def fleet_body(settings: Settings, cache: ScrapeCache, own: CollectorRegistry,
 def _authorized(settings: Settings) -> bool:
     """Bearer token in constant time, or open when metrics_public; an empty token never matches.
 
-    A personal API token (`pfm_...`) of any role also reads /metrics: the login gate has
-    checked it already and set the request's user (every role may read what /metrics shows).
+    A personal API token (`pfm_...`) of any role, or a logged-in session, also reads /metrics:
+    the login gate has checked it already and set the request's user (every role, viewer
+    included, may read what /metrics shows).
     """
     if settings.metrics_public:
         return True
-    user = current_user()
-    if user is not None and user.via == "token":
+    if current_user() is not None:
         return True
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
