@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers.web import INITIAL, add_token, add_user, bearer, login, make_client
 
 import config
 from app import create_app
-from helpers.web import INITIAL, add_token, add_user, bearer, login, make_client
 from panfm.web.roles import PUBLIC, RANK, ROLES, SESSION_ONLY, allows, required_role
 
 pytestmark = pytest.mark.xdist_group("roles_matrix")

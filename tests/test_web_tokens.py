@@ -8,6 +8,7 @@ import secrets
 import time
 
 from helpers.web import add_token, add_user, bearer, make_client
+
 from panfm.web.tokens import MAX_TOKENS_PER_USER
 from throughput_storage import TokenRecord, TokenStore
 
@@ -104,7 +105,7 @@ def test_a_token_in_the_url_query_is_refused_even_a_valid_one(tmp_path):
 
 
 def test_expiry_must_be_a_future_utc_time(tmp_path):
-    app, admin = make_client(tmp_path)
+    _app, admin = make_client(tmp_path)
     for bad, words in (("2001-01-01T00:00:00Z", "future"), ("tomorrow", "ISO-8601"),
                        ("2099-01-01T00:00:00+02:00", "UTC"), (5, "ISO-8601")):
         r = admin.post("/api/tokens", json={"name": "x", "role": "viewer", "expires_at": bad})
@@ -127,7 +128,7 @@ def test_tokens_are_rate_limited_per_token(tmp_path):
 
 
 def test_ten_thousand_tokens_stop_at_the_per_user_cap_and_nothing_else_is_stored(tmp_path):
-    app, admin = make_client(tmp_path)
+    _app, admin = make_client(tmp_path)
     statuses = []
     for i in range(10_000):
         r = admin.post("/api/tokens", json={"name": f"t{i}", "role": "viewer"})

@@ -1,12 +1,13 @@
-"""Users and roles: the /api/users contract, the last admin, resets, disables, the CLI, the migration, the audit trail."""
+"""Users and roles: the /api/users contract, the last admin, resets, disables, CLI, migration, audit trail."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
-import clock
 from helpers.web import FP, INITIAL, NEW, add_user, login, make_client
+
+import clock
 from panfm.storage import config_store
 from throughput_storage import AuditLog, UserStore
 
@@ -14,7 +15,7 @@ USER_KEYS = {"id", "username", "role", "disabled", "must_change_password", "crea
 
 
 def test_it_creates_a_user_and_never_answers_a_hash(tmp_path):
-    app, admin = make_client(tmp_path)
+    _app, admin = make_client(tmp_path)
     r = admin.post("/api/users", json={"username": "olga", "password": "twelve-chars", "role": "operator"})
     assert r.status_code == 201
     body = r.get_json()
@@ -27,7 +28,7 @@ def test_it_creates_a_user_and_never_answers_a_hash(tmp_path):
 
 
 def test_it_refuses_bad_names_short_passwords_and_unknown_roles_and_stores_nothing(tmp_path):
-    app, admin = make_client(tmp_path)
+    _app, admin = make_client(tmp_path)
     cases = [
         ({"username": "bell\x07user", "password": "twelve-chars", "role": "viewer"}, "username", "control characters"),
         ({"username": "new\nline", "password": "twelve-chars", "role": "viewer"}, "username", "control characters"),
@@ -109,7 +110,7 @@ def test_the_migration_keeps_the_existing_admin_an_admin(tmp_path):
 
 
 def test_the_users_cli_adds_lists_disables_and_sets_roles(tmp_path):
-    app, admin = make_client(tmp_path)
+    app, _admin = make_client(tmp_path)
     runner = app.test_cli_runner()
     r = runner.invoke(args=["users", "add", "nina", "--role", "viewer", "--password-stdin"], input="a-fine-password\n")
     assert r.exit_code == 0, r.output
@@ -160,7 +161,7 @@ def test_the_audit_trail_names_who_changed_what_and_never_a_secret(tmp_path):
 
 
 def test_the_audit_pages_backwards_without_gaps_or_repeats(tmp_path):
-    app, admin = make_client(tmp_path)
+    _app, admin = make_client(tmp_path)
     log = AuditLog(tmp_path)
     for i in range(7):
         log.append("admin", "test.step", f"n{i}", {}, 1_700_000_000.0)  # one instant: t stays unique
