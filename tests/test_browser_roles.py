@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,6 +148,18 @@ def test_a_viewer_sees_no_edit_controls_and_a_direct_post_gets_403(stack: dict[s
     assert (status, body["required_role"]) == (403, "admin")
     page.goto(base + "/users")
     expect(page.locator("body")).to_contain_text("This needs the admin role; you are viewer.")
+
+    page.goto(base + "/tokens")
+    expect(page.locator("#token-role option")).to_have_count(1)  # no role above her own is offered
+    page.fill("#token-name", "noc-screen")
+    page.click("#token-form button[type=submit]")
+    expect(page.locator("#token-value")).to_have_text(re.compile(r"^pfm_[A-Za-z0-9_-]{43}$"))
+    expect(page.locator("#tokens tbody tr")).to_have_count(1)
+    expect(page.locator("#tokens tbody tr").first).not_to_contain_text("pfm_")  # the list never shows it
+
+    page.goto(base + "/api-docs")
+    expect(page.locator(".api-op h3", has_text="/api/users")).to_have_count(4)  # GET, POST; PUT, DELETE <id>
+    expect(page.locator("#post_api_tokens")).to_contain_text("Role: viewer")
     assert problems == []
 
 

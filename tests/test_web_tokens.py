@@ -168,3 +168,11 @@ def test_only_the_owner_or_an_admin_revokes_a_token(tmp_path):
     assert vic.get("/api/tokens").get_json()["tokens"] == []
     assert [t["username"] for t in admin.get("/api/tokens").get_json()["tokens"]] == ["olga"]
     assert admin.delete(f"/api/tokens/{token_id}").status_code == 200
+
+
+def test_a_token_in_a_log_line_is_masked(tmp_path):
+    from panfm.redact import MASK, redact
+
+    secret = "pfm_" + secrets.token_urlsafe(32)
+    assert redact(f"GET /api/overview?x={secret} from someone") == f"GET /api/overview?x={MASK} from someone"
+    assert secret not in redact(f"Authorization: Bearer {secret}")

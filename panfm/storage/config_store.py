@@ -62,6 +62,7 @@ MIGRATIONS: list[str] = [
     # personal API tokens (SHA-256 of the secret only) and the audit trail (`t`: epoch
     # microseconds, unique and increasing, which is what `GET /api/audit?before=` pages on).
     # Tables of auth_store.UserStore, tokens_store.TokenStore and audit_store.AuditLog.
+    # (A PostgreSQL twin needs BIGINT for audit_log.t: microseconds outgrow 32 bits.)
     """
     ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
     ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
