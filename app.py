@@ -15,17 +15,23 @@ from flask_wtf.csrf import CSRFProtect
 
 import panfm.web.alerts as web_alerts
 import panfm.web.api as web_api
+import panfm.web.audit as web_audit
 import panfm.web.devices as web_devices
 import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
+import panfm.web.openapi as web_openapi
 import panfm.web.settings as web_settings
+import panfm.web.tokens as web_tokens
+import panfm.web.users as web_users
 from config import ConfigError, Settings, ensure_data_dir, load_settings, private_umask
 from panfm.ops import configure_logging, install_redaction, quiet_libraries
 from panfm.web.auth import Auth, init_auth
 from panfm.web.cli import register_cli
+from panfm.web.gate import install_login_gate
 from panfm.web.metrics import init_metrics
 from panfm.web.pages import bp as pages_bp
 from panfm.web.security import init_security
+from throughput_storage import AuditLog, TokenStore
 
 log = logging.getLogger("panfm.web")
 
@@ -39,10 +45,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["PANFM_SETTINGS"] = settings
     app.extensions["panfm"] = web_api.make_context(settings)
+    app.extensions["panfm_tokens"] = TokenStore(settings.data_path)
+    app.extensions["panfm_audit"] = AuditLog(settings.data_path)
     csrf = CSRFProtect()
-    # The login gate's before_request is installed first, so an anonymous request gets a
-    # plain 401/redirect before the CSRF check looks at it.
-    init_auth(app, Auth(settings.data_path, time.time), csrf, settings.admin_password)
+    auth = Auth(settings.data_path, time.time)
+    # The login gate (who, which role, then CSRF for sessions) is installed before Flask-WTF,
+    # so an anonymous request gets a plain 401/redirect before the CSRF check looks at it.
+    install_login_gate(app, auth, csrf)
+    init_auth(app, auth, csrf, settings.admin_password)
     init_security(app, settings, csrf)
     app.register_blueprint(web_api.bp)
     app.register_blueprint(web_history.bp)
@@ -50,6 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web_settings.bp)
     app.register_blueprint(web_devices.bp)
     app.register_blueprint(web_alerts.bp)
+    app.register_blueprint(web_users.bp)
+    app.register_blueprint(web_tokens.bp)
+    app.register_blueprint(web_audit.bp)
+    app.register_blueprint(web_openapi.bp)
     app.register_blueprint(pages_bp)
     init_metrics(app, settings, csrf)  # GET /metrics: its own access rule, no session or CSRF
     register_cli(app)

@@ -49,6 +49,7 @@ from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configur
 from throughput_collector import Collector, PollObserver, panos_client_factory
 from throughput_storage import (
     HISTORY_DB,
+    AuditLog,
     DeviceStore,
     SampleReader,
     SampleStore,
@@ -206,13 +207,14 @@ def collect_inventory_once(ctx: ClockContext, device_ids: list[str]) -> int:
 
 
 def cleanup_once(ctx: ClockContext) -> dict[str, int]:
-    """Apply retention per tier and to resolved alerts and sent notifications; checkpoint the WAL."""
+    """Apply retention per tier, to resolved alerts, sent notifications and the audit trail; checkpoint the WAL."""
     with _recorded(ctx, "cleanup"):
         s = ctx.refresh_settings()
         deleted = ctx.store.cleanup(ctx.clock(), s.raw_retention_days, s.throughput_retention_days,
                                     s.hourly_retention_days)
         alerts = alerts_store.cleanup(ctx.alerts_db, ctx.clock(), s.alert_history_retention_days)
         deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
+        deleted["audit_entries"] = AuditLog(s.data_path).cleanup(ctx.clock(), s.audit_retention_days)
     log.info("[CLOCK JOB] cleanup: %s", deleted)
     return deleted
 

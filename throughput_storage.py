@@ -8,8 +8,9 @@ The front door of the storage area (the work lives in `panfm/storage/`):
   inventory, clock stats and heartbeat); the clock is its only writer, one transaction per cycle.
 - `DeviceStore`, `DocTable`: `config.db` (devices with encrypted secrets, alert rules,
   channels, maintenance windows).
-- `UserStore`, `LoginFailures`, `SessionStore`: who may log in (users and login failures in
-  `config.db`, sessions in `web_sessions.db`).
+- `UserStore`, `LoginFailures`, `SessionStore`: who may log in (users with their roles and login
+  failures in `config.db`, sessions in `web_sessions.db`); `TokenStore`: personal API tokens
+  (digests only); `AuditLog`: the audit trail (both in `config.db`).
 - `alerts_store`: `alerts.db` (alert states, incidents, acknowledgements, notification
   outbox); `alerts_store.evaluation()` is the one transaction of an alert evaluation.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
@@ -20,17 +21,22 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 import panfm.storage.alerts_store as alerts_store
 import panfm.storage.config_store as config_store
 from panfm.storage.alerts_store import ALERTS_DB
-from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
+from panfm.storage.audit_store import AuditEntry, AuditLog
+from panfm.storage.auth_store import Account, LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
 from panfm.storage.stores import Stores, open_stores
+from panfm.storage.tokens_store import TokenRecord, TokenStore
 
 __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
     "HISTORY_DB",
+    "Account",
+    "AuditEntry",
+    "AuditLog",
     "DatabaseError",
     "DeviceStore",
     "DocTable",
@@ -41,6 +47,8 @@ __all__ = [
     "SessionStore",
     "StorageUnavailable",
     "Stores",
+    "TokenRecord",
+    "TokenStore",
     "UserStore",
     "alerts_store",
     "check_usable",

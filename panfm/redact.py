@@ -39,6 +39,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)(<(key|password)>)[^<]*(</\2>)"), r"\1" + MASK + r"\3"),
     # Fernet tokens (secrets at rest) wherever they appear.
     (re.compile(r"\bgAAAAA[A-Za-z0-9_=-]{20,}"), MASK),
+    # PANfm's own API tokens (`pfm_` + 43 URL-safe characters) wherever they appear.
+    (re.compile(r"\bpfm_[A-Za-z0-9_-]{20,}"), MASK),
 )
 
 

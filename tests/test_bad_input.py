@@ -57,6 +57,22 @@ TEMPLATES: dict[tuple[str, str], dict[str, Any]] = {
         "required": ["host"],
         "extra_refused": False,
     },
+    ("POST", "/api/users"): {
+        "body": {"username": "new-user", "password": "a-long-enough-password", "role": "viewer"},
+        "required": ["username", "password", "role"],
+        "extra_refused": True,
+    },
+    # The admin itself, kept admin: a valid body changes nothing (the last admin stays one).
+    ("PUT", "/api/users/<user_id>"): {
+        "body": {"role": "admin", "disabled": False},
+        "required": [],
+        "extra_refused": True,
+    },
+    ("POST", "/api/tokens"): {
+        "body": {"name": "ci", "role": "viewer", "expires_at": "2099-01-01T00:00:00Z"},
+        "required": ["name", "role"],
+        "extra_refused": True,
+    },
     ("PUT", "/api/settings"): {
         "body": {"refresh_interval": 60, "request_timeout": 5.0, "theme": "dark"},
         "required": [],
@@ -169,7 +185,10 @@ def snapshot(data_dir: Path) -> dict[str, Any]:
         for table in sorted(tables):
             if table == "login_failures":
                 continue  # a refused login is counted on purpose (the throttle)
-            out[table] = sorted(map(repr, conn.execute(f"SELECT * FROM {table}")))
+            rows = conn.execute(f"SELECT * FROM {table}")
+            if table == "audit_log":  # and audited on purpose: who tried which name, from where
+                rows = conn.execute("SELECT * FROM audit_log WHERE action != 'login.failed'")
+            out[table] = sorted(map(repr, rows))
     finally:
         conn.close()
     return out
@@ -182,7 +201,7 @@ class Api:
         self.data_dir = data_dir
         self.app, self.client = make_client(data_dir)
         self.rules = {(m, r.rule) for r in self.app.url_map.iter_rules() for m in r.methods & {"POST", "PUT"}}
-        self.ids: dict[str, str] = {"alert_id": "no-such-alert"}
+        self.ids: dict[str, str] = {"alert_id": "no-such-alert", "user_id": "admin"}
         r = self.client.post("/api/devices", json={"name": "fw-1", "host": "192.0.2.1", "api_key": "k",
                                                    "tls": {"mode": "pin", "fingerprint_sha256": FP}})
         assert r.status_code == 201, r.get_json()

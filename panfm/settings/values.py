@@ -70,6 +70,10 @@ class Settings:
     throughput_retention_days: int = setting(90, "Days 5-minute rollups are kept.", min=1, max=3650)
     hourly_retention_days: int = setting(730, "Days 1-hour rollups are kept.", min=1, max=3650)
     alert_history_retention_days: int = setting(365, "Days resolved alert incidents are kept.", min=1, max=3650)
+    audit_retention_days: int = setting(365, "Days audit trail entries are kept.", min=1, max=3650)
+    api_token_rate_limit: int = setting(
+        600, "Requests one API token may make per minute (more answer 429).", min=10, max=100000
+    )
     base_url: str = setting("http://localhost:3000", "Address of the dashboard, used in notification links.")
     theme: str = setting("auto", "Dashboard colour scheme.", choices=("auto", "light", "dark"))
     secure_cookies: bool = setting(False, "Mark session cookies Secure (serve PANfm over HTTPS).", editable=False)

@@ -7,6 +7,7 @@ already hashed: a stolen web_sessions.db yields no live cookie.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,15 +47,88 @@ class UserStore:
         return True
 
     def password_of(self, username: str) -> tuple[str, bool] | None:
-        """(password hash, must change it) of a user, or None when there is no such user."""
+        """(password hash, must change it) of an enabled user, or None when there is no such user or it is disabled."""
         conn = config_store.connect(self.data_dir)
         try:
             row = conn.execute(
-                "SELECT password_hash, must_change_password FROM users WHERE username = ?", (username,)
+                "SELECT password_hash, must_change_password FROM users WHERE username = ? AND disabled = 0",
+                (username,),
             ).fetchone()
         finally:
             conn.close()
         return (str(row[0]), bool(row[1])) if row else None
+
+    def account(self, username: str) -> Account | None:
+        """The role, state and dates of one user (never its hash), or None."""
+        conn = config_store.connect(self.data_dir)
+        try:
+            row = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM users WHERE username = ?", (username,)).fetchone()  # noqa: S608  # nosec B608
+        finally:
+            conn.close()
+        return _account(row) if row else None
+
+    def accounts(self) -> list[Account]:
+        """Every user, by name (never a hash)."""
+        conn = config_store.connect(self.data_dir)
+        try:
+            rows = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM users ORDER BY username").fetchall()  # noqa: S608  # nosec B608
+        finally:
+            conn.close()
+        return [_account(r) for r in rows]
+
+    def create(self, username: str, password_hash: str, role: str, *, must_change: bool, now: float) -> bool:
+        """Add a user; False when the name is taken (compared without case: `Bob` and `bob` are one person)."""
+        conn = config_store.connect(self.data_dir)
+        try:
+            with sqlite_db.transaction(conn):
+                taken = conn.execute("SELECT 1 FROM users WHERE lower(username) = lower(?)", (username,)).fetchone()
+                if taken:
+                    return False
+                conn.execute(
+                    "INSERT INTO users (username, password_hash, must_change_password, created_at, updated_at, role,"
+                    " disabled) VALUES (?, ?, ?, ?, ?, ?, 0)",
+                    (username, password_hash, int(must_change), now, now, role),
+                )
+        finally:
+            conn.close()
+        return True
+
+    def change(self, username: str, *, role: str | None, disabled: bool | None, now: float) -> str:
+        """Set a user's role and/or disabled flag: "ok", "missing", or "last_admin" (nothing changed).
+
+        The check that an enabled admin remains is made inside the write transaction, so two
+        admins demoting each other at the same moment cannot both succeed.
+        """
+        conn = config_store.connect(self.data_dir)
+        try:
+            with sqlite_db.transaction(conn):
+                row = conn.execute("SELECT role, disabled FROM users WHERE username = ?", (username,)).fetchone()
+                if row is None:
+                    return "missing"
+                new_role = role if role is not None else str(row[0])
+                new_disabled = int(disabled) if disabled is not None else int(row[1])
+                if not (new_role == "admin" and not new_disabled) and not _other_admin(conn, username):
+                    return "last_admin"
+                conn.execute("UPDATE users SET role = ?, disabled = ?, updated_at = ? WHERE username = ?",
+                             (new_role, new_disabled, now, username))
+        finally:
+            conn.close()
+        return "ok"
+
+    def delete(self, username: str) -> str:
+        """Delete a user and its API tokens: "ok", "missing", or "last_admin" (nothing deleted)."""
+        conn = config_store.connect(self.data_dir)
+        try:
+            with sqlite_db.transaction(conn):
+                if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is None:
+                    return "missing"
+                if not _other_admin(conn, username):
+                    return "last_admin"
+                conn.execute("DELETE FROM api_tokens WHERE username = ?", (username,))
+                conn.execute("DELETE FROM users WHERE username = ?", (username,))
+        finally:
+            conn.close()
+        return "ok"
 
     def set_password(self, username: str, password_hash: str, *, must_change: bool, now: float) -> None:
         """Replace a user's password hash and must-change flag."""
@@ -67,6 +141,33 @@ class UserStore:
                 )
         finally:
             conn.close()
+
+
+_ACCOUNT_COLS = "username, role, disabled, must_change_password, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as the web shows it: no password hash ever leaves the store in one."""
+
+    username: str
+    role: str
+    disabled: bool
+    must_change_password: bool
+    created_at: float
+    updated_at: float
+
+
+def _account(row: Sequence[object]) -> Account:
+    return Account(str(row[0]), str(row[1]), bool(row[2]), bool(row[3]), float(row[4]), float(row[5]))  # type: ignore[arg-type]
+
+
+def _other_admin(conn: sqlite3.Connection, username: str) -> bool:
+    """Whether an enabled admin other than `username` exists (inside the caller's transaction)."""
+    row = conn.execute(
+        "SELECT 1 FROM users WHERE role = 'admin' AND disabled = 0 AND username != ? LIMIT 1", (username,)
+    ).fetchone()
+    return row is not None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,33 @@ MIGRATIONS: list[str] = [
     CREATE TABLE alert_channels (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL);
     CREATE TABLE maintenance_windows (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL);
     """,
+    # 3: roles and disabled accounts (every existing user was the one admin: it stays `admin`),
+    # personal API tokens (SHA-256 of the secret only) and the audit trail (`t`: epoch
+    # microseconds, unique and increasing, which is what `GET /api/audit?before=` pages on).
+    # Tables of auth_store.UserStore, tokens_store.TokenStore and audit_store.AuditLog.
+    # (A PostgreSQL twin needs BIGINT for audit_log.t: microseconds outgrow 32 bits.)
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        last_used REAL
+    );
+    CREATE INDEX api_tokens_by_user ON api_tokens (username);
+    CREATE TABLE audit_log (
+        t INTEGER PRIMARY KEY,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        fields TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -30,7 +30,8 @@ from config import bounded_int
 from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, WebContext, ctx, device_exists, parse_iso
-from panfm.web.auth import current_user
+from panfm.web.audit import record
+from panfm.web.identity import current_user
 from panfm.web.security import api_error
 from throughput_storage import DatabaseError, DocTable, alerts_store, config_store
 
@@ -148,6 +149,7 @@ def create_rule() -> Any:
     errors: dict[str, str] = {}
     rule = _save_rule(ctx(), _body(RULE_FIELDS, errors), None, errors)
     log.info("alert rule %s created (%s)", rule["id"], rule["metric"])
+    record("rule.create", rule["id"], rule)
     return jsonify(rule), 201
 
 
@@ -159,7 +161,10 @@ def update_rule(rule_id: str) -> Any:
         raise NotFound("alert rule")
     # A partial body changes only what it names; null clears an optional field.
     errors: dict[str, str] = {}
-    return jsonify(_save_rule(c, {**current, **_body(RULE_FIELDS, errors)}, rule_id, errors))
+    body = _body(RULE_FIELDS, errors)
+    saved = _save_rule(c, {**current, **body}, rule_id, errors)
+    record("rule.update", rule_id, body)
+    return jsonify(saved)
 
 
 @bp.delete("/api/alerts/rules/<rule_id>")
@@ -167,6 +172,7 @@ def delete_rule(rule_id: str) -> Any:
     if not _table(ctx(), "alert_rules").delete(rule_id):
         raise NotFound("alert rule")
     log.info("alert rule %s deleted", rule_id)
+    record("rule.delete", rule_id)
     return jsonify({"deleted": rule_id})
 
 
@@ -190,6 +196,7 @@ def apply_rule_template() -> Any:
     docs = apply_template(str(name), device_id or None, list(channel_ids))
     created = [_save_rule(c, doc, None) for doc in docs]
     log.info("alert template %s applied: %d rules", name, len(created))
+    record("rule.apply_template", str(name), {"device_id": device_id, "rules": [r["id"] for r in created]})
     return jsonify({"template": name, "rules": created}), 201
 
 
@@ -246,6 +253,7 @@ def acknowledge(alert_id: str) -> Any:
     # The session's user, never a name from the body: an acknowledgement says who looked.
     if not alerts_store.acknowledge(c.data_dir / alerts_store.ALERTS_DB, alert_id, user.username, now):
         raise NotFound("alert")
+    record("alert.acknowledge", alert_id)
     return jsonify({"id": alert_id, "acknowledged_by": user.username, "at": iso_s(now)})
 
 
@@ -268,6 +276,7 @@ def create_channel() -> Any:
     stored = channel_to_stored(clean, c.box)
     stored["id"] = _table(c, "alert_channels").put(stored)
     log.info("alert channel %s created (%s)", stored["id"], stored["url_masked"])
+    record("channel.create", stored["id"], clean)
     return jsonify(mask_channel(stored)), 201
 
 
@@ -288,6 +297,7 @@ def update_channel(channel_id: str) -> Any:
     clean["id"] = channel_id
     stored = channel_to_stored(clean, c.box, existing=current)
     table.put(stored)
+    record("channel.update", channel_id, body)
     return jsonify(mask_channel(stored))
 
 
@@ -309,6 +319,7 @@ def delete_channel(channel_id: str) -> Any:
         if channel_id in (rule.get("channel_ids") or []):
             rules.put({**rule, "channel_ids": [x for x in rule["channel_ids"] if x != channel_id]})
     log.info("alert channel %s deleted", channel_id)
+    record("channel.delete", channel_id)
     return jsonify({"deleted": channel_id})
 
 
@@ -341,6 +352,7 @@ def create_window() -> Any:
     _refuse(errors, invalid)
     clean.pop("id", None)
     window_id = _table(c, "maintenance_windows").put(clean)
+    record("maintenance.create", window_id, clean)
     return jsonify({"id": window_id, **clean}), 201
 
 
@@ -348,4 +360,5 @@ def create_window() -> Any:
 def delete_window(window_id: str) -> Any:
     if not _table(ctx(), "maintenance_windows").delete(window_id):
         raise NotFound("maintenance window")
+    record("maintenance.delete", window_id)
     return jsonify({"deleted": window_id})

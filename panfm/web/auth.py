@@ -19,11 +19,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, session
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, session
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
-from panfm.web.security import api_error, is_api_request
+from panfm.web.audit import printable, record
+from panfm.web.identity import SessionUser, current_user
+from panfm.web.security import api_error
 from throughput_storage import CONFIG_DB, LoginFailures, SessionStore, UserStore, check_usable
 
 log = logging.getLogger("panfm.web")
@@ -40,12 +42,6 @@ ACCOUNT_DELAY_CAP_S = 3.0  # small: the right password from elsewhere must still
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte password is an attack, not a password
 SESSION_TTL_S = 24 * 3600.0
-
-# Rules reachable without a login; static files are allowed by endpoint. /metrics has its own
-# access rule (bearer token or metrics_public, panfm/web/metrics.py): Prometheus has no session.
-PUBLIC_RULES = frozenset({"/login", "/api/login", "/api/logout", "/api/version", "/api/health", "/metrics"})
-# Rules reachable while the initial password must still be changed.
-CHANGE_PASSWORD_RULES = PUBLIC_RULES | {"/change-password", "/api/change-password"}
 
 bp = Blueprint("auth", __name__)
 
@@ -78,14 +74,6 @@ class Attempt:
     keys: tuple[str, ...]
     ts: float
     delay_s: float
-
-
-@dataclass(frozen=True)
-class SessionUser:
-    """The user behind the current request's session."""
-
-    username: str
-    must_change_password: bool
 
 
 class Auth:
@@ -139,14 +127,15 @@ class Auth:
             # Before the check, for right and wrong passwords alike: a guesser who hangs up early
             # must not learn the answer sooner than one who waits.
             self.sleep(attempt.delay_s)
-        found = self.users.password_of(username)
+        found = self.users.password_of(username)  # None for a disabled user: it cannot log in
         if not self._verify(found[0] if found else None, password) or found is None:
             log.info("failed login for account %r from %s", username[:64], address)
             raise PermissionError("invalid username or password")
         self._forget_failures(attempt)
         if self.hasher.check_needs_rehash(found[0]):
             self._set_hash(username, self.hasher.hash(password), must_change=found[1])
-        return SessionUser(username, found[1])
+        found_account = self.users.account(username)
+        return SessionUser(username, found[1], found_account.role if found_account else "viewer")
 
     def _reserve_attempt(self, account: str, address: str) -> Attempt:
         """Apply the gates, then record this attempt as a failure, atomically across processes.
@@ -194,6 +183,15 @@ class Auth:
     def _set_hash(self, username: str, password_hash: str, *, must_change: bool) -> None:
         self.users.set_password(username, password_hash, must_change=must_change, now=self.clock())
 
+    def reset_password(self, username: str, password: str) -> None:
+        """An admin's reset: a new password that must be changed at the next login; every session ends."""
+        self._set_hash(username, self.hasher.hash(password), must_change=True)
+        self.end_sessions(username)
+
+    def end_sessions(self, username: str) -> None:
+        """End every session of a user (disabled, deleted, demoted or reset by an admin)."""
+        self.sessions.keep_only(username, "")
+
     # ---- sessions ------------------------------------------------------------------
 
     @staticmethod
@@ -211,7 +209,13 @@ class Auth:
     def session_user(self, sid: str) -> SessionUser | None:
         """The user of a live session id, or None when unknown or expired."""
         found = self.sessions.user_of(self._digest(sid), self.clock())
-        return SessionUser(*found) if found else None
+        if not found:
+            return None
+        # The role is read now, not at login: a demotion or a disable takes effect at once.
+        account = self.users.account(found[0])
+        if account is None or account.disabled:
+            return None
+        return SessionUser(found[0], found[1], account.role)
 
     def spend(self, sid: str, action: str, limit: int, window_s: float) -> int | None:
         """Count one `action` of a session; None when within `limit` per `window_s`, else seconds to wait.
@@ -220,6 +224,10 @@ class Auth:
         count and two requests at the same moment cannot both take the last slot.
         """
         return self.sessions.spend(self._digest(sid), action, limit, window_s, self.clock())
+
+    def spend_key(self, key: str, action: str, limit: int, window_s: float) -> int | None:
+        """Like `spend`, for a key that is no secret (an API token's id)."""
+        return self.sessions.spend(key, action, limit, window_s, self.clock())
 
     def close_session(self, sid: str) -> None:
         self.sessions.close(self._digest(sid))
@@ -232,44 +240,6 @@ class Auth:
 def auth_of_app() -> Auth:
     auth: Auth = current_app.extensions["panfm_auth"]
     return auth
-
-
-def current_user() -> SessionUser | None:
-    """The logged-in user of this request (the gate sets it), or None."""
-    user: SessionUser | None = g.get("user")
-    return user
-
-
-def install_login_gate(app: Flask, auth: Auth) -> None:
-    """Require a login for every endpoint but the public ones, and a password change first."""
-    app.extensions["panfm_auth"] = auth
-
-    @app.before_request
-    def login_gate() -> Any:
-        rule = request.url_rule
-        sid = session.get("sid")
-        user = auth.session_user(sid) if isinstance(sid, str) else None
-        g.user = user
-        if rule is None or request.endpoint == "static":
-            return None  # 404/405 or a static file: nothing to protect
-        if rule.rule in PUBLIC_RULES:
-            return None
-        if user is None:
-            if is_api_request():
-                return api_error(401, "unauthorized", "Log in first.")
-            return redirect(url_for_path("/login", next=request.full_path.rstrip("?")))
-        if user.must_change_password and rule.rule not in CHANGE_PASSWORD_RULES:
-            if is_api_request():
-                return api_error(403, "must_change_password", "Change the initial password first.")
-            return redirect(url_for_path("/change-password"))
-        return None
-
-
-def url_for_path(path: str, **query: str) -> str:
-    """Build a local URL (pages are the pages engineer's: refer to them by path)."""
-    from urllib.parse import urlencode
-
-    return path + ("?" + urlencode(query) if query else "")
 
 
 def _json_body() -> dict[str, Any] | BaseResponse | tuple[Response, int]:
@@ -312,6 +282,8 @@ def api_login() -> Any:
     except Throttled as exc:
         return _throttled(exc)
     except PermissionError:
+        record("login.failed", "session", {"address": request.remote_addr or "unknown"},
+               actor=printable(body["username"]))
         return api_error(401, "invalid_credentials", "Invalid username or password.")
     old = session.get("sid")
     if isinstance(old, str):
@@ -321,6 +293,7 @@ def api_login() -> Any:
     session["sid"] = auth.open_session(user)
     session.permanent = True
     log.info("login of %r from %s", user.username, request.remote_addr)
+    record("login", "session", {"address": request.remote_addr or "unknown"}, actor=user.username)
     return jsonify({"csrf_token": generate_csrf(), "must_change_password": user.must_change_password})
 
 
@@ -362,12 +335,13 @@ def api_change_password() -> Any:
         )
     auth.password_changed(user.username, keep_sid=sid)
     log.info("password changed for %r", user.username)
+    record("user.change_password", user.username, {"password": "(set)"})  # nosec B105 (a marker, no password)
     return jsonify({"changed": True, "must_change_password": False})  # nosec B105
 
 
 def init_auth(app: Flask, auth: Auth, csrf: CSRFProtect, admin_password: str) -> None:
     """Install the gate and the auth API, and create the first user when there is none."""
-    install_login_gate(app, auth)
+    app.extensions["panfm_auth"] = auth
     # The login has no session yet, so no token; requiring application/json stops cross-site forms.
     csrf.exempt(api_login)
     app.register_blueprint(bp)

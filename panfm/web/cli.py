@@ -7,6 +7,7 @@ authenticates, not with what.
 
 from __future__ import annotations
 
+import getpass
 import sys
 import time
 from pathlib import Path
@@ -21,16 +22,21 @@ import panfm.ops as panfm_import
 from panfm.models import DeviceConfig
 from panfm.ops import register_demo_devices, rotate_keys
 from panfm.web.api import BadRequest
-from panfm.web.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
+from panfm.web.audit import changed_fields
+from panfm.web.auth import Auth
 from panfm.web.device_input import device_from_body
+from panfm.web.roles import ROLES
+from panfm.web.users import password_problem, username_problem
 from throughput_storage import (
     ALERTS_DB,
     CONFIG_DB,
     HISTORY_DB,
+    AuditLog,
     DatabaseError,
     DeviceStore,
     IntegrityError,
     SampleStore,
+    UserStore,
     config_store,
     integrity_check,
     online_backup,
@@ -171,6 +177,85 @@ def _user_exists(data_dir: Path, username: str) -> bool:
     return config_store.user_exists(data_dir, username)
 
 
+def _read_password(password_stdin: bool, prompt: str) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    if problem := password_problem(password):
+        raise click.ClickException(f"the password needs {problem}")
+    return password
+
+
+def _cli_audit(action: str, target: str, fields: dict[str, Any] | None = None) -> None:
+    """Record a CLI change in the audit trail; the actor is the shell user, marked `cli:`."""
+    try:
+        who = getpass.getuser()
+    except (OSError, KeyError):  # no user entry for this uid (a container)
+        who = "?"
+    actor = "cli:" + who
+    AuditLog(_settings().data_path).append(actor, action, target, changed_fields(fields or {}), time.time())
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """Show every user with its role and state (never a password hash)."""
+    rows = [("USER", "ROLE", "STATE", "PASSWORD")]
+    for a in UserStore(_settings().data_path).accounts():
+        rows.append((a.username, a.role, "disabled" if a.disabled else "enabled",
+                     "must change" if a.must_change_password else "set"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@users_cli.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
+def users_add(username: str, role: str, password_stdin: bool) -> None:
+    """Add a user with a role; the password must be changed at the first login."""
+    if problem := username_problem(username):
+        raise click.ClickException(f"user name: {problem}")
+    password = _read_password(password_stdin, "Password")
+    auth = Auth(_settings().data_path, time.time)
+    if not auth.users.create(username, auth.hasher.hash(password), role, must_change=True, now=time.time()):
+        raise click.ClickException(f"a user named {username!r} already exists")
+    _cli_audit("user.create", username, {"role": role, "password": "(set)"})  # nosec B105 (a marker, no password)
+    click.echo(f"added {username} ({role}); the password must be changed at the first login")
+
+
+def _change(username: str, role: str | None, disabled: bool | None) -> None:
+    data_dir = _settings().data_path
+    outcome = UserStore(data_dir).change(username, role=role, disabled=disabled, now=time.time())
+    if outcome == "missing":
+        raise click.ClickException(f"no user named {username!r}")
+    if outcome == "last_admin":
+        raise click.ClickException(f"{username} is the last enabled admin: make another user admin first")
+    if disabled:
+        Auth(data_dir, time.time).end_sessions(username)
+    fields: dict[str, Any] = {"role": role} if role is not None else {"disabled": disabled}
+    _cli_audit("user.update", username, fields)
+
+
+@users_cli.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="enable the user again instead")
+def users_disable(username: str, enable: bool) -> None:
+    """Disable a user (its sessions end and its API tokens stop working), or enable it again."""
+    _change(username, None, not enable)
+    click.echo(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+@users_cli.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+def users_set_role(username: str, role: str) -> None:
+    """Give a user another role (admin, operator or viewer)."""
+    _change(username, role, None)
+    click.echo(f"{username} is now {role}")
+
+
 @users_cli.command("reset-password")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="read the new password from the first line of stdin")
@@ -179,16 +264,9 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
     data_dir = _settings().data_path
     if not _user_exists(data_dir, username):
         raise click.ClickException(f"no user named {username!r}")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise click.ClickException(f"the password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
-    auth = Auth(data_dir, time.time)
-    # web_auth has no public "set" yet; its own hasher and writer keep one hashing code path.
-    auth._set_hash(username, auth.hasher.hash(password), must_change=True)
-    auth.password_changed(username, keep_sid="")  # no session is kept: every one of them ends
+    password = _read_password(password_stdin, "New password")
+    Auth(data_dir, time.time).reset_password(username, password)
+    _cli_audit("user.update", username, {"password": "(set)"})  # nosec B105 (a marker, no password)
     click.echo(f"password of {username} reset; it must be changed at the next login")
 
 

@@ -15,9 +15,10 @@ from flask import Blueprint, jsonify
 
 from panfm.models import DeviceConfig, DeviceStatus
 from panfm.web.api import BadRequest, UnknownDevice, ctx, status_json
-from panfm.web.auth import current_user
+from panfm.web.audit import record
 from panfm.web.connection_check import test_connection
 from panfm.web.device_input import _body, device_from_body, same_target
+from panfm.web.identity import current_user
 from throughput_storage import IntegrityError
 
 log = logging.getLogger("panfm.web")
@@ -100,7 +101,8 @@ def _duplicate(device: DeviceConfig) -> BadRequest | None:
 
 @bp.post("/api/devices")
 def add_device() -> Any:
-    device = device_from_body(_body(), None)
+    body = _body()
+    device = device_from_body(body, None)
     if dup := _duplicate(device):
         raise dup
     try:
@@ -109,6 +111,7 @@ def add_device() -> Any:
         # Another request added the same name or host:port between the check and the insert.
         raise BadRequest({"name": "a device with this name or host and port already exists"}) from None
     log.info("device %s added (%s:%d)", device_id, device.host, device.port)
+    record("device.create", device_id, body)
     return jsonify({"id": device_id}), 201
 
 
@@ -118,7 +121,8 @@ def update_device(device_id: str) -> Any:
     current = c.devices.get(device_id)
     if current is None:
         raise UnknownDevice(device_id)
-    device = device_from_body(_body(), current)
+    body = _body()
+    device = device_from_body(body, current)
     if dup := _duplicate(device):
         raise dup
     try:
@@ -133,6 +137,7 @@ def update_device(device_id: str) -> Any:
             device_id, user.username if user else None, current.host, current.port, device.host, device.port,
             current.tls.mode, device.tls.mode,
         )
+    record("device.update", device_id, body)
     return jsonify({"id": device_id})
 
 
@@ -141,6 +146,7 @@ def delete_device(device_id: str) -> Any:
     if not ctx().devices.remove(device_id):
         raise UnknownDevice(device_id)
     log.info("device %s deleted", device_id)
+    record("device.delete", device_id)
     return jsonify({"deleted": device_id})
 
 

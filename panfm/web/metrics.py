@@ -1,6 +1,6 @@
 """`GET /metrics`: Prometheus (text or OpenMetrics) from the database, never from a firewall.
 
-Access is the route's own (no session, no CSRF): `Authorization: Bearer <metrics_token>`,
+Access is the route's own (no session, no CSRF): `Authorization: Bearer <metrics_token>` or a personal API token,
 or anyone when `metrics_public` is true. A whole-fleet scrape is `fleet_body`: `panfm_up`, the
 device/interface/alert families (cached per worker and format in a `ScrapeCache`), the clock's,
 then the app's own `CollectorRegistry` (the request metrics). A `?device=NAME` scrape uses a
@@ -28,6 +28,7 @@ from prometheus_client.openmetrics import exposition as om
 from prometheus_client.utils import floatToGoString
 
 from config import Settings
+from panfm.web.identity import current_user
 from panfm.web.metrics_collector import (
     DeviceView,
     PanfmCollector,
@@ -260,8 +261,15 @@ def fleet_body(settings: Settings, cache: ScrapeCache, own: CollectorRegistry,
 
 
 def _authorized(settings: Settings) -> bool:
-    """Bearer token in constant time, or open when metrics_public; an empty token never matches."""
+    """Bearer token in constant time, or open when metrics_public; an empty token never matches.
+
+    A personal API token (`pfm_...`) of any role, or a logged-in session, also reads /metrics:
+    the login gate has checked it already and set the request's user (every role, viewer
+    included, may read what /metrics shows).
+    """
     if settings.metrics_public:
+        return True
+    if current_user() is not None:
         return True
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")

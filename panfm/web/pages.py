@@ -17,6 +17,7 @@ from flask_wtf.csrf import generate_csrf
 
 from panfm.timefmt import iso_s
 from panfm.web.api import WebContext
+from panfm.web.identity import current_user
 from throughput_storage import StorageUnavailable
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -53,6 +54,7 @@ def _settings_value(name: str, default: Any) -> Any:
 def _render(template: str, *, page: str, script: str | None, **context: Any) -> str:
     """Render one page shell with what every page needs (CSRF token, theme, refresh interval)."""
     theme = _settings_value("theme", "auto")
+    user = current_user()
     return render_template(
         template,
         page=page,
@@ -60,6 +62,9 @@ def _render(template: str, *, page: str, script: str | None, **context: Any) -> 
         csrf_token_value=generate_csrf(),
         theme=theme if theme in THEMES else "auto",
         refresh_interval=int(_settings_value("refresh_interval", 30)),
+        # The page hides what this role cannot do (the API refuses it anyway: 403).
+        role=user.role if user else "",
+        username=user.username if user else "",
         **context,
     )
 
@@ -200,3 +205,27 @@ def clock() -> str:
 def alerts() -> str:
     """Show active alerts (filled by the alerts API when it is present)."""
     return _render("alerts.html", page="alerts", script="alerts.js")
+
+
+@bp.get("/users")
+def users() -> str:
+    """Show the users (admins: add, change role, disable, reset password, delete)."""
+    return _render("users.html", page="users", script="users.js")
+
+
+@bp.get("/audit")
+def audit() -> str:
+    """Show the audit trail, newest first (admins)."""
+    return _render("audit.html", page="audit", script="audit.js")
+
+
+@bp.get("/tokens")
+def tokens() -> str:
+    """Show the user's API tokens (admins: everyone's), create and revoke them."""
+    return _render("tokens.html", page="tokens", script="tokens.js")
+
+
+@bp.get("/api-docs")
+def api_docs() -> str:
+    """Show the API reference, rendered from /api/openapi.json by a local script (no CDN)."""
+    return _render("api_docs.html", page="api-docs", script="api_docs.js")

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, request
 import config
 from config import ConfigError
 from panfm.web.api import BadRequest, WebContext, ctx
+from panfm.web.audit import record
 from panfm.web.security import api_error
 
 bp = Blueprint("settings", __name__)
@@ -65,4 +66,5 @@ def put_settings() -> Any:
     except ConfigError as exc:
         # settings.json was edited into nonsense: say which file and field; never overwrite it.
         return api_error(409, "settings_file_unusable", str(exc))
+    record("settings.update", "settings", body)
     return jsonify(settings_json(c))

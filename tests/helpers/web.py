@@ -31,3 +31,36 @@ def add_device(client, name, host, **extra):
     r = client.post("/api/devices", json=body)
     assert r.status_code == 201, r.get_json()
     return r.get_json()["id"]
+
+
+def login(app, username, password):
+    """A new client of `app` logged in as `username`, with its CSRF token set for later changes."""
+    client = app.test_client()
+    r = client.post("/api/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.get_json()
+    token = r.get_json()["csrf_token"]
+    client.environ_base["HTTP_X_CSRFTOKEN"] = token
+    return client, r.get_json()
+
+
+def add_user(app, admin, username, role):
+    """Create a user through the API (as `admin`), log in as it and change its password; return its client."""
+    first = f"first-{username}-password"
+    r = admin.post("/api/users", json={"username": username, "password": first, "role": role})
+    assert r.status_code == 201, r.get_json()
+    client, body = login(app, username, first)
+    assert body["must_change_password"] is True
+    r = client.post("/api/change-password", json={"old_password": first, "new_password": NEW})
+    assert r.status_code == 200, r.get_json()
+    return client
+
+
+def add_token(client, role, name="automation", **extra):
+    """Create an API token through `client`'s session; return (token id, secret)."""
+    r = client.post("/api/tokens", json={"name": name, "role": role, **extra})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"], r.get_json()["token"]
+
+
+def bearer(secret):
+    return {"Authorization": f"Bearer {secret}"}
