@@ -3,8 +3,10 @@
     python -m panfm.ops.demo                       # simulator + clock + web, Ctrl-C stops everything
     python -m panfm.ops.demo register --inventory PATH [--host HOST]   # add/refresh the simulated devices
 
-Running it again reuses the data folder: devices are refreshed (the simulator makes new
-credentials every run), history and settings stay.
+A new data folder starts with seven days of history computed from the simulator's traffic model
+(`demo_history`), marked as demo data in the pages. Running it again reuses the data folder:
+devices are refreshed (the simulator makes new credentials every run), history and settings stay,
+and nothing is backfilled twice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 import config
+import panfm.ops.demo_history as demo_history
 from panfm.models import DeviceConfig, TlsConfig
 from throughput_storage import DeviceStore
 
@@ -75,7 +78,8 @@ def _admin_password(data_dir: Path) -> str:
 
 
 def run(data_dir: Path, port: int) -> int:
-    """Start the simulator, register it, run web + clock through honcho until Ctrl-C."""
+    """Start the simulator, register it, backfill a new folder, run web + clock through honcho until Ctrl-C."""
+    config.private_umask()  # the databases the backfill creates are as private as the clock's
     config.ensure_data_dir(data_dir)
     # SIGTERM/SIGHUP (a closed terminal, a supervisor) stop everything like Ctrl-C does: the
     # children run in their own sessions and would otherwise outlive this process.
@@ -93,6 +97,7 @@ def run(data_dir: Path, port: int) -> int:
     try:
         _wait_for(inventory, started - 1, sim)
         names = register(data_dir, inventory)
+        _backfill(data_dir, inventory, sim)
         bindir = str(Path(sys.executable).parent)
         env = {
             **os.environ,
@@ -118,6 +123,26 @@ def run(data_dir: Path, port: int) -> int:
         return 0
     finally:
         _stop(procs)
+
+
+def _backfill(data_dir: Path, inventory: Path, sim: subprocess.Popen[bytes]) -> None:
+    """Give a new demo folder its week of history (demo_history); an existing one keeps what it has."""
+    if demo_history.marker(data_dir) is not None:
+        print("demo: history backfilled before; the clock continues it", flush=True)
+        return
+    refresh = config.load_settings(env={**os.environ, "PANFM_DATA_DIR": str(data_dir)}).refresh_interval
+    print(f"demo: writing {demo_history.DAYS} days of simulated history ...", flush=True)
+    try:
+        done = demo_history.backfill(data_dir, json.loads(inventory.read_text())["devices"], time.time(),
+                                     max(refresh, demo_history.MIN_STEP_S))
+    except demo_history.BackfillError as exc:
+        if sim.poll() is not None:
+            sys.exit(f"demo: the simulator exited with code {sim.returncode}")
+        print(f"demo: no history backfilled ({exc}); the charts fill as the clock polls", flush=True)
+        return
+    if done is not None:
+        print(f"demo: {done.samples} samples of {len(done.devices)} firewalls written in {done.seconds:.1f} s",
+              flush=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

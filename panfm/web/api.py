@@ -24,6 +24,7 @@ from flask import Blueprint, current_app, jsonify, request
 import config
 from config import ConfigError, SecretBox, Settings
 from panfm.models import DeviceSample, DeviceStatus
+from panfm.ops import demo_marker
 from panfm.timefmt import iso_ms as iso
 from panfm.web.security import api_error
 from throughput_storage import (
@@ -317,7 +318,8 @@ def overview() -> Any:
                 "active_alerts": None if alerts is None else alerts.get(d.id, 0),
             }
         )
-    return jsonify({"devices": out})
+    # The demo's backfilled week is simulated, not collected: the pages say so.
+    return jsonify({"devices": out, "demo_data": demo_marker(c.data_dir) is not None})
 
 
 @bp.get("/api/clock")

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
 
+from panfm.ops import demo_marker
 from panfm.timefmt import iso_s
 from panfm.web.api import WebContext
 from throughput_storage import StorageUnavailable
@@ -64,6 +65,12 @@ def _render(template: str, *, page: str, script: str | None, **context: Any) -> 
     )
 
 
+def _demo_data() -> bool:
+    """Whether this data folder holds the demo's backfilled (simulated) history."""
+    context = _context()
+    return context is not None and demo_marker(context.data_dir) is not None
+
+
 @bp.get("/login")
 def login() -> str:
     """Show the login form."""
@@ -79,7 +86,7 @@ def change_password() -> str:
 @bp.get("/")
 def overview() -> str:
     """Show every firewall with its live values and a 1-hour sparkline."""
-    return _render("overview.html", page="overview", script="overview.js")
+    return _render("overview.html", page="overview", script="overview.js", demo_data=_demo_data())
 
 
 @bp.get("/firewall/<device_id>")
@@ -99,6 +106,7 @@ def firewall(device_id: str) -> str:
         script="firewall.js",
         device_id=device_id,
         ranges=RANGES,
+        demo_data=_demo_data(),
         inventory=inventory_view(inventory, now=context.clock() if context else None),
     )
 

@@ -1,0 +1,116 @@
+"""The demo's week of history: written through import_samples, once, and true to the simulator's truth."""
+
+import json
+import time
+
+import pytest
+
+import panfm.ops.demo_history as demo_history
+from helpers.web import make_client
+from panfm.ops import register_demo_devices
+from throughput_storage import HISTORY_DB, DeviceStore, SampleReader
+
+TOLERANCE = 0.01
+
+
+@pytest.fixture(scope="module")
+def backfilled(private_fleet, tmp_path_factory):
+    """A data folder with the private fleet registered and a full 7-day backfill."""
+    data_dir = tmp_path_factory.mktemp("demo")
+    register_demo_devices(data_dir, private_fleet.inventory_path)
+    now = time.time()
+    done = demo_history.backfill(data_dir, private_fleet.inventory, now, 30)
+    devices = {d.name: d for d in DeviceStore(data_dir, _box(data_dir), clock=time.time).list()}
+    return data_dir, now, done, devices
+
+
+def _box(data_dir):
+    import config
+
+    return config.SecretBox.for_data_dir(data_dir)
+
+
+def _truth_mbps(fleet, name, t1, t2, counted):
+    truth = fleet.truth(name, t1, t2)["interfaces"]
+    return sum(truth[n]["in_bytes"] for n in counted) * 8 / (t2 - t1) / 1e6
+
+
+def _physical(fleet, name, t):
+    """The physical ports (ethernetN/M) the simulator counts: what PANfm counts with no selection."""
+    return [n for n in fleet.truth(name, t - 1, t)["interfaces"] if n.startswith("ethernet") and "." not in n]
+
+
+def test_backfill_covers_seven_days_of_every_device_and_records_itself(backfilled, private_fleet):
+    data_dir, now, done, devices = backfilled
+    assert done is not None and set(done.devices) == {e["name"] for e in private_fleet.inventory}
+    assert json.loads((data_dir / demo_history.MARKER).read_text())["samples"] == done.samples
+    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+        for dev in devices.values():
+            boot = private_fleet.truth(dev.name, now - 1, now)["boot"]
+            hist = reader.history(dev.id, now - 7 * 86400, now, max_points=2000, metrics=("inbound_mbps",))
+            firsts = [p["t"] for p in hist.points if p["inbound_mbps"] is not None]
+            # From the later of a week ago and the device's boot (its counters were not counting before).
+            assert min(firsts) <= max(now - 7 * 86400, boot) + 900
+            assert max(firsts) >= now - 900
+            assert reader.latest(dev.id).ts >= now - 60
+
+
+def test_a_second_backfill_writes_nothing(backfilled, private_fleet):
+    data_dir, now, _, devices = backfilled
+    dev = next(iter(devices.values()))
+    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+        before = reader.summary(dev.id, now - 8 * 86400, now + 60)
+    assert demo_history.backfill(data_dir, private_fleet.inventory, now + 60, 30) is None
+    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+        assert reader.summary(dev.id, now - 8 * 86400, now + 60) == before
+
+
+def test_backfilled_samples_agree_with_sim_truth_within_one_percent(backfilled, private_fleet):
+    data_dir, now, _, devices = backfilled
+    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+        for dev in devices.values():
+            counted = _physical(private_fleet, dev.name, now)
+            # Raw samples of the newest day: each is the rate over the 30 s before its time.
+            hist = reader.history(dev.id, now - 1800, now, max_points=2000, metrics=("inbound_mbps",))
+            assert hist.tier == "raw"
+            for p in hist.points[::17]:
+                want = _truth_mbps(private_fleet, dev.name, p["t"] - 30, p["t"], counted)
+                assert p["inbound_mbps"] == pytest.approx(want, rel=TOLERANCE)
+            sample = reader.latest(dev.id)
+            gauges = private_fleet.truth(dev.name, sample.ts - 30, sample.ts)
+            assert sample.sessions_active == gauges["sessions"]["active"]
+
+
+@pytest.mark.parametrize("days_back", [6, 3])
+def test_backfilled_rollups_agree_with_sim_truth_within_one_percent(backfilled, private_fleet, days_back):
+    data_dir, now, _, devices = backfilled
+    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+        for dev in devices.values():
+            counted = _physical(private_fleet, dev.name, now)
+            start = (now - days_back * 86400) // 3600 * 3600
+            hist = reader.history(dev.id, start, start + 6 * 3600, max_points=8, metrics=("inbound_mbps",))
+            width = hist.bucket_s
+            assert hist.tier in ("5m", "1h") and width >= 3600
+            checked = 0
+            for p in hist.points:
+                if p["inbound_mbps"] is None or p["t"] < start:
+                    continue
+                # A bucket holds the samples dated in it; each carries the 5 minutes before its time.
+                t1, t2 = p["t"] - demo_history.COARSE_STEP_S, p["t"] + width - demo_history.COARSE_STEP_S
+                want = _truth_mbps(private_fleet, dev.name, t1, t2, counted)
+                assert p["inbound_mbps"] == pytest.approx(want, rel=TOLERANCE)
+                checked += 1
+            boot = private_fleet.truth(dev.name, now - 1, now)["boot"]
+            assert checked >= 3 or boot > start
+
+
+def test_pages_and_overview_say_demo_data_only_in_a_backfilled_folder(backfilled, tmp_path):
+    data_dir, _, _, devices = backfilled
+    _, client = make_client(data_dir)
+    dev = next(iter(devices.values()))
+    assert client.get("/api/overview").get_json()["demo_data"] is True
+    for path in ("/", f"/firewall/{dev.id}"):
+        assert 'id="demo-badge"' in client.get(path).get_data(as_text=True)
+    _, plain = make_client(tmp_path / "plain")
+    assert plain.get("/api/overview").get_json()["demo_data"] is False
+    assert 'id="demo-badge"' not in plain.get("/").get_data(as_text=True)
