@@ -4,9 +4,9 @@ import json
 import time
 
 import pytest
+from helpers.web import make_client
 
 import panfm.ops.demo_history as demo_history
-from helpers.web import make_client
 from panfm.ops import register_demo_devices
 from throughput_storage import HISTORY_DB, DeviceStore, SampleReader
 
@@ -22,6 +22,12 @@ def backfilled(private_fleet, tmp_path_factory):
     done = demo_history.backfill(data_dir, private_fleet.inventory, now, 30)
     devices = {d.name: d for d in DeviceStore(data_dir, _box(data_dir), clock=time.time).list()}
     return data_dir, now, done, devices
+
+
+@pytest.fixture(scope="module")
+def web(backfilled):
+    """A logged-in client of the web over the backfilled folder."""
+    return make_client(backfilled[0])[1]
 
 
 def _box(data_dir):
@@ -104,9 +110,9 @@ def test_backfilled_rollups_agree_with_sim_truth_within_one_percent(backfilled, 
             assert checked >= 3 or boot > start
 
 
-def test_pages_and_overview_say_demo_data_only_in_a_backfilled_folder(backfilled, tmp_path):
-    data_dir, _, _, devices = backfilled
-    _, client = make_client(data_dir)
+def test_pages_and_overview_say_demo_data_only_in_a_backfilled_folder(backfilled, web, tmp_path):
+    _, _, _, devices = backfilled
+    client = web
     dev = next(iter(devices.values()))
     assert client.get("/api/overview").get_json()["demo_data"] is True
     for path in ("/", f"/firewall/{dev.id}"):
@@ -114,3 +120,35 @@ def test_pages_and_overview_say_demo_data_only_in_a_backfilled_folder(backfilled
     _, plain = make_client(tmp_path / "plain")
     assert plain.get("/api/overview").get_json()["demo_data"] is False
     assert 'id="demo-badge"' not in plain.get("/").get_data(as_text=True)
+
+
+def test_through_the_box_and_uplink_in_out_agree_with_sim_truth(backfilled, web, private_fleet):
+    _, now, _, devices = backfilled
+    dev = next(iter(devices.values()))
+    counted = _physical(private_fleet, dev.name, now)
+    assert web.put(f"/api/devices/{dev.id}", json={"uplinks": ["ethernet1/1"]}).status_code == 200
+    body = web.get(f"/api/throughput?device_id={dev.id}").get_json()
+    s = body["sample"]
+    assert body["uplinks"] == ["ethernet1/1"]
+    ts = _epoch(s["timestamp"])
+    truth = private_fleet.truth(dev.name, ts - 30, ts)["interfaces"]
+    assert s["through_mbps"] == pytest.approx(_truth_mbps(private_fleet, dev.name, ts - 30, ts, counted), rel=TOLERANCE)
+    assert s["uplink_in_mbps"] == pytest.approx(truth["ethernet1/1"]["in_bytes"] * 8 / 30 / 1e6, rel=TOLERANCE)
+    assert s["uplink_out_mbps"] == pytest.approx(truth["ethernet1/1"]["out_bytes"] * 8 / 30 / 1e6, rel=TOLERANCE)
+    # Every packet enters one port and leaves another: in + out of all ports counts it twice.
+    assert s["total_mbps"] == pytest.approx(s["inbound_mbps"] + s["outbound_mbps"])
+    points = web.get(f"/api/throughput/history?device_id={dev.id}&range=1h").get_json()["points"]
+    for p in points[::29]:
+        t = _epoch(p["t"])
+        truth = private_fleet.truth(dev.name, t - 30, t)["interfaces"]
+        assert p["through_mbps"] == p["inbound_mbps"]
+        assert p["uplink_in_mbps"] == pytest.approx(truth["ethernet1/1"]["in_bytes"] * 8 / 30 / 1e6, rel=TOLERANCE)
+    overview = {d["id"]: d for d in web.get("/api/overview").get_json()["devices"]}
+    assert overview[dev.id]["uplinks"] == ["ethernet1/1"]
+    assert overview[dev.id]["sample"]["uplink_in_mbps"] == pytest.approx(s["uplink_in_mbps"])
+
+
+def _epoch(iso):
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

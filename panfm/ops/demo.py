@@ -29,6 +29,7 @@ from throughput_storage import DeviceStore
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: panos_sim, Procfile
 SIM_MODELS = "PA-440,PA-3220,PA-5450"
+DEMO_UPLINK = "ethernet1/1"
 
 
 def register(data_dir: Path, inventory: Path, host: str | None = None) -> list[str]:
@@ -49,6 +50,8 @@ def register(data_dir: Path, inventory: Path, host: str | None = None) -> list[s
             tls=TlsConfig(mode="pin", fingerprint_sha256=dev["tls_fingerprint_sha256"]),
             interfaces=existing[dev["name"]].interfaces if dev["name"] in existing else (),
             enabled=True,
+            # The simulator's ethernet1/1 faces the `untrust` zone: the demo marks it as the uplink.
+            uplinks=existing[dev["name"]].uplinks if dev["name"] in existing else (DEMO_UPLINK,),
         )
         if record.id:
             store.update(record)

@@ -120,6 +120,7 @@ def read_devices(folder: Path, report: ImportReport) -> list[DeviceConfig]:
             report.skipped.append(f"{label} {name!r}: no API key")
             continue
         iface = d.get("monitored_interface") or ""
+        wan = d.get("wan_interface") or ""
         out.append(
             DeviceConfig(
                 id=str(d.get("id") or ""),
@@ -130,6 +131,7 @@ def read_devices(folder: Path, report: ImportReport) -> list[DeviceConfig]:
                 tls=TlsConfig(mode="pin", fingerprint_sha256=None),
                 interfaces=(iface,) if iface else (),
                 enabled=False,
+                uplinks=(wan.strip(),) if isinstance(wan, str) and wan.strip() else (),
             )
         )
     return out
