@@ -26,6 +26,7 @@ from config import ConfigError, SecretBox, Settings
 from panfm.models import DeviceSample, DeviceStatus
 from panfm.ops import demo_marker
 from panfm.timefmt import iso_ms as iso
+from panfm.web import fleet_status as fleet
 from panfm.web import uplinks
 from panfm.web.security import api_error
 from throughput_storage import (
@@ -315,9 +316,11 @@ def overview() -> Any:
                    for d in devices if d.uplinks and d.id in latest}
     alerts = active_alert_counts(c.data_dir)
     now = c.clock()
+    refresh = c.current_settings().refresh_interval
     out = []
     for d in devices:
         s = latest.get(d.id)
+        firing = None if alerts is None else alerts.get(d.id, 0)
         out.append(
             {
                 "id": d.id,
@@ -328,11 +331,13 @@ def overview() -> Any:
                 "sample": {**sample_json(s), **wan.get(d.id, {})} if s else None,
                 "age_seconds": age(s.ts if s else None, now),
                 # null: no alerts database to ask; a count only when one was read.
-                "active_alerts": None if alerts is None else alerts.get(d.id, 0),
+                "active_alerts": firing,
+                "health": fleet.health(d.enabled, statuses.get(d.id), age(s.ts if s else None, now), firing, refresh),
             }
         )
     # The demo's backfilled week is simulated, not collected: the pages say so.
-    return jsonify({"devices": out, "demo_data": demo_marker(c.data_dir) is not None})
+    return jsonify({"devices": out, "counts": fleet.counts(str(d["health"]) for d in out),
+                    "demo_data": demo_marker(c.data_dir) is not None})
 
 
 @bp.get("/api/clock")

@@ -167,7 +167,7 @@ def inventory_view(doc: dict[str, Any] | None, now: float | None) -> dict[str, A
         "gp_users": doc.get("gp_users"),
         "threats": threats,
         "blocked_urls": doc.get("blocked_urls"),
-        "window_h": round(float(doc["window_s"]) / 3600, 1) if isinstance(doc.get("window_s"), int | float) else None,
+        "window": window_label(doc.get("window_s")),
         "errors": doc.get("errors") if isinstance(doc.get("errors"), dict) else {},
         "collected_at": (
             iso_s(float(collected))
@@ -175,6 +175,25 @@ def inventory_view(doc: dict[str, Any] | None, now: float | None) -> dict[str, A
             else None
         ),
     }
+
+
+def window_label(seconds: Any) -> str | None:
+    """Say a counting window as people do: "last 5 minutes", "last hour", "last 36 hours"."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+        return None
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"last {round(seconds)} seconds"
+    if minutes == 1:
+        return "last minute"
+    if minutes < 60 or minutes % 60:
+        return f"last {minutes} minutes" if minutes < 120 else f"last {seconds / 3600:.1f} hours"
+    hours = minutes // 60
+    if hours == 1:
+        return "last hour"
+    if hours % 24 == 0 and hours > 24:
+        return f"last {hours // 24} days"
+    return f"last {hours} hours"
 
 
 def _date(value: Any) -> date | None:
