@@ -20,7 +20,7 @@ def _write(data_dir, ts, samples, statuses):
 
 @pytest.fixture
 def fleet(tmp_path):
-    app, client = make_client(tmp_path, refresh_interval=REFRESH)
+    _, client = make_client(tmp_path, refresh_interval=REFRESH)
     ids = {name: add_device(client, name, f"192.0.2.{i + 10}")
            for i, name in enumerate(["up", "stale", "down", "breaker", "cert", "never", "off"])}
     client.put(f"/api/devices/{ids['off']}", json={"enabled": False})
@@ -37,7 +37,7 @@ def fleet(tmp_path):
 
 
 def test_the_overview_counts_every_firewall_by_health(fleet):
-    client, ids, _, _ = fleet
+    client, _, _, _ = fleet
     body = client.get("/api/overview").get_json()
     by_name = {d["name"]: d["health"] for d in body["devices"]}
     assert by_name == {"up": "up", "stale": "degraded", "down": "down", "breaker": "breaker_open",
