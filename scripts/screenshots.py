@@ -97,6 +97,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--range", default="7d", choices=("1h", "24h", "7d", "30d"))
     args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit("screenshots: needs Debian's Chromium: apt-get install -y chromium")
     args.out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
