@@ -152,3 +152,17 @@ def _epoch(iso):
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_register_gives_a_new_folder_its_week_unless_told_not_to(private_fleet, tmp_path):
+    from panfm.ops import demo
+
+    bare, full = tmp_path / "bare", tmp_path / "full"
+    argv = ["register", "--inventory", str(private_fleet.inventory_path), "--host", "127.0.0.1"]
+    assert demo.main(["--data-dir", str(bare), *argv, "--no-history"]) == 0
+    assert demo_history.marker(bare) is None and not (bare / HISTORY_DB).exists()
+    assert demo.main(["--data-dir", str(full), *argv]) == 0
+    assert demo_history.marker(full)["samples"] > 1000
+    # Registered with the demo's uplink mark: the simulator's ethernet1/1 faces `untrust`.
+    store = DeviceStore(full, _box(full), clock=time.time)
+    assert {d.uplinks for d in store.list()} == {(demo.DEMO_UPLINK,)}

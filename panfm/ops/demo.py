@@ -1,7 +1,8 @@
 """Run PANfm against simulated firewalls (`make demo`), or register a simulator's inventory.
 
     python -m panfm.ops.demo                       # simulator + clock + web, Ctrl-C stops everything
-    python -m panfm.ops.demo register --inventory PATH [--host HOST]   # add/refresh the simulated devices
+    python -m panfm.ops.demo register --inventory PATH [--host HOST] [--no-history]
+                                                   # add/refresh the simulated devices (+ their week)
 
 A new data folder starts with seven days of history computed from the simulator's traffic model
 (`demo_history`), marked as demo data in the pages. Running it again reuses the data folder:
@@ -128,18 +129,20 @@ def run(data_dir: Path, port: int) -> int:
         _stop(procs)
 
 
-def _backfill(data_dir: Path, inventory: Path, sim: subprocess.Popen[bytes]) -> None:
+def _backfill(
+    data_dir: Path, inventory: Path, sim: subprocess.Popen[bytes] | None = None, host: str | None = None
+) -> None:
     """Give a new demo folder its week of history (demo_history); an existing one keeps what it has."""
     if demo_history.marker(data_dir) is not None:
         print("demo: history backfilled before; the clock continues it", flush=True)
         return
     refresh = config.load_settings(env={**os.environ, "PANFM_DATA_DIR": str(data_dir)}).refresh_interval
+    entries = [{**e, "host": host or e["host"]} for e in json.loads(inventory.read_text())["devices"]]
     print(f"demo: writing {demo_history.DAYS} days of simulated history ...", flush=True)
     try:
-        done = demo_history.backfill(data_dir, json.loads(inventory.read_text())["devices"], time.time(),
-                                     max(refresh, demo_history.MIN_STEP_S))
+        done = demo_history.backfill(data_dir, entries, time.time(), max(refresh, demo_history.MIN_STEP_S))
     except demo_history.BackfillError as exc:
-        if sim.poll() is not None:
+        if sim is not None and sim.poll() is not None:
             sys.exit(f"demo: the simulator exited with code {sim.returncode}")
         print(f"demo: no history backfilled ({exc}); the charts fill as the clock polls", flush=True)
         return
@@ -175,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     reg = sub.add_parser("register", help="add or refresh a simulator inventory's devices")
     reg.add_argument("--inventory", type=Path, required=True)
     reg.add_argument("--host", default=None, help="address to use instead of the inventory's (compose: simulator)")
+    reg.add_argument("--no-history", action="store_true", help="register only: no week of simulated history")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or Path(os.environ.get("PANFM_DATA_DIR", "demo-data"))
     try:
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             while not args.inventory.exists() and time.monotonic() < deadline:
                 time.sleep(1)  # compose starts the simulator alongside
             print("registered: " + ", ".join(register(data_dir, args.inventory, args.host)))
+            if not args.no_history:
+                _backfill(data_dir, args.inventory, host=args.host)
             return 0
         return run(data_dir, args.port)
     except config.ConfigError as exc:
