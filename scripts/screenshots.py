@@ -24,8 +24,8 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "screenshot-initial-1"
-NEW_PASSWORD = "screenshot-password-2"
+PASSWORD = "screenshot-initial-1"  # noqa: S105 (a throwaway demo folder's login)
+NEW_PASSWORD = "screenshot-password-2"  # noqa: S105
 SHOTS = (  # name, path kind, viewport, colour scheme
     ("overview-light", "overview", (1280, 900), "light"),
     ("overview-dark", "overview", (1280, 900), "dark"),
