@@ -48,7 +48,7 @@ def main() -> int:
                 done = demo_history.backfill(data_dir, json.loads(inventory.read_text())["devices"], time.time(), 30)
                 assert done is not None
                 runs.append({"seconds": round(done.seconds, 2), "samples": done.samples,
-                             "interface_samples": done.interface_samples})
+                             "interface_samples": done.interface_samples, "incidents": done.incidents})
             print(json.dumps({"load_before": load_before, "load_after": os.getloadavg()[0], "runs": runs}, indent=1))
         finally:
             sim.send_signal(signal.SIGTERM)

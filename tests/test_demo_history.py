@@ -166,3 +166,32 @@ def test_register_gives_a_new_folder_its_week_unless_told_not_to(private_fleet, 
     # Registered with the demo's uplink mark: the simulator's ethernet1/1 faces `untrust`.
     store = DeviceStore(full, _box(full), clock=time.time)
     assert {d.uplinks for d in store.list()} == {(demo.DEMO_UPLINK,)}
+
+
+def test_the_week_holds_the_incidents_its_rules_would_have_raised(backfilled, private_fleet, tmp_path):
+    data_dir, now, done, devices = backfilled
+    from throughput_storage import ALERTS_DB, DocTable, alerts_store
+
+    # A fresh demo folder gets the demo's rule set, and the marker counts what the replay opened.
+    rules = DocTable(data_dir, "alert_rules", clock=time.time).list()
+    assert {r["id"] for r in rules} == {r["id"] for r in demo_history.DEMO_RULES}
+    assert len(alerts_store.history(data_dir / ALERTS_DB, since=0, limit=5000)) == done.incidents
+    # A threshold every afternoon crosses: the median DP CPU of one firewall's two days.
+    dev = next(iter(devices.values()))
+    entry = private_fleet.entry(dev.name)
+    doc = demo_history.fetch(entry, {"from": repr(now - 2 * 86400), "to": repr(now), "step": "300"})
+    samples = [s for s, _ in demo_history.to_samples(dev, doc)]
+    values = sorted(s.cpu_dataplane_pct for s in samples)
+    threshold = values[len(values) // 2]
+    rule = {"id": "median-dp", "name": "DP CPU above its median", "metric": "cpu_dataplane_pct", "operator": ">",
+            "threshold": threshold, "for_s": 600, "severity": "warning", "device_id": None}
+    opened = demo_history.replay_alerts(tmp_path, samples, [rule], {dev.id: dev.name})
+    incidents = alerts_store.history(tmp_path / ALERTS_DB, since=0, limit=5000)
+    assert opened == len(incidents) >= 2  # two afternoons, at least one crossing each
+    for inc in incidents:
+        assert inc["rule_id"] == "median-dp" and inc["device_id"] == dev.id
+        assert inc["peak"] > threshold
+        assert inc["ended_at"] is None or inc["duration_s"] >= 600
+    # Nothing is sent for the past: no notification was enqueued.
+    with alerts_store.outbox(tmp_path / ALERTS_DB) as box:
+        assert box.due(now + 86400, 100) == []

@@ -7,7 +7,8 @@ writes them through `import_samples`, the write path of `import-panfm`. The last
 refresh interval, older days at 5 minutes (the 7-day chart reads 5-minute rollups anyway).
 
 `demo-history.json` in the data folder records the backfill: a second `make demo` finds it and
-backfills nothing, and the pages show a "demo data" badge while it is there.
+backfills nothing, and the pages show a "demo data" badge while it is there. A new folder also
+gets `DEMO_RULES` (unless it has rules of its own), replayed over the week (`replay_alerts`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,23 @@ from typing import Any
 from urllib.parse import urlencode
 
 import config
-from panfm.models import DeviceConfig, DeviceSample, InterfaceSample
+from alerts import replay_evaluations
+from panfm.models import CycleResult, DeviceConfig, DeviceSample, DeviceStatus, InterfaceSample
 from panfm.ops.import_1x import import_samples
-from throughput_storage import HISTORY_DB, DeviceStore, SampleStore
+from throughput_storage import ALERTS_DB, HISTORY_DB, DeviceStore, DocTable, SampleStore
 
 MARKER = "demo-history.json"
 DAYS = 7
 FINE_S = 86400  # the newest day at the refresh interval
 COARSE_STEP_S = 300
+ALERT_STEP_S = 300  # the week's alert rules are replayed every 5 minutes
+# The demo's rule set: thresholds a busy afternoon crosses, so the week holds a few incidents.
+DEMO_RULES: tuple[dict[str, Any], ...] = (
+    {"id": "demo-dp-cpu", "name": "Dataplane CPU above 40 %", "metric": "cpu_dataplane_pct", "operator": ">",
+     "threshold": 40, "clear_threshold": 35, "for_s": 600, "severity": "warning", "device_id": None},
+    {"id": "demo-session-table", "name": "Session table above 15 %", "metric": "sessions_utilization_pct",
+     "operator": ">", "threshold": 15, "clear_threshold": 12, "for_s": 900, "severity": "info", "device_id": None},
+)
 MIN_STEP_S = 30.0  # a refresh interval below this would make the newest day's answers too big
 
 
@@ -49,10 +59,12 @@ class Backfill:
     samples: int
     interface_samples: int
     seconds: float
+    incidents: int = 0
 
     def as_doc(self) -> dict[str, Any]:
         return {"from": self.start, "to": self.end, "devices": list(self.devices), "samples": self.samples,
-                "interface_samples": self.interface_samples, "seconds": round(self.seconds, 2)}
+                "interface_samples": self.interface_samples, "incidents": self.incidents,
+                "seconds": round(self.seconds, 2)}
 
 
 def marker(data_dir: Path) -> dict[str, Any] | None:
@@ -124,6 +136,31 @@ def to_samples(device: DeviceConfig, doc: Mapping[str, Any]) -> Iterator[tuple[D
         ), ifaces
 
 
+def replay_alerts(
+    data_dir: Path, samples: Sequence[DeviceSample], rules: Sequence[Mapping[str, Any]], names: Mapping[str, str]
+) -> int:
+    """Evaluate `rules` over the backfilled samples every 5 minutes, oldest first; return incidents opened.
+
+    Each step is one cycle of the clock's own evaluation (`replay_evaluations`, one alerts.db
+    transaction for the week) with the newest sample of each device in those 5 minutes: the
+    week's incidents open and resolve as they would have. Nothing is sent for the past.
+    """
+    steps: dict[int, dict[str, DeviceSample]] = {}
+    for s in samples:
+        latest = steps.setdefault(int(s.ts // ALERT_STEP_S), {})
+        if s.device_id not in latest or latest[s.device_id].ts < s.ts:
+            latest[s.device_id] = s
+    def cycles() -> Iterator[CycleResult]:
+        for step in sorted(steps):
+            rows = tuple(steps[step].values())
+            at = max(r.ts for r in rows)
+            yield CycleResult(at, at, rows, (), (), tuple(DeviceStatus(r.device_id, "up", r.ts, r.ts) for r in rows))
+
+    transitions = replay_evaluations(data_dir / ALERTS_DB, rules, cycles(), device_names=names,
+                                     device_enabled=dict.fromkeys(names, True))
+    return sum(1 for t in transitions if t.kind == "firing")
+
+
 def windows(now: float, step: float, days: int = DAYS) -> list[tuple[float, float, float]]:
     """The (from, to, step) spans to ask for: older days at 5 minutes, the newest day at `step`."""
     end = now // step * step
@@ -159,7 +196,13 @@ def backfill(
                 ifaces.extend(rows)
     with SampleStore.open(data_dir / HISTORY_DB) as store:
         written = import_samples(store, samples, now, interfaces=ifaces)
+    rules = DocTable(data_dir, "alert_rules", clock=time.time)
+    if not rules.list():  # a folder with rules of its own keeps them
+        for doc in DEMO_RULES:
+            rules.put(doc)
+    incidents = replay_alerts(data_dir, samples, rules.list(), {d.id: d.name for d in store_devices.values()})
     spans = windows(now, step, days)
-    done = Backfill(spans[0][0], spans[-1][1], tuple(names), written, len(ifaces), time.monotonic() - began)
+    done = Backfill(spans[0][0], spans[-1][1], tuple(names), written, len(ifaces), time.monotonic() - began,
+                    incidents)
     config.atomic_write(data_dir / MARKER, json.dumps(done.as_doc(), indent=1).encode())
     return done
