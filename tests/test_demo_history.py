@@ -195,3 +195,18 @@ def test_the_week_holds_the_incidents_its_rules_would_have_raised(backfilled, pr
     # Nothing is sent for the past: no notification was enqueued.
     with alerts_store.outbox(tmp_path / ALERTS_DB) as box:
         assert box.due(now + 86400, 100) == []
+
+
+def test_a_folder_with_collected_samples_keeps_its_history_its_own(private_fleet, tmp_path):
+    from helpers.storage import cycle
+
+    from throughput_storage import SampleStore
+
+    register_demo_devices(tmp_path, private_fleet.inventory_path)
+    dev = DeviceStore(tmp_path, _box(tmp_path), clock=time.time).list()[0]
+    with SampleStore.open(tmp_path / HISTORY_DB) as store:
+        store.write_cycle(cycle(time.time() - 60, devices=(dev.id,)))
+    assert demo_history.backfill(tmp_path, private_fleet.inventory, time.time(), 30) is None
+    assert demo_history.marker(tmp_path) is None
+    with SampleReader.open(tmp_path / HISTORY_DB) as reader:
+        assert reader.summary(dev.id, 0, time.time() + 1)["inbound_mbps"]["avg"] == 10.0  # only its own sample

@@ -133,8 +133,8 @@ def _backfill(
     data_dir: Path, inventory: Path, sim: subprocess.Popen[bytes] | None = None, host: str | None = None
 ) -> None:
     """Give a new demo folder its week of history (demo_history); an existing one keeps what it has."""
-    if demo_history.marker(data_dir) is not None:
-        print("demo: history backfilled before; the clock continues it", flush=True)
+    if demo_history.marker(data_dir) is not None or demo_history.has_samples(data_dir):
+        print("demo: this folder has its history already; the clock continues it", flush=True)
         return
     refresh = config.load_settings(env={**os.environ, "PANFM_DATA_DIR": str(data_dir)}).refresh_interval
     entries = [{**e, "host": host or e["host"]} for e in json.loads(inventory.read_text())["devices"]]

@@ -28,7 +28,15 @@ import config
 from alerts import replay_evaluations
 from panfm.models import CycleResult, DeviceConfig, DeviceSample, DeviceStatus, InterfaceSample
 from panfm.ops.import_1x import import_samples
-from throughput_storage import ALERTS_DB, HISTORY_DB, DeviceStore, DocTable, SampleStore
+from throughput_storage import (
+    ALERTS_DB,
+    HISTORY_DB,
+    DeviceStore,
+    DocTable,
+    SampleReader,
+    SampleStore,
+    StorageUnavailable,
+)
 
 MARKER = "demo-history.json"
 DAYS = 7
@@ -74,6 +82,17 @@ def marker(data_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def has_samples(data_dir: Path) -> bool:
+    """Whether the folder's sample database holds any sample."""
+    if not (data_dir / HISTORY_DB).exists():
+        return False
+    try:
+        with SampleReader.open(data_dir / HISTORY_DB) as reader:
+            return bool(reader.latest_all())
+    except StorageUnavailable:
+        return False
 
 
 def fetch(entry: Mapping[str, Any], query: Mapping[str, Any], timeout: float = 120.0) -> dict[str, Any]:
@@ -174,9 +193,11 @@ def backfill(
 ) -> Backfill | None:
     """Write `days` of history for the inventory's devices unless this folder has it already.
 
-    Returns what was written, or None when `demo-history.json` says it was done before.
+    Returns what was written, or None when `demo-history.json` says it was done before or the
+    folder holds collected samples already (a demo folder of an older PANfm: its history stays
+    its own, never interleaved with a simulated week).
     """
-    if marker(data_dir) is not None:
+    if marker(data_dir) is not None or has_samples(data_dir):
         return None
     began = time.monotonic()
     store_devices = {d.name: d for d in DeviceStore(data_dir, config.SecretBox.for_data_dir(data_dir),
