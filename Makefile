@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web bench-metrics \
+.PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web bench-metrics \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
 prereqs:
@@ -53,6 +53,10 @@ test: prereqs-test venv node lint
 
 demo: venv node
 	$(PY) -m panfm.ops.demo --data-dir $(DEMO_DIR)
+
+# docs/img/*.png, linked from the README's opening: a fresh demo in Chromium (light, dark, phone).
+screenshots: venv node
+	$(PY) scripts/screenshots.py --out docs/img
 
 run: venv node
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PANFM_DATA_DIR=$${PANFM_DATA_DIR:-data} $(VENV)/bin/honcho start -f Procfile

@@ -12,6 +12,7 @@ from panfm.alerting.channels import channel_to_stored, mask_channel, validate_ch
 from panfm.alerting.jobs import evaluate_alerts, notify_once
 from panfm.alerting.notify import address_refusal, send_test
 from panfm.alerting.rules import SEVERITIES, validate_maintenance, validate_rule
+from panfm.alerting.run import replay_evaluations
 from panfm.alerting.templates import TEMPLATES, apply_template
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "evaluate_alerts",
     "mask_channel",
     "notify_once",
+    "replay_evaluations",
     "send_test",
     "validate_channel",
     "validate_maintenance",

@@ -17,6 +17,7 @@ import panfm.web.alerts as web_alerts
 import panfm.web.api as web_api
 import panfm.web.audit as web_audit
 import panfm.web.devices as web_devices
+import panfm.web.fleet as web_fleet
 import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
 import panfm.web.openapi as web_openapi
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_security(app, settings, csrf)
     app.register_blueprint(web_api.bp)
     app.register_blueprint(web_history.bp)
+    app.register_blueprint(web_fleet.bp)
     app.register_blueprint(web_interfaces.bp)
     app.register_blueprint(web_settings.bp)
     app.register_blueprint(web_devices.bp)

@@ -54,7 +54,7 @@ PIDS+=($!)
 for _ in $(seq 1 300); do [[ -s $WORK/inventory.json ]] && break; kill -0 "${PIDS[0]}" 2>/dev/null || fail "the simulator exited"; sleep 0.1; done
 [[ -s $WORK/inventory.json ]] || fail "the simulator wrote no inventory within 30 s"
 
-"$PY" -m panfm.ops.demo --data-dir "$DATA" register --inventory "$WORK/inventory.json" >"$WORK/register.log" 2>&1 \
+"$PY" -m panfm.ops.demo --data-dir "$DATA" register --no-history --inventory "$WORK/inventory.json" >"$WORK/register.log" 2>&1 \
     || fail "python -m panfm.ops.demo register failed"
 
 echo "cli-test: python app.py on port $PORT, python clock.py every 5 s"

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from panos_sim import api
+from panos_sim import api, history
 from panos_sim.certs import make_context
 from panos_sim.device import EVENT_MODES, FAULT_MODES, Device
 from panos_sim.platforms import PLATFORMS
@@ -79,6 +79,7 @@ class Fleet:
         app.router.add_route("*", "/api/", self.handle_api)
         app.router.add_route("*", "/api", self.handle_api)
         app.router.add_get("/_sim/truth", self.handle_truth)
+        app.router.add_get("/_sim/history", self.handle_history)
         app.router.add_post("/_sim/fault", self.handle_fault)
         app.router.add_get("/_sim/stats", self.handle_stats)
         app.router.add_get("/_sim/cert", self.handle_cert)
@@ -251,6 +252,18 @@ class Fleet:
         if not (math.isfinite(t1) and math.isfinite(t2)) or t2 < t1:
             raise web.HTTPBadRequest(text="want finite from <= to")
         return web.json_response(dev.truth(t1, t2))
+
+    async def handle_history(self, request: web.Request) -> web.Response:
+        """GET /_sim/history?from=T1&to=T2&step=S: what polls every S seconds would have read (panos_sim.history)."""
+        dev = self._device(request)
+        try:
+            t1 = float(request.query["from"])
+            t2 = float(request.query.get("to", time.time()))
+            step = float(request.query.get("step", 30))
+            body = history.history(dev, t1, t2, step)
+        except (KeyError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=f"want from=EPOCH&to=EPOCH&step=SECONDS ({exc})") from None
+        return web.json_response(body)
 
     async def handle_fault(self, request: web.Request) -> web.Response:
         """POST /_sim/fault {"mode", "duration_s"[, "device", "latency_s"]}."""

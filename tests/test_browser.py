@@ -226,7 +226,7 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
         # 3. Throughput arrives on the overview within two clock cycles (the first poll only sets the baseline).
         page.goto(base + "/")
         fleet_row = page.locator(f'#fleet tbody tr[data-id="{device_id}"]')
-        inbound = fleet_row.locator('td[data-field="inbound_mbps"]')
+        inbound = fleet_row.locator('td[data-field="through_mbps"]')
         # Timeline: next cycle polls once (no rate yet), the cycle after gives a rate, the page refreshes.
         sync_api.expect(inbound).to_have_text(re.compile(r"^[\d,]+\.\d$"), timeout=4 * REFRESH_S * 1000 + 5_000)
         assert float(inbound.inner_text().replace(",", "")) > 0
@@ -243,7 +243,7 @@ def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, An
             page.wait_for_timeout(500)
         assert int(root.get_attribute("data-history-points") or 0) >= 3
         sync_api.expect(page.locator("#fw-name")).to_have_text("sim-fw-1")
-        sync_api.expect(page.locator("#live [data-field=inbound_mbps]")).not_to_have_text("—")
+        sync_api.expect(page.locator("#live [data-field=through_mbps]")).not_to_have_text("—")
         # The busiest dataplane core of the latest sample, as stored by the clock (issue 3).
         sync_api.expect(page.locator("#live [data-field=cpu_busiest_core]")).to_have_text(
             re.compile(r"^% · \S+ core \d+$"))

@@ -7,7 +7,7 @@ import pytest
 
 from config import SecretBox
 from panfm.models import DeviceConfig, TlsConfig
-from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable, connect, device_catalogue
+from panfm.storage.config_store import CONFIG_DB, MIGRATIONS, DeviceStore, DocTable, connect, device_catalogue
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_concurrent_first_opens_migrate_once(tmp_path):
         t.join()
     assert errors == []
     conn = connect(tmp_path, readonly=True)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
 
 
@@ -80,3 +80,24 @@ def test_doc_table_round_trip(tmp_path):
     assert rules.delete(rid) and rules.list() == []
     with pytest.raises(ValueError):
         DocTable(tmp_path, "users; DROP TABLE x", clock=lambda: 0.0)
+
+
+def test_uplinks_round_trip_and_a_folder_from_before_gets_none(store, tmp_path):
+    dev = DeviceConfig(id="", name="fw-u", host="192.0.2.30", tls=TlsConfig(mode="pin", fingerprint_sha256="ab" * 32),
+                       api_key="k", interfaces=("ethernet1/2",), uplinks=("ethernet1/1", "ae1"))
+    dev_id = store.add(dev)
+    assert store.get(dev_id).uplinks == ("ethernet1/1", "ae1")
+    store.update(DeviceConfig(**{**store.get(dev_id).__dict__, "uplinks": ()}))
+    assert store.get(dev_id).uplinks == ()
+    # A config.db of schema 2 (before uplinks): its devices come back with no uplink marked.
+    old = tmp_path / "old"
+    old.mkdir()
+    conn = sqlite3.connect(old / CONFIG_DB)
+    for sql in MIGRATIONS[:2]:
+        conn.executescript(sql)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO devices (id, name, host, port, tls_mode, interfaces_json, enabled, created_at,"
+                 " updated_at) VALUES ('d1', 'old-fw', '192.0.2.31', 443, 'pin', '[]', 1, 0, 0)")
+    conn.commit()
+    conn.close()
+    assert DeviceStore(old, SecretBox.for_data_dir(old), clock=lambda: 0.0).list()[0].uplinks == ()

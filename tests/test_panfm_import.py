@@ -74,6 +74,8 @@ def test_it_decrypts_1x_api_keys_and_keeps_plaintext_ones(legacy):
     ]
     assert devices[0].id == DEV_A and devices[0].interfaces == ("ethernet1/12",)
     assert devices[1].interfaces == ()
+    # 1.x's wan_interface becomes the uplink (WAN) mark: In/Out are that interface's.
+    assert devices[0].uplinks == ("ethernet1/1",) and devices[1].uplinks == ()
     # 1.x never verified TLS: imported devices wait, disabled, for a fingerprint decision.
     assert all(not d.enabled and d.tls.mode == "pin" and d.tls.fingerprint_sha256 is None for d in devices)
     assert any("#3" in s and "malformed" in s for s in report.skipped)

@@ -108,14 +108,18 @@ def test_it_returns_the_latest_sample_in_the_contract_shape(fleet):
     r = fleet["client"].get(f"/api/throughput?device_id={fleet['fw1']}")
     assert r.status_code == 200
     body = r.get_json()
-    assert set(body) == {"device_id", "age_seconds", "sample"}
+    assert set(body) == {"device_id", "age_seconds", "uplinks", "sample"}
     assert body["device_id"] == fleet["fw1"]
     assert 0 <= body["age_seconds"] < 60
     s = body["sample"]
     assert set(s) == {"timestamp", "inbound_mbps", "outbound_mbps", "total_mbps", "inbound_pps", "outbound_pps",
-                      "approx", "sessions", "cpu", "memory_pct", "packet_buffer_pct"}
+                      "approx", "sessions", "cpu", "memory_pct", "packet_buffer_pct",
+                      "through_mbps", "uplink_in_mbps", "uplink_out_mbps"}
     assert ISO_Z.fullmatch(s["timestamp"])
     assert s["inbound_mbps"] == 100.0 and s["outbound_mbps"] == 80.25
+    # Through the box: ingress over the counted ports; no uplink marked, so no In/Out of one.
+    assert s["through_mbps"] == 100.0 and body["uplinks"] == []
+    assert s["uplink_in_mbps"] is None and s["uplink_out_mbps"] is None
     assert s["sessions"] == {"active": 1500, "tcp": 1000, "udp": 400, "icmp": 100, "max": 64000,
                              "utilization_pct": 2.3, "cps": 42}
     # Additive fields: per-dataplane CPU of this sample, empty when the clock stored none for it.
@@ -124,7 +128,7 @@ def test_it_returns_the_latest_sample_in_the_contract_shape(fleet):
 
 def test_it_says_plainly_when_a_device_has_no_data(fleet):
     body = fleet["client"].get(f"/api/throughput?device_id={fleet['fw2']}").get_json()
-    assert body == {"device_id": fleet["fw2"], "age_seconds": None, "sample": None}
+    assert body == {"device_id": fleet["fw2"], "age_seconds": None, "uplinks": [], "sample": None}
 
 
 def test_it_answers_404_for_an_unknown_device_and_400_without_one(fleet):

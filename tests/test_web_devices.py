@@ -40,7 +40,8 @@ def test_it_adds_lists_updates_and_deletes_a_device(client):
     (listed,) = client.get("/api/devices").get_json()["devices"]
     assert listed == {
         "id": device_id, "name": "edge-1", "host": "192.0.2.1", "port": 443, "enabled": True,
-        "interfaces": ["ethernet1/1"], "auth": "api_key", "tls": {"mode": "pin", "fingerprint_sha256": FP},
+        "interfaces": ["ethernet1/1"], "uplinks": [], "auth": "api_key",
+        "tls": {"mode": "pin", "fingerprint_sha256": FP},
         "status": {"state": "unknown", "last_poll": None, "last_success": None, "last_error": None}, "info": None,
     }
     r = client.put(f"/api/devices/{device_id}", json={"enabled": False, "port": 8443, "api_key": API_KEY})
@@ -51,6 +52,19 @@ def test_it_adds_lists_updates_and_deletes_a_device(client):
     assert client.get("/api/devices").get_json() == {"devices": []}
     assert client.delete(f"/api/devices/{device_id}").status_code == 404
     assert client.put(f"/api/devices/{device_id}", json={"enabled": True}).status_code == 404
+
+
+def test_it_stores_uplink_marks_and_refuses_what_is_no_interface_name(client):
+    device_id = client.post("/api/devices", json=body(uplinks=["ethernet1/1"])).get_json()["id"]
+    assert client.get(f"/api/devices/{device_id}").get_json()["uplinks"] == ["ethernet1/1"]
+    r = client.put(f"/api/devices/{device_id}", json={"uplinks": ["ethernet1/1", "<script>"]})
+    assert r.status_code == 400 and "uplinks" in r.get_json()["fields"]
+    assert client.get(f"/api/devices/{device_id}").get_json()["uplinks"] == ["ethernet1/1"]  # nothing lost
+    assert client.put(f"/api/devices/{device_id}", json={"uplinks": ["ethernet1/2", "ae1"]}).status_code == 200
+    assert client.get(f"/api/devices/{device_id}").get_json()["uplinks"] == ["ethernet1/2", "ae1"]
+    # An edit that does not name uplinks keeps them.
+    assert client.put(f"/api/devices/{device_id}", json={"name": "edge-2"}).status_code == 200
+    assert client.get(f"/api/devices/{device_id}").get_json()["uplinks"] == ["ethernet1/2", "ae1"]
 
 
 def test_it_keeps_the_stored_secret_when_an_update_omits_it(tmp_path):

@@ -270,3 +270,14 @@ def test_no_form_can_send_a_password_or_secret_in_a_url(client, app):
     for path, form_id in (("/login", "login-form"), ("/settings", "password-form")):
         body = pages[path].split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
         assert re.search(r'<button type="submit"[^>]*\bdisabled\b', body), f"{path}: submit enabled before its script"
+
+
+@pytest.mark.parametrize(("seconds", "label"), [
+    (300, "last 5 minutes"), (60, "last minute"), (30, "last 30 seconds"), (3600, "last hour"),
+    (5400, "last 90 minutes"), (7200, "last 2 hours"), (86400, "last 24 hours"), (172800, "last 2 days"),
+    (None, None), (0, None), ("300", None),
+])
+def test_it_says_the_threat_window_as_people_say_it(seconds, label):
+    from panfm.web.pages import window_label
+
+    assert window_label(seconds) == label

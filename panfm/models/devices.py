@@ -32,6 +32,7 @@ class DeviceConfig:
     password: str | None = field(default=None, repr=False)
     interfaces: tuple[str, ...] = ()  # counted interfaces; empty = all physical ports
     enabled: bool = True
+    uplinks: tuple[str, ...] = ()  # interfaces the admin marks as uplinks (WAN): In/Out are theirs
 
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -9,6 +9,7 @@ Other areas import from here, never from the modules inside. Entry points run as
 from panfm.ops.clock_metrics import ClockMetrics, MetricsPortUnavailable
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.demo import register as register_demo_devices
+from panfm.ops.demo_history import marker as demo_marker
 from panfm.ops.import_1x import (
     ImportError_,
     ImportReport,
@@ -29,6 +30,7 @@ __all__ = [
     "ImportReport",
     "MetricsPortUnavailable",
     "configure_logging",
+    "demo_marker",
     "import_samples",
     "install_redaction",
     "quiet_libraries",

@@ -1,10 +1,13 @@
 """Run PANfm against simulated firewalls (`make demo`), or register a simulator's inventory.
 
     python -m panfm.ops.demo                       # simulator + clock + web, Ctrl-C stops everything
-    python -m panfm.ops.demo register --inventory PATH [--host HOST]   # add/refresh the simulated devices
+    python -m panfm.ops.demo register --inventory PATH [--host HOST] [--no-history]
+                                                   # add/refresh the simulated devices (+ their week)
 
-Running it again reuses the data folder: devices are refreshed (the simulator makes new
-credentials every run), history and settings stay.
+A new data folder starts with seven days of history computed from the simulator's traffic model
+(`demo_history`), marked as demo data in the pages. Running it again reuses the data folder:
+devices are refreshed (the simulator makes new credentials every run), history and settings stay,
+and nothing is backfilled twice.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import time
 from pathlib import Path
 
 import config
+import panfm.ops.demo_history as demo_history
 from panfm.models import DeviceConfig, TlsConfig
 from throughput_storage import DeviceStore
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: panos_sim, Procfile
 SIM_MODELS = "PA-440,PA-3220,PA-5450"
+DEMO_UPLINK = "ethernet1/1"
 
 
 def register(data_dir: Path, inventory: Path, host: str | None = None) -> list[str]:
@@ -46,6 +51,8 @@ def register(data_dir: Path, inventory: Path, host: str | None = None) -> list[s
             tls=TlsConfig(mode="pin", fingerprint_sha256=dev["tls_fingerprint_sha256"]),
             interfaces=existing[dev["name"]].interfaces if dev["name"] in existing else (),
             enabled=True,
+            # The simulator's ethernet1/1 faces the `untrust` zone: the demo marks it as the uplink.
+            uplinks=existing[dev["name"]].uplinks if dev["name"] in existing else (DEMO_UPLINK,),
         )
         if record.id:
             store.update(record)
@@ -75,7 +82,8 @@ def _admin_password(data_dir: Path) -> str:
 
 
 def run(data_dir: Path, port: int) -> int:
-    """Start the simulator, register it, run web + clock through honcho until Ctrl-C."""
+    """Start the simulator, register it, backfill a new folder, run web + clock through honcho until Ctrl-C."""
+    config.private_umask()  # the databases the backfill creates are as private as the clock's
     config.ensure_data_dir(data_dir)
     # SIGTERM/SIGHUP (a closed terminal, a supervisor) stop everything like Ctrl-C does: the
     # children run in their own sessions and would otherwise outlive this process.
@@ -93,6 +101,7 @@ def run(data_dir: Path, port: int) -> int:
     try:
         _wait_for(inventory, started - 1, sim)
         names = register(data_dir, inventory)
+        _backfill(data_dir, inventory, sim)
         bindir = str(Path(sys.executable).parent)
         env = {
             **os.environ,
@@ -118,6 +127,28 @@ def run(data_dir: Path, port: int) -> int:
         return 0
     finally:
         _stop(procs)
+
+
+def _backfill(
+    data_dir: Path, inventory: Path, sim: subprocess.Popen[bytes] | None = None, host: str | None = None
+) -> None:
+    """Give a new demo folder its week of history (demo_history); an existing one keeps what it has."""
+    if demo_history.marker(data_dir) is not None or demo_history.has_samples(data_dir):
+        print("demo: this folder has its history already; the clock continues it", flush=True)
+        return
+    refresh = config.load_settings(env={**os.environ, "PANFM_DATA_DIR": str(data_dir)}).refresh_interval
+    entries = [{**e, "host": host or e["host"]} for e in json.loads(inventory.read_text())["devices"]]
+    print(f"demo: writing {demo_history.DAYS} days of simulated history ...", flush=True)
+    try:
+        done = demo_history.backfill(data_dir, entries, time.time(), max(refresh, demo_history.MIN_STEP_S))
+    except demo_history.BackfillError as exc:
+        if sim is not None and sim.poll() is not None:
+            sys.exit(f"demo: the simulator exited with code {sim.returncode}")
+        print(f"demo: no history backfilled ({exc}); the charts fill as the clock polls", flush=True)
+        return
+    if done is not None:
+        print(f"demo: {done.samples} samples of {len(done.devices)} firewalls written in {done.seconds:.1f} s",
+              flush=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -147,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     reg = sub.add_parser("register", help="add or refresh a simulator inventory's devices")
     reg.add_argument("--inventory", type=Path, required=True)
     reg.add_argument("--host", default=None, help="address to use instead of the inventory's (compose: simulator)")
+    reg.add_argument("--no-history", action="store_true", help="register only: no week of simulated history")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or Path(os.environ.get("PANFM_DATA_DIR", "demo-data"))
     try:
@@ -155,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             while not args.inventory.exists() and time.monotonic() < deadline:
                 time.sleep(1)  # compose starts the simulator alongside
             print("registered: " + ", ".join(register(data_dir, args.inventory, args.host)))
+            if not args.no_history:
+                _backfill(data_dir, args.inventory, host=args.host)
             return 0
         return run(data_dir, args.port)
     except config.ConfigError as exc:

@@ -13,12 +13,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from panfm.models import CycleResult, DeviceConfig, DeviceSample, TlsConfig
+from panfm.models import CycleResult, DeviceConfig, DeviceSample, InterfaceSample, TlsConfig
 from throughput_storage import DatabaseError, SampleReader, SampleStore, StorageUnavailable, legacy_history_rows
+
+T = TypeVar("T")
 
 
 class ImportError_(Exception):
@@ -118,6 +120,7 @@ def read_devices(folder: Path, report: ImportReport) -> list[DeviceConfig]:
             report.skipped.append(f"{label} {name!r}: no API key")
             continue
         iface = d.get("monitored_interface") or ""
+        wan = d.get("wan_interface") or ""
         out.append(
             DeviceConfig(
                 id=str(d.get("id") or ""),
@@ -128,6 +131,7 @@ def read_devices(folder: Path, report: ImportReport) -> list[DeviceConfig]:
                 tls=TlsConfig(mode="pin", fingerprint_sha256=None),
                 interfaces=(iface,) if iface else (),
                 enabled=False,
+                uplinks=(wan.strip(),) if isinstance(wan, str) and wan.strip() else (),
             )
         )
     return out
@@ -211,11 +215,19 @@ def read_samples(folder: Path, device_ids: set[str], report: ImportReport) -> It
     report.skipped.append("throughput_history.db: memory_used_pct (1.x read the Swap line) and since-boot totals")
 
 
-def import_samples(store: SampleStore, samples: Iterable[DeviceSample], now: float, chunk: int = 5000) -> int:
-    """Write imported samples through `store` in chunks, then build the rollups of their range.
+def import_samples(
+    store: SampleStore,
+    samples: Iterable[DeviceSample],
+    now: float,
+    chunk: int = 5000,
+    interfaces: Iterable[InterfaceSample] = (),
+) -> int:
+    """Write past samples through `store` in chunks, then build the rollups of their range.
+
+    The one write path of history that was not collected (`import-panfm`, the demo's backfill).
 
     1. Chunks are written as cycles that close no bucket (`started` = 0): no rollup work yet,
-       and a running clock's rollup mark is left alone.
+       and a running clock's rollup mark is left alone. Interface samples follow the same way.
     2. A last cycle re-writes the earliest sample (INSERT OR REPLACE: same row) with
        `started` = now, so the rollups are recomputed once from the earliest imported
        bucket to now, over imported and collected rows alike.
@@ -223,26 +235,33 @@ def import_samples(store: SampleStore, samples: Iterable[DeviceSample], now: flo
     """
     written = 0
     earliest: DeviceSample | None = None
-    batch: list[DeviceSample] = []
 
-    def flush(started: float, rows: list[DeviceSample]) -> None:
+    def flush(started: float, rows: list[DeviceSample], ifaces: list[InterfaceSample]) -> None:
         heartbeat = _heartbeat(store)
-        store.write_cycle(CycleResult(started, heartbeat, tuple(rows), (), (), ()))
+        store.write_cycle(CycleResult(started, heartbeat, tuple(rows), tuple(ifaces), (), ()))
 
-    for sample in samples:
-        batch.append(sample)
-        if earliest is None or sample.ts < earliest.ts:
-            earliest = sample
-        if len(batch) >= chunk:
-            flush(0.0, batch)
-            written += len(batch)
+    for batch in _chunks(samples, chunk):
+        for sample in batch:
+            if earliest is None or sample.ts < earliest.ts:
+                earliest = sample
+        flush(0.0, batch, [])
+        written += len(batch)
+    for ifaces in _chunks(interfaces, chunk):
+        flush(0.0, [], ifaces)
+    if earliest is not None:
+        flush(now, [earliest], [])
+    return written
+
+
+def _chunks(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
             batch = []
     if batch:
-        flush(0.0, batch)
-        written += len(batch)
-    if earliest is not None:
-        flush(now, [earliest])
-    return written
+        yield batch
 
 
 def _heartbeat(store: SampleStore) -> float:

@@ -85,6 +85,10 @@ MIGRATIONS: list[str] = [
         fields TEXT NOT NULL
     );
     """,
+    # 4: uplink (WAN) interfaces of a device: In/Out are theirs, "through the box" is all counted ports.
+    """
+    ALTER TABLE devices ADD COLUMN uplinks_json TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 
@@ -102,6 +106,21 @@ def device_exists(data_dir: Path, device_id: str) -> bool:
         return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
     finally:
         conn.close()
+
+
+def device_uplinks(data_dir: Path, device_id: str) -> tuple[str, ...]:
+    """The uplink (WAN) interfaces marked on one device, no secret decrypted (() when none or unknown)."""
+    if not (data_dir / CONFIG_DB).exists():
+        return ()
+    conn = connect(data_dir, readonly=True)
+    try:
+        row = conn.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
+    finally:
+        conn.close()
+    # Not migrated yet: no uplink was marked. (`in row` would search a Row's values, not its keys.)
+    if row is None or "uplinks_json" not in row.keys():  # noqa: SIM118
+        return ()
+    return tuple(json.loads(row["uplinks_json"]))
 
 
 def device_names(data_dir: Path) -> dict[str, str]:
@@ -191,6 +210,8 @@ def _row_to_device(row: sqlite3.Row, box: SecretBox) -> DeviceConfig:
         tls=TlsConfig(mode=row["tls_mode"], fingerprint_sha256=row["tls_fingerprint"], ca_pem=row["tls_ca_pem"]),
         interfaces=tuple(json.loads(row["interfaces_json"])),
         enabled=bool(row["enabled"]),
+        # A config.db the web has not migrated yet (read-only opens never migrate) has no uplinks.
+        uplinks=tuple(json.loads(row["uplinks_json"])) if "uplinks_json" in row.keys() else (),  # noqa: SIM118
     )
 
 
@@ -282,8 +303,8 @@ class DeviceStore:
             with sqlite_db.transaction(conn):
                 conn.execute(
                     "INSERT INTO devices (id, name, host, port, api_key_enc, username, password_enc, tls_mode,"
-                    " tls_fingerprint, tls_ca_pem, interfaces_json, enabled, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " tls_fingerprint, tls_ca_pem, interfaces_json, enabled, uplinks_json, created_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (device_id, *self._columns(device), now, now),
                 )
         finally:
@@ -297,7 +318,8 @@ class DeviceStore:
             with sqlite_db.transaction(conn):
                 cur = conn.execute(
                     "UPDATE devices SET name=?, host=?, port=?, api_key_enc=?, username=?, password_enc=?,"
-                    " tls_mode=?, tls_fingerprint=?, tls_ca_pem=?, interfaces_json=?, enabled=?, updated_at=?"
+                    " tls_mode=?, tls_fingerprint=?, tls_ca_pem=?, interfaces_json=?, enabled=?, uplinks_json=?,"
+                    " updated_at=?"
                     " WHERE id=?",
                     (*self._columns(device), self.clock(), device.id),
                 )
@@ -327,4 +349,5 @@ class DeviceStore:
             d.tls.ca_pem,
             json.dumps(list(d.interfaces)),
             int(d.enabled),
+            json.dumps(list(d.uplinks)),
         )

@@ -24,7 +24,10 @@ from flask import Blueprint, current_app, jsonify, request
 import config
 from config import ConfigError, SecretBox, Settings
 from panfm.models import DeviceSample, DeviceStatus
+from panfm.ops import demo_marker
 from panfm.timefmt import iso_ms as iso
+from panfm.web import fleet_status as fleet
+from panfm.web import uplinks
 from panfm.web.security import api_error
 from throughput_storage import (
     HISTORY_DB,
@@ -131,6 +134,10 @@ def sample_json(s: DeviceSample) -> dict[str, Any]:
         "inbound_mbps": s.inbound_mbps,
         "outbound_mbps": s.outbound_mbps,
         "total_mbps": s.total_mbps,
+        # Ingress over the counted ports: each packet once (total_mbps counts it twice).
+        "through_mbps": uplinks.through(s),
+        "uplink_in_mbps": None,
+        "uplink_out_mbps": None,
         "inbound_pps": s.inbound_pps,
         "outbound_pps": s.outbound_pps,
         # The rates' error bound (the two samples' round trips) exceeds 2 % of their interval.
@@ -266,18 +273,21 @@ def health() -> Any:
 def throughput() -> Any:
     device_id = known_device_id()
     c = ctx()
+    marked = config_store.device_uplinks(c.data_dir, device_id)
+    body = None
     with c.reader() as reader:
         sample = reader.latest(device_id) if reader else None
         dataplanes = reader.dataplane_cpu(device_id) if reader and sample else None
+        if sample is not None:
+            body = sample_json(sample)
+            body["cpu"].update(dataplane_json(sample, dataplanes))
+            body.update(uplinks.live(reader, device_id, marked, sample))
     now = c.clock()
-    body = None
-    if sample is not None:
-        body = sample_json(sample)
-        body["cpu"].update(dataplane_json(sample, dataplanes))
     return jsonify(
         {
             "device_id": device_id,
             "age_seconds": age(sample.ts if sample else None, now),
+            "uplinks": list(marked),
             "sample": body,
         }
     )
@@ -296,28 +306,38 @@ def overview() -> Any:
     devices = c.devices.list()
     latest: dict[str, DeviceSample] = {}
     statuses: dict[str, DeviceStatus] = {}
+    wan: dict[str, dict[str, Any]] = {}
     with c.reader() as reader:
         if reader:
             latest = reader.latest_all()
             statuses = reader.device_statuses()
+            # Only devices with marked uplinks cost a read of their interfaces.
+            wan = {d.id: uplinks.live(reader, d.id, d.uplinks, latest[d.id])
+                   for d in devices if d.uplinks and d.id in latest}
     alerts = active_alert_counts(c.data_dir)
     now = c.clock()
+    refresh = c.current_settings().refresh_interval
     out = []
     for d in devices:
         s = latest.get(d.id)
+        firing = None if alerts is None else alerts.get(d.id, 0)
         out.append(
             {
                 "id": d.id,
                 "name": d.name,
                 "enabled": d.enabled,
+                "uplinks": list(d.uplinks),
                 "status": status_json(statuses.get(d.id)),
-                "sample": sample_json(s) if s else None,
+                "sample": {**sample_json(s), **wan.get(d.id, {})} if s else None,
                 "age_seconds": age(s.ts if s else None, now),
                 # null: no alerts database to ask; a count only when one was read.
-                "active_alerts": None if alerts is None else alerts.get(d.id, 0),
+                "active_alerts": firing,
+                "health": fleet.health(d.enabled, statuses.get(d.id), age(s.ts if s else None, now), firing, refresh),
             }
         )
-    return jsonify({"devices": out})
+    # The demo's backfilled week is simulated, not collected: the pages say so.
+    return jsonify({"devices": out, "counts": fleet.counts(str(d["health"]) for d in out),
+                    "demo_data": demo_marker(c.data_dir) is not None})
 
 
 @bp.get("/api/clock")

@@ -84,7 +84,7 @@ def _text(value: Any, name: str, errors: dict[str, str], limit: int = 100) -> st
 def device_from_body(body: dict[str, Any], current: DeviceConfig | None) -> DeviceConfig:
     """Validate a create (current None) or partial update body into a DeviceConfig; raise BadRequest."""
     errors: dict[str, str] = {}
-    known = {"name", "host", "port", "api_key", "username", "password", "tls", "interfaces", "enabled"}
+    known = {"name", "host", "port", "api_key", "username", "password", "tls", "interfaces", "enabled", "uplinks"}
     for extra in sorted(set(body) - known - {"id"}):
         errors[extra] = "unknown field"
 
@@ -119,6 +119,15 @@ def device_from_body(body: dict[str, Any], current: DeviceConfig | None) -> Devi
             errors["interfaces"] = "at most 1024 interfaces"
         else:
             interfaces = tuple(dict.fromkeys(raw))
+    uplinks: tuple[str, ...] = () if current is None else current.uplinks
+    if "uplinks" in body:
+        raw = body["uplinks"]
+        if not isinstance(raw, list) or not all(isinstance(i, str) and _INTERFACE.fullmatch(i) for i in raw):
+            errors["uplinks"] = "a list of interface names such as ethernet1/1"
+        elif len(raw) > 64:
+            errors["uplinks"] = "at most 64 uplinks"
+        else:
+            uplinks = tuple(dict.fromkeys(raw))
     enabled = True if current is None else current.enabled
     if "enabled" in body:
         if not isinstance(body["enabled"], bool):
@@ -140,6 +149,7 @@ def device_from_body(body: dict[str, Any], current: DeviceConfig | None) -> Devi
         password=password,
         interfaces=interfaces,
         enabled=enabled,
+        uplinks=uplinks,
     )
 
 

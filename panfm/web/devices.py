@@ -56,6 +56,7 @@ def device_json(d: DeviceConfig, status: DeviceStatus | None, inventory: dict[st
         "port": d.port,
         "enabled": d.enabled,
         "interfaces": list(d.interfaces),
+        "uplinks": list(d.uplinks),
         "auth": "api_key" if d.api_key else "password",
         "tls": {"mode": d.tls.mode, "fingerprint_sha256": d.tls.fingerprint_sha256},
         "status": status_json(status),

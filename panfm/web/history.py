@@ -9,7 +9,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from panfm.timefmt import iso_ms as iso
+from panfm.web import uplinks
 from panfm.web.api import MAX_POINTS, ctx, known_device_id, time_window
+from throughput_storage import config_store
 
 bp = Blueprint("history", __name__)
 
@@ -55,10 +57,12 @@ def throughput_history() -> Any:
     device_id = known_device_id()
     c = ctx()
     start, end, _ = time_window(c.clock())
+    marked = config_store.device_uplinks(c.data_dir, device_id)
     with c.reader() as reader:
         if reader is None:
             return jsonify({"device_id": device_id, "tier": "raw", "bucket_s": None, "points": []})
         hist = reader.history(device_id, start, end, max_points=MAX_POINTS, metrics=HISTORY_METRICS)
+        uplinks.add_history(reader, device_id, marked, start, end, MAX_POINTS, hist.points)
     return jsonify(
         {"device_id": device_id, "tier": hist.tier, "bucket_s": hist.bucket_s, "points": _history_points(hist.points)}
     )

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
 
+from panfm.ops import demo_marker
 from panfm.timefmt import iso_s
 from panfm.web.api import WebContext
 from panfm.web.identity import current_user
@@ -69,6 +70,12 @@ def _render(template: str, *, page: str, script: str | None, **context: Any) -> 
     )
 
 
+def _demo_data() -> bool:
+    """Whether this data folder holds the demo's backfilled (simulated) history."""
+    context = _context()
+    return context is not None and demo_marker(context.data_dir) is not None
+
+
 @bp.get("/login")
 def login() -> str:
     """Show the login form."""
@@ -84,7 +91,7 @@ def change_password() -> str:
 @bp.get("/")
 def overview() -> str:
     """Show every firewall with its live values and a 1-hour sparkline."""
-    return _render("overview.html", page="overview", script="overview.js")
+    return _render("overview.html", page="overview", script="overview.js", demo_data=_demo_data())
 
 
 @bp.get("/firewall/<device_id>")
@@ -104,6 +111,7 @@ def firewall(device_id: str) -> str:
         script="firewall.js",
         device_id=device_id,
         ranges=RANGES,
+        demo_data=_demo_data(),
         inventory=inventory_view(inventory, now=context.clock() if context else None),
     )
 
@@ -164,7 +172,7 @@ def inventory_view(doc: dict[str, Any] | None, now: float | None) -> dict[str, A
         "gp_users": doc.get("gp_users"),
         "threats": threats,
         "blocked_urls": doc.get("blocked_urls"),
-        "window_h": round(float(doc["window_s"]) / 3600, 1) if isinstance(doc.get("window_s"), int | float) else None,
+        "window": window_label(doc.get("window_s")),
         "errors": doc.get("errors") if isinstance(doc.get("errors"), dict) else {},
         "collected_at": (
             iso_s(float(collected))
@@ -172,6 +180,25 @@ def inventory_view(doc: dict[str, Any] | None, now: float | None) -> dict[str, A
             else None
         ),
     }
+
+
+def window_label(seconds: Any) -> str | None:
+    """Say a counting window as people do: "last 5 minutes", "last hour", "last 36 hours"."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+        return None
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"last {round(seconds)} seconds"
+    if minutes == 1:
+        return "last minute"
+    if minutes < 60 or minutes % 60:
+        return f"last {minutes} minutes" if minutes < 120 else f"last {seconds / 3600:.1f} hours"
+    hours = minutes // 60
+    if hours == 1:
+        return "last hour"
+    if hours % 24 == 0 and hours > 24:
+        return f"last {hours // 24} days"
+    return f"last {hours} hours"
 
 
 def _date(value: Any) -> date | None:

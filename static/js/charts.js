@@ -7,11 +7,12 @@ const C = (name, fallback) => themeColor(name, fallback);
 // Series of each chart: [field, label, colour variable, kind]; kind "max" is the upper edge
 // of a band drawn down to the average series just before it.
 export const CHARTS = {
+  // Through the box (each packet once) is the headline; In/Out are the marked uplinks' (WAN).
   throughput: [
-    ["inbound_mbps", "In Mbps", "--series-1", "avg"],
-    ["inbound_mbps_max", "In max", "--series-1", "max"],
-    ["outbound_mbps", "Out Mbps", "--series-2", "avg"],
-    ["outbound_mbps_max", "Out max", "--series-2", "max"],
+    ["through_mbps", "Through Mbps", "--series-1", "avg"],
+    ["through_mbps_max", "Through max", "--series-1", "max"],
+    ["uplink_in_mbps", "WAN in Mbps", "--series-3", "avg"],
+    ["uplink_out_mbps", "WAN out Mbps", "--series-2", "avg"],
   ],
   sessions: [
     ["sessions_active", "Active sessions", "--series-1", "avg"],
@@ -60,7 +61,7 @@ export function toColumns(points, fields, bucketS) {
   return [xs, ...cols];
 }
 
-function options(fields, width) {
+function options(fields, width, onSeries) {
   const fg = C("--fg", "#222");
   const grid = C("--grid", "rgba(128,128,128,0.2)");
   const series = [{}];
@@ -85,14 +86,19 @@ function options(fields, width) {
     scales: { x: { time: true } },
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
+    hooks: onSeries ? { setSeries: [(u, idx) => { if (idx !== null && idx > 0) onSeries(idx, u.series[idx].show); }] } : {},
   };
 }
 
 export class Chart {
-  constructor(container, fields) {
+  // `hidden`: series indexes (1-based, as uPlot counts) to start hidden; `onSeries(idx, shown)`
+  // hears the legend's clicks (the firewall page keeps them in the URL).
+  constructor(container, fields, hidden = [], onSeries = null) {
     this.container = container;
     this.fields = fields;
     this.plot = null;
+    this.hidden = new Set(hidden);
+    this.onSeries = onSeries;
     new ResizeObserver(() => {
       if (this.plot) this.plot.setSize({ width: this.width(), height: 220 });
     }).observe(container);
@@ -107,9 +113,20 @@ export class Chart {
   update(points, bucketS, window) {
     const data = toColumns(points, this.fields, bucketS);
     if (this.plot) this.plot.setData(data, false);
-    else this.plot = new uPlot(options(this.fields, this.width()), data, this.container);
+    else this.create(data);
     this.window = window;
     if (window) this.plot.setScale("x", { min: window[0], max: window[1] });
+  }
+
+  create(data) {
+    const report = (idx, shown) => {
+      if (shown) this.hidden.delete(idx);
+      else this.hidden.add(idx);
+      if (this.onSeries) this.onSeries();
+    };
+    const opts = options(this.fields, this.width(), report);
+    opts.series.forEach((s, i) => { if (i > 0 && this.hidden.has(i)) s.show = false; });
+    this.plot = new uPlot(opts, data, this.container);
   }
 
   // Rebuild with the current theme's colours (after a theme change).
@@ -117,7 +134,7 @@ export class Chart {
     if (!this.plot) return;
     const data = this.plot.data;
     this.plot.destroy();
-    this.plot = new uPlot(options(this.fields, this.width()), data, this.container);
+    this.create(data);
     if (this.window) this.plot.setScale("x", { min: this.window[0], max: this.window[1] });
   }
 }

@@ -66,7 +66,8 @@ function row(d) {
     el("td", { text: info.model || DASH }),
     el("td", { text: info.sw_version || DASH }),
     el("td", { class: "mono", text: fp, title: tls.fingerprint_sha256 || "" }),
-    el("td", { text: d.interfaces && d.interfaces.length ? d.interfaces.join(", ") : "all physical" }),
+    el("td", { text: (d.interfaces && d.interfaces.length ? d.interfaces.join(", ") : "all physical")
+      + (d.uplinks && d.uplinks.length ? ` · WAN: ${d.uplinks.join(", ")}` : "") }),
     el("td", { class: "actions" },
       changedCert(d) ? actionButton("Accept new certificate", () => acceptCert(d, changedCert(d)), "primary") : null,
       actionButton("Edit", () => openDialog(d)),
@@ -135,6 +136,25 @@ function interfaceChecklist(names, counted) {
   if (!names.length) box.append(el("p", { class: "muted", text: "Interfaces are listed once the firewall has been polled." }));
 }
 
+// Uplinks: every interface with its zone, so the one facing `untrust` is easy to find.
+function uplinkChecklist(rows, marked) {
+  const box = $("dev-uplinks");
+  clear(box);
+  const chosen = new Set(marked || []);
+  const names = rows.map((r) => r.name);
+  for (const name of chosen) if (!names.includes(name)) rows.push({ name, zone: null });
+  for (const r of rows) {
+    box.append(el("label", { class: "inline" },
+      el("input", { type: "checkbox", value: r.name, checked: chosen.has(r.name) }),
+      r.zone ? `${r.name} (${r.zone})` : r.name));
+  }
+  if (!rows.length) box.append(el("p", { class: "muted", text: "Interfaces are listed once the firewall has been polled." }));
+}
+
+function chosenUplinks() {
+  return [...$("dev-uplinks").querySelectorAll("input:checked")].map((i) => i.value);
+}
+
 function chosenInterfaces() {
   const picked = [...$("dev-interfaces").querySelectorAll("input:checked")].map((i) => i.value);
   const extra = $("dev-interfaces-extra").value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -167,12 +187,14 @@ async function openDialog(device, newFingerprint = null) {
   }
   showAuthFields();
   interfaceChecklist([], device ? device.interfaces : []);
+  uplinkChecklist([], device ? device.uplinks : []);
   dialog.showModal();
   if (device) {
     try {
       const data = await api(`/api/interfaces?device_id=${encodeURIComponent(device.id)}`);
-      const names = ((data && data.interfaces) || []).map((i) => i.name);
-      interfaceChecklist(names, device.interfaces);
+      const rows = (data && data.interfaces) || [];
+      interfaceChecklist(rows.map((i) => i.name), device.interfaces);
+      uplinkChecklist(rows.map((i) => ({ name: i.name, zone: i.zone })), device.uplinks);
     } catch (err) {
       console.warn(err);
     }
@@ -206,6 +228,7 @@ async function testConnection() {
   $("dev-trust").disabled = !tested.fingerprint_sha256;
   if (Array.isArray(tested.interfaces) && tested.interfaces.length) {
     interfaceChecklist(tested.interfaces.map((i) => (typeof i === "string" ? i : i.name)), chosenInterfaces());
+    uplinkChecklist(tested.interfaces.map((i) => (typeof i === "string" ? { name: i, zone: null } : i)), chosenUplinks());
   }
 }
 
@@ -218,6 +241,7 @@ async function save(event) {
     port: Number($("dev-port").value),
     enabled: $("dev-enabled").checked,
     interfaces: chosenInterfaces(),
+    uplinks: chosenUplinks(),
     ...credentials(),
   };
   const needsTrust = !editing || target() !== testedFor || (tested && $("dev-trust").checked);

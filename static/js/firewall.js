@@ -9,13 +9,45 @@ const deviceId = root.dataset.deviceId;
 const q = encodeURIComponent(deviceId);
 const refresh = refreshSeconds();
 
+// The range and the series hidden in the legends live in the URL (?range=7d&hide=cpu.3), so a
+// reload or a shared link shows the same view.
+const params = new URLSearchParams(window.location.search);
+const RANGES = [...document.querySelectorAll("#ranges button")].map((b) => b.dataset.range);
+const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+const hiddenAtStart = {};
+for (const item of (params.get("hide") || "").split(",")) {
+  const [name, idx] = item.split(".");
+  if (CHARTS[name] && Number(idx) > 0) (hiddenAtStart[name] = hiddenAtStart[name] || []).push(Number(idx));
+}
+
 const charts = Object.fromEntries(
-  Object.entries(CHARTS).map(([name, fields]) => [name, new Chart(document.getElementById("chart-" + name), fields)]),
+  Object.entries(CHARTS).map(([name, fields]) => [
+    name, new Chart(document.getElementById("chart-" + name), fields, hiddenAtStart[name] || [], () => saveUrl()),
+  ]),
 );
 
-let range = "1h";
+let range = RANGES.includes(params.get("range")) ? params.get("range") : "1h";
 let custom = null; // {start, end} ISO strings
+if (range === "custom") {
+  const start = params.get("start");
+  const end = params.get("end");
+  custom = start && end && ISO_RE.test(start) && ISO_RE.test(end) && start < end ? { start, end } : null;
+  if (!custom) range = "1h";
+}
 let lastHistory = 0;
+
+function saveUrl() {
+  const next = new URLSearchParams();
+  if (range !== "1h") next.set("range", range);
+  if (range === "custom" && custom) {
+    next.set("start", custom.start);
+    next.set("end", custom.end);
+  }
+  const hide = Object.entries(charts).flatMap(([name, c]) => [...c.hidden].sort().map((i) => `${name}.${i}`));
+  if (hide.length) next.set("hide", hide.join(","));
+  const query = next.toString();
+  window.history.replaceState(null, "", window.location.pathname + (query ? "?" + query : ""));
+}
 
 // --- live values ---------------------------------------------------------------------
 
@@ -23,8 +55,9 @@ function liveValues(sample) {
   const sess = sample.sessions || {};
   const cpu = sample.cpu || {};
   return {
-    inbound_mbps: fmtNum(sample.inbound_mbps, 1),
-    outbound_mbps: fmtNum(sample.outbound_mbps, 1),
+    through_mbps: fmtNum(sample.through_mbps, 1),
+    uplink_in_mbps: fmtNum(sample.uplink_in_mbps, 1),
+    uplink_out_mbps: fmtNum(sample.uplink_out_mbps, 1),
     sessions_active: fmtInt(sess.active),
     sessions_utilization_pct: fmtPct(sess.utilization_pct) + " of max",
     sessions_cps: fmtInt(sess.cps),
@@ -59,6 +92,11 @@ async function refreshLive() {
   }
   const sample = data.sample;
   document.getElementById("no-data").hidden = Boolean(sample);
+  // In/Out only where the admin marked uplinks (WAN): with every port counted they say nothing.
+  const wan = Array.isArray(data.uplinks) && data.uplinks.length > 0;
+  for (const node of document.querySelectorAll(".wan")) node.hidden = !wan;
+  document.getElementById("no-uplink").hidden = wan;
+  setText(document.getElementById("uplink-names"), wan ? data.uplinks.join(", ") : "");
   const values = sample ? liveValues(sample) : {};
   for (const node of document.querySelectorAll("#live [data-field]")) {
     setText(node, sample ? values[node.dataset.field] : DASH);
@@ -190,14 +228,21 @@ function toIso(localValue) {
 }
 
 const customForm = document.getElementById("custom-range");
+function pressRange() {
+  for (const b of document.querySelectorAll("#ranges button")) b.setAttribute("aria-pressed", String(b.dataset.range === range));
+  customForm.hidden = range !== "custom";
+}
 for (const button of document.querySelectorAll("#ranges button")) {
   button.addEventListener("click", () => {
-    for (const b of document.querySelectorAll("#ranges button")) b.setAttribute("aria-pressed", String(b === button));
     range = button.dataset.range;
-    customForm.hidden = range !== "custom";
-    if (range !== "custom") refreshHistory().catch(() => {});
+    pressRange();
+    if (range !== "custom") {
+      saveUrl();
+      refreshHistory().catch(() => {});
+    }
   });
 }
+pressRange();
 customForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const start = toIso(document.getElementById("range-start").value);
@@ -209,6 +254,7 @@ customForm.addEventListener("submit", (event) => {
     return;
   }
   custom = { start, end };
+  saveUrl();
   refreshHistory().catch(() => {});
 });
 

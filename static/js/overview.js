@@ -1,17 +1,25 @@
-// Overview: every firewall in one /api/overview call, refreshed every refresh_interval;
-// a 1-hour sparkline per firewall from /api/throughput/history, refreshed less often.
+// Overview: the fleet as a picture first (counts by health, who needs attention, fleet totals
+// over the chosen range), then every firewall in a table. One /api/overview call per refresh
+// interval; fleet totals from /api/overview/history; a 1-hour sparkline per firewall.
 import { api, el, clear, fmtNum, fmtInt, fmtPct, fmtAge, stateOf, poll, refreshSeconds, hideError, setText } from "./common.js";
 import { drawSparkline } from "./sparkline.js";
+import { StackedChart, TotalChart } from "./fleet_charts.js";
 
 const tbody = document.querySelector("#fleet tbody");
 const filterInput = document.getElementById("filter");
 const statusFilter = document.getElementById("status-filter");
 const refresh = refreshSeconds();
 const SPARK_EVERY_MS = Math.max(60, refresh) * 1000;
-const SPARK_FIELDS = [
-  { key: "inbound_mbps", color: "--series-1" },
-  { key: "outbound_mbps", color: "--series-2" },
-];
+const SPARK_FIELDS = [{ key: "through_mbps", color: "--series-1" }];
+const RANGES = ["1h", "24h", "7d", "30d"];
+const RANGE_S = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
+// Fleet totals of long ranges change little between two polls.
+const TOTALS_EVERY_S = { "1h": Math.max(60, refresh), "24h": 300, "7d": 1800, "30d": 3600 };
+const params = new URLSearchParams(window.location.search);
+let range = RANGES.includes(params.get("range")) ? params.get("range") : "1h";
+let totalsFetched = 0;
+const throughputChart = new StackedChart(document.getElementById("chart-fleet-throughput"));
+const sessionsChart = new TotalChart(document.getElementById("chart-fleet-sessions"));
 
 let devices = [];
 let sortKey = "name";
@@ -32,8 +40,9 @@ function sortValue(d, key) {
   switch (key) {
     case "name": return (d.name || "").toLowerCase();
     case "state": return stateOf(d.status);
-    case "inbound_mbps": return s.inbound_mbps;
-    case "outbound_mbps": return s.outbound_mbps;
+    case "through_mbps": return s.through_mbps;
+    case "uplink_in_mbps": return s.uplink_in_mbps;
+    case "uplink_out_mbps": return s.uplink_out_mbps;
     case "sessions": return s.sessions ? s.sessions.active : null;
     case "sessions_util": return s.sessions ? s.sessions.utilization_pct : null;
     case "dp_cpu": return s.cpu ? s.cpu.dataplane_pct : null;
@@ -83,13 +92,14 @@ function row(d) {
   const status = el("span", { class: `badge state-${state}`, text: isStale(d) ? `${state} · stale` : state });
   const cells = [el("td", {}, link), el("td", {}, status)];
   if (!s) {
-    cells.push(el("td", { class: "nodata-cell", colspan: 7, text: "No data yet" }));
+    cells.push(el("td", { class: "nodata-cell", colspan: 8, text: "No data yet" }));
   } else {
     const sess = s.sessions || {};
     const cpu = s.cpu || {};
     cells.push(
-      el("td", { class: "num", dataset: { field: "inbound_mbps" }, text: fmtNum(s.inbound_mbps, 1) }),
-      el("td", { class: "num", dataset: { field: "outbound_mbps" }, text: fmtNum(s.outbound_mbps, 1) }),
+      el("td", { class: "num", dataset: { field: "through_mbps" }, text: fmtNum(s.through_mbps, 1) }),
+      el("td", { class: "num", dataset: { field: "uplink_in_mbps" }, text: fmtNum(s.uplink_in_mbps, 1) }),
+      el("td", { class: "num", dataset: { field: "uplink_out_mbps" }, text: fmtNum(s.uplink_out_mbps, 1) }),
       el("td", { class: "num", text: fmtInt(sess.active) }),
       el("td", { class: "num", text: fmtPct(sess.utilization_pct) }),
       el("td", { class: "num", text: fmtPct(cpu.dataplane_pct) }),
@@ -112,11 +122,95 @@ function render() {
   document.getElementById("empty").hidden = devices.length > 0;
 }
 
+// --- the picture ---------------------------------------------------------------------
+
+const HEALTH_TEXT = { down: "down", breaker_open: "breaker open (polls paused)", cert_changed: "certificate changed" };
+
+// Who needs attention first: down, breaker open or a changed certificate, then firing alerts,
+// then stale or never polled, then the highest load (DP CPU or nearest the session limit).
+export function attentionList(list, limit = 5) {
+  const items = [];
+  for (const d of list) {
+    if (d.health === "disabled") continue;
+    const s = d.sample || {};
+    const dp = s.cpu ? s.cpu.dataplane_pct : null;
+    const su = s.sessions ? s.sessions.utilization_pct : null;
+    let severity = 0;
+    let reason = "";
+    if (HEALTH_TEXT[d.health]) {
+      severity = 3;
+      reason = HEALTH_TEXT[d.health] + (d.status && d.status.last_error ? `: ${d.status.last_error}` : "");
+    } else if (d.active_alerts > 0) {
+      severity = 2;
+      reason = `${d.active_alerts} alert${d.active_alerts === 1 ? "" : "s"} firing`;
+    } else if (d.health === "degraded" || d.health === "unknown") {
+      severity = 1;
+      reason = d.health === "unknown" ? "not polled yet" : "no fresh sample";
+    } else if (dp === null && su === null) {
+      continue;
+    } else {
+      reason = (dp ?? -1) >= (su ?? -1) ? `DP CPU ${fmtPct(dp)}` : `sessions at ${fmtPct(su)} of the limit`;
+    }
+    items.push({ d, severity, load: Math.max(dp ?? 0, su ?? 0), reason });
+  }
+  items.sort((a, b) => b.severity - a.severity || b.load - a.load);
+  return items.slice(0, limit);
+}
+
+function renderPicture(data) {
+  const counts = (data && data.counts) || {};
+  for (const li of document.querySelectorAll("#status-counts li")) {
+    const n = counts[li.dataset.health] || 0;
+    setText(li.querySelector(".n"), String(n));
+    li.classList.toggle("zero", n === 0);
+  }
+  const ol = document.getElementById("attention");
+  clear(ol);
+  const items = attentionList(devices);
+  for (const item of items) {
+    ol.append(el("li", { class: `severity-${item.severity}`, dataset: { id: item.d.id } },
+      el("a", { href: "/firewall/" + encodeURIComponent(item.d.id), text: item.d.name || item.d.id }),
+      el("span", { class: "reason", text: " " + item.reason })));
+  }
+  document.getElementById("attention-none").hidden = items.some((i) => i.severity > 0) || !devices.length;
+}
+
+async function refreshTotals(force = false) {
+  if (!force && Date.now() - totalsFetched < TOTALS_EVERY_S[range] * 1000) return;
+  const doc = await api(`/api/overview/history?range=${encodeURIComponent(range)}`);
+  totalsFetched = Date.now();
+  const now = Date.now() / 1000;
+  const window = [now - RANGE_S[range], now];
+  throughputChart.update(doc, "through_mbps", window);
+  sessionsChart.update(doc, "sessions_active", "Active sessions", window);
+  const root = document.getElementById("fleet-picture");
+  root.dataset.range = range;
+  root.dataset.slots = String(doc.t.length);
+}
+
+function pressRange() {
+  for (const b of document.querySelectorAll("#ranges button")) b.setAttribute("aria-pressed", String(b.dataset.range === range));
+}
+
+for (const button of document.querySelectorAll("#ranges button")) {
+  button.addEventListener("click", () => {
+    range = button.dataset.range;
+    pressRange();
+    const next = new URLSearchParams(window.location.search);
+    if (range === "1h") next.delete("range"); else next.set("range", range);
+    const query = next.toString();
+    window.history.replaceState(null, "", window.location.pathname + (query ? "?" + query : ""));
+    refreshTotals(true).catch(() => {});
+  });
+}
+pressRange();
+
 async function refreshOverview() {
   const data = await api("/api/overview");
   devices = (data && data.devices) || [];
   hideError();
   render();
+  renderPicture(data);
   setText(document.getElementById("updated"), "Updated " + new Date().toLocaleTimeString());
 }
 
@@ -160,5 +254,5 @@ statusFilter.addEventListener("change", render);
 
 poll(async () => {
   await refreshOverview();
-  await refreshSparks();
+  await Promise.all([refreshTotals(), refreshSparks()]);
 }, refresh);
