@@ -117,6 +117,10 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "body": _obj(["old_password", "new_password"], {"old_password": _STR, "new_password": _STR}),
         "errors": ["400", "415", "429"]},
     ("/api/overview", "GET"): {"summary": "Every firewall with its latest sample", "ok": _list_of("devices")},
+    ("/api/overview/history", "GET"): {
+        "summary": "Fleet totals over a range: each enabled firewall's through-the-box Mbps and sessions on one grid",
+        "params": [_q("range", "1h, 24h, 7d or 30d (default 1h)", enum=["1h", "24h", "7d", "30d"])],
+        "ok": _obj(["range", "step_s", "t", "devices"]), "errors": ["400"]},
     ("/api/clock", "GET"): {"summary": "The clock's heartbeat and job statistics",
                             "ok": _obj(["running", "heartbeat", "age_seconds", "stats"])},
     ("/api/throughput", "GET"): {"summary": "Latest sample of one firewall", "params": [_DEVICE],

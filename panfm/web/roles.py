@@ -50,6 +50,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("/api/openapi.json", "GET"): _V,
     # data, read-only
     ("/api/overview", "GET"): _V,
+    ("/api/overview/history", "GET"): _V,
     ("/api/clock", "GET"): _V,
     ("/api/throughput", "GET"): _V,
     ("/api/throughput/history", "GET"): _V,
