@@ -12,7 +12,7 @@ from xml.etree.ElementTree import Element  # nosec B405
 
 from defusedxml import ElementTree as SafeET
 
-from panos_sim import xml_logs, xml_net, xml_system
+from panos_sim import hosts, xml_logs, xml_net, xml_system
 from panos_sim.device import Device
 from panos_sim.traffic import rng_for
 
@@ -29,6 +29,8 @@ KNOWN: dict[str, Any] = {
         "high-availability": {"state": None},
         "arp": {"entry": None},
         "global-protect-gateway": {"current-user": None},
+        "dhcp": {"server": {"lease": None}},
+        "user": {"ip-user-mapping": None},
     },
     "request": {"license": {"info": None}},
 }
@@ -216,7 +218,16 @@ def _run(dev: Device, path: list[str], rest: list[Element], now: float) -> Reply
     if key == "show arp entry":
         if leaf.get("name") != "all":
             return error(17, " arp -> entry is invalid")
-        return xml(xml_net.arp_all(dev))
+        return xml(xml_net.arp_all(dev, now))
+    if key == "show dhcp server lease":
+        where = leaf.find("interface")
+        if where is None or (where.text or "").strip() != "all":
+            return error(17, " lease -> (end)  is unexpected")
+        return xml(hosts.dhcp_leases(dev, now))
+    if key == "show user ip-user-mapping":
+        if leaf.find("all") is None:
+            return error(17, " ip-user-mapping -> (end)  is unexpected")
+        return xml(hosts.user_mappings(dev, now, xml_net.gp_mappings(dev, now)))
     return xml(xml_net.gp_current_users(dev, now))
 
 

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from panfm.models import GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo
+from panfm.collector.network import connected_devices
+from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo, UserMapping
+from panfm.xmlapi import ApiError
 
 THREAT_SEVERITIES = ("critical", "high", "medium")
 MAX_LOGS = 5000  # PAN-OS caps one log query at 5000 entries; counts above that read 5000
@@ -21,6 +23,13 @@ class SlowClient(Protocol):
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
     def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float) -> Any: ...
+    def arp(self) -> Sequence[ArpEntry]: ...
+    def dhcp_leases(self) -> Sequence[DhcpLease]: ...
+    def user_mappings(self) -> Sequence[UserMapping]: ...
+
+
+# Names (IP -> hostname) for hosts without a DHCP name, within a time budget: `ReverseDns.names`.
+Resolver = Callable[[list[str], float], Mapping[str, str]]
 
 
 def device_clock(info: SystemInfo | None, now: float) -> datetime:
@@ -63,6 +72,7 @@ def gather_inventory(
     deadline: float,
     monotonic: Callable[[], float] = time.monotonic,
     pause: Callable[[], None] = lambda: None,
+    resolver: Resolver | None = None,
 ) -> tuple[SystemInfo, dict[str, Any]]:
     """Run the slow calls against one device and return its system info and inventory document.
 
@@ -77,15 +87,19 @@ def gather_inventory(
     doc: dict[str, Any] = {"system": dataclasses.asdict(info), "errors": {}}
     errors: dict[str, str] = doc["errors"]
 
-    def part(name: str, fn: Callable[[], Any]) -> None:
+    def part(name: str, fn: Callable[[], Any], keep: bool = True) -> Any:
         pause()
         if monotonic() >= deadline:
             errors[name] = "deadline exceeded"
-            return
+            return None
         try:
-            doc[name] = fn()
+            value = fn()
         except Exception as exc:  # one part failing must not lose the others
             errors[name] = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+            return None
+        if keep:
+            doc[name] = value
+        return value
 
     part("ha", lambda: dataclasses.asdict(client.ha_state()))
     part("licenses", lambda: [dataclasses.asdict(lic) for lic in client.licenses()])
@@ -105,12 +119,70 @@ def gather_inventory(
             _entries(client.log_query("url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining()))
         ),
     )
+    _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
     doc["window_s"] = window_s
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
             if lic.get(key) is not None:
                 lic[key] = lic[key].isoformat()
     return info, doc
+
+
+def _optional(fn: Callable[[], Sequence[Any]], absent: dict[str, str], name: str) -> Callable[[], Sequence[Any]]:
+    """Call `fn`; a firewall without the feature (no DHCP server, no User-ID) answers an API error: empty."""
+
+    def call() -> Sequence[Any]:
+        try:
+            return fn()
+        except ApiError as exc:
+            absent[name] = str(exc)[:200]
+            return ()
+
+    return call
+
+
+def _network(
+    client: SlowClient,
+    doc: dict[str, Any],
+    info: SystemInfo,
+    part: Callable[..., Any],
+    *,
+    now: float,
+    remaining: Callable[[], float],
+    resolver: Resolver | None,
+) -> None:
+    """Add `connected_devices` (rows for the network store, popped before the inventory is stored) and a summary.
+
+    Three calls, one after another on the device's one slow connection: ARP, DHCP leases,
+    User-ID. Without an ARP table there is no current picture, so no rows this cycle.
+    """
+    absent: dict[str, str] = {}
+    # Lambdas: a client without one of these methods fails that part only.
+    arp = part("arp", lambda: client.arp(), keep=False)
+    leases = part("dhcp", _optional(lambda: client.dhcp_leases(), absent, "dhcp"), keep=False)
+    users = part("user_id", _optional(lambda: client.user_mappings(), absent, "user_id"), keep=False)
+    if arp is None:
+        return
+    offset = (device_clock(info, now) - datetime.fromtimestamp(now, UTC).replace(tzinfo=None)).total_seconds()
+    interfaces: list[Any] = doc["interfaces"] if isinstance(doc.get("interfaces"), list) else []
+    rows = connected_devices(arp, leases or (), users or (), interfaces, now=now, clock_offset_s=offset)
+    if resolver is not None and remaining() > 1.0:
+        unnamed = [r["ip"] for r in rows if not r["dhcp_hostname"]]
+        try:
+            names = resolver(unnamed, min(2.0, remaining() - 1.0)) if unnamed else {}
+        except Exception as exc:  # reverse DNS is a nicety: never worth the inventory
+            doc["errors"]["dns"] = type(exc).__name__
+            names = {}
+        for r in rows:
+            r["dns_name"] = names.get(r["ip"])
+    doc["connected_devices"] = rows
+    doc["network"] = {
+        "arp": len(arp),
+        "dhcp_leases": len(leases or ()),
+        "user_ids": len(users or ()),
+        "hosts": len(rows),
+        "unavailable": absent,  # feature not on this firewall: an empty section, with the reason
+    }
 
 
 def link_speeds(interfaces: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:

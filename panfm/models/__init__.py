@@ -27,6 +27,7 @@ from panfm.models.devices import (
     TlsConfig,
     TlsMode,
 )
+from panfm.models.network import DhcpLease, UserMapping
 from panfm.models.responses import (
     ArpEntry,
     CounterSnapshot,
@@ -71,6 +72,7 @@ __all__ = [
     "DeviceSample",
     "DeviceState",
     "DeviceStatus",
+    "DhcpLease",
     "GpUser",
     "HaState",
     "History",
@@ -93,4 +95,5 @@ __all__ = [
     "TlsMode",
     "Transition",
     "TransitionKind",
+    "UserMapping",
 ]

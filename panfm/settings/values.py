@@ -70,6 +70,12 @@ class Settings:
     throughput_retention_days: int = setting(90, "Days 5-minute rollups are kept.", min=1, max=3650)
     hourly_retention_days: int = setting(730, "Days 1-hour rollups are kept.", min=1, max=3650)
     alert_history_retention_days: int = setting(365, "Days resolved alert incidents are kept.", min=1, max=3650)
+    connected_devices_retention_days: int = setting(
+        30, "Days a connected device no longer seen is kept (first and last seen, names).", min=1, max=3650
+    )
+    reverse_dns: bool = setting(
+        True, "The clock looks up reverse DNS names of connected devices without a DHCP hostname."
+    )
     base_url: str = setting("http://localhost:3000", "Address of the dashboard, used in notification links.")
     theme: str = setting("auto", "Dashboard colour scheme.", choices=("auto", "light", "dark"))
     secure_cookies: bool = setting(False, "Mark session cookies Secure (serve PANfm over HTTPS).", editable=False)

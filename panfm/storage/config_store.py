@@ -58,6 +58,17 @@ MIGRATIONS: list[str] = [
     CREATE TABLE alert_channels (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL);
     CREATE TABLE maintenance_windows (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL);
     """,
+    # The admin's names, comments, tags and locations of connected devices (metadata_store.py).
+    """
+    CREATE TABLE device_metadata (
+        mac TEXT PRIMARY KEY,
+        name TEXT,
+        comment TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        location TEXT,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 

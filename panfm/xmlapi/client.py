@@ -21,6 +21,7 @@ import panfm.xmlapi.parsers as panos_xml
 from panfm.models import (
     ArpEntry,
     CounterSnapshot,
+    DhcpLease,
     GpUser,
     HaState,
     InterfaceCounters,
@@ -30,6 +31,7 @@ from panfm.models import (
     SessionInfo,
     SystemInfo,
     SystemResources,
+    UserMapping,
 )
 from panfm.xmlapi.errors import (
     AddressNotAllowed,
@@ -142,6 +144,16 @@ class PanosClient(PanosTransport):
     def arp(self) -> tuple[ArpEntry, ...]:
         """Return the ARP table (`show arp entry name='all'`)."""
         return panos_xml.parse_arp(self._op_bytes("<show><arp><entry name='all'/></arp></show>"))
+
+    def dhcp_leases(self) -> tuple[DhcpLease, ...]:
+        """Return the DHCP server's leases on every interface (`show dhcp server lease interface all`)."""
+        cmd = "<show><dhcp><server><lease><interface>all</interface></lease></server></dhcp></show>"
+        return panos_xml.parse_dhcp_leases(self._op_bytes(cmd))
+
+    def user_mappings(self) -> tuple[UserMapping, ...]:
+        """Return the User-ID IP-to-user mappings (`show user ip-user-mapping all`)."""
+        cmd = "<show><user><ip-user-mapping><all></all></ip-user-mapping></user></show>"
+        return panos_xml.parse_user_mappings(self._op_bytes(cmd))
 
     def interface(self, name: str) -> tuple[InterfaceInfo, InterfaceCounters | None, InterfaceCounters | None]:
         """Return `show interface NAME`: info, hw counters, ifnet counters (InterfaceNotFound if unknown)."""

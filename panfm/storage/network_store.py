@@ -1,0 +1,191 @@
+"""`network.db`: the connected devices behind each firewall (ARP, DHCP, User-ID, names).
+
+The clock is the only writer (`NetworkStore.record`, one transaction per firewall and slow
+cycle; `cleanup` at night); the web reads with `NetworkReader` (read-only connection per
+request). A device is *current* when its row was written by its firewall's newest snapshot
+and its lease, if any, has not run out since. SQL is portable (SQLite today, PostgreSQL
+twin later): `?` placeholders, `ON CONFLICT ... DO UPDATE`, times as epoch REAL computed in
+Python, no SQLite-only functions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import panfm.storage.sqlite as sqlite_db
+
+NETWORK_DB = "network.db"
+CHUNK = 5000
+
+# Forward-only migrations; index i brings the schema from user_version i to i + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE connected_devices (
+        device_id TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        interface TEXT,
+        vlan INTEGER,
+        zone TEXT,
+        user_name TEXT,
+        vendor TEXT,
+        dhcp_hostname TEXT,
+        dns_name TEXT,
+        static INTEGER NOT NULL DEFAULT 0,
+        randomized INTEGER NOT NULL DEFAULT 0,
+        lease_expires REAL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (device_id, mac, ip)
+    );
+    CREATE INDEX connected_devices_last_seen ON connected_devices (last_seen);
+    CREATE INDEX connected_devices_mac ON connected_devices (mac);
+    CREATE TABLE network_snapshots (
+        device_id TEXT PRIMARY KEY,
+        ts REAL NOT NULL,
+        hosts INTEGER NOT NULL
+    );
+    """,
+]
+
+COLUMNS = ("device_id", "mac", "ip", "interface", "vlan", "zone", "user_name", "vendor", "dhcp_hostname", "dns_name",
+           "static", "randomized", "lease_expires", "first_seen", "last_seen")
+_UPSERT = (
+    f"INSERT INTO connected_devices ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "  # noqa: S608  # nosec B608 (constant columns)
+    "ON CONFLICT (device_id, mac, ip) DO UPDATE SET interface = excluded.interface, vlan = excluded.vlan, "
+    "zone = excluded.zone, user_name = excluded.user_name, vendor = excluded.vendor, "
+    "dhcp_hostname = COALESCE(excluded.dhcp_hostname, connected_devices.dhcp_hostname), "
+    "dns_name = COALESCE(excluded.dns_name, connected_devices.dns_name), static = excluded.static, "
+    "randomized = excluded.randomized, lease_expires = excluded.lease_expires, last_seen = excluded.last_seen"
+)
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open network.db (migrated when opened for writing)."""
+    return sqlite_db.connect(path, MIGRATIONS, readonly=readonly, check_same_thread=False)
+
+
+def _row(device_id: str, ts: float, r: Mapping[str, Any], first_seen: float) -> tuple[Any, ...]:
+    return (device_id, r["mac"], r["ip"], r.get("interface"), r.get("vlan"), r.get("zone"), r.get("user"),
+            r.get("vendor"), r.get("dhcp_hostname"), r.get("dns_name"), int(bool(r.get("static"))),
+            int(bool(r.get("randomized_mac"))), r.get("lease_expires"), first_seen, ts)
+
+
+class NetworkStore:
+    """The clock's writer of network.db (one connection, serialised by a lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> NetworkStore:
+        return cls(connect(path), path)
+
+    def record(self, device_id: str, ts: float, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Store one firewall's snapshot in one write transaction; return the rows whose MAC is new to it.
+
+        A firewall's first snapshot learns its MACs silently (no "new" rows): otherwise adding a
+        firewall would announce every host behind it.
+        """
+        rows = list(rows)
+        new: list[dict[str, Any]] = []
+        with self._lock, sqlite_db.transaction(self._conn):
+            had_snapshot = self._conn.execute(
+                "SELECT 1 FROM network_snapshots WHERE device_id = ?", (device_id,)).fetchone() is not None
+            known = {m for (m,) in self._conn.execute(
+                "SELECT DISTINCT mac FROM connected_devices WHERE device_id = ?", (device_id,))}
+            seen_new: set[str] = set()
+            for r in rows:
+                if r["mac"] not in known and r["mac"] not in seen_new:
+                    seen_new.add(r["mac"])
+                    if had_snapshot:
+                        new.append(dict(r))
+            for i in range(0, len(rows), CHUNK):
+                self._conn.executemany(_UPSERT, [_row(device_id, ts, r, ts) for r in rows[i:i + CHUNK]])
+            self._conn.execute(
+                "INSERT INTO network_snapshots (device_id, ts, hosts) VALUES (?, ?, ?) "
+                "ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, hosts = excluded.hosts",
+                (device_id, ts, len(rows)),
+            )
+        return new
+
+    def cleanup(self, now: float, retention_days: int) -> dict[str, int]:
+        """Forget devices (and firewalls' snapshots) not seen for `retention_days`, in one write transaction."""
+        cutoff = now - retention_days * 86400.0
+        with self._lock, sqlite_db.transaction(self._conn):
+            # One statement (no rowid chunks: the PostgreSQL twin has none); indexed on last_seen.
+            devices = self._conn.execute("DELETE FROM connected_devices WHERE last_seen < ?", (cutoff,)).rowcount
+            snapshots = self._conn.execute("DELETE FROM network_snapshots WHERE ts < ?", (cutoff,)).rowcount
+        return {"connected_devices": max(devices, 0), "network_snapshots": max(snapshots, 0)}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _device_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "device_id": row["device_id"],
+        "mac": row["mac"],
+        "ip": row["ip"],
+        "interface": row["interface"],
+        "vlan": row["vlan"],
+        "zone": row["zone"],
+        "user": row["user_name"],
+        "vendor": row["vendor"],
+        "dhcp_hostname": row["dhcp_hostname"],
+        "dns_name": row["dns_name"],
+        "static": bool(row["static"]),
+        "randomized_mac": bool(row["randomized"]),
+        "lease_expires": row["lease_expires"],
+        "first_seen": row["first_seen"],
+        "last_seen": row["last_seen"],
+    }
+
+
+class NetworkReader:
+    """Read network.db for one request (read-only connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path) -> Iterator[NetworkReader | None]:
+        """Yield a reader, or None before the clock wrote network.db the first time."""
+        if not path.exists():
+            yield None
+            return
+        conn = connect(path, readonly=True)
+        try:
+            yield cls(conn)
+        finally:
+            conn.close()
+
+    def devices(self, now: float, device_id: str | None = None, *, current: bool = True) -> list[dict[str, Any]]:
+        """Connected devices of one firewall (or all): current ones, or every one kept (`current=False`)."""
+        where: list[str] = []
+        args: list[Any] = []
+        sql = "SELECT c.* FROM connected_devices c"
+        if current:
+            sql += " JOIN network_snapshots s ON s.device_id = c.device_id AND c.last_seen >= s.ts"
+            where.append("(c.lease_expires IS NULL OR c.lease_expires > ?)")
+            args.append(now)
+        if device_id is not None:
+            where.append("c.device_id = ?")
+            args.append(device_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_device_json(r) for r in self._conn.execute(sql + " ORDER BY c.device_id, c.ip", args)]
+
+    def snapshots(self) -> dict[str, dict[str, float]]:
+        """When each firewall's table was last read, and how many hosts it held."""
+        return {r["device_id"]: {"ts": r["ts"], "hosts": r["hosts"]}
+                for r in self._conn.execute("SELECT device_id, ts, hosts FROM network_snapshots")}
