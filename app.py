@@ -18,6 +18,7 @@ import panfm.web.api as web_api
 import panfm.web.devices as web_devices
 import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
+import panfm.web.network as web_network
 import panfm.web.settings as web_settings
 from config import ConfigError, Settings, ensure_data_dir, load_settings, private_umask
 from panfm.ops import configure_logging, install_redaction, quiet_libraries
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web_settings.bp)
     app.register_blueprint(web_devices.bp)
     app.register_blueprint(web_alerts.bp)
+    app.register_blueprint(web_network.bp)
     app.register_blueprint(pages_bp)
     init_metrics(app, settings, csrf)  # GET /metrics: its own access rule, no session or CSRF
     register_cli(app)

@@ -190,6 +190,12 @@ def settings() -> str:
     return _render("settings.html", page="settings", script="settings.js")
 
 
+@bp.get("/connected-devices")
+def connected_devices() -> str:
+    """Show who is on the network behind the firewalls (ARP, DHCP, User-ID), with the admin's notes."""
+    return _render("connected_devices.html", page="connected-devices", script="connected_devices.js")
+
+
 @bp.get("/clock")
 def clock() -> str:
     """Show the clock's health and job statistics."""
