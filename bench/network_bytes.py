@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from panfm.storage.network_store import NETWORK_DB, NetworkStore  # noqa: E402
+from panfm.storage.network_store import NETWORK_DB, NetworkStore
 
 SNAPSHOTS_PER_DAY = 288
 
