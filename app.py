@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 
 import panfm.web.alerts as web_alerts
 import panfm.web.api as web_api
+import panfm.web.applications as web_applications
 import panfm.web.devices as web_devices
 import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web_devices.bp)
     app.register_blueprint(web_alerts.bp)
     app.register_blueprint(web_network.bp)
+    app.register_blueprint(web_applications.bp)
     app.register_blueprint(pages_bp)
     init_metrics(app, settings, csrf)  # GET /metrics: its own access rule, no session or CSRF
     register_cli(app)

@@ -203,6 +203,13 @@ def _record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str,
     the summary and `new_devices` (MACs this firewall never showed before) for the alert.
     """
     rows = doc.pop("connected_devices", None)
+    apps = doc.pop("applications", None)
+    if ctx.network is not None and isinstance(apps, dict):
+        try:
+            ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
+            doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] applications of %s not stored: %s", device_id, exc)
     if rows is None or ctx.network is None:
         return
     try:

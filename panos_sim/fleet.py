@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from panos_sim import api, hosts
+from panos_sim import api, hosts, reports
 from panos_sim.certs import make_context
 from panos_sim.device import EVENT_MODES, FAULT_MODES, Device
 from panos_sim.platforms import PLATFORMS
@@ -250,7 +250,9 @@ class Fleet:
             raise web.HTTPBadRequest(text="want from=EPOCH&to=EPOCH") from None
         if not (math.isfinite(t1) and math.isfinite(t2)) or t2 < t1:
             raise web.HTTPBadRequest(text="want finite from <= to")
-        return web.json_response({**dev.truth(t1, t2), "hosts": hosts.truth(dev, t2)})
+        return web.json_response({**dev.truth(t1, t2), "hosts": hosts.truth(dev, t2),
+                                  "applications": reports.applications(dev, t1, t2),
+                                  "app_categories": reports.categories(dev, t1, t2)})
 
     async def handle_fault(self, request: web.Request) -> web.Response:
         """POST /_sim/fault {"mode", "duration_s"[, "device", "latency_s"]}."""

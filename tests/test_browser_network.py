@@ -37,6 +37,7 @@ PASSWORD = "initial-password-1"
 NEW_PASSWORD = "browser-test-password-3"
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
 HOSTILE_VENDOR = "<b onmouseover=window.__pwned=2>Evil</b>"
+HOSTILE_APP = "<img src=x onerror=window.__pwned=3>"
 
 pytestmark = [
     pytest.mark.browser,
@@ -70,6 +71,11 @@ def web(tmp_path: Path) -> Iterator[str]:
             interface="ethernet1/1.100", vlan=100, zone="guest"),
         row("3c:22:fb:00:00:03", "10.0.0.3", dns_name="printer.corp.example", vendor="Apple, Inc.", static=True),
     ])
+    for age, nbytes in ((7200, 5_000_000), (60, 2_000_000)):
+        store.record_apps(fw, now - age, [
+            {"name": "ssl", "category": "networking", "risk": 4, "bytes": nbytes, "sessions": 100, "sources": 9},
+            {"name": HOSTILE_APP, "category": "media", "risk": 5, "bytes": 1000, "sessions": 1, "sources": 1},
+        ], [{"name": "networking", "bytes": nbytes, "sessions": 100}])
     store.close()
     env = {**os.environ, "PANFM_DATA_DIR": str(data), "PANFM_ADMIN_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
     env.pop("PANFM_PORT", None)
@@ -96,6 +102,44 @@ def web(tmp_path: Path) -> Iterator[str]:
             proc.wait(timeout=5)
 
 
+def login(page: Any, web: str, target: str) -> None:
+    page.goto(web + target)
+    page.wait_for_url(re.compile(r"/login"))
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(web + "/change-password")
+    page.fill("#old-password", PASSWORD)
+    page.fill("#new-password", NEW_PASSWORD)
+    page.fill("#new-password-2", NEW_PASSWORD)
+    page.click("#password-form button[type=submit]")
+    page.wait_for_url(web + "/")
+    page.goto(web + target)
+
+
+def test_it_shows_top_applications_per_range_and_keeps_hostile_names_as_text(web: str) -> None:
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+            login(page, web, "/applications")
+            ssl = page.locator('#app-table tbody tr[data-app="ssl"]')
+            sync_api.expect(ssl).to_contain_text("2.0 MB")  # the last hour: one run
+            hostile = page.locator("#app-table tbody tr").nth(1)
+            sync_api.expect(hostile.locator("td").first).to_have_text(HOSTILE_APP)
+            assert page.locator("#app-table img").count() == 0 and page.evaluate("window.__pwned") is None
+            page.click('#app-ranges [data-range="24h"]')
+            sync_api.expect(ssl).to_contain_text("7.0 MB")  # both runs
+            sync_api.expect(page.locator("#cat-table tbody")).to_contain_text("networking")
+            assert problems == []
+        finally:
+            browser.close()
+
+
 def test_it_lists_searches_filters_and_edits_connected_devices_and_keeps_hostile_names_as_text(web: str) -> None:
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -105,18 +149,7 @@ def test_it_lists_searches_filters_and_edits_connected_devices_and_keeps_hostile
             problems: list[str] = []
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-            page.goto(web + "/connected-devices")
-            page.wait_for_url(re.compile(r"/login"))
-            page.fill("#username", "admin")
-            page.fill("#password", PASSWORD)
-            page.click("#login-form button[type=submit]")
-            page.wait_for_url(web + "/change-password")
-            page.fill("#old-password", PASSWORD)
-            page.fill("#new-password", NEW_PASSWORD)
-            page.fill("#new-password-2", NEW_PASSWORD)
-            page.click("#password-form button[type=submit]")
-            page.wait_for_url(web + "/")
-            page.goto(web + "/connected-devices")
+            login(page, web, "/connected-devices")
 
             rows = page.locator("#cd-table tbody tr[data-mac]")
             sync_api.expect(rows).to_have_count(3)

@@ -26,6 +26,8 @@ class SlowClient(Protocol):
     def arp(self) -> Sequence[ArpEntry]: ...
     def dhcp_leases(self) -> Sequence[DhcpLease]: ...
     def user_mappings(self) -> Sequence[UserMapping]: ...
+    def report(self, name: str, *, start: str | None = None, end: str | None = None, period: str | None = None,
+               topn: int = 25, deadline_s: float = 30.0) -> Any: ...
 
 
 # Names (IP -> hostname) for hosts without a DHCP name, within a time budget: `ReverseDns.names`.
@@ -120,6 +122,7 @@ def gather_inventory(
         ),
     )
     _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
+    _applications(client, doc, part, since=since, until=device_clock(info, now), remaining=remaining)
     doc["window_s"] = window_s
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
@@ -183,6 +186,70 @@ def _network(
         "hosts": len(rows),
         "unavailable": absent,  # feature not on this firewall: an empty section, with the reason
     }
+
+
+TOP_N = 25
+REPORT_DEADLINE_S = 30.0
+
+
+def _num(row: Mapping[str, str], *names: str) -> int | None:
+    for name in names:
+        value = (row.get(name) or "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def _text(row: Mapping[str, str], *names: str) -> str | None:
+    return next((row[n].strip() for n in names if (row.get(n) or "").strip()), None)
+
+
+def app_rows(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """ACC `top-app-summary` rows as the store keeps them (fields found by name, like every parser)."""
+    out = []
+    for row in entries:
+        name = _text(row, "name", "app")
+        if name:
+            out.append({"name": name, "category": _text(row, "category-of-name", "category", "app-category"),
+                        "risk": _num(row, "risk-of-name", "risk"), "bytes": _num(row, "nbytes", "bytes") or 0,
+                        "sessions": _num(row, "nsess", "sessions", "count") or 0,
+                        "sources": _num(row, "nsrc", "sources")})
+    return out
+
+
+def category_rows(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """ACC `top-application-categories-summary` rows."""
+    out = []
+    for row in entries:
+        name = _text(row, "category-of-name", "category", "name")
+        if name:
+            out.append({"name": name, "bytes": _num(row, "nbytes", "bytes") or 0,
+                        "sessions": _num(row, "nsess", "sessions", "count") or 0})
+    return out
+
+
+def _applications(
+    client: SlowClient, doc: dict[str, Any], part: Callable[..., Any], *, since: datetime, until: datetime,
+    remaining: Callable[[], float],
+) -> None:
+    """Add `applications`: the ACC's top applications and categories of this window (since the last run).
+
+    Two report jobs, one after another; each finished or stopped (`action=finish`) within what
+    is left of the job's deadline (at most 30 s). A firewall without the reports gets the reason.
+    """
+    start, end = f"{since:%Y/%m/%d %H:%M:%S}", f"{until:%Y/%m/%d %H:%M:%S}"
+    absent: dict[str, str] = {}
+
+    def run(name: str) -> Any:
+        return client.report(name, start=start, end=end, topn=TOP_N, deadline_s=min(REPORT_DEADLINE_S, remaining()))
+
+    apps = part("applications", _optional(lambda: run("top-app-summary"), absent, "applications"), keep=False)
+    cats = part("app_categories", _optional(lambda: run("top-application-categories-summary"), absent,
+                                            "app_categories"), keep=False)
+    if apps is None and cats is None:
+        return
+    doc["applications"] = {"start": start, "end": end, "apps": app_rows(apps or ()),
+                           "categories": category_rows(cats or ()), "unavailable": absent}
 
 
 def link_speeds(interfaces: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:

@@ -27,7 +27,7 @@ from panfm.models.devices import (
     TlsConfig,
     TlsMode,
 )
-from panfm.models.network import DhcpLease, UserMapping
+from panfm.models.network import DhcpLease, ReportJob, UserMapping
 from panfm.models.responses import (
     ArpEntry,
     CounterSnapshot,
@@ -85,6 +85,7 @@ __all__ = [
     "License",
     "LogJob",
     "MaintenanceWindow",
+    "ReportJob",
     "ResourceMonitor",
     "Rule",
     "SessionInfo",

@@ -30,3 +30,12 @@ class UserMapping:
     user: str
     source: str | None
     vsys: str | None
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """An ACC dynamic report job (`type=report&action=get`): `ACT` without rows, `FIN` with them."""
+
+    job_id: str
+    status: str
+    entries: tuple[dict[str, str], ...] = ()

@@ -51,7 +51,24 @@ MIGRATIONS: list[str] = [
         hosts INTEGER NOT NULL
     );
     """,
+    # ACC top applications and categories per firewall and inventory run (kind 'app' or 'category').
+    """
+    CREATE TABLE app_stats (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        category TEXT,
+        risk INTEGER,
+        bytes INTEGER NOT NULL,
+        sessions INTEGER NOT NULL,
+        sources INTEGER,
+        PRIMARY KEY (device_id, ts, kind, name)
+    );
+    CREATE INDEX app_stats_ts ON app_stats (ts);
+    """,
 ]
+APP_RETENTION_S = 2 * 86400  # ranges go up to 24 h; a day more for late readers
 
 COLUMNS = ("device_id", "mac", "ip", "interface", "vlan", "zone", "user_name", "vendor", "dhcp_hostname", "dns_name",
            "static", "randomized", "lease_expires", "first_seen", "last_seen")
@@ -116,6 +133,19 @@ class NetworkStore:
             )
         return new
 
+    def record_apps(self, device_id: str, ts: float, apps: Iterable[Mapping[str, Any]],
+                    categories: Iterable[Mapping[str, Any]]) -> None:
+        """Store one inventory run's ACC rows of one firewall (one write transaction)."""
+        rows = [(device_id, ts, "app", a["name"], a.get("category"), a.get("risk"), a["bytes"], a["sessions"],
+                 a.get("sources")) for a in apps]
+        rows += [(device_id, ts, "category", c["name"], None, None, c["bytes"], c["sessions"], None)
+                 for c in categories]
+        with self._lock, sqlite_db.transaction(self._conn):
+            self._conn.executemany(
+                "INSERT INTO app_stats (device_id, ts, kind, name, category, risk, bytes, sessions, sources) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts, kind, name) DO UPDATE SET "
+                "bytes = excluded.bytes, sessions = excluded.sessions", rows)
+
     def cleanup(self, now: float, retention_days: int) -> dict[str, int]:
         """Forget devices (and firewalls' snapshots) not seen for `retention_days`, in one write transaction."""
         cutoff = now - retention_days * 86400.0
@@ -123,7 +153,9 @@ class NetworkStore:
             # One statement (no rowid chunks: the PostgreSQL twin has none); indexed on last_seen.
             devices = self._conn.execute("DELETE FROM connected_devices WHERE last_seen < ?", (cutoff,)).rowcount
             snapshots = self._conn.execute("DELETE FROM network_snapshots WHERE ts < ?", (cutoff,)).rowcount
-        return {"connected_devices": max(devices, 0), "network_snapshots": max(snapshots, 0)}
+            apps = self._conn.execute("DELETE FROM app_stats WHERE ts < ?", (now - APP_RETENTION_S,)).rowcount
+        return {"connected_devices": max(devices, 0), "network_snapshots": max(snapshots, 0),
+                "app_stats": max(apps, 0)}
 
     def close(self) -> None:
         with self._lock:
@@ -189,3 +221,29 @@ class NetworkReader:
         """When each firewall's table was last read, and how many hosts it held."""
         return {r["device_id"]: {"ts": r["ts"], "hosts": r["hosts"]}
                 for r in self._conn.execute("SELECT device_id, ts, hosts FROM network_snapshots")}
+
+    def applications(self, device_id: str, since: float, limit: int = 25) -> dict[str, Any]:
+        """ACC rows of one firewall summed since `since`: top apps, top categories, the per-run timeline."""
+        def top(kind: str) -> list[dict[str, Any]]:
+            rows = self._conn.execute(
+                "SELECT name, MAX(category) AS category, MAX(risk) AS risk, SUM(bytes) AS bytes, "
+                "SUM(sessions) AS sessions, MAX(sources) AS sources FROM app_stats "
+                "WHERE device_id = ? AND kind = ? AND ts >= ? GROUP BY name ORDER BY SUM(bytes) DESC, name LIMIT ?",
+                (device_id, kind, since, limit))
+            return [dict(r) for r in rows]
+
+        timeline = [{"ts": r["ts"], "bytes": r["bytes"], "sessions": r["sessions"]} for r in self._conn.execute(
+            "SELECT ts, SUM(bytes) AS bytes, SUM(sessions) AS sessions FROM app_stats "
+            "WHERE device_id = ? AND kind = 'app' AND ts >= ? GROUP BY ts ORDER BY ts", (device_id, since))]
+        newest = self._conn.execute("SELECT MAX(ts) FROM app_stats WHERE device_id = ?", (device_id,)).fetchone()[0]
+        return {"applications": top("app"), "categories": top("category"), "timeline": timeline, "as_of": newest}
+
+    def top_application(self, since: float) -> dict[str, str]:
+        """Each firewall's top application by bytes since `since` (the overview's tile)."""
+        out: dict[str, str] = {}
+        rows = self._conn.execute(
+            "SELECT device_id, name, SUM(bytes) AS bytes FROM app_stats WHERE kind = 'app' AND ts >= ? "
+            "GROUP BY device_id, name ORDER BY device_id, SUM(bytes) DESC", (since,))
+        for r in rows:
+            out.setdefault(r["device_id"], r["name"])
+        return out

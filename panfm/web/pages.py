@@ -196,6 +196,12 @@ def connected_devices() -> str:
     return _render("connected_devices.html", page="connected-devices", script="connected_devices.js")
 
 
+@bp.get("/applications")
+def applications() -> str:
+    """Show a firewall's top applications and categories (ACC reports stored by the clock)."""
+    return _render("applications.html", page="applications", script="applications.js")
+
+
 @bp.get("/clock")
 def clock() -> str:
     """Show the clock's health and job statistics."""

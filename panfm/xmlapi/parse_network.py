@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from panfm.models import DhcpLease, UserMapping
-from panfm.xmlapi.parse_core import find_text, parse_envelope, raw_text, result_of, to_int
+from panfm.models import DhcpLease, ReportJob, UserMapping
+from panfm.xmlapi.parse_core import find_text, parse_envelope, raw_text, require_text, result_of, text_of, to_int
 
 _HEX = re.compile(r"[0-9a-f]+")
 _SEP = re.compile(r"[:\-.\s]")
@@ -84,3 +84,20 @@ def parse_user_mappings(text: str | bytes) -> tuple[UserMapping, ...]:
             continue
         out.append(UserMapping(ip=ip, user=user, source=find_text(entry, "type"), vsys=find_text(entry, "vsys")))
     return tuple(out)
+
+
+def parse_report_job(text: str | bytes) -> ReportJob:
+    """Parse a `type=report&action=get` reply: ACT/PEND without rows, FIN with `<report><entry>` rows.
+
+    Rows are kept as element name -> text (`name`, `nbytes`, `nsess`, ...): the fields differ per
+    report and per release, so the collector picks what it needs by name.
+    """
+    result = result_of(parse_envelope(text))
+    job_id = require_text(result, "job/id")
+    status = require_text(result, "job/status").upper()
+    entries: list[dict[str, str]] = []
+    report = result.find("report")
+    if report is not None:
+        for entry in report.findall("entry"):
+            entries.append({child.tag: text_of(child).strip() for child in entry})
+    return ReportJob(job_id=job_id, status=status, entries=tuple(entries))
