@@ -204,6 +204,12 @@ def _record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str,
     """
     rows = doc.pop("connected_devices", None)
     apps = doc.pop("applications", None)
+    security = doc.pop("security", None)
+    if ctx.network is not None and isinstance(security, dict):
+        try:
+            ctx.network.record_security(device_id, ts, security)
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] threats and URLs of %s not stored: %s", device_id, exc)
     if ctx.network is not None and isinstance(apps, dict):
         try:
             ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])

@@ -38,6 +38,7 @@ NEW_PASSWORD = "browser-test-password-3"
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
 HOSTILE_VENDOR = "<b onmouseover=window.__pwned=2>Evil</b>"
 HOSTILE_APP = "<img src=x onerror=window.__pwned=3>"
+HOSTILE_THREAT = "<svg onload=window.__pwned=5>"
 
 pytestmark = [
     pytest.mark.browser,
@@ -76,6 +77,21 @@ def web(tmp_path: Path) -> Iterator[str]:
             {"name": "ssl", "category": "networking", "risk": 4, "bytes": nbytes, "sessions": 100, "sources": 9},
             {"name": HOSTILE_APP, "category": "media", "risk": 5, "bytes": 1000, "sessions": 1, "sources": 1},
         ], [{"name": "networking", "bytes": nbytes, "sessions": 100}])
+    store.record_security(fw, now - 60, {
+        "counts": {"critical": 1, "high": 2, "medium": 0, "low": 0}, "blocked_urls": 1,
+        "latest": [
+            {"kind": "threat", "time": "2026/12/04 10:00:00", "severity": "critical", "name": HOSTILE_THREAT,
+             "src": "10.0.0.5", "dst": "203.0.113.9", "user": None, "action": "reset-both", "category": "virus",
+             "url": None},
+            {"kind": "threat", "time": "2026/12/04 10:00:01", "severity": "high", "name": "SMB RCE", "src": "10.0.0.6",
+             "dst": "203.0.113.9", "user": "corp\\ana", "action": "reset-both", "category": "code-execution",
+             "url": None},
+            {"kind": "url", "time": "2026/12/04 10:00:02", "severity": "informational", "name": None,
+             "src": "10.0.0.7", "dst": "198.51.100.1", "user": None, "action": "block-url", "category": "malware",
+             "url": "bad.example/x"},
+        ],
+        "top_threats": [{"name": HOSTILE_THREAT, "count": 1}], "top_url_categories": [{"name": "malware", "count": 1}],
+    })
     store.close()
     env = {**os.environ, "PANFM_DATA_DIR": str(data), "PANFM_ADMIN_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
     env.pop("PANFM_PORT", None)
@@ -135,6 +151,33 @@ def test_it_shows_top_applications_per_range_and_keeps_hostile_names_as_text(web
             page.click('#app-ranges [data-range="24h"]')
             sync_api.expect(ssl).to_contain_text("7.0 MB")  # both runs
             sync_api.expect(page.locator("#cat-table tbody")).to_contain_text("networking")
+            assert problems == []
+        finally:
+            browser.close()
+
+
+def test_it_shows_threat_tiles_that_filter_the_latest_events(web: str) -> None:
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            login(page, web, "/threats")
+            sync_api.expect(page.locator('[data-count="high"]')).to_have_text("2")
+            sync_api.expect(page.locator('[data-count="blocked_urls"]')).to_have_text("1")
+            events = page.locator("#thr-events tbody tr[data-kind]")
+            sync_api.expect(events).to_have_count(3)
+            sync_api.expect(events.first.locator(".thr-name")).to_have_text(HOSTILE_THREAT)
+            assert page.locator("#thr-events svg, #thr-top svg").count() == 0
+            assert page.evaluate("window.__pwned") is None
+            page.click('#thr-tiles [data-filter="url"]')
+            sync_api.expect(events).to_have_count(1)
+            sync_api.expect(events.first).to_contain_text("bad.example/x")
+            page.click('#thr-tiles [data-filter="critical"]')
+            sync_api.expect(events).to_have_count(1)
+            sync_api.expect(page.locator("#thr-top")).to_contain_text(HOSTILE_THREAT)
             assert problems == []
         finally:
             browser.close()

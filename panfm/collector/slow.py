@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from panfm.collector.network import connected_devices
+from panfm.collector.security import summarize
 from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo, UserMapping
 from panfm.xmlapi import ApiError
 
@@ -108,19 +109,22 @@ def gather_inventory(
     part("interfaces", lambda: [dataclasses.asdict(i) for i in client.interfaces()])
     part("gp_users", lambda: len(client.gp_users()))
     since = device_clock(info, now) - timedelta(seconds=window_s)
-    severity = "( " + " or ".join(f"( severity eq {s} )" for s in THREAT_SEVERITIES) + " )"
+    severity = "( " + " or ".join(f"( severity eq {s} )" for s in (*THREAT_SEVERITIES, "low")) + " )"
 
     def remaining() -> float:
         return max(1.0, deadline - monotonic())
 
+    # Low too: the threat tiles count it; the inventory's `threats` (alerts) keeps critical to medium.
     threat_query = window_query(since, severity)
-    part("threats", lambda: threat_counts(_entries(client.log_query("threat", threat_query, MAX_LOGS, remaining()))))
-    part(
-        "blocked_urls",
-        lambda: len(
-            _entries(client.log_query("url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining()))
-        ),
-    )
+    threats = part("threats", lambda: _entries(client.log_query("threat", threat_query, MAX_LOGS, remaining())),
+                   keep=False)
+    if threats is not None:
+        doc["threats"] = threat_counts(threats)
+    urls = part("blocked_urls", lambda: _entries(client.log_query(
+        "url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining())), keep=False)
+    if urls is not None:
+        doc["blocked_urls"] = len(urls)
+    doc["security"] = summarize(threats, urls)
     _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
     _applications(client, doc, part, since=since, until=device_clock(info, now), remaining=remaining)
     doc["window_s"] = window_s

@@ -10,6 +10,7 @@ Python, no SQLite-only functions.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -66,6 +67,37 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (device_id, ts, kind, name)
     );
     CREATE INDEX app_stats_ts ON app_stats (ts);
+    """,
+    # Threats and blocked URLs per firewall and inventory run: counts, latest events, top names.
+    """
+    CREATE TABLE security_counts (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        critical INTEGER,
+        high INTEGER,
+        medium INTEGER,
+        low INTEGER,
+        blocked_urls INTEGER,
+        PRIMARY KEY (device_id, ts)
+    );
+    CREATE TABLE security_events (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        seq INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (device_id, ts, seq)
+    );
+    CREATE TABLE security_top (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (device_id, ts, kind, name)
+    );
+    CREATE INDEX security_counts_ts ON security_counts (ts);
+    CREATE INDEX security_events_ts ON security_events (ts);
+    CREATE INDEX security_top_ts ON security_top (ts);
     """,
 ]
 APP_RETENTION_S = 2 * 86400  # ranges go up to 24 h; a day more for late readers
@@ -146,6 +178,26 @@ class NetworkStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts, kind, name) DO UPDATE SET "
                 "bytes = excluded.bytes, sessions = excluded.sessions", rows)
 
+    def record_security(self, device_id: str, ts: float, summary: Mapping[str, Any]) -> None:
+        """Store one inventory run's threat and URL summary of one firewall (one write transaction)."""
+        counts = summary.get("counts") or {}
+        with self._lock, sqlite_db.transaction(self._conn):
+            self._conn.execute(
+                "INSERT INTO security_counts (device_id, ts, critical, high, medium, low, blocked_urls) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts) DO NOTHING",
+                (device_id, ts, counts.get("critical"), counts.get("high"), counts.get("medium"), counts.get("low"),
+                 summary.get("blocked_urls")))
+            self._conn.executemany(
+                "INSERT INTO security_events (device_id, ts, seq, doc) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (device_id, ts, seq) DO NOTHING",
+                [(device_id, ts, i, json.dumps(e)) for i, e in enumerate(summary.get("latest") or [])])
+            tops = [(device_id, ts, "threat", t["name"], t["count"]) for t in summary.get("top_threats") or []]
+            tops += [(device_id, ts, "url_category", t["name"], t["count"])
+                     for t in summary.get("top_url_categories") or []]
+            self._conn.executemany(
+                "INSERT INTO security_top (device_id, ts, kind, name, count) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id, ts, kind, name) DO NOTHING", tops)
+
     def cleanup(self, now: float, retention_days: int) -> dict[str, int]:
         """Forget devices (and firewalls' snapshots) not seen for `retention_days`, in one write transaction."""
         cutoff = now - retention_days * 86400.0
@@ -154,8 +206,12 @@ class NetworkStore:
             devices = self._conn.execute("DELETE FROM connected_devices WHERE last_seen < ?", (cutoff,)).rowcount
             snapshots = self._conn.execute("DELETE FROM network_snapshots WHERE ts < ?", (cutoff,)).rowcount
             apps = self._conn.execute("DELETE FROM app_stats WHERE ts < ?", (now - APP_RETENTION_S,)).rowcount
+            security = 0
+            for table in ("security_counts", "security_events", "security_top"):
+                sql = f"DELETE FROM {table} WHERE ts < ?"  # noqa: S608  # nosec B608 (constant table names)
+                security += max(self._conn.execute(sql, (now - APP_RETENTION_S,)).rowcount, 0)
         return {"connected_devices": max(devices, 0), "network_snapshots": max(snapshots, 0),
-                "app_stats": max(apps, 0)}
+                "app_stats": max(apps, 0), "security": security}
 
     def close(self) -> None:
         with self._lock:
@@ -247,3 +303,24 @@ class NetworkReader:
         for r in rows:
             out.setdefault(r["device_id"], r["name"])
         return out
+
+    def security(self, device_id: str, since: float, latest: int = 50) -> dict[str, Any]:
+        """Threat counts, blocked URLs, the latest events and the top names of one firewall since `since`."""
+        row = self._conn.execute(
+            "SELECT SUM(critical) AS critical, SUM(high) AS high, SUM(medium) AS medium, SUM(low) AS low, "
+            "SUM(blocked_urls) AS blocked_urls, COUNT(*) AS runs, MAX(ts) AS newest FROM security_counts "
+            "WHERE device_id = ? AND ts >= ?", (device_id, since)).fetchone()
+        events = [json.loads(r["doc"]) for r in self._conn.execute(
+            "SELECT doc FROM security_events WHERE device_id = ? AND ts >= ? ORDER BY ts DESC, seq LIMIT ?",
+            (device_id, since, latest))]
+
+        def top(kind: str) -> list[dict[str, Any]]:
+            return [{"name": r["name"], "count": r["count"]} for r in self._conn.execute(
+                "SELECT name, SUM(count) AS count FROM security_top WHERE device_id = ? AND kind = ? AND ts >= ? "
+                "GROUP BY name ORDER BY SUM(count) DESC, name LIMIT 10", (device_id, kind, since))]
+
+        runs = row["runs"] or 0
+        counts = {k: row[k] for k in ("critical", "high", "medium", "low")} if runs else None
+        return {"counts": counts, "blocked_urls": row["blocked_urls"] if runs else None, "latest": events,
+                "top_threats": top("threat"), "top_url_categories": top("url_category"), "as_of": row["newest"],
+                "runs": runs}

@@ -1,4 +1,4 @@
-"""The applications JSON API: top applications and categories of a firewall from its ACC reports.
+"""The applications and threats JSON API: ACC top applications, threat and blocked-URL tiles of a firewall.
 
 The clock asks each firewall's ACC (`top-app-summary`, `top-application-categories-summary`)
 for the traffic since its previous inventory run and stores the rows per run in `network.db`;
@@ -56,4 +56,33 @@ def applications() -> Any:
         "categories": found["categories"],
         "timeline": [{"t": iso_s(p["ts"]), "bytes": p["bytes"], "sessions": p["sessions"]} for p in found["timeline"]],
         "unavailable": _unavailable(device_id),
+    })
+
+
+@bp.get("/api/threats")
+def threats() -> Any:
+    """Threat counts by severity, blocked URLs, the latest events and the top names of one firewall over a range."""
+    device_id = known_device_id()
+    rng = request.args.get("range", "1h")
+    if rng not in RANGES:
+        raise BadRequest({"range": "one of " + ", ".join(RANGES)})
+    c = ctx()
+    now = c.clock()
+    try:
+        with NetworkReader.open(c.data_dir / NETWORK_DB) as reader:
+            found = reader.security(device_id, now - RANGES[rng]) if reader else None
+    except DatabaseError as exc:
+        raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None
+    found = found or {"counts": None, "blocked_urls": None, "latest": [], "top_threats": [],
+                      "top_url_categories": [], "as_of": None, "runs": 0}
+    return jsonify({
+        "range": rng,
+        "as_of": iso_s(found["as_of"]),
+        "counts": found["counts"] or {"critical": None, "high": None, "medium": None, "low": None},
+        "blocked_urls": found["blocked_urls"],
+        "latest": found["latest"],
+        "top_threats": found["top_threats"],
+        "top_url_categories": found["top_url_categories"],
+        "runs": found["runs"],
+        "cap_per_run": 5000,
     })

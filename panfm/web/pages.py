@@ -202,6 +202,12 @@ def applications() -> str:
     return _render("applications.html", page="applications", script="applications.js")
 
 
+@bp.get("/threats")
+def threats() -> str:
+    """Show a firewall's threat and blocked-URL tiles, the latest events and the top names."""
+    return _render("threats.html", page="threats", script="threats.js")
+
+
 @bp.get("/clock")
 def clock() -> str:
     """Show the clock's health and job statistics."""
