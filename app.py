@@ -19,6 +19,7 @@ import panfm.web.applications as web_applications
 import panfm.web.devices as web_devices
 import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
+import panfm.web.logs as web_logs
 import panfm.web.network as web_network
 import panfm.web.settings as web_settings
 from config import ConfigError, Settings, ensure_data_dir, load_settings, private_umask
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web_alerts.bp)
     app.register_blueprint(web_network.bp)
     app.register_blueprint(web_applications.bp)
+    app.register_blueprint(web_logs.bp)
     app.register_blueprint(pages_bp)
     init_metrics(app, settings, csrf)  # GET /metrics: its own access rule, no session or CSRF
     register_cli(app)

@@ -205,6 +205,14 @@ def _record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str,
     rows = doc.pop("connected_devices", None)
     apps = doc.pop("applications", None)
     security = doc.pop("security", None)
+    logs = doc.pop("logs", None)
+    if ctx.network is not None and isinstance(logs, dict):
+        try:
+            ctx.network.record_logs(device_id, ts, logs)
+            ctx.network.cleanup_logs(ts, ctx.settings.log_retention_hours)  # short retention: not only at night
+            doc["logs"] = {t: len(e) for t, e in logs.items()}
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] log entries of %s not stored: %s", device_id, exc)
     if ctx.network is not None and isinstance(security, dict):
         try:
             ctx.network.record_security(device_id, ts, security)
@@ -255,7 +263,8 @@ def cleanup_once(ctx: ClockContext) -> dict[str, int]:
                                     s.hourly_retention_days)
         alerts = alerts_store.cleanup(ctx.alerts_db, ctx.clock(), s.alert_history_retention_days)
         if ctx.network is not None:
-            deleted = {**deleted, **ctx.network.cleanup(ctx.clock(), s.connected_devices_retention_days)}
+            deleted = {**deleted, **ctx.network.cleanup(ctx.clock(), s.connected_devices_retention_days),
+                       "log_entries": ctx.network.cleanup_logs(ctx.clock(), s.log_retention_hours)}
         deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
     log.info("[CLOCK JOB] cleanup: %s", deleted)
     return deleted

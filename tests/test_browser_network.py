@@ -39,6 +39,7 @@ HOSTILE = "<img src=x onerror=window.__pwned=1>"
 HOSTILE_VENDOR = "<b onmouseover=window.__pwned=2>Evil</b>"
 HOSTILE_APP = "<img src=x onerror=window.__pwned=3>"
 HOSTILE_THREAT = "<svg onload=window.__pwned=5>"
+HOSTILE_LOG = "<iframe src=javascript:window.__pwned=6>"
 
 pytestmark = [
     pytest.mark.browser,
@@ -91,6 +92,14 @@ def web(tmp_path: Path) -> Iterator[str]:
              "url": "bad.example/x"},
         ],
         "top_threats": [{"name": HOSTILE_THREAT, "count": 1}], "top_url_categories": [{"name": "malware", "count": 1}],
+    })
+    store.record_logs(fw, now - 30, {
+        "system": [{"id": "1", "epoch": now - 90, "receive_time": "x", "severity": "critical", "subtype": "ha",
+                    "opaque": HOSTILE_LOG},
+                   {"id": "2", "epoch": now - 120, "receive_time": "y", "severity": "informational",
+                    "subtype": "general", "opaque": "User admin logged in"}],
+        "traffic": [{"id": "7", "epoch": now - 60, "src": "10.0.0.1", "dst": "203.0.113.1", "app": "ssl",
+                     "action": "allow"}],
     })
     store.close()
     env = {**os.environ, "PANFM_DATA_DIR": str(data), "PANFM_ADMIN_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
@@ -178,6 +187,31 @@ def test_it_shows_threat_tiles_that_filter_the_latest_events(web: str) -> None:
             page.click('#thr-tiles [data-filter="critical"]')
             sync_api.expect(events).to_have_count(1)
             sync_api.expect(page.locator("#thr-top")).to_contain_text(HOSTILE_THREAT)
+            assert problems == []
+        finally:
+            browser.close()
+
+
+def test_it_shows_system_and_traffic_logs_with_a_text_filter(web: str) -> None:
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            login(page, web, "/logs")
+            rows = page.locator("#log-table tbody tr[data-id]")
+            sync_api.expect(rows).to_have_count(2)
+            sync_api.expect(rows.first).to_contain_text(HOSTILE_LOG)
+            assert page.locator("#log-table iframe").count() == 0 and page.evaluate("window.__pwned") is None
+            sync_api.expect(page.locator("#log-note")).to_contain_text("at most 200 entries per fetch")
+            page.fill("#log-q", "admin")
+            sync_api.expect(rows).to_have_count(1)
+            page.fill("#log-q", "")
+            page.select_option("#log-type", "traffic")
+            sync_api.expect(rows).to_have_count(1)
+            sync_api.expect(page.locator("#log-table thead")).to_contain_text("Destination")
             assert problems == []
         finally:
             browser.close()

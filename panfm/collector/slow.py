@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from panfm.collector.logs import LOG_CAP, LOG_TYPES, trim
 from panfm.collector.network import connected_devices
 from panfm.collector.security import summarize
 from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo, UserMapping
@@ -127,6 +129,15 @@ def gather_inventory(
     doc["security"] = summarize(threats, urls)
     _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
     _applications(client, doc, part, since=since, until=device_clock(info, now), remaining=remaining)
+    offset = (device_clock(info, now) - datetime.fromtimestamp(now, UTC).replace(tzinfo=None)).total_seconds()
+    logs: dict[str, Any] = {}
+    for log_type in LOG_TYPES:
+        got = part(f"{log_type}_log", functools.partial(_log_entries, client, log_type, window_query(since),
+                                                         lambda: min(REPORT_DEADLINE_S, remaining())), keep=False)
+        if got is not None:
+            logs[log_type] = trim(log_type, got, offset)
+    if logs:
+        doc["logs"] = logs
     doc["window_s"] = window_s
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
@@ -190,6 +201,10 @@ def _network(
         "hosts": len(rows),
         "unavailable": absent,  # feature not on this firewall: an empty section, with the reason
     }
+
+
+def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float]) -> Any:
+    return _entries(client.log_query(log_type, query, LOG_CAP, budget()))
 
 
 TOP_N = 25

@@ -73,6 +73,9 @@ class Settings:
     connected_devices_retention_days: int = setting(
         30, "Days a connected device no longer seen is kept (first and last seen, names).", min=1, max=3650
     )
+    log_retention_hours: int = setting(
+        24, "Hours the system and traffic log entries fetched by the clock are kept.", min=1, max=168
+    )
     reverse_dns: bool = setting(
         True, "The clock looks up reverse DNS names of connected devices without a DHCP hostname."
     )

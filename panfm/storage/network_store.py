@@ -99,6 +99,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX security_events_ts ON security_events (ts);
     CREATE INDEX security_top_ts ON security_top (ts);
     """,
+    # System and traffic log entries fetched per inventory run (short retention: log_retention_hours).
+    """
+    CREATE TABLE log_entries (
+        device_id TEXT NOT NULL,
+        log_type TEXT NOT NULL,
+        entry_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        epoch REAL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (device_id, log_type, entry_id)
+    );
+    CREATE INDEX log_entries_ts ON log_entries (ts);
+    CREATE INDEX log_entries_device_type_epoch ON log_entries (device_id, log_type, epoch);
+    """,
 ]
 APP_RETENTION_S = 2 * 86400  # ranges go up to 24 h; a day more for late readers
 
@@ -197,6 +211,24 @@ class NetworkStore:
             self._conn.executemany(
                 "INSERT INTO security_top (device_id, ts, kind, name, count) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (device_id, ts, kind, name) DO NOTHING", tops)
+
+    def record_logs(self, device_id: str, ts: float, logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
+        """Store one run's system and traffic entries of one firewall (one write transaction); return rows added."""
+        rows = [(device_id, log_type, str(e["id"]), ts, e.get("epoch"),
+                 json.dumps({k: v for k, v in e.items() if k not in ("id", "epoch")}))
+                for log_type, entries in logs.items() for e in entries]
+        with self._lock, sqlite_db.transaction(self._conn):
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT INTO log_entries (device_id, log_type, entry_id, ts, epoch, doc) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id, log_type, entry_id) DO NOTHING", rows)
+            return self._conn.total_changes - before
+
+    def cleanup_logs(self, now: float, retention_hours: int) -> int:
+        """Forget log entries fetched more than `retention_hours` ago (one write transaction)."""
+        with self._lock, sqlite_db.transaction(self._conn):
+            cur = self._conn.execute("DELETE FROM log_entries WHERE ts < ?", (now - retention_hours * 3600.0,))
+        return max(cur.rowcount, 0)
 
     def cleanup(self, now: float, retention_days: int) -> dict[str, int]:
         """Forget devices (and firewalls' snapshots) not seen for `retention_days`, in one write transaction."""
@@ -324,3 +356,21 @@ class NetworkReader:
         return {"counts": counts, "blocked_urls": row["blocked_urls"] if runs else None, "latest": events,
                 "top_threats": top("threat"), "top_url_categories": top("url_category"), "as_of": row["newest"],
                 "runs": runs}
+
+    def logs(self, device_id: str, log_type: str, since: float, q: str = "", limit: int = 500
+             ) -> tuple[list[dict[str, Any]], float | None]:
+        """The newest entries of one type received since `since` (text `q` anywhere in them); and the last fetch."""
+        out: list[dict[str, Any]] = []
+        rows = self._conn.execute(
+            "SELECT entry_id, epoch, doc FROM log_entries WHERE device_id = ? AND log_type = ? "
+            "AND (epoch IS NULL OR epoch >= ?) ORDER BY epoch DESC, entry_id DESC", (device_id, log_type, since))
+        needle = q.lower()
+        for r in rows:
+            if needle and needle not in r["doc"].lower():
+                continue
+            out.append({"id": r["entry_id"], "epoch": r["epoch"], **json.loads(r["doc"])})
+            if len(out) >= limit:
+                break
+        fetched = self._conn.execute("SELECT MAX(ts) FROM log_entries WHERE device_id = ? AND log_type = ?",
+                                     (device_id, log_type)).fetchone()[0]
+        return out, fetched

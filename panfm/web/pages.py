@@ -208,6 +208,12 @@ def threats() -> str:
     return _render("threats.html", page="threats", script="threats.js")
 
 
+@bp.get("/logs")
+def logs() -> str:
+    """Show a firewall's system and traffic log entries fetched by the clock."""
+    return _render("logs.html", page="logs", script="logs.js")
+
+
 @bp.get("/clock")
 def clock() -> str:
     """Show the clock's health and job statistics."""
