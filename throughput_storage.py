@@ -26,7 +26,8 @@ from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.metadata_store import MetadataStore
-from panfm.storage.network_store import NETWORK_DB, NetworkReader, NetworkStore
+from panfm.storage.network_reader import NetworkReader
+from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
 from panfm.storage.stores import Stores, open_stores

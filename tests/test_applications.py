@@ -14,7 +14,8 @@ from helpers.web import add_device, make_client
 from panfm.collector.cycle import Collector, panos_client_factory
 from panfm.collector.slow import app_rows, category_rows
 from panfm.models import DeviceConfig, TlsConfig
-from panfm.storage.network_store import NETWORK_DB, NetworkReader, NetworkStore
+from panfm.storage.network_reader import NetworkReader
+from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.xmlapi.parsers import parse_report_job
 
 SIM_CLIENTS = functools.partial(panos_client_factory, policy=LOOPBACK)

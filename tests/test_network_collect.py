@@ -14,7 +14,8 @@ import config
 from panfm.collector.cycle import Collector, panos_client_factory
 from panfm.collector.slow import gather_inventory
 from panfm.models import ArpEntry, DeviceConfig, TlsConfig
-from panfm.storage.network_store import NETWORK_DB, NetworkReader, NetworkStore
+from panfm.storage.network_reader import NetworkReader
+from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.xmlapi.parsers import ApiError, BadResponse
 
 SIM_CLIENTS = functools.partial(panos_client_factory, policy=LOOPBACK)
@@ -161,3 +162,19 @@ def test_the_clock_moves_rows_into_network_db_and_forgets_them_after_the_retenti
         ctx.store.close()
         ctx.network.close()
         ctx.collector.close()
+
+
+def test_fifty_thousand_arp_entries_are_gathered_and_stored_with_the_rest_of_the_inventory(tmp_path):
+    arp = tuple(ArpEntry("ethernet1/1", f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}",
+                         f"00:1b:17:{i >> 16:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}", None, "c", 100)
+                for i in range(50_000))
+    box = {"inventories": 0, "arp": arp}
+    _info, doc = gather_inventory(NetworkFake(box), now=time.time(), window_s=300, deadline=time.monotonic() + 60)
+    assert len(doc["connected_devices"]) == 50_000 and doc["interfaces"] and doc["system"]
+    store = NetworkStore.open(tmp_path / NETWORK_DB)
+    try:
+        store.record("fw", 1000.0, doc["connected_devices"])
+    finally:
+        store.close()
+    with NetworkReader.open(tmp_path / NETWORK_DB) as reader:
+        assert len(reader.devices(1001.0, "fw")) == 50_000

@@ -80,3 +80,6 @@ def test_the_api_sums_runs_and_returns_the_latest_events(tmp_path):
     empty = client.get(f"/api/threats?device_id={other}").get_json()
     assert empty["counts"] == {"critical": None, "high": None, "medium": None, "low": None} and empty["latest"] == []
     assert client.get("/threats").status_code == 200
+    summary = client.get("/api/network/summary").get_json()["devices"][fw]
+    assert summary["threats"]["critical"] == 2 and summary["blocked_urls"] == 2  # the last hour
+    assert summary["top_application"] is None and summary["connected_devices"] is None

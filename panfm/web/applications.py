@@ -86,3 +86,17 @@ def threats() -> Any:
         "runs": found["runs"],
         "cap_per_run": 5000,
     })
+
+
+@bp.get("/api/network/summary")
+def fleet_summary() -> Any:
+    """Per firewall, for the overview: threats and blocked URLs of the last hour, top application, hosts."""
+    c = ctx()
+    now = c.clock()
+    try:
+        with NetworkReader.open(c.data_dir / NETWORK_DB) as reader:
+            found = reader.fleet_summary(now - 3600) if reader else {}
+    except DatabaseError as exc:
+        raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None
+    empty = {"threats": None, "blocked_urls": None, "top_application": None, "connected_devices": None}
+    return jsonify({"window_s": 3600, "devices": {k: {**empty, **v} for k, v in found.items()}})
