@@ -15,11 +15,14 @@ from flask_wtf.csrf import CSRFProtect
 
 import panfm.web.alerts as web_alerts
 import panfm.web.api as web_api
+import panfm.web.applications as web_applications
 import panfm.web.audit as web_audit
 import panfm.web.devices as web_devices
 import panfm.web.fleet as web_fleet
 import panfm.web.history as web_history
 import panfm.web.interfaces as web_interfaces
+import panfm.web.logs as web_logs
+import panfm.web.network as web_network
 import panfm.web.openapi as web_openapi
 import panfm.web.settings as web_settings
 import panfm.web.tokens as web_tokens
@@ -66,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web_tokens.bp)
     app.register_blueprint(web_audit.bp)
     app.register_blueprint(web_openapi.bp)
+    app.register_blueprint(web_network.bp)
+    app.register_blueprint(web_applications.bp)
+    app.register_blueprint(web_logs.bp)
     app.register_blueprint(pages_bp)
     init_metrics(app, settings, csrf)  # GET /metrics: its own access rule, no session or CSRF
     register_cli(app)

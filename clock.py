@@ -46,11 +46,13 @@ import config
 from alerts import evaluate_alerts, notify_once
 from panfm.models import AddressPolicy, CycleResult
 from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
-from throughput_collector import Collector, PollObserver, panos_client_factory
+from throughput_collector import Collector, PollObserver, ReverseDns, panos_client_factory
 from throughput_storage import (
     HISTORY_DB,
+    NETWORK_DB,
     AuditLog,
     DeviceStore,
+    NetworkStore,
     SampleReader,
     SampleStore,
     alerts_store,
@@ -96,6 +98,8 @@ class ClockContext:
     inventory_lock: threading.Lock = field(default_factory=threading.Lock)
     # The process metrics served on clock_metrics_port (None: off).
     metrics: ClockMetrics | None = None
+    # network.db: connected devices per firewall (None: not kept, e.g. a test's bare context).
+    network: NetworkStore | None = None
 
     def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
         """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
@@ -181,12 +185,58 @@ def _gather_inventory(ctx: ClockContext, job: str, only: list[str] | None) -> in
         devices = ctx.devices.list(enabled_only=True)
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
         for device_id, ts, doc in docs:
+            _record_network(ctx, device_id, ts, doc)
             ctx.store.write_inventory(device_id, ts, doc)
         ctx.publish_inventory({device_id: doc for device_id, _ts, doc in docs})
     wanted = len(devices) if only is None else len(only)
     log.info("[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
     ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
     return len(docs)
+
+
+MAX_NEW_DEVICES = 50  # new MACs named in one inventory document (the alert counts them all)
+
+
+def _record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str, Any]) -> None:
+    """Move the connected devices out of the inventory document into network.db; note the new MACs.
+
+    The rows are many (a /16 behind one firewall) and have their own store; the inventory keeps
+    the summary and `new_devices` (MACs this firewall never showed before) for the alert.
+    """
+    rows = doc.pop("connected_devices", None)
+    apps = doc.pop("applications", None)
+    security = doc.pop("security", None)
+    logs = doc.pop("logs", None)
+    if ctx.network is not None and isinstance(logs, dict):
+        try:
+            ctx.network.record_logs(device_id, ts, logs)
+            ctx.network.cleanup_logs(ts, ctx.settings.log_retention_hours)  # short retention: not only at night
+            doc["logs"] = {t: len(e) for t, e in logs.items()}
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] log entries of %s not stored: %s", device_id, exc)
+    if ctx.network is not None and isinstance(security, dict):
+        try:
+            ctx.network.record_security(device_id, ts, security)
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] threats and URLs of %s not stored: %s", device_id, exc)
+    if ctx.network is not None and isinstance(apps, dict):
+        try:
+            ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
+            doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] applications of %s not stored: %s", device_id, exc)
+    if rows is None or ctx.network is None:
+        return
+    try:
+        new = ctx.network.record(device_id, ts, rows)
+    except Exception as exc:  # the rest of the inventory is still worth storing
+        log.error("[CLOCK JOB] connected devices of %s not stored: %s", device_id, exc)
+        doc.setdefault("errors", {})["connected_devices"] = type(exc).__name__
+        return
+    network = doc.setdefault("network", {})
+    network["new_count"] = len(new)
+    network["new_devices"] = [{k: r.get(k) for k in ("mac", "ip", "zone", "interface", "vendor", "dhcp_hostname")}
+                              for r in new[:MAX_NEW_DEVICES]]
 
 
 def collect_slow_once(ctx: ClockContext) -> int:
@@ -213,6 +263,9 @@ def cleanup_once(ctx: ClockContext) -> dict[str, int]:
         deleted = ctx.store.cleanup(ctx.clock(), s.raw_retention_days, s.throughput_retention_days,
                                     s.hourly_retention_days)
         alerts = alerts_store.cleanup(ctx.alerts_db, ctx.clock(), s.alert_history_retention_days)
+        if ctx.network is not None:
+            deleted = {**deleted, **ctx.network.cleanup(ctx.clock(), s.connected_devices_retention_days),
+                       "log_entries": ctx.network.cleanup_logs(ctx.clock(), s.log_retention_hours)}
         deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
         deleted["audit_entries"] = AuditLog(s.data_path).cleanup(ctx.clock(), s.audit_retention_days)
     log.info("[CLOCK JOB] cleanup: %s", deleted)
@@ -257,7 +310,8 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
     policy = AddressPolicy.of(settings.allowed_device_networks)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout,
                           client_factory=functools.partial(panos_client_factory, policy=policy),
-                          observer=metrics.poll_observer() if metrics is not None else PollObserver())
+                          observer=metrics.poll_observer() if metrics is not None else PollObserver(),
+                          resolver=ReverseDns().names if settings.reverse_dns else None)
     collector.restore(store.load_baselines(), store.load_statuses())
     with SampleReader.open(data_dir / HISTORY_DB) as reader:
         inventory = reader.inventory_all()  # alerts on inventory facts work before the first inventory job
@@ -271,6 +325,7 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
         after_cycle=[evaluate_alerts],
         inventory=MappingProxyType(inventory),
         metrics=metrics,
+        network=NetworkStore.open(data_dir / NETWORK_DB),
     )
 
 
@@ -407,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     if not finished:
         log.warning("[CLOCK EVENT] abandoning the running cycle (nothing of it is committed)")
     ctx.store.close()
+    if ctx.network is not None:
+        ctx.network.close()
     ctx.collector.close()
     log.info("[CLOCK EVENT] stopped")
     logging.shutdown()

@@ -10,5 +10,6 @@ the storage area. `counted_names` says which interfaces a device's totals count 
 
 from panfm.collector.cycle import Collector, PollObserver, deadline_for, panos_client_factory
 from panfm.collector.metrics import counted_names
+from panfm.collector.network import ReverseDns
 
-__all__ = ["Collector", "PollObserver", "counted_names", "deadline_for", "panos_client_factory"]
+__all__ = ["Collector", "PollObserver", "ReverseDns", "counted_names", "deadline_for", "panos_client_factory"]

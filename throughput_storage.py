@@ -13,6 +13,8 @@ The front door of the storage area (the work lives in `panfm/storage/`):
   (digests only); `AuditLog`: the audit trail (both in `config.db`).
 - `alerts_store`: `alerts.db` (alert states, incidents, acknowledgements, notification
   outbox); `alerts_store.evaluation()` is the one transaction of an alert evaluation.
+- `NetworkStore` / `NetworkReader`: `network.db` (connected devices per firewall; the clock writes,
+  the web reads); `MetadataStore`: the admin's per-MAC names, tags and notes in `config.db`.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
 - `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
   `db check`; `DatabaseError` and `IntegrityError` are what the stores raise (no caller imports a driver).
@@ -25,6 +27,9 @@ from panfm.storage.audit_store import AuditEntry, AuditLog
 from panfm.storage.auth_store import Account, LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
+from panfm.storage.metadata_store import MetadataStore
+from panfm.storage.network_reader import NetworkReader
+from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
 from panfm.storage.stores import Stores, open_stores
@@ -34,6 +39,7 @@ __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
     "HISTORY_DB",
+    "NETWORK_DB",
     "Account",
     "AuditEntry",
     "AuditLog",
@@ -42,6 +48,9 @@ __all__ = [
     "DocTable",
     "IntegrityError",
     "LoginFailures",
+    "MetadataStore",
+    "NetworkReader",
+    "NetworkStore",
     "SampleReader",
     "SampleStore",
     "SessionStore",

@@ -12,7 +12,7 @@ from xml.etree.ElementTree import Element  # nosec B405
 
 from defusedxml import ElementTree as SafeET
 
-from panos_sim import xml_logs, xml_net, xml_system
+from panos_sim import hosts, reports, xml_logs, xml_net, xml_system
 from panos_sim.device import Device
 from panos_sim.traffic import rng_for
 
@@ -29,6 +29,8 @@ KNOWN: dict[str, Any] = {
         "high-availability": {"state": None},
         "arp": {"entry": None},
         "global-protect-gateway": {"current-user": None},
+        "dhcp": {"server": {"lease": None}},
+        "user": {"ip-user-mapping": None},
     },
     "request": {"license": {"info": None}},
 }
@@ -68,6 +70,9 @@ def command_name(params: dict[str, str]) -> str:
     if kind == "log":
         action = params.get("action")
         return f"log:{action}" if action else f"log:{params.get('log-type', '')}"
+    if kind == "report":
+        action = params.get("action")
+        return f"report:{action}" if action else f"report:{params.get('reportname', '')}"
     return kind or "none"
 
 
@@ -128,6 +133,8 @@ def answer(dev: Device, params: dict[str, str], headers: dict[str, str], now: fl
         return _op(dev, params.get("cmd", ""), now)
     if kind == "log":
         return _log(dev, params, now)
+    if kind == "report":
+        return _report(dev, params, now)
     return Reply(
         f"<response status = 'error' code = '400'><result><msg>Illegal value for parameter &quot;type&quot; "
         f"[{kind[:40]}].</msg></result></response>".encode(),
@@ -161,6 +168,21 @@ def _log(dev: Device, params: dict[str, str], now: float) -> Reply:
         return Reply(b"<response status = 'error' code = '400'><result><msg>Illegal value for parameter "
                      b"&quot;nlogs&quot;, &quot;skip&quot; or &quot;dir&quot;.</msg></result></response>", 400)
     return xml(xml_logs.enqueue(dev, log_type, nlogs, skip, direction, params.get("query", ""), now))
+
+
+def _report(dev: Device, params: dict[str, str], now: float) -> Reply:
+    """Handle type=report: a dynamic report enqueue, action=get, action=finish."""
+    action = params.get("action")
+    if action in ("get", "finish"):
+        job = _int(params.get("job-id"), -1)
+        if job < 0:
+            return error(400, "Missing or invalid job-id")
+        return xml(reports.get(dev, job, now) if action == "get" else reports.finish(dev, job))
+    code, text = reports.enqueue(dev, params, now)
+    if code:
+        return error(code, text)
+    return xml(f'<response status="success" code="19"><result><msg><line>Report job enqueued with jobid {text}'
+               f"</line></msg><job>{text}</job></result></response>")
 
 
 def _op(dev: Device, cmd: str, now: float) -> Reply:
@@ -216,7 +238,16 @@ def _run(dev: Device, path: list[str], rest: list[Element], now: float) -> Reply
     if key == "show arp entry":
         if leaf.get("name") != "all":
             return error(17, " arp -> entry is invalid")
-        return xml(xml_net.arp_all(dev))
+        return xml(xml_net.arp_all(dev, now))
+    if key == "show dhcp server lease":
+        where = leaf.find("interface")
+        if where is None or (where.text or "").strip() != "all":
+            return error(17, " lease -> (end)  is unexpected")
+        return xml(hosts.dhcp_leases(dev, now))
+    if key == "show user ip-user-mapping":
+        if leaf.find("all") is None:
+            return error(17, " ip-user-mapping -> (end)  is unexpected")
+        return xml(hosts.user_mappings(dev, now, xml_net.gp_mappings(dev, now)))
     return xml(xml_net.gp_current_users(dev, now))
 
 

@@ -17,7 +17,7 @@ DAY_S = 86400.0
 PASSIVE_SHARE = 0.002  # a passive HA peer still sees heartbeats and link traffic, never exactly zero
 SESSION_LIFE_S = 40.0
 EVENT_MODES = ("reboot", "failover", "replace")
-STATE_MODES = ("down", "blackhole", "slow", "http500", "bad_xml", "revoke_key")
+STATE_MODES = ("down", "blackhole", "slow", "http500", "bad_xml", "revoke_key", "report_stuck")
 FAULT_MODES = ("none", *STATE_MODES, *EVENT_MODES)
 
 
@@ -111,6 +111,7 @@ class Device:
         self.fault_until: float | None = None
         self.latency_s = 0.0
         self.jobs: dict[int, LogJob] = {}
+        self.report_jobs: dict[int, Any] = {}  # reports.ReportJob by id
         self.next_job = 1 + rng.getrandbits(10)
         self.stats = Stats()
 

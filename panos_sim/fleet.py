@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from panos_sim import api, history
+from panos_sim import api, history, hosts, reports
 from panos_sim.certs import make_context
 from panos_sim.device import EVENT_MODES, FAULT_MODES, Device
 from panos_sim.platforms import PLATFORMS
@@ -251,7 +251,9 @@ class Fleet:
             raise web.HTTPBadRequest(text="want from=EPOCH&to=EPOCH") from None
         if not (math.isfinite(t1) and math.isfinite(t2)) or t2 < t1:
             raise web.HTTPBadRequest(text="want finite from <= to")
-        return web.json_response(dev.truth(t1, t2))
+        return web.json_response({**dev.truth(t1, t2), "hosts": hosts.truth(dev, t2),
+                                  "applications": reports.applications(dev, t1, t2),
+                                  "app_categories": reports.categories(dev, t1, t2)})
 
     async def handle_history(self, request: web.Request) -> web.Response:
         """GET /_sim/history?from=T1&to=T2&step=S: what polls every S seconds would have read (panos_sim.history)."""

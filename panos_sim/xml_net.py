@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from html import escape
 
+from panos_sim import hosts
 from panos_sim.device import Device
 from panos_sim.platforms import Port
 
@@ -146,8 +147,8 @@ def interface_one(dev: Device, name: str, now: float) -> str:
     return "".join(parts)
 
 
-def arp_all(dev: Device) -> str:
-    """Answer show arp entry name='all' (padded status, N/A ttl for static entries)."""
+def arp_all(dev: Device, now: float) -> str:
+    """Answer show arp entry name='all' (padded status, N/A ttl for static entries), then the LAN hosts."""
     entries = []
     ports = [p for p in dev.platform.ports if p.kind in ("physical", "subif") and not p.parent.startswith("ae")]
     ports.append(Port("ae1", "aggregate", ifid=99))
@@ -161,8 +162,14 @@ def arp_all(dev: Device) -> str:
             f"<ttl>{'N/A' if static else 1800 - (i * 113) % 1700}</ttl>"
             f"<interface>{p.name}</interface><port>{port_name}</port></entry>"
         )
+    entries.extend(hosts.arp_entries(dev, now))
     return (OK + f"<max>{dev.platform.arp_max}</max><total>{len(entries)}</total><timeout>1800</timeout><dp>dp0</dp>"
             f"<entries>{''.join(entries)}</entries>" + END)
+
+
+def gp_mappings(dev: Device, now: float) -> list[tuple[str, str]]:
+    """The (virtual ip, user) of the GlobalProtect users `gp_current_users` lists."""
+    return [(f"10.200.{dev.index % 250}.{10 + i}", f"user{dev.index}-{i}") for i in range(1 + dev.index % 3)]
 
 
 def gp_current_users(dev: Device, now: float) -> str:

@@ -44,6 +44,9 @@ class Observations:
     reachable: dict[str, bool] = field(default_factory=dict)  # absent = unknown (no data)
     failures: dict[str, int] = field(default_factory=dict)
     observed: dict[tuple[str, str], str] = field(default_factory=dict)  # (device, event metric) -> text
+    # Device -> MACs the last inventory found new to it -> their facts (zone, ip, vendor, hostname).
+    new_devices: dict[str, dict[str, Mapping[str, Any]]] = field(default_factory=dict)
+    inventoried: frozenset[str] = frozenset()  # devices with a network inventory (new_devices is known)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ def observe(
 
     Inventory per device (keys read when present): `ha` {"enabled", "local_state"},
     `licenses` [{"feature", "expires": "YYYY-MM-DD" | "Never" | null}], `threats` {"critical"},
-    `interfaces` [{"name", "speed_mbps"}], `tls_fingerprint_sha256`.
+    `interfaces` [{"name", "speed_mbps"}], `tls_fingerprint_sha256`, `network` {"new_devices": [{"mac",
+    "ip", "zone", "vendor", "dhcp_hostname"}]}.
     """
     values: dict[tuple[str, str, str], float] = {}
     for s in sorted(cycle.samples, key=lambda s: s.ts):  # the latest sample of a device wins
@@ -118,8 +122,15 @@ def observe(
     reachable = {st.device_id: st.state == "up" for st in cycle.statuses if st.state != "unknown"}
     failures = {st.device_id: st.consecutive_failures for st in cycle.statuses}
     observed: dict[tuple[str, str], str] = {}
+    new_devices: dict[str, dict[str, Mapping[str, Any]]] = {}
+    inventoried: set[str] = set()
     today = datetime.fromtimestamp(now, UTC).date()
     for device_id, inv in inventory.items():
+        network = inv.get("network")
+        if isinstance(network, Mapping) and isinstance(network.get("new_devices"), list):
+            inventoried.add(device_id)
+            new_devices[device_id] = {str(d["mac"]): d for d in network["new_devices"]
+                                      if isinstance(d, Mapping) and d.get("mac")}
         ha = inv.get("ha")
         if isinstance(ha, Mapping) and ha.get("enabled") and ha.get("local_state"):
             observed[(device_id, "ha_state_changed")] = str(ha["local_state"])
@@ -135,7 +146,8 @@ def observe(
     for device_id, fp in (fingerprints or {}).items():
         observed[(device_id, "tls_fingerprint_changed")] = fp
     devices = {s.device_id for s in cycle.samples} | {st.device_id for st in cycle.statuses} | set(inventory)
-    return Observations(frozenset(devices), values, reachable, failures, observed)
+    return Observations(frozenset(devices), values, reachable, failures, observed, new_devices,
+                        frozenset(inventoried))
 
 
 def _compare(op: str | None, value: float, threshold: float) -> bool:
@@ -154,6 +166,14 @@ def _read(rule: Rule, device_id: str, series: str, obs: Observations, old: Alert
         if up is None:
             return _Reading(None)
         return _Reading(not up, clear=up, value=float(obs.failures.get(device_id, 0)))
+    if rule.metric == "new_connected_device":
+        if device_id not in obs.inventoried:
+            return _Reading(None)
+        found = obs.new_devices.get(device_id, {}).get(series)
+        if found is None or not _in_zone(rule, found):
+            return _Reading(False, clear=True)
+        facts = [str(found[k]) for k in ("ip", "dhcp_hostname", "vendor", "zone") if found.get(k)]
+        return _Reading(True, detail=f"new device {series}" + (f" ({', '.join(facts)})" if facts else ""))
     if rule.metric in CHANGE_EVENTS:
         text = obs.observed.get((device_id, rule.metric))
         if text is None:
@@ -209,7 +229,7 @@ def _step(rule: Rule, old: AlertState, r: _Reading, now: float, muted: bool) -> 
         s = replace(s, state="firing", fired_at=now, last_notified=None if muted else now)
         return s, [tr("firing", s, notify=not muted, suppressed=muted)]
 
-    for_s = 0 if rule.metric in CHANGE_EVENTS else rule.for_s
+    for_s = 0 if rule.metric in (*CHANGE_EVENTS, "new_connected_device") else rule.for_s
     if r.active is None:  # no data
         if st.state == "pending":
             return _inactive(st), [tr("cancelled", st, notify=False)]
@@ -252,7 +272,15 @@ def _inactive(st: AlertState) -> AlertState:
                       observed_at=st.observed_at)
 
 
+def _in_zone(rule: Rule, device: Mapping[str, Any]) -> bool:
+    return rule.zone is None or str(device.get("zone") or "").lower() == rule.zone.lower()
+
+
 def _series(rule: Rule, device_id: str, obs: Observations, known: Iterable[StateKey]) -> list[str]:
+    if rule.metric == "new_connected_device":  # one incident per new MAC, and the ones still open
+        found = {mac for mac, d in obs.new_devices.get(device_id, {}).items() if _in_zone(rule, d)}
+        found |= {s for (rid, d, s) in known if rid == rule.id and d == device_id}
+        return sorted(found)
     if rule.metric in INTERFACE_METRICS or rule.metric == "licence_expires_in_days":
         found = {s for (d, m, s) in obs.values if d == device_id and m == rule.metric}
         found |= {s for (rid, d, s) in known if rid == rule.id and d == device_id}

@@ -40,7 +40,9 @@ INTERFACE_METRICS = (
 # The metric keeps its stored spelling "licence": rules saved under that name must keep matching.
 INVENTORY_METRICS = ("threats_critical", "licence_expires_in_days")
 # Events: no operator, no threshold.
-EVENT_METRICS = ("device_unreachable", "ha_state_changed", "tls_fingerprint_changed")
+# new_connected_device: series = the MAC; fires once when the inventory job sees a MAC new to the
+# firewall, resolves by itself at the next inventory; `zone` narrows it to one zone.
+EVENT_METRICS = ("device_unreachable", "ha_state_changed", "tls_fingerprint_changed", "new_connected_device")
 CHANGE_EVENTS = ("ha_state_changed", "tls_fingerprint_changed")
 VALUE_METRICS = SAMPLE_METRICS + INTERFACE_METRICS + INVENTORY_METRICS
 METRICS = VALUE_METRICS + EVENT_METRICS
@@ -132,6 +134,11 @@ def validate_rule(doc: Mapping[str, Any]) -> tuple[dict[str, Any], Errors]:
         if metric not in INTERFACE_METRICS:
             errors["interface"] = "only interface metrics take an interface"
         clean["interface"] = interface
+    zone = _text(doc, "zone", errors, required=False, limit=64)
+    if zone is not None:
+        if metric != "new_connected_device":
+            errors["zone"] = "only new_connected_device takes a zone"
+        clean["zone"] = zone
     if metric in VALUE_METRICS:
         op = doc.get("operator")
         if op not in OPERATORS:
@@ -178,6 +185,7 @@ def rule_from_doc(doc: Mapping[str, Any]) -> Rule:
         severity=clean["severity"],
         device_id=clean["device_id"],
         interface=clean.get("interface"),
+        zone=clean.get("zone"),
         operator=clean.get("operator"),
         threshold=clean.get("threshold"),
         clear_threshold=clean.get("clear_threshold"),

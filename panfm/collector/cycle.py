@@ -37,6 +37,7 @@ from panfm.collector.poll import (
     poll_device,
     poll_sample,
 )
+from panfm.collector.slow import Resolver
 from panfm.models import (
     CounterBaseline,
     CycleResult,
@@ -65,8 +66,10 @@ class Collector(InventoryJob):
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         observer: PollObserver = NO_OBSERVER,
+        resolver: Resolver | None = None,
     ) -> None:
         self.request_timeout = request_timeout
+        self.resolver = resolver  # reverse DNS of connected devices, by the inventory job
         self.observer = observer
         self.client_factory = client_factory
         self.clock = clock

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from panfm.collector.breaker import safe_error
 from panfm.collector.devices import DeviceEntry
-from panfm.collector.slow import gather_inventory, link_speeds
+from panfm.collector.slow import Resolver, gather_inventory, link_speeds
 from panfm.models import DeviceConfig
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class InventoryJob:
     _devices: dict[str, DeviceEntry]
     _slow_pool: ThreadPoolExecutor
     _fast_idle: threading.Event
+    resolver: Resolver | None
 
     if TYPE_CHECKING:
 
@@ -90,6 +91,7 @@ class InventoryJob:
                 fut = self._slow_pool.submit(
                     gather_inventory, dev.slow_client, now=now, window_s=window_s, deadline=deadline,
                     monotonic=self.monotonic, pause=lambda: self._yield_to_fast_cycle(deadline),
+                    resolver=self.resolver,
                 )
                 dev.slow_running = fut
                 dev.inventory_tried = now

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from panfm.models import GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo
+from panfm.collector.logs import LOG_CAP, LOG_TYPES, trim
+from panfm.collector.network import connected_devices
+from panfm.collector.security import summarize
+from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo, UserMapping
+from panfm.xmlapi import ApiError
 
 THREAT_SEVERITIES = ("critical", "high", "medium")
 MAX_LOGS = 5000  # PAN-OS caps one log query at 5000 entries; counts above that read 5000
@@ -21,6 +26,15 @@ class SlowClient(Protocol):
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
     def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float) -> Any: ...
+    def arp(self) -> Sequence[ArpEntry]: ...
+    def dhcp_leases(self) -> Sequence[DhcpLease]: ...
+    def user_mappings(self) -> Sequence[UserMapping]: ...
+    def report(self, name: str, *, start: str | None = None, end: str | None = None, period: str | None = None,
+               topn: int = 25, deadline_s: float = 30.0) -> Any: ...
+
+
+# Names (IP -> hostname) for hosts without a DHCP name, within a time budget: `ReverseDns.names`.
+Resolver = Callable[[list[str], float], Mapping[str, str]]
 
 
 def device_clock(info: SystemInfo | None, now: float) -> datetime:
@@ -63,6 +77,7 @@ def gather_inventory(
     deadline: float,
     monotonic: Callable[[], float] = time.monotonic,
     pause: Callable[[], None] = lambda: None,
+    resolver: Resolver | None = None,
 ) -> tuple[SystemInfo, dict[str, Any]]:
     """Run the slow calls against one device and return its system info and inventory document.
 
@@ -77,40 +92,183 @@ def gather_inventory(
     doc: dict[str, Any] = {"system": dataclasses.asdict(info), "errors": {}}
     errors: dict[str, str] = doc["errors"]
 
-    def part(name: str, fn: Callable[[], Any]) -> None:
+    def part(name: str, fn: Callable[[], Any], keep: bool = True) -> Any:
         pause()
         if monotonic() >= deadline:
             errors[name] = "deadline exceeded"
-            return
+            return None
         try:
-            doc[name] = fn()
+            value = fn()
         except Exception as exc:  # one part failing must not lose the others
             errors[name] = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+            return None
+        if keep:
+            doc[name] = value
+        return value
 
     part("ha", lambda: dataclasses.asdict(client.ha_state()))
     part("licenses", lambda: [dataclasses.asdict(lic) for lic in client.licenses()])
     part("interfaces", lambda: [dataclasses.asdict(i) for i in client.interfaces()])
     part("gp_users", lambda: len(client.gp_users()))
     since = device_clock(info, now) - timedelta(seconds=window_s)
-    severity = "( " + " or ".join(f"( severity eq {s} )" for s in THREAT_SEVERITIES) + " )"
+    severity = "( " + " or ".join(f"( severity eq {s} )" for s in (*THREAT_SEVERITIES, "low")) + " )"
 
     def remaining() -> float:
         return max(1.0, deadline - monotonic())
 
+    # Low too: the threat tiles count it; the inventory's `threats` (alerts) keeps critical to medium.
     threat_query = window_query(since, severity)
-    part("threats", lambda: threat_counts(_entries(client.log_query("threat", threat_query, MAX_LOGS, remaining()))))
-    part(
-        "blocked_urls",
-        lambda: len(
-            _entries(client.log_query("url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining()))
-        ),
-    )
+    threats = part("threats", lambda: _entries(client.log_query("threat", threat_query, MAX_LOGS, remaining())),
+                   keep=False)
+    if threats is not None:
+        doc["threats"] = threat_counts(threats)
+    urls = part("blocked_urls", lambda: _entries(client.log_query(
+        "url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining())), keep=False)
+    if urls is not None:
+        doc["blocked_urls"] = len(urls)
+    doc["security"] = summarize(threats, urls)
+    _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
+    _applications(client, doc, part, since=since, until=device_clock(info, now), remaining=remaining)
+    offset = (device_clock(info, now) - datetime.fromtimestamp(now, UTC).replace(tzinfo=None)).total_seconds()
+    logs: dict[str, Any] = {}
+    for log_type in LOG_TYPES:
+        got = part(f"{log_type}_log", functools.partial(_log_entries, client, log_type, window_query(since),
+                                                         lambda: min(REPORT_DEADLINE_S, remaining())), keep=False)
+        if got is not None:
+            logs[log_type] = trim(log_type, got, offset)
+    if logs:
+        doc["logs"] = logs
     doc["window_s"] = window_s
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
             if lic.get(key) is not None:
                 lic[key] = lic[key].isoformat()
     return info, doc
+
+
+def _optional(fn: Callable[[], Sequence[Any]], absent: dict[str, str], name: str) -> Callable[[], Sequence[Any]]:
+    """Call `fn`; a firewall without the feature (no DHCP server, no User-ID) answers an API error: empty."""
+
+    def call() -> Sequence[Any]:
+        try:
+            return fn()
+        except ApiError as exc:
+            absent[name] = str(exc)[:200]
+            return ()
+
+    return call
+
+
+def _network(
+    client: SlowClient,
+    doc: dict[str, Any],
+    info: SystemInfo,
+    part: Callable[..., Any],
+    *,
+    now: float,
+    remaining: Callable[[], float],
+    resolver: Resolver | None,
+) -> None:
+    """Add `connected_devices` (rows for the network store, popped before the inventory is stored) and a summary.
+
+    Three calls, one after another on the device's one slow connection: ARP, DHCP leases,
+    User-ID. Without an ARP table there is no current picture, so no rows this cycle.
+    """
+    absent: dict[str, str] = {}
+    # Lambdas: a client without one of these methods fails that part only.
+    arp = part("arp", lambda: client.arp(), keep=False)
+    leases = part("dhcp", _optional(lambda: client.dhcp_leases(), absent, "dhcp"), keep=False)
+    users = part("user_id", _optional(lambda: client.user_mappings(), absent, "user_id"), keep=False)
+    if arp is None:
+        return
+    offset = (device_clock(info, now) - datetime.fromtimestamp(now, UTC).replace(tzinfo=None)).total_seconds()
+    interfaces: list[Any] = doc["interfaces"] if isinstance(doc.get("interfaces"), list) else []
+    rows = connected_devices(arp, leases or (), users or (), interfaces, now=now, clock_offset_s=offset)
+    if resolver is not None and remaining() > 1.0:
+        unnamed = [r["ip"] for r in rows if not r["dhcp_hostname"]]
+        try:
+            names = resolver(unnamed, min(2.0, remaining() - 1.0)) if unnamed else {}
+        except Exception as exc:  # reverse DNS is a nicety: never worth the inventory
+            doc["errors"]["dns"] = type(exc).__name__
+            names = {}
+        for r in rows:
+            r["dns_name"] = names.get(r["ip"])
+    doc["connected_devices"] = rows
+    doc["network"] = {
+        "arp": len(arp),
+        "dhcp_leases": len(leases or ()),
+        "user_ids": len(users or ()),
+        "hosts": len(rows),
+        "unavailable": absent,  # feature not on this firewall: an empty section, with the reason
+    }
+
+
+def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float]) -> Any:
+    return _entries(client.log_query(log_type, query, LOG_CAP, budget()))
+
+
+TOP_N = 25
+REPORT_DEADLINE_S = 30.0
+
+
+def _num(row: Mapping[str, str], *names: str) -> int | None:
+    for name in names:
+        value = (row.get(name) or "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def _text(row: Mapping[str, str], *names: str) -> str | None:
+    return next((row[n].strip() for n in names if (row.get(n) or "").strip()), None)
+
+
+def app_rows(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """ACC `top-app-summary` rows as the store keeps them (fields found by name, like every parser)."""
+    out = []
+    for row in entries:
+        name = _text(row, "name", "app")
+        if name:
+            out.append({"name": name, "category": _text(row, "category-of-name", "category", "app-category"),
+                        "risk": _num(row, "risk-of-name", "risk"), "bytes": _num(row, "nbytes", "bytes") or 0,
+                        "sessions": _num(row, "nsess", "sessions", "count") or 0,
+                        "sources": _num(row, "nsrc", "sources")})
+    return out
+
+
+def category_rows(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """ACC `top-application-categories-summary` rows."""
+    out = []
+    for row in entries:
+        name = _text(row, "category-of-name", "category", "name")
+        if name:
+            out.append({"name": name, "bytes": _num(row, "nbytes", "bytes") or 0,
+                        "sessions": _num(row, "nsess", "sessions", "count") or 0})
+    return out
+
+
+def _applications(
+    client: SlowClient, doc: dict[str, Any], part: Callable[..., Any], *, since: datetime, until: datetime,
+    remaining: Callable[[], float],
+) -> None:
+    """Add `applications`: the ACC's top applications and categories of this window (since the last run).
+
+    Two report jobs, one after another; each finished or stopped (`action=finish`) within what
+    is left of the job's deadline (at most 30 s). A firewall without the reports gets the reason.
+    """
+    start, end = f"{since:%Y/%m/%d %H:%M:%S}", f"{until:%Y/%m/%d %H:%M:%S}"
+    absent: dict[str, str] = {}
+
+    def run(name: str) -> Any:
+        return client.report(name, start=start, end=end, topn=TOP_N, deadline_s=min(REPORT_DEADLINE_S, remaining()))
+
+    apps = part("applications", _optional(lambda: run("top-app-summary"), absent, "applications"), keep=False)
+    cats = part("app_categories", _optional(lambda: run("top-application-categories-summary"), absent,
+                                            "app_categories"), keep=False)
+    if apps is None and cats is None:
+        return
+    doc["applications"] = {"start": start, "end": end, "apps": app_rows(apps or ()),
+                           "categories": category_rows(cats or ()), "unavailable": absent}
 
 
 def link_speeds(interfaces: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:

@@ -27,6 +27,7 @@ from panfm.models.devices import (
     TlsConfig,
     TlsMode,
 )
+from panfm.models.network import DhcpLease, ReportJob, UserMapping
 from panfm.models.responses import (
     ArpEntry,
     CounterSnapshot,
@@ -71,6 +72,7 @@ __all__ = [
     "DeviceSample",
     "DeviceState",
     "DeviceStatus",
+    "DhcpLease",
     "GpUser",
     "HaState",
     "History",
@@ -83,6 +85,7 @@ __all__ = [
     "License",
     "LogJob",
     "MaintenanceWindow",
+    "ReportJob",
     "ResourceMonitor",
     "Rule",
     "SessionInfo",
@@ -93,4 +96,5 @@ __all__ = [
     "TlsMode",
     "Transition",
     "TransitionKind",
+    "UserMapping",
 ]

@@ -21,6 +21,7 @@ class Rule:
     severity: AlertSeverity
     device_id: str | None = None  # None = every device
     interface: str | None = None  # interface metrics: None = every interface
+    zone: str | None = None  # new_connected_device: None = every zone
     operator: AlertOperator | None = None
     threshold: float | None = None
     clear_threshold: float | None = None  # hysteresis: firing clears only past this value

@@ -18,6 +18,7 @@ from panfm.ops.import_1x import (
     read_samples,
     read_settings,
 )
+from panfm.ops.import_1x_metadata import read_metadata
 from panfm.ops.keys import rotate as rotate_keys
 from panfm.ops.logsetup import configure as configure_logging
 from panfm.ops.logsetup import quiet_libraries
@@ -35,6 +36,7 @@ __all__ = [
     "install_redaction",
     "quiet_libraries",
     "read_devices",
+    "read_metadata",
     "read_samples",
     "read_settings",
     "redact",

@@ -1,5 +1,7 @@
 """Import a PANfm 1.x data folder: devices (with their API keys), settings, throughput history.
 
+The connected devices' per-MAC metadata (`device_metadata.json`) is read by `import_1x_metadata`.
+
 The 1.x formats are described in docs/migration.md. Reading is separate from writing so the
 report can say what was imported and what was skipped, and a dry run changes nothing.
 """
@@ -34,12 +36,14 @@ class ImportReport:
     devices: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     samples: int = 0
+    metadata: int = 0
     skipped: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"devices imported: {len(self.devices)}" + (f" ({', '.join(self.devices)})" if self.devices else "")]
         out.append("settings imported: " + (", ".join(f"{k}={v}" for k, v in self.settings.items()) or "none"))
         out.append(f"throughput samples imported: {self.samples}")
+        out.append(f"connected-device metadata imported: {self.metadata} MAC(s)")
         out.extend(f"skipped: {s}" for s in self.skipped)
         return out
 
@@ -71,7 +75,7 @@ class LegacySecrets:
             raise ImportError_("a secret in the 1.x folder does not decrypt with its encryption.key") from None
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -98,7 +102,7 @@ def read_devices(folder: Path, report: ImportReport) -> list[DeviceConfig]:
     PANfm 1.x never verified certificates, so an imported device is stored with a pin mode and
     no fingerprint, disabled: the admin confirms its fingerprint (Devices page) to enable it.
     """
-    doc = _read_json(folder / "devices.json")
+    doc = read_json(folder / "devices.json")
     if doc is None:
         report.skipped.append("devices.json: absent")
         return []
@@ -139,7 +143,7 @@ def read_devices(folder: Path, report: ImportReport) -> list[DeviceConfig]:
 
 def read_settings(folder: Path, report: ImportReport) -> dict[str, Any]:
     """Settings of settings.json that have an equivalent, clamped to PANfm 2's bounds."""
-    doc = _read_json(folder / "settings.json")
+    doc = read_json(folder / "settings.json")
     if not isinstance(doc, dict):
         report.skipped.append("settings.json: absent or not an object")
         return {}

@@ -74,6 +74,15 @@ class Settings:
     api_token_rate_limit: int = setting(
         600, "Requests one API token may make per minute (more answer 429).", min=10, max=100000
     )
+    connected_devices_retention_days: int = setting(
+        30, "Days a connected device no longer seen is kept (first and last seen, names).", min=1, max=3650
+    )
+    log_retention_hours: int = setting(
+        24, "Hours the system and traffic log entries fetched by the clock are kept.", min=1, max=168
+    )
+    reverse_dns: bool = setting(
+        True, "The clock looks up reverse DNS names of connected devices without a DHCP hostname."
+    )
     base_url: str = setting("http://localhost:3000", "Address of the dashboard, used in notification links.")
     theme: str = setting("auto", "Dashboard colour scheme.", choices=("auto", "light", "dark"))
     secure_cookies: bool = setting(False, "Mark session cookies Secure (serve PANfm over HTTPS).", editable=False)

@@ -89,6 +89,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE devices ADD COLUMN uplinks_json TEXT NOT NULL DEFAULT '[]';
     """,
+    # 5: the admin's names, comments, tags and locations of connected devices (metadata_store.py).
+    """
+    CREATE TABLE device_metadata (
+        mac TEXT PRIMARY KEY,
+        name TEXT,
+        comment TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        location TEXT,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 

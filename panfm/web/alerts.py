@@ -39,8 +39,8 @@ log = logging.getLogger("panfm.web")
 
 bp = Blueprint("alerts", __name__)
 
-RULE_FIELDS = frozenset({"name", "device_id", "metric", "interface", "operator", "threshold", "clear_threshold",
-                         "for_s", "severity", "repeat_s", "channel_ids", "enabled"})
+RULE_FIELDS = frozenset({"name", "device_id", "metric", "interface", "zone", "operator", "threshold",
+                         "clear_threshold", "for_s", "severity", "repeat_s", "channel_ids", "enabled"})
 CHANNEL_FIELDS = frozenset({"name", "url", "enabled"})
 WINDOW_FIELDS = frozenset({"name", "device_id", "kind", "start", "end", "weekdays", "start_time", "duration_s"})
 TEMPLATE_FIELDS = frozenset({"template", "device_id", "channel_ids"})

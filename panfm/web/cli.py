@@ -35,6 +35,7 @@ from throughput_storage import (
     DatabaseError,
     DeviceStore,
     IntegrityError,
+    MetadataStore,
     SampleStore,
     UserStore,
     config_store,
@@ -345,7 +346,7 @@ def keys_rotate() -> None:
 @click.option("--dry-run", is_flag=True, help="read and report, write nothing")
 @with_appcontext
 def import_panfm(folder: Path, dry_run: bool) -> None:
-    """Import a PANfm 1.x folder: devices with their API keys, settings, throughput history."""
+    """Import a PANfm 1.x folder: devices with their API keys, settings, throughput history, device metadata."""
     data_dir = _settings().data_path
     report = panfm_import.ImportReport()
     try:
@@ -374,6 +375,10 @@ def import_panfm(folder: Path, dry_run: bool) -> None:
             sample_ids.add(device_id)
         if not dry_run and report.settings:
             config.save_settings(data_dir, report.settings)
+        metadata = panfm_import.read_metadata(folder, report)
+        if metadata and not dry_run:
+            # Metadata the admin already set in PANfm 2 wins over the 1.x copy.
+            report.metadata = MetadataStore(data_dir, time.time).import_many(metadata)
         samples = panfm_import.read_samples(folder, sample_ids, report)
         if dry_run:
             for _ in samples:

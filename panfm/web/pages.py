@@ -222,6 +222,30 @@ def settings() -> str:
     return _render("settings.html", page="settings", script="settings.js")
 
 
+@bp.get("/connected-devices")
+def connected_devices() -> str:
+    """Show who is on the network behind the firewalls (ARP, DHCP, User-ID), with the admin's notes."""
+    return _render("connected_devices.html", page="connected-devices", script="connected_devices.js")
+
+
+@bp.get("/applications")
+def applications() -> str:
+    """Show a firewall's top applications and categories (ACC reports stored by the clock)."""
+    return _render("applications.html", page="applications", script="applications.js")
+
+
+@bp.get("/threats")
+def threats() -> str:
+    """Show a firewall's threat and blocked-URL tiles, the latest events and the top names."""
+    return _render("threats.html", page="threats", script="threats.js")
+
+
+@bp.get("/logs")
+def logs() -> str:
+    """Show a firewall's system and traffic log entries fetched by the clock."""
+    return _render("logs.html", page="logs", script="logs.js")
+
+
 @bp.get("/clock")
 def clock() -> str:
     """Show the clock's health and job statistics."""

@@ -18,6 +18,7 @@ from panfm.xmlapi.client import (
     fetch_fingerprint,
 )
 from panfm.xmlapi.parse_dataplane import interface_kind
+from panfm.xmlapi.parse_network import normalize_mac
 
 __all__ = [
     "AddressNotAllowed",
@@ -32,4 +33,5 @@ __all__ = [
     "TlsError",
     "fetch_fingerprint",
     "interface_kind",
+    "normalize_mac",
 ]

@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from html import escape as xml_escape  # escapes & < > " ': enough for XML text
+from typing import TypeVar
 
 import panfm.xmlapi.parsers as panos_xml
 from panfm.models import (
     ArpEntry,
     CounterSnapshot,
+    DhcpLease,
     GpUser,
     HaState,
     InterfaceCounters,
     InterfaceInfo,
     License,
+    LogJob,
+    ReportJob,
     ResourceMonitor,
     SessionInfo,
     SystemInfo,
     SystemResources,
+    UserMapping,
 )
 from panfm.xmlapi.errors import (
     AddressNotAllowed,
@@ -70,6 +76,8 @@ __all__ = [
 
 _PERIODS = ("second", "minute", "hour", "day", "week")
 _LOG_TYPE_RE = re.compile(r"[a-z][a-z-]{1,30}")
+_REPORT_RE = re.compile(r"[a-z][a-z0-9-]{1,60}")
+_Job = TypeVar("_Job", LogJob, ReportJob)
 
 
 class PanosClient(PanosTransport):
@@ -143,6 +151,16 @@ class PanosClient(PanosTransport):
         """Return the ARP table (`show arp entry name='all'`)."""
         return panos_xml.parse_arp(self._op_bytes("<show><arp><entry name='all'/></arp></show>"))
 
+    def dhcp_leases(self) -> tuple[DhcpLease, ...]:
+        """Return the DHCP server's leases on every interface (`show dhcp server lease interface all`)."""
+        cmd = "<show><dhcp><server><lease><interface>all</interface></lease></server></dhcp></show>"
+        return panos_xml.parse_dhcp_leases(self._op_bytes(cmd))
+
+    def user_mappings(self) -> tuple[UserMapping, ...]:
+        """Return the User-ID IP-to-user mappings (`show user ip-user-mapping all`)."""
+        cmd = "<show><user><ip-user-mapping><all></all></ip-user-mapping></user></show>"
+        return panos_xml.parse_user_mappings(self._op_bytes(cmd))
+
     def interface(self, name: str) -> tuple[InterfaceInfo, InterfaceCounters | None, InterfaceCounters | None]:
         """Return `show interface NAME`: info, hw counters, ifnet counters (InterfaceNotFound if unknown)."""
         cmd = f"<show><interface>{xml_escape(name)}</interface></show>"
@@ -160,36 +178,63 @@ class PanosClient(PanosTransport):
             raise ValueError("log_type must be a PAN-OS log type such as traffic, threat, url or system")
         if not 1 <= nlogs <= 5000:
             raise ValueError("nlogs must be between 1 and 5000")
-        end = time.monotonic() + deadline_s
         form = {"type": "log", "log-type": log_type, "nlogs": str(nlogs)}
         if query:
             form["query"] = query
+        job = self._run_job("log", form, deadline_s, panos_xml.parse_log_job)
+        return job.entries
+
+    def report(
+        self, name: str, *, start: str | None = None, end: str | None = None, period: str | None = None,
+        topn: int = 25, deadline_s: float = 30.0,
+    ) -> tuple[dict[str, str], ...]:
+        """Run an ACC dynamic report (`type=report&reporttype=dynamic`) to FIN within `deadline_s`.
+
+        `start`/`end` are firewall-local `YYYY/MM/DD HH:MM:SS` (or `period`, e.g. last-15-minutes).
+        On timeout the job is stopped (`action=finish`) and PanosTimeout raised.
+        """
+        if not _REPORT_RE.fullmatch(name):
+            raise ValueError("name must be a dynamic report name such as top-app-summary")
+        if not 1 <= topn <= 500:
+            raise ValueError("topn must be between 1 and 500")
+        form = {"type": "report", "reporttype": "dynamic", "reportname": name, "topn": str(topn)}
+        if period:
+            form["period"] = period
+        else:
+            if not (start and end):
+                raise ValueError("give period, or start and end")
+            form.update(starttime=start, endtime=end)
+        return self._run_job("report", form, deadline_s, panos_xml.parse_report_job).entries
+
+    def _run_job(self, kind: str, form: dict[str, str], deadline_s: float, parse: Callable[[bytes], _Job]) -> _Job:
+        """Enqueue a log or report job and poll it to FIN within `deadline_s`; stop it on timeout."""
+        end = time.monotonic() + deadline_s
         job_id = panos_xml.parse_job_enqueued(self._call(form, min(end, time.monotonic() + self.timeout)))
         delay = 0.2
         while True:
             # 1. Each poll gets at most `timeout`, and never more than what is left of the deadline.
             call_end = min(end, time.monotonic() + self.timeout)
             try:
-                job = panos_xml.parse_log_job(self._call({"type": "log", "action": "get", "job-id": job_id}, call_end))
+                job = parse(self._call({"type": kind, "action": "get", "job-id": job_id}, call_end))
             except PanosTimeout:
-                self._finish_job(job_id)
+                self._finish_job(job_id, kind)
                 raise
             if job.status == "FIN":
-                return job.entries
+                return job
             # 2. Back off (0.2 s, x1.5, at most 2 s: PAN-OS finishes jobs slower when polled hard).
             if time.monotonic() + delay >= end or self._closed.wait(delay):
-                self._finish_job(job_id)
-                raise PanosTimeout(f"{self._where}: log job {job_id} not finished within {deadline_s:g} s")
+                self._finish_job(job_id, kind)
+                raise PanosTimeout(f"{self._where}: {kind} job {job_id} not finished within {deadline_s:g} s")
             delay = min(delay * 1.5, 2.0)
 
-    def _finish_job(self, job_id: str) -> None:
-        """Stop a log job the caller gave up on (best effort: the device may be the reason)."""
+    def _finish_job(self, job_id: str, kind: str = "log") -> None:
+        """Stop a log or report job the caller gave up on (best effort: the device may be the reason)."""
         try:
             # Bounded tighter than a normal call: the device may be why the job timed out.
             end = time.monotonic() + min(self.timeout, 2.0)
-            self._call({"type": "log", "action": "finish", "job-id": job_id}, end)
+            self._call({"type": kind, "action": "finish", "job-id": job_id}, end)
         except PanosError as exc:
-            log.info("could not stop log job %s on %s: %s", job_id, self._where, exc)
+            log.info("could not stop %s job %s on %s: %s", kind, job_id, self._where, exc)
 
     def peer_fingerprint(self) -> str:
         """Return the SHA-256 of the certificate the device presents now."""

@@ -44,6 +44,7 @@ from panfm.xmlapi.parse_dataplane import (
     parse_interfaces,
     parse_resource_monitor,
 )
+from panfm.xmlapi.parse_network import normalize_mac, parse_dhcp_leases, parse_report_job, parse_user_mappings
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -55,8 +56,10 @@ __all__ = [
     "ObjectNotPresent",
     "PanosError",
     "interface_kind",
+    "normalize_mac",
     "parse_arp",
     "parse_counter_interface",
+    "parse_dhcp_leases",
     "parse_envelope",
     "parse_gp_users",
     "parse_ha_state",
@@ -67,10 +70,12 @@ __all__ = [
     "parse_licenses",
     "parse_log_job",
     "parse_mp_cpu",
+    "parse_report_job",
     "parse_resource_monitor",
     "parse_session_info",
     "parse_system_info",
     "parse_system_resources",
+    "parse_user_mappings",
     "parse_version",
 ]
 

@@ -10,7 +10,7 @@ const VALUE_METRICS = ["cpu_dataplane_pct", "cpu_management_pct", "memory_pct", 
   "threats_critical", "licence_expires_in_days"];
 const INTERFACE_METRICS = ["interface_mbps", "interface_utilization_pct", "interface_errors_per_s",
   "interface_drops_per_s"];
-const EVENT_METRICS = ["device_unreachable", "ha_state_changed", "tls_fingerprint_changed"];
+const EVENT_METRICS = ["device_unreachable", "ha_state_changed", "tls_fingerprint_changed", "new_connected_device"];
 
 const $ = (id) => document.getElementById(id);
 let devices = [];
@@ -122,7 +122,7 @@ function drawRules() {
     tbody.append(el("tr", { class: r.enabled ? "" : "muted-row" },
       el("td", { text: r.name }),
       el("td", { text: deviceName(r.device_id) }),
-      el("td", { text: r.interface ? `${r.metric} (${r.interface})` : r.metric }),
+      el("td", { text: r.interface ? `${r.metric} (${r.interface})` : r.zone ? `${r.metric} (zone ${r.zone})` : r.metric }),
       el("td", { text: condition(r) }),
       el("td", { class: "num", text: `${r.for_s} s` }),
       el("td", { text: r.severity }),
@@ -148,6 +148,7 @@ function showMetricFields() {
   const metric = $("rule-metric").value;
   document.querySelector('[data-for="value"]').hidden = !VALUE_METRICS.includes(metric);
   document.querySelector('[data-for="interface"]').hidden = !INTERFACE_METRICS.includes(metric);
+  document.querySelector('[data-for="zone"]').hidden = metric !== "new_connected_device";
 }
 
 function openRule(r) {
@@ -159,6 +160,7 @@ function openRule(r) {
   $("rule-device").value = r && r.device_id ? r.device_id : "";
   $("rule-metric").value = r ? r.metric : "cpu_dataplane_pct";
   $("rule-interface").value = r && r.interface ? r.interface : "";
+  $("rule-zone").value = r && r.zone ? r.zone : "";
   $("rule-operator").value = r && r.operator ? r.operator : ">";
   $("rule-threshold").value = r && r.threshold !== undefined && r.threshold !== null ? r.threshold : "";
   $("rule-clear").value = r && r.clear_threshold !== undefined && r.clear_threshold !== null ? r.clear_threshold : "";
@@ -195,6 +197,7 @@ async function saveRule(event) {
     enabled: $("rule-enabled").checked,
     channel_ids: [...$("rule-channels").querySelectorAll("input:checked")].map((i) => i.value),
     interface: INTERFACE_METRICS.includes(metric) ? ($("rule-interface").value.trim() || null) : null,
+    zone: metric === "new_connected_device" ? ($("rule-zone").value.trim() || null) : null,
     operator: null, threshold: null, clear_threshold: null,
   };
   if (VALUE_METRICS.includes(metric)) {

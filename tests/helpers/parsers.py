@@ -29,6 +29,9 @@ PARSERS: dict[str, Callable[[Any], object]] = {
     "parse_arp": panos_xml.parse_arp,
     "parse_gp_users": panos_xml.parse_gp_users,
     "parse_log_job": panos_xml.parse_log_job,
+    "parse_report_job": panos_xml.parse_report_job,
+    "parse_dhcp_leases": panos_xml.parse_dhcp_leases,
+    "parse_user_mappings": panos_xml.parse_user_mappings,
 }
 
 WEIRD_TEXT = ["", " ", "N/A", "ukn", "[n/a]", "unknown", "-1", "1" * 40, "abc", "1,2,,x", "%", "Never", "0x10", "\n"]

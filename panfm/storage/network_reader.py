@@ -1,0 +1,153 @@
+"""Read `network.db` for the web: connected devices, ACC applications, threats, logs (read-only, per request)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from panfm.storage.network_store import connect
+
+
+def _device_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "device_id": row["device_id"],
+        "mac": row["mac"],
+        "ip": row["ip"],
+        "interface": row["interface"],
+        "vlan": row["vlan"],
+        "zone": row["zone"],
+        "user": row["user_name"],
+        "vendor": row["vendor"],
+        "dhcp_hostname": row["dhcp_hostname"],
+        "dns_name": row["dns_name"],
+        "static": bool(row["static"]),
+        "randomized_mac": bool(row["randomized"]),
+        "lease_expires": row["lease_expires"],
+        "first_seen": row["first_seen"],
+        "last_seen": row["last_seen"],
+    }
+
+
+class NetworkReader:
+    """Read network.db for one request (read-only connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path) -> Iterator[NetworkReader | None]:
+        """Yield a reader, or None before the clock wrote network.db the first time."""
+        if not path.exists():
+            yield None
+            return
+        conn = connect(path, readonly=True)
+        try:
+            yield cls(conn)
+        finally:
+            conn.close()
+
+    def devices(self, now: float, device_id: str | None = None, *, current: bool = True) -> list[dict[str, Any]]:
+        """Connected devices of one firewall (or all): current ones, or every one kept (`current=False`)."""
+        where: list[str] = []
+        args: list[Any] = []
+        sql = "SELECT c.* FROM connected_devices c"
+        if current:
+            sql += " JOIN network_snapshots s ON s.device_id = c.device_id AND c.last_seen >= s.ts"
+            where.append("(c.lease_expires IS NULL OR c.lease_expires > ?)")
+            args.append(now)
+        if device_id is not None:
+            where.append("c.device_id = ?")
+            args.append(device_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_device_json(r) for r in self._conn.execute(sql + " ORDER BY c.device_id, c.ip", args)]
+
+    def snapshots(self) -> dict[str, dict[str, float]]:
+        """When each firewall's table was last read, and how many hosts it held."""
+        return {r["device_id"]: {"ts": r["ts"], "hosts": r["hosts"]}
+                for r in self._conn.execute("SELECT device_id, ts, hosts FROM network_snapshots")}
+
+    def applications(self, device_id: str, since: float, limit: int = 25) -> dict[str, Any]:
+        """ACC rows of one firewall summed since `since`: top apps, top categories, the per-run timeline."""
+        def top(kind: str) -> list[dict[str, Any]]:
+            rows = self._conn.execute(
+                "SELECT name, MAX(category) AS category, MAX(risk) AS risk, SUM(bytes) AS bytes, "
+                "SUM(sessions) AS sessions, MAX(sources) AS sources FROM app_stats "
+                "WHERE device_id = ? AND kind = ? AND ts >= ? GROUP BY name ORDER BY SUM(bytes) DESC, name LIMIT ?",
+                (device_id, kind, since, limit))
+            return [dict(r) for r in rows]
+
+        timeline = [{"ts": r["ts"], "bytes": r["bytes"], "sessions": r["sessions"]} for r in self._conn.execute(
+            "SELECT ts, SUM(bytes) AS bytes, SUM(sessions) AS sessions FROM app_stats "
+            "WHERE device_id = ? AND kind = 'app' AND ts >= ? GROUP BY ts ORDER BY ts", (device_id, since))]
+        newest = self._conn.execute("SELECT MAX(ts) FROM app_stats WHERE device_id = ?", (device_id,)).fetchone()[0]
+        return {"applications": top("app"), "categories": top("category"), "timeline": timeline, "as_of": newest}
+
+    def top_application(self, since: float) -> dict[str, str]:
+        """Each firewall's top application by bytes since `since` (the overview's tile)."""
+        out: dict[str, str] = {}
+        rows = self._conn.execute(
+            "SELECT device_id, name, SUM(bytes) AS bytes FROM app_stats WHERE kind = 'app' AND ts >= ? "
+            "GROUP BY device_id, name ORDER BY device_id, SUM(bytes) DESC", (since,))
+        for r in rows:
+            out.setdefault(r["device_id"], r["name"])
+        return out
+
+    def security(self, device_id: str, since: float, latest: int = 50) -> dict[str, Any]:
+        """Threat counts, blocked URLs, the latest events and the top names of one firewall since `since`."""
+        row = self._conn.execute(
+            "SELECT SUM(critical) AS critical, SUM(high) AS high, SUM(medium) AS medium, SUM(low) AS low, "
+            "SUM(blocked_urls) AS blocked_urls, COUNT(*) AS runs, MAX(ts) AS newest FROM security_counts "
+            "WHERE device_id = ? AND ts >= ?", (device_id, since)).fetchone()
+        events = [json.loads(r["doc"]) for r in self._conn.execute(
+            "SELECT doc FROM security_events WHERE device_id = ? AND ts >= ? ORDER BY ts DESC, seq LIMIT ?",
+            (device_id, since, latest))]
+
+        def top(kind: str) -> list[dict[str, Any]]:
+            return [{"name": r["name"], "count": r["count"]} for r in self._conn.execute(
+                "SELECT name, SUM(count) AS count FROM security_top WHERE device_id = ? AND kind = ? AND ts >= ? "
+                "GROUP BY name ORDER BY SUM(count) DESC, name LIMIT 10", (device_id, kind, since))]
+
+        runs = row["runs"] or 0
+        counts = {k: row[k] for k in ("critical", "high", "medium", "low")} if runs else None
+        return {"counts": counts, "blocked_urls": row["blocked_urls"] if runs else None, "latest": events,
+                "top_threats": top("threat"), "top_url_categories": top("url_category"), "as_of": row["newest"],
+                "runs": runs}
+
+    def logs(self, device_id: str, log_type: str, since: float, q: str = "", limit: int = 500
+             ) -> tuple[list[dict[str, Any]], float | None]:
+        """The newest entries of one type received since `since` (text `q` anywhere in them); and the last fetch."""
+        out: list[dict[str, Any]] = []
+        rows = self._conn.execute(
+            "SELECT entry_id, epoch, doc FROM log_entries WHERE device_id = ? AND log_type = ? "
+            "AND (epoch IS NULL OR epoch >= ?) ORDER BY epoch DESC, entry_id DESC", (device_id, log_type, since))
+        needle = q.lower()
+        for r in rows:
+            if needle and needle not in r["doc"].lower():
+                continue
+            out.append({"id": r["entry_id"], "epoch": r["epoch"], **json.loads(r["doc"])})
+            if len(out) >= limit:
+                break
+        fetched = self._conn.execute("SELECT MAX(ts) FROM log_entries WHERE device_id = ? AND log_type = ?",
+                                     (device_id, log_type)).fetchone()[0]
+        return out, fetched
+
+    def fleet_summary(self, since: float) -> dict[str, dict[str, Any]]:
+        """Per firewall since `since`: threat counts, blocked URLs, top application; and its current host count."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in self._conn.execute(
+                "SELECT device_id, SUM(critical) AS critical, SUM(high) AS high, SUM(medium) AS medium, "
+                "SUM(low) AS low, SUM(blocked_urls) AS blocked_urls FROM security_counts WHERE ts >= ? "
+                "GROUP BY device_id", (since,)):
+            out.setdefault(r["device_id"], {}).update(
+                threats={k: r[k] for k in ("critical", "high", "medium", "low")}, blocked_urls=r["blocked_urls"])
+        for device_id, name in self.top_application(since).items():
+            out.setdefault(device_id, {})["top_application"] = name
+        for device_id, snap in self.snapshots().items():
+            out.setdefault(device_id, {})["connected_devices"] = int(snap["hosts"])
+        return out

@@ -1,0 +1,249 @@
+"""`network.db`: the connected devices behind each firewall (ARP, DHCP, User-ID, names).
+
+The clock is the only writer (`NetworkStore.record`, one transaction per firewall and slow
+cycle; `cleanup` at night); the web reads with `NetworkReader` (`network_reader.py`, a
+read-only connection per request). A device is *current* when its row was written by its firewall's newest snapshot
+and its lease, if any, has not run out since. SQL is portable (SQLite today, PostgreSQL
+twin later): `?` placeholders, `ON CONFLICT ... DO UPDATE`, times as epoch REAL computed in
+Python, no SQLite-only functions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import panfm.storage.sqlite as sqlite_db
+
+NETWORK_DB = "network.db"
+CHUNK = 5000
+
+# Forward-only migrations; index i brings the schema from user_version i to i + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE connected_devices (
+        device_id TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        interface TEXT,
+        vlan INTEGER,
+        zone TEXT,
+        user_name TEXT,
+        vendor TEXT,
+        dhcp_hostname TEXT,
+        dns_name TEXT,
+        static INTEGER NOT NULL DEFAULT 0,
+        randomized INTEGER NOT NULL DEFAULT 0,
+        lease_expires REAL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (device_id, mac, ip)
+    );
+    CREATE INDEX connected_devices_last_seen ON connected_devices (last_seen);
+    CREATE INDEX connected_devices_mac ON connected_devices (mac);
+    CREATE TABLE network_snapshots (
+        device_id TEXT PRIMARY KEY,
+        ts REAL NOT NULL,
+        hosts INTEGER NOT NULL
+    );
+    """,
+    # ACC top applications and categories per firewall and inventory run (kind 'app' or 'category').
+    """
+    CREATE TABLE app_stats (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        category TEXT,
+        risk INTEGER,
+        bytes INTEGER NOT NULL,
+        sessions INTEGER NOT NULL,
+        sources INTEGER,
+        PRIMARY KEY (device_id, ts, kind, name)
+    );
+    CREATE INDEX app_stats_ts ON app_stats (ts);
+    """,
+    # Threats and blocked URLs per firewall and inventory run: counts, latest events, top names.
+    """
+    CREATE TABLE security_counts (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        critical INTEGER,
+        high INTEGER,
+        medium INTEGER,
+        low INTEGER,
+        blocked_urls INTEGER,
+        PRIMARY KEY (device_id, ts)
+    );
+    CREATE TABLE security_events (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        seq INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (device_id, ts, seq)
+    );
+    CREATE TABLE security_top (
+        device_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (device_id, ts, kind, name)
+    );
+    CREATE INDEX security_counts_ts ON security_counts (ts);
+    CREATE INDEX security_events_ts ON security_events (ts);
+    CREATE INDEX security_top_ts ON security_top (ts);
+    """,
+    # System and traffic log entries fetched per inventory run (short retention: log_retention_hours).
+    """
+    CREATE TABLE log_entries (
+        device_id TEXT NOT NULL,
+        log_type TEXT NOT NULL,
+        entry_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        epoch REAL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (device_id, log_type, entry_id)
+    );
+    CREATE INDEX log_entries_ts ON log_entries (ts);
+    CREATE INDEX log_entries_device_type_epoch ON log_entries (device_id, log_type, epoch);
+    """,
+]
+APP_RETENTION_S = 2 * 86400  # ranges go up to 24 h; a day more for late readers
+
+COLUMNS = ("device_id", "mac", "ip", "interface", "vlan", "zone", "user_name", "vendor", "dhcp_hostname", "dns_name",
+           "static", "randomized", "lease_expires", "first_seen", "last_seen")
+_UPSERT = (
+    f"INSERT INTO connected_devices ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "  # noqa: S608  # nosec B608 (constant columns)
+    "ON CONFLICT (device_id, mac, ip) DO UPDATE SET interface = excluded.interface, vlan = excluded.vlan, "
+    "zone = excluded.zone, user_name = excluded.user_name, vendor = excluded.vendor, "
+    "dhcp_hostname = COALESCE(excluded.dhcp_hostname, connected_devices.dhcp_hostname), "
+    "dns_name = COALESCE(excluded.dns_name, connected_devices.dns_name), static = excluded.static, "
+    "randomized = excluded.randomized, lease_expires = excluded.lease_expires, last_seen = excluded.last_seen"
+)
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open network.db (migrated when opened for writing)."""
+    return sqlite_db.connect(path, MIGRATIONS, readonly=readonly, check_same_thread=False)
+
+
+def _row(device_id: str, ts: float, r: Mapping[str, Any], first_seen: float) -> tuple[Any, ...]:
+    return (device_id, r["mac"], r["ip"], r.get("interface"), r.get("vlan"), r.get("zone"), r.get("user"),
+            r.get("vendor"), r.get("dhcp_hostname"), r.get("dns_name"), int(bool(r.get("static"))),
+            int(bool(r.get("randomized_mac"))), r.get("lease_expires"), first_seen, ts)
+
+
+class NetworkStore:
+    """The clock's writer of network.db (one connection, serialised by a lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> NetworkStore:
+        return cls(connect(path), path)
+
+    def record(self, device_id: str, ts: float, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Store one firewall's snapshot in one write transaction; return the rows whose MAC is new to it.
+
+        A firewall's first snapshot learns its MACs silently (no "new" rows): otherwise adding a
+        firewall would announce every host behind it.
+        """
+        rows = list(rows)
+        new: list[dict[str, Any]] = []
+        with self._lock, sqlite_db.transaction(self._conn):
+            had_snapshot = self._conn.execute(
+                "SELECT 1 FROM network_snapshots WHERE device_id = ?", (device_id,)).fetchone() is not None
+            known = {m for (m,) in self._conn.execute(
+                "SELECT DISTINCT mac FROM connected_devices WHERE device_id = ?", (device_id,))}
+            seen_new: set[str] = set()
+            for r in rows:
+                if r["mac"] not in known and r["mac"] not in seen_new:
+                    seen_new.add(r["mac"])
+                    if had_snapshot:
+                        new.append(dict(r))
+            for i in range(0, len(rows), CHUNK):
+                self._conn.executemany(_UPSERT, [_row(device_id, ts, r, ts) for r in rows[i:i + CHUNK]])
+            self._conn.execute(
+                "INSERT INTO network_snapshots (device_id, ts, hosts) VALUES (?, ?, ?) "
+                "ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, hosts = excluded.hosts",
+                (device_id, ts, len(rows)),
+            )
+        return new
+
+    def record_apps(self, device_id: str, ts: float, apps: Iterable[Mapping[str, Any]],
+                    categories: Iterable[Mapping[str, Any]]) -> None:
+        """Store one inventory run's ACC rows of one firewall (one write transaction)."""
+        rows = [(device_id, ts, "app", a["name"], a.get("category"), a.get("risk"), a["bytes"], a["sessions"],
+                 a.get("sources")) for a in apps]
+        rows += [(device_id, ts, "category", c["name"], None, None, c["bytes"], c["sessions"], None)
+                 for c in categories]
+        with self._lock, sqlite_db.transaction(self._conn):
+            self._conn.executemany(
+                "INSERT INTO app_stats (device_id, ts, kind, name, category, risk, bytes, sessions, sources) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts, kind, name) DO UPDATE SET "
+                "bytes = excluded.bytes, sessions = excluded.sessions", rows)
+
+    def record_security(self, device_id: str, ts: float, summary: Mapping[str, Any]) -> None:
+        """Store one inventory run's threat and URL summary of one firewall (one write transaction)."""
+        counts = summary.get("counts") or {}
+        with self._lock, sqlite_db.transaction(self._conn):
+            self._conn.execute(
+                "INSERT INTO security_counts (device_id, ts, critical, high, medium, low, blocked_urls) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts) DO NOTHING",
+                (device_id, ts, counts.get("critical"), counts.get("high"), counts.get("medium"), counts.get("low"),
+                 summary.get("blocked_urls")))
+            self._conn.executemany(
+                "INSERT INTO security_events (device_id, ts, seq, doc) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (device_id, ts, seq) DO NOTHING",
+                [(device_id, ts, i, json.dumps(e)) for i, e in enumerate(summary.get("latest") or [])])
+            tops = [(device_id, ts, "threat", t["name"], t["count"]) for t in summary.get("top_threats") or []]
+            tops += [(device_id, ts, "url_category", t["name"], t["count"])
+                     for t in summary.get("top_url_categories") or []]
+            self._conn.executemany(
+                "INSERT INTO security_top (device_id, ts, kind, name, count) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id, ts, kind, name) DO NOTHING", tops)
+
+    def record_logs(self, device_id: str, ts: float, logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
+        """Store one run's system and traffic entries of one firewall (one write transaction); return rows added."""
+        rows = [(device_id, log_type, str(e["id"]), ts, e.get("epoch"),
+                 json.dumps({k: v for k, v in e.items() if k not in ("id", "epoch")}))
+                for log_type, entries in logs.items() for e in entries]
+        with self._lock, sqlite_db.transaction(self._conn):
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT INTO log_entries (device_id, log_type, entry_id, ts, epoch, doc) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id, log_type, entry_id) DO NOTHING", rows)
+            return self._conn.total_changes - before
+
+    def cleanup_logs(self, now: float, retention_hours: int) -> int:
+        """Forget log entries fetched more than `retention_hours` ago (one write transaction)."""
+        with self._lock, sqlite_db.transaction(self._conn):
+            cur = self._conn.execute("DELETE FROM log_entries WHERE ts < ?", (now - retention_hours * 3600.0,))
+        return max(cur.rowcount, 0)
+
+    def cleanup(self, now: float, retention_days: int) -> dict[str, int]:
+        """Forget devices (and firewalls' snapshots) not seen for `retention_days`, in one write transaction."""
+        cutoff = now - retention_days * 86400.0
+        with self._lock, sqlite_db.transaction(self._conn):
+            # One statement (no rowid chunks: the PostgreSQL twin has none); indexed on last_seen.
+            devices = self._conn.execute("DELETE FROM connected_devices WHERE last_seen < ?", (cutoff,)).rowcount
+            snapshots = self._conn.execute("DELETE FROM network_snapshots WHERE ts < ?", (cutoff,)).rowcount
+            apps = self._conn.execute("DELETE FROM app_stats WHERE ts < ?", (now - APP_RETENTION_S,)).rowcount
+            security = 0
+            for table in ("security_counts", "security_events", "security_top"):
+                sql = f"DELETE FROM {table} WHERE ts < ?"  # noqa: S608  # nosec B608 (constant table names)
+                security += max(self._conn.execute(sql, (now - APP_RETENTION_S,)).rowcount, 0)
+        return {"connected_devices": max(devices, 0), "network_snapshots": max(snapshots, 0),
+                "app_stats": max(apps, 0), "security": security}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
