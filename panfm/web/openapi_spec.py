@@ -197,6 +197,43 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "params": [_q("before", "only entries older than this t (ISO-8601 UTC)"),
                    _q("limit", "1 to 500 (default 100)")],
         "ok": _obj(["entries"], {"entries": {"type": "array", "items": _ref("AuditEntry")}}, extra=False)},
+    ("/api/connected-devices", "GET"): {
+        "summary": "Connected devices (ARP, DHCP, User-ID) of one firewall, or a search over every firewall",
+        "params": [_q("device_id", "one firewall (else q or fleet=1)"), _q("q", "search text (at most 200 characters)"),
+                   _q("fleet", "1: every firewall", enum=["1"]),
+                   _q("sort", "sort key", enum=["ip", "mac", "hostname", "vendor", "interface", "vlan", "zone", "user",
+                                                "first_seen", "last_seen", "device", "lease_expires"]),
+                   _q("order", "asc or desc", enum=["asc", "desc"]),
+                   _q("seen", "current (default) or all", enum=["current", "all"]),
+                   *[_q(f, f"only devices whose {f} is this") for f in
+                     ("zone", "vlan", "interface", "vendor", "user", "hostname_source")],
+                   _q("randomized", "1: only randomised MACs, 0: none", enum=["0", "1"]),
+                   _q("static", "1: only static entries, 0: only dynamic", enum=["0", "1"]),
+                   _q("page", "1 or more (default 1)"), _q("per_page", "1 to 1000 (default 100)"),
+                   _q("format", "csv: the whole selection as CSV", enum=["csv"])],
+        "ok": _obj(["devices", "total", "page", "per_page"]),
+        "ok_content_extra": {"text/csv": {"schema": {"type": "string"}}}, "errors": ["400", "404"]},
+    ("/api/connected-devices/metadata/<mac>", "PUT"): {
+        "summary": "Set a connected device's name, comment, tags or location (by MAC)",
+        "ok": _obj(["mac"]), "body": _ANY_OBJ, "errors": ["400"]},
+    ("/api/applications", "GET"): {
+        "summary": "Top applications and categories of one firewall (ACC reports)",
+        "params": [_DEVICE, _q("range", "15m, 1h or 24h (default 1h)", enum=["15m", "1h", "24h"])],
+        "ok": _obj(["range", "source", "as_of", "applications", "categories"]), "errors": ["400", "404"]},
+    ("/api/threats", "GET"): {
+        "summary": "Threat counts, blocked URLs, latest threats of one firewall",
+        "params": [_DEVICE, _q("range", "15m, 1h or 24h (default 1h)", enum=["15m", "1h", "24h"])],
+        "ok": _obj(["counts", "blocked_urls", "latest", "top_threats", "top_url_categories"]),
+        "errors": ["400", "404"]},
+    ("/api/logs", "GET"): {
+        "summary": "System or traffic log entries of one firewall, as the clock last fetched them",
+        "params": [_DEVICE, _q("type", "system or traffic", True, enum=["system", "traffic"]),
+                   _q("range", "15m, 1h, 6h or 24h (default 1h)", enum=["15m", "1h", "6h", "24h"]),
+                   _q("q", "search text (at most 200 characters)")],
+        "ok": _obj(["entries", "cap", "fetched_at"]), "errors": ["400", "404"]},
+    ("/api/network/summary", "GET"): {
+        "summary": "Per firewall: threat counts and blocked URLs of the last hour (overview tiles)",
+        "ok": _obj(["window_s", "devices"])},
     ("/api/openapi.json", "GET"): {"summary": "This description (OpenAPI 3.1)", "ok": _obj(["openapi", "paths"])},
 }
 
@@ -210,6 +247,8 @@ def _operation(rule: str, method: str, spec: Schema) -> Schema:
     role = required_role(rule, method) or "none"
     status = spec.get("status", "200")
     ok = {"description": "success", "content": spec["ok_content"]} if "ok_content" in spec else _ok(spec["ok"])
+    if "ok_content_extra" in spec:  # a second answer format (`format=csv`)
+        ok = {**ok, "content": {**ok["content"], **spec["ok_content_extra"]}}
     responses: Schema = {status: ok, **spec.get("extra", {})}
     errors = list(spec.get("errors", ["400"]))
     if role != PUBLIC:

@@ -37,6 +37,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("/alerts", "GET"): _V,
     ("/settings", "GET"): _V,
     ("/clock", "GET"): _V,
+    ("/connected-devices", "GET"): _V,
+    ("/applications", "GET"): _V,
+    ("/threats", "GET"): _V,
+    ("/logs", "GET"): _V,
     ("/change-password", "GET"): _V,
     ("/tokens", "GET"): _V,
     ("/api-docs", "GET"): _V,
@@ -51,6 +55,11 @@ ACCESS: dict[tuple[str, str], str] = {
     # data, read-only
     ("/api/overview", "GET"): _V,
     ("/api/overview/history", "GET"): _V,
+    ("/api/connected-devices", "GET"): _V,
+    ("/api/applications", "GET"): _V,
+    ("/api/threats", "GET"): _V,
+    ("/api/logs", "GET"): _V,
+    ("/api/network/summary", "GET"): _V,
     ("/api/clock", "GET"): _V,
     ("/api/throughput", "GET"): _V,
     ("/api/throughput/history", "GET"): _V,
@@ -77,6 +86,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("/api/alerts/channels/<channel_id>/test", "POST"): _O,
     ("/api/alerts/maintenance", "POST"): _O,
     ("/api/alerts/maintenance/<window_id>", "DELETE"): _O,
+    # the admin's names, comments, tags and locations of connected devices: annotations, not firewall config
+    ("/api/connected-devices/metadata/<mac>", "PUT"): _O,
     # admin: devices, settings, users, audit
     ("/api/devices", "POST"): _A,
     ("/api/devices/test", "POST"): _A,

@@ -36,7 +36,7 @@ function row(d) {
   const mac = el("td", { class: "mono" }, d.mac);
   if (d.randomized_mac) mac.append(" ", el("span", { class: "badge", title: "locally administered (randomised) MAC", text: "random" }));
   const extra = [...(meta.tags || []), meta.location].filter(Boolean).join(" · ");
-  const edit = el("button", { type: "button", class: "link-button", onclick: () => openEditor(d) }, "Edit");
+  const edit = el("button", { type: "button", class: "link-button needs-operator", onclick: () => openEditor(d) }, "Edit");
   return el("tr", { dataset: { mac: d.mac } },
     cell(d.ip, "mono"), mac, host, cell(d.vendor), cell(d.interface), cell(d.vlan, "num"), cell(d.zone),
     cell(d.user), cell(d.static ? "static" : "DHCP"), cell(fmtTime(d.first_seen)), cell(fmtTime(d.last_seen)),
