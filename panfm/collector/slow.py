@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,36 @@ class SlowClient(Protocol):
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
     def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float) -> Any: ...
+
+
+def inventory_phase(device_id: str, window_s: float) -> float:
+    """Seconds into every window (epoch-aligned) at which this device's inventory is due.
+
+    Derived from the id alone (a stable hash, not Python's salted `hash`), so it survives
+    restarts and spreads a fleet evenly over the window instead of one burst.
+    """
+    slots = max(1, int(window_s * 1000))
+    digest = hashlib.blake2b(device_id.encode("utf-8"), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") % slots) / 1000.0
+
+
+def phase_due(device_ids: Iterable[str], since: float, until: float, window_s: float) -> list[str]:
+    """Ids whose phase point (k × window + phase) falls in the half-open span (since, until].
+
+    Consecutive spans that join end to start name every device exactly once per window, however
+    the ticks fall; a span of a whole window or more (a tick held up that long) names everyone.
+    """
+    if until <= since:
+        return []
+    if until - since >= window_s:
+        return sorted(device_ids)
+    due = []
+    for device_id in device_ids:
+        phase = inventory_phase(device_id, window_s)
+        last_point = math.floor((until - phase) / window_s) * window_s + phase  # latest point <= until
+        if last_point > since:
+            due.append(device_id)
+    return sorted(due)
 
 
 def device_clock(info: SystemInfo | None, now: float) -> datetime:
