@@ -3,7 +3,7 @@
 Every parser takes the body (str or bytes) and raises only `PanosError` subclasses, for any
 input (tree in `panos_xml_core`): `BadResponse` for a body that is not a usable response,
 `ApiError` (and its kinds) when the device said no. Bodies over `MAX_BODY_BYTES` are refused
-before parsing; DTDs and entities are refused by defusedxml. Values are found by element name,
+before parsing; DTDs and entity declarations are refused before the C parser runs. Values are found by element name,
 never by position; `N/A`, `ukn`, `[n/a]`, `unknown` and empty elements read as "no value".
 The dataplane parsers (resource monitor, counters, interfaces) live in `panos_xml_dataplane`.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-# The Element type only: every body is parsed by defusedxml (panos_xml_core.parse_xml).
+# The Element type only: every body is parsed by parse_core.parse_xml (declarations refused, then C).
 from xml.etree.ElementTree import Element  # nosec B405
 
 from panfm.models import ArpEntry, GpUser, HaState, License, LogJob, SessionInfo, SystemInfo, SystemResources
