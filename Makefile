@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web bench-metrics bench-cpu \
+.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-metrics bench-cpu \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
 prereqs:
@@ -75,6 +75,9 @@ bench-storage: venv $(BENCH_DB)
 
 bench-clock: venv
 	$(PY) bench/clock_scale.py --devices 1000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 10
+
+bench-clock-2000: venv
+	$(PY) bench/clock_scale.py --devices 2000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 10 --max-rss 400
 
 bench-web: venv $(BENCH_DB)
 	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20 --pace 5

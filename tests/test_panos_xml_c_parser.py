@@ -97,3 +97,25 @@ def test_whatever_it_accepts_defusedxml_accepted_with_the_same_tree(base, cut, i
         assert expected is None or DECLARATION.search(body)
         return
     assert expected is not None and shape(root) == shape(expected)
+
+
+def test_an_answer_checked_by_the_transport_and_read_by_its_parser_is_parsed_once(monkeypatch):
+    import panfm.xmlapi.parse_core as core
+    from panfm.xmlapi.parsers import parse_session_info
+
+    calls = []
+    real = core.ET.fromstring
+    monkeypatch.setattr(core.ET, "fromstring", lambda body: calls.append(1) or real(body))
+    body = SAMPLES["show-session-info__pan-os-upgrade-assurance.xml"]
+    parse_envelope(body)  # the transport's check
+    first = parse_session_info(body)  # the method's parser, same bytes object
+    assert len(calls) == 1
+    assert parse_session_info(body) == first and len(calls) == 2  # used once, then dropped
+    assert parse_session_info(bytes(bytearray(body))) == first and len(calls) == 3  # equal bytes: parsed anew
+
+
+def test_a_refused_body_is_refused_again_however_often_it_is_asked():
+    body = b'<!DOCTYPE r [<!ENTITY a "x">]><response status="success"><result>&a;</result></response>'
+    for _ in range(3):
+        with pytest.raises(BadResponse):
+            parse_envelope(body)
