@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-metrics bench-cpu \
+.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-metrics bench-cpu soak \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
 prereqs:
@@ -84,6 +84,11 @@ bench-web: venv $(BENCH_DB)
 
 bench-cpu: venv
 	$(PY) bench/bench_cpu.py --devices 100 --interval 10 --seconds 120
+
+# Clock memory over a long run (issue 17): RSS must stay flat after warm-up, < 5 MB per hour.
+soak: venv
+	$(PY) bench/clock_scale.py --devices 1000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 120 \
+	  --warmup-minutes 10 --max-growth 5 --max-rss 400
 
 bench-metrics: venv
 	$(PY) bench/bench_metrics.py --devices 1000 --interfaces 16 --scrapes 50 --out bench/out/metrics.json
