@@ -329,8 +329,11 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
     now = datetime.now(UTC)
     sched.add_job(collect_once, IntervalTrigger(seconds=ctx.settings.refresh_interval), args=[ctx], id="collect",
                   name="collect", next_run_time=now)
+    # Up to 3 ticks at once: a tick's calls wait while a fast cycle runs (up to ~14 s), so the
+    # next tick often starts before the last is done. They gather different devices (one being
+    # gathered is skipped), and a tick skipped anyway loses no device: the next covers its span.
     sched.add_job(collect_slow_tick, IntervalTrigger(seconds=SLOW_TICK_S), args=[ctx], id="collect_slow",
-                  name="collect_slow", next_run_time=now)
+                  name="collect_slow", next_run_time=now, max_instances=3)
     sched.add_job(notify_once, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify", name="notify")
     sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
                   name="cleanup")
