@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web bench-metrics \
+.PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-metrics bench-cpu soak \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
 prereqs:
@@ -66,7 +66,7 @@ run: venv node
 BENCH_DB := bench/out/webdata/throughput_history.db
 REL_OUT := test-artifacts/reliability
 
-bench: bench-sim bench-storage bench-clock bench-web bench-metrics
+bench: bench-sim bench-storage bench-clock bench-web bench-metrics bench-cpu
 
 bench-sim: venv
 	$(PY) bench/sim_latency.py --devices 1000 --duration 120 --period 30
@@ -80,8 +80,19 @@ bench-storage: venv $(BENCH_DB)
 bench-clock: venv
 	$(PY) bench/clock_scale.py --devices 1000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 10
 
+bench-clock-2000: venv
+	$(PY) bench/clock_scale.py --devices 2000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 10 --max-rss 400
+
 bench-web: venv $(BENCH_DB)
 	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20 --pace 5
+
+bench-cpu: venv
+	$(PY) bench/bench_cpu.py --devices 100 --interval 10 --seconds 120
+
+# Clock memory over a long run (issue 17): RSS must stay flat after warm-up, < 5 MB per hour.
+soak: venv
+	$(PY) bench/clock_scale.py --devices 1000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 120 \
+	  --warmup-minutes 10 --max-growth 5 --max-rss 400
 
 bench-metrics: venv
 	$(PY) bench/bench_metrics.py --devices 1000 --interfaces 16 --scrapes 50 --out bench/out/metrics.json

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import logging
+import math
 import os
 import signal
 import sys
@@ -44,9 +45,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 import config
 from alerts import evaluate_alerts, notify_once
-from panfm.models import AddressPolicy, CycleResult
+from panfm.models import AddressPolicy, CycleResult, DeviceConfig
 from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
-from throughput_collector import Collector, PollObserver, ReverseDns, panos_client_factory
+from throughput_collector import Collector, PollObserver, ReverseDns, panos_client_factory, phase_due
 from throughput_storage import (
     HISTORY_DB,
     NETWORK_DB,
@@ -62,7 +63,8 @@ from throughput_storage import (
 log = logging.getLogger("panfm.clock")
 
 LOCK_FILE = "clock.lock"
-SLOW_INTERVAL_S = 300
+SLOW_INTERVAL_S = 300  # every device's inventory once per window, at its own phase in it
+SLOW_TICK_S = 10  # how often the spread inventory job looks for devices whose phase came up
 NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
 STOP_GRACE_S = 10.0
 
@@ -100,6 +102,9 @@ class ClockContext:
     metrics: ClockMetrics | None = None
     # network.db: connected devices per firewall (None: not kept, e.g. a test's bare context).
     network: NetworkStore | None = None
+    # End of the span of the window the last `collect_slow_tick` covered (None: no tick yet).
+    slow_mark: float | None = None
+    slow_mark_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
         """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
@@ -165,31 +170,48 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             hook(ctx, cycle)
         except Exception:  # a failing hook must not stop collection
             log.exception("[CLOCK JOB] after-cycle hook %s failed", getattr(hook, "__name__", hook))
-    _request_due_inventory(ctx)
+    _request_due_inventory(ctx, len(devices), settings.refresh_interval)
     return cycle
 
 
-def _request_due_inventory(ctx: ClockContext) -> None:
+def due_batch(fleet: int, refresh_interval: float) -> int:
+    """How many new devices one fast cycle may send to the inventory: the fleet's share of a window.
+
+    A fresh clock (or a restart) finds every device without an inventory; asking for all of
+    them at once is the burst that made healthy devices miss a cycle. At this rate the whole
+    fleet is gathered within one window, at the steady state's pace; one new device in a
+    running fleet is still asked right away.
+    """
+    return max(1, math.ceil(fleet * refresh_interval / SLOW_INTERVAL_S))
+
+
+def _request_due_inventory(ctx: ClockContext, fleet: int, refresh_interval: float) -> None:
     """Ask for the inventory of devices that answered but have none for their current record yet."""
     if ctx.request_inventory is None or ctx.inventory_busy.locked() or ctx.stopping.is_set():
         return
     due = ctx.collector.inventory_due(ctx.clock())
     if due:
-        log.info("[CLOCK JOB] inventory due now for %d new or edited device(s)", len(due))
-        ctx.request_inventory(due)
+        batch = due[:due_batch(fleet, refresh_interval)]
+        log.info("[CLOCK JOB] inventory due now for %d new or edited device(s)%s", len(batch),
+                 f" ({len(due) - len(batch)} more in the next cycles)" if len(due) > len(batch) else "")
+        ctx.request_inventory(batch)
 
 
-def _gather_inventory(ctx: ClockContext, job: str, only: list[str] | None) -> int:
+def _gather_inventory(
+    ctx: ClockContext, job: str, only: list[str] | None, devices: list[DeviceConfig] | None = None,
+    level: int = logging.INFO,
+) -> int:
     with _recorded(ctx, job):
         ctx.refresh_settings()
-        devices = ctx.devices.list(enabled_only=True)
+        if devices is None:
+            devices = ctx.devices.list(enabled_only=True)
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
         for device_id, ts, doc in docs:
             _record_network(ctx, device_id, ts, doc)
             ctx.store.write_inventory(device_id, ts, doc)
         ctx.publish_inventory({device_id: doc for device_id, _ts, doc in docs})
     wanted = len(devices) if only is None else len(only)
-    log.info("[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
+    log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
     ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
     return len(docs)
 
@@ -240,10 +262,33 @@ def _record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str,
 
 
 def collect_slow_once(ctx: ClockContext) -> int:
-    """Gather inventory, HA, licences, GP users and threat/URL counts; return devices stored."""
+    """Gather inventory, HA, licences, GP users and threat/URL counts of every device now; return devices stored."""
     if ctx.stopping.is_set():
         return 0
     return _gather_inventory(ctx, "collect_slow", None)
+
+
+def collect_slow_tick(ctx: ClockContext) -> int:
+    """Gather the inventory of the devices whose phase came up since the last tick; return devices stored.
+
+    Each device's phase is a stable point of the 300 s window derived from its id, so the fleet's
+    inventory is spread over the window (about 1/30 of it per 10 s tick) instead of arriving as
+    one burst; the spans of consecutive ticks join, so a late or skipped tick only makes the next
+    one larger, and every device is gathered once per window. New devices in the list are found
+    by the next tick (and, sooner, by `inventory_due` after their first fast cycle).
+    """
+    if ctx.stopping.is_set():
+        return 0
+    now = ctx.clock()
+    with ctx.slow_mark_lock:
+        since = ctx.slow_mark if ctx.slow_mark is not None else now - SLOW_TICK_S
+        ctx.slow_mark = max(now, since)
+    devices = ctx.devices.list(enabled_only=True)
+    due = phase_due((d.id for d in devices), since, now, SLOW_INTERVAL_S)
+    if not due:
+        return 0
+    # DEBUG: a line every 10 s would drown the log; failures are logged per device anyway.
+    return _gather_inventory(ctx, "collect_slow", due, devices, logging.DEBUG)
 
 
 def collect_inventory_once(ctx: ClockContext, device_ids: list[str]) -> int:
@@ -341,8 +386,11 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
     now = datetime.now(UTC)
     sched.add_job(collect_once, IntervalTrigger(seconds=ctx.settings.refresh_interval), args=[ctx], id="collect",
                   name="collect", next_run_time=now)
-    sched.add_job(collect_slow_once, IntervalTrigger(seconds=SLOW_INTERVAL_S), args=[ctx], id="collect_slow",
-                  name="collect_slow", next_run_time=now)
+    # Up to 3 ticks at once: a tick's calls wait while a fast cycle runs (up to ~14 s), so the
+    # next tick often starts before the last is done. They gather different devices (one being
+    # gathered is skipped), and a tick skipped anyway loses no device: the next covers its span.
+    sched.add_job(collect_slow_tick, IntervalTrigger(seconds=SLOW_TICK_S), args=[ctx], id="collect_slow",
+                  name="collect_slow", next_run_time=now, max_instances=3)
     sched.add_job(notify_once, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify", name="notify")
     sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
                   name="cleanup")

@@ -109,8 +109,11 @@ def observe(
             v = getattr(s, metric)
             if v is not None:
                 values[(s.device_id, metric, "")] = float(v)
+    speeds: dict[str, dict[str, float]] = {}  # per device, read once (not once per interface)
     for i in cycle.interfaces:
-        speed = _speeds(inventory.get(i.device_id) or {}).get(i.name)
+        if i.device_id not in speeds:
+            speeds[i.device_id] = _speeds(inventory.get(i.device_id) or {})
+        speed = speeds[i.device_id].get(i.name)
         if i.in_bps is not None and i.out_bps is not None:
             values[(i.device_id, "interface_mbps", i.name)] = (i.in_bps + i.out_bps) / 1e6
             if speed:  # full duplex: the busier direction against the link speed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,36 @@ class SlowClient(Protocol):
 Resolver = Callable[[list[str], float], Mapping[str, str]]
 
 
+def inventory_phase(device_id: str, window_s: float) -> float:
+    """Seconds into every window (epoch-aligned) at which this device's inventory is due.
+
+    Derived from the id alone (a stable hash, not Python's salted `hash`), so it survives
+    restarts and spreads a fleet evenly over the window instead of one burst.
+    """
+    slots = max(1, int(window_s * 1000))
+    digest = hashlib.blake2b(device_id.encode("utf-8"), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") % slots) / 1000.0
+
+
+def phase_due(device_ids: Iterable[str], since: float, until: float, window_s: float) -> list[str]:
+    """Ids whose phase point (k × window + phase) falls in the half-open span (since, until].
+
+    Consecutive spans that join end to start name every device exactly once per window, however
+    the ticks fall; a span of a whole window or more (a tick held up that long) names everyone.
+    """
+    if until <= since:
+        return []
+    if until - since >= window_s:
+        return sorted(device_ids)
+    due = []
+    for device_id in device_ids:
+        phase = inventory_phase(device_id, window_s)
+        last_point = math.floor((until - phase) / window_s) * window_s + phase  # latest point <= until
+        if last_point > since:
+            due.append(device_id)
+    return sorted(due)
+
+
 def device_clock(info: SystemInfo | None, now: float) -> datetime:
     """The firewall's local wall clock (log filters use it), else UTC `now`."""
     if info is not None and info.device_time:
@@ -57,6 +89,15 @@ def _entries(result: Any) -> tuple[Mapping[str, str], ...]:
     if isinstance(result, LogJob):
         return result.entries
     return tuple(result or ())
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A response model as a plain dict: its fields are all scalars (str, int, bool, date, None).
+
+    `dataclasses.asdict` deep-copies every value (dates through `copy.deepcopy`): a visible share
+    of an inventory's CPU under the profiler (bench/profile_clock.py) for nothing.
+    """
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 def threat_counts(entries: Iterable[Mapping[str, str]]) -> dict[str, int]:
@@ -89,7 +130,7 @@ def gather_inventory(
     if monotonic() >= deadline:  # queued or held past the job's deadline: make no call at all
         raise TimeoutError("deadline exceeded before the first call")
     info = client.system_info()
-    doc: dict[str, Any] = {"system": dataclasses.asdict(info), "errors": {}}
+    doc: dict[str, Any] = {"system": _fields(info), "errors": {}}
     errors: dict[str, str] = doc["errors"]
 
     def part(name: str, fn: Callable[[], Any], keep: bool = True) -> Any:
@@ -106,9 +147,9 @@ def gather_inventory(
             doc[name] = value
         return value
 
-    part("ha", lambda: dataclasses.asdict(client.ha_state()))
-    part("licenses", lambda: [dataclasses.asdict(lic) for lic in client.licenses()])
-    part("interfaces", lambda: [dataclasses.asdict(i) for i in client.interfaces()])
+    part("ha", lambda: _fields(client.ha_state()))
+    part("licenses", lambda: [_fields(lic) for lic in client.licenses()])
+    part("interfaces", lambda: [_fields(i) for i in client.interfaces()])
     part("gp_users", lambda: len(client.gp_users()))
     since = device_clock(info, now) - timedelta(seconds=window_s)
     severity = "( " + " or ".join(f"( severity eq {s} )" for s in (*THREAT_SEVERITIES, "low")) + " )"

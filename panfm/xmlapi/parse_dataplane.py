@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-# The Element type only: every body is parsed by defusedxml (panos_xml_core.parse_xml).
+# The Element type only: every body is parsed by parse_core.parse_xml (declarations refused, then C).
 from xml.etree.ElementTree import Element  # nosec B405
 
 from panfm.models import (

@@ -22,9 +22,12 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Self
+from typing import Any, Self
+from urllib.parse import urlencode
 
 import requests
+import urllib3.exceptions as urllib3_exc
+from urllib3 import Timeout
 from urllib3.exceptions import InsecureRequestWarning, ReadTimeoutError
 
 import panfm.xmlapi.parsers as panos_xml
@@ -132,6 +135,7 @@ class PanosTransport:
         self._key_lock = threading.Lock()
         self._closed = threading.Event()
         self._ca_file: str | None = None
+        self._pool_cache: Any = None
         host = f"[{device.host}]" if ":" in device.host and not device.host.startswith("[") else device.host
         self._url = f"https://{host}:{device.port}/api/"
         self._session = requests.Session()
@@ -174,6 +178,7 @@ class PanosTransport:
         """Close the session's connections and remove the temporary CA file."""
         self._closed.set()
         self._session.close()
+        self._pool_cache = None  # closed with the session; a later call builds a new one, as requests did
         if self._ca_file:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._ca_file)
@@ -187,46 +192,63 @@ class PanosTransport:
 
     # -- transport ------------------------------------------------------------------
 
+    def _pool(self) -> Any:
+        """The urllib3 pool of this device, as requests' adapter for its TLS mode builds and checks it.
+
+        Built once through the mounted adapter (TLS context, pin, address guard, CA file), then
+        used directly: requests' per-call work (merging settings, preparing the request, its
+        runtime protocol checks) cost about as much CPU as the parse of the answer, on every call.
+        """
+        if self._pool_cache is None:
+            adapter = self._session.get_adapter(self._url)
+            request = requests.Request("POST", self._url).prepare()
+            pool = adapter.get_connection_with_tls_context(request, self._session.verify)  # type: ignore[attr-defined]
+            adapter.cert_verify(pool, self._url, self._session.verify, None)  # type: ignore[attr-defined]
+            self._pool_cache = pool
+        return self._pool_cache
+
     def _post(self, form: dict[str, str], key: str | None, end: float) -> tuple[int, bytes]:
         """POST one form to /api/ and return (HTTP status, body) read entirely before `end`."""
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise PanosTimeout(f"{self._where}: call deadline passed before the request was sent")
-        headers = {"X-PAN-KEY": key} if key else {}
+        headers = {"User-Agent": "PANfm", "Accept": "*/*", "Content-Type": "application/x-www-form-urlencoded"}
+        if key:
+            headers["X-PAN-KEY"] = key
         before_wall, before = time.time(), time.monotonic()  # used when the connection gives no times
         try:
-            resp = self._session.post(
-                self._url,
-                data=form,
-                headers=headers,
-                timeout=(min(self.connect_timeout, remaining), min(self.timeout, remaining)),
-                stream=True,
-                allow_redirects=False,
+            resp = self._pool().urlopen(
+                "POST", "/api/", body=urlencode(form).encode("utf-8"), headers=headers,
+                timeout=Timeout(connect=min(self.connect_timeout, remaining), read=min(self.timeout, remaining)),
+                retries=False, redirect=False, assert_same_host=False, preload_content=False,
+                decode_content=False,
             )
-        except requests.exceptions.SSLError as exc:
+        except urllib3_exc.SSLError as exc:
             raise self._tls_error(exc) from None
-        except requests.exceptions.ConnectTimeout:
-            raise PanosTimeout(f"{self._where}: no connection within {self.connect_timeout:g} s") from None
-        except requests.exceptions.ReadTimeout:
-            raise PanosTimeout(f"{self._where}: no answer within {min(self.timeout, remaining):.3g} s") from None
-        except requests.exceptions.ConnectionError as exc:
+        except urllib3_exc.NewConnectionError as exc:  # a subclass of ConnectTimeoutError: test it first
             raise ConnectError(f"{self._where}: {_reason(exc)}") from None
-        except requests.RequestException as exc:
+        except urllib3_exc.ConnectTimeoutError:
+            raise PanosTimeout(f"{self._where}: no connection within {self.connect_timeout:g} s") from None
+        except urllib3_exc.ReadTimeoutError:
+            raise PanosTimeout(f"{self._where}: no answer within {min(self.timeout, remaining):.3g} s") from None
+        except (urllib3_exc.ProtocolError, urllib3_exc.ClosedPoolError, OSError) as exc:
+            raise ConnectError(f"{self._where}: {_reason(exc)}") from None
+        except urllib3_exc.HTTPError as exc:
             raise ConnectError(f"{self._where}: request failed ({type(exc).__name__})") from None
         # The device read its counters between sending and answering: date the answer at the
         # send (a late worker thread cannot move it) and keep the round trip as its error bound.
-        conn = getattr(resp.raw, "connection", None)
+        conn = getattr(resp, "connection", None)
         sent, round_trip = getattr(conn, "sent", None), getattr(conn, "round_trip", None)
         if sent is None or round_trip is None:
             sent, round_trip = before_wall, time.monotonic() - before
         with resp:
             body = self._read_body(resp, end)
         self.last_sent_time, self.last_round_trip = sent, round_trip
-        return resp.status_code, body
+        return int(resp.status), body
 
-    def _read_body(self, resp: requests.Response, end: float) -> bytes:
+    def _read_body(self, resp: Any, end: float) -> bytes:
         """Read the body in chunks, enforcing the total deadline even against a trickling server."""
-        raw = resp.raw
+        raw = resp  # urllib3's HTTPResponse
         sock = getattr(getattr(raw, "connection", None), "sock", None)
         chunks: list[bytes] = []
         size = 0
@@ -259,7 +281,7 @@ class PanosTransport:
         raw.release_conn()  # fully read: the connection goes back to the pool (keep-alive)
         return b"".join(chunks)
 
-    def _tls_error(self, exc: requests.exceptions.SSLError) -> TlsError:
+    def _tls_error(self, exc: Exception) -> TlsError:
         match = _MISMATCH_RE.search(str(exc))
         if match:
             return FingerprintMismatch(self._where, match.group(1).replace(":", ""), match.group(2))
