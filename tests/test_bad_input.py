@@ -87,7 +87,7 @@ TEMPLATES: dict[tuple[str, str], dict[str, Any]] = {
         "required": [],  # partial: omitted fields keep their stored values
         "extra_refused": True,
     },
-    ("PUT", "/api/connected-devices/metadata/<path:mac>"): {
+    ("PUT", "/api/connected-devices/metadata/<mac>"): {
         "body": {"name": "printer", "comment": "floor 2", "tags": ["printer"], "location": "room 2.14"},
         "required": [],  # partial: any one field
         "extra_refused": True,

@@ -236,7 +236,7 @@ def validate_metadata(body: Any) -> dict[str, Any]:
     return out
 
 
-@bp.put("/api/connected-devices/metadata/<path:mac>")
+@bp.put("/api/connected-devices/metadata/<mac>")
 def put_metadata(mac: str) -> Any:
     """Set any of name, comment, tags, location of one MAC (any spelling; stored lowercase, colon-separated)."""
     normal = normalize_mac(mac)
