@@ -31,6 +31,7 @@ from throughput_storage import (
     ALERTS_DB,
     CONFIG_DB,
     HISTORY_DB,
+    NETWORK_DB,
     AuditLog,
     DatabaseError,
     DeviceStore,
@@ -43,7 +44,7 @@ from throughput_storage import (
     online_backup,
 )
 
-DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB)
+DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB, NETWORK_DB)
 # Files a restore needs besides the databases: without encryption.key the stored secrets are lost.
 BACKUP_FILES = (config.KEY_FILE, config.SETTINGS_FILE, config.SECRET_KEY_FILE)
 

@@ -3,6 +3,7 @@
 import { api, ApiError, el, clear, setText, fmtNum, fmtInt, fmtPct, fmtAge, fmtDuration, fmtTime, stateOf, poll,
   refreshSeconds, hideError, DASH } from "./common.js";
 import { CHARTS, Chart } from "./charts.js";
+import "./firewall_network.js"; // the top-applications tile (issue 15)
 
 const root = document.getElementById("firewall");
 const deviceId = root.dataset.deviceId;
