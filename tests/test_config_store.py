@@ -7,7 +7,7 @@ import pytest
 
 from config import SecretBox
 from panfm.models import DeviceConfig, TlsConfig
-from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable, connect, device_catalogue
+from panfm.storage.config_store import CONFIG_DB, MIGRATIONS, DeviceStore, DocTable, connect, device_catalogue
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_concurrent_first_opens_migrate_once(tmp_path):
         t.join()
     assert errors == []
     conn = connect(tmp_path, readonly=True)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
 
 
