@@ -68,8 +68,8 @@ class TokenStore:
         return True
 
     def find(self, token_hash: str) -> TokenRecord | None:
-        """The token with this digest and its owner's current role and state, or None."""
-        conn = config_store.connect(self.data_dir)
+        """The token with this digest and its owner's current role and state, or None (read-only)."""
+        conn = config_store.connect(self.data_dir, readonly=True)
         try:
             row = conn.execute(
                 f"SELECT {_COLS}, u.role, u.disabled FROM api_tokens t"  # noqa: S608  # nosec B608
