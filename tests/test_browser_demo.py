@@ -213,6 +213,13 @@ def test_the_firewall_page_keeps_range_and_series_in_the_url(browser: Any, logge
         sync_api.expect(page.locator("#chart-throughput .u-legend .u-series").nth(3)).to_have_class(
             re.compile(r"u-off"))
         _shot(page, "firewall-24h")
+        # A custom window survives a reload too, and shows in the form.
+        start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3 * 86400))
+        end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2 * 86400))
+        page.goto(base + device_path + f"?range=custom&start={start}&end={end}")
+        sync_api.expect(root).to_have_attribute("data-history-range", "custom")
+        assert int(root.get_attribute("data-history-points") or 0) > 100  # a day of the backfilled week
+        assert page.locator("#custom-range").is_visible() and page.input_value("#range-start")
     finally:
         page.context.close()
     assert problems == []
