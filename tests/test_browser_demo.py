@@ -244,3 +244,31 @@ def test_the_new_elements_fit_a_phone_in_dark_mode(browser: Any, logged_in: dict
     finally:
         page.context.close()
     assert problems == []
+
+
+def test_the_devices_form_marks_uplinks_from_the_interfaces_and_their_zones(
+    browser: Any, logged_in: dict[str, Any]
+) -> None:
+    base = logged_in["base"]
+    problems: list[str] = []
+    page = _page(browser, logged_in, problems, viewport={"width": 1280, "height": 900}, color_scheme="light")
+    try:
+        page.goto(base + "/devices")
+        row = page.locator("#devices tbody tr", has_text="fw-003")
+        sync_api.expect(row).to_contain_text("WAN: ethernet1/1")  # the demo's mark
+        row.get_by_role("button", name="Edit").click()
+        marked = page.locator('#dev-uplinks input[value="ethernet1/1"]')
+        marked.wait_for()
+        assert marked.is_checked()
+        # The form lists the interfaces with their zones, so the one facing untrust is easy to find.
+        sync_api.expect(page.locator("#dev-uplinks")).to_contain_text("ethernet1/1 (untrust)")
+        marked.uncheck()
+        page.locator('#dev-uplinks input[value="ethernet1/2"]').check()
+        page.click("#dev-save")
+        sync_api.expect(row).to_contain_text("WAN: ethernet1/2")
+        device_id = row.get_attribute("data-id")
+        doc = page.evaluate("async (id) => (await fetch('/api/devices/' + id)).json()", device_id)
+        assert doc["uplinks"] == ["ethernet1/2"]
+    finally:
+        page.context.close()
+    assert problems == []
