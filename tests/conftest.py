@@ -17,6 +17,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -343,12 +344,14 @@ def clk(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     """A PostgreSQL server of the session's own (helpers.postgres.PgServer; one per xdist worker)."""
     from helpers.postgres import PgServer, pg_bindir
 
     require(pg_bindir(), "PostgreSQL server binaries (apt-get install postgresql)")
-    server = PgServer(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's basetemp: another pytest session on the machine rotates old basetemps
+    # away (it keeps 3), which would delete a running server's data folder. close() removes it.
+    server = PgServer(Path(tempfile.mkdtemp(prefix="panfm-pg-")))
     try:
         yield server
     finally:
