@@ -13,6 +13,7 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 - `alerts_store`: `alerts.db` (alert states, incidents, acknowledgements, notification
   outbox); `alerts_store.evaluation()` is the one transaction of an alert evaluation.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
+- `check_database(url)`: the start check of the PostgreSQL backend (setting `database_url`).
 - `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
   `db check`; `DatabaseError` and `IntegrityError` are what the stores raise (no caller imports a driver).
 """
@@ -23,6 +24,7 @@ from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
+from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
 from panfm.storage.stores import Stores, open_stores
@@ -43,6 +45,7 @@ __all__ = [
     "Stores",
     "UserStore",
     "alerts_store",
+    "check_database",
     "check_usable",
     "config_store",
     "integrity_check",

@@ -10,6 +10,7 @@ from pathlib import Path
 from config import SecretBox, Settings
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.config_store import CONFIG_DB, DeviceStore
+from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleStore
 from panfm.storage.sqlite import check_usable
 
@@ -38,10 +39,13 @@ class Stores:
 def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[], float] = time.time) -> Stores:
     """Open the stores of the settings' data folder; a damaged file stops the start with its name (ConfigError).
 
+    On PostgreSQL (`database_url`) the server is checked first (`postgres.check_database`).
     config.db is checked always, throughput_history.db too for the `writer` (the clock): the web
     reads samples per request and answers 503 while that file cannot be read.
     """
     data_dir = settings.data_path
+    if settings.on_postgres:
+        check_database(settings.database_url)  # wrong URL, server away, no rights, too old: ConfigError
     for name in (CONFIG_DB, HISTORY_DB) if writer else (CONFIG_DB,):
         check_usable(data_dir / name)
     box = SecretBox.for_data_dir(data_dir)
