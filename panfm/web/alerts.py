@@ -67,7 +67,7 @@ def alerts_db_unreadable(exc: DatabaseError) -> Any:
 
 
 def _table(c: WebContext, name: str) -> DocTable:
-    return DocTable(c.data_dir, name, c.clock)
+    return c.stores.doc_table(name)
 
 
 def _bad_text(value: Any) -> bool:
@@ -107,7 +107,7 @@ def _refuse(errors: dict[str, str], *more: dict[str, str]) -> None:
 def _check_refs(c: WebContext, doc: Mapping[str, Any], errors: dict[str, str]) -> None:
     """Refuse a device or channel id that does not exist (a rule aimed at nothing never fires)."""
     device_id = doc.get("device_id")
-    if device_id and "device_id" not in errors and not device_exists(c.data_dir, device_id):
+    if device_id and "device_id" not in errors and not device_exists(c, device_id):
         errors["device_id"] = "no such device"
     channel_ids = doc.get("channel_ids") or []
     if channel_ids and "channel_ids" not in errors:
@@ -119,7 +119,7 @@ def _check_refs(c: WebContext, doc: Mapping[str, Any], errors: dict[str, str]) -
 
 def _device_names(c: WebContext) -> dict[str, str]:
     """Device names by id straight from config.db (no secret decrypted for a label)."""
-    return config_store.device_names(c.data_dir)
+    return config_store.device_names(c.stores.backend)
 
 
 # ---- rules ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from throughput_storage import (
     DatabaseError,
     SampleReader,
     StorageUnavailable,
+    Stores,
     alerts_store,
     config_store,
     open_stores,
@@ -65,6 +66,7 @@ class WebContext:
     devices: config_store.DeviceStore
     clock: Callable[[], float]
     version: str
+    stores: Stores
 
     @property
     def data_dir(self) -> Path:
@@ -182,14 +184,14 @@ def known_device_id() -> str:
     device_id = request.args.get("device_id", "")
     if not device_id:
         raise BadRequest({"device_id": "required"})
-    if not device_exists(ctx().data_dir, device_id):
+    if not device_exists(ctx(), device_id):
         raise UnknownDevice(device_id)
     return device_id
 
 
-def device_exists(data_dir: Path, device_id: str) -> bool:
-    """Check one id in config.db (DeviceStore.get would decrypt every device's secrets per request)."""
-    return config_store.device_exists(data_dir, device_id)
+def device_exists(c: WebContext, device_id: str) -> bool:
+    """Check one id among the devices (DeviceStore.get would decrypt every device's secrets per request)."""
+    return config_store.device_exists(c.stores.backend, device_id)
 
 
 def time_window(now: float) -> tuple[float, float, str]:
@@ -351,6 +353,7 @@ def make_context(settings: Settings) -> WebContext:
         devices=stores.devices,
         clock=time.time,
         version=read_version(),
+        stores=stores,
     )
 
 
