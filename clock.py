@@ -48,9 +48,8 @@ from panfm.models import AddressPolicy, CycleResult
 from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
 from throughput_collector import Collector, PollObserver, panos_client_factory
 from throughput_storage import (
-    HISTORY_DB,
     DeviceStore,
-    SampleReader,
+    PgSampleStore,
     SampleStore,
     alerts_store,
     open_stores,
@@ -75,7 +74,7 @@ class ClockContext:
 
     data_dir: Path
     devices: DeviceStore
-    store: SampleStore
+    store: SampleStore | PgSampleStore
     collector: Collector
     settings: config.Settings
     load_settings: Callable[[], config.Settings]
@@ -138,6 +137,8 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
                 log.info("[CLOCK JOB] refresh_interval %s s -> %s s", old_interval, settings.refresh_interval)
                 ctx.on_interval_change(settings.refresh_interval)
             ctx.collector.resize(settings.collector_workers)
+            if isinstance(ctx.store, PgSampleStore):
+                ctx.store.set_interval(settings.refresh_interval)  # PostgreSQL keys samples by slot
             devices = ctx.devices.list(enabled_only=True)
             cycle = ctx.collector.collect(devices, settings.refresh_interval)
             duration = time.monotonic() - t0
@@ -250,14 +251,14 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
     data_dir = config.ensure_data_dir(settings.data_path)
     # A damaged file stops the start with its name, not a traceback from the first query.
     stores = open_stores(settings, writer=True)
-    store = stores.open_sample_writer()
+    store = stores.open_sample_writer(settings.refresh_interval)
     # Every connection the clock opens checks the resolved address (setting allowed_device_networks).
     policy = AddressPolicy.of(settings.allowed_device_networks)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout,
                           client_factory=functools.partial(panos_client_factory, policy=policy),
                           observer=metrics.poll_observer() if metrics is not None else PollObserver())
     collector.restore(store.load_baselines(), store.load_statuses())
-    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+    with stores.open_sample_reader() as reader:
         inventory = reader.inventory_all()  # alerts on inventory facts work before the first inventory job
     return ClockContext(
         data_dir=data_dir,

@@ -6,6 +6,8 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 
 - `SampleStore` / `SampleReader`: `throughput_history.db` (samples, rollups, device states,
   inventory, clock stats and heartbeat); the clock is its only writer, one transaction per cycle.
+- `PgSampleStore` / `PgSampleReader`: the same on PostgreSQL (`database_url`), partitioned by day,
+  one row per device and slot, writes optionally fenced by the coordination's device leases.
 - `DeviceStore`, `DocTable`: `config.db` (devices with encrypted secrets, alert rules,
   channels, maintenance windows).
 - `UserStore`, `LoginFailures`, `SessionStore`: who may log in (users and login failures in
@@ -24,6 +26,8 @@ from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
+from panfm.storage.pg_reader import PgSampleReader
+from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
@@ -38,6 +42,8 @@ __all__ = [
     "DocTable",
     "IntegrityError",
     "LoginFailures",
+    "PgSampleReader",
+    "PgSampleStore",
     "SampleReader",
     "SampleStore",
     "SessionStore",

@@ -8,18 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import SecretBox, Settings
-from panfm.storage import auth_store, config_store
+from panfm.storage import auth_store, config_store, pg_series
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.backend import Backend
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
+from panfm.storage.pg_reader import PgSampleReader
+from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import PgDatabase, check_database
-from panfm.storage.samples import HISTORY_DB, SampleStore
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
 from panfm.storage.sqlite import check_usable
 
 # Every component's PostgreSQL migrations, applied at start in this order (one advisory lock).
 PG_COMPONENTS: dict[str, list[str]] = {
     "config": config_store.PG_MIGRATIONS,
     "sessions": auth_store.PG_SESSIONS_MIGRATIONS,
+    "series": pg_series.PG_MIGRATIONS,
 }
 
 
@@ -45,9 +48,20 @@ class Stores:
     def alerts_db(self) -> Path:
         return self.data_dir / ALERTS_DB
 
-    def open_sample_writer(self) -> SampleStore:
-        """Open throughput_history.db for writing (the clock: its only writer)."""
+    def open_sample_writer(self, interval_s: int = 30) -> SampleStore | PgSampleStore:
+        """Open throughput_history.db for writing (the clock), or the time series on PostgreSQL.
+
+        `interval_s` (the refresh interval) is how PostgreSQL counts slots: one sample per device and slot.
+        """
+        if self.backend.db is not None:
+            return PgSampleStore(self.backend.db, interval_s)
         return SampleStore.open(self.history_db)
+
+    def open_sample_reader(self) -> SampleReader | PgSampleReader:
+        """A read view of the samples (SQLite: raises StorageUnavailable before the clock created the file)."""
+        if self.backend.db is not None:
+            return PgSampleReader(self.backend.db)
+        return SampleReader.open(self.history_db)
 
     def doc_table(self, table: str) -> DocTable:
         """Alert rules, channels or maintenance windows (`config_store.DOC_TABLES`)."""

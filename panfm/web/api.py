@@ -29,6 +29,7 @@ from panfm.web.security import api_error
 from throughput_storage import (
     HISTORY_DB,
     DatabaseError,
+    PgSampleReader,
     SampleReader,
     StorageUnavailable,
     Stores,
@@ -88,12 +89,12 @@ class WebContext:
         return dataclasses.replace(self.settings, **changes)
 
     @contextmanager
-    def reader(self) -> Iterator[SampleReader | None]:
+    def reader(self) -> Iterator[SampleReader | PgSampleReader | None]:
         """Open the sample database read-only for one request; None before the clock's first write."""
-        if not self.samples_path.exists():
+        if not self.stores.on_postgres and not self.samples_path.exists():
             yield None
             return
-        with SampleReader.open(self.samples_path) as reader:
+        with self.stores.open_sample_reader() as reader:
             try:
                 yield reader
             except DatabaseError as exc:
