@@ -48,6 +48,7 @@ from panfm.models import AddressPolicy, CycleResult
 from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
 from throughput_collector import Collector, PollObserver, panos_client_factory
 from throughput_storage import (
+    Backend,
     DeviceStore,
     PgSampleStore,
     SampleStore,
@@ -94,6 +95,8 @@ class ClockContext:
     inventory_lock: threading.Lock = field(default_factory=threading.Lock)
     # The process metrics served on clock_metrics_port (None: off).
     metrics: ClockMetrics | None = None
+    # Where the stores live (None: the SQLite files of data_dir, as tests build it).
+    backend: Backend | None = None
 
     def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
         """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
@@ -101,7 +104,10 @@ class ClockContext:
             self.inventory = MappingProxyType({**self.inventory, **docs})
 
     @property
-    def alerts_db(self) -> Path:
+    def alerts_db(self) -> Path | Backend:
+        """alerts.db of the data folder, or the PostgreSQL database (`alerts_store` takes either)."""
+        if self.backend is not None and self.backend.on_postgres:
+            return self.backend
         return self.data_dir / alerts_store.ALERTS_DB
 
     def refresh_settings(self) -> config.Settings:
@@ -270,6 +276,7 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
         after_cycle=[evaluate_alerts],
         inventory=MappingProxyType(inventory),
         metrics=metrics,
+        backend=stores.backend,
     )
 
 

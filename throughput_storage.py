@@ -24,6 +24,7 @@ import panfm.storage.alerts_store as alerts_store
 import panfm.storage.config_store as config_store
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
+from panfm.storage.backend import Backend
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.pg_reader import PgSampleReader
@@ -37,6 +38,7 @@ __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
     "HISTORY_DB",
+    "Backend",
     "DatabaseError",
     "DeviceStore",
     "DocTable",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import SecretBox, Settings
-from panfm.storage import auth_store, config_store, pg_series
+from panfm.storage import alerts_store, auth_store, config_store, pg_series
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.backend import Backend
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
@@ -23,6 +23,7 @@ PG_COMPONENTS: dict[str, list[str]] = {
     "config": config_store.PG_MIGRATIONS,
     "sessions": auth_store.PG_SESSIONS_MIGRATIONS,
     "series": pg_series.PG_MIGRATIONS,
+    "alerts": alerts_store.PG_MIGRATIONS,
 }
 
 
@@ -45,8 +46,9 @@ class Stores:
         return self.data_dir / HISTORY_DB
 
     @property
-    def alerts_db(self) -> Path:
-        return self.data_dir / ALERTS_DB
+    def alerts_db(self) -> Path | Backend:
+        """Where `alerts_store` finds the alerts: alerts.db of the data folder, or PostgreSQL."""
+        return self.backend if self.backend.on_postgres else self.data_dir / ALERTS_DB
 
     def open_sample_writer(self, interval_s: int = 30) -> SampleStore | PgSampleStore:
         """Open throughput_history.db for writing (the clock), or the time series on PostgreSQL.

@@ -209,7 +209,7 @@ def _labelled(c: WebContext, alerts: list[dict[str, Any]]) -> list[dict[str, Any
 @bp.get("/api/alerts/active")
 def active() -> Any:
     c = ctx()
-    return jsonify({"alerts": _labelled(c, alerts_store.active_alerts(c.data_dir / alerts_store.ALERTS_DB))})
+    return jsonify({"alerts": _labelled(c, alerts_store.active_alerts(c.stores.alerts_db))})
 
 
 @bp.get("/api/alerts/history")
@@ -231,7 +231,7 @@ def alert_history() -> Any:
         errors["limit"] = f"a whole number from 1 to {MAX_HISTORY}"
     if errors:
         raise BadRequest(errors)
-    rows = alerts_store.history(c.data_dir / alerts_store.ALERTS_DB, device_id=device_id, since=since,
+    rows = alerts_store.history(c.stores.alerts_db, device_id=device_id, since=since,
                                 severity=severity, limit=limit)
     return jsonify({"history": _labelled(c, rows)})
 
@@ -244,7 +244,7 @@ def acknowledge(alert_id: str) -> Any:
         return api_error(401, "unauthorized", "Log in first.")
     now = c.clock()
     # The session's user, never a name from the body: an acknowledgement says who looked.
-    if not alerts_store.acknowledge(c.data_dir / alerts_store.ALERTS_DB, alert_id, user.username, now):
+    if not alerts_store.acknowledge(c.stores.alerts_db, alert_id, user.username, now):
         raise NotFound("alert")
     return jsonify({"id": alert_id, "acknowledged_by": user.username, "at": iso_s(now)})
 

@@ -164,13 +164,13 @@ def status_json(status: DeviceStatus | None) -> dict[str, Any]:
     }
 
 
-def active_alert_counts(data_dir: Path) -> dict[str, int] | None:
+def active_alert_counts(c: WebContext) -> dict[str, int] | None:
     """Active alerts per device id from alerts.db; None when there is no alerts database to read."""
-    path = data_dir / alerts_store.ALERTS_DB
-    if not path.exists():
+    where = c.stores.alerts_db
+    if not alerts_store.exists(where):
         return None
     try:
-        return alerts_store.active_alert_counts(path)
+        return alerts_store.active_alert_counts(where)
     except DatabaseError as exc:
         # A damaged alerts.db leaves the counts unknown (null); the dashboard must still answer.
         log.warning("alerts database unreadable: %s", type(exc).__name__)
@@ -303,7 +303,7 @@ def overview() -> Any:
         if reader:
             latest = reader.latest_all()
             statuses = reader.device_statuses()
-    alerts = active_alert_counts(c.data_dir)
+    alerts = active_alert_counts(c)
     now = c.clock()
     out = []
     for d in devices:
