@@ -97,11 +97,13 @@ LEASE_DDL = ("CREATE TABLE IF NOT EXISTS device_lease (device_id TEXT PRIMARY KE
 
 @pytest.fixture
 def pg_stores(pg_url, tmp_path):
+    from conftest import pg_env
+
     import config
     import throughput_storage
 
     config.ensure_data_dir(tmp_path / "data")
-    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_DATABASE_URL": pg_url})
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), **pg_env(pg_url)})
     opened = throughput_storage.open_stores(settings, writer=True)
     yield opened
     opened.close()

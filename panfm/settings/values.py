@@ -93,7 +93,13 @@ class Settings:
         "", "Initial password of the `admin` user (empty: a random one is logged once).", editable=False, secret=True
     )
     secret_key: str = setting(
-        "", "Flask session key (empty: generated once into the data folder).", editable=False, secret=True
+        "", "Flask session key (empty: generated once into the data folder). Required on PostgreSQL: every web"
+        " must share it.", editable=False, secret=True
+    )
+    encryption_key: str = setting(
+        "", "Fernet key(s) of the stored secrets, comma-separated, the first one encrypts (empty: generated once"
+        " into the data folder as encryption.key). Required on PostgreSQL: every host must share it.",
+        editable=False, secret=True,
     )
     allowed_device_networks: tuple[str, ...] = setting(
         (),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import SecretBox, Settings
+from config import ConfigError, SecretBox, Settings
 from panfm.storage import alerts_store, auth_store, config_store, pg_series
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.backend import Backend
@@ -87,6 +87,12 @@ def open_backend(settings: Settings, *, name: str = "panfm") -> Backend:
     """The stores' home of the settings: the data folder, or PostgreSQL checked and migrated (ConfigError)."""
     if not settings.on_postgres:
         return Backend(settings.data_path)
+    missing = [f"{name} (PANFM_{name.upper()} or PANFM_{name.upper()}_FILE)"
+               for name in ("encryption_key", "secret_key") if not getattr(settings, name)]
+    if missing:
+        # A key generated per host would encrypt secrets the other hosts cannot read (sessions alike).
+        raise ConfigError("setting database_url: on PostgreSQL every host must share its keys;"
+                          f" set {' and '.join(missing)}")
     check_database(settings.database_url)  # wrong URL, server away, no rights, too old: ConfigError
     db = PgDatabase(settings.database_url, name=name)
     try:
@@ -110,5 +116,11 @@ def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[],
     if not backend.on_postgres:
         for name in (CONFIG_DB, HISTORY_DB) if writer else (CONFIG_DB,):
             check_usable(data_dir / name)
-    box = SecretBox.for_data_dir(data_dir)
+    box = SecretBox.for_settings(settings)
+    if backend.on_postgres:
+        try:
+            config_store.check_key_marker(backend, box)  # a key the other hosts do not share: ConfigError
+        except BaseException:
+            backend.close()
+            raise
     return Stores(data_dir, box, DeviceStore(data_dir, box, clock, backend), backend, clock)

@@ -19,7 +19,7 @@ from flask.cli import AppGroup, with_appcontext
 import config
 import panfm.ops as panfm_import
 from panfm.models import DeviceConfig
-from panfm.ops import register_demo_devices, rotate_keys
+from panfm.ops import register_demo_devices, rotate_keys, rotate_shared_keys
 from panfm.web.api import BadRequest
 from panfm.web.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
 from panfm.web.device_input import device_from_body
@@ -52,8 +52,9 @@ def _settings() -> config.Settings:
 
 
 def _store() -> DeviceStore:
-    data_dir = _settings().data_path
-    return DeviceStore(data_dir, config.SecretBox.for_data_dir(data_dir), time.time)
+    """The app's device store (SQLite files or PostgreSQL, with the app's key)."""
+    store: DeviceStore = current_app.extensions["panfm"].stores.devices
+    return store
 
 
 def _find(store: DeviceStore, name_or_id: str) -> DeviceConfig:
@@ -168,7 +169,7 @@ def devices_import(inventory: Path, host: str | None) -> None:
 
 
 def _user_exists(data_dir: Path, username: str) -> bool:
-    return config_store.user_exists(data_dir, username)
+    return config_store.user_exists(current_app.extensions["panfm"].stores.backend, username)
 
 
 @users_cli.command("reset-password")
@@ -185,7 +186,7 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise click.ClickException(f"the password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
-    auth = Auth(data_dir, time.time)
+    auth = Auth(data_dir, time.time, stores=current_app.extensions["panfm"].stores)
     # web_auth has no public "set" yet; its own hasher and writer keep one hashing code path.
     auth._set_hash(username, auth.hasher.hash(password), must_change=True)
     auth.password_changed(username, keep_sid="")  # no session is kept: every one of them ends
@@ -250,7 +251,9 @@ def db_check() -> None:
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under a new Fernet key, then drop the old key."""
     try:
-        done = rotate_keys(_settings().data_path)
+        stores = current_app.extensions["panfm"].stores
+        done = rotate_shared_keys(stores.backend, stores.box) if stores.on_postgres else rotate_keys(
+            _settings().data_path)
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
