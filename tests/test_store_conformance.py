@@ -220,3 +220,41 @@ def test_keys_rotate_across_hosts_on_postgresql(pg_url, tmp_path):
     after = throughput_storage.open_stores(dataclasses.replace(settings, encryption_key=new))
     assert after.devices.list()[0].password == "pw"
     after.close()
+
+
+@pytest.mark.postgres
+def test_settings_edited_on_one_web_reach_every_host_through_the_database(pg_url, tmp_path):
+    from conftest import pg_env
+
+    import config
+    from app import create_app
+
+    clients = []
+    for name in ("web1", "web2"):
+        settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / name), **pg_env(pg_url)},
+                                        overrides={"admin_password": "initial-password-1"})
+        clients.append(create_app(settings).test_client())
+    one, two = clients
+    login = {"username": "admin", "password": "initial-password-1"}
+    token = one.post("/api/login", json=login).get_json()["csrf_token"]
+    assert one.post("/api/change-password", json={"old_password": "initial-password-1", "new_password": "x" * 16},
+                    headers={"X-CSRFToken": token}).status_code == 200
+    assert one.put("/api/settings", json={"refresh_interval": 45, "theme": "dark"},
+                   headers={"X-CSRFToken": token}).status_code == 200
+    two_token = two.post("/api/login", json={"username": "admin", "password": "x" * 16}).get_json()["csrf_token"]
+    got = two.get("/api/settings", headers={"X-CSRFToken": two_token}).get_json()["settings"]
+    assert got["refresh_interval"]["value"] == 45 and got["theme"]["value"] == "dark"
+    assert not (tmp_path / "web1" / config.SETTINGS_FILE).exists()
+    # The clock reads them from the database too (stores.load_settings).
+    import throughput_storage
+
+    stores = throughput_storage.open_stores(config.load_settings(
+        env={"PANFM_DATA_DIR": str(tmp_path / "clock"), **pg_env(pg_url)}))
+    try:
+        import os
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"PANFM_DATA_DIR": str(tmp_path / "clock"), **pg_env(pg_url)}):
+            assert stores.load_settings().refresh_interval == 45
+    finally:
+        stores.close()

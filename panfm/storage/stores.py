@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from config import ConfigError, SecretBox, Settings
+from config import ConfigError, SecretBox, Settings, load_settings
 from panfm.storage import alerts_store, auth_store, config_store, pg_series
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.backend import Backend
@@ -77,6 +78,18 @@ class Stores:
 
     def sessions(self) -> auth_store.SessionStore:
         return auth_store.SessionStore(self.data_dir, self.backend)
+
+    def stored_settings(self) -> dict[str, Any] | None:
+        """The settings kept in the database on PostgreSQL (raw values); None on SQLite (settings.json)."""
+        return config_store.stored_settings(self.backend) if self.backend.on_postgres else None
+
+    def save_settings(self, clean: dict[str, Any]) -> dict[str, Any]:
+        """Store validated settings edits in the database (PostgreSQL only; SQLite keeps settings.json)."""
+        return config_store.save_stored_settings(self.backend, clean, self.clock())
+
+    def load_settings(self) -> Settings:
+        """The effective settings now: the environment over the stored ones (database or settings.json)."""
+        return load_settings(stored=self.stored_settings())
 
     def close(self) -> None:
         """Close the PostgreSQL pool (nothing to do on SQLite: every call opens its own file)."""
