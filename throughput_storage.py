@@ -32,7 +32,7 @@ from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
-from panfm.storage.stores import Stores, open_stores
+from panfm.storage.stores import Stores, migrate_to, open_stores, pg_backup, pg_check
 
 __all__ = [
     "ALERTS_DB",
@@ -58,6 +58,9 @@ __all__ = [
     "config_store",
     "integrity_check",
     "legacy_history_rows",
+    "migrate_to",
     "online_backup",
     "open_stores",
+    "pg_backup",
+    "pg_check",
 ]

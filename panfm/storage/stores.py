@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import config
 from config import ConfigError, SecretBox, Settings, load_settings
 from panfm.storage import alerts_store, auth_store, config_store, pg_series
 from panfm.storage.alerts_store import ALERTS_DB
@@ -117,6 +118,36 @@ def open_backend(settings: Settings, *, name: str = "panfm") -> Backend:
     return Backend(settings.data_path, db)
 
 
+def migrate_to(settings: Settings, target: Settings, progress: Callable[[str], None],
+               chunk: int = 20_000) -> dict[str, int]:
+    """Copy the SQLite data folder of `settings` into the PostgreSQL database of `target`; rows per table.
+
+    Raises ConfigError (target unusable, or not empty); resumable: run it again after a kill.
+    """
+    from panfm.storage import pg_migrate
+
+    # The folder's secrets are under its encryption.key when it has one (the environment's key
+    # is the one PostgreSQL gets); else under encryption_key, as the folder ran with it.
+    has_file = (settings.data_path / config.KEY_FILE).exists()
+    source_box = SecretBox.for_data_dir(settings.data_path) if has_file else SecretBox.for_settings(settings)
+    stores = open_stores(target)  # checks the server and the shared keys, creates the schema, the marker
+    try:
+        db = stores.backend.db
+        assert db is not None  # nosec B101 (target.database_url is set)
+
+        def reencrypt(token: str | None) -> str | None:
+            return stores.box.encrypt(source_box.decrypt(token)) if token else token
+
+        try:
+            return pg_migrate.migrate_folder(settings.data_path, db, reencrypt,
+                                             config.read_settings_file(settings.data_path),
+                                             settings.refresh_interval, progress, chunk)
+        except pg_migrate.TargetNotEmpty as exc:
+            raise ConfigError(f"setting database_url: {exc}") from None
+    finally:
+        stores.close()
+
+
 def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[], float] = time.time) -> Stores:
     """Open the stores of the settings' data folder or database; an unusable one stops the start (ConfigError).
 
@@ -137,3 +168,17 @@ def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[],
             backend.close()
             raise
     return Stores(data_dir, box, DeviceStore(data_dir, box, clock, backend), backend, clock)
+
+
+def pg_check(backend: Backend) -> list[tuple[str, str]]:
+    """`db check` on PostgreSQL: server, size, schema versions, indexes."""
+    from panfm.storage.postgres import database_check
+
+    return database_check(backend.db) if backend.db is not None else []
+
+
+def pg_backup(url: str, dest_file: str, pg_dump: str) -> None:
+    """`db backup` on PostgreSQL: a pg_dump archive (DatabaseError when pg_dump fails)."""
+    from panfm.storage.postgres import dump
+
+    dump(url, dest_file, pg_dump)
