@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from panfm.storage import alerts_store, config_store, pg_series
+from panfm.storage.pg_samples import regroup
 from panfm.storage.postgres import PgConn, PgDatabase
 from panfm.storage.schema import DEVICE_METRICS, HISTORY_DB, IFACE_METRICS, INT_METRICS, TIERS
 
@@ -221,6 +222,10 @@ def _copy_series(db: PgDatabase, src: sqlite3.Connection, interval_s: int, chunk
             total += len(rows)
             progress(f"{name}: {total} rows")
         with db.transaction() as tx:
+            if target.endswith("_5m"):  # the 30-minute groups of the copied 5-minute rows
+                bounds = tx.fetchone(f"SELECT min(bucket) AS lo, max(bucket) AS hi FROM {target}")  # noqa: S608  # nosec B608
+                if bounds and bounds["lo"] is not None:
+                    regroup(tx, int(bounds["lo"]), int(bounds["hi"]) + 300)
             _mark(tx, name, None, 0, True)
         copied[name] = total
     return copied
