@@ -32,7 +32,7 @@ from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
-from panfm.storage.stores import Stores, migrate_to, open_stores, pg_backup, pg_check
+from panfm.storage.stores import Stores, clock_stats_of, migrate_to, open_stores, pg_backup, pg_check
 
 __all__ = [
     "ALERTS_DB",
@@ -55,6 +55,7 @@ __all__ = [
     "alerts_store",
     "check_database",
     "check_usable",
+    "clock_stats_of",
     "config_store",
     "integrity_check",
     "legacy_history_rows",

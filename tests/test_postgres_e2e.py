@@ -130,6 +130,12 @@ def test_clock_and_two_webs_share_one_postgresql_and_nothing_else(tmp_path, pg_u
         # The same numbers from the other web.
         status, other = c.call(base2, "GET", f"/api/throughput?device_id={device_id}")
         assert status == 200 and other["sample"]["total_mbps"] is not None
+        # The healthchecks read the database: the clock's heartbeat, the web's /api/health.
+        for process in ("clock", "web"):
+            env = _env(tmp_path / "clock", pg_url, PANFM_PORT=base1.rsplit(":", 1)[1])
+            check = subprocess.run([sys.executable, "-m", "panfm.ops.healthcheck", process], cwd=ROOT, env=env,
+                                   capture_output=True, text=True, timeout=60)
+            assert check.returncode == 0, check.stdout + check.stderr
         # Logging out on web 2 ends the session on web 1.
         assert c.call(base2, "POST", "/api/logout")[0] == 200
         assert c.call(base1, "GET", f"/api/throughput?device_id={device_id}")[0] == 401

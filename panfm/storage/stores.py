@@ -17,8 +17,8 @@ from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.pg_reader import PgSampleReader
 from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import PgDatabase, check_database
-from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
-from panfm.storage.sqlite import check_usable
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
+from panfm.storage.sqlite import DatabaseError, check_usable
 
 # Every component's PostgreSQL migrations, applied at start in this order (one advisory lock).
 PG_COMPONENTS: dict[str, list[str]] = {
@@ -182,3 +182,20 @@ def pg_backup(url: str, dest_file: str, pg_dump: str) -> None:
     from panfm.storage.postgres import dump
 
     dump(url, dest_file, pg_dump)
+
+
+def clock_stats_of(settings: Settings) -> dict[str, Any] | None:
+    """The clock stats and heartbeat of the settings' store, read once (healthchecks); StorageUnavailable if unreadable.
+
+    On PostgreSQL one short connection, no migration: the newest heartbeat any clock wrote.
+    """
+    if not settings.on_postgres:
+        with SampleReader.open(settings.data_path / HISTORY_DB) as reader:
+            return reader.clock_stats()
+    db = PgDatabase(settings.database_url, max_size=1, name="panfm-healthcheck")
+    try:
+        return PgSampleReader(db).clock_stats()
+    except DatabaseError as exc:
+        raise StorageUnavailable(f"PostgreSQL: {exc}") from None
+    finally:
+        db.close()
