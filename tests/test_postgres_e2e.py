@@ -27,12 +27,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 INITIAL = "initial-password-1"
 NEW = "a-much-better-password"
+METRICS_TOKEN = "metrics-token-for-the-e2e-test-0123456789"
 
 
 def _env(data_dir: Path, url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PANFM_", "PROMETHEUS_"))}
     env.update({"PANFM_DATA_DIR": str(data_dir), "PANFM_REFRESH_INTERVAL": "5", "PANFM_ADMIN_PASSWORD": INITIAL,
-                "PYTHONUNBUFFERED": "1", **SIM_ENV, **pg_env(url), **extra})
+                "PYTHONUNBUFFERED": "1", "PANFM_METRICS_TOKEN": METRICS_TOKEN, **SIM_ENV, **pg_env(url), **extra})
     return env
 
 
@@ -130,6 +131,11 @@ def test_clock_and_two_webs_share_one_postgresql_and_nothing_else(tmp_path, pg_u
         # The same numbers from the other web.
         status, other = c.call(base2, "GET", f"/api/throughput?device_id={device_id}")
         assert status == 200 and other["sample"]["total_mbps"] is not None
+        # /metrics of the other web reads the same database: up, and the device's series.
+        req = urllib.request.Request(f"{base2}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            metrics = resp.read().decode()
+        assert "panfm_up 1.0" in metrics and f'device="{entry["name"]}"' in metrics
         # The healthchecks read the database: the clock's heartbeat, the web's /api/health.
         for process in ("clock", "web"):
             env = _env(tmp_path / "clock", pg_url, PANFM_PORT=base1.rsplit(":", 1)[1])
