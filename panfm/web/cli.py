@@ -311,6 +311,10 @@ def keys_rotate() -> None:
 @with_appcontext
 def import_panfm(folder: Path, dry_run: bool) -> None:
     """Import a PANfm 1.x folder: devices with their API keys, settings, throughput history."""
+    if _settings().on_postgres:
+        # 1.x history comes in chunks of many times per write; PostgreSQL keys samples by slot.
+        raise click.ClickException("import-panfm writes a SQLite data folder: import into one (database_url"
+                                   " empty), then copy it with `flask --app app db migrate-to URL`")
     data_dir = _settings().data_path
     report = panfm_import.ImportReport()
     try:
