@@ -184,3 +184,9 @@ def test_db_backup_on_postgresql_is_a_pg_dump_archive_and_says_so_without_pg_dum
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     result = runner.invoke(args=["db", "backup", str(tmp_path / "backup2")])
     assert result.exit_code == 1 and "pg_dump not found" in result.output
+
+
+def test_import_panfm_on_postgresql_points_to_sqlite_then_migrate_to(tmp_path, pg_url):
+    (tmp_path / "old").mkdir()
+    result = _pg_cli(tmp_path, pg_url).invoke(args=["import-panfm", str(tmp_path / "old")])
+    assert result.exit_code == 1 and "then copy it with `flask --app app db migrate-to URL`" in result.output
