@@ -112,7 +112,8 @@ def test_clock_and_two_webs_share_one_postgresql_and_nothing_else(tmp_path, pg_u
         entry = sim_fleet.devices[0]
         status, body = c.call(base2, "POST", "/api/devices", {
             "name": entry["name"], "host": entry["host"], "port": entry["port"], "api_key": entry["api_key"],
-            "tls": {"mode": "pin", "fingerprint_sha256": entry["tls_fingerprint_sha256"]}})
+            "tls": {"mode": "pin", "fingerprint_sha256": entry["tls_fingerprint_sha256"]},
+            "uplinks": ["ethernet1/1"]})
         assert status == 201, body
         device_id = body["id"]
         # A request without the token is refused on either web.
@@ -135,6 +136,15 @@ def test_clock_and_two_webs_share_one_postgresql_and_nothing_else(tmp_path, pg_u
         # The same numbers from the other web.
         status, other = c.call(base2, "GET", f"/api/throughput?device_id={device_id}")
         assert status == 200 and other["sample"]["total_mbps"] is not None
+        # The overview (first look) of the other web: the uplink marked on web 2, through the box, the last hour.
+        status, body = c.call(base2, "GET", "/api/overview")
+        assert status == 200 and [d["id"] for d in body["devices"]] == [device_id], body
+        [shown] = body["devices"]
+        assert shown["uplinks"] == ["ethernet1/1"] and shown["sample"]["through_mbps"] is not None
+        status, body = c.call(base2, "GET", "/api/overview/history?range=1h")
+        assert status == 200 and any(v is not None for v in body["devices"][0]["through_mbps"]), body
+        status, body = c.call(base1, "GET", f"/api/throughput/history?device_id={device_id}&range=1h")
+        assert status == 200 and any("uplink_in_mbps" in p for p in body["points"]), body
         # The clock's inventory wrote the firewall's connected devices to PostgreSQL; the other web lists them.
         hosts: list[dict] = []
         end = time.monotonic() + 90
