@@ -45,7 +45,9 @@ def main() -> int:
             for i in range(args.runs):
                 data_dir = Path(tmp) / f"data{i}"
                 register_demo_devices(data_dir, inventory)
-                done = demo_history.backfill(data_dir, json.loads(inventory.read_text())["devices"], time.time(), 30)
+                # The step `make demo` uses with the default 30 s refresh interval.
+                step = max(30.0, demo_history.MIN_STEP_S)
+                done = demo_history.backfill(data_dir, json.loads(inventory.read_text())["devices"], time.time(), step)
                 assert done is not None
                 runs.append({"seconds": round(done.seconds, 2), "samples": done.samples,
                              "interface_samples": done.interface_samples, "incidents": done.incidents})

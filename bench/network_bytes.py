@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Bytes per firewall-day of the connected-devices data (network.db), and the time of one snapshot write.
+"""Bytes per firewall-day of network.db (connected devices; with --runs also ACC, threats, logs).
 
     .venv/bin/python bench/network_bytes.py --hosts 250 --churn 0.2 --days 3 --firewalls 4
+    .venv/bin/python bench/network_bytes.py --hosts 250 --churn 0.2 --days 1 --firewalls 1 --runs
 
 Writes one snapshot per firewall every 300 s (288 a day) through `NetworkStore.record`, with
 `--hosts` hosts each, of which a `--churn` share is replaced by new MACs every day (phones
@@ -35,6 +36,33 @@ def host(rng: random.Random, fw: int, serial: int) -> dict[str, object]:
             "static": serial % 4 == 0, "randomized_mac": False, "lease_expires": time.time() + 86400}
 
 
+def runs(store: NetworkStore, device_id: str, t: float, rng: random.Random) -> None:
+    """One inventory run's ACC rows, threat/URL summary and log entries at their caps."""
+    apps = [{"name": f"app-{i}", "category": "general-internet", "risk": 4, "bytes": rng.randrange(10**9),
+             "sessions": rng.randrange(10**5), "sources": rng.randrange(200)} for i in range(25)]
+    cats = [{"name": f"cat-{i}", "bytes": rng.randrange(10**9), "sessions": rng.randrange(10**5)} for i in range(8)]
+    store.record_apps(device_id, t, apps, cats)
+    event = {"kind": "threat", "time": "2026/12/04 10:00:00", "severity": "high",
+             "name": "Microsoft Windows SMB Remote Code Execution Vulnerability", "src": "10.0.0.5",
+             "dst": "203.0.113.9", "user": "corp\\user1", "action": "reset-both", "category": "code-execution",
+             "url": None}
+    store.record_security(device_id, t, {
+        "counts": {"critical": 3, "high": 40, "medium": 200, "low": 900}, "blocked_urls": 120,
+        "latest": [event] * 50 + [{**event, "kind": "url", "url": "www.example.com/some/path/x"}] * 50,
+        "top_threats": [{"name": f"threat {i}", "count": 10} for i in range(10)],
+        "top_url_categories": [{"name": f"category {i}", "count": 10} for i in range(10)]})
+    serial = int(t)
+    store.record_logs(device_id, t, {
+        "system": [{"id": f"{serial}-s{i}", "epoch": t - i, "receive_time": "2026/12/04 10:00:00", "severity": "low",
+                    "subtype": "general", "eventid": "general", "module": "general",
+                    "opaque": "User admin logged in via Web from 10.0.0.5 using https"} for i in range(200)],
+        "traffic": [{"id": f"{serial}-t{i}", "epoch": t - i, "receive_time": "2026/12/04 10:00:00",
+                     "src": "10.1.2.3", "dst": "203.0.113.77", "dport": "443", "proto": "tcp", "app": "ssl",
+                     "action": "allow", "from": "trust", "to": "untrust", "rule": "allow-outbound",
+                     "srcuser": "corp\\user1", "bytes": "123456", "session_end_reason": "tcp-fin"}
+                    for i in range(200)]})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=250)
@@ -42,6 +70,9 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=3)
     ap.add_argument("--firewalls", type=int, default=4)
     ap.add_argument("--snapshots", type=int, default=SNAPSHOTS_PER_DAY, help="snapshots per day (288: every 5 min)")
+    ap.add_argument("--runs", action="store_true",
+                    help="also store each run's ACC top 25 + categories, a threat/URL summary (50 + 50 events) and "
+                         "200 system + 200 traffic log entries (the caps: the worst case)")
     args = ap.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,6 +94,8 @@ def main() -> int:
                     rows = [host(rng, fw, s) for s in serials]
                     start = time.perf_counter()
                     store.record(f"fw{fw}", t, rows)
+                    if args.runs:
+                        runs(store, f"fw{fw}", t, rng)
                     timings.append(time.perf_counter() - start)
             store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             size = path.stat().st_size + (Path(f"{path}-wal").stat().st_size if Path(f"{path}-wal").exists() else 0)

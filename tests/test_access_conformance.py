@@ -162,3 +162,26 @@ def test_metadata_per_mac_merges_edits_and_an_import_keeps_what_was_set(stores):
     assert meta.all()[mac]["name"] == "printer" and meta.all()[other]["comment"] == "lobby"
     assert meta.import_many({mac: {"name": "from 1.x"}}, overwrite=True) == 1
     assert meta.all()[mac] == {"name": "from 1.x", "comment": None, "tags": [], "location": None}
+
+
+def test_token_calls_count_per_fixed_minute_across_writers(stores):
+    sessions = stores.sessions()
+    start = 1_800_000_000  # a minute boundary
+    assert [sessions.hit("token:a", 3, 60, start + i) for i in range(3)] == [None, None, None]
+    assert sessions.hit("token:a", 3, 60, start + 10.5) == 50  # seconds to the next minute
+    assert sessions.hit("token:b", 3, 60, start + 11) is None  # a budget of its own
+    assert sessions.hit("token:a", 3, 60, start + 60) is None  # the next minute: a new budget
+    barrier = threading.Barrier(4)
+    refused: list[bool] = []
+
+    def burst() -> None:
+        barrier.wait()
+        for _ in range(5):
+            refused.append(sessions.hit("token:c", 10, 60, start + 120) is not None)
+
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert refused.count(False) == 10 and refused.count(True) == 10  # one shared count, none lost

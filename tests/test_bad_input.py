@@ -103,6 +103,11 @@ TEMPLATES: dict[tuple[str, str], dict[str, Any]] = {
         "required": [],  # partial: omitted fields keep their stored values
         "extra_refused": True,
     },
+    ("PUT", "/api/connected-devices/metadata/<mac>"): {
+        "body": {"name": "printer", "comment": "floor 2", "tags": ["printer"], "location": "room 2.14"},
+        "required": [],  # partial: any one field
+        "extra_refused": True,
+    },
     ("POST", "/api/alerts/maintenance"): {
         "body": {"name": "night", "kind": "once", "start": "2030-01-01T00:00:00Z", "end": "2030-01-01T02:00:00Z"},
         "required": ["kind"],
@@ -201,7 +206,7 @@ class Api:
         self.data_dir = data_dir
         self.app, self.client = make_client(data_dir)
         self.rules = {(m, r.rule) for r in self.app.url_map.iter_rules() for m in r.methods & {"POST", "PUT"}}
-        self.ids: dict[str, str] = {"alert_id": "no-such-alert", "user_id": "admin"}
+        self.ids: dict[str, str] = {"alert_id": "no-such-alert", "user_id": "admin", "mac": "00:1b:17:00:00:01"}
         r = self.client.post("/api/devices", json={"name": "fw-1", "host": "192.0.2.1", "api_key": "k",
                                                    "tls": {"mode": "pin", "fingerprint_sha256": FP}})
         assert r.status_code == 201, r.get_json()

@@ -213,6 +213,13 @@ def test_the_firewall_page_keeps_range_and_series_in_the_url(browser: Any, logge
         sync_api.expect(page.locator("#chart-throughput .u-legend .u-series").nth(3)).to_have_class(
             re.compile(r"u-off"))
         _shot(page, "firewall-24h")
+        # A custom window survives a reload too, and shows in the form.
+        start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3 * 86400))
+        end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2 * 86400))
+        page.goto(base + device_path + f"?range=custom&start={start}&end={end}")
+        sync_api.expect(root).to_have_attribute("data-history-range", "custom")
+        assert int(root.get_attribute("data-history-points") or 0) > 100  # a day of the backfilled week
+        assert page.locator("#custom-range").is_visible() and page.input_value("#range-start")
     finally:
         page.context.close()
     assert problems == []
@@ -234,6 +241,34 @@ def test_the_new_elements_fit_a_phone_in_dark_mode(browser: Any, logged_in: dict
         sync_api.expect(page.locator("#firewall")).to_have_attribute("data-history-range", "7d")
         assert page.evaluate(OVERFLOW) <= 1, "the firewall page scrolls sideways"
         _shot(page, f"firewall-dark-{width}px")
+    finally:
+        page.context.close()
+    assert problems == []
+
+
+def test_the_devices_form_marks_uplinks_from_the_interfaces_and_their_zones(
+    browser: Any, logged_in: dict[str, Any]
+) -> None:
+    base = logged_in["base"]
+    problems: list[str] = []
+    page = _page(browser, logged_in, problems, viewport={"width": 1280, "height": 900}, color_scheme="light")
+    try:
+        page.goto(base + "/devices")
+        row = page.locator("#devices tbody tr", has_text="fw-003")
+        sync_api.expect(row).to_contain_text("WAN: ethernet1/1")  # the demo's mark
+        row.get_by_role("button", name="Edit").click()
+        marked = page.locator('#dev-uplinks input[value="ethernet1/1"]')
+        marked.wait_for()
+        assert marked.is_checked()
+        # The form lists the interfaces with their zones, so the one facing untrust is easy to find.
+        sync_api.expect(page.locator("#dev-uplinks")).to_contain_text("ethernet1/1 (untrust)")
+        marked.uncheck()
+        page.locator('#dev-uplinks input[value="ethernet1/2"]').check()
+        page.click("#dev-save")
+        sync_api.expect(row).to_contain_text("WAN: ethernet1/2")
+        device_id = row.get_attribute("data-id")
+        doc = page.evaluate("async (id) => (await fetch('/api/devices/' + id)).json()", device_id)
+        assert doc["uplinks"] == ["ethernet1/2"]
     finally:
         page.context.close()
     assert problems == []

@@ -165,6 +165,31 @@ def test_it_shows_top_applications_per_range_and_keeps_hostile_names_as_text(web
             browser.close()
 
 
+def test_the_firewall_page_shows_its_top_applications_and_links_the_network_pages(web: str) -> None:
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            login(page, web, "/")
+            page.goto(web + "/devices")
+            device_id = page.locator("#devices tbody tr", has_text="branch-fw").get_attribute("data-id")
+            page.goto(web + f"/firewall/{device_id}")
+            top = page.locator("#fw-top-apps li[data-app]")
+            sync_api.expect(top).to_have_count(2)
+            sync_api.expect(top.first).to_contain_text("ssl · 2.0 MB")
+            sync_api.expect(top.nth(1).locator("span")).to_have_text(HOSTILE_APP)
+            assert page.evaluate("window.__pwned") is None
+            page.click("text=Connected devices")
+            sync_api.expect(page.locator("#cd-table tbody tr[data-mac]")).to_have_count(3)
+            assert page.locator("#cd-firewall").input_value() == device_id
+            assert problems == []
+        finally:
+            browser.close()
+
+
 def test_it_shows_threat_tiles_that_filter_the_latest_events(web: str) -> None:
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -210,3 +210,11 @@ def test_a_folder_with_collected_samples_keeps_its_history_its_own(private_fleet
     assert demo_history.marker(tmp_path) is None
     with SampleReader.open(tmp_path / HISTORY_DB) as reader:
         assert reader.summary(dev.id, 0, time.time() + 1)["inbound_mbps"]["avg"] == 10.0  # only its own sample
+
+
+def test_a_simulator_that_is_not_the_pinned_one_gets_no_question_and_writes_nothing(private_fleet, tmp_path):
+    register_demo_devices(tmp_path, private_fleet.inventory_path)
+    forged = [{**e, "tls_fingerprint_sha256": "00" * 32} for e in private_fleet.inventory]
+    with pytest.raises(demo_history.BackfillError, match="certificate does not match"):
+        demo_history.backfill(tmp_path, forged, time.time(), 60)
+    assert demo_history.marker(tmp_path) is None and not demo_history.has_samples(tmp_path)

@@ -137,3 +137,14 @@ def test_anonymous_requests_get_401_or_the_login_page(world):
 
 def test_roles_are_ordered_viewer_operator_admin():
     assert [r for r, _ in sorted(RANK.items(), key=lambda kv: kv[1])] == ["viewer", "operator", "admin"]
+
+
+def test_head_follows_get_and_options_needs_the_rules_lowest_role(world):
+    app, _clients, tokens = world
+    bare = app.test_client()
+    assert bare.open("/api/login", method="OPTIONS").status_code == 200  # public rule
+    assert bare.open("/api/users", method="OPTIONS").status_code == 401
+    r = bare.open("/api/devices/test", method="OPTIONS", headers=bearer(tokens["viewer"]))
+    assert r.status_code == 403 and r.get_json()["required_role"] == "admin"
+    assert bare.head("/api/overview", headers=bearer(tokens["viewer"])).status_code == 200
+    assert bare.head("/api/users", headers=bearer(tokens["operator"])).status_code == 403

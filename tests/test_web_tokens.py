@@ -120,11 +120,15 @@ def test_tokens_are_rate_limited_per_token(tmp_path):
     _, first = add_token(admin, "viewer", name="first")
     _, second = add_token(admin, "viewer", name="second")
     bare = app.test_client()
+    frozen = time.time()
+    app.extensions["panfm_auth"].clock = lambda: frozen  # one fixed minute, whatever the wall clock does
     answers = [bare.get("/api/version", headers=bearer(first)).status_code for _ in range(11)]
     assert answers == [200] * 10 + [429]
     r = bare.get("/api/version", headers=bearer(first))
     assert r.get_json()["error"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1
     assert bare.get("/api/version", headers=bearer(second)).status_code == 200  # its own budget
+    app.extensions["panfm_auth"].clock = lambda: frozen + 60  # the next minute: a new budget
+    assert bare.get("/api/version", headers=bearer(first)).status_code == 200
 
 
 def test_ten_thousand_tokens_stop_at_the_per_user_cap_and_nothing_else_is_stored(tmp_path):

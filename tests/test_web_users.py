@@ -105,6 +105,7 @@ def test_the_migration_keeps_the_existing_admin_an_admin(tmp_path):
         conn.execute(f"PRAGMA user_version = {i + 1}")
     conn.execute("INSERT INTO users VALUES ('admin', 'hash', 0, 1.0, 1.0)")
     conn.close()
+    config_store.connect(tmp_path).close()  # what the web and the clock do at start: migrate
     account = UserStore(tmp_path).account("admin")
     assert (account.role, account.disabled) == ("admin", False)
 

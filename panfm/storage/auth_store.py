@@ -7,6 +7,9 @@ already hashed: a stolen web_sessions.db yields no live cookie.
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,9 @@ SESSIONS_MIGRATIONS = [
     " must_change_password INTEGER NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS session_actions (sid_hash TEXT NOT NULL, action TEXT NOT NULL, ts REAL NOT NULL);\n"
     "CREATE INDEX IF NOT EXISTS session_actions_by_sid ON session_actions (sid_hash, action, ts)",
+    # 3: per-key request counts in fixed windows (API tokens: one upsert per call, not a row each).
+    "CREATE TABLE IF NOT EXISTS rate_windows (key TEXT NOT NULL, window_start INTEGER NOT NULL,"
+    " hits INTEGER NOT NULL, PRIMARY KEY (key, window_start))",
 ]
 # The same tables on PostgreSQL (component "sessions").
 PG_SESSIONS_MIGRATIONS = [
@@ -30,6 +36,9 @@ PG_SESSIONS_MIGRATIONS = [
     " expires_at DOUBLE PRECISION NOT NULL);"
     "CREATE TABLE session_actions (sid_hash TEXT NOT NULL, action TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL);"
     "CREATE INDEX session_actions_by_sid ON session_actions (sid_hash, action, ts)",
+    # 2: SQLite's 3: per-key request counts in fixed windows (API tokens).
+    "CREATE TABLE rate_windows (key TEXT NOT NULL, window_start BIGINT NOT NULL, hits INTEGER NOT NULL,"
+    " PRIMARY KEY (key, window_start))",
 ]
 
 
@@ -66,8 +75,8 @@ class UserStore:
         return (str(row["password_hash"]), bool(row["must_change_password"])) if row else None
 
     def account(self, username: str) -> Account | None:
-        """The role, state and dates of one user (never its hash), or None."""
-        with self.handle.read_write() as conn:
+        """The role, state and dates of one user (never its hash), or None (read-only: every request asks)."""
+        with self.handle.read() as conn:
             row = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM users WHERE username = ?", (username,)).fetchone()  # noqa: S608  # nosec B608
         return _account(row) if row else None
 
@@ -231,6 +240,9 @@ class SessionStore:
         if not self.handle.on_postgres:
             sqlite_db.check_usable(self.path)  # refuse a damaged file at start, naming it
             sqlite_db.connect(self.path, SESSIONS_MIGRATIONS).close()  # create and migrate it now
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
 
     def open(self, sid_hash: str, username: str, must_change: bool, now: float, expires_at: float) -> None:
         """Store a new session (and drop the expired ones)."""
@@ -266,6 +278,46 @@ class SessionStore:
                 return max(1, int(rows[0]["ts"] + window_s - now + 0.999))
             conn.execute("INSERT INTO session_actions VALUES (?, ?, ?)", (sid_hash, action, now))
         return None
+
+    def hit(self, key: str, limit: int, window_s: int, now: float) -> int | None:
+        """Count one request of `key` in the current fixed window; None within `limit`, else seconds to wait.
+
+        One upsert in one write transaction (all workers share the count); windows older than
+        the previous one are dropped on the way.
+        """
+        start = int(now // window_s) * window_s
+        if self.handle.on_postgres:  # a pooled connection: no kept one needed (the upsert is atomic)
+            with self.handle.write() as conn:
+                hits = self._count(conn, key, start, window_s)
+        else:
+            with self._lock:
+                conn = self._kept()
+                with sqlite_db.transaction(conn):
+                    hits = self._count(conn, key, start, window_s)
+        return None if hits <= limit else max(1, int(start + window_s - now + 0.999))
+
+    @staticmethod
+    def _count(conn: Conn, key: str, start: int, window_s: int) -> int:
+        hits = int(conn.execute(
+            "INSERT INTO rate_windows (key, window_start, hits) VALUES (?, ?, 1)"
+            " ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_windows.hits + 1 RETURNING hits",
+            (key, start),
+        ).fetchone()["hits"])
+        if hits == 1:
+            conn.execute("DELETE FROM rate_windows WHERE window_start < ?", (start - window_s,))
+        return hits
+
+    def _kept(self) -> sqlite3.Connection:
+        """This process's long-lived connection (opened after a fork, never shared across one).
+
+        Closing the last connection to a WAL database checkpoints and deletes the WAL with
+        fsyncs (~25 ms on a busy disk); one kept connection per worker makes a token's count,
+        once per API call, a plain commit instead.
+        """
+        if self._conn is None or self._pid != os.getpid():
+            self._conn = sqlite_db.connect(self.path, SESSIONS_MIGRATIONS, check_same_thread=False)
+            self._pid = os.getpid()
+        return self._conn
 
     def close(self, sid_hash: str) -> None:
         """End one session."""

@@ -70,8 +70,8 @@ class TokenStore:
         return True
 
     def find(self, token_hash: str) -> TokenRecord | None:
-        """The token with this digest and its owner's current role and state, or None."""
-        with self.handle.read_write() as conn:
+        """The token with this digest and its owner's current role and state, or None (read-only)."""
+        with self.handle.read() as conn:
             row = conn.execute(
                 f"SELECT {_COLS}, u.role AS user_role, u.disabled AS user_disabled FROM api_tokens t"  # noqa: S608  # nosec B608
                 " LEFT JOIN users u ON u.username = t.username WHERE t.token_hash = ?",

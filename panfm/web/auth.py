@@ -231,9 +231,9 @@ class Auth:
         """
         return self.sessions.spend(self._digest(sid), action, limit, window_s, self.clock())
 
-    def spend_key(self, key: str, action: str, limit: int, window_s: float) -> int | None:
-        """Like `spend`, for a key that is no secret (an API token's id)."""
-        return self.sessions.spend(key, action, limit, window_s, self.clock())
+    def hit(self, key: str, limit: int, window_s: int) -> int | None:
+        """Count one request of `key` (an API token's id) per fixed window; None within `limit`, else seconds."""
+        return self.sessions.hit(key, limit, window_s, self.clock())
 
     def close_session(self, sid: str) -> None:
         self.sessions.close(self._digest(sid))

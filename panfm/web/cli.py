@@ -33,6 +33,7 @@ from throughput_storage import (
     ALERTS_DB,
     CONFIG_DB,
     HISTORY_DB,
+    NETWORK_DB,
     DatabaseError,
     DeviceStore,
     IntegrityError,
@@ -47,7 +48,7 @@ from throughput_storage import (
     pg_check,
 )
 
-DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB)
+DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB, NETWORK_DB)
 # Files a restore needs besides the databases: without encryption.key the stored secrets are lost.
 BACKUP_FILES = (config.KEY_FILE, config.SETTINGS_FILE, config.SECRET_KEY_FILE)
 

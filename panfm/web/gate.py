@@ -61,7 +61,7 @@ def install_login_gate(app: Flask, auth: Auth, csrf: CSRFProtect) -> None:
             # /metrics also takes the metrics_token setting, checked by its own route.
             settings = current_app.extensions["panfm"].current_settings()
             try:
-                g.user = authenticate(secret, auth.clock(), auth.spend_key, settings.api_token_rate_limit)
+                g.user = authenticate(secret, auth.clock(), auth.hit, settings.api_token_rate_limit)
             except TokenRefused as refused:
                 return refused.response()
         elif secret is None:

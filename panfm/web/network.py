@@ -219,13 +219,11 @@ def validate_metadata(body: Any) -> dict[str, Any]:
         if key in LIMITS:
             out[key] = _clean_text(value, key, LIMITS[key], errors)
         elif key == "tags":
-            if isinstance(value, str):
-                value = [t for t in value.replace(",", " ").split() if t]
             if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                 errors["tags"] = "a list of strings"
                 continue
             tags = list(dict.fromkeys(t.strip() for t in value if t.strip()))
-            if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG or any(unicodedata.category(c) == "Cc" for c in t)
+            if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG or any(unicodedata.category(c) in ("Cc", "Cs") for c in t)
                                            for t in tags):
                 errors["tags"] = f"at most {MAX_TAGS} tags of at most {MAX_TAG} printable characters"
             out["tags"] = tags

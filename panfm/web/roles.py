@@ -114,8 +114,14 @@ CHANGE_PASSWORD_RULES = frozenset({"/change-password", "/api/change-password"})
 
 
 def required_role(rule: str, method: str) -> str | None:
-    """The lowest role (or PUBLIC) for a rule and method; None when the table has no row."""
-    return ACCESS.get((rule, "GET" if method in ("HEAD", "OPTIONS") else method))
+    """The lowest role (or PUBLIC) for a rule and method; None when the table has no row.
+
+    HEAD is GET's; OPTIONS (which only lists the methods) needs the lowest role of the rule's rows.
+    """
+    if method == "OPTIONS":
+        levels = [needed for (r, _), needed in ACCESS.items() if r == rule]
+        return min(levels, key=lambda n: -1 if n == PUBLIC else RANK[n]) if levels else None
+    return ACCESS.get((rule, "GET" if method == "HEAD" else method))
 
 
 def allows(role: str, needed: str) -> bool:

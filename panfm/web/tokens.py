@@ -39,7 +39,7 @@ MAX_TOKENS_PER_USER = 100
 MAX_NAME = 64
 MAX_HEADER_TOKEN = 200  # a bearer value longer than this is no token of ours: refuse before hashing
 LAST_USED_EVERY_S = 60.0
-RATE_WINDOW_S = 60.0
+RATE_WINDOW_S = 60  # a fixed (calendar) minute
 # Query names that would carry a token (refused with a clear error rather than ignored).
 _QUERY_NAMES = frozenset({"token", "access_token", "api_token", "bearer", "auth", "authorization"})
 
@@ -84,7 +84,7 @@ class TokenRefused(Exception):
         return resp
 
 
-def authenticate(secret: str, now: float, spend: Any, rate_limit: int) -> SessionUser:
+def authenticate(secret: str, now: float, hit: Any, rate_limit: int) -> SessionUser:
     """The user a bearer token acts as, or TokenRefused; counts the call against the token's rate."""
     if len(secret) > MAX_HEADER_TOKEN or not TOKEN_SHAPE.fullmatch(secret):
         raise TokenRefused(401, "invalid_token", "Unknown or revoked API token.")
@@ -95,7 +95,7 @@ def authenticate(secret: str, now: float, spend: Any, rate_limit: int) -> Sessio
         raise TokenRefused(401, "token_expired", "This API token has expired; create a new one.")
     if found.user_role is None or found.user_disabled:
         raise TokenRefused(401, "user_disabled", "The owner of this API token is disabled or deleted.")
-    wait = spend("token:" + found.id, "api", rate_limit, RATE_WINDOW_S)
+    wait = hit("token:" + found.id, rate_limit, RATE_WINDOW_S)
     if wait is not None:
         raise TokenRefused(429, "rate_limited", f"This API token is limited to {rate_limit} requests per minute.",
                            retry_after=int(wait))

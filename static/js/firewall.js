@@ -3,6 +3,7 @@
 import { api, ApiError, el, clear, setText, fmtNum, fmtInt, fmtPct, fmtAge, fmtDuration, fmtTime, stateOf, poll,
   refreshSeconds, hideError, DASH } from "./common.js";
 import { CHARTS, Chart } from "./charts.js";
+import "./firewall_network.js"; // the top-applications tile (issue 15)
 
 const root = document.getElementById("firewall");
 const deviceId = root.dataset.deviceId;
@@ -243,6 +244,16 @@ for (const button of document.querySelectorAll("#ranges button")) {
   });
 }
 pressRange();
+// A custom window from the URL shows in the form, in local time as the inputs take it.
+function toLocalInput(iso) {
+  const t = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
+}
+if (range === "custom" && custom) {
+  document.getElementById("range-start").value = toLocalInput(custom.start);
+  document.getElementById("range-end").value = toLocalInput(custom.end);
+}
 customForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const start = toIso(document.getElementById("range-start").value);
