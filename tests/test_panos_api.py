@@ -157,6 +157,22 @@ def test_it_keeps_one_connection_alive_across_calls(dev):
         assert made == [1], "one pool, one TCP+TLS connection for all calls"
 
 
+def test_it_sends_the_calls_straight_to_one_pool_and_reconnects_after_close(fleet, dev):
+    fw = PanosClient(device_for(dev), policy=LOOPBACK)
+    try:
+        first = fw.session_info()
+        pool = fw._pool()
+        fw.system_info()
+        assert fw._pool() is pool and pool.num_connections == 1  # built once, one keep-alive connection
+        before = stats_of(fleet, dev)["requests_total"]
+        fw.close()
+        again = fw.session_info()  # a closed client builds a new pool and connection, as requests did
+        assert type(again) is type(first) and again.max == first.max
+        assert fw._pool() is not pool and stats_of(fleet, dev)["requests_total"] > before
+    finally:
+        fw.close()
+
+
 def test_it_never_puts_the_key_in_a_url(fleet, dev):
     with PanosClient(device_for(dev, key=False, creds=True), policy=LOOPBACK) as fw:
         fw.keygen()
