@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-metrics bench-cpu soak \
+.PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-web-pg bench-metrics bench-cpu soak \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
 
 prereqs:
@@ -85,6 +85,9 @@ bench-clock-2000: venv
 
 bench-web: venv $(BENCH_DB)
 	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20 --pace 5
+
+bench-web-pg: venv
+	$(PY) bench/bench_pg_web.py --devices 500 --days 30 --raw-days 1 --seconds 30 --clients 20 --pace 5
 
 bench-cpu: venv
 	$(PY) bench/bench_cpu.py --devices 100 --interval 10 --seconds 120

@@ -35,7 +35,6 @@ from panfm.web.gate import install_login_gate
 from panfm.web.metrics import init_metrics
 from panfm.web.pages import bp as pages_bp
 from panfm.web.security import init_security
-from throughput_storage import AuditLog, TokenStore
 
 log = logging.getLogger("panfm.web")
 
@@ -48,11 +47,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     ensure_data_dir(settings.data_path)  # after logging: it may warn about a folder open to others
     app = Flask(__name__)
     app.config["PANFM_SETTINGS"] = settings
-    app.extensions["panfm"] = web_api.make_context(settings)
-    app.extensions["panfm_tokens"] = TokenStore(settings.data_path)
-    app.extensions["panfm_audit"] = AuditLog(settings.data_path)
+    web_ctx = web_api.make_context(settings)  # opens the stores: SQLite files or PostgreSQL
+    app.extensions["panfm"] = web_ctx
+    app.extensions["panfm_tokens"] = web_ctx.stores.tokens()  # config.db, or PostgreSQL
+    app.extensions["panfm_audit"] = web_ctx.stores.audit()
     csrf = CSRFProtect()
-    auth = Auth(settings.data_path, time.time)
+    auth = Auth(settings.data_path, time.time, stores=web_ctx.stores)
     # The login gate (who, which role, then CSRF for sessions) is installed before Flask-WTF,
     # so an anonymous request gets a plain 401/redirect before the CSRF check looks at it.
     install_login_gate(app, auth, csrf)

@@ -49,12 +49,11 @@ from panfm.models import AddressPolicy, CycleResult, DeviceConfig
 from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
 from throughput_collector import Collector, PollObserver, ReverseDns, panos_client_factory, phase_due
 from throughput_storage import (
-    HISTORY_DB,
-    NETWORK_DB,
     AuditLog,
+    Backend,
     DeviceStore,
     NetworkStore,
-    SampleReader,
+    PgSampleStore,
     SampleStore,
     alerts_store,
     open_stores,
@@ -80,7 +79,7 @@ class ClockContext:
 
     data_dir: Path
     devices: DeviceStore
-    store: SampleStore
+    store: SampleStore | PgSampleStore
     collector: Collector
     settings: config.Settings
     load_settings: Callable[[], config.Settings]
@@ -105,6 +104,8 @@ class ClockContext:
     # End of the span of the window the last `collect_slow_tick` covered (None: no tick yet).
     slow_mark: float | None = None
     slow_mark_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Where the stores live (None: the SQLite files of data_dir, as tests build it).
+    backend: Backend | None = None
 
     def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
         """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
@@ -112,7 +113,10 @@ class ClockContext:
             self.inventory = MappingProxyType({**self.inventory, **docs})
 
     @property
-    def alerts_db(self) -> Path:
+    def alerts_db(self) -> Path | Backend:
+        """alerts.db of the data folder, or the PostgreSQL database (`alerts_store` takes either)."""
+        if self.backend is not None and self.backend.on_postgres:
+            return self.backend
         return self.data_dir / alerts_store.ALERTS_DB
 
     def refresh_settings(self) -> config.Settings:
@@ -148,6 +152,8 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
                 log.info("[CLOCK JOB] refresh_interval %s s -> %s s", old_interval, settings.refresh_interval)
                 ctx.on_interval_change(settings.refresh_interval)
             ctx.collector.resize(settings.collector_workers)
+            if isinstance(ctx.store, PgSampleStore):
+                ctx.store.set_interval(settings.refresh_interval)  # PostgreSQL keys samples by slot
             devices = ctx.devices.list(enabled_only=True)
             cycle = ctx.collector.collect(devices, settings.refresh_interval)
             duration = time.monotonic() - t0
@@ -312,7 +318,8 @@ def cleanup_once(ctx: ClockContext) -> dict[str, int]:
             deleted = {**deleted, **ctx.network.cleanup(ctx.clock(), s.connected_devices_retention_days),
                        "log_entries": ctx.network.cleanup_logs(ctx.clock(), s.log_retention_hours)}
         deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
-        deleted["audit_entries"] = AuditLog(s.data_path).cleanup(ctx.clock(), s.audit_retention_days)
+        audit = AuditLog(s.data_path, ctx.backend)  # config.db, or PostgreSQL
+        deleted["audit_entries"] = audit.cleanup(ctx.clock(), s.audit_retention_days)
     log.info("[CLOCK JOB] cleanup: %s", deleted)
     return deleted
 
@@ -350,7 +357,7 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
     data_dir = config.ensure_data_dir(settings.data_path)
     # A damaged file stops the start with its name, not a traceback from the first query.
     stores = open_stores(settings, writer=True)
-    store = stores.open_sample_writer()
+    store = stores.open_sample_writer(settings.refresh_interval)
     # Every connection the clock opens checks the resolved address (setting allowed_device_networks).
     policy = AddressPolicy.of(settings.allowed_device_networks)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout,
@@ -358,7 +365,7 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
                           observer=metrics.poll_observer() if metrics is not None else PollObserver(),
                           resolver=ReverseDns().names if settings.reverse_dns else None)
     collector.restore(store.load_baselines(), store.load_statuses())
-    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+    with stores.open_sample_reader() as reader:
         inventory = reader.inventory_all()  # alerts on inventory facts work before the first inventory job
     return ClockContext(
         data_dir=data_dir,
@@ -366,11 +373,12 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
         store=store,
         collector=collector,
         settings=settings,
-        load_settings=config.load_settings,
+        load_settings=stores.load_settings,  # environment over settings.json, or over the database's
         after_cycle=[evaluate_alerts],
         inventory=MappingProxyType(inventory),
         metrics=metrics,
-        network=NetworkStore.open(data_dir / NETWORK_DB),
+        network=stores.open_network_writer(),  # network.db, or PostgreSQL
+        backend=stores.backend,
     )
 
 

@@ -6,6 +6,8 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 
 - `SampleStore` / `SampleReader`: `throughput_history.db` (samples, rollups, device states,
   inventory, clock stats and heartbeat); the clock is its only writer, one transaction per cycle.
+- `PgSampleStore` / `PgSampleReader`: the same on PostgreSQL (`database_url`), partitioned by day,
+  one row per device and slot, writes optionally fenced by the coordination's device leases.
 - `DeviceStore`, `DocTable`: `config.db` (devices with encrypted secrets, alert rules,
   channels, maintenance windows).
 - `UserStore`, `LoginFailures`, `SessionStore`: who may log in (users with their roles and login
@@ -16,6 +18,7 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 - `NetworkStore` / `NetworkReader`: `network.db` (connected devices per firewall; the clock writes,
   the web reads); `MetadataStore`: the admin's per-MAC names, tags and notes in `config.db`.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
+- `check_database(url)`: the start check of the PostgreSQL backend (setting `database_url`).
 - `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
   `db check`; `DatabaseError` and `IntegrityError` are what the stores raise (no caller imports a driver).
 """
@@ -25,14 +28,18 @@ import panfm.storage.config_store as config_store
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.audit_store import AuditEntry, AuditLog
 from panfm.storage.auth_store import Account, LoginFailures, SessionStore, UserStore
+from panfm.storage.backend import Backend
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.metadata_store import MetadataStore
 from panfm.storage.network_reader import NetworkReader
 from panfm.storage.network_store import NETWORK_DB, NetworkStore
+from panfm.storage.pg_reader import PgSampleReader
+from panfm.storage.pg_samples import PgSampleStore
+from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
-from panfm.storage.stores import Stores, open_stores
+from panfm.storage.stores import Stores, clock_stats_of, migrate_to, open_stores, pg_backup, pg_check
 from panfm.storage.tokens_store import TokenRecord, TokenStore
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "Account",
     "AuditEntry",
     "AuditLog",
+    "Backend",
     "DatabaseError",
     "DeviceStore",
     "DocTable",
@@ -51,6 +59,8 @@ __all__ = [
     "MetadataStore",
     "NetworkReader",
     "NetworkStore",
+    "PgSampleReader",
+    "PgSampleStore",
     "SampleReader",
     "SampleStore",
     "SessionStore",
@@ -60,10 +70,15 @@ __all__ = [
     "TokenStore",
     "UserStore",
     "alerts_store",
+    "check_database",
     "check_usable",
+    "clock_stats_of",
     "config_store",
     "integrity_check",
     "legacy_history_rows",
+    "migrate_to",
     "online_backup",
     "open_stores",
+    "pg_backup",
+    "pg_check",
 ]

@@ -362,3 +362,39 @@ def pg_server():
 def pg_url(pg_server):
     """The URL of a fresh, empty PostgreSQL database for this test alone."""
     return pg_server.fresh_database()
+
+
+# The keys every host shares on PostgreSQL (settings encryption_key and secret_key), for tests.
+PG_ENCRYPTION_KEY = "u3Q5jGqQ4k3R2n1xWbB0S3n0hX0y1kqT8b8l2nq0F8A="
+PG_SECRET_KEY = "test-session-key-shared-by-every-web-0123456789"
+
+
+def pg_env(url: str) -> dict[str, str]:
+    """The environment of a PANfm process on PostgreSQL: the URL and the keys every host shares."""
+    return {"PANFM_DATABASE_URL": url, "PANFM_ENCRYPTION_KEY": PG_ENCRYPTION_KEY, "PANFM_SECRET_KEY": PG_SECRET_KEY}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request, tmp_path):
+    """Settings of one backend for the store conformance suite: SQLite files, or a fresh PostgreSQL database.
+
+    The postgres case asks for `pg_url` only when it runs, so the sqlite case needs no server.
+    """
+    import config
+
+    env = {"PANFM_DATA_DIR": str(tmp_path / "data")}
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        env.update(pg_env(request.getfixturevalue("pg_url")))
+    config.ensure_data_dir(tmp_path / "data")
+    return config.load_settings(env=env)
+
+
+@pytest.fixture
+def stores(store_settings):
+    """The stores of `store_settings` as `open_stores` builds them (closed after the test)."""
+    import throughput_storage
+
+    opened = throughput_storage.open_stores(store_settings)
+    yield opened
+    opened.close()

@@ -20,6 +20,7 @@ from panfm.ops.import_1x import (
 )
 from panfm.ops.import_1x_metadata import read_metadata
 from panfm.ops.keys import rotate as rotate_keys
+from panfm.ops.keys import rotate_shared as rotate_shared_keys
 from panfm.ops.logsetup import configure as configure_logging
 from panfm.ops.logsetup import quiet_libraries
 from panfm.redact import install_redaction, redact
@@ -42,4 +43,5 @@ __all__ = [
     "redact",
     "register_demo_devices",
     "rotate_keys",
+    "rotate_shared_keys",
 ]

@@ -1,7 +1,8 @@
 """Per-MAC metadata the admin edits (name, comment, tags, location), in `config.db`.
 
 The web writes it (one short write transaction per edit, or per 1.x import); the web reads it
-to show beside every connected device. Keys are MACs in lowercase colon form: callers
+to show beside every connected device. On PostgreSQL the same table lives in the database
+(`config_store.PG_MIGRATIONS` version 6), through the backend's handle. Keys are MACs in lowercase colon form: callers
 normalise first (`panfm.xmlapi.normalize_mac`).
 """
 
@@ -13,8 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import panfm.storage.sqlite as sqlite_db
-from panfm.storage.config_store import CONFIG_DB, connect
+from panfm.storage import config_store
+from panfm.storage.backend import Backend, Conn
 
 FIELDS = ("name", "comment", "tags", "location")
 _UPSERT = (
@@ -29,7 +30,7 @@ def empty() -> dict[str, Any]:
     return {"name": None, "comment": None, "tags": [], "location": None}
 
 
-def _from_row(row: sqlite3.Row) -> dict[str, Any]:
+def _from_row(row: Any) -> dict[str, Any]:
     try:
         tags = json.loads(row["tags"])
     except ValueError:
@@ -39,54 +40,51 @@ def _from_row(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class MetadataStore:
-    """device_metadata in config.db; every method opens, uses and closes its own connection."""
+    """device_metadata in config.db (or PostgreSQL); every method opens, uses and closes its own connection."""
 
-    def __init__(self, data_dir: Path, clock: Callable[[], float]) -> None:
+    def __init__(self, data_dir: Path, clock: Callable[[], float], backend: Backend | None = None) -> None:
         self.data_dir = data_dir
         self.clock = clock
+        self.handle = config_store.handle(backend or data_dir)
 
     def all(self) -> dict[str, dict[str, Any]]:
         """Every described MAC (read-only connection; {} before config.db exists)."""
-        if not (self.data_dir / CONFIG_DB).exists():
+        if not self.handle.exists():
             return {}
-        conn = connect(self.data_dir, readonly=True)
-        try:
+        with self.handle.read() as conn:
             try:
                 rows = conn.execute("SELECT * FROM device_metadata").fetchall()
             except sqlite3.OperationalError:  # config.db of an older schema, opened read-only
                 return {}
             return {r["mac"]: _from_row(r) for r in rows}
-        finally:
-            conn.close()
+
+    def _serialise(self, conn: Conn) -> None:
+        if self.handle.on_postgres:
+            # One read-merge-write at a time across web processes (SQLite: BEGIN IMMEDIATE does).
+            conn.execute("LOCK TABLE device_metadata IN SHARE ROW EXCLUSIVE MODE")
 
     def update(self, mac: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Merge `changes` (validated FIELDS) into the MAC's metadata and return it (one write transaction)."""
-        conn = connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                row = conn.execute("SELECT * FROM device_metadata WHERE mac = ?", (mac,)).fetchone()
-                doc = _from_row(row) if row is not None else empty()
-                doc.update({k: v for k, v in changes.items() if k in FIELDS})
-                conn.execute(_UPSERT, (mac, doc["name"], doc["comment"], json.dumps(doc["tags"]), doc["location"],
-                                       self.clock()))
-            return doc
-        finally:
-            conn.close()
+        with self.handle.write() as conn:
+            self._serialise(conn)
+            row = conn.execute("SELECT * FROM device_metadata WHERE mac = ?", (mac,)).fetchone()
+            doc = _from_row(row) if row is not None else empty()
+            doc.update({k: v for k, v in changes.items() if k in FIELDS})
+            conn.execute(_UPSERT, (mac, doc["name"], doc["comment"], json.dumps(doc["tags"]), doc["location"],
+                                   self.clock()))
+        return doc
 
     def import_many(self, docs: Mapping[str, Mapping[str, Any]], *, overwrite: bool = False) -> int:
         """Store many MACs' metadata in one write transaction (kept unless `overwrite`); return rows written."""
-        conn = connect(self.data_dir)
         written = 0
-        try:
-            with sqlite_db.transaction(conn):
-                for mac, doc in docs.items():
-                    if not overwrite and conn.execute(
-                            "SELECT 1 FROM device_metadata WHERE mac = ?", (mac,)).fetchone() is not None:
-                        continue
-                    full = {**empty(), **{k: v for k, v in doc.items() if k in FIELDS}}
-                    conn.execute(_UPSERT, (mac, full["name"], full["comment"], json.dumps(full["tags"]),
-                                           full["location"], self.clock()))
-                    written += 1
-        finally:
-            conn.close()
+        with self.handle.write() as conn:
+            self._serialise(conn)
+            for mac, doc in docs.items():
+                if not overwrite and conn.execute(
+                        "SELECT 1 FROM device_metadata WHERE mac = ?", (mac,)).fetchone() is not None:
+                    continue
+                full = {**empty(), **{k: v for k, v in doc.items() if k in FIELDS}}
+                conn.execute(_UPSERT, (mac, full["name"], full["comment"], json.dumps(full["tags"]),
+                                       full["location"], self.clock()))
+                written += 1
         return written

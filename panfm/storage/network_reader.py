@@ -1,4 +1,8 @@
-"""Read `network.db` for the web: connected devices, ACC applications, threats, logs (read-only, per request)."""
+"""Read `network.db` for the web: connected devices, ACC applications, threats, logs (read-only, per request).
+
+The same reads serve the network tables in PostgreSQL (`open_backend`): rows by column name,
+sums cast to whole numbers (PostgreSQL's SUM of a BIGINT is a NUMERIC), NULL epochs last.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from panfm.storage.network_store import connect
+from panfm.storage.backend import Backend, Conn
+from panfm.storage.network_store import MIGRATIONS, NETWORK_DB, connect
 
 
-def _device_json(row: sqlite3.Row) -> dict[str, Any]:
+def _device_json(row: Any) -> dict[str, Any]:
     return {
         "device_id": row["device_id"],
         "mac": row["mac"],
@@ -35,8 +40,9 @@ def _device_json(row: sqlite3.Row) -> dict[str, Any]:
 class NetworkReader:
     """Read network.db for one request (read-only connection)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection | Conn, *, on_postgres: bool = False) -> None:
         self._conn = conn
+        self._pg = on_postgres
 
     @classmethod
     @contextmanager
@@ -50,6 +56,18 @@ class NetworkReader:
             yield cls(conn)
         finally:
             conn.close()
+
+    @classmethod
+    @contextmanager
+    def open_backend(cls, backend: Backend) -> Iterator[NetworkReader | None]:
+        """network.db of the backend's data folder (None before the clock wrote it), or its tables in PostgreSQL."""
+        handle = backend.handle(NETWORK_DB, MIGRATIONS)
+        if not handle.on_postgres:
+            with cls.open(backend.data_dir / NETWORK_DB) as reader:
+                yield reader
+            return
+        with handle.read() as conn:
+            yield cls(conn, on_postgres=True)
 
     def devices(self, now: float, device_id: str | None = None, *, current: bool = True) -> list[dict[str, Any]]:
         """Connected devices of one firewall (or all): current ones, or every one kept (`current=False`)."""
@@ -76,23 +94,24 @@ class NetworkReader:
         """ACC rows of one firewall summed since `since`: top apps, top categories, the per-run timeline."""
         def top(kind: str) -> list[dict[str, Any]]:
             rows = self._conn.execute(
-                "SELECT name, MAX(category) AS category, MAX(risk) AS risk, SUM(bytes) AS bytes, "
-                "SUM(sessions) AS sessions, MAX(sources) AS sources FROM app_stats "
+                "SELECT name, MAX(category) AS category, MAX(risk) AS risk, CAST(SUM(bytes) AS BIGINT) AS bytes, "
+                "CAST(SUM(sessions) AS BIGINT) AS sessions, MAX(sources) AS sources FROM app_stats "
                 "WHERE device_id = ? AND kind = ? AND ts >= ? GROUP BY name ORDER BY SUM(bytes) DESC, name LIMIT ?",
                 (device_id, kind, since, limit))
             return [dict(r) for r in rows]
 
         timeline = [{"ts": r["ts"], "bytes": r["bytes"], "sessions": r["sessions"]} for r in self._conn.execute(
-            "SELECT ts, SUM(bytes) AS bytes, SUM(sessions) AS sessions FROM app_stats "
+            "SELECT ts, CAST(SUM(bytes) AS BIGINT) AS bytes, CAST(SUM(sessions) AS BIGINT) AS sessions FROM app_stats "
             "WHERE device_id = ? AND kind = 'app' AND ts >= ? GROUP BY ts ORDER BY ts", (device_id, since))]
-        newest = self._conn.execute("SELECT MAX(ts) FROM app_stats WHERE device_id = ?", (device_id,)).fetchone()[0]
+        newest = self._conn.execute("SELECT MAX(ts) AS newest FROM app_stats WHERE device_id = ?",
+                                    (device_id,)).fetchone()["newest"]
         return {"applications": top("app"), "categories": top("category"), "timeline": timeline, "as_of": newest}
 
     def top_application(self, since: float) -> dict[str, str]:
         """Each firewall's top application by bytes since `since` (the overview's tile)."""
         out: dict[str, str] = {}
         rows = self._conn.execute(
-            "SELECT device_id, name, SUM(bytes) AS bytes FROM app_stats WHERE kind = 'app' AND ts >= ? "
+            "SELECT device_id, name, CAST(SUM(bytes) AS BIGINT) AS bytes FROM app_stats WHERE kind = 'app' AND ts >= ? "
             "GROUP BY device_id, name ORDER BY device_id, SUM(bytes) DESC", (since,))
         for r in rows:
             out.setdefault(r["device_id"], r["name"])
@@ -123,9 +142,12 @@ class NetworkReader:
              ) -> tuple[list[dict[str, Any]], float | None]:
         """The newest entries of one type received since `since` (text `q` anywhere in them); and the last fetch."""
         out: list[dict[str, Any]] = []
+        # NULL epochs last, as SQLite sorts them (PostgreSQL, without NULLS LAST, first).
+        nulls = " NULLS LAST" if self._pg else ""
         rows = self._conn.execute(
-            "SELECT entry_id, epoch, doc FROM log_entries WHERE device_id = ? AND log_type = ? "
-            "AND (epoch IS NULL OR epoch >= ?) ORDER BY epoch DESC, entry_id DESC", (device_id, log_type, since))
+            "SELECT entry_id, epoch, doc FROM log_entries WHERE device_id = ? AND log_type = ? "  # noqa: S608  # nosec B608
+            f"AND (epoch IS NULL OR epoch >= ?) ORDER BY epoch DESC{nulls}, entry_id DESC",
+            (device_id, log_type, since))
         needle = q.lower()
         for r in rows:
             if needle and needle not in r["doc"].lower():
@@ -133,8 +155,8 @@ class NetworkReader:
             out.append({"id": r["entry_id"], "epoch": r["epoch"], **json.loads(r["doc"])})
             if len(out) >= limit:
                 break
-        fetched = self._conn.execute("SELECT MAX(ts) FROM log_entries WHERE device_id = ? AND log_type = ?",
-                                     (device_id, log_type)).fetchone()[0]
+        fetched = self._conn.execute("SELECT MAX(ts) AS fetched FROM log_entries WHERE device_id = ? AND log_type = ?",
+                                     (device_id, log_type)).fetchone()["fetched"]
         return out, fetched
 
     def fleet_summary(self, since: float) -> dict[str, dict[str, Any]]:

@@ -3,9 +3,10 @@
 The clock is the only writer (`NetworkStore.record`, one transaction per firewall and slow
 cycle; `cleanup` at night); the web reads with `NetworkReader` (`network_reader.py`, a
 read-only connection per request). A device is *current* when its row was written by its firewall's newest snapshot
-and its lease, if any, has not run out since. SQL is portable (SQLite today, PostgreSQL
-twin later): `?` placeholders, `ON CONFLICT ... DO UPDATE`, times as epoch REAL computed in
-Python, no SQLite-only functions.
+and its lease, if any, has not run out since. SQL is portable (SQLite file, or the same tables
+in PostgreSQL when `database_url` is set: `PG_MIGRATIONS`, component "network"): `?`
+placeholders, `ON CONFLICT ... DO UPDATE`, times as epoch seconds computed in Python, rows
+read by column name, no SQLite-only functions.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import panfm.storage.sqlite as sqlite_db
+from panfm.storage.backend import Backend, Conn, PgHandle
 
 NETWORK_DB = "network.db"
 CHUNK = 5000
@@ -113,6 +116,90 @@ MIGRATIONS: list[str] = [
     CREATE INDEX log_entries_device_type_epoch ON log_entries (device_id, log_type, epoch);
     """,
 ]
+
+# The same tables on PostgreSQL (component "network"): epoch seconds in DOUBLE PRECISION, byte
+# counts in BIGINT (a busy application passes 2**31 bytes in five minutes).
+PG_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE connected_devices (
+        device_id TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        interface TEXT,
+        vlan INTEGER,
+        zone TEXT,
+        user_name TEXT,
+        vendor TEXT,
+        dhcp_hostname TEXT,
+        dns_name TEXT,
+        static INTEGER NOT NULL DEFAULT 0,
+        randomized INTEGER NOT NULL DEFAULT 0,
+        lease_expires DOUBLE PRECISION,
+        first_seen DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (device_id, mac, ip)
+    );
+    CREATE INDEX connected_devices_last_seen ON connected_devices (last_seen);
+    CREATE INDEX connected_devices_mac ON connected_devices (mac);
+    CREATE TABLE network_snapshots (
+        device_id TEXT PRIMARY KEY,
+        ts DOUBLE PRECISION NOT NULL,
+        hosts INTEGER NOT NULL
+    );
+    CREATE TABLE app_stats (
+        device_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        category TEXT,
+        risk INTEGER,
+        bytes BIGINT NOT NULL,
+        sessions BIGINT NOT NULL,
+        sources INTEGER,
+        PRIMARY KEY (device_id, ts, kind, name)
+    );
+    CREATE INDEX app_stats_ts ON app_stats (ts);
+    CREATE TABLE security_counts (
+        device_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        critical INTEGER,
+        high INTEGER,
+        medium INTEGER,
+        low INTEGER,
+        blocked_urls INTEGER,
+        PRIMARY KEY (device_id, ts)
+    );
+    CREATE TABLE security_events (
+        device_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        seq INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (device_id, ts, seq)
+    );
+    CREATE TABLE security_top (
+        device_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (device_id, ts, kind, name)
+    );
+    CREATE INDEX security_counts_ts ON security_counts (ts);
+    CREATE INDEX security_events_ts ON security_events (ts);
+    CREATE INDEX security_top_ts ON security_top (ts);
+    CREATE TABLE log_entries (
+        device_id TEXT NOT NULL,
+        log_type TEXT NOT NULL,
+        entry_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        epoch DOUBLE PRECISION,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (device_id, log_type, entry_id)
+    );
+    CREATE INDEX log_entries_ts ON log_entries (ts);
+    CREATE INDEX log_entries_device_type_epoch ON log_entries (device_id, log_type, epoch);
+    """,
+]
 APP_RETENTION_S = 2 * 86400  # ranges go up to 24 h; a day more for late readers
 
 COLUMNS = ("device_id", "mac", "ip", "interface", "vlan", "zone", "user_name", "vendor", "dhcp_hostname", "dns_name",
@@ -139,16 +226,40 @@ def _row(device_id: str, ts: float, r: Mapping[str, Any], first_seen: float) -> 
 
 
 class NetworkStore:
-    """The clock's writer of network.db (one connection, serialised by a lock)."""
+    """The clock's writer of network.db (one connection, serialised by a lock), or of its tables in PostgreSQL."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection | None, path: Path | None, pg: PgHandle | None = None) -> None:
         self._conn = conn
         self.path = path
+        self._pg = pg  # PostgreSQL: a pooled connection per transaction instead of the one file connection
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path) -> NetworkStore:
         return cls(connect(path), path)
+
+    @classmethod
+    def open_backend(cls, backend: Backend) -> NetworkStore:
+        """network.db of the backend's data folder, or the network tables of its PostgreSQL database."""
+        handle = backend.handle(NETWORK_DB, MIGRATIONS)
+        if isinstance(handle, PgHandle):
+            return cls(None, None, handle)
+        return cls.open(handle.path)
+
+    @property
+    def on_postgres(self) -> bool:
+        return self._pg is not None
+
+    @contextmanager
+    def _write(self) -> Iterator[Conn]:
+        """One write transaction: the lock and BEGIN IMMEDIATE on the file, a PostgreSQL transaction else."""
+        if self._pg is not None:
+            with self._pg.write() as conn:
+                yield conn
+            return
+        assert self._conn is not None  # nosec B101 (one of the two is always set)
+        with self._lock, sqlite_db.transaction(self._conn):
+            yield self._conn
 
     def record(self, device_id: str, ts: float, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Store one firewall's snapshot in one write transaction; return the rows whose MAC is new to it.
@@ -158,10 +269,10 @@ class NetworkStore:
         """
         rows = list(rows)
         new: list[dict[str, Any]] = []
-        with self._lock, sqlite_db.transaction(self._conn):
-            had_snapshot = self._conn.execute(
+        with self._write() as conn:
+            had_snapshot = conn.execute(
                 "SELECT 1 FROM network_snapshots WHERE device_id = ?", (device_id,)).fetchone() is not None
-            known = {m for (m,) in self._conn.execute(
+            known = {r["mac"] for r in conn.execute(
                 "SELECT DISTINCT mac FROM connected_devices WHERE device_id = ?", (device_id,))}
             seen_new: set[str] = set()
             for r in rows:
@@ -170,8 +281,8 @@ class NetworkStore:
                     if had_snapshot:
                         new.append(dict(r))
             for i in range(0, len(rows), CHUNK):
-                self._conn.executemany(_UPSERT, [_row(device_id, ts, r, ts) for r in rows[i:i + CHUNK]])
-            self._conn.execute(
+                conn.executemany(_UPSERT, [_row(device_id, ts, r, ts) for r in rows[i:i + CHUNK]])
+            conn.execute(
                 "INSERT INTO network_snapshots (device_id, ts, hosts) VALUES (?, ?, ?) "
                 "ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, hosts = excluded.hosts",
                 (device_id, ts, len(rows)),
@@ -185,8 +296,8 @@ class NetworkStore:
                  a.get("sources")) for a in apps]
         rows += [(device_id, ts, "category", c["name"], None, None, c["bytes"], c["sessions"], None)
                  for c in categories]
-        with self._lock, sqlite_db.transaction(self._conn):
-            self._conn.executemany(
+        with self._write() as conn:
+            conn.executemany(
                 "INSERT INTO app_stats (device_id, ts, kind, name, category, risk, bytes, sessions, sources) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts, kind, name) DO UPDATE SET "
                 "bytes = excluded.bytes, sessions = excluded.sessions", rows)
@@ -194,20 +305,20 @@ class NetworkStore:
     def record_security(self, device_id: str, ts: float, summary: Mapping[str, Any]) -> None:
         """Store one inventory run's threat and URL summary of one firewall (one write transaction)."""
         counts = summary.get("counts") or {}
-        with self._lock, sqlite_db.transaction(self._conn):
-            self._conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 "INSERT INTO security_counts (device_id, ts, critical, high, medium, low, blocked_urls) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts) DO NOTHING",
                 (device_id, ts, counts.get("critical"), counts.get("high"), counts.get("medium"), counts.get("low"),
                  summary.get("blocked_urls")))
-            self._conn.executemany(
+            conn.executemany(
                 "INSERT INTO security_events (device_id, ts, seq, doc) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (device_id, ts, seq) DO NOTHING",
                 [(device_id, ts, i, json.dumps(e)) for i, e in enumerate(summary.get("latest") or [])])
             tops = [(device_id, ts, "threat", t["name"], t["count"]) for t in summary.get("top_threats") or []]
             tops += [(device_id, ts, "url_category", t["name"], t["count"])
                      for t in summary.get("top_url_categories") or []]
-            self._conn.executemany(
+            conn.executemany(
                 "INSERT INTO security_top (device_id, ts, kind, name, count) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (device_id, ts, kind, name) DO NOTHING", tops)
 
@@ -216,34 +327,39 @@ class NetworkStore:
         rows = [(device_id, log_type, str(e["id"]), ts, e.get("epoch"),
                  json.dumps({k: v for k, v in e.items() if k not in ("id", "epoch")}))
                 for log_type, entries in logs.items() for e in entries]
-        with self._lock, sqlite_db.transaction(self._conn):
-            before = self._conn.total_changes
-            self._conn.executemany(
+        count = "SELECT count(*) AS n FROM log_entries WHERE device_id = ? AND ts = ?"
+        with self._write() as conn:
+            # Rows added carry this run's `ts` (a conflict keeps the older row): counted before and after
+            # (sqlite3's total_changes has no PostgreSQL twin).
+            before = int(conn.execute(count, (device_id, ts)).fetchone()["n"])
+            conn.executemany(
                 "INSERT INTO log_entries (device_id, log_type, entry_id, ts, epoch, doc) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (device_id, log_type, entry_id) DO NOTHING", rows)
-            return self._conn.total_changes - before
+            return int(conn.execute(count, (device_id, ts)).fetchone()["n"]) - before
 
     def cleanup_logs(self, now: float, retention_hours: int) -> int:
         """Forget log entries fetched more than `retention_hours` ago (one write transaction)."""
-        with self._lock, sqlite_db.transaction(self._conn):
-            cur = self._conn.execute("DELETE FROM log_entries WHERE ts < ?", (now - retention_hours * 3600.0,))
-        return max(cur.rowcount, 0)
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM log_entries WHERE ts < ?", (now - retention_hours * 3600.0,))
+        return max(int(cur.rowcount), 0)
 
     def cleanup(self, now: float, retention_days: int) -> dict[str, int]:
         """Forget devices (and firewalls' snapshots) not seen for `retention_days`, in one write transaction."""
         cutoff = now - retention_days * 86400.0
-        with self._lock, sqlite_db.transaction(self._conn):
+        with self._write() as conn:
             # One statement (no rowid chunks: the PostgreSQL twin has none); indexed on last_seen.
-            devices = self._conn.execute("DELETE FROM connected_devices WHERE last_seen < ?", (cutoff,)).rowcount
-            snapshots = self._conn.execute("DELETE FROM network_snapshots WHERE ts < ?", (cutoff,)).rowcount
-            apps = self._conn.execute("DELETE FROM app_stats WHERE ts < ?", (now - APP_RETENTION_S,)).rowcount
+            devices = conn.execute("DELETE FROM connected_devices WHERE last_seen < ?", (cutoff,)).rowcount
+            snapshots = conn.execute("DELETE FROM network_snapshots WHERE ts < ?", (cutoff,)).rowcount
+            apps = conn.execute("DELETE FROM app_stats WHERE ts < ?", (now - APP_RETENTION_S,)).rowcount
             security = 0
             for table in ("security_counts", "security_events", "security_top"):
                 sql = f"DELETE FROM {table} WHERE ts < ?"  # noqa: S608  # nosec B608 (constant table names)
-                security += max(self._conn.execute(sql, (now - APP_RETENTION_S,)).rowcount, 0)
+                security += max(conn.execute(sql, (now - APP_RETENTION_S,)).rowcount, 0)
         return {"connected_devices": max(devices, 0), "network_snapshots": max(snapshots, 0),
                 "app_stats": max(apps, 0), "security": security}
 
     def close(self) -> None:
+        """Close the file's connection (PostgreSQL: nothing, the pool belongs to the backend)."""
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()

@@ -32,8 +32,10 @@ from panfm.web.security import api_error
 from throughput_storage import (
     HISTORY_DB,
     DatabaseError,
+    PgSampleReader,
     SampleReader,
     StorageUnavailable,
+    Stores,
     alerts_store,
     config_store,
     open_stores,
@@ -68,6 +70,7 @@ class WebContext:
     devices: config_store.DeviceStore
     clock: Callable[[], float]
     version: str
+    stores: Stores
 
     @property
     def data_dir(self) -> Path:
@@ -80,8 +83,12 @@ class WebContext:
     def current_settings(self) -> Settings:
         """The settings now: settings.json may have changed since start; the environment still wins."""
         try:
-            stored = config.read_settings_file(self.data_dir)
-        except ConfigError as exc:
+            in_database = self.stores.stored_settings()
+            if in_database is None:
+                stored = config.read_settings_file(self.data_dir)
+            else:
+                stored = config.check_stored(in_database, "settings stored in the database")
+        except (ConfigError, DatabaseError) as exc:
             # Edited into nonsense since start: keep serving with the settings as started.
             log.warning("settings unusable, using the ones from start: %s", exc)
             return self.settings
@@ -89,12 +96,12 @@ class WebContext:
         return dataclasses.replace(self.settings, **changes)
 
     @contextmanager
-    def reader(self) -> Iterator[SampleReader | None]:
+    def reader(self) -> Iterator[SampleReader | PgSampleReader | None]:
         """Open the sample database read-only for one request; None before the clock's first write."""
-        if not self.samples_path.exists():
+        if not self.stores.on_postgres and not self.samples_path.exists():
             yield None
             return
-        with SampleReader.open(self.samples_path) as reader:
+        with self.stores.open_sample_reader() as reader:
             try:
                 yield reader
             except DatabaseError as exc:
@@ -168,13 +175,13 @@ def status_json(status: DeviceStatus | None) -> dict[str, Any]:
     }
 
 
-def active_alert_counts(data_dir: Path) -> dict[str, int] | None:
+def active_alert_counts(c: WebContext) -> dict[str, int] | None:
     """Active alerts per device id from alerts.db; None when there is no alerts database to read."""
-    path = data_dir / alerts_store.ALERTS_DB
-    if not path.exists():
+    where = c.stores.alerts_db
+    if not alerts_store.exists(where):
         return None
     try:
-        return alerts_store.active_alert_counts(path)
+        return alerts_store.active_alert_counts(where)
     except DatabaseError as exc:
         # A damaged alerts.db leaves the counts unknown (null); the dashboard must still answer.
         log.warning("alerts database unreadable: %s", type(exc).__name__)
@@ -189,14 +196,14 @@ def known_device_id() -> str:
     device_id = request.args.get("device_id", "")
     if not device_id:
         raise BadRequest({"device_id": "required"})
-    if not device_exists(ctx().data_dir, device_id):
+    if not device_exists(ctx(), device_id):
         raise UnknownDevice(device_id)
     return device_id
 
 
-def device_exists(data_dir: Path, device_id: str) -> bool:
-    """Check one id in config.db (DeviceStore.get would decrypt every device's secrets per request)."""
-    return config_store.device_exists(data_dir, device_id)
+def device_exists(c: WebContext, device_id: str) -> bool:
+    """Check one id among the devices (DeviceStore.get would decrypt every device's secrets per request)."""
+    return config_store.device_exists(c.stores.backend, device_id)
 
 
 def time_window(now: float) -> tuple[float, float, str]:
@@ -273,7 +280,7 @@ def health() -> Any:
 def throughput() -> Any:
     device_id = known_device_id()
     c = ctx()
-    marked = config_store.device_uplinks(c.data_dir, device_id)
+    marked = config_store.device_uplinks(c.stores.backend, device_id)
     body = None
     with c.reader() as reader:
         sample = reader.latest(device_id) if reader else None
@@ -314,7 +321,7 @@ def overview() -> Any:
             # Only devices with marked uplinks cost a read of their interfaces.
             wan = {d.id: uplinks.live(reader, d.id, d.uplinks, latest[d.id])
                    for d in devices if d.uplinks and d.id in latest}
-    alerts = active_alert_counts(c.data_dir)
+    alerts = active_alert_counts(c)
     now = c.clock()
     refresh = c.current_settings().refresh_interval
     out = []
@@ -371,6 +378,7 @@ def make_context(settings: Settings) -> WebContext:
         devices=stores.devices,
         clock=time.time,
         version=read_version(),
+        stores=stores,
     )
 
 

@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 
 from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, ctx, known_device_id
-from throughput_storage import NETWORK_DB, DatabaseError, NetworkReader, StorageUnavailable
+from throughput_storage import DatabaseError, StorageUnavailable
 
 bp = Blueprint("applications", __name__)
 
@@ -43,7 +43,7 @@ def applications() -> Any:
     c = ctx()
     now = c.clock()
     try:
-        with NetworkReader.open(c.data_dir / NETWORK_DB) as reader:
+        with c.stores.open_network_reader() as reader:
             found = reader.applications(device_id, now - RANGES[rng]) if reader else None
     except DatabaseError as exc:
         raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None
@@ -69,7 +69,7 @@ def threats() -> Any:
     c = ctx()
     now = c.clock()
     try:
-        with NetworkReader.open(c.data_dir / NETWORK_DB) as reader:
+        with c.stores.open_network_reader() as reader:
             found = reader.security(device_id, now - RANGES[rng]) if reader else None
     except DatabaseError as exc:
         raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None
@@ -94,7 +94,7 @@ def fleet_summary() -> Any:
     c = ctx()
     now = c.clock()
     try:
-        with NetworkReader.open(c.data_dir / NETWORK_DB) as reader:
+        with c.stores.open_network_reader() as reader:
             found = reader.fleet_summary(now - 3600) if reader else {}
     except DatabaseError as exc:
         raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None

@@ -7,7 +7,9 @@ authenticates, not with what.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from flask.cli import AppGroup, with_appcontext
 import config
 import panfm.ops as panfm_import
 from panfm.models import DeviceConfig
-from panfm.ops import register_demo_devices, rotate_keys
+from panfm.ops import register_demo_devices, rotate_keys, rotate_shared_keys
 from panfm.web.api import BadRequest
 from panfm.web.audit import changed_fields
 from panfm.web.auth import Auth
@@ -32,16 +34,18 @@ from throughput_storage import (
     CONFIG_DB,
     HISTORY_DB,
     NETWORK_DB,
-    AuditLog,
     DatabaseError,
     DeviceStore,
     IntegrityError,
     MetadataStore,
     SampleStore,
-    UserStore,
+    Stores,
     config_store,
     integrity_check,
+    migrate_to,
     online_backup,
+    pg_backup,
+    pg_check,
 )
 
 DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB, NETWORK_DB)
@@ -59,9 +63,16 @@ def _settings() -> config.Settings:
     return settings
 
 
+def _stores() -> Stores:
+    """The app's stores (SQLite files of the data folder, or PostgreSQL)."""
+    stores: Stores = current_app.extensions["panfm"].stores
+    return stores
+
+
 def _store() -> DeviceStore:
-    data_dir = _settings().data_path
-    return DeviceStore(data_dir, config.SecretBox.for_data_dir(data_dir), time.time)
+    """The app's device store (SQLite files or PostgreSQL, with the app's key)."""
+    store: DeviceStore = current_app.extensions["panfm"].stores.devices
+    return store
 
 
 def _find(store: DeviceStore, name_or_id: str) -> DeviceConfig:
@@ -176,7 +187,7 @@ def devices_import(inventory: Path, host: str | None) -> None:
 
 
 def _user_exists(data_dir: Path, username: str) -> bool:
-    return config_store.user_exists(data_dir, username)
+    return config_store.user_exists(current_app.extensions["panfm"].stores.backend, username)
 
 
 def _read_password(password_stdin: bool, prompt: str) -> str:
@@ -196,14 +207,14 @@ def _cli_audit(action: str, target: str, fields: dict[str, Any] | None = None) -
     except (OSError, KeyError):  # no user entry for this uid (a container)
         who = "?"
     actor = "cli:" + who
-    AuditLog(_settings().data_path).append(actor, action, target, changed_fields(fields or {}), time.time())
+    _stores().audit().append(actor, action, target, changed_fields(fields or {}), time.time())
 
 
 @users_cli.command("list")
 def users_list() -> None:
     """Show every user with its role and state (never a password hash)."""
     rows = [("USER", "ROLE", "STATE", "PASSWORD")]
-    for a in UserStore(_settings().data_path).accounts():
+    for a in _stores().users().accounts():
         rows.append((a.username, a.role, "disabled" if a.disabled else "enabled",
                      "must change" if a.must_change_password else "set"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -220,7 +231,7 @@ def users_add(username: str, role: str, password_stdin: bool) -> None:
     if problem := username_problem(username):
         raise click.ClickException(f"user name: {problem}")
     password = _read_password(password_stdin, "Password")
-    auth = Auth(_settings().data_path, time.time)
+    auth = Auth(_settings().data_path, time.time, stores=_stores())
     if not auth.users.create(username, auth.hasher.hash(password), role, must_change=True, now=time.time()):
         raise click.ClickException(f"a user named {username!r} already exists")
     _cli_audit("user.create", username, {"role": role, "password": "(set)"})  # nosec B105 (a marker, no password)
@@ -229,13 +240,13 @@ def users_add(username: str, role: str, password_stdin: bool) -> None:
 
 def _change(username: str, role: str | None, disabled: bool | None) -> None:
     data_dir = _settings().data_path
-    outcome = UserStore(data_dir).change(username, role=role, disabled=disabled, now=time.time())
+    outcome = _stores().users().change(username, role=role, disabled=disabled, now=time.time())
     if outcome == "missing":
         raise click.ClickException(f"no user named {username!r}")
     if outcome == "last_admin":
         raise click.ClickException(f"{username} is the last enabled admin: make another user admin first")
     if disabled:
-        Auth(data_dir, time.time).end_sessions(username)
+        Auth(data_dir, time.time, stores=_stores()).end_sessions(username)
     fields: dict[str, Any] = {"role": role} if role is not None else {"disabled": disabled}
     _cli_audit("user.update", username, fields)
 
@@ -267,7 +278,7 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
     if not _user_exists(data_dir, username):
         raise click.ClickException(f"no user named {username!r}")
     password = _read_password(password_stdin, "New password")
-    Auth(data_dir, time.time).reset_password(username, password)
+    Auth(data_dir, time.time, stores=_stores()).reset_password(username, password)
     _cli_audit("user.update", username, {"password": "(set)"})  # nosec B105 (a marker, no password)
     click.echo(f"password of {username} reset; it must be changed at the next login")
 
@@ -279,8 +290,22 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def db_backup(folder: Path) -> None:
     """Copy every database (online, safe while the clock writes) and the key files into FOLDER."""
-    data_dir = _settings().data_path
+    settings = _settings()
+    data_dir = settings.data_path
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.on_postgres:
+        pg_dump = shutil.which("pg_dump")
+        if pg_dump is None:
+            raise click.ClickException(
+                "pg_dump not found: install the PostgreSQL client (apt-get install postgresql-client, the same"
+                " major version as the server or newer), or back up with the database server's own tools")
+        try:
+            pg_backup(settings.database_url, str(folder / "panfm.pgdump"), pg_dump)
+        except DatabaseError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo("backed up the PostgreSQL database to panfm.pgdump (restore: pg_restore --dbname=URL panfm.pgdump)")
+        click.echo(f"backup written to {folder}; keep PANFM_ENCRYPTION_KEY with it: without it the secrets are lost")
+        return
     for name in DATABASES:
         if (data_dir / name).exists():
             online_backup(data_dir / name, folder / name)
@@ -293,13 +318,34 @@ def db_backup(folder: Path) -> None:
     click.echo(f"backup written to {folder} (it holds the encryption key: keep it as secret as the data folder)")
 
 
+@db_cli.command("migrate-to")
+@click.argument("url")
+def db_migrate_to(url: str) -> None:
+    """Copy this SQLite data folder (history included) into an empty PostgreSQL database at URL."""
+    settings = _settings()
+    if settings.on_postgres:
+        raise click.ClickException("this PANfm already runs on PostgreSQL (database_url is set)")
+    try:
+        target = dataclasses.replace(settings, database_url=config.coerce("database_url", url, "URL"))
+        copied = migrate_to(settings, target, click.echo)
+    except (config.ConfigError, DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("copied: " + ", ".join(f"{name} {rows}" for name, rows in copied.items()))
+    click.echo("done: set PANFM_DATABASE_URL (and the same PANFM_ENCRYPTION_KEY, PANFM_SECRET_KEY) on every host,"
+               " then start the web and the clocks")
+
+
 @db_cli.command("check")
 def db_check() -> None:
     """Check every database's integrity, the settings and that every stored secret decrypts."""
     settings = _settings()
     data_dir = settings.data_path
     problems = 0
-    for name in DATABASES:
+    if settings.on_postgres:
+        for item, result in pg_check(current_app.extensions["panfm"].stores.backend):
+            problems += not (result.startswith("ok") or item == "size")
+            click.echo(f"{item}: {result}")
+    for name in () if settings.on_postgres else DATABASES:
         path = data_dir / name
         if not path.exists():
             click.echo(f"{name}: absent")
@@ -330,7 +376,9 @@ def db_check() -> None:
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under a new Fernet key, then drop the old key."""
     try:
-        done = rotate_keys(_settings().data_path)
+        stores = current_app.extensions["panfm"].stores
+        done = rotate_shared_keys(stores.backend, stores.box) if stores.on_postgres else rotate_keys(
+            _settings().data_path)
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
@@ -348,6 +396,10 @@ def keys_rotate() -> None:
 @with_appcontext
 def import_panfm(folder: Path, dry_run: bool) -> None:
     """Import a PANfm 1.x folder: devices with their API keys, settings, throughput history, device metadata."""
+    if _settings().on_postgres:
+        # 1.x history comes in chunks of many times per write; PostgreSQL keys samples by slot.
+        raise click.ClickException("import-panfm writes a SQLite data folder: import into one (database_url"
+                                   " empty), then copy it with `flask --app app db migrate-to URL`")
     data_dir = _settings().data_path
     report = panfm_import.ImportReport()
     try:

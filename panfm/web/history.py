@@ -57,7 +57,7 @@ def throughput_history() -> Any:
     device_id = known_device_id()
     c = ctx()
     start, end, _ = time_window(c.clock())
-    marked = config_store.device_uplinks(c.data_dir, device_id)
+    marked = config_store.device_uplinks(c.stores.backend, device_id)
     with c.reader() as reader:
         if reader is None:
             return jsonify({"device_id": device_id, "tier": "raw", "bucket_s": None, "points": []})

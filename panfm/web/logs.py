@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify, request
 
 from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, ctx, known_device_id
-from throughput_storage import NETWORK_DB, DatabaseError, NetworkReader, StorageUnavailable
+from throughput_storage import DatabaseError, StorageUnavailable
 
 bp = Blueprint("logs", __name__)
 
@@ -49,7 +49,7 @@ def logs() -> Any:
     c = ctx()
     now = c.clock()
     try:
-        with NetworkReader.open(c.data_dir / NETWORK_DB) as reader:
+        with c.stores.open_network_reader() as reader:
             found = reader.logs(device_id, log_type, now - RANGES[rng], q, MAX_ENTRIES) if reader else None
     except DatabaseError as exc:
         raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None

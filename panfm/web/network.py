@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 from panfm.timefmt import iso_s
 from panfm.web.api import BadRequest, UnknownDevice, ctx, device_exists
 from panfm.xmlapi import normalize_mac
-from throughput_storage import NETWORK_DB, DatabaseError, MetadataStore, NetworkReader, StorageUnavailable, config_store
+from throughput_storage import DatabaseError, MetadataStore, StorageUnavailable, config_store
 
 bp = Blueprint("network", __name__)
 
@@ -36,7 +36,7 @@ CSV_COLUMNS = ("device", "device_id", "ip", "mac", "vendor", "hostname", "hostna
 
 def _metadata() -> MetadataStore:
     c = ctx()
-    return MetadataStore(c.data_dir, c.clock)
+    return c.stores.metadata()
 
 
 def _ip_key(ip: str) -> tuple[int, ...] | tuple[int, str]:
@@ -119,7 +119,7 @@ def _query() -> tuple[str | None, str, list[tuple[str, str]], str, bool, int, in
         raise BadRequest({"q": f"at most {MAX_Q} characters"})
     if device_id is None and not q and request.args.get("fleet") != "1":
         raise BadRequest({"device_id": "required (or q=TEXT, or fleet=1, to search every firewall)"})
-    if device_id is not None and not device_exists(ctx().data_dir, device_id):
+    if device_id is not None and not device_exists(ctx(), device_id):
         raise UnknownDevice(device_id)
     sort = request.args.get("sort", "ip")
     if sort not in SORT_KEYS:
@@ -140,9 +140,9 @@ def _selected() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     device_id, q, filters, sort, desc, page, per_page, current = _query()
     c = ctx()
     now = c.clock()
-    names = config_store.device_names(c.data_dir)
+    names = config_store.device_names(c.stores.backend)
     try:
-        with NetworkReader.open(c.data_dir / NETWORK_DB) as reader:
+        with c.stores.open_network_reader() as reader:
             rows = reader.devices(now, device_id, current=current) if reader else []
             snapshots = reader.snapshots() if reader else {}
     except DatabaseError as exc:

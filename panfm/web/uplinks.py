@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from panfm.models import DeviceSample
-from throughput_storage import SampleReader
+from throughput_storage import PgSampleReader, SampleReader
 
 
 def through(sample: DeviceSample) -> float | None:
@@ -23,7 +23,8 @@ def through(sample: DeviceSample) -> float | None:
     return sample.inbound_mbps
 
 
-def live(reader: SampleReader | None, device_id: str, uplinks: Sequence[str], sample: DeviceSample) -> dict[str, Any]:
+def live(reader: SampleReader | PgSampleReader | None, device_id: str, uplinks: Sequence[str],
+         sample: DeviceSample) -> dict[str, Any]:
     """The uplinks' In/Out of this very sample (their newest rows must carry its time)."""
     out: dict[str, Any] = {"uplink_in_mbps": None, "uplink_out_mbps": None}
     if not uplinks or reader is None:
@@ -39,7 +40,7 @@ def live(reader: SampleReader | None, device_id: str, uplinks: Sequence[str], sa
 
 
 def add_history(
-    reader: SampleReader,
+    reader: SampleReader | PgSampleReader,
     device_id: str,
     uplinks: Sequence[str],
     start: float,
