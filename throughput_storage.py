@@ -12,6 +12,8 @@ The front door of the storage area (the work lives in `panfm/storage/`):
   `config.db`, sessions in `web_sessions.db`).
 - `alerts_store`: `alerts.db` (alert states, incidents, acknowledgements, notification
   outbox); `alerts_store.evaluation()` is the one transaction of an alert evaluation.
+- `open_coordinator(database_url, data_dir)`: the clocks' coordination store (`Coordinator`: live
+  clocks, device leases with fences, the leader lease, insert-once `job_run`), PostgreSQL or SQLite.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
 - `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
   `db check`; `DatabaseError` and `IntegrityError` are what the stores raise (no caller imports a driver).
@@ -22,15 +24,25 @@ import panfm.storage.config_store as config_store
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
+from panfm.storage.coordination import (
+    COORDINATION_DB,
+    CoordinationUnavailable,
+    Coordinator,
+    cleanup_day,
+    slot_of,
+)
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
-from panfm.storage.stores import Stores, open_stores
+from panfm.storage.stores import Stores, open_coordinator, open_stores
 
 __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
+    "COORDINATION_DB",
     "HISTORY_DB",
+    "CoordinationUnavailable",
+    "Coordinator",
     "DatabaseError",
     "DeviceStore",
     "DocTable",
@@ -44,9 +56,12 @@ __all__ = [
     "UserStore",
     "alerts_store",
     "check_usable",
+    "cleanup_day",
     "config_store",
     "integrity_check",
     "legacy_history_rows",
     "online_backup",
+    "open_coordinator",
     "open_stores",
+    "slot_of",
 ]

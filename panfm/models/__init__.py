@@ -20,6 +20,7 @@ from panfm.models.alerts import (
     Transition,
     TransitionKind,
 )
+from panfm.models.coordination import ClockNode, LeaseRound
 from panfm.models.devices import (
     AddressPolicy,
     DeviceConfig,
@@ -62,6 +63,7 @@ __all__ = [
     "AlertState",
     "AlertStateName",
     "ArpEntry",
+    "ClockNode",
     "CounterBaseline",
     "CounterSnapshot",
     "CycleResult",
@@ -80,6 +82,7 @@ __all__ = [
     "InterfaceKind",
     "InterfaceSample",
     "IpNetwork",
+    "LeaseRound",
     "License",
     "LogJob",
     "MaintenanceWindow",

@@ -112,6 +112,11 @@ class Settings:
         0, "TCP port the clock serves its own process metrics on, at bind_host (0: off).",
         min=0, max=65535, editable=False,
     )
+    database_url: str = setting(
+        "",
+        "Shared database (empty: SQLite files in the data folder; postgresql://...: PostgreSQL, several clocks).",
+        editable=False, secret=True,
+    )
 
     fixed_by_env: frozenset[str] = field(default=frozenset(), metadata={"internal": True}, repr=False)
 

@@ -10,6 +10,9 @@ from pathlib import Path
 from config import SecretBox, Settings
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.config_store import CONFIG_DB, DeviceStore
+from panfm.storage.coord_pg import PgCoordinator
+from panfm.storage.coord_sqlite import SqliteCoordinator
+from panfm.storage.coordination import COORDINATION_DB, Coordinator
 from panfm.storage.samples import HISTORY_DB, SampleStore
 from panfm.storage.sqlite import check_usable
 
@@ -46,3 +49,14 @@ def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[],
         check_usable(data_dir / name)
     box = SecretBox.for_data_dir(data_dir)
     return Stores(data_dir, box, DeviceStore(data_dir, box, clock))
+
+
+def open_coordinator(database_url: str, data_dir: Path, *, readonly: bool = False) -> Coordinator:
+    """Open the coordination store: PostgreSQL when `database_url` is set, else `coordination.db` (SQLite).
+
+    Nothing connects here: the first call does (and a failed call retries on the next), so a
+    database that is away at start delays nothing but that call.
+    """
+    if database_url:
+        return PgCoordinator(database_url)
+    return SqliteCoordinator(data_dir / COORDINATION_DB, readonly=readonly)
