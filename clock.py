@@ -2,12 +2,15 @@
 
     python clock.py
 
-One clock per data folder (an OS lock on `data/clock.lock`). Each job is a plain function
-(`collect_once`, `collect_slow_once`, `collect_inventory_once`, `cleanup_once`, and
-`clock_alerts.notify_once`; the alert evaluation runs after each committed cycle) that tests
-call directly; this module only wires them to triggers, handles signals and keeps the
-execution stats and heartbeat that the web shows. Settings and devices are re-read at every
-cycle, so edits need no restart.
+On SQLite, one clock per data folder (an OS lock on `data/clock.lock`); with `database_url`
+set to PostgreSQL, any number of clocks share the fleet through leases (`lease_once`, every
+I/3: a clock polls only the devices whose lease it renewed, and the round that starts a slot
+triggers the poll). Each job is a plain function (`collect_once`, `collect_slow_once`,
+`collect_inventory_once`, `cleanup_once`, `notify_on_leader`; the alert evaluation runs after
+each committed cycle) that tests call directly; this module only wires them to triggers,
+handles signals and keeps the execution stats and heartbeat that the web shows. Settings and
+devices are re-read at every cycle, so edits need no restart. Singleton jobs run on the leader
+only, once per slot (`job_run`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import IO, Any
@@ -45,7 +48,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 import config
 from alerts import evaluate_alerts, notify_once
 from panfm.models import AddressPolicy, CycleResult
-from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
+from panfm.ops import (
+    ClockMetrics,
+    ClockStats,
+    LeaseKeeper,
+    MetricsPortUnavailable,
+    configure_logging,
+    install_redaction,
+)
 from throughput_collector import Collector, PollObserver, panos_client_factory
 from throughput_storage import (
     HISTORY_DB,
@@ -53,6 +63,7 @@ from throughput_storage import (
     SampleReader,
     SampleStore,
     alerts_store,
+    open_coordinator,
     open_stores,
 )
 
@@ -62,6 +73,7 @@ LOCK_FILE = "clock.lock"
 SLOW_INTERVAL_S = 300
 NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
 STOP_GRACE_S = 10.0
+CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
 
 
 # Called after every committed cycle with (context, cycle): `build_context` wires the alert
@@ -95,6 +107,12 @@ class ClockContext:
     inventory_lock: threading.Lock = field(default_factory=threading.Lock)
     # The process metrics served on clock_metrics_port (None: off).
     metrics: ClockMetrics | None = None
+    # This clock's leases (None: tests that build a context without coordination poll everything).
+    keeper: LeaseKeeper | None = None
+    # Set by build_scheduler on PostgreSQL: run collect_once(ctx) now, in its own job.
+    request_collect: Callable[[], None] | None = None
+    # Set by build_scheduler: move the next lease round to `seconds` from now (slot alignment).
+    next_round_in: Callable[[float], None] | None = None
 
     def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
         """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
@@ -139,22 +157,35 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
                 ctx.on_interval_change(settings.refresh_interval)
             ctx.collector.resize(settings.collector_workers)
             devices = ctx.devices.list(enabled_only=True)
-            cycle = ctx.collector.collect(devices, settings.refresh_interval)
+            stop_at, fence = None, None
+            if ctx.keeper is not None and ctx.keeper.fenced:
+                # Only the devices whose lease this clock renewed, and no call after they run out.
+                held = ctx.keeper.held()
+                devices = [d for d in devices if d.id in held]
+                stop_at, fence = ctx.keeper.stop_at(), ctx.keeper.fence()
+            cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
             duration = time.monotonic() - t0
             up = sum(1 for s in cycle.statuses if s.state == "up")
             ctx.stats.last_cycle = {
                 "devices": len(devices), "sampled": len(cycle.samples), "up": up, "duration_s": round(duration, 3),
             }
             ctx.stats.record("collect", started, duration)
-            ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot())
+            if ctx.keeper is not None:
+                ctx.stats.coordination = ctx.keeper.snapshot()
+            t_write = time.monotonic()
+            rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
+            write_ms = (time.monotonic() - t_write) * 1000.0
+            if rejected and ctx.keeper is not None:
+                ctx.keeper.rejected_writes += rejected
+                log.warning("[CLOCK JOB] collect: %d late sample(s) rejected by the fence (leases lost)", rejected)
             ctx.collector.commit(cycle)  # only now: a failed commit leaves the next poll both intervals
             if ctx.metrics is not None:
                 ctx.metrics.cycle_done(time.monotonic() - t0, (s.state for s in cycle.statuses))
         except Exception as exc:
             ctx.stats.record("collect", started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
             raise
-    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s",
-             up, len(devices), len(cycle.samples), duration)
+    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s (write %.1f ms)",
+             up, len(devices), len(cycle.samples), duration, write_ms)
     for hook in list(ctx.after_cycle):
         try:
             hook(ctx, cycle)
@@ -178,6 +209,10 @@ def _gather_inventory(ctx: ClockContext, job: str, only: list[str] | None) -> in
     with _recorded(ctx, job):
         ctx.refresh_settings()
         devices = ctx.devices.list(enabled_only=True)
+        if ctx.keeper is not None and ctx.keeper.fenced:
+            held = ctx.keeper.held()  # another clock gathers the inventory of the devices it holds
+            devices = [d for d in devices if d.id in held]
+            only = [i for i in only if i in held] if only is not None else [d.id for d in devices]
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
         for device_id, ts, doc in docs:
             ctx.store.write_inventory(device_id, ts, doc)
@@ -215,6 +250,60 @@ def cleanup_once(ctx: ClockContext) -> dict[str, int]:
         deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
     log.info("[CLOCK JOB] cleanup: %s", deleted)
     return deleted
+
+
+def lease_once(ctx: ClockContext) -> None:
+    """One lease round (every I/3); the round that starts a slot triggers that slot's poll (PostgreSQL)."""
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return
+    interval = ctx.settings.refresh_interval
+    try:
+        ids = [d.id for d in ctx.devices.list(enabled_only=True)]
+        result = ctx.keeper.round(ids, interval)
+        ctx.stats.coordination = ctx.keeper.snapshot()
+        if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
+                and ctx.keeper.starts_slot(result, interval)):
+            ctx.request_collect()
+    finally:
+        if ctx.next_round_in is not None:
+            ctx.next_round_in(ctx.keeper.next_round_in(interval))
+
+
+def _shared(ctx: ClockContext) -> bool:
+    """Whether several clocks may run (PostgreSQL): singleton jobs then go through the leader and job_run."""
+    return ctx.keeper is not None and ctx.keeper.fenced
+
+
+def notify_on_leader(ctx: ClockContext) -> dict[str, int] | None:
+    """Send the outbox: on PostgreSQL on the leader only, once per 10-second slot (`job_run`)."""
+    if ctx.keeper is not None and _shared(ctx) and not ctx.keeper.singleton("notify", NOTIFY_INTERVAL_S):
+        return None
+    return notify_once(ctx)
+
+
+def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
+    """The after-cycle alert evaluation: on PostgreSQL on the leader only, once per slot (`job_run`).
+
+    On SQLite the one clock is the leader and evaluates after every committed cycle, as before.
+    """
+    if ctx.keeper is not None and _shared(ctx) and not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
+        return None
+    return evaluate_alerts(ctx, cycle)
+
+
+def cleanup_if_due(ctx: ClockContext) -> dict[str, int] | None:
+    """Run the nightly cleanup once the latest 02:00 UTC (database time) has no run: on the leader, once.
+
+    Checked every minute and right after start, so a cleanup missed while every clock was down
+    runs at the next start, on SQLite as on PostgreSQL.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return None
+    day = ctx.keeper.cleanup_due()
+    if day is None:
+        return None
+    log.info("[CLOCK JOB] cleanup of day %d due (02:00 UTC, database time)", day)
+    return cleanup_once(ctx)
 
 
 # ---- process wiring ---------------------------------------------------------------------
@@ -266,9 +355,10 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
         collector=collector,
         settings=settings,
         load_settings=config.load_settings,
-        after_cycle=[evaluate_alerts],
+        after_cycle=[evaluate_on_leader],
         inventory=MappingProxyType(inventory),
         metrics=metrics,
+        keeper=LeaseKeeper(open_coordinator(settings.database_url, data_dir)),
     )
 
 
@@ -282,16 +372,41 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
     )
     now = datetime.now(UTC)
-    sched.add_job(collect_once, IntervalTrigger(seconds=ctx.settings.refresh_interval), args=[ctx], id="collect",
-                  name="collect", next_run_time=now)
+    fenced = ctx.keeper is not None and ctx.keeper.fenced
+    if ctx.keeper is not None:
+        # The first round before anything else: it registers the clock and takes its leases.
+        lease_once(ctx)
+        sched.add_job(lease_once, IntervalTrigger(seconds=ctx.settings.refresh_interval / 3), args=[ctx], id="lease",
+                      name="lease", next_run_time=now + timedelta(seconds=ctx.keeper.next_round_in(
+                          ctx.settings.refresh_interval)))
+    if not fenced:  # SQLite: the one clock polls on its own interval; on PostgreSQL the slot's round does
+        sched.add_job(collect_once, IntervalTrigger(seconds=ctx.settings.refresh_interval), args=[ctx], id="collect",
+                      name="collect", next_run_time=now)
     sched.add_job(collect_slow_once, IntervalTrigger(seconds=SLOW_INTERVAL_S), args=[ctx], id="collect_slow",
-                  name="collect_slow", next_run_time=now)
-    sched.add_job(notify_once, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify", name="notify")
-    sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
-                  name="cleanup")
+                  name="collect_slow", next_run_time=now + timedelta(seconds=1 if fenced else 0))
+    sched.add_job(notify_on_leader, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify",
+                  name="notify")
+    if ctx.keeper is not None:
+        sched.add_job(cleanup_if_due, IntervalTrigger(seconds=CLEANUP_CHECK_S), args=[ctx], id="cleanup",
+                      name="cleanup", next_run_time=now)
+    else:
+        sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
+                      name="cleanup")
 
     def on_interval_change(seconds: int) -> None:
-        sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
+        if sched.get_job("collect") is not None:
+            sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
+        if sched.get_job("lease") is not None:
+            sched.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds / 3))
+
+    def request_collect() -> None:
+        sched.add_job(collect_once, args=[ctx], id="collect", name="collect", next_run_time=datetime.now(UTC),
+                      replace_existing=True)
+
+    def next_round_in(seconds: float) -> None:
+        job = sched.get_job("lease")
+        if job is not None:  # keep the rounds on the database's slot thirds, whatever this host's clock says
+            job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=seconds))
 
     def request_inventory(device_ids: list[str]) -> None:
         # A one-off job right away; a request not started yet takes the newer list instead.
@@ -333,6 +448,8 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
     )
     ctx.on_interval_change = on_interval_change
     ctx.request_inventory = request_inventory
+    ctx.request_collect = request_collect
+    ctx.next_round_in = next_round_in
     ctx.stats.next_runs = next_runs
     return sched
 
@@ -358,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(settings)
     try:
         data_dir = config.ensure_data_dir(settings.data_path)
-        lock = acquire_lock(data_dir)
+        # SQLite: one clock per data folder. PostgreSQL: the leases share the fleet among any number.
+        lock = acquire_lock(data_dir) if not settings.database_url else None
     except config.ConfigError as exc:
         log.error("[CLOCK INIT] cannot start: %s", exc)
         return 2
@@ -402,9 +520,15 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("[CLOCK EVENT] abandoning the running cycle (nothing of it is committed)")
     ctx.store.close()
     ctx.collector.close()
+    if ctx.keeper is not None:
+        # After the last write: the others claim these devices at their next round and poll
+        # them from the next slot, so a deploy misses no slot.
+        ctx.keeper.release()
+        ctx.keeper.coordinator.close()
     log.info("[CLOCK EVENT] stopped")
     logging.shutdown()
-    lock.close()
+    if lock is not None:
+        lock.close()
     os._exit(0)
 
 

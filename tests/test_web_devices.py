@@ -42,6 +42,7 @@ def test_it_adds_lists_updates_and_deletes_a_device(client):
         "id": device_id, "name": "edge-1", "host": "192.0.2.1", "port": 443, "enabled": True,
         "interfaces": ["ethernet1/1"], "auth": "api_key", "tls": {"mode": "pin", "fingerprint_sha256": FP},
         "status": {"state": "unknown", "last_poll": None, "last_success": None, "last_error": None}, "info": None,
+        "polled_by": None,
     }
     r = client.put(f"/api/devices/{device_id}", json={"enabled": False, "port": 8443, "api_key": API_KEY})
     assert r.status_code == 200

@@ -18,6 +18,7 @@ from panfm.ops.import_1x import (
     read_settings,
 )
 from panfm.ops.keys import rotate as rotate_keys
+from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.logsetup import configure as configure_logging
 from panfm.ops.logsetup import quiet_libraries
 from panfm.redact import install_redaction, redact
@@ -27,6 +28,7 @@ __all__ = [
     "ClockStats",
     "ImportError_",
     "ImportReport",
+    "LeaseKeeper",
     "MetricsPortUnavailable",
     "configure_logging",
     "import_samples",
