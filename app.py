@@ -38,11 +38,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     ensure_data_dir(settings.data_path)  # after logging: it may warn about a folder open to others
     app = Flask(__name__)
     app.config["PANFM_SETTINGS"] = settings
-    app.extensions["panfm"] = web_api.make_context(settings)
+    web_ctx = web_api.make_context(settings)  # opens the stores: SQLite files or PostgreSQL
+    app.extensions["panfm"] = web_ctx
     csrf = CSRFProtect()
     # The login gate's before_request is installed first, so an anonymous request gets a
     # plain 401/redirect before the CSRF check looks at it.
-    init_auth(app, Auth(settings.data_path, time.time), csrf, settings.admin_password)
+    init_auth(app, Auth(settings.data_path, time.time, stores=web_ctx.stores), csrf, settings.admin_password)
     init_security(app, settings, csrf)
     app.register_blueprint(web_api.bp)
     app.register_blueprint(web_history.bp)

@@ -58,9 +58,9 @@ from panfm.ops import (
 )
 from throughput_collector import Collector, PollObserver, panos_client_factory
 from throughput_storage import (
-    HISTORY_DB,
+    Backend,
     DeviceStore,
-    SampleReader,
+    PgSampleStore,
     SampleStore,
     alerts_store,
     open_coordinator,
@@ -73,6 +73,7 @@ LOCK_FILE = "clock.lock"
 SLOW_INTERVAL_S = 300
 NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
 STOP_GRACE_S = 10.0
+ROLLUP_CHECK_S = 60  # how often the leader rolls up closed buckets on PostgreSQL
 CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
 
 
@@ -87,7 +88,7 @@ class ClockContext:
 
     data_dir: Path
     devices: DeviceStore
-    store: SampleStore
+    store: SampleStore | PgSampleStore
     collector: Collector
     settings: config.Settings
     load_settings: Callable[[], config.Settings]
@@ -113,6 +114,8 @@ class ClockContext:
     request_collect: Callable[[], None] | None = None
     # Set by build_scheduler: move the next lease round to `seconds` from now (slot alignment).
     next_round_in: Callable[[float], None] | None = None
+    # Where the stores live (None: the SQLite files of data_dir, as tests build it).
+    backend: Backend | None = None
 
     def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
         """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
@@ -120,7 +123,10 @@ class ClockContext:
             self.inventory = MappingProxyType({**self.inventory, **docs})
 
     @property
-    def alerts_db(self) -> Path:
+    def alerts_db(self) -> Path | Backend:
+        """alerts.db of the data folder, or the PostgreSQL database (`alerts_store` takes either)."""
+        if self.backend is not None and self.backend.on_postgres:
+            return self.backend
         return self.data_dir / alerts_store.ALERTS_DB
 
     def refresh_settings(self) -> config.Settings:
@@ -156,6 +162,8 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
                 log.info("[CLOCK JOB] refresh_interval %s s -> %s s", old_interval, settings.refresh_interval)
                 ctx.on_interval_change(settings.refresh_interval)
             ctx.collector.resize(settings.collector_workers)
+            if isinstance(ctx.store, PgSampleStore):
+                ctx.store.set_interval(settings.refresh_interval)  # PostgreSQL keys samples by slot
             devices = ctx.devices.list(enabled_only=True)
             stop_at, fence = None, None
             if ctx.keeper is not None and ctx.keeper.fenced:
@@ -291,6 +299,22 @@ def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
     return evaluate_alerts(ctx, cycle)
 
 
+def rollups_on_leader(ctx: ClockContext) -> bool:
+    """Roll up the closed buckets of the whole fleet (PostgreSQL, several clocks): leader only, once a minute.
+
+    A fenced writer leaves rollups to this job; the upserts are idempotent, so a stale leader
+    running it as well changes nothing.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None or not _shared(ctx) or not isinstance(ctx.store, PgSampleStore):
+        return False
+    now = ctx.keeper.db_now()
+    if now is None or not ctx.keeper.singleton("rollups", ROLLUP_CHECK_S):
+        return False
+    with _recorded(ctx, "rollups"):
+        ctx.store.advance_rollups(now)
+    return True
+
+
 def cleanup_if_due(ctx: ClockContext) -> dict[str, int] | None:
     """Run the nightly cleanup once the latest 02:00 UTC (database time) has no run: on the leader, once.
 
@@ -339,14 +363,14 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
     data_dir = config.ensure_data_dir(settings.data_path)
     # A damaged file stops the start with its name, not a traceback from the first query.
     stores = open_stores(settings, writer=True)
-    store = stores.open_sample_writer()
+    store = stores.open_sample_writer(settings.refresh_interval)
     # Every connection the clock opens checks the resolved address (setting allowed_device_networks).
     policy = AddressPolicy.of(settings.allowed_device_networks)
     collector = Collector(workers=settings.collector_workers, request_timeout=settings.request_timeout,
                           client_factory=functools.partial(panos_client_factory, policy=policy),
                           observer=metrics.poll_observer() if metrics is not None else PollObserver())
     collector.restore(store.load_baselines(), store.load_statuses())
-    with SampleReader.open(data_dir / HISTORY_DB) as reader:
+    with stores.open_sample_reader() as reader:
         inventory = reader.inventory_all()  # alerts on inventory facts work before the first inventory job
     return ClockContext(
         data_dir=data_dir,
@@ -359,6 +383,7 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
         inventory=MappingProxyType(inventory),
         metrics=metrics,
         keeper=LeaseKeeper(open_coordinator(settings.database_url, data_dir)),
+        backend=stores.backend,
     )
 
 
@@ -386,6 +411,9 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
                   name="collect_slow", next_run_time=now + timedelta(seconds=1 if fenced else 0))
     sched.add_job(notify_on_leader, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify",
                   name="notify")
+    if fenced:
+        sched.add_job(rollups_on_leader, IntervalTrigger(seconds=ROLLUP_CHECK_S), args=[ctx], id="rollups",
+                      name="rollups", next_run_time=now + timedelta(seconds=5))
     if ctx.keeper is not None:
         sched.add_job(cleanup_if_due, IntervalTrigger(seconds=CLEANUP_CHECK_S), args=[ctx], id="cleanup",
                       name="cleanup", next_run_time=now)

@@ -20,6 +20,17 @@ try:
 except _panfm_config.ConfigError as exc:
     sys.exit(f"panfm: {exc}")
 
+if _settings.on_postgres:
+    # In the master, before any worker boots: a database the workers could not use stops the
+    # start with the setting and the cause (exit 2), not with a worker's traceback.
+    import throughput_storage as _panfm_storage
+
+    try:
+        _panfm_storage.check_database(_settings.database_url)
+    except _panfm_config.ConfigError as exc:
+        sys.stderr.write(f"panfm: cannot start: {exc}\n")
+        sys.exit(2)
+
 # prometheus_client's multiprocess mode for the web's request metrics (docs/metrics.md): every
 # worker writes its values to files in a private folder of the data folder, /metrics sums them.
 # Emptied at each start: a previous run's counts would add up with this one's. Set here, in the

@@ -6,6 +6,8 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 
 - `SampleStore` / `SampleReader`: `throughput_history.db` (samples, rollups, device states,
   inventory, clock stats and heartbeat); the clock is its only writer, one transaction per cycle.
+- `PgSampleStore` / `PgSampleReader`: the same on PostgreSQL (`database_url`), partitioned by day,
+  one row per device and slot, writes optionally fenced by the coordination's device leases.
 - `DeviceStore`, `DocTable`: `config.db` (devices with encrypted secrets, alert rules,
   channels, maintenance windows).
 - `UserStore`, `LoginFailures`, `SessionStore`: who may log in (users and login failures in
@@ -15,6 +17,7 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 - `open_coordinator(database_url, data_dir)`: the clocks' coordination store (`Coordinator`: live
   clocks, device leases with fences, the leader lease, insert-once `job_run`), PostgreSQL or SQLite.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
+- `check_database(url)`: the start check of the PostgreSQL backend (setting `database_url`).
 - `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
   `db check`; `DatabaseError` and `IntegrityError` are what the stores raise (no caller imports a driver).
 """
@@ -23,6 +26,7 @@ import panfm.storage.alerts_store as alerts_store
 import panfm.storage.config_store as config_store
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.auth_store import LoginFailures, SessionStore, UserStore
+from panfm.storage.backend import Backend
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.coordination import (
     COORDINATION_DB,
@@ -32,6 +36,9 @@ from panfm.storage.coordination import (
     slot_of,
 )
 from panfm.storage.legacy import legacy_history_rows
+from panfm.storage.pg_reader import PgSampleReader
+from panfm.storage.pg_samples import PgSampleStore
+from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
 from panfm.storage.stores import Stores, open_coordinator, open_stores
@@ -41,6 +48,7 @@ __all__ = [
     "CONFIG_DB",
     "COORDINATION_DB",
     "HISTORY_DB",
+    "Backend",
     "CoordinationUnavailable",
     "Coordinator",
     "DatabaseError",
@@ -48,6 +56,8 @@ __all__ = [
     "DocTable",
     "IntegrityError",
     "LoginFailures",
+    "PgSampleReader",
+    "PgSampleStore",
     "SampleReader",
     "SampleStore",
     "SessionStore",
@@ -55,6 +65,7 @@ __all__ = [
     "Stores",
     "UserStore",
     "alerts_store",
+    "check_database",
     "check_usable",
     "cleanup_day",
     "config_store",

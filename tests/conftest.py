@@ -359,3 +359,29 @@ def pg_server(tmp_path_factory):
 def pg_url(pg_server):
     """The URL of a fresh, empty PostgreSQL database for this test alone."""
     return pg_server.fresh_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request, tmp_path):
+    """Settings of one backend for the store conformance suite: SQLite files, or a fresh PostgreSQL database.
+
+    The postgres case asks for `pg_url` only when it runs, so the sqlite case needs no server.
+    """
+    import config
+
+    env = {"PANFM_DATA_DIR": str(tmp_path / "data")}
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        env["PANFM_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    config.ensure_data_dir(tmp_path / "data")
+    return config.load_settings(env=env)
+
+
+@pytest.fixture
+def stores(store_settings):
+    """The stores of `store_settings` as `open_stores` builds them (closed after the test)."""
+    import throughput_storage
+
+    opened = throughput_storage.open_stores(store_settings)
+    yield opened
+    opened.close()

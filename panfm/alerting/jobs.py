@@ -17,7 +17,7 @@ import panfm.alerting.notify as alerts_notify
 from config import Settings
 from panfm.alerting.run import run_evaluation
 from panfm.models import AddressPolicy, CycleResult, DeviceConfig, Transition
-from throughput_storage import DocTable
+from throughput_storage import Backend, DocTable
 
 
 class _Devices(Protocol):
@@ -58,14 +58,17 @@ class ClockContext(Protocol):
     def inventory(self) -> Mapping[str, Mapping[str, Any]]: ...
 
     @property
-    def alerts_db(self) -> Path: ...
+    def alerts_db(self) -> Path | Backend: ...
+
+    @property
+    def backend(self) -> Backend | None: ...
 
 log = logging.getLogger("panfm.alerting")
 
 
 def _docs(ctx: ClockContext, table: str) -> list[dict[str, Any]]:
     """Alert rules, channels or maintenance windows as stored now (web edits apply next cycle)."""
-    return DocTable(ctx.data_dir, table, ctx.clock).list()
+    return DocTable(ctx.data_dir, table, ctx.clock, ctx.backend).list()
 
 
 def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:

@@ -24,7 +24,7 @@ import panfm.redact as logsafe
 from panfm.alerting.channels import WEBHOOK_SCHEMES, load_apprise, scheme_refusal
 from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s as iso
-from throughput_storage import alerts_store
+from throughput_storage import Backend, alerts_store
 
 log = logging.getLogger("panfm.alerting")
 
@@ -189,7 +189,7 @@ def _notify_type(p: Mapping[str, Any]) -> str:
 
 
 def send_pending(
-    alerts_db: Path,
+    alerts_db: Path | Backend,
     channels: Sequence[Mapping[str, Any]],
     box: Decryptor,
     now: float,
@@ -201,7 +201,7 @@ def send_pending(
 ) -> dict[str, int]:
     """Deliver due outbox rows; return counts of sent, retrying and given-up ("dead") rows."""
     counts = {"sent": 0, "retrying": 0, "dead": 0}
-    if not alerts_db.exists():
+    if not alerts_store.exists(alerts_db):
         return counts
     by_id = {str(c.get("id")): c for c in channels}
     with alerts_store.outbox(alerts_db) as box_rows:

@@ -14,7 +14,7 @@ from typing import Any
 from panfm.alerting.evaluate import evaluate, observe
 from panfm.alerting.rules import rule_from_doc, window_from_doc
 from panfm.models import CycleResult, MaintenanceWindow, Rule, Transition
-from throughput_storage import alerts_store
+from throughput_storage import Backend, alerts_store
 
 log = logging.getLogger("panfm.alerting")
 
@@ -30,7 +30,7 @@ def _parse_all(docs: Sequence[Mapping[str, Any]], parse: Any, what: str) -> list
 
 
 def run_evaluation(
-    alerts_db: Path,
+    alerts_db: Path | Backend,
     rules: Sequence[Mapping[str, Any]],
     channels: Sequence[Mapping[str, Any]],
     maintenance: Sequence[Mapping[str, Any]],

@@ -52,6 +52,10 @@ class Settings:
     """Every PANfm setting. Read with `load_settings()`; the README table lists them all."""
 
     data_dir: str = setting("data", "Folder holding the databases, settings, keys and lock files.", editable=False)
+    database_url: str = setting(
+        "", "PostgreSQL database every store lives in (postgresql://user@host:5432/panfm); empty: SQLite files"
+        " in the data folder.", editable=False, secret=True,
+    )
     port: int = setting(3000, "TCP port of the web process.", min=1, max=65535, editable=False)
     bind_host: str = setting(
         "0.0.0.0",  # noqa: S104  # nosec B104 (a server for the management network listens on all addresses)
@@ -112,17 +116,17 @@ class Settings:
         0, "TCP port the clock serves its own process metrics on, at bind_host (0: off).",
         min=0, max=65535, editable=False,
     )
-    database_url: str = setting(
-        "",
-        "Shared database (empty: SQLite files in the data folder; postgresql://...: PostgreSQL, several clocks).",
-        editable=False, secret=True,
-    )
 
     fixed_by_env: frozenset[str] = field(default=frozenset(), metadata={"internal": True}, repr=False)
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def on_postgres(self) -> bool:
+        """Whether the stores live in PostgreSQL (`database_url` set) rather than SQLite files."""
+        return bool(self.database_url)
 
 
 def declared() -> list[dataclasses.Field[Any]]:
@@ -181,6 +185,8 @@ def coerce(name: str, raw: Any, source: str) -> Any:
             if not isinstance(raw, str):
                 raise ValueError("expected text")
             value = raw
+            if name == "database_url" and value and not value.startswith(("postgresql://", "postgres://")):
+                raise ValueError("expected a postgresql://user@host:5432/dbname URL (empty: SQLite)")
     except (TypeError, ValueError) as exc:
         shown = "(hidden)" if f.metadata["secret"] else repr(raw)[:80]
         raise ConfigError(f"{source}: setting {name!r}: {exc} (got {shown})") from None

@@ -17,6 +17,7 @@ from typing import Any
 import panfm.storage.sqlite as sqlite_db
 from config import SecretBox
 from panfm.models import DeviceConfig, TlsConfig
+from panfm.storage.backend import Backend, PgHandle, SqliteHandle
 
 CONFIG_DB = "config.db"
 
@@ -61,98 +62,130 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# The same tables on PostgreSQL (component "config"): epoch seconds in DOUBLE PRECISION.
+PG_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        api_key_enc TEXT,
+        username TEXT,
+        password_enc TEXT,
+        tls_mode TEXT NOT NULL,
+        tls_fingerprint TEXT,
+        tls_ca_pem TEXT,
+        interfaces_json TEXT NOT NULL DEFAULT '[]',
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        UNIQUE (host, port)
+    );
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        must_change_password INTEGER NOT NULL DEFAULT 1,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE login_failures (key TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL);
+    CREATE INDEX login_failures_key_ts ON login_failures (key, ts);
+    CREATE TABLE alert_rules (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE alert_channels (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE maintenance_windows (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL);
+    """,
+]
+
+Where = Path | Backend  # a data folder (SQLite, as before) or the stores' backend
+
+
+def handle(where: Where) -> SqliteHandle | PgHandle:
+    """config.db of a data folder, or the config tables of the backend's database."""
+    backend = where if isinstance(where, Backend) else Backend(where)
+    return backend.handle(CONFIG_DB, MIGRATIONS)
+
+
 def connect(data_dir: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open config.db (migrating it when opened for writing)."""
     return sqlite_db.connect(data_dir / CONFIG_DB, MIGRATIONS, readonly=readonly)
 
 
-def device_exists(data_dir: Path, device_id: str) -> bool:
+def device_exists(where: Where, device_id: str) -> bool:
     """Check one id in config.db without decrypting any secret (False before config.db exists)."""
-    if not (data_dir / CONFIG_DB).exists():
+    h = handle(where)
+    if not h.exists():
         return False
-    conn = connect(data_dir, readonly=True)
-    try:
+    with h.read() as conn:
         return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
-    finally:
-        conn.close()
 
 
-def device_names(data_dir: Path) -> dict[str, str]:
+def device_names(where: Where) -> dict[str, str]:
     """Device names by id, no secret decrypted for a label ({} before config.db exists)."""
-    if not (data_dir / CONFIG_DB).exists():
+    h = handle(where)
+    if not h.exists():
         return {}
-    conn = connect(data_dir, readonly=True)
-    try:
+    with h.read() as conn:
         return {r["id"]: r["name"] for r in conn.execute("SELECT id, name FROM devices")}
-    finally:
-        conn.close()
 
 
-def device_catalogue(data_dir: Path) -> list[dict[str, Any]]:
+def device_catalogue(where: Where) -> list[dict[str, Any]]:
     """Every device's id, name, counted interfaces and enabled flag, no secret decrypted ([] before config.db).
 
     One read-only connection; for labels and selections (the web's /metrics), not for polling.
     """
-    if not (data_dir / CONFIG_DB).exists():
+    h = handle(where)
+    if not h.exists():
         return []
-    conn = connect(data_dir, readonly=True)
-    try:
+    with h.read() as conn:
         return [
             {"id": r["id"], "name": r["name"], "interfaces": tuple(json.loads(r["interfaces_json"])),
              "enabled": bool(r["enabled"])}
             for r in conn.execute("SELECT id, name, interfaces_json, enabled FROM devices ORDER BY name")
         ]
-    finally:
-        conn.close()
 
 
-def user_exists(data_dir: Path, username: str) -> bool:
+def user_exists(where: Where, username: str) -> bool:
     """Whether an account of this name exists."""
-    conn = connect(data_dir)
-    try:
+    with handle(where).read_write() as conn:
         return conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is not None
-    finally:
-        conn.close()
 
 
-def reencrypt_secrets(data_dir: Path, reencrypt: Callable[[str | None], str | None]) -> tuple[int, int]:
+def reencrypt_secrets(where: Where, reencrypt: Callable[[str | None], str | None]) -> tuple[int, int]:
     """Pass every stored secret through `reencrypt` in one transaction; (device secrets, document secrets).
 
     Device API keys and passwords, and every `*_enc` field of the document tables (channel
     URLs). An exception from `reencrypt` rolls the whole transaction back.
     """
     devices = documents = 0
-    conn = connect(data_dir)
-    try:
-        with sqlite_db.transaction(conn):
-            rows = conn.execute("SELECT id, api_key_enc, password_enc FROM devices").fetchall()
-            for row in rows:
-                key_enc, password_enc = reencrypt(row["api_key_enc"]), reencrypt(row["password_enc"])
-                devices += (key_enc is not None) + (password_enc is not None)
+    with handle(where).write() as conn:
+        rows = conn.execute("SELECT id, api_key_enc, password_enc FROM devices").fetchall()
+        for row in rows:
+            key_enc, password_enc = reencrypt(row["api_key_enc"]), reencrypt(row["password_enc"])
+            devices += (key_enc is not None) + (password_enc is not None)
+            conn.execute(
+                "UPDATE devices SET api_key_enc = ?, password_enc = ? WHERE id = ?",
+                (key_enc, password_enc, row["id"]),
+            )
+        for table in DOC_TABLES:
+            docs = conn.execute(f"SELECT id, doc FROM {table}").fetchall()  # noqa: S608  # nosec B608
+            for doc_row in docs:
+                doc = json.loads(doc_row["doc"])
+                secret_fields = [k for k, v in doc.items() if k.endswith("_enc") and isinstance(v, str) and v]
+                if not secret_fields:
+                    continue
+                for name in secret_fields:
+                    doc[name] = reencrypt(doc[name])
+                documents += len(secret_fields)
                 conn.execute(
-                    "UPDATE devices SET api_key_enc = ?, password_enc = ? WHERE id = ?",
-                    (key_enc, password_enc, row["id"]),
+                    f"UPDATE {table} SET doc = ? WHERE id = ?",  # noqa: S608  # nosec B608
+                    (json.dumps(doc, sort_keys=True), doc_row["id"]),
                 )
-            for table in DOC_TABLES:
-                docs = conn.execute(f"SELECT id, doc FROM {table}").fetchall()  # noqa: S608  # nosec B608
-                for doc_row in docs:
-                    doc = json.loads(doc_row["doc"])
-                    secret_fields = [k for k, v in doc.items() if k.endswith("_enc") and isinstance(v, str) and v]
-                    if not secret_fields:
-                        continue
-                    for name in secret_fields:
-                        doc[name] = reencrypt(doc[name])
-                    documents += len(secret_fields)
-                    conn.execute(
-                        f"UPDATE {table} SET doc = ? WHERE id = ?",  # noqa: S608  # nosec B608
-                        (json.dumps(doc, sort_keys=True), doc_row["id"]),
-                    )
-    finally:
-        conn.close()
     return devices, documents
 
 
-def _row_to_device(row: sqlite3.Row, box: SecretBox) -> DeviceConfig:
+def _row_to_device(row: Any, box: SecretBox) -> DeviceConfig:
     return DeviceConfig(
         id=row["id"],
         name=row["name"],
@@ -176,24 +209,21 @@ class DocTable:
     Validation belongs to the module that owns the meaning (alerts); this only stores.
     """
 
-    def __init__(self, data_dir: Path, table: str, clock: Callable[[], float]) -> None:
+    def __init__(self, data_dir: Path, table: str, clock: Callable[[], float], backend: Backend | None = None) -> None:
         if table not in DOC_TABLES:
             raise ValueError(f"unknown document table {table!r}")
         self.data_dir = data_dir
         self.table = table
         self.clock = clock
+        self.handle = handle(backend or data_dir)
 
     def list(self) -> list[dict[str, Any]]:
-        if not (self.data_dir / CONFIG_DB).exists():
+        if not self.handle.exists():
             return []
-        conn = connect(self.data_dir, readonly=True)
-        try:
+        with self.handle.read() as conn:
             # The table name comes from DOC_TABLES (checked in __init__), never from input.
             sql = f"SELECT id, doc FROM {self.table} ORDER BY id"  # noqa: S608  # nosec B608
-            rows = conn.execute(sql)
-            return [{**json.loads(r["doc"]), "id": r["id"]} for r in rows]
-        finally:
-            conn.close()
+            return [{**json.loads(r["doc"]), "id": r["id"]} for r in conn.execute(sql)]
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
         return next((d for d in self.list() if d["id"] == doc_id), None)
@@ -202,90 +232,68 @@ class DocTable:
         """Insert or replace a document; an empty or missing id gets a new UUID."""
         doc_id = str(doc.get("id") or uuid.uuid4())
         body = json.dumps({k: v for k, v in doc.items() if k != "id"}, sort_keys=True)
-        conn = connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                conn.execute(
-                    f"INSERT OR REPLACE INTO {self.table} (id, doc, updated_at) VALUES (?, ?, ?)",  # noqa: S608  # nosec B608
-                    (doc_id, body, self.clock()),
-                )
-        finally:
-            conn.close()
+        with self.handle.write() as conn:
+            conn.execute(
+                f"INSERT INTO {self.table} (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT (id)"  # noqa: S608  # nosec B608
+                " DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+                (doc_id, body, self.clock()),
+            )
         return doc_id
 
     def delete(self, doc_id: str) -> bool:
-        conn = connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                sql = f"DELETE FROM {self.table} WHERE id = ?"  # noqa: S608  # nosec B608 (table from DOC_TABLES)
-                cur = conn.execute(sql, (doc_id,))
-        finally:
-            conn.close()
-        return cur.rowcount == 1
+        with self.handle.write() as conn:
+            sql = f"DELETE FROM {self.table} WHERE id = ?"  # noqa: S608  # nosec B608 (table from DOC_TABLES)
+            cur = conn.execute(sql, (doc_id,))
+            return int(cur.rowcount) == 1
 
 
 class DeviceStore:
-    """Devices in config.db; every method opens, uses and closes its own connection."""
+    """Devices in config.db (or PostgreSQL); every method uses its own connection."""
 
-    def __init__(self, data_dir: Path, box: SecretBox, clock: Callable[[], float]) -> None:
+    def __init__(self, data_dir: Path, box: SecretBox, clock: Callable[[], float],
+                 backend: Backend | None = None) -> None:
         self.data_dir = data_dir
         self.box = box
         self.clock = clock
+        self.handle = handle(backend or data_dir)
 
     def list(self, *, enabled_only: bool = False) -> list[DeviceConfig]:
-        path = self.data_dir / CONFIG_DB
-        if not path.exists():
+        if not self.handle.exists():
             return []
-        conn = connect(self.data_dir, readonly=True)
-        try:
+        with self.handle.read() as conn:
             rows = conn.execute("SELECT * FROM devices WHERE enabled >= ? ORDER BY name", (int(enabled_only),))
             return [_row_to_device(r, self.box) for r in rows]
-        finally:
-            conn.close()
 
     def get(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.list() if d.id == device_id), None)
 
     def add(self, device: DeviceConfig) -> str:
-        """Insert a device; its `id` is generated when empty. Raises sqlite3.IntegrityError on duplicates."""
+        """Insert a device; its `id` is generated when empty. Raises IntegrityError on duplicates."""
         device_id = device.id or str(uuid.uuid4())
         now = self.clock()
-        conn = connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                conn.execute(
-                    "INSERT INTO devices (id, name, host, port, api_key_enc, username, password_enc, tls_mode,"
-                    " tls_fingerprint, tls_ca_pem, interfaces_json, enabled, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (device_id, *self._columns(device), now, now),
-                )
-        finally:
-            conn.close()
+        with self.handle.write() as conn:
+            conn.execute(
+                "INSERT INTO devices (id, name, host, port, api_key_enc, username, password_enc, tls_mode,"
+                " tls_fingerprint, tls_ca_pem, interfaces_json, enabled, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (device_id, *self._columns(device), now, now),
+            )
         return device_id
 
     def update(self, device: DeviceConfig) -> bool:
         """Replace a stored device by id; False when it does not exist."""
-        conn = connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                cur = conn.execute(
-                    "UPDATE devices SET name=?, host=?, port=?, api_key_enc=?, username=?, password_enc=?,"
-                    " tls_mode=?, tls_fingerprint=?, tls_ca_pem=?, interfaces_json=?, enabled=?, updated_at=?"
-                    " WHERE id=?",
-                    (*self._columns(device), self.clock(), device.id),
-                )
-        finally:
-            conn.close()
-        return cur.rowcount == 1
+        with self.handle.write() as conn:
+            cur = conn.execute(
+                "UPDATE devices SET name=?, host=?, port=?, api_key_enc=?, username=?, password_enc=?,"
+                " tls_mode=?, tls_fingerprint=?, tls_ca_pem=?, interfaces_json=?, enabled=?, updated_at=?"
+                " WHERE id=?",
+                (*self._columns(device), self.clock(), device.id),
+            )
+            return int(cur.rowcount) == 1
 
     def remove(self, device_id: str) -> bool:
-        conn = connect(self.data_dir)
-        try:
-            with sqlite_db.transaction(conn):
-                cur = conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
-        finally:
-            conn.close()
-        return cur.rowcount == 1
+        with self.handle.write() as conn:
+            return int(conn.execute("DELETE FROM devices WHERE id = ?", (device_id,)).rowcount) == 1
 
     def _columns(self, d: DeviceConfig) -> tuple[Any, ...]:
         return (

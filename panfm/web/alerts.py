@@ -67,7 +67,7 @@ def alerts_db_unreadable(exc: DatabaseError) -> Any:
 
 
 def _table(c: WebContext, name: str) -> DocTable:
-    return DocTable(c.data_dir, name, c.clock)
+    return c.stores.doc_table(name)
 
 
 def _bad_text(value: Any) -> bool:
@@ -107,7 +107,7 @@ def _refuse(errors: dict[str, str], *more: dict[str, str]) -> None:
 def _check_refs(c: WebContext, doc: Mapping[str, Any], errors: dict[str, str]) -> None:
     """Refuse a device or channel id that does not exist (a rule aimed at nothing never fires)."""
     device_id = doc.get("device_id")
-    if device_id and "device_id" not in errors and not device_exists(c.data_dir, device_id):
+    if device_id and "device_id" not in errors and not device_exists(c, device_id):
         errors["device_id"] = "no such device"
     channel_ids = doc.get("channel_ids") or []
     if channel_ids and "channel_ids" not in errors:
@@ -119,7 +119,7 @@ def _check_refs(c: WebContext, doc: Mapping[str, Any], errors: dict[str, str]) -
 
 def _device_names(c: WebContext) -> dict[str, str]:
     """Device names by id straight from config.db (no secret decrypted for a label)."""
-    return config_store.device_names(c.data_dir)
+    return config_store.device_names(c.stores.backend)
 
 
 # ---- rules ---------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def _labelled(c: WebContext, alerts: list[dict[str, Any]]) -> list[dict[str, Any
 @bp.get("/api/alerts/active")
 def active() -> Any:
     c = ctx()
-    return jsonify({"alerts": _labelled(c, alerts_store.active_alerts(c.data_dir / alerts_store.ALERTS_DB))})
+    return jsonify({"alerts": _labelled(c, alerts_store.active_alerts(c.stores.alerts_db))})
 
 
 @bp.get("/api/alerts/history")
@@ -231,7 +231,7 @@ def alert_history() -> Any:
         errors["limit"] = f"a whole number from 1 to {MAX_HISTORY}"
     if errors:
         raise BadRequest(errors)
-    rows = alerts_store.history(c.data_dir / alerts_store.ALERTS_DB, device_id=device_id, since=since,
+    rows = alerts_store.history(c.stores.alerts_db, device_id=device_id, since=since,
                                 severity=severity, limit=limit)
     return jsonify({"history": _labelled(c, rows)})
 
@@ -244,7 +244,7 @@ def acknowledge(alert_id: str) -> Any:
         return api_error(401, "unauthorized", "Log in first.")
     now = c.clock()
     # The session's user, never a name from the body: an acknowledgement says who looked.
-    if not alerts_store.acknowledge(c.data_dir / alerts_store.ALERTS_DB, alert_id, user.username, now):
+    if not alerts_store.acknowledge(c.stores.alerts_db, alert_id, user.username, now):
         raise NotFound("alert")
     return jsonify({"id": alert_id, "acknowledged_by": user.username, "at": iso_s(now)})
 

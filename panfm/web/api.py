@@ -31,8 +31,10 @@ from throughput_storage import (
     CoordinationUnavailable,
     Coordinator,
     DatabaseError,
+    PgSampleReader,
     SampleReader,
     StorageUnavailable,
+    Stores,
     alerts_store,
     config_store,
     open_coordinator,
@@ -68,6 +70,7 @@ class WebContext:
     devices: config_store.DeviceStore
     clock: Callable[[], float]
     version: str
+    stores: Stores
     # The clocks' coordination store, read-only here (live clocks, who polls which device).
     coordinator: Coordinator | None = None
 
@@ -91,12 +94,12 @@ class WebContext:
         return dataclasses.replace(self.settings, **changes)
 
     @contextmanager
-    def reader(self) -> Iterator[SampleReader | None]:
+    def reader(self) -> Iterator[SampleReader | PgSampleReader | None]:
         """Open the sample database read-only for one request; None before the clock's first write."""
-        if not self.samples_path.exists():
+        if not self.stores.on_postgres and not self.samples_path.exists():
             yield None
             return
-        with SampleReader.open(self.samples_path) as reader:
+        with self.stores.open_sample_reader() as reader:
             try:
                 yield reader
             except DatabaseError as exc:
@@ -190,13 +193,13 @@ def status_json(status: DeviceStatus | None) -> dict[str, Any]:
     }
 
 
-def active_alert_counts(data_dir: Path) -> dict[str, int] | None:
+def active_alert_counts(c: WebContext) -> dict[str, int] | None:
     """Active alerts per device id from alerts.db; None when there is no alerts database to read."""
-    path = data_dir / alerts_store.ALERTS_DB
-    if not path.exists():
+    where = c.stores.alerts_db
+    if not alerts_store.exists(where):
         return None
     try:
-        return alerts_store.active_alert_counts(path)
+        return alerts_store.active_alert_counts(where)
     except DatabaseError as exc:
         # A damaged alerts.db leaves the counts unknown (null); the dashboard must still answer.
         log.warning("alerts database unreadable: %s", type(exc).__name__)
@@ -211,14 +214,14 @@ def known_device_id() -> str:
     device_id = request.args.get("device_id", "")
     if not device_id:
         raise BadRequest({"device_id": "required"})
-    if not device_exists(ctx().data_dir, device_id):
+    if not device_exists(ctx(), device_id):
         raise UnknownDevice(device_id)
     return device_id
 
 
-def device_exists(data_dir: Path, device_id: str) -> bool:
-    """Check one id in config.db (DeviceStore.get would decrypt every device's secrets per request)."""
-    return config_store.device_exists(data_dir, device_id)
+def device_exists(c: WebContext, device_id: str) -> bool:
+    """Check one id among the devices (DeviceStore.get would decrypt every device's secrets per request)."""
+    return config_store.device_exists(c.stores.backend, device_id)
 
 
 def time_window(now: float) -> tuple[float, float, str]:
@@ -337,7 +340,7 @@ def overview() -> Any:
         if reader:
             latest = reader.latest_all()
             statuses = reader.device_statuses()
-    alerts = active_alert_counts(c.data_dir)
+    alerts = active_alert_counts(c)
     now = c.clock()
     out = []
     for d in devices:
@@ -391,6 +394,7 @@ def make_context(settings: Settings) -> WebContext:
         devices=stores.devices,
         clock=time.time,
         version=read_version(),
+        stores=stores,
         coordinator=open_coordinator(settings.database_url, settings.data_path, readonly=True),
     )
 

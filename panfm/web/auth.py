@@ -24,7 +24,7 @@ from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from panfm.web.security import api_error, is_api_request
-from throughput_storage import CONFIG_DB, LoginFailures, SessionStore, UserStore, check_usable
+from throughput_storage import CONFIG_DB, LoginFailures, SessionStore, Stores, UserStore, check_usable
 
 log = logging.getLogger("panfm.web")
 
@@ -97,6 +97,7 @@ class Auth:
         clock: Callable[[], float],
         hasher: PasswordHasher | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        stores: Stores | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.clock = clock
@@ -104,6 +105,11 @@ class Auth:
         self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._dummy_hash: str | None = None
         # Refuse to start on a damaged file, naming it, rather than fail on the first login.
+        if stores is not None:  # the app's stores: SQLite files or PostgreSQL (database_url)
+            if not stores.on_postgres:
+                check_usable(data_dir / CONFIG_DB)
+            self.users, self.failures, self.sessions = stores.users(), stores.login_failures(), stores.sessions()
+            return
         check_usable(data_dir / CONFIG_DB)
         self.users = UserStore(data_dir)
         self.failures = LoginFailures(data_dir)

@@ -1,8 +1,7 @@
 """Several real clock processes sharing one PostgreSQL: start, kill -9, pause, and count polls and samples.
 
-Until the samples live in PostgreSQL too, each clock keeps its own data folder (its own SQLite
-sample file, the same devices under the same ids); the leases in PostgreSQL decide who polls.
-`samples_per_slot` reads every folder, so a device-slot sampled by two clocks shows up.
+Every store lives in PostgreSQL (`database_url`); the clocks share one data folder only for the
+encryption key (as hosts would share PANFM_ENCRYPTION_KEY), each with its own log.
 """
 
 from __future__ import annotations
@@ -11,8 +10,8 @@ import collections
 import contextlib
 import math
 import os
+import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,27 +22,30 @@ import psycopg
 
 import config
 from panfm.models import DeviceConfig
-from throughput_storage import HISTORY_DB, open_stores
+from throughput_storage import open_stores
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def make_data_dir(path: Path, devices: list[DeviceConfig]) -> Path:
-    """A data folder holding these devices (ids kept), as the web would have stored them."""
+def make_data_dir(path: Path, devices: list[DeviceConfig], database_url: str) -> Path:
+    """A data folder (the key) and these devices (ids kept) in the database, as the web would store them."""
     path.mkdir(parents=True, exist_ok=True)
-    settings = config.load_settings(env={}, overrides={"data_dir": str(path)})
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(path), "PANFM_DATABASE_URL": database_url})
     stores = open_stores(settings)
-    for d in devices:
-        stores.devices.add(d)
+    try:
+        for d in devices:
+            stores.devices.add(d)
+    finally:
+        stores.close()
     return path
 
 
 class ClockProc:
     """One `python clock.py` with its own data folder and log, against `database_url`."""
 
-    def __init__(self, data_dir: Path, database_url: str, interval: int = 5, **env: str) -> None:
+    def __init__(self, data_dir: Path, database_url: str, name: str, interval: int = 5, **env: str) -> None:
         self.data_dir = data_dir
-        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.log_path = data_dir.parent / f"{name}.log"
         full = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
         full.update({"PANFM_DATA_DIR": str(data_dir), "PANFM_DATABASE_URL": database_url,
                      "PANFM_REFRESH_INTERVAL": str(interval), "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8",
@@ -123,20 +125,16 @@ def polls_per_slot(fleet: Any, interval: float, since: float = 0.0) -> collectio
     return counts
 
 
-def samples_per_slot(data_dirs: list[Path], interval: float) -> collections.Counter[tuple[str, int]]:
-    """(device, slot) -> samples stored across every clock's sample file."""
-    counts: collections.Counter[tuple[str, int]] = collections.Counter()
-    for d in data_dirs:
-        path = d / HISTORY_DB
-        if not path.exists():
-            continue
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            for device_id, ts in conn.execute("SELECT device_id, ts FROM device_samples"):
-                counts[(device_id, math.floor(ts / 1000 / interval))] += 1
-        finally:
-            conn.close()
-    return counts
+def samples_per_slot(url: str, interval: float) -> collections.Counter[tuple[str, int]]:
+    """(device, slot) -> samples stored in PostgreSQL (the primary key allows one; this proves it held)."""
+    rows = pg(url, "SELECT d.device_id, s.slot, count(*) FROM device_samples s JOIN ts_device d ON d.dk = s.dk "
+                   "GROUP BY 1, 2")
+    return collections.Counter({(str(dev), int(slot // interval)): int(n) for dev, slot, n in rows})
+
+
+def rejected_writes(proc: ClockProc) -> int:
+    """Late samples the fence refused, as the clock logged them."""
+    return sum(int(m) for m in re.findall(r"collect: (\d+) late sample\(s\) rejected by the fence", proc.log()))
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition", every: float = 0.1) -> Any:

@@ -1,0 +1,133 @@
+"""Where a store's tables live: a SQLite file of the data folder, or one PostgreSQL database.
+
+A store asks its `Backend` for the `Handle` of its database (`backend.handle(CONFIG_DB, ...)`)
+and runs the same code on either: `handle.read()` lends a connection for reads,
+`handle.write()` one write transaction (`BEGIN IMMEDIATE` on SQLite, a PostgreSQL transaction
+on one pooled connection). Both take SQL with `?` placeholders and give rows indexed by column
+name. The DDL differs per backend (types: REAL is 4 bytes on PostgreSQL), the statements
+that read and write mostly do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import panfm.storage.sqlite as sqlite_db
+from panfm.storage.postgres import PgDatabase
+
+
+class Conn(Protocol):
+    """What a store may do with a lent connection (sqlite3.Connection and PgConn both do)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
+
+
+class Handle(Protocol):
+    """One database of a store, on one backend."""
+
+    rowid: str  # the hidden row identity: "rowid" on SQLite, "ctid" on PostgreSQL
+    on_postgres: bool
+
+    def exists(self) -> bool: ...
+
+    def read(self) -> Any: ...  # context manager of a Conn
+
+    def write(self) -> Any: ...  # context manager of a Conn, one transaction
+
+
+class SqliteHandle:
+    """A SQLite file of the data folder, migrated on the first write (as before)."""
+
+    rowid = "rowid"
+    on_postgres = False
+
+    def __init__(self, path: Path, migrations: Sequence[str]) -> None:
+        self.path = path
+        self.migrations = migrations
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @contextmanager
+    def read(self) -> Iterator[Conn]:
+        """A read-only connection (the file must exist: check `exists()` first where absent is normal)."""
+        conn = sqlite_db.connect(self.path, self.migrations, readonly=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def read_write(self) -> Iterator[Conn]:
+        """A writable connection, in autocommit (creates and migrates the file)."""
+        conn = sqlite_db.connect(self.path, self.migrations)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Conn]:
+        conn = sqlite_db.connect(self.path, self.migrations)
+        try:
+            with sqlite_db.transaction(conn):
+                yield conn
+        finally:
+            conn.close()
+
+
+class PgHandle:
+    """The tables of one component in the PostgreSQL database (migrated by `Backend.postgres`)."""
+
+    rowid = "ctid"
+    on_postgres = True
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+
+    def exists(self) -> bool:
+        return True
+
+    @contextmanager
+    def read(self) -> Iterator[Conn]:
+        with self.db.connection() as conn:
+            yield conn
+
+    read_write = read
+
+    @contextmanager
+    def write(self) -> Iterator[Conn]:
+        with self.db.transaction() as conn:
+            yield conn
+
+
+class Backend:
+    """The stores' home: SQLite files in `data_dir` (db None), or the PostgreSQL database `db`."""
+
+    def __init__(self, data_dir: Path, db: PgDatabase | None = None) -> None:
+        self.data_dir = data_dir
+        self.db = db
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.db is not None
+
+    def handle(self, filename: str, sqlite_migrations: Sequence[str]) -> SqliteHandle | PgHandle:
+        """The database `filename` of the data folder, or the shared PostgreSQL database."""
+        if self.db is not None:
+            return PgHandle(self.db)
+        return SqliteHandle(self.data_dir / filename, sqlite_migrations)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+def sqlite_backend(data_dir: Path) -> Backend:
+    """The default home: SQLite files in the data folder."""
+    return Backend(data_dir)

@@ -1,0 +1,291 @@
+"""The sample reader on PostgreSQL: `PgSampleReader`, the same interface as `SampleReader` on SQLite.
+
+Each read borrows one pooled connection (autocommit: one snapshot per statement). The
+history follows the SQLite reader's rules (tier choice, on-the-fly grouping to round widths,
+gap markers: `queries.group_width`, `queries.mark_gaps`); rows are found by the integer device
+or interface key, then by slot or bucket, along the primary key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Collection, Iterable, Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from panfm.models import (
+    CounterBaseline,
+    DeviceSample,
+    DeviceStatus,
+    History,
+    HistoryTier,
+    InterfaceCounters,
+    InterfaceSample,
+)
+from panfm.storage import queries as q
+from panfm.storage.postgres import PgConn, PgDatabase
+from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
+
+_ORDER: tuple[tuple[HistoryTier, int], ...] = (("raw", 0), ("5m", 300), ("1h", 3600))
+
+
+def _sample(r: dict[str, Any], device_id: str) -> DeviceSample:
+    values: dict[str, Any] = {m: (r[m] if m in INT_METRICS or r[m] is None else float(r[m])) for m in DEVICE_METRICS}
+    return DeviceSample(device_id=device_id, ts=(r["slot"] * 1000 + r["off_ms"]) / 1000, **values,
+                        rtt_ms=r["rtt_ms"], approx=r["approx"])
+
+
+def _iface(r: dict[str, Any], device_id: str) -> InterfaceSample:
+    return InterfaceSample(
+        device_id=device_id, name=r["interface"], ts=(r["slot"] * 1000 + r["off_ms"]) / 1000,
+        counted=bool(r["counted"]), **{m: None if r[m] is None else float(r[m]) for m in IFACE_METRICS},
+        approx=r["approx"],
+    )
+
+
+def baselines(conn: PgConn, keep: Callable[[str, Collection[str]], Iterable[str]] | None) -> dict[str, CounterBaseline]:
+    """Every device's persisted raw counters (decimal strings: exact 64-bit values)."""
+    out = {}
+    for r in conn.fetchall("SELECT device_id, ts, serial, uptime_seconds, counters, rtt_ms FROM baselines"):
+        raw = json.loads(r["counters"])
+        names = raw if keep is None else [n for n in keep(r["device_id"], raw.keys()) if n in raw]
+        parsed = {}
+        for name in names:
+            ib, ob, ip, op, ie, idr, src = raw[name]
+            parsed[name] = InterfaceCounters(name, int(ib), int(ob), int(ip), int(op), int(ie), int(idr), source=src)
+        out[r["device_id"]] = CounterBaseline(r["device_id"], r["ts"], r["serial"], r["uptime_seconds"], parsed,
+                                              r["rtt_ms"])
+    return out
+
+
+def statuses(conn: PgConn) -> dict[str, DeviceStatus]:
+    """Every device's stored state."""
+    return {
+        r["device_id"]: DeviceStatus(r["device_id"], r["state"], r["last_poll"], r["last_success"], r["last_error"],
+                                     r["consecutive_failures"])
+        for r in conn.fetchall("SELECT device_id, state, last_poll, last_success, last_error, consecutive_failures"
+                               " FROM device_status")
+    }
+
+
+class PgSampleReader:
+    """A read view of the time series on PostgreSQL (the web opens one per request; cheap: a pool)."""
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+
+    def close(self) -> None:
+        """Nothing to close: every read returns its connection to the pool."""
+
+    def __enter__(self) -> PgSampleReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---- newest rows ------------------------------------------------------------------
+
+    def latest(self, device_id: str) -> DeviceSample | None:
+        """Return the newest sample of one device."""
+        with self.db.connection() as conn:
+            r = conn.fetchone("SELECT s.* FROM ts_device d JOIN device_samples s ON s.dk = d.dk"
+                              " WHERE d.device_id = ? ORDER BY s.slot DESC LIMIT 1", (device_id,))
+        return None if r is None else _sample(r, device_id)
+
+    def latest_all(self) -> dict[str, DeviceSample]:
+        """Return the newest sample of every device (one index probe per device)."""
+        with self.db.connection() as conn:
+            rows = conn.fetchall("SELECT d.device_id, s.* FROM ts_device d CROSS JOIN LATERAL (SELECT * FROM"
+                                 " device_samples x WHERE x.dk = d.dk ORDER BY x.slot DESC LIMIT 1) s")
+        return {r["device_id"]: _sample(r, r["device_id"]) for r in rows}
+
+    def interfaces_latest(self, device_id: str) -> list[InterfaceSample]:
+        """Return the newest sample of each interface of a device, by name."""
+        with self.db.connection() as conn:
+            rows = conn.fetchall(
+                "SELECT i.interface, s.* FROM ts_device d JOIN ts_iface i ON i.dk = d.dk CROSS JOIN LATERAL"
+                " (SELECT * FROM iface_samples x WHERE x.ik = i.ik ORDER BY x.slot DESC LIMIT 1) s"
+                " WHERE d.device_id = ? ORDER BY i.interface", (device_id,))
+        return [_iface(r, device_id) for r in rows]
+
+    def clock_stats(self) -> dict[str, Any] | None:
+        """Return the clock's stats including "heartbeat", or None before its first write."""
+        with self.db.connection() as conn:
+            r = conn.fetchone("SELECT doc, heartbeat FROM clock_stats WHERE id = 1")
+        if r is None:
+            return None
+        doc: dict[str, Any] = json.loads(r["doc"])
+        doc["heartbeat"] = r["heartbeat"]
+        return doc
+
+    def device_statuses(self) -> dict[str, DeviceStatus]:
+        with self.db.connection() as conn:
+            return statuses(conn)
+
+    def change_marker(self) -> tuple[Any, ...]:
+        """A cheap value that changes with every committed cycle or inventory write (the web's cache key)."""
+        with self.db.connection() as conn:
+            r = conn.fetchone(
+                "SELECT (SELECT max(last_poll) FROM device_status) AS a, (SELECT max(last_success) FROM device_status)"
+                " AS b, (SELECT count(*) FROM device_status) AS c, (SELECT max(ts) FROM baselines) AS d,"
+                " (SELECT count(*) FROM baselines) AS e, (SELECT max(ts) FROM inventory) AS f,"
+                " (SELECT count(*) FROM inventory) AS g, (SELECT max(ts) FROM dataplane_latest) AS h,"
+                " (SELECT count(*) FROM dataplane_latest) AS i")
+        return tuple(r.values()) if r else ()
+
+    def dataplane_cpu(self, device_id: str) -> dict[str, Any] | None:
+        with self.db.connection() as conn:
+            r = conn.fetchone("SELECT ts, doc FROM dataplane_latest WHERE device_id = ?", (device_id,))
+        return None if r is None else {**json.loads(r["doc"]), "ts": r["ts"] / 1000}
+
+    def dataplane_cpu_all(self) -> dict[str, dict[str, Any]]:
+        with self.db.connection() as conn:
+            rows = conn.fetchall("SELECT device_id, ts, doc FROM dataplane_latest")
+        return {r["device_id"]: {**json.loads(r["doc"]), "ts": r["ts"] / 1000} for r in rows}
+
+    def baselines(self, keep: Callable[[str, Collection[str]], Iterable[str]] | None = None
+                  ) -> dict[str, CounterBaseline]:
+        with self.db.connection() as conn:
+            return baselines(conn, keep)
+
+    def inventory(self, device_id: str) -> dict[str, Any] | None:
+        return self._inventory(device_id).get(device_id)
+
+    def inventory_all(self) -> dict[str, dict[str, Any]]:
+        return self._inventory(None)
+
+    def _inventory(self, device_id: str | None) -> dict[str, dict[str, Any]]:
+        sql, params = "SELECT device_id, ts, doc FROM inventory", ()
+        if device_id is not None:
+            sql, params = sql + " WHERE device_id = ?", (device_id,)  # type: ignore[assignment]
+        with self.db.connection() as conn:
+            rows = conn.fetchall(sql, params)
+        return {r["device_id"]: {**json.loads(r["doc"]), "collected_at": r["ts"]} for r in rows}
+
+    # ---- history --------------------------------------------------------------------
+
+    def history(self, device_id: str, start: float, end: float, max_points: int = 2000,
+                metrics: Sequence[str] | None = None) -> History:
+        """Chart points of a device for [start, end): at most max_points, peaks kept (as `SampleReader`)."""
+        s = q.device_series(device_id, metrics)
+        with self.db.connection() as conn:
+            key = conn.fetchone("SELECT dk AS k FROM ts_device WHERE device_id = ?", (device_id,))
+            return _history(conn, "device", None if key is None else key["k"], s.metrics, start, end, max_points)
+
+    def interface_history(self, device_id: str, name: str, start: float, end: float, max_points: int = 2000,
+                          metrics: Sequence[str] | None = None) -> History:
+        s = q.iface_series(device_id, name, metrics)
+        with self.db.connection() as conn:
+            key = conn.fetchone("SELECT i.ik AS k FROM ts_device d JOIN ts_iface i ON i.dk = d.dk"
+                                " WHERE d.device_id = ? AND i.interface = ?", (device_id, name))
+            return _history(conn, "iface", None if key is None else key["k"], s.metrics, start, end, max_points)
+
+    def summary(self, device_id: str, start: float, end: float) -> dict[str, dict[str, float | None]]:
+        """Min/avg/max of every device metric over [start, end), from the tier history would read."""
+        with self.db.connection() as conn:
+            key = conn.fetchone("SELECT dk AS k FROM ts_device WHERE device_id = ?", (device_id,))
+            if key is None:
+                return {m: {"min": None, "avg": None, "max": None} for m in DEVICE_METRICS}
+            tier, bucket = _choose(conn, "device", key["k"], start, end, 2000)
+            if tier == "raw":
+                cols = ", ".join(f"min({m}) AS {m}_lo, avg({m}) AS {m}_av, max({m}) AS {m}_hi" for m in DEVICE_METRICS)
+                r = conn.fetchone(f"SELECT {cols} FROM device_samples WHERE dk = ? AND slot >= ? AND slot < ?",  # noqa: S608  # nosec B608
+                                  (key["k"], math.floor(start), math.ceil(end)))
+            else:
+                cols = ", ".join(f"min({m}_min) AS {m}_lo, sum({m}_avg * {m}_n) / nullif(sum({m}_n), 0) AS {m}_av,"
+                                 f" max({m}_max) AS {m}_hi" for m in DEVICE_METRICS)
+                r = conn.fetchone(f"SELECT {cols} FROM device_{tier} WHERE dk = ? AND bucket >= ? AND bucket < ?",  # noqa: S608  # nosec B608
+                                  (key["k"], int(start // bucket * bucket), math.ceil(end)))
+        r = r or {}  # an aggregate always returns its row
+        return {m: {"min": _num(r.get(f"{m}_lo")), "avg": _num(r.get(f"{m}_av")), "max": _num(r.get(f"{m}_hi"))}
+                for m in DEVICE_METRICS}
+
+
+def _plain(v: Any) -> Any:
+    """A numeric (Decimal) from an average as a float; other values as they are."""
+    return float(v) if isinstance(v, Decimal) else v
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _firsts(conn: PgConn, kind: str, key: int) -> dict[HistoryTier, float | None]:
+    k = "dk" if kind == "device" else "ik"
+    r = conn.fetchone(
+        f"SELECT (SELECT min(slot) FROM {kind}_samples WHERE {k} = ?) AS raw,"  # noqa: S608  # nosec B608
+        f" (SELECT min(bucket) FROM {kind}_5m WHERE {k} = ?) AS m5, (SELECT min(bucket) FROM {kind}_1h WHERE {k} = ?)"
+        " AS h1", (key, key, key))
+    r = r or {}  # an aggregate always returns its row
+    return {"raw": _num(r.get("raw")), "5m": _num(r.get("m5")), "1h": _num(r.get("h1"))}
+
+
+def _choose(conn: PgConn, kind: str, key: int, start: float, end: float, max_points: int) -> tuple[HistoryTier, int]:
+    """The tier to read: the rules of `queries.choose_tier` on SQLite, over this backend's first times."""
+    width = (end - start) / max(1, max_points - 2)
+    firsts = _firsts(conn, kind, key)
+    known = [f for f in firsts.values() if f is not None]
+    if not known:
+        return "raw", 0
+    raw_first = firsts["raw"]
+    rollup_firsts = [f for t, f in firsts.items() if t != "raw" and f is not None]
+    if raw_first is not None and (not rollup_firsts or raw_first < min(rollup_firsts) + _ORDER[-1][1]):
+        data_start = raw_first
+    else:
+        data_start = min(known)
+    eff_start = max(start, data_start)
+    covering: list[tuple[HistoryTier, int]] = []
+    for i, (tier, bucket) in enumerate(_ORDER):
+        first = firsts[tier]
+        slack = _ORDER[i + 1][1] if i + 1 < len(_ORDER) else math.inf
+        if first is not None and first <= eff_start + slack:
+            covering.append((tier, bucket))
+    if not covering:
+        tier = min(firsts, key=lambda t: math.inf if firsts[t] is None else firsts[t])  # type: ignore[return-value,arg-type]
+        return tier, dict(_ORDER)[tier]
+    fitting = [c for c in covering if c[1] <= width]
+    return fitting[-1] if fitting else covering[0]
+
+
+def _history(conn: PgConn, kind: str, key: int | None, metrics: tuple[str, ...], start: float, end: float,
+             max_points: int) -> History:
+    max_points = max(3, max_points)
+    if key is None:
+        return History("raw", None, [])
+    k = "dk" if kind == "device" else "ik"
+    tier, bucket = _choose(conn, kind, key, start, end, max_points)
+    if tier == "raw":
+        table, lo, hi = f"{kind}_samples", math.floor(start), math.ceil(end)
+        rng = f"FROM {table} WHERE {k} = ? AND slot >= ? AND slot < ?"
+    else:
+        table, lo, hi = f"{kind}_{tier}", int(start // bucket * bucket), math.ceil(end)
+        rng = f"FROM {table} WHERE {k} = ? AND bucket >= ? AND bucket < ?"
+    params = (key, lo, hi)
+    count_row = conn.fetchone(f"SELECT count(*) AS n {rng}", params)  # nosec B608
+    count = int(count_row["n"]) if count_row else 0
+    width: int | None = None
+    t_raw = "(slot * 1000 + off_ms) / 1000.0"
+    if count <= max_points:
+        if tier == "raw":
+            cols = ", ".join(f"{m}, {m} AS {m}_max" for m in metrics)
+            sql = f"SELECT {t_raw} AS t, {cols}, approx {rng} ORDER BY slot"
+        else:
+            cols = ", ".join(f"{m}_avg AS {m}, {m}_max" for m in metrics)
+            sql = f"SELECT bucket AS t, {cols} {rng} ORDER BY bucket"
+    else:
+        width = q.group_width(bucket, (end - start) / (max_points - 2))
+        if tier == "raw":
+            cols = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in metrics) + ", bool_or(approx) AS approx"
+            sql = f"SELECT (slot / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+        else:
+            cols = ", ".join(f"sum({m}_avg * {m}_n) / nullif(sum({m}_n), 0) AS {m}, max({m}_max) AS {m}_max"
+                             for m in metrics)
+            sql = f"SELECT (bucket / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+    points = [{name: _plain(v) for name, v in r.items()} for r in conn.fetchall(sql, params)]
+    for p in points:
+        p["t"] = float(p["t"])
+    step = width or (bucket if tier != "raw" else None)
+    return History(tier, width or (bucket or None), q.mark_gaps(points, step, max_points))

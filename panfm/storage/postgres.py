@@ -1,0 +1,267 @@
+"""Open, migrate and use a PostgreSQL database the same way everywhere (every store on `database_url`).
+
+The one connection layer of the PostgreSQL backend:
+
+- `PgDatabase(url)`: a bounded `psycopg_pool` pool of autocommit connections, each with a
+  statement timeout; a connection is checked when taken from the pool, so after a server
+  restart the pool reconnects by itself (the first use after it may fail once, as
+  `PgUnavailable`; the next one gets a new connection).
+- `PgDatabase.transaction()`: one explicit transaction on one pooled connection; the stores'
+  SQL keeps SQLite's `?` placeholders (the house style), translated once to psycopg's `%s`
+  by `qmark`, so a statement that serves both backends is written once.
+- `PgDatabase.migrate(component, migrations)`: versioned forward migrations per component
+  (`panfm_schema`), run under a transaction-scoped advisory lock: two processes starting
+  together migrate once, the second finds the work done.
+- `check_database(url)`: what the web and the clock run at start; a wrong URL, an unreachable
+  server, a refused password, missing rights or a server older than 13 become a `ConfigError`
+  naming the setting and the cause, never a traceback and never the password.
+
+Errors leave as `PgDatabaseError` / `PgIntegrityError`, subclasses of the storage front door's
+`DatabaseError` / `IntegrityError`, so callers catch one name whatever the backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import psycopg.errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from config import ConfigError
+from panfm.redact import without
+
+log = logging.getLogger("panfm.storage")
+
+MIN_SERVER_VERSION = 130000  # PostgreSQL 13: the oldest release still supported when this was written
+SETTING = "database_url"
+STATEMENT_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
+POOL_TIMEOUT_S = 15.0  # waiting for a free connection of the pool
+RECONNECT_S = 60.0  # one background reconnection attempt (with backoff) before it is given up
+# One key for every migration of every component: migrations are rare and short, serialising
+# them all keeps `panfm_schema` itself free of races (CREATE TABLE IF NOT EXISTS is not).
+MIGRATION_LOCK = 0x70616E666D  # "panfm"
+
+
+class PgDatabaseError(sqlite3.DatabaseError):
+    """A PostgreSQL error, as the storage front door's `DatabaseError` (callers import no driver)."""
+
+
+class PgIntegrityError(sqlite3.IntegrityError, PgDatabaseError):
+    """A unique name or key already taken, on PostgreSQL."""
+
+
+class PgUnavailable(PgDatabaseError):
+    """The server cannot be reached right now (restarting, paused, pool exhausted)."""
+
+
+def url_password(url: str) -> str | None:
+    """The password inside a libpq URL, if any (to keep it out of every message)."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+_USERINFO = re.compile(r"(postgres(?:ql)?://[^:/@\s]*):[^@\s]*@")
+
+
+def hide_password(text: str, url: str = "") -> str:
+    """`text` with the URL's password (and any `scheme://user:password@`) masked."""
+    text = _USERINFO.sub(r"\1:***@", text)
+    password = url_password(url) if url else None
+    return without(text, [password]) if password else text
+
+
+def describe(url: str) -> str:
+    """`host:port/dbname` of a URL, for messages (no user, no password)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+    except ValueError:
+        return "(unparsable URL)"
+
+
+@functools.lru_cache(maxsize=1024)
+def qmark(sql: str) -> str:
+    """SQLite's `?` placeholders as psycopg's `%s` (and a literal `%` as `%%`), outside quotes."""
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = None
+            out.append("%%" if ch == "%" else ch)
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _wrap(exc: BaseException) -> PgDatabaseError:
+    """The storage error for a driver or pool error (message without the password)."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, psycopg.IntegrityError):
+        return PgIntegrityError(text)
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return PgUnavailable(hide_password(text))
+    return PgDatabaseError(hide_password(text))
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except PgDatabaseError:
+        raise
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise _wrap(exc) from None
+
+
+class PgConn:
+    """One pooled connection lent to a store: `execute` takes `?` SQL, rows come back as dicts."""
+
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[dict[str, Any]]:
+        with _translated():
+            return self.raw.execute(qmark(sql), params)
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        with _translated(), self.raw.cursor() as cur:
+            cur.executemany(qmark(sql), params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any] | None:
+        return self.execute(sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        return self.execute(sql, params).fetchall()
+
+
+class PgDatabase:
+    """A bounded pool of connections to one PostgreSQL database (one per process and URL)."""
+
+    def __init__(self, url: str, *, max_size: int = 8, name: str = "panfm",
+                 statement_timeout_ms: int = STATEMENT_TIMEOUT_MS, pool_timeout_s: float = POOL_TIMEOUT_S) -> None:
+        self.url = url
+        self.where = describe(url)
+        self.pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "application_name": name,
+                "options": f"-c statement_timeout={int(statement_timeout_ms)}",
+            },
+            # Checked when lent: a connection the server dropped (restart) is replaced, not lent.
+            check=ConnectionPool.check_connection,
+            timeout=pool_timeout_s,
+            reconnect_timeout=RECONNECT_S,  # then give the attempt up; the next request starts another
+            name=name,
+            open=False,
+        )
+        self.pool.open(wait=False)
+
+    @contextmanager
+    def connection(self) -> Iterator[PgConn]:
+        """One pooled connection in autocommit (each statement its own transaction): reads."""
+        with _translated(), self.pool.connection() as conn:
+            yield PgConn(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgConn]:
+        """One explicit transaction on one pooled connection, rolled back on any error."""
+        with _translated(), self.pool.connection() as conn, conn.transaction():
+            yield PgConn(conn)
+
+    def migrate(self, component: str, migrations: Sequence[str]) -> int:
+        """Bring `component` to the last of its migrations (index i: version i to i + 1); return how many ran.
+
+        One transaction under the migration advisory lock: a process that waited for the lock
+        reads the version the other one committed and finds nothing left to do.
+        """
+        with self.transaction() as tx:
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            tx.execute("CREATE TABLE IF NOT EXISTS panfm_schema (component TEXT PRIMARY KEY,"
+                       " version INTEGER NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            row = tx.fetchone("SELECT version FROM panfm_schema WHERE component = ?", (component,))
+            version = int(row["version"]) if row else 0
+            for i in range(version, len(migrations)):
+                tx.execute(migrations[i])
+            if len(migrations) > version:
+                tx.execute(
+                    "INSERT INTO panfm_schema (component, version) VALUES (?, ?) ON CONFLICT (component)"
+                    " DO UPDATE SET version = excluded.version, updated_at = now()",
+                    (component, len(migrations)),
+                )
+                log.info("[STORAGE] PostgreSQL %s: %s schema %d -> %d", self.where, component, version,
+                         len(migrations))
+        return max(0, len(migrations) - version)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def check_database(url: str) -> int:
+    """Connect once and check the server (version 13 or newer, rights to create tables); return its version.
+
+    Raises `ConfigError` naming the setting and the cause; the message never holds the password.
+    """
+    where = describe(url)
+    try:
+        conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise ConfigError(f"setting {SETTING}: cannot connect to PostgreSQL at {where}: "
+                          f"{_first_line(hide_password(str(exc), url))}") from None
+    except (psycopg.Error, ValueError) as exc:  # ProgrammingError: not a valid connection string
+        raise ConfigError(f"setting {SETTING}: not a usable PostgreSQL URL: "
+                          f"{_first_line(hide_password(str(exc), url))}") from None
+    try:
+        version = conn.info.server_version
+        if version < MIN_SERVER_VERSION:
+            raise ConfigError(f"setting {SETTING}: PostgreSQL at {where} is version {version // 10000}; "
+                              "PANfm needs 13 or newer")
+        try:
+            with conn.transaction():
+                conn.execute("CREATE TABLE panfm_rights_probe (x INTEGER)")
+                raise _Probe
+        except _Probe:
+            pass
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ConfigError(f"setting {SETTING}: the user may not create tables in PostgreSQL at {where} "
+                          f"({_first_line(str(exc))}); grant it CREATE on the schema, or own the database") from None
+    except psycopg.errors.DuplicateTable:
+        pass  # a probe left by a crashed start: the right to create is proven anyway
+    except psycopg.Error as exc:
+        raise ConfigError(f"setting {SETTING}: PostgreSQL at {where}: "
+                          f"{_first_line(hide_password(str(exc), url))}") from None
+    finally:
+        conn.close()
+    return version
+
+
+class _Probe(Exception):
+    """Rolls the rights probe back."""
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no detail"

@@ -1,0 +1,188 @@
+"""The time series through `open_stores` on both backends (S11), and what only PostgreSQL does: fences, partitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from panfm.models import CounterBaseline, CycleResult, DeviceSample, DeviceStatus, InterfaceCounters, InterfaceSample
+
+T0 = 1_780_000_200.0  # a whole 5-minute bucket start (2026-05-28)
+
+
+def _cycle(t: float, devices: dict[str, float], *, iface: bool = True) -> CycleResult:
+    samples = tuple(DeviceSample(device_id=d, ts=t + 0.25, inbound_mbps=v, outbound_mbps=v / 2, total_mbps=v * 1.5,
+                                 sessions_active=int(v * 10), cpu_dataplane_pct=12.5, rtt_ms=3.0, approx=False)
+                    for d, v in devices.items())
+    ifaces = tuple(InterfaceSample(device_id=d, name="ethernet1/1", ts=t + 0.25, in_bps=v * 1e6, out_bps=v * 5e5,
+                                   in_pps=v, out_pps=v, errors_per_s=0.0, drops_per_s=0.5, counted=True, approx=False)
+                   for d, v in devices.items()) if iface else ()
+    counters = {"ethernet1/1": InterfaceCounters("ethernet1/1", 2**63 - 5, 10, 11, 12, 0, 1, source="hw")}
+    return CycleResult(
+        started=t, finished=t + 1.0, samples=samples, interfaces=ifaces,
+        baselines=tuple(CounterBaseline(d, t, "SER" + d, 1000, counters, 3.0) for d in devices),
+        statuses=tuple(DeviceStatus(d, "up", t, t, None, 0) for d in devices),
+    )
+
+
+def _write(store, cycle, **kw):
+    return store.write_cycle(cycle, {"executions": 1}, **kw) if kw else store.write_cycle(cycle, {"executions": 1})
+
+
+def test_a_written_cycle_reads_back_latest_state_counters_and_history(stores):
+    writer = stores.open_sample_writer(interval_s=30)
+    try:
+        for i in range(10):
+            _write(writer, _cycle(T0 + 30 * i, {"dev-a": 100.0 + i, "dev-b": 50.0}))
+    finally:
+        writer.close()
+    with stores.open_sample_reader() as reader:
+        latest = reader.latest_all()
+        assert sorted(latest) == ["dev-a", "dev-b"]
+        assert latest["dev-a"].inbound_mbps == pytest.approx(109.0)
+        assert latest["dev-a"].sessions_active == 1090
+        assert latest["dev-a"].ts == pytest.approx(T0 + 270.25)
+        assert reader.latest("dev-b").outbound_mbps == pytest.approx(25.0)
+        assert reader.latest("nope") is None
+        [eth] = reader.interfaces_latest("dev-a")
+        assert eth.name == "ethernet1/1" and eth.in_bps == pytest.approx(109e6) and eth.counted
+        assert reader.device_statuses()["dev-a"].state == "up"
+        assert reader.baselines()["dev-a"].counters["ethernet1/1"].ibytes == 2**63 - 5  # exact 64-bit
+        assert reader.clock_stats() == {"executions": 1, "heartbeat": T0 + 271.0}
+        h = reader.history("dev-a", T0, T0 + 300)
+        assert h.tier == "raw" and [round(p["t"], 2) for p in h.points] == [T0 + 30 * i + 0.25 for i in range(10)]
+        assert [p["inbound_mbps"] for p in h.points] == pytest.approx([100.0 + i for i in range(10)])
+        ih = reader.interface_history("dev-a", "ethernet1/1", T0, T0 + 300)
+        assert [p["in_bps"] for p in ih.points] == pytest.approx([(100.0 + i) * 1e6 for i in range(10)])
+        summary = reader.summary("dev-a", T0, T0 + 300)
+        assert summary["inbound_mbps"] == {"min": pytest.approx(100.0), "avg": pytest.approx(104.5),
+                                           "max": pytest.approx(109.0)}
+        assert reader.change_marker() != ()
+
+
+def test_inventory_and_clock_stats_written_outside_a_cycle(stores):
+    writer = stores.open_sample_writer()
+    try:
+        writer.write_inventory("dev-a", T0, {"model": "PA-440", "sw_version": "11.1.2"})
+        writer.write_clock_stats({"runs": 3}, T0 + 5)
+        assert writer.load_statuses() == {}
+    finally:
+        writer.close()
+    with stores.open_sample_reader() as reader:
+        assert reader.inventory("dev-a") == {"model": "PA-440", "sw_version": "11.1.2", "collected_at": T0}
+        assert list(reader.inventory_all()) == ["dev-a"]
+        assert reader.clock_stats() == {"runs": 3, "heartbeat": T0 + 5}
+
+
+def test_closed_buckets_are_rolled_up_and_long_ranges_read_them(stores):
+    writer = stores.open_sample_writer(interval_s=60)
+    try:
+        for i in range(130):  # 2 h 10 min of one-minute samples
+            _write(writer, _cycle(T0 + 60 * i, {"dev-a": float(i % 10)}, iface=False))
+    finally:
+        writer.close()
+    with stores.open_sample_reader() as reader:
+        five = reader.history("dev-a", T0, T0 + 7200, max_points=15)
+        assert five.tier == "5m" and five.bucket_s == 600
+        assert all(p["inbound_mbps"] == pytest.approx(4.5) for p in five.points if p["inbound_mbps"] is not None)
+        assert max(p["inbound_mbps_max"] for p in five.points if p["inbound_mbps_max"] is not None) == 9.0
+
+
+# ---- PostgreSQL only -------------------------------------------------------------------------
+
+LEASE_DDL = ("CREATE TABLE IF NOT EXISTS device_lease (device_id TEXT PRIMARY KEY, owner TEXT,"
+             " lease_until TIMESTAMPTZ, fence BIGINT NOT NULL DEFAULT 0)")
+
+
+@pytest.fixture
+def pg_stores(pg_url, tmp_path):
+    import config
+    import throughput_storage
+
+    config.ensure_data_dir(tmp_path / "data")
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_DATABASE_URL": pg_url})
+    opened = throughput_storage.open_stores(settings, writer=True)
+    yield opened
+    opened.close()
+
+
+def _sql(stores, sql, params=()):
+    with stores.backend.db.transaction() as tx:
+        cur = tx.execute(sql, params)
+        return cur.fetchall() if cur.description else None
+
+
+@pytest.mark.postgres
+def test_fenced_writes_keep_only_rows_of_a_live_lease_with_its_fence(pg_stores):
+    _sql(pg_stores, LEASE_DDL)
+    _sql(pg_stores, "INSERT INTO device_lease VALUES ('dev-a', 'clock-1', now() + interval '1 minute', 7),"
+                    " ('dev-b', 'clock-1', now() - interval '1 second', 3),"
+                    " ('dev-c', 'clock-2', now() + interval '1 minute', 1)")
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    fences = {"dev-a": 7, "dev-b": 3, "dev-c": 1, "dev-d": 1}
+    # dev-a: granted; dev-b: lease expired; dev-c: another owner; dev-d: no lease at all.
+    refused = writer.write_cycle(_cycle(T0, dict.fromkeys(fences, 10.0)), None, fence=("clock-1", fences))
+    assert refused == 3
+    # A stale fence of a lease renewed since is refused too.
+    assert writer.write_cycle(_cycle(T0 + 30, {"dev-a": 1.0}), None, fence=("clock-1", {"dev-a": 6})) == 1
+    reader = pg_stores.open_sample_reader()
+    assert sorted(reader.latest_all()) == ["dev-a"]
+    assert sorted(reader.device_statuses()) == ["dev-a"]  # a refused clock touches no state
+    assert sorted(reader.baselines()) == ["dev-a"]
+    assert [s.name for s in reader.interfaces_latest("dev-b")] == []
+
+
+@pytest.mark.postgres
+def test_never_a_second_sample_for_a_device_and_slot(pg_stores):
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    writer.write_cycle(_cycle(T0, {"dev-a": 1.0}))
+    writer.write_cycle(_cycle(T0 + 12, {"dev-a": 2.0}))  # another clock, same slot
+    writer.write_cycle(_cycle(T0 + 30, {"dev-a": 3.0}))
+    rows = _sql(pg_stores, "SELECT slot, inbound_mbps FROM device_samples ORDER BY slot")
+    assert rows == [{"slot": int(T0), "inbound_mbps": 1.0}, {"slot": int(T0) + 30, "inbound_mbps": 3.0}]
+
+
+@pytest.mark.postgres
+def test_raw_rows_live_in_day_partitions_created_ahead_and_retention_drops_them(pg_stores):
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    day = dt.datetime.fromtimestamp(T0, dt.UTC).date()
+    for d in range(4):
+        writer._partitions_until = float("-inf")  # each cycle below starts a new day
+        writer.write_cycle(_cycle(T0 + d * 86400, {"dev-a": float(d)}))
+    parts = {r["relname"] for r in _sql(pg_stores, "SELECT c.relname FROM pg_inherits i JOIN pg_class c"
+                                                   " ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+                                                   " WHERE p.relname = 'device_samples'")}
+    for d in range(-1, 6):
+        assert f"device_samples_p{day + dt.timedelta(days=d):%Y%m%d}" in parts
+    assert _sql(pg_stores, "SELECT count(*) AS n FROM device_samples_default") == [{"n": 0}]
+    now = T0 + 3 * 86400 + 60
+    gone = writer.cleanup(now, raw_days=1, fivemin_days=90, hourly_days=730)
+    assert gone["partitions"] >= 2 * 3  # both tables, the days ending a day or more before now
+    left = _sql(pg_stores, "SELECT slot FROM device_samples ORDER BY slot")
+    assert [r["slot"] for r in left] == [int(T0) + 2 * 86400, int(T0) + 3 * 86400]
+    parts = {r["relname"] for r in _sql(pg_stores, "SELECT c.relname FROM pg_inherits i JOIN pg_class c"
+                                                   " ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+                                                   " WHERE p.relname = 'device_samples'")}
+    assert f"device_samples_p{day:%Y%m%d}" not in parts
+
+
+@pytest.mark.postgres
+def test_rolling_up_the_same_buckets_again_or_after_a_late_sample_is_idempotent(pg_stores):
+    _sql(pg_stores, LEASE_DDL)
+    _sql(pg_stores, "INSERT INTO device_lease VALUES ('dev-a', 'c1', now() + interval '1 hour', 1)")
+    writer = pg_stores.open_sample_writer(interval_s=60)
+    for i in range(0, 10, 2):  # every other minute of the first ten
+        writer.write_cycle(_cycle(T0 + 60 * i, {"dev-a": float(i)}), None, fence=("c1", {"dev-a": 1}))
+    writer.advance_rollups(T0 + 600)
+    first = _sql(pg_stores, "SELECT bucket, n, inbound_mbps_avg FROM device_5m ORDER BY bucket")
+    writer.advance_rollups(T0 + 600)
+    writer.advance_rollups(T0 + 600, since=T0)
+    assert _sql(pg_stores, "SELECT bucket, n, inbound_mbps_avg FROM device_5m ORDER BY bucket") == first
+    assert first == [{"bucket": int(T0), "n": 3, "inbound_mbps_avg": 2.0},
+                     {"bucket": int(T0) + 300, "n": 2, "inbound_mbps_avg": 7.0}]
+    # A late sample of a closed bucket: re-running from its time counts it.
+    writer.write_cycle(_cycle(T0 + 60, {"dev-a": 1.0}), None, fence=("c1", {"dev-a": 1}))
+    writer.advance_rollups(T0 + 600, since=T0)
+    assert _sql(pg_stores, "SELECT n, inbound_mbps_avg FROM device_5m WHERE bucket = ?", (int(T0),)) == [
+        {"n": 4, "inbound_mbps_avg": 1.75}]
