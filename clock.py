@@ -15,6 +15,7 @@ only, once per slot (`job_run`).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import logging
@@ -60,6 +61,7 @@ from throughput_collector import Collector, PollObserver, panos_client_factory
 from throughput_storage import (
     Backend,
     DeviceStore,
+    PgSampleReader,
     PgSampleStore,
     SampleStore,
     alerts_store,
@@ -293,10 +295,26 @@ def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
     """The after-cycle alert evaluation: on PostgreSQL on the leader only, once per slot (`job_run`).
 
     On SQLite the one clock is the leader and evaluates after every committed cycle, as before.
+    On PostgreSQL the leader's own cycle holds only its devices, so it evaluates the whole
+    fleet as stored (`fleet_cycle`): the other clocks' devices at most one slot late.
     """
-    if ctx.keeper is not None and _shared(ctx) and not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
+    if ctx.keeper is None or not _shared(ctx):
+        return evaluate_alerts(ctx, cycle)
+    if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
         return None
-    return evaluate_alerts(ctx, cycle)
+    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle))
+
+
+def fleet_cycle(ctx: ClockContext, cycle: CycleResult) -> CycleResult:
+    """`cycle` with every device's newest stored sample (younger than 2 intervals), interfaces and state."""
+    if ctx.backend is None or ctx.backend.db is None:
+        return cycle
+    horizon = cycle.started - 2 * ctx.settings.refresh_interval
+    reader = PgSampleReader(ctx.backend.db)
+    samples = tuple(s for s in reader.latest_all().values() if s.ts >= horizon)
+    interfaces = tuple(i for s in samples for i in reader.interfaces_latest(s.device_id) if i.ts >= horizon)
+    statuses = tuple(reader.device_statuses().values())
+    return dataclasses.replace(cycle, samples=samples, interfaces=interfaces, statuses=statuses)
 
 
 def rollups_on_leader(ctx: ClockContext) -> bool:

@@ -24,7 +24,15 @@ from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from panfm.web.security import api_error, is_api_request
-from throughput_storage import CONFIG_DB, LoginFailures, SessionStore, Stores, UserStore, check_usable
+from throughput_storage import (
+    CONFIG_DB,
+    DatabaseError,
+    LoginFailures,
+    SessionStore,
+    Stores,
+    UserStore,
+    check_usable,
+)
 
 log = logging.getLogger("panfm.web")
 
@@ -254,12 +262,18 @@ def install_login_gate(app: Flask, auth: Auth) -> None:
     def login_gate() -> Any:
         rule = request.url_rule
         sid = session.get("sid")
-        user = auth.session_user(sid) if isinstance(sid, str) else None
+        public = rule is None or request.endpoint == "static" or rule.rule in PUBLIC_RULES
+        try:
+            user = auth.session_user(sid) if isinstance(sid, str) else None
+        except DatabaseError:
+            # The sessions' database is away (PostgreSQL restarting): public answers such as
+            # /api/health still say so themselves; the rest is 503, never a 500 or a logout.
+            if not public:
+                return api_error(503, "database_unavailable", "The database is unavailable; try again shortly.")
+            user = None
         g.user = user
-        if rule is None or request.endpoint == "static":
-            return None  # 404/405 or a static file: nothing to protect
-        if rule.rule in PUBLIC_RULES:
-            return None
+        if public or rule is None:
+            return None  # 404/405, a static file or a public endpoint: nothing to protect
         if user is None:
             if is_api_request():
                 return api_error(401, "unauthorized", "Log in first.")
