@@ -206,3 +206,17 @@ def test_on_sqlite_the_one_clock_holds_every_device_and_leads(tmp_path):
 def test_the_web_reading_sqlite_before_any_clock_gets_a_clear_error(tmp_path):
     with pytest.raises(CoordinationUnavailable):
         open_coordinator("", tmp_path, readonly=True).clocks(30.0)
+
+
+@pytest.mark.postgres
+def test_a_clock_joining_shares_sitting_at_fair_plus_two_still_gets_at_least_fair_minus_two(three, pg_url, tmp_path):
+    coords, nodes = three
+    assert sorted(len(r.held) for r in _round_all(coords, nodes).values()) == [10, 10, 10]
+    late = open_coordinator(pg_url, tmp_path)
+    late.register("node-3", "h", 4)  # fair is now 8: the others' 10 are inside the +2 band
+    try:
+        rounds = _round_all([*coords, late], [*nodes, "node-3"], times=2)
+        shares = sorted(len(r.held) for r in rounds.values())
+        assert sum(shares) == 30 and min(shares) >= 8 - 2, shares
+    finally:
+        late.close()

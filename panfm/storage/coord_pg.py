@@ -124,8 +124,9 @@ class PgCoordinator:
            when its leases run out, so its share is claimable in the same round).
         2. Release what this clock holds of devices no longer enabled.
         3. Renew its leases that are still valid (an expired one is a new grant, below).
-        4. Above fair share + 2: release down to the fair share (the +2 keeps shares from
-           flapping when a clock joins or leaves).
+        4. Above fair share + 2, or above it while another live clock holds less than fair − 2
+           (one that just joined): release down to the fair share (the +2 band keeps shares
+           from flapping; the second rule lets a newcomer in when everyone sits inside it).
         5. Claim free or expired leases up to the fair share, skipping rows another clock has
            locked; each grant increments the fence, so a write fenced by an older grant fails.
         6. Renew or take the leader lease (a new leader also increments its fence).
@@ -147,7 +148,17 @@ class PgCoordinator:
             cur.execute("UPDATE device_lease SET lease_until = now() + make_interval(secs => %(lease)s) "
                         "WHERE owner = %(me)s AND lease_until > now() RETURNING device_id, fence", p)
             held: dict[str, int | None] = {r[0]: int(r[1]) for r in cur.fetchall()}
-            if len(held) > fair + 2:
+            # A clock far below its share (one that just joined holds nothing) makes every clock
+            # above the fair share give the excess back, even within the +2 band.
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE coalesce(h.n, 0) < %(floor)s) FROM clock_node c "
+                "LEFT JOIN (SELECT owner, count(*) AS n FROM device_lease WHERE lease_until > now() GROUP BY owner) h "
+                "ON h.owner = c.node_id WHERE c.heartbeat_at > now() - make_interval(secs => %(lease)s) "
+                "AND c.node_id <> %(me)s",
+                {**p, "floor": fair - 2},
+            )
+            starving = int((cur.fetchone() or (0,))[0])
+            if len(held) > fair + 2 or (starving and len(held) > fair):
                 drop = sorted(held)[fair:]
                 cur.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
                             "WHERE owner = %(me)s AND device_id = ANY(%(drop)s)", {**p, "drop": drop})
