@@ -47,15 +47,17 @@ def test_on_sqlite_api_clock_lists_the_one_clock_and_every_device_names_it(sqlit
     settings, ctx = sqlite_ctx
     for port, name in enumerate(("fw-a", "fw-b"), start=1):
         ctx.devices.add(_device(name, port))
-    clock.lease_once(ctx)
     client = web_client(settings)
+    clock.lease_once(ctx)  # a heartbeat just now: live means younger than one interval
     body = client.get("/api/clock").get_json()
     assert {"running", "heartbeat", "age_seconds", "stats"} <= set(body)  # the fields from before stay
     [node] = body["clocks"]
     assert node["node_id"] == ctx.keeper.node_id and node["leader"] is True and node["devices"] == 2
     assert node["started_at"].endswith("Z") and node["heartbeat_at"].endswith("Z")
+    clock.lease_once(ctx)
     listed = {d["id"]: d["polled_by"] for d in client.get("/api/devices").get_json()["devices"]}
     assert listed == {"fw-a": ctx.keeper.node_id, "fw-b": ctx.keeper.node_id}
+    clock.lease_once(ctx)
     assert client.get("/api/devices/fw-a").get_json()["polled_by"] == ctx.keeper.node_id
     ctx.keeper.release()  # SIGTERM: nothing is polled by anyone until a clock runs again
     assert client.get("/api/clock").get_json()["clocks"] == []
@@ -158,3 +160,4 @@ def test_on_postgresql_api_clock_lists_every_live_clock_and_health_names_a_datab
     finally:
         for c in coords:
             c.close()
+        client.application.extensions["panfm"].coordinator.close()  # the web's own connection
