@@ -10,7 +10,8 @@ PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard
 DEMO_DIR ?= demo-data
 
 .PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-web-pg bench-metrics bench-cpu soak \
-        reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop
+        reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop \
+        reliability-scaleout bench-scaleout
 
 prereqs:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -100,6 +101,10 @@ soak: venv
 bench-metrics: venv
 	$(PY) bench/bench_metrics.py --devices 1000 --interfaces 16 --scrapes 50 --out bench/out/metrics.json
 
+# S8 of the scale-out brief: 3 clocks on the run's own PostgreSQL, one kill -9-ed at minute 5.
+bench-scaleout: venv
+	$(PY) -m reliability.scaleout --bench --devices 1000 --interval 30 --minutes 10 --out bench/out/scaleout.json
+
 # Each scenario's make target (reliability-NAME) and the reliability/ module that runs it.
 REL_faults = fault_fleet
 REL_kill9 = kill9
@@ -113,6 +118,11 @@ reliability: $(REL_TARGETS)
 $(REL_TARGETS): reliability-%: venv
 	@mkdir -p $(REL_OUT)
 	$(PY) -m reliability.$(REL_$*) --out $(REL_OUT)/$(REL_$*).json
+
+# S1-S7 of the scale-out brief (several clocks on one PostgreSQL), the long form.
+reliability-scaleout: venv
+	@mkdir -p $(REL_OUT)
+	$(PY) -m reliability.scaleout --devices 300 --interval 5 --kills 20 --out $(REL_OUT)/scaleout.json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

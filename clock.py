@@ -2,16 +2,20 @@
 
     python clock.py
 
-One clock per data folder (an OS lock on `data/clock.lock`). Each job is a plain function
-(`collect_once`, `collect_slow_once`, `collect_inventory_once`, `cleanup_once`, and
-`clock_alerts.notify_once`; the alert evaluation runs after each committed cycle) that tests
-call directly; this module only wires them to triggers, handles signals and keeps the
-execution stats and heartbeat that the web shows. Settings and devices are re-read at every
-cycle, so edits need no restart.
+On SQLite, one clock per data folder (an OS lock on `data/clock.lock`); with `database_url`
+set to PostgreSQL, any number of clocks share the fleet through leases (`lease_once`, every
+I/3: a clock polls only the devices whose lease it renewed, and the round that starts a slot
+triggers the poll). Each job is a plain function (`collect_once`, `collect_slow_once`,
+`collect_inventory_once`, `cleanup_once`, `notify_on_leader`; the alert evaluation runs after
+each committed cycle) that tests call directly; this module only wires them to triggers,
+handles signals and keeps the execution stats and heartbeat that the web shows. Settings and
+devices are re-read at every cycle, so edits need no restart. Singleton jobs run on the leader
+only, once per slot (`job_run`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import logging
@@ -24,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import IO, Any
@@ -46,16 +50,25 @@ from apscheduler.triggers.interval import IntervalTrigger
 import config
 from alerts import evaluate_alerts, notify_once
 from panfm.models import AddressPolicy, CycleResult, DeviceConfig
-from panfm.ops import ClockMetrics, ClockStats, MetricsPortUnavailable, configure_logging, install_redaction
+from panfm.ops import (
+    ClockMetrics,
+    ClockStats,
+    LeaseKeeper,
+    MetricsPortUnavailable,
+    configure_logging,
+    install_redaction,
+)
 from throughput_collector import Collector, PollObserver, ReverseDns, panos_client_factory, phase_due
 from throughput_storage import (
     AuditLog,
     Backend,
     DeviceStore,
     NetworkStore,
+    PgSampleReader,
     PgSampleStore,
     SampleStore,
     alerts_store,
+    open_coordinator,
     open_stores,
 )
 
@@ -66,6 +79,8 @@ SLOW_INTERVAL_S = 300  # every device's inventory once per window, at its own ph
 SLOW_TICK_S = 10  # how often the spread inventory job looks for devices whose phase came up
 NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
 STOP_GRACE_S = 10.0
+ROLLUP_CHECK_S = 60  # how often the leader rolls up closed buckets on PostgreSQL
+CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
 
 
 # Called after every committed cycle with (context, cycle): `build_context` wires the alert
@@ -104,6 +119,12 @@ class ClockContext:
     # End of the span of the window the last `collect_slow_tick` covered (None: no tick yet).
     slow_mark: float | None = None
     slow_mark_lock: threading.Lock = field(default_factory=threading.Lock)
+    # This clock's leases (None: tests that build a context without coordination poll everything).
+    keeper: LeaseKeeper | None = None
+    # Set by build_scheduler on PostgreSQL: run collect_once(ctx) now, in its own job.
+    request_collect: Callable[[], None] | None = None
+    # Set by build_scheduler: move the next lease round to `seconds` from now (slot alignment).
+    next_round_in: Callable[[float], None] | None = None
     # Where the stores live (None: the SQLite files of data_dir, as tests build it).
     backend: Backend | None = None
 
@@ -155,22 +176,35 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             if isinstance(ctx.store, PgSampleStore):
                 ctx.store.set_interval(settings.refresh_interval)  # PostgreSQL keys samples by slot
             devices = ctx.devices.list(enabled_only=True)
-            cycle = ctx.collector.collect(devices, settings.refresh_interval)
+            stop_at, fence = None, None
+            if ctx.keeper is not None and ctx.keeper.fenced:
+                # Only the devices whose lease this clock renewed, and no call after they run out.
+                held = ctx.keeper.held()
+                devices = [d for d in devices if d.id in held]
+                stop_at, fence = ctx.keeper.stop_at(), ctx.keeper.fence()
+            cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
             duration = time.monotonic() - t0
             up = sum(1 for s in cycle.statuses if s.state == "up")
             ctx.stats.last_cycle = {
                 "devices": len(devices), "sampled": len(cycle.samples), "up": up, "duration_s": round(duration, 3),
             }
             ctx.stats.record("collect", started, duration)
-            ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot())
+            if ctx.keeper is not None:
+                ctx.stats.coordination = ctx.keeper.snapshot()
+            t_write = time.monotonic()
+            rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
+            write_ms = (time.monotonic() - t_write) * 1000.0
+            if rejected and ctx.keeper is not None:
+                ctx.keeper.rejected_writes += rejected
+                log.warning("[CLOCK JOB] collect: %d late sample(s) rejected by the fence (leases lost)", rejected)
             ctx.collector.commit(cycle)  # only now: a failed commit leaves the next poll both intervals
             if ctx.metrics is not None:
                 ctx.metrics.cycle_done(time.monotonic() - t0, (s.state for s in cycle.statuses))
         except Exception as exc:
             ctx.stats.record("collect", started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
             raise
-    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s",
-             up, len(devices), len(cycle.samples), duration)
+    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s (write %.1f ms)",
+             up, len(devices), len(cycle.samples), duration, write_ms)
     for hook in list(ctx.after_cycle):
         try:
             hook(ctx, cycle)
@@ -211,6 +245,10 @@ def _gather_inventory(
         ctx.refresh_settings()
         if devices is None:
             devices = ctx.devices.list(enabled_only=True)
+        if ctx.keeper is not None and ctx.keeper.fenced:
+            held = ctx.keeper.held()  # another clock gathers the inventory of the devices it holds
+            devices = [d for d in devices if d.id in held]
+            only = [i for i in only if i in held] if only is not None else [d.id for d in devices]
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
         for device_id, ts, doc in docs:
             _record_network(ctx, device_id, ts, doc)
@@ -324,6 +362,92 @@ def cleanup_once(ctx: ClockContext) -> dict[str, int]:
     return deleted
 
 
+def lease_once(ctx: ClockContext) -> None:
+    """One lease round (every I/3); the round that starts a slot triggers that slot's poll (PostgreSQL)."""
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return
+    interval = ctx.settings.refresh_interval
+    try:
+        ids = [d.id for d in ctx.devices.list(enabled_only=True)]
+        result = ctx.keeper.round(ids, interval)
+        ctx.stats.coordination = ctx.keeper.snapshot()
+        if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
+                and ctx.keeper.starts_slot(result, interval)):
+            ctx.request_collect()
+    finally:
+        if ctx.next_round_in is not None:
+            ctx.next_round_in(ctx.keeper.next_round_in(interval))
+
+
+def _shared(ctx: ClockContext) -> bool:
+    """Whether several clocks may run (PostgreSQL): singleton jobs then go through the leader and job_run."""
+    return ctx.keeper is not None and ctx.keeper.fenced
+
+
+def notify_on_leader(ctx: ClockContext) -> dict[str, int] | None:
+    """Send the outbox: on PostgreSQL on the leader only, once per 10-second slot (`job_run`)."""
+    if ctx.keeper is not None and _shared(ctx) and not ctx.keeper.singleton("notify", NOTIFY_INTERVAL_S):
+        return None
+    return notify_once(ctx)
+
+
+def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
+    """The after-cycle alert evaluation: on PostgreSQL on the leader only, once per slot (`job_run`).
+
+    On SQLite the one clock is the leader and evaluates after every committed cycle, as before.
+    On PostgreSQL the leader's own cycle holds only its devices, so it evaluates the whole
+    fleet as stored (`fleet_cycle`): the other clocks' devices at most one slot late.
+    """
+    if ctx.keeper is None or not _shared(ctx):
+        return evaluate_alerts(ctx, cycle)
+    if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
+        return None
+    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle))
+
+
+def fleet_cycle(ctx: ClockContext, cycle: CycleResult) -> CycleResult:
+    """`cycle` with every device's newest stored sample (younger than 2 intervals), interfaces and state."""
+    if ctx.backend is None or ctx.backend.db is None:
+        return cycle
+    horizon = cycle.started - 2 * ctx.settings.refresh_interval
+    reader = PgSampleReader(ctx.backend.db)
+    samples = tuple(s for s in reader.latest_all().values() if s.ts >= horizon)
+    interfaces = tuple(i for s in samples for i in reader.interfaces_latest(s.device_id) if i.ts >= horizon)
+    statuses = tuple(reader.device_statuses().values())
+    return dataclasses.replace(cycle, samples=samples, interfaces=interfaces, statuses=statuses)
+
+
+def rollups_on_leader(ctx: ClockContext) -> bool:
+    """Roll up the closed buckets of the whole fleet (PostgreSQL, several clocks): leader only, once a minute.
+
+    A fenced writer leaves rollups to this job; the upserts are idempotent, so a stale leader
+    running it as well changes nothing.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None or not _shared(ctx) or not isinstance(ctx.store, PgSampleStore):
+        return False
+    now = ctx.keeper.db_now()
+    if now is None or not ctx.keeper.singleton("rollups", ROLLUP_CHECK_S):
+        return False
+    with _recorded(ctx, "rollups"):
+        ctx.store.advance_rollups(now)
+    return True
+
+
+def cleanup_if_due(ctx: ClockContext) -> dict[str, int] | None:
+    """Run the nightly cleanup once the latest 02:00 UTC (database time) has no run: on the leader, once.
+
+    Checked every minute and right after start, so a cleanup missed while every clock was down
+    runs at the next start, on SQLite as on PostgreSQL.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return None
+    day = ctx.keeper.cleanup_due()
+    if day is None:
+        return None
+    log.info("[CLOCK JOB] cleanup of day %d due (02:00 UTC, database time)", day)
+    return cleanup_once(ctx)
+
+
 # ---- process wiring ---------------------------------------------------------------------
 
 
@@ -374,10 +498,11 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
         collector=collector,
         settings=settings,
         load_settings=stores.load_settings,  # environment over settings.json, or over the database's
-        after_cycle=[evaluate_alerts],
+        after_cycle=[evaluate_on_leader],
         inventory=MappingProxyType(inventory),
         metrics=metrics,
         network=stores.open_network_writer(),  # network.db, or PostgreSQL
+        keeper=LeaseKeeper(open_coordinator(settings.database_url, data_dir)),
         backend=stores.backend,
     )
 
@@ -392,19 +517,48 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
     )
     now = datetime.now(UTC)
-    sched.add_job(collect_once, IntervalTrigger(seconds=ctx.settings.refresh_interval), args=[ctx], id="collect",
-                  name="collect", next_run_time=now)
+    fenced = ctx.keeper is not None and ctx.keeper.fenced
+    if ctx.keeper is not None:
+        # The first round before anything else: it registers the clock and takes its leases.
+        lease_once(ctx)
+        sched.add_job(lease_once, IntervalTrigger(seconds=ctx.settings.refresh_interval / 3), args=[ctx], id="lease",
+                      name="lease", next_run_time=now + timedelta(seconds=ctx.keeper.next_round_in(
+                          ctx.settings.refresh_interval)))
+    if not fenced:  # SQLite: the one clock polls on its own interval; on PostgreSQL the slot's round does
+        sched.add_job(collect_once, IntervalTrigger(seconds=ctx.settings.refresh_interval), args=[ctx], id="collect",
+                      name="collect", next_run_time=now)
     # Up to 3 ticks at once: a tick's calls wait while a fast cycle runs (up to ~14 s), so the
     # next tick often starts before the last is done. They gather different devices (one being
     # gathered is skipped), and a tick skipped anyway loses no device: the next covers its span.
+    # On PostgreSQL each clock gathers only the devices it holds (`_gather_inventory`).
     sched.add_job(collect_slow_tick, IntervalTrigger(seconds=SLOW_TICK_S), args=[ctx], id="collect_slow",
-                  name="collect_slow", next_run_time=now, max_instances=3)
-    sched.add_job(notify_once, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify", name="notify")
-    sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
-                  name="cleanup")
+                  name="collect_slow", next_run_time=now + timedelta(seconds=1 if fenced else 0), max_instances=3)
+    sched.add_job(notify_on_leader, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify",
+                  name="notify")
+    if fenced:
+        sched.add_job(rollups_on_leader, IntervalTrigger(seconds=ROLLUP_CHECK_S), args=[ctx], id="rollups",
+                      name="rollups", next_run_time=now + timedelta(seconds=5))
+    if ctx.keeper is not None:
+        sched.add_job(cleanup_if_due, IntervalTrigger(seconds=CLEANUP_CHECK_S), args=[ctx], id="cleanup",
+                      name="cleanup", next_run_time=now)
+    else:
+        sched.add_job(cleanup_once, CronTrigger(hour=2, minute=0, timezone=UTC), args=[ctx], id="cleanup",
+                      name="cleanup")
 
     def on_interval_change(seconds: int) -> None:
-        sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
+        if sched.get_job("collect") is not None:
+            sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
+        if sched.get_job("lease") is not None:
+            sched.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds / 3))
+
+    def request_collect() -> None:
+        sched.add_job(collect_once, args=[ctx], id="collect", name="collect", next_run_time=datetime.now(UTC),
+                      replace_existing=True)
+
+    def next_round_in(seconds: float) -> None:
+        job = sched.get_job("lease")
+        if job is not None:  # keep the rounds on the database's slot thirds, whatever this host's clock says
+            job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=seconds))
 
     def request_inventory(device_ids: list[str]) -> None:
         # A one-off job right away; a request not started yet takes the newer list instead.
@@ -446,6 +600,8 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
     )
     ctx.on_interval_change = on_interval_change
     ctx.request_inventory = request_inventory
+    ctx.request_collect = request_collect
+    ctx.next_round_in = next_round_in
     ctx.stats.next_runs = next_runs
     return sched
 
@@ -471,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(settings)
     try:
         data_dir = config.ensure_data_dir(settings.data_path)
-        lock = acquire_lock(data_dir)
+        # SQLite: one clock per data folder. PostgreSQL: the leases share the fleet among any number.
+        lock = acquire_lock(data_dir) if not settings.database_url else None
     except config.ConfigError as exc:
         log.error("[CLOCK INIT] cannot start: %s", exc)
         return 2
@@ -521,9 +678,15 @@ def main(argv: list[str] | None = None) -> int:
     if ctx.network is not None:
         ctx.network.close()
     ctx.collector.close()
+    if ctx.keeper is not None:
+        # After the last write: the others claim these devices at their next round and poll
+        # them from the next slot, so a deploy misses no slot.
+        ctx.keeper.release()
+        ctx.keeper.coordinator.close()
     log.info("[CLOCK EVENT] stopped")
     logging.shutdown()
-    lock.close()
+    if lock is not None:
+        lock.close()
     os._exit(0)
 
 

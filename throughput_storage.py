@@ -17,6 +17,8 @@ The front door of the storage area (the work lives in `panfm/storage/`):
   outbox); `alerts_store.evaluation()` is the one transaction of an alert evaluation.
 - `NetworkStore` / `NetworkReader`: `network.db` (connected devices per firewall; the clock writes,
   the web reads); `MetadataStore`: the admin's per-MAC names, tags and notes in `config.db`.
+- `open_coordinator(database_url, data_dir)`: the clocks' coordination store (`Coordinator`: live
+  clocks, device leases with fences, the leader lease, insert-once `job_run`), PostgreSQL or SQLite.
 - `legacy_history_rows`: PANfm 1.x's history database, read-only, for `import-panfm`.
 - `check_database(url)`: the start check of the PostgreSQL backend (setting `database_url`).
 - `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
@@ -30,6 +32,13 @@ from panfm.storage.audit_store import AuditEntry, AuditLog
 from panfm.storage.auth_store import Account, LoginFailures, SessionStore, UserStore
 from panfm.storage.backend import Backend
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
+from panfm.storage.coordination import (
+    COORDINATION_DB,
+    CoordinationUnavailable,
+    Coordinator,
+    cleanup_day,
+    slot_of,
+)
 from panfm.storage.legacy import legacy_history_rows
 from panfm.storage.metadata_store import MetadataStore
 from panfm.storage.network_reader import NetworkReader
@@ -39,18 +48,21 @@ from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
-from panfm.storage.stores import Stores, clock_stats_of, migrate_to, open_stores, pg_backup, pg_check
+from panfm.storage.stores import Stores, clock_stats_of, migrate_to, open_coordinator, open_stores, pg_backup, pg_check
 from panfm.storage.tokens_store import TokenRecord, TokenStore
 
 __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
+    "COORDINATION_DB",
     "HISTORY_DB",
     "NETWORK_DB",
     "Account",
     "AuditEntry",
     "AuditLog",
     "Backend",
+    "CoordinationUnavailable",
+    "Coordinator",
     "DatabaseError",
     "DeviceStore",
     "DocTable",
@@ -72,13 +84,16 @@ __all__ = [
     "alerts_store",
     "check_database",
     "check_usable",
+    "cleanup_day",
     "clock_stats_of",
     "config_store",
     "integrity_check",
     "legacy_history_rows",
     "migrate_to",
     "online_backup",
+    "open_coordinator",
     "open_stores",
     "pg_backup",
     "pg_check",
+    "slot_of",
 ]

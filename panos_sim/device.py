@@ -6,7 +6,7 @@ import base64
 import math
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,9 @@ STATE_MODES = ("down", "blackhole", "slow", "http500", "bad_xml", "revoke_key", 
 FAULT_MODES = ("none", *STATE_MODES, *EVENT_MODES)
 
 
+POLL_TIMES_KEPT = 20_000
+
+
 @dataclass
 class Stats:
     """Per-device request statistics served by /_sim/stats."""
@@ -32,10 +35,15 @@ class Stats:
     inflight: int = 0
     max_concurrency: int = 0
     max_inflight: int = 0
+    # When each fast poll arrived (its first call, `show counter interface`), the newest last:
+    # tests count polls per device per slot across every clock (at most one).
+    poll_times: deque[float] = field(default_factory=lambda: deque(maxlen=POLL_TIMES_KEPT))
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
+    def as_dict(self, calls: bool = False) -> dict[str, Any]:
+        """Return the JSON form (with `poll_times` when `calls`)."""
+        extra: dict[str, Any] = {"poll_times": list(self.poll_times)} if calls else {}
         return {
+            **extra,
             "requests": dict(self.requests),
             "requests_total": sum(self.requests.values()),
             "keygen": self.keygen,

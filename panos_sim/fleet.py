@@ -202,7 +202,10 @@ class Fleet:
             form = await request.post()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         stats = dev.stats
-        stats.requests[api.command_name(params)] += 1
+        command = api.command_name(params)
+        stats.requests[command] += 1
+        if command == "op:show counter interface":
+            stats.poll_times.append(time.time())
         if "key" in request.query:
             stats.key_in_url += 1
         ep = self.endpoints[dev.name]
@@ -287,9 +290,10 @@ class Fleet:
         return web.json_response(await self.apply_fault(dev, mode, duration))
 
     async def handle_stats(self, request: web.Request) -> web.Response:
-        """GET /_sim/stats: this device's stats, or every device's with ?all=1."""
+        """GET /_sim/stats: this device's stats, or every device's with ?all=1; ?calls=1 adds `poll_times`."""
         devices = self.devices if request.query.get("all") else [self._device(request)]
-        return web.json_response({"devices": {d.name: d.stats.as_dict() for d in devices}})
+        calls = bool(request.query.get("calls"))
+        return web.json_response({"devices": {d.name: d.stats.as_dict(calls) for d in devices}})
 
     async def handle_cert(self, request: web.Request) -> web.Response:
         """GET /_sim/cert: the device's current certificate in PEM (for CA-bundle tests)."""

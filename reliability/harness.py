@@ -269,10 +269,11 @@ class Web:
     sessions: list[requests.Session] = field(default_factory=list)
 
     @classmethod
-    def start(cls, procs: Procs, data_dir: Path, interval: int, workers: int = 2) -> Web:
+    def start(cls, procs: Procs, data_dir: Path, interval: int, workers: int = 2,
+              extra: dict[str, str] | None = None) -> Web:
         """Run gunicorn (the production command) as process "web" and wait for /api/version."""
         port = free_port()
-        env = panfm_env(data_dir, interval, port, {"PANFM_WEB_WORKERS": str(workers)})
+        env = panfm_env(data_dir, interval, port, {"PANFM_WEB_WORKERS": str(workers), **(extra or {})})
         proc = procs.start("web", [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
                                    "app:create_app()"], env)
         web = cls(f"http://127.0.0.1:{port}")

@@ -43,6 +43,7 @@ def test_it_adds_lists_updates_and_deletes_a_device(client):
         "interfaces": ["ethernet1/1"], "uplinks": [], "auth": "api_key",
         "tls": {"mode": "pin", "fingerprint_sha256": FP},
         "status": {"state": "unknown", "last_poll": None, "last_success": None, "last_error": None}, "info": None,
+        "polled_by": None,
     }
     r = client.put(f"/api/devices/{device_id}", json={"enabled": False, "port": 8443, "api_key": API_KEY})
     assert r.status_code == 200

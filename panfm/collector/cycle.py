@@ -182,25 +182,29 @@ class Collector(InventoryJob):
 
     # ---- the fast cycle -------------------------------------------------------------
 
-    def collect(self, devices: Sequence[DeviceConfig], interval: float) -> CycleResult:
+    def collect(self, devices: Sequence[DeviceConfig], interval: float, stop_at: float | None = None) -> CycleResult:
         """Poll every device once within a deadline shorter than `interval`; return the cycle.
 
         A device's calls run one after another in one worker (the vendor allows five in
         flight; with the inventory job's client that makes at most two). The cycle waits for
         nobody past the deadline: a dead or slow device costs only that. Inventory calls
-        pause meanwhile.
+        pause meanwhile. `stop_at` (monotonic) brings the deadline forward: the clock's device
+        leases run out then, and no call may start after it.
         """
         self._fast_idle.clear()
         try:
-            return self._collect(devices, interval)
+            return self._collect(devices, interval, stop_at)
         finally:
             self._fast_idle.set()
 
-    def _collect(self, devices: Sequence[DeviceConfig], interval: float) -> CycleResult:
+    def _collect(self, devices: Sequence[DeviceConfig], interval: float, stop_at: float | None) -> CycleResult:
         started = self.clock()
         budget = deadline_for(interval)
         deadline = self.monotonic() + budget
-        timeout = min(self.request_timeout, budget)
+        if stop_at is not None and stop_at < deadline:
+            budget = max(stop_at - self.monotonic(), 0.0)
+            deadline = stop_at
+        timeout = min(self.request_timeout, max(budget, 0.1))
         statuses: dict[str, DeviceStatus] = {}
         futures: dict[Future[Poll], tuple[DeviceEntry, Asked]] = {}
         with self._lock:

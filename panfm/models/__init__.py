@@ -20,6 +20,7 @@ from panfm.models.alerts import (
     Transition,
     TransitionKind,
 )
+from panfm.models.coordination import ClockNode, LeaseRound
 from panfm.models.devices import (
     AddressPolicy,
     DeviceConfig,
@@ -63,6 +64,7 @@ __all__ = [
     "AlertState",
     "AlertStateName",
     "ArpEntry",
+    "ClockNode",
     "CounterBaseline",
     "CounterSnapshot",
     "CycleResult",
@@ -82,6 +84,7 @@ __all__ = [
     "InterfaceKind",
     "InterfaceSample",
     "IpNetwork",
+    "LeaseRound",
     "License",
     "LogJob",
     "MaintenanceWindow",

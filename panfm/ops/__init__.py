@@ -21,6 +21,7 @@ from panfm.ops.import_1x import (
 from panfm.ops.import_1x_metadata import read_metadata
 from panfm.ops.keys import rotate as rotate_keys
 from panfm.ops.keys import rotate_shared as rotate_shared_keys
+from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.logsetup import configure as configure_logging
 from panfm.ops.logsetup import quiet_libraries
 from panfm.redact import install_redaction, redact
@@ -30,6 +31,7 @@ __all__ = [
     "ClockStats",
     "ImportError_",
     "ImportReport",
+    "LeaseKeeper",
     "MetricsPortUnavailable",
     "configure_logging",
     "demo_marker",

@@ -28,6 +28,9 @@ class ClockStats:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EXECUTIONS)
         self.next_runs: Callable[[], dict[str, str | None]] = dict
         self.last_cycle: dict[str, Any] = {}
+        # This clock's share of the fleet (node_id, devices held, leader, live clocks, fair
+        # share, late writes the fence rejected), set by every lease round.
+        self.coordination: dict[str, Any] = {}
 
     def record(self, job: str, started: float, duration: float, error: str | None = None) -> None:
         """Count one execution of `job` with its outcome."""
@@ -63,4 +66,5 @@ class ClockStats:
                 "recent": list(self.recent),
                 "next_run_times": next_runs,
                 "last_cycle": dict(self.last_cycle),
+                "coordination": dict(self.coordination),
             }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -98,11 +98,18 @@ class SampleStore:
 
     # ---- writes ---------------------------------------------------------------------
 
-    def write_cycle(self, cycle: CycleResult, clock_stats: dict[str, Any] | None = None) -> None:
-        """Write one whole collection cycle in one transaction: all of it or nothing.
+    def write_cycle(
+        self,
+        cycle: CycleResult,
+        clock_stats: dict[str, Any] | None = None,
+        fence: tuple[str, Mapping[str, int]] | None = None,
+    ) -> int:
+        """Write one whole collection cycle in one transaction: all of it or nothing; return rows rejected.
 
         Device and interface samples, counter baselines, device states, the rollups of the
         buckets that closed, and the clock stats with the heartbeat (= cycle.finished).
+        `fence` (owner, device -> fence) is the multi-clock writer's guard on PostgreSQL; the
+        one clock of a SQLite data folder has none to check, so nothing is rejected here.
         """
         dev_rows = [
             (s.device_id, _ms(s.ts), *(getattr(s, m) for m in DEVICE_METRICS), s.rtt_ms, _flag(s.approx))
@@ -137,6 +144,7 @@ class SampleStore:
         self._known_devices |= new_devices
         self._known_ifaces |= new_ifaces
         self._bound_wal()
+        return 0
 
     @staticmethod
     def _put_baselines(conn: sqlite3.Connection, baselines: Sequence[CounterBaseline]) -> None:

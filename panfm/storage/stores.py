@@ -16,6 +16,9 @@ from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.audit_store import AuditLog
 from panfm.storage.backend import Backend
 from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
+from panfm.storage.coord_pg import PgCoordinator
+from panfm.storage.coord_sqlite import SqliteCoordinator
+from panfm.storage.coordination import COORDINATION_DB, Coordinator
 from panfm.storage.metadata_store import MetadataStore
 from panfm.storage.network_reader import NetworkReader
 from panfm.storage.network_store import NetworkStore
@@ -226,3 +229,14 @@ def clock_stats_of(settings: Settings) -> dict[str, Any] | None:
         raise StorageUnavailable(f"PostgreSQL: {exc}") from None
     finally:
         db.close()
+
+
+def open_coordinator(database_url: str, data_dir: Path, *, readonly: bool = False) -> Coordinator:
+    """Open the coordination store: PostgreSQL when `database_url` is set, else `coordination.db` (SQLite).
+
+    Nothing connects here: the first call does (and a failed call retries on the next), so a
+    database that is away at start delays nothing but that call.
+    """
+    if database_url:
+        return PgCoordinator(database_url)
+    return SqliteCoordinator(data_dir / COORDINATION_DB, readonly=readonly)

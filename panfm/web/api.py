@@ -23,7 +23,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 import config
 from config import ConfigError, SecretBox, Settings
-from panfm.models import DeviceSample, DeviceStatus
+from panfm.models import ClockNode, DeviceSample, DeviceStatus
 from panfm.ops import demo_marker
 from panfm.timefmt import iso_ms as iso
 from panfm.web import fleet_status as fleet
@@ -31,6 +31,8 @@ from panfm.web import uplinks
 from panfm.web.security import api_error
 from throughput_storage import (
     HISTORY_DB,
+    CoordinationUnavailable,
+    Coordinator,
     DatabaseError,
     PgSampleReader,
     SampleReader,
@@ -38,6 +40,7 @@ from throughput_storage import (
     Stores,
     alerts_store,
     config_store,
+    open_coordinator,
     open_stores,
 )
 
@@ -71,6 +74,8 @@ class WebContext:
     clock: Callable[[], float]
     version: str
     stores: Stores
+    # The clocks' coordination store, read-only here (live clocks, who polls which device).
+    coordinator: Coordinator | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -107,6 +112,30 @@ class WebContext:
             except DatabaseError as exc:
                 # A damaged or locked-out file is "cannot be read" (503), not a server bug (500).
                 raise StorageUnavailable(f"sample database query failed: {type(exc).__name__}") from None
+
+
+    def coordination(self) -> tuple[list[ClockNode], dict[str, str], str | None]:
+        """The live clocks, device -> node id of its poller, and why they are unknown (None: known)."""
+        if self.coordinator is None:
+            return [], {}, "no coordination store"
+        try:
+            interval = self.current_settings().refresh_interval
+            return self.coordinator.clocks(interval), self.coordinator.owners(), None
+        except CoordinationUnavailable as exc:
+            return [], {}, str(exc)
+
+
+def clock_node_json(node: ClockNode) -> dict[str, Any]:
+    """One live clock as `/api/clock` lists it (times in ISO-8601 Z)."""
+    return {
+        "node_id": node.node_id,
+        "host": node.host,
+        "pid": node.pid,
+        "started_at": iso(node.started_at),
+        "heartbeat_at": iso(node.heartbeat_at),
+        "devices": node.devices,
+        "leader": node.leader,
+    }
 
 
 def ctx() -> WebContext:
@@ -265,14 +294,22 @@ def health() -> Any:
             heartbeat = float(stats["heartbeat"]) if stats and stats.get("heartbeat") is not None else None
     except StorageUnavailable:
         database = "unavailable"
+    reason: str | None = None
+    if c.coordinator is not None and c.coordinator.backend == "postgresql":
+        try:
+            c.coordinator.db_now()  # the shared database answers (the connection comes back by itself)
+        except CoordinationUnavailable as exc:
+            database, reason = "unavailable", f"PostgreSQL: {exc}"
     age_s = age(heartbeat, now)
     limit = 3 * c.current_settings().refresh_interval
     ok = database == "ok" and age_s is not None and age_s <= limit
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if ok else "degraded",
         "clock": {"last_heartbeat": iso(heartbeat), "age_seconds": age_s},
         "database": database,
     }
+    if reason is not None:
+        body["reason"] = reason
     return jsonify(body), 200 if ok else 503
 
 
@@ -352,13 +389,16 @@ def clock_status() -> Any:
     c = ctx()
     with c.reader() as reader:
         stats = reader.clock_stats() if reader else None
+    clocks, _owners, why = c.coordination()
+    extra = {"clocks": [clock_node_json(n) for n in clocks], "clocks_error": why}
     if stats is None:
-        return jsonify({"running": False, "heartbeat": None, "age_seconds": None, "stats": None})
+        return jsonify({"running": bool(clocks), "heartbeat": None, "age_seconds": None, "stats": None, **extra})
     heartbeat = stats.get("heartbeat")
     hb = float(heartbeat) if isinstance(heartbeat, int | float) else None
     age_s = age(hb, c.clock())
     running = age_s is not None and age_s <= 3 * c.current_settings().refresh_interval
-    return jsonify({"running": running, "heartbeat": iso(hb), "age_seconds": age_s, "stats": _clock_stats_json(stats)})
+    return jsonify({"running": running, "heartbeat": iso(hb), "age_seconds": age_s, "stats": _clock_stats_json(stats),
+                    **extra})
 
 
 def _clock_stats_json(stats: dict[str, Any]) -> dict[str, Any]:
@@ -379,6 +419,7 @@ def make_context(settings: Settings) -> WebContext:
         clock=time.time,
         version=read_version(),
         stores=stores,
+        coordinator=open_coordinator(settings.database_url, settings.data_path, readonly=True),
     )
 
 

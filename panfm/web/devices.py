@@ -47,8 +47,10 @@ def _info(inventory: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def device_json(d: DeviceConfig, status: DeviceStatus | None, inventory: dict[str, Any] | None) -> dict[str, Any]:
-    """The API shape of a device: never a credential, only which kind is stored."""
+def device_json(
+    d: DeviceConfig, status: DeviceStatus | None, inventory: dict[str, Any] | None, polled_by: str | None = None
+) -> dict[str, Any]:
+    """The API shape of a device: never a credential, only which kind is stored; `polled_by`: the clock holding it."""
     return {
         "id": d.id,
         "name": d.name,
@@ -61,6 +63,7 @@ def device_json(d: DeviceConfig, status: DeviceStatus | None, inventory: dict[st
         "tls": {"mode": d.tls.mode, "fingerprint_sha256": d.tls.fingerprint_sha256},
         "status": status_json(status),
         "info": _info(inventory),
+        "polled_by": polled_by,
     }
 
 
@@ -74,7 +77,9 @@ def list_devices() -> Any:
         if reader:
             statuses = reader.device_statuses()
             inventories = reader.inventory_all()
-    return jsonify({"devices": [device_json(d, statuses.get(d.id), inventories.get(d.id)) for d in devices]})
+    _clocks, owners, _why = c.coordination()
+    return jsonify({"devices": [device_json(d, statuses.get(d.id), inventories.get(d.id), owners.get(d.id))
+                                for d in devices]})
 
 
 @bp.get("/api/devices/<device_id>")
@@ -86,7 +91,8 @@ def get_device(device_id: str) -> Any:
     with c.reader() as reader:
         status = reader.device_statuses().get(device_id) if reader else None
         inventory = reader.inventory(device_id) if reader else None
-    return jsonify(device_json(device, status, inventory))
+    _clocks, owners, _why = c.coordination()
+    return jsonify(device_json(device, status, inventory, owners.get(device_id)))
 
 
 def _duplicate(device: DeviceConfig) -> BadRequest | None:

@@ -23,6 +23,7 @@ from panfm.web.auth import Auth
 from panfm.web.roles import CHANGE_PASSWORD_RULES, PUBLIC, allows, required_role, session_only
 from panfm.web.security import api_error, is_api_request
 from panfm.web.tokens import TokenRefused, authenticate, bearer, token_in_query
+from throughput_storage import DatabaseError
 
 log = logging.getLogger("panfm.web")
 
@@ -56,19 +57,26 @@ def install_login_gate(app: Flask, auth: Auth, csrf: CSRFProtect) -> None:
         if token_in_query():
             return api_error(400, "token_in_query", "API tokens are accepted only in the Authorization header"
                              " (Authorization: Bearer <token>), never in the URL: revoke a token that was sent there.")
-        secret = bearer()
-        if secret is not None and not (rule.rule == METRICS_RULE and not secret.startswith("pfm_")):
-            # /metrics also takes the metrics_token setting, checked by its own route.
-            settings = current_app.extensions["panfm"].current_settings()
-            try:
-                g.user = authenticate(secret, auth.clock(), auth.hit, settings.api_token_rate_limit)
-            except TokenRefused as refused:
-                return refused.response()
-        elif secret is None:
-            sid = session.get("sid")
-            g.user = auth.session_user(sid) if isinstance(sid, str) else None
-        user = g.user
         needed = required_role(rule.rule, request.method)
+        secret = bearer()
+        try:
+            if secret is not None and not (rule.rule == METRICS_RULE and not secret.startswith("pfm_")):
+                # /metrics also takes the metrics_token setting, checked by its own route.
+                settings = current_app.extensions["panfm"].current_settings()
+                try:
+                    g.user = authenticate(secret, auth.clock(), auth.hit, settings.api_token_rate_limit)
+                except TokenRefused as refused:
+                    return refused.response()
+            elif secret is None:
+                sid = session.get("sid")
+                g.user = auth.session_user(sid) if isinstance(sid, str) else None
+        except DatabaseError:
+            # The users' or sessions' database is away (PostgreSQL restarting): public answers
+            # such as /api/health still say so themselves; the rest is 503, never a 500 or a logout.
+            if needed != PUBLIC:
+                return api_error(503, "database_unavailable", "The database is unavailable; try again shortly.")
+            g.user = None
+        user = g.user
         if needed is None:
             log.error("no access rule for %s %s: refused to everybody (add it to panfm/web/roles.py)",
                       request.method, rule.rule)

@@ -50,6 +50,23 @@ async function refreshClock() {
     fact(dl, "Last cycle: " + key.replaceAll("_", " "), typeof value === "number" ? fmtNum(value, Number.isInteger(value) ? 0 : 2) : JSON.stringify(value));
   }
 
+  // Host names and node ids come from the database: textContent only (el's text), never HTML.
+  const nodes = document.querySelector("#clock-nodes tbody");
+  clear(nodes);
+  for (const n of data.clocks || []) {
+    nodes.append(el("tr", {},
+      el("td", { text: n.node_id }),
+      el("td", { text: n.host }),
+      el("td", { class: "num", text: String(n.pid) }),
+      el("td", { text: fmtTime(n.started_at) }),
+      el("td", { text: fmtTime(n.heartbeat_at) }),
+      el("td", { class: "num", text: fmtInt(n.devices) }),
+      el("td", { text: n.leader ? "leader" : DASH })));
+  }
+  if (!(data.clocks || []).length) {
+    nodes.append(el("tr", {}, el("td", { colspan: "7", text: data.clocks_error ? `unknown: ${data.clocks_error}` : "no live clock" })));
+  }
+
   const recent = s.recent || [];
   const jobs = document.querySelector("#clock-jobs tbody");
   clear(jobs);

@@ -1,0 +1,252 @@
+"""The coordination store on PostgreSQL: leases, fencing and the leader for any number of clocks.
+
+All times are the server's `now()` (the transaction's start), so a clock host whose wall clock
+is off changes nothing. Lock order inside a round: the clock's own `clock_node` row, its own
+leases, then free or expired leases with `SKIP LOCKED` (never waiting on a row another clock
+holds), then the one `leader` row (a short wait at most): no deadlock is possible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+
+from panfm.models import ClockNode, LeaseRound
+from panfm.storage.coordination import LEADER, CoordinationUnavailable, fair_share, lease_seconds
+
+log = logging.getLogger("panfm.storage")
+
+# Idempotent and taken under an advisory lock, so clocks starting together create it once.
+# (The device_lease shape is shared with the fenced sample insert: keep it.)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS clock_node (
+    node_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS device_lease (
+    device_id TEXT PRIMARY KEY,
+    owner TEXT,
+    lease_until TIMESTAMPTZ,
+    fence BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS device_lease_owner ON device_lease (owner);
+CREATE TABLE IF NOT EXISTS job_lease (
+    name TEXT PRIMARY KEY,
+    owner TEXT,
+    lease_until TIMESTAMPTZ,
+    fence BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS job_run (
+    name TEXT NOT NULL,
+    slot BIGINT NOT NULL,
+    owner TEXT,
+    ran_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, slot)
+);
+INSERT INTO job_lease (name) VALUES ('leader') ON CONFLICT DO NOTHING
+"""
+SCHEMA_LOCK = 0x70616E666D01  # pg_advisory_xact_lock key of this schema ("panfm" + 1)
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """Open one autocommit connection (transactions are explicit); swap for the shared pool later."""
+    return psycopg.connect(url, autocommit=True, connect_timeout=5, application_name="panfm-coordination",
+                           keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
+
+
+class PgCoordinator:
+    """Coordination on PostgreSQL (one connection, serialised by a lock; reconnects on the next call)."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, connector: Callable[[str], psycopg.Connection[Any]] = connect) -> None:
+        self._url = url
+        self._connector = connector
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+        self._schema_ready = False
+
+    # ---- connection ---------------------------------------------------------------------
+
+    @contextmanager
+    def _txn(self) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction on the (re)opened connection; any driver error becomes CoordinationUnavailable."""
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connector(self._url)
+                if not self._schema_ready:
+                    with self._conn.transaction(), self._conn.cursor() as cur:
+                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                        for stmt in SCHEMA.split(";\n"):
+                            cur.execute(stmt.encode())  # constant DDL
+                    self._schema_ready = True
+                with self._conn.transaction(), self._conn.cursor() as cur:
+                    yield cur
+            except psycopg.Error as exc:
+                if self._conn is not None and (self._conn.closed or isinstance(exc, psycopg.OperationalError)):
+                    self._drop()
+                raise CoordinationUnavailable(f"{type(exc).__name__}: {str(exc).strip()[:200]}") from None
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def __del__(self) -> None:
+        # A web app dropped without closing its context (tests build many) must not leave the
+        # driver warning about an open connection in whatever runs next.
+        conn = getattr(self, "_conn", None)
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(Exception):  # interpreter shutdown: nothing more to do
+                conn.close()
+
+    # ---- the clock's calls ----------------------------------------------------------------
+
+    def register(self, node_id: str, host: str, pid: int) -> None:
+        with self._txn() as cur:
+            cur.execute(
+                "INSERT INTO clock_node (node_id, host, pid, started_at, heartbeat_at) "
+                "VALUES (%s, %s, %s, now(), now())"
+                " ON CONFLICT (node_id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, heartbeat_at = now()",
+                (node_id, host, pid),
+            )
+
+    def lease_round(self, node_id: str, device_ids: Sequence[str], interval_s: float) -> LeaseRound:
+        """One transaction: heartbeat, renew, release above fair + 2, claim up to fair, leader.
+
+        1. Heartbeat; live clocks = heartbeat younger than a lease (a dead clock stops counting
+           when its leases run out, so its share is claimable in the same round).
+        2. Release what this clock holds of devices no longer enabled.
+        3. Renew its leases that are still valid (an expired one is a new grant, below).
+        4. Above fair share + 2, or above it while another live clock holds less than fair − 2
+           (one that just joined): release down to the fair share (the +2 band keeps shares
+           from flapping; the second rule lets a newcomer in when everyone sits inside it).
+        5. Claim free or expired leases up to the fair share, skipping rows another clock has
+           locked; each grant increments the fence, so a write fenced by an older grant fails.
+        6. Renew or take the leader lease (a new leader also increments its fence).
+        """
+        ids = sorted(set(device_ids))
+        p: dict[str, Any] = {"me": node_id, "ids": ids, "lease": lease_seconds(interval_s)}
+        with self._txn() as cur:
+            cur.execute("UPDATE clock_node SET heartbeat_at = now() WHERE node_id = %(me)s", p)
+            if cur.rowcount == 0:
+                raise CoordinationUnavailable(f"clock {node_id} is not registered")
+            cur.execute("SELECT count(*), extract(epoch FROM now())::float8 FROM clock_node "
+                        "WHERE heartbeat_at > now() - make_interval(secs => %(lease)s)", p)
+            live, db_now = cur.fetchone() or (1, 0.0)
+            fair = fair_share(len(ids), int(live))
+            cur.execute("INSERT INTO device_lease (device_id) SELECT unnest(%(ids)s::text[]) ON CONFLICT DO NOTHING", p)
+            cur.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
+                        "WHERE owner = %(me)s AND NOT (device_id = ANY(%(ids)s))", p)
+            released = cur.rowcount
+            cur.execute("UPDATE device_lease SET lease_until = now() + make_interval(secs => %(lease)s) "
+                        "WHERE owner = %(me)s AND lease_until > now() RETURNING device_id, fence", p)
+            held: dict[str, int | None] = {r[0]: int(r[1]) for r in cur.fetchall()}
+            # A clock far below its share (one that just joined holds nothing) makes every clock
+            # above the fair share give the excess back, even within the +2 band.
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE coalesce(h.n, 0) < %(floor)s) FROM clock_node c "
+                "LEFT JOIN (SELECT owner, count(*) AS n FROM device_lease WHERE lease_until > now() GROUP BY owner) h "
+                "ON h.owner = c.node_id WHERE c.heartbeat_at > now() - make_interval(secs => %(lease)s) "
+                "AND c.node_id <> %(me)s",
+                {**p, "floor": fair - 2},
+            )
+            starving = int((cur.fetchone() or (0,))[0])
+            if len(held) > fair + 2 or (starving and len(held) > fair):
+                drop = sorted(held)[fair:]
+                cur.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
+                            "WHERE owner = %(me)s AND device_id = ANY(%(drop)s)", {**p, "drop": drop})
+                released += cur.rowcount
+                for d in drop:
+                    held.pop(d)
+            granted: set[str] = set()
+            want = fair - len(held)
+            if want > 0:
+                cur.execute(
+                    "WITH c AS (SELECT device_id FROM device_lease WHERE device_id = ANY(%(ids)s) "
+                    " AND (owner IS NULL OR lease_until IS NULL OR lease_until <= now()) "
+                    " ORDER BY device_id LIMIT %(want)s FOR UPDATE SKIP LOCKED) "
+                    "UPDATE device_lease d SET owner = %(me)s, lease_until = now() + make_interval(secs => %(lease)s), "
+                    "fence = d.fence + 1 "
+                    "FROM c WHERE d.device_id = c.device_id RETURNING d.device_id, d.fence",
+                    {**p, "want": want},
+                )
+                for device_id, fence in cur.fetchall():
+                    held[device_id] = int(fence)
+                    granted.add(device_id)
+            cur.execute(
+                "UPDATE job_lease SET fence = CASE WHEN owner = %(me)s AND lease_until > now() THEN fence "
+                "ELSE fence + 1 END, owner = %(me)s, lease_until = now() + make_interval(secs => %(lease)s) "
+                "WHERE name = %(leader)s AND (owner = %(me)s OR owner IS NULL OR lease_until IS NULL "
+                "OR lease_until <= now()) RETURNING fence",
+                {**p, "leader": LEADER},
+            )
+            leader = cur.fetchone() is not None
+            if leader:  # housekeeping: rows of clocks gone for a day
+                cur.execute("DELETE FROM clock_node WHERE heartbeat_at < now() - interval '1 day'")
+        return LeaseRound(node_id=node_id, db_now=float(db_now), lease_s=p["lease"], held=held,
+                          granted=frozenset(granted), released=released, leader=leader, live_clocks=int(live),
+                          fair_share=fair)
+
+    def release_all(self, node_id: str) -> int:
+        with self._txn() as cur:
+            cur.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL WHERE owner = %s", (node_id,))
+            released = cur.rowcount
+            cur.execute("UPDATE job_lease SET owner = NULL, lease_until = NULL WHERE owner = %s", (node_id,))
+            cur.execute("DELETE FROM clock_node WHERE node_id = %s", (node_id,))
+        return released
+
+    def claim_run(self, name: str, slot: int, node_id: str) -> bool:
+        with self._txn() as cur:
+            cur.execute("INSERT INTO job_run (name, slot, owner) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (name, slot) DO NOTHING RETURNING slot", (name, slot, node_id))
+            return cur.fetchone() is not None
+
+    def last_run(self, name: str) -> int | None:
+        with self._txn() as cur:
+            cur.execute("SELECT max(slot) FROM job_run WHERE name = %s", (name,))
+            row = cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def db_now(self) -> float:
+        with self._txn() as cur:
+            cur.execute("SELECT extract(epoch FROM now())::float8")
+            row = cur.fetchone()
+        return float(row[0]) if row else 0.0
+
+    # ---- the web's reads ------------------------------------------------------------------
+
+    def clocks(self, interval_s: float) -> list[ClockNode]:
+        with self._txn() as cur:
+            cur.execute(
+                "SELECT n.node_id, n.host, n.pid, extract(epoch FROM n.started_at)::float8, "
+                " extract(epoch FROM n.heartbeat_at)::float8, "
+                " (SELECT count(*) FROM device_lease d WHERE d.owner = n.node_id AND d.lease_until > now()), "
+                " EXISTS (SELECT 1 FROM job_lease j WHERE j.name = %(leader)s AND j.owner = n.node_id "
+                "         AND j.lease_until > now()) "
+                "FROM clock_node n WHERE n.heartbeat_at > now() - make_interval(secs => %(iv)s) ORDER BY n.started_at",
+                {"leader": LEADER, "iv": float(interval_s)},
+            )
+            rows = cur.fetchall()
+        return [ClockNode(node_id=r[0], host=r[1], pid=int(r[2]), started_at=float(r[3]), heartbeat_at=float(r[4]),
+                          devices=int(r[5]), leader=bool(r[6])) for r in rows]
+
+    def owners(self) -> dict[str, str]:
+        with self._txn() as cur:
+            cur.execute("SELECT device_id, owner FROM device_lease WHERE owner IS NOT NULL AND lease_until > now()")
+            return {str(r[0]): str(r[1]) for r in cur.fetchall()}

@@ -1,0 +1,163 @@
+"""The clock's coordination seen from outside: /api/clock's clocks, devices' polled_by, the missed cleanup.
+
+On SQLite (one clock, `coordination.db`) and on the suite's own PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+
+import pytest
+from conftest import SIM_NETWORKS
+from helpers.alerts import INITIAL, web_client
+from helpers.clocks import ClockProc, wait_for
+from helpers.storage import cycle
+
+import clock
+import config
+from panfm.models import DeviceConfig, TlsConfig
+from throughput_storage import COORDINATION_DB, HISTORY_DB, CoordinationUnavailable, cleanup_day, open_coordinator
+
+
+def _settings(data_dir, **env):
+    full = {"PANFM_DATA_DIR": str(data_dir), "PANFM_REFRESH_INTERVAL": "5", "PANFM_ADMIN_PASSWORD": INITIAL,
+            "PANFM_ALLOWED_DEVICE_NETWORKS": SIM_NETWORKS, **env}
+    config.ensure_data_dir(data_dir)
+    return config.load_settings(env=full)
+
+
+def _device(name, port):
+    return DeviceConfig(id=name, name=name, host="127.0.0.1", port=port, api_key="k", tls=TlsConfig("insecure"))
+
+
+@pytest.fixture
+def sqlite_ctx(tmp_path):
+    settings = _settings(tmp_path / "data")
+    ctx = clock.build_context(settings)
+    ctx.load_settings = lambda: settings
+    yield settings, ctx
+    ctx.collector.close()
+    ctx.store.close()
+    ctx.keeper.coordinator.close()
+
+
+def test_on_sqlite_api_clock_lists_the_one_clock_and_every_device_names_it(sqlite_ctx):
+    settings, ctx = sqlite_ctx
+    for port, name in enumerate(("fw-a", "fw-b"), start=1):
+        ctx.devices.add(_device(name, port))
+    client = web_client(settings)
+    clock.lease_once(ctx)  # a heartbeat just now: live means younger than one interval
+    body = client.get("/api/clock").get_json()
+    assert {"running", "heartbeat", "age_seconds", "stats"} <= set(body)  # the fields from before stay
+    [node] = body["clocks"]
+    assert node["node_id"] == ctx.keeper.node_id and node["leader"] is True and node["devices"] == 2
+    assert node["started_at"].endswith("Z") and node["heartbeat_at"].endswith("Z")
+    clock.lease_once(ctx)
+    listed = {d["id"]: d["polled_by"] for d in client.get("/api/devices").get_json()["devices"]}
+    assert listed == {"fw-a": ctx.keeper.node_id, "fw-b": ctx.keeper.node_id}
+    clock.lease_once(ctx)
+    assert client.get("/api/devices/fw-a").get_json()["polled_by"] == ctx.keeper.node_id
+    ctx.keeper.release()  # SIGTERM: nothing is polled by anyone until a clock runs again
+    assert client.get("/api/clock").get_json()["clocks"] == []
+    assert {d["polled_by"] for d in client.get("/api/devices").get_json()["devices"]} == {None}
+
+
+def test_on_sqlite_a_web_before_any_clock_answers_no_clocks_and_no_poller(tmp_path):
+    settings = _settings(tmp_path / "data")
+    client = web_client(settings)
+    body = client.get("/api/clock").get_json()
+    assert body["clocks"] == [] and body["running"] is False and body["clocks_error"]
+
+
+def test_the_leader_runs_a_due_cleanup_once_and_a_new_store_only_records_the_day(sqlite_ctx):
+    _, ctx = sqlite_ctx
+    clock.lease_once(ctx)
+    assert clock.cleanup_if_due(ctx) is None  # nothing recorded yet: today's is recorded, not run
+    today = cleanup_day(ctx.keeper.coordinator.db_now())
+    assert ctx.keeper.coordinator.last_run("cleanup") == today
+    assert clock.cleanup_if_due(ctx) is None
+
+
+def test_a_0200_cleanup_missed_while_the_clock_was_down_runs_at_its_next_start_on_sqlite(tmp_path):
+    data = tmp_path / "data"
+    settings = _settings(data)
+    now = time.time()
+    # What a clock stopped for two nights left behind: its last cleanup and a sample past retention.
+    coord = open_coordinator("", data)
+    coord.register("old-node", "old-host", 1)
+    coord.claim_run("cleanup", cleanup_day(now) - 2, "old-node")
+    coord.close()
+    ctx = clock.build_context(settings)
+    ctx.store.write_cycle(cycle(now - 30 * 86400, devices=("fw-old",)))
+    ctx.store.write_cycle(cycle(now - 60, devices=("fw-new",)))
+    ctx.store.close()
+    ctx.collector.close()
+    ctx.keeper.coordinator.close()
+    proc = ClockProc(data, "", "clock", interval=5)
+    try:
+        def ran():
+            conn = sqlite3.connect(f"file:{data / COORDINATION_DB}?mode=ro", uri=True, timeout=5)
+            try:
+                return conn.execute("SELECT owner FROM job_run WHERE name = 'cleanup' AND slot = ?",
+                                    (cleanup_day(time.time()),)).fetchone()
+            finally:
+                conn.close()
+
+        (owner,) = wait_for(ran, timeout=60, what="the missed cleanup at start")
+        assert owner != "old-node"
+        wait_for(lambda: "cleanup:" in proc.log(), timeout=30, what="the cleanup's log line")
+    finally:
+        assert proc.terminate() == 0
+        proc.close()
+    conn = sqlite3.connect(f"file:{data / HISTORY_DB}?mode=ro", uri=True)
+    try:
+        left = {r[0] for r in conn.execute("SELECT DISTINCT device_id FROM device_samples")}
+    finally:
+        conn.close()
+    assert left == {"fw-new"}, "the sample past raw retention went with the cleanup"
+
+
+@pytest.mark.postgres
+def test_on_postgresql_api_clock_lists_every_live_clock_and_health_names_a_database_away(
+        pg_server, pg_url, tmp_path):
+    settings = _settings(tmp_path / "data", PANFM_DATABASE_URL=pg_url)
+    client = web_client(settings)  # migrates the stores
+    coords = [open_coordinator(pg_url, tmp_path) for _ in range(3)]
+    ids = [f"fw-{i}" for i in range(9)]
+    try:
+        for i, c in enumerate(coords):
+            c.register(f"node-{i}", f"host-<{i}>", 100 + i)
+        for _ in range(2):
+            for i, c in enumerate(coords):
+                c.lease_round(f"node-{i}", ids, 5.0)
+        clocks = client.get("/api/clock").get_json()["clocks"]
+        assert sorted((n["node_id"], n["host"], n["pid"], n["devices"]) for n in clocks) == [
+            ("node-0", "host-<0>", 100, 3), ("node-1", "host-<1>", 101, 3), ("node-2", "host-<2>", 102, 3)]
+        assert sum(n["leader"] for n in clocks) == 1
+        pg_server.stop("fast")
+        try:
+            r = client.get("/api/health")
+            assert r.status_code == 503
+            body = r.get_json()
+            assert body["status"] == "degraded" and body["database"] == "unavailable" and "PostgreSQL" in body["reason"]
+        finally:
+            pg_server.start()
+        # Back by itself: the clocks' next rounds and the web's next answers go through again.
+        def round_again():
+            try:
+                return coords[0].lease_round("node-0", ids, 5.0)
+            except CoordinationUnavailable:
+                return None  # the first use after the restart meets the dropped connection
+
+        wait_for(round_again, timeout=30, what="a lease round after the restart")
+        again = wait_for(lambda: client.get("/api/clock").get_json()["clocks"] or None, timeout=30,
+                         what="the web reading the clocks again")
+        assert "node-0" in {n["node_id"] for n in again}
+        assert client.get("/api/health").get_json()["database"] == "ok"
+        assert math.isfinite(coords[0].db_now())
+    finally:
+        for c in coords:
+            c.close()
+        client.application.extensions["panfm"].coordinator.close()  # the web's own connection
