@@ -83,7 +83,10 @@ class PgServer:
     def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         if self.user:
             argv = ["runuser", "-u", self.user, "--", *argv]
-        return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        return done
 
     def start(self) -> None:
         """Start (or restart) the server and wait until it accepts connections."""
