@@ -364,14 +364,8 @@ def pg_url(pg_server):
     return pg_server.fresh_database()
 
 
-# The keys every host shares on PostgreSQL (settings encryption_key and secret_key), for tests.
-PG_ENCRYPTION_KEY = "u3Q5jGqQ4k3R2n1xWbB0S3n0hX0y1kqT8b8l2nq0F8A="
-PG_SECRET_KEY = "test-session-key-shared-by-every-web-0123456789"
-
-
-def pg_env(url: str) -> dict[str, str]:
-    """The environment of a PANfm process on PostgreSQL: the URL and the keys every host shares."""
-    return {"PANFM_DATABASE_URL": url, "PANFM_ENCRYPTION_KEY": PG_ENCRYPTION_KEY, "PANFM_SECRET_KEY": PG_SECRET_KEY}
+# The keys every host shares on PostgreSQL, for tests: helpers.postgres (re-exported here).
+from helpers.postgres import pg_env  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

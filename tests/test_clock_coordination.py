@@ -10,7 +10,7 @@ import sqlite3
 import time
 
 import pytest
-from conftest import SIM_NETWORKS
+from conftest import SIM_NETWORKS, pg_env
 from helpers.alerts import INITIAL, web_client
 from helpers.clocks import ClockProc, wait_for
 from helpers.storage import cycle
@@ -122,7 +122,7 @@ def test_a_0200_cleanup_missed_while_the_clock_was_down_runs_at_its_next_start_o
 @pytest.mark.postgres
 def test_on_postgresql_api_clock_lists_every_live_clock_and_health_names_a_database_away(
         pg_server, pg_url, tmp_path):
-    settings = _settings(tmp_path / "data", PANFM_DATABASE_URL=pg_url)
+    settings = _settings(tmp_path / "data", **pg_env(pg_url))
     client = web_client(settings)  # migrates the stores
     coords = [open_coordinator(pg_url, tmp_path) for _ in range(3)]
     ids = [f"fw-{i}" for i in range(9)]

@@ -22,6 +22,15 @@ from pathlib import Path
 START_TIMEOUT_S = 60.0
 SUPERUSER = "panfm_test"
 
+# The keys every host shares on PostgreSQL (settings encryption_key and secret_key), for tests.
+PG_ENCRYPTION_KEY = "u3Q5jGqQ4k3R2n1xWbB0S3n0hX0y1kqT8b8l2nq0F8A="
+PG_SECRET_KEY = "test-session-key-shared-by-every-web-0123456789"
+
+
+def pg_env(url: str) -> dict[str, str]:
+    """The environment of a PANfm process on PostgreSQL: the URL and the keys every host shares."""
+    return {"PANFM_DATABASE_URL": url, "PANFM_ENCRYPTION_KEY": PG_ENCRYPTION_KEY, "PANFM_SECRET_KEY": PG_SECRET_KEY}
+
 
 def pg_bindir() -> Path | None:
     """Return the folder of the newest installed PostgreSQL server binaries, or None."""
@@ -85,7 +94,8 @@ class PgServer:
             argv = ["runuser", "-u", self.user, "--", *argv]
         done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=START_TIMEOUT_S)
         if check and done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+            why = done.stderr.strip() or done.stdout.strip()
+            raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {why}")
         return done
 
     def start(self) -> None:
