@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web bench-metrics \
+.PHONY: test demo run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-web bench-web-pg bench-metrics \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop \
         reliability-scaleout bench-scaleout
 
@@ -79,6 +79,9 @@ bench-clock: venv
 
 bench-web: venv $(BENCH_DB)
 	$(PY) bench/bench_web.py --data $(dir $(BENCH_DB)) --seconds 30 --clients 20 --pace 5
+
+bench-web-pg: venv
+	$(PY) bench/bench_pg_web.py --devices 500 --days 30 --raw-days 1 --seconds 30 --clients 20 --pace 5
 
 bench-metrics: venv
 	$(PY) bench/bench_metrics.py --devices 1000 --interfaces 16 --scrapes 50 --out bench/out/metrics.json

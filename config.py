@@ -9,6 +9,7 @@ Fernet key of the data folder.
 
 from panfm.settings.files import (
     atomic_write,
+    clean_changes,
     create_once,
     ensure_data_dir,
     private_umask,
@@ -20,6 +21,7 @@ from panfm.settings.values import (
     SETTINGS_FILE,
     ConfigError,
     Settings,
+    check_stored,
     coerce,
     declared,
     load_settings,
@@ -36,6 +38,8 @@ __all__ = [
     "atomic_write",
     "bounded_int",
     "bounded_number",
+    "check_stored",
+    "clean_changes",
     "coerce",
     "create_once",
     "declared",

@@ -21,12 +21,13 @@ except _panfm_config.ConfigError as exc:
     sys.exit(f"panfm: {exc}")
 
 if _settings.on_postgres:
-    # In the master, before any worker boots: a database the workers could not use stops the
-    # start with the setting and the cause (exit 2), not with a worker's traceback.
+    # In the master, before any worker boots: a database the workers could not use (server,
+    # rights, version, shared keys, key marker) stops the start with the setting and the cause
+    # (exit 2), not with a worker's traceback. Migrations run here once, too.
     import throughput_storage as _panfm_storage
 
     try:
-        _panfm_storage.check_database(_settings.database_url)
+        _panfm_storage.open_stores(_settings).close()
     except _panfm_config.ConfigError as exc:
         sys.stderr.write(f"panfm: cannot start: {exc}\n")
         sys.exit(2)

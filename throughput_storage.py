@@ -41,7 +41,7 @@ from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import check_database
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
-from panfm.storage.stores import Stores, open_coordinator, open_stores
+from panfm.storage.stores import Stores, clock_stats_of, migrate_to, open_coordinator, open_stores, pg_backup, pg_check
 
 __all__ = [
     "ALERTS_DB",
@@ -68,11 +68,15 @@ __all__ = [
     "check_database",
     "check_usable",
     "cleanup_day",
+    "clock_stats_of",
     "config_store",
     "integrity_check",
     "legacy_history_rows",
+    "migrate_to",
     "online_backup",
     "open_coordinator",
     "open_stores",
+    "pg_backup",
+    "pg_check",
     "slot_of",
 ]

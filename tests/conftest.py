@@ -361,6 +361,16 @@ def pg_url(pg_server):
     return pg_server.fresh_database()
 
 
+# The keys every host shares on PostgreSQL (settings encryption_key and secret_key), for tests.
+PG_ENCRYPTION_KEY = "u3Q5jGqQ4k3R2n1xWbB0S3n0hX0y1kqT8b8l2nq0F8A="
+PG_SECRET_KEY = "test-session-key-shared-by-every-web-0123456789"
+
+
+def pg_env(url: str) -> dict[str, str]:
+    """The environment of a PANfm process on PostgreSQL: the URL and the keys every host shares."""
+    return {"PANFM_DATABASE_URL": url, "PANFM_ENCRYPTION_KEY": PG_ENCRYPTION_KEY, "PANFM_SECRET_KEY": PG_SECRET_KEY}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_settings(request, tmp_path):
     """Settings of one backend for the store conformance suite: SQLite files, or a fresh PostgreSQL database.
@@ -372,7 +382,7 @@ def store_settings(request, tmp_path):
     env = {"PANFM_DATA_DIR": str(tmp_path / "data")}
     if request.param == "postgres":
         request.applymarker(pytest.mark.postgres)
-        env["PANFM_DATABASE_URL"] = request.getfixturevalue("pg_url")
+        env.update(pg_env(request.getfixturevalue("pg_url")))
     config.ensure_data_dir(tmp_path / "data")
     return config.load_settings(env=env)
 

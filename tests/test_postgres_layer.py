@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import pg_env
 
 import config
 import throughput_storage
@@ -142,20 +143,25 @@ def test_the_url_can_come_from_a_secret_file(tmp_path, pg_url):
     assert pg_url not in repr(settings)
 
 
-def _env(tmp_path: Path, url: str) -> dict[str, str]:
+def _env(tmp_path: Path, url: str, keys: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
-    env.update({"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_DATABASE_URL": url, "PANFM_PORT": "1"})
+    env.update(pg_env(url) if keys else {"PANFM_DATABASE_URL": url})
+    env.update({"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_PORT": "1"})
     return env
 
 
 @pytest.mark.parametrize("program", ["clock", "gunicorn"])
-def test_clock_and_web_stop_with_exit_2_and_a_message_when_the_server_is_unreachable(tmp_path, program):
+@pytest.mark.parametrize(("keys", "cause"), [
+    (True, "cannot connect to PostgreSQL at 127.0.0.1:1/panfm"),
+    (False, "every host must share its keys; set encryption_key (PANFM_ENCRYPTION_KEY"),
+])
+def test_clock_and_web_stop_with_exit_2_and_a_message_when_the_database_is_unusable(tmp_path, program, keys, cause):
     url = "postgresql://panfm:s3cretpass@127.0.0.1:1/panfm"
     argv = ([sys.executable, "clock.py"] if program == "clock" else
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"])
-    done = subprocess.run(argv, cwd=ROOT, env=_env(tmp_path, url), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(argv, cwd=ROOT, env=_env(tmp_path, url, keys), capture_output=True, text=True, timeout=60)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
-    assert "database_url" in output and "cannot connect to PostgreSQL at 127.0.0.1:1/panfm" in output
+    assert "database_url" in output and cause in output
     assert "Traceback" not in output
     assert "s3cretpass" not in output

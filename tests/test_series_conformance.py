@@ -97,11 +97,13 @@ LEASE_DDL = ("CREATE TABLE IF NOT EXISTS device_lease (device_id TEXT PRIMARY KE
 
 @pytest.fixture
 def pg_stores(pg_url, tmp_path):
+    from conftest import pg_env
+
     import config
     import throughput_storage
 
     config.ensure_data_dir(tmp_path / "data")
-    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_DATABASE_URL": pg_url})
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), **pg_env(pg_url)})
     opened = throughput_storage.open_stores(settings, writer=True)
     yield opened
     opened.close()
@@ -186,3 +188,27 @@ def test_rolling_up_the_same_buckets_again_or_after_a_late_sample_is_idempotent(
     writer.advance_rollups(T0 + 600, since=T0)
     assert _sql(pg_stores, "SELECT n, inbound_mbps_avg FROM device_5m WHERE bucket = ?", (int(T0),)) == [
         {"n": 4, "inbound_mbps_avg": 1.75}]
+
+
+@pytest.mark.postgres
+def test_long_charts_read_the_30_minute_groups_and_get_the_points_of_the_5_minute_rows(pg_stores):
+    from panfm.storage import pg_reader
+
+    writer = pg_stores.open_sample_writer(interval_s=60)
+    for i in range(0, 600, 3):  # 10 hours, a sample every 3 minutes, some metrics missing now and then
+        sample = DeviceSample(device_id="dev-a", ts=T0 + 60 * i + 0.5, inbound_mbps=float(i % 17),
+                              cpu_dataplane_pct=None if i % 7 == 0 else float(i % 5))
+        writer.write_cycle(CycleResult(started=T0 + 60 * i, finished=T0 + 60 * i + 1, samples=(sample,),
+                                       interfaces=(), baselines=(), statuses=()))
+    reader = pg_stores.open_sample_reader()
+    grouped = reader.history("dev-a", T0 - 86400, T0 + 86400, max_points=60)  # hourly points: 30-minute groups
+    assert (grouped.tier, grouped.bucket_s) == ("5m", 3600)
+    with pg_stores.backend.db.connection() as conn:
+        dk = conn.fetchone("SELECT dk FROM ts_device WHERE device_id = 'dev-a'")["dk"]
+        direct = conn.fetchall(pg_reader._grouped_sql("device_5m", "dk", ("inbound_mbps", "cpu_dataplane_pct"), 3600),
+                               (dk, int(T0 - 86400) // 300 * 300, int(T0 + 86400)))
+    got = [(p["t"], p["inbound_mbps"], p["cpu_dataplane_pct"]) for p in grouped.points if p["inbound_mbps"] is not None]
+    want = [(float(r["t"]), r["inbound_mbps"], r["cpu_dataplane_pct"]) for r in direct]
+    assert len(got) == len(want) >= 5
+    for (t1, a1, c1), (t2, a2, c2) in zip(got, want, strict=True):
+        assert t1 == t2 and a1 == pytest.approx(a2, rel=1e-5) and c1 == pytest.approx(c2, rel=1e-5)

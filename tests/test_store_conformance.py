@@ -87,7 +87,9 @@ def test_reencrypting_passes_every_secret_through_once(stores):
         return stores.box.encrypt(stores.box.decrypt(token))
 
     assert config_store.reencrypt_secrets(stores.backend, again) == (2, 1)
-    assert sorted(seen) == ["K-fw1", "https://hook/x", "pw"]
+    # On PostgreSQL the shared key's marker is re-encrypted in the same transaction.
+    marker = [config_store.KEY_MARKER] if stores.on_postgres else []
+    assert sorted(seen) == sorted(["K-fw1", "https://hook/x", "pw", *marker])
     assert stores.devices.list()[0].password == "pw"
 
 
@@ -167,3 +169,92 @@ def test_session_actions_are_limited_per_window(stores):
     sessions = stores.sessions()
     assert [sessions.spend("h", "test_connection", 2, 60.0, 100.0 + i) for i in range(3)] == [None, None, 58]
     assert sessions.spend("h", "test_connection", 2, 60.0, 161.0) is None
+
+
+def test_postgresql_needs_the_shared_keys_and_refuses_a_key_that_cannot_read_the_secrets(store_settings):
+    import dataclasses
+
+    import config
+    import throughput_storage
+
+    if not store_settings.on_postgres:
+        # SQLite: the data folder's own key file is generated once, as always.
+        throughput_storage.open_stores(store_settings).close()
+        assert (store_settings.data_path / config.KEY_FILE).exists()
+        return
+    for missing in ("encryption_key", "secret_key"):
+        with pytest.raises(config.ConfigError, match=f"share its keys; set {missing}"):
+            throughput_storage.open_stores(dataclasses.replace(store_settings, **{missing: ""}))
+    first = throughput_storage.open_stores(store_settings)
+    first.devices.add(_device("fw1", "10.0.0.1"))
+    first.close()
+    other = dataclasses.replace(store_settings, encryption_key="Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyMTI=")
+    with pytest.raises(config.ConfigError, match="cannot decrypt the secrets stored in the database"):
+        throughput_storage.open_stores(other)
+    assert not (store_settings.data_path / config.KEY_FILE).exists()  # no per-host key on PostgreSQL
+
+
+@pytest.mark.postgres
+def test_keys_rotate_across_hosts_on_postgresql(pg_url, tmp_path):
+    import dataclasses
+
+    from conftest import pg_env
+
+    import config
+    import throughput_storage
+    from panfm.ops import rotate_shared_keys
+
+    config.ensure_data_dir(tmp_path / "data")
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), **pg_env(pg_url)})
+    old = settings.encryption_key
+    new = "Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyMTI="
+    stores = throughput_storage.open_stores(settings)
+    stores.devices.add(_device("fw1", "10.0.0.1", password="pw"))
+    stores.close()
+    # Every host runs with NEW,OLD; one of them rotates; then every host drops OLD.
+    both = throughput_storage.open_stores(dataclasses.replace(settings, encryption_key=f"{new},{old}"))
+    assert rotate_shared_keys(both.backend, both.box).device_secrets == 2
+    both.close()
+    with pytest.raises(config.ConfigError, match="cannot decrypt"):
+        throughput_storage.open_stores(settings)  # a host still on the old key alone is refused
+    after = throughput_storage.open_stores(dataclasses.replace(settings, encryption_key=new))
+    assert after.devices.list()[0].password == "pw"
+    after.close()
+
+
+@pytest.mark.postgres
+def test_settings_edited_on_one_web_reach_every_host_through_the_database(pg_url, tmp_path):
+    from conftest import pg_env
+
+    import config
+    from app import create_app
+
+    clients = []
+    for name in ("web1", "web2"):
+        settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / name), **pg_env(pg_url)},
+                                        overrides={"admin_password": "initial-password-1"})
+        clients.append(create_app(settings).test_client())
+    one, two = clients
+    login = {"username": "admin", "password": "initial-password-1"}
+    token = one.post("/api/login", json=login).get_json()["csrf_token"]
+    assert one.post("/api/change-password", json={"old_password": "initial-password-1", "new_password": "x" * 16},
+                    headers={"X-CSRFToken": token}).status_code == 200
+    assert one.put("/api/settings", json={"refresh_interval": 45, "theme": "dark"},
+                   headers={"X-CSRFToken": token}).status_code == 200
+    two_token = two.post("/api/login", json={"username": "admin", "password": "x" * 16}).get_json()["csrf_token"]
+    got = two.get("/api/settings", headers={"X-CSRFToken": two_token}).get_json()["settings"]
+    assert got["refresh_interval"]["value"] == 45 and got["theme"]["value"] == "dark"
+    assert not (tmp_path / "web1" / config.SETTINGS_FILE).exists()
+    # The clock reads them from the database too (stores.load_settings).
+    import throughput_storage
+
+    stores = throughput_storage.open_stores(config.load_settings(
+        env={"PANFM_DATA_DIR": str(tmp_path / "clock"), **pg_env(pg_url)}))
+    try:
+        import os
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"PANFM_DATA_DIR": str(tmp_path / "clock"), **pg_env(pg_url)}):
+            assert stores.load_settings().refresh_interval == 45
+    finally:
+        stores.close()

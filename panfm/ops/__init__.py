@@ -18,6 +18,7 @@ from panfm.ops.import_1x import (
     read_settings,
 )
 from panfm.ops.keys import rotate as rotate_keys
+from panfm.ops.keys import rotate_shared as rotate_shared_keys
 from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.logsetup import configure as configure_logging
 from panfm.ops.logsetup import quiet_libraries
@@ -40,4 +41,5 @@ __all__ = [
     "redact",
     "register_demo_devices",
     "rotate_keys",
+    "rotate_shared_keys",
 ]

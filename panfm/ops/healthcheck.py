@@ -5,7 +5,7 @@
            data is stale, and the clock has its own check (a dead clock must not make the
            web look dead too).
     clock  the heartbeat in the sample database (opened read-only) is at most
-           3 x refresh_interval old.
+           3 x refresh_interval old (on PostgreSQL: the newest heartbeat of any clock).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from config import ConfigError, Settings, load_settings
-from throughput_storage import HISTORY_DB, SampleReader, StorageUnavailable
+from throughput_storage import StorageUnavailable, clock_stats_of
 
 TIMEOUT_S = 4.0
 
@@ -50,8 +50,7 @@ def check_clock(settings: Settings, now: Callable[[], float] = time.time) -> tup
     """Read the clock's heartbeat from the sample database; return (healthy, one line)."""
     limit = 3 * settings.refresh_interval
     try:
-        with SampleReader.open(settings.data_path / HISTORY_DB) as reader:
-            stats = reader.clock_stats()
+        stats = clock_stats_of(settings)  # the sample database, or PostgreSQL (database_url)
     except StorageUnavailable as exc:
         return False, f"clock: sample database unavailable ({exc})"
     if not stats or stats.get("heartbeat") is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from config import KEY_FILE, ConfigError, SecretBox, atomic_write
-from throughput_storage import config_store
+from throughput_storage import Backend, config_store
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,14 @@ def rotate(data_dir: Path, new_key: bytes | None = None) -> Rotation:
     # Step 3: nothing is encrypted under the old key(s) any more.
     _write_keys(data_dir, [new])
     return Rotation(device_secrets=devices, document_secrets=documents, old_keys_dropped=len(old))
+
+
+def rotate_shared(backend: Backend, box: SecretBox) -> Rotation:
+    """Re-encrypt every secret in the PostgreSQL database under the first key of `encryption_key`.
+
+    The keys come from the environment of every host, not from a file: set
+    `PANFM_ENCRYPTION_KEY=NEW,OLD` on every host (both decrypt, NEW encrypts), run this once
+    from any host (one transaction, the key marker included), then set `PANFM_ENCRYPTION_KEY=NEW`.
+    """
+    devices, documents = config_store.reencrypt_secrets(backend, lambda enc: _reencrypt(box, enc))
+    return Rotation(device_secrets=devices, document_secrets=documents, old_keys_dropped=0)

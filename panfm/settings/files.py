@@ -21,14 +21,20 @@ log = logging.getLogger("panfm.config")
 PRIVATE_UMASK = 0o077
 
 
-def save_settings(data_dir: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate `changes`, merge them into settings.json atomically; return the stored dict."""
+def clean_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate settings edits: editable names only, each value of its setting's type and bounds."""
     editable = {f.name for f in declared() if f.metadata["editable"]}
     clean: dict[str, Any] = {}
     for name, raw in changes.items():
         if name not in editable:
             raise ConfigError(f"setting {name!r} cannot be changed here")
         clean[name] = coerce(name, raw, "request")
+    return clean
+
+
+def save_settings(data_dir: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate `changes`, merge them into settings.json atomically; return the stored dict."""
+    clean = clean_changes(changes)
     # Read-merge-write under a lock on the folder: two workers saving at once would each wipe the other's key.
     fd = os.open(data_dir, os.O_RDONLY)
     try:

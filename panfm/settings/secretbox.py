@@ -63,6 +63,18 @@ class SecretBox:
         return [line.strip() for line in raw.splitlines() if line.strip()]
 
     @classmethod
+    def for_settings(cls, settings: Settings) -> SecretBox:
+        """The box of `encryption_key` (comma-separated keys, the first encrypts), else of the data folder's file."""
+        if settings.encryption_key:
+            keys = [k.strip().encode("ascii", "replace") for k in settings.encryption_key.split(",") if k.strip()]
+            try:
+                return cls(keys)
+            except ConfigError:
+                raise ConfigError("setting encryption_key: not a comma-separated list of Fernet keys"
+                                  " (each 44 characters of URL-safe base64)") from None
+        return cls.for_data_dir(settings.data_path)
+
+    @classmethod
     def for_data_dir(cls, data_dir: Path) -> SecretBox:
         path = data_dir / KEY_FILE
         return cls(cls._keys(create_once(path, Fernet.generate_key)), path)

@@ -93,7 +93,13 @@ class Settings:
         "", "Initial password of the `admin` user (empty: a random one is logged once).", editable=False, secret=True
     )
     secret_key: str = setting(
-        "", "Flask session key (empty: generated once into the data folder).", editable=False, secret=True
+        "", "Flask session key (empty: generated once into the data folder). Required on PostgreSQL: every web"
+        " must share it.", editable=False, secret=True
+    )
+    encryption_key: str = setting(
+        "", "Fernet key(s) of the stored secrets, comma-separated, the first one encrypts (empty: generated once"
+        " into the data folder as encryption.key). Required on PostgreSQL: every host must share it.",
+        editable=False, secret=True,
     )
     allowed_device_networks: tuple[str, ...] = setting(
         (),
@@ -225,27 +231,34 @@ def read_settings_file(data_dir: Path) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return check_stored(doc, str(path))
+
+
+def check_stored(doc: Any, source: str) -> dict[str, Any]:
+    """Validate stored settings (settings.json, or the database's on PostgreSQL): editable names, good values."""
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a JSON object of settings")
+        raise ConfigError(f"{source}: expected a JSON object of settings")
     editable = {f.name for f in declared() if f.metadata["editable"]}
     out: dict[str, Any] = {}
     for name, raw in doc.items():
         if name not in editable:
-            raise ConfigError(f"{path}: {name!r} is not a setting that can be stored in {SETTINGS_FILE}")
-        out[name] = coerce(name, raw, str(path))
+            raise ConfigError(f"{source}: {name!r} is not a setting that can be stored in {SETTINGS_FILE}")
+        out[name] = coerce(name, raw, source)
     return out
 
 
-def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None,
+                  stored: Mapping[str, Any] | None = None) -> Settings:
     """Build the effective settings: environment over settings.json over defaults.
 
-    `overrides` (tests, `create_app(settings)`) act like environment variables.
+    `overrides` (tests, `create_app(settings)`) act like environment variables. `stored`, when
+    given, replaces settings.json: the settings kept in the database on PostgreSQL.
     """
     env = os.environ if env is None else env
     fixed = env_values(env)
     for name, raw in (overrides or {}).items():
         fixed[name] = coerce(name, raw, "override")
     data_dir = Path(fixed.get("data_dir", Settings.data_dir))
-    stored = read_settings_file(data_dir)
-    values = {**stored, **fixed}
+    kept = read_settings_file(data_dir) if stored is None else check_stored(dict(stored), "stored settings")
+    values = {**kept, **fixed}
     return Settings(**values, fixed_by_env=frozenset(fixed))

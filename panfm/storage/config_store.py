@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import panfm.storage.sqlite as sqlite_db
-from config import SecretBox
+from config import ConfigError, SecretBox
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.backend import Backend, PgHandle, SqliteHandle
 
@@ -96,7 +96,13 @@ PG_MIGRATIONS: list[str] = [
     CREATE TABLE maintenance_windows (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL);
     """,
+    # 2: a known text encrypted with the shared key: a host started with another key is refused.
+    "CREATE TABLE key_marker (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL)",
+    # 3: the settings people edit (settings.json of a data folder, on SQLite), shared by every host.
+    "CREATE TABLE stored_settings (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL,"
+    " updated_at DOUBLE PRECISION NOT NULL)",
 ]
+KEY_MARKER = "panfm-encryption-key-marker"
 
 Where = Path | Backend  # a data folder (SQLite, as before) or the stores' backend
 
@@ -182,7 +188,53 @@ def reencrypt_secrets(where: Where, reencrypt: Callable[[str | None], str | None
                     f"UPDATE {table} SET doc = ? WHERE id = ?",  # noqa: S608  # nosec B608
                     (json.dumps(doc, sort_keys=True), doc_row["id"]),
                 )
+        if isinstance(where, Backend) and where.on_postgres:  # the shared key's marker, in the same transaction
+            marker = conn.execute("SELECT token FROM key_marker WHERE id = 1").fetchone()
+            if marker is not None:
+                conn.execute("UPDATE key_marker SET token = ? WHERE id = 1", (reencrypt(marker["token"]),))
     return devices, documents
+
+
+def stored_settings(backend: Backend) -> dict[str, Any]:
+    """The settings stored in the database (PostgreSQL), as raw JSON values; {} before any edit."""
+    with handle(backend).read() as conn:
+        row = conn.execute("SELECT doc FROM stored_settings WHERE id = 1").fetchone()
+    doc = json.loads(row["doc"]) if row else {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def save_stored_settings(backend: Backend, clean: dict[str, Any], now: float) -> dict[str, Any]:
+    """Merge validated edits into the stored settings in one transaction (row locked); return them all.
+
+    Two webs saving at once each keep the other's edit (the read-merge-write of settings.json
+    under its folder lock, on SQLite).
+    """
+    with handle(backend).write() as conn:
+        conn.execute("INSERT INTO stored_settings (id, doc, updated_at) VALUES (1, '{}', ?)"
+                     " ON CONFLICT (id) DO NOTHING", (now,))
+        row = conn.execute("SELECT doc FROM stored_settings WHERE id = 1 FOR UPDATE").fetchone()
+        doc = {**json.loads(row["doc"]), **clean}
+        conn.execute("UPDATE stored_settings SET doc = ?, updated_at = ? WHERE id = 1",
+                     (json.dumps(doc, sort_keys=True), now))
+    return doc
+
+
+def check_key_marker(backend: Backend, box: SecretBox) -> None:
+    """Refuse a key that cannot decrypt the stored secrets (PostgreSQL: the marker of the shared key).
+
+    The first process stores the marker under its key; every later one must decrypt it.
+    """
+    with handle(backend).write() as conn:
+        conn.execute("INSERT INTO key_marker (id, token) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                     (box.encrypt(KEY_MARKER),))
+        token = conn.execute("SELECT token FROM key_marker WHERE id = 1").fetchone()["token"]
+    try:
+        ok = box.decrypt(token) == KEY_MARKER
+    except ConfigError:
+        ok = False
+    if not ok:
+        raise ConfigError("setting encryption_key: this key cannot decrypt the secrets stored in the database"
+                          " (checked against its key marker); start every host with the same PANFM_ENCRYPTION_KEY")
 
 
 def _row_to_device(row: Any, box: SecretBox) -> DeviceConfig:

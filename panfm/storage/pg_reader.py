@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Iterable, Sequence
-from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +23,7 @@ from panfm.models import (
     InterfaceCounters,
     InterfaceSample,
 )
+from panfm.storage import pg_series
 from panfm.storage import queries as q
 from panfm.storage.postgres import PgConn, PgDatabase
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
@@ -204,12 +204,7 @@ class PgSampleReader:
                 for m in DEVICE_METRICS}
 
 
-def _plain(v: Any) -> Any:
-    """A numeric (Decimal) from an average as a float; other values as they are."""
-    return float(v) if isinstance(v, Decimal) else v
-
-
-def _num(v: Any) -> float | None:
+def _num(v: Any) -> float | None:  # a numeric (Decimal) average as a float
     return None if v is None else float(v)
 
 
@@ -250,6 +245,40 @@ def _choose(conn: PgConn, kind: str, key: int, start: float, end: float, max_poi
     return fitting[-1] if fitting else covering[0]
 
 
+def _grouped_sql(table: str, k: str, metrics: Sequence[str], width: int) -> str:
+    cols = ", ".join(f"(sum({m}_avg * {m}_n) / nullif(sum({m}_n), 0))::float8 AS {m}, max({m}_max) AS {m}_max"
+                     for m in metrics)
+    return (f"SELECT (bucket / {width}) * {width} AS t, {cols} FROM {table}"  # noqa: S608  # nosec B608
+            f" WHERE {k} = ? AND bucket >= ? AND bucket < ? GROUP BY 1 ORDER BY 1")
+
+
+def _from_groups(conn: PgConn, kind: str, k: str, key: int, metrics: Sequence[str], width: int, lo: int,
+                 hi: int) -> list[dict[str, Any]]:
+    """5-minute rows grouped to `width`: whole 30-minute groups from the materialised table, the edges on the fly.
+
+    The same points as grouping the 5-minute rows of [lo, hi) directly (`queries._grouped_from_materialised`).
+    """
+    g = pg_series.GROUP_S
+    a, b = -(-lo // width) * width, hi // width * width
+    segments = ([(f"{kind}_5m", lo, a), (f"{kind}_5m_g30m", a, b), (f"{kind}_5m", b, hi)] if a < b
+                else [(f"{kind}_5m", lo, hi)])
+    points: list[dict[str, Any]] = []
+    for table, seg_lo, seg_hi in segments:
+        if seg_lo >= seg_hi:
+            continue
+        if table.endswith("_g30m") and width == g:
+            cols = ", ".join(f"{m}_avg AS {m}, {m}_max" for m in metrics)
+            sql = (f"SELECT bucket AS t, {cols} FROM {table} WHERE {k} = ? AND bucket >= ? AND bucket < ?"  # noqa: S608  # nosec B608
+                   " ORDER BY bucket")
+        else:
+            sql = _grouped_sql(table, k, metrics, width)
+        rows = conn.fetchall(sql, (key, seg_lo, seg_hi))  # dicts already; every value a float or None
+        for r in rows:
+            r["t"] = float(r["t"])
+        points.extend(rows)
+    return points
+
+
 def _history(conn: PgConn, kind: str, key: int | None, metrics: tuple[str, ...], start: float, end: float,
              max_points: int) -> History:
     max_points = max(3, max_points)
@@ -267,7 +296,7 @@ def _history(conn: PgConn, kind: str, key: int | None, metrics: tuple[str, ...],
     count_row = conn.fetchone(f"SELECT count(*) AS n {rng}", params)  # nosec B608
     count = int(count_row["n"]) if count_row else 0
     width: int | None = None
-    t_raw = "(slot * 1000 + off_ms) / 1000.0"
+    t_raw = "((slot * 1000 + off_ms) / 1000.0)::float8"
     if count <= max_points:
         if tier == "raw":
             cols = ", ".join(f"{m}, {m} AS {m}_max" for m in metrics)
@@ -278,13 +307,15 @@ def _history(conn: PgConn, kind: str, key: int | None, metrics: tuple[str, ...],
     else:
         width = q.group_width(bucket, (end - start) / (max_points - 2))
         if tier == "raw":
-            cols = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in metrics) + ", bool_or(approx) AS approx"
+            cols = (", ".join(f"avg({m})::float8 AS {m}, max({m}) AS {m}_max" for m in metrics)
+                    + ", bool_or(approx) AS approx")
             sql = f"SELECT (slot / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+        elif tier == "5m" and width % pg_series.GROUP_S == 0:
+            return History(tier, width, q.mark_gaps(_from_groups(conn, kind, k, key, metrics, width, lo, hi),
+                                                    width, max_points))
         else:
-            cols = ", ".join(f"sum({m}_avg * {m}_n) / nullif(sum({m}_n), 0) AS {m}, max({m}_max) AS {m}_max"
-                             for m in metrics)
-            sql = f"SELECT (bucket / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
-    points = [{name: _plain(v) for name, v in r.items()} for r in conn.fetchall(sql, params)]
+            sql = _grouped_sql(f"{kind}_{tier}", k, metrics, width)
+    points = conn.fetchall(sql, params)  # dicts; averages cast to float8 in the SQL (no Decimal)
     for p in points:
         p["t"] = float(p["t"])
     step = width or (bucket if tier != "raw" else None)

@@ -325,5 +325,25 @@ def _advance(tx: PgConn, closed_before: float, since_slot: int | None) -> None:
                 f" ON CONFLICT ({key}, bucket) DO UPDATE SET n = excluded.n, {sets}",
                 (start, end),
             )
+        if tier == "5m":
+            regroup(tx, start, end)
         tx.execute("INSERT INTO rollup_marks (tier, done_until) VALUES (?, ?) ON CONFLICT (tier)"
                    " DO UPDATE SET done_until = greatest(rollup_marks.done_until, excluded.done_until)", (tier, end))
+
+
+def regroup(tx: PgConn, start: int, end: int) -> None:
+    """(Re)compute the 30-minute groups of the 5-minute rows in [start, end): weighted averages, maxima, counts."""
+    width = pg_series.GROUP_S
+    lo, hi = start // width * width, -(-end // width) * width
+    for kind, key, metrics in (("device", "dk", DEVICE_METRICS), ("iface", "ik", IFACE_METRICS)):
+        cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in metrics)
+        exprs = ", ".join(f"sum({m}_avg * {m}_n) / nullif(sum({m}_n), 0), max({m}_max), sum({m}_n)" for m in metrics)
+        sets = ", ".join(f"{m}_avg = excluded.{m}_avg, {m}_max = excluded.{m}_max, {m}_n = excluded.{m}_n"
+                         for m in metrics)
+        tx.execute(
+            f"INSERT INTO {kind}_5m_g30m ({key}, bucket, n, {cols})"  # noqa: S608  # nosec B608 (constant names)
+            f" SELECT {key}, (bucket / {width}) * {width} AS b, sum(n), {exprs} FROM {kind}_5m"
+            f" WHERE bucket >= ? AND bucket < ? GROUP BY {key}, b"
+            f" ON CONFLICT ({key}, bucket) DO UPDATE SET n = excluded.n, {sets}",
+            (lo, hi),
+        )

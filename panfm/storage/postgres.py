@@ -265,3 +265,43 @@ class _Probe(Exception):
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no detail"
+
+
+def database_check(db: PgDatabase) -> list[tuple[str, str]]:
+    """What `db check` reports on PostgreSQL: (item, "ok" or the problem), read-only."""
+    out: list[tuple[str, str]] = []
+    try:
+        with db.connection() as conn:
+            row = conn.fetchone("SELECT version() AS v, pg_database_size(current_database()) AS size")
+            out.append(("server", f"ok ({str(row['v']).split(',')[0]})" if row else "no answer"))
+            if row:
+                out.append(("size", f"{int(row['size']) // (1024 * 1024)} MB"))
+            for r in conn.fetchall("SELECT component, version FROM panfm_schema ORDER BY component"):
+                out.append((f"schema {r['component']}", f"ok (version {r['version']})"))
+            bad = conn.fetchall("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                                " WHERE NOT i.indisvalid")
+            out.append(("indexes", "ok" if not bad else "invalid: " + ", ".join(r["relname"] for r in bad)))
+    except PgDatabaseError as exc:
+        out.append(("server", str(exc)))
+    return out
+
+
+def dump(url: str, dest_file: str, pg_dump: str) -> None:
+    """Write a `pg_dump` custom-format archive of the database to `dest_file` (the password via PGPASSWORD)."""
+    import os
+    import subprocess  # nosec B404 (pg_dump, found on PATH by the caller, with a fixed argument list)
+
+    env = dict(os.environ)
+    password = url_password(url)
+    if password:
+        env["PGPASSWORD"] = password
+    parts = urlsplit(url)
+    target = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1] if "@" in parts.netloc else parts.netloc)
+    user = parts.username
+    argv = [pg_dump, "--format=custom", "--no-owner", f"--file={dest_file}"]
+    if user:
+        argv.append(f"--username={user}")
+    argv.append(f"--dbname={target.geturl()}")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600, check=False)  # noqa: S603  # nosec B603
+    if done.returncode != 0:
+        raise PgDatabaseError(f"pg_dump failed: {hide_password(done.stderr.strip(), url)[:500]}")

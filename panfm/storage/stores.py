@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from config import SecretBox, Settings
+import config
+from config import ConfigError, SecretBox, Settings, load_settings
 from panfm.storage import alerts_store, auth_store, config_store, pg_series
 from panfm.storage.alerts_store import ALERTS_DB
 from panfm.storage.backend import Backend
@@ -18,8 +20,8 @@ from panfm.storage.coordination import COORDINATION_DB, Coordinator
 from panfm.storage.pg_reader import PgSampleReader
 from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import PgDatabase, check_database
-from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
-from panfm.storage.sqlite import check_usable
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
+from panfm.storage.sqlite import DatabaseError, check_usable
 
 # Every component's PostgreSQL migrations, applied at start in this order (one advisory lock).
 PG_COMPONENTS: dict[str, list[str]] = {
@@ -81,6 +83,18 @@ class Stores:
     def sessions(self) -> auth_store.SessionStore:
         return auth_store.SessionStore(self.data_dir, self.backend)
 
+    def stored_settings(self) -> dict[str, Any] | None:
+        """The settings kept in the database on PostgreSQL (raw values); None on SQLite (settings.json)."""
+        return config_store.stored_settings(self.backend) if self.backend.on_postgres else None
+
+    def save_settings(self, clean: dict[str, Any]) -> dict[str, Any]:
+        """Store validated settings edits in the database (PostgreSQL only; SQLite keeps settings.json)."""
+        return config_store.save_stored_settings(self.backend, clean, self.clock())
+
+    def load_settings(self) -> Settings:
+        """The effective settings now: the environment over the stored ones (database or settings.json)."""
+        return load_settings(stored=self.stored_settings())
+
     def close(self) -> None:
         """Close the PostgreSQL pool (nothing to do on SQLite: every call opens its own file)."""
         self.backend.close()
@@ -90,6 +104,12 @@ def open_backend(settings: Settings, *, name: str = "panfm") -> Backend:
     """The stores' home of the settings: the data folder, or PostgreSQL checked and migrated (ConfigError)."""
     if not settings.on_postgres:
         return Backend(settings.data_path)
+    missing = [f"{name} (PANFM_{name.upper()} or PANFM_{name.upper()}_FILE)"
+               for name in ("encryption_key", "secret_key") if not getattr(settings, name)]
+    if missing:
+        # A key generated per host would encrypt secrets the other hosts cannot read (sessions alike).
+        raise ConfigError("setting database_url: on PostgreSQL every host must share its keys;"
+                          f" set {' and '.join(missing)}")
     check_database(settings.database_url)  # wrong URL, server away, no rights, too old: ConfigError
     db = PgDatabase(settings.database_url, name=name)
     try:
@@ -99,6 +119,36 @@ def open_backend(settings: Settings, *, name: str = "panfm") -> Backend:
         db.close()
         raise
     return Backend(settings.data_path, db)
+
+
+def migrate_to(settings: Settings, target: Settings, progress: Callable[[str], None],
+               chunk: int = 20_000) -> dict[str, int]:
+    """Copy the SQLite data folder of `settings` into the PostgreSQL database of `target`; rows per table.
+
+    Raises ConfigError (target unusable, or not empty); resumable: run it again after a kill.
+    """
+    from panfm.storage import pg_migrate
+
+    # The folder's secrets are under its encryption.key when it has one (the environment's key
+    # is the one PostgreSQL gets); else under encryption_key, as the folder ran with it.
+    has_file = (settings.data_path / config.KEY_FILE).exists()
+    source_box = SecretBox.for_data_dir(settings.data_path) if has_file else SecretBox.for_settings(settings)
+    stores = open_stores(target)  # checks the server and the shared keys, creates the schema, the marker
+    try:
+        db = stores.backend.db
+        assert db is not None  # nosec B101 (target.database_url is set)
+
+        def reencrypt(token: str | None) -> str | None:
+            return stores.box.encrypt(source_box.decrypt(token)) if token else token
+
+        try:
+            return pg_migrate.migrate_folder(settings.data_path, db, reencrypt,
+                                             config.read_settings_file(settings.data_path),
+                                             settings.refresh_interval, progress, chunk)
+        except pg_migrate.TargetNotEmpty as exc:
+            raise ConfigError(f"setting database_url: {exc}") from None
+    finally:
+        stores.close()
 
 
 def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[], float] = time.time) -> Stores:
@@ -113,8 +163,46 @@ def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[],
     if not backend.on_postgres:
         for name in (CONFIG_DB, HISTORY_DB) if writer else (CONFIG_DB,):
             check_usable(data_dir / name)
-    box = SecretBox.for_data_dir(data_dir)
+    box = SecretBox.for_settings(settings)
+    if backend.on_postgres:
+        try:
+            config_store.check_key_marker(backend, box)  # a key the other hosts do not share: ConfigError
+        except BaseException:
+            backend.close()
+            raise
     return Stores(data_dir, box, DeviceStore(data_dir, box, clock, backend), backend, clock)
+
+
+def pg_check(backend: Backend) -> list[tuple[str, str]]:
+    """`db check` on PostgreSQL: server, size, schema versions, indexes."""
+    from panfm.storage.postgres import database_check
+
+    return database_check(backend.db) if backend.db is not None else []
+
+
+def pg_backup(url: str, dest_file: str, pg_dump: str) -> None:
+    """`db backup` on PostgreSQL: a pg_dump archive (DatabaseError when pg_dump fails)."""
+    from panfm.storage.postgres import dump
+
+    dump(url, dest_file, pg_dump)
+
+
+def clock_stats_of(settings: Settings) -> dict[str, Any] | None:
+    """The clock stats and heartbeat of the settings' store, read once (healthchecks); StorageUnavailable if unreadable.
+
+    On PostgreSQL one short connection, no migration: the newest heartbeat any clock wrote.
+    """
+    if not settings.on_postgres:
+        with SampleReader.open(settings.data_path / HISTORY_DB) as reader:
+            return reader.clock_stats()
+    db = PgDatabase(settings.database_url, max_size=1, name="panfm-healthcheck")
+    try:
+        return PgSampleReader(db).clock_stats()
+    except DatabaseError as exc:
+        raise StorageUnavailable(f"PostgreSQL: {exc}") from None
+    finally:
+        db.close()
+
 
 def open_coordinator(database_url: str, data_dir: Path, *, readonly: bool = False) -> Coordinator:
     """Open the coordination store: PostgreSQL when `database_url` is set, else `coordination.db` (SQLite).

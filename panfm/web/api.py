@@ -85,8 +85,12 @@ class WebContext:
     def current_settings(self) -> Settings:
         """The settings now: settings.json may have changed since start; the environment still wins."""
         try:
-            stored = config.read_settings_file(self.data_dir)
-        except ConfigError as exc:
+            in_database = self.stores.stored_settings()
+            if in_database is None:
+                stored = config.read_settings_file(self.data_dir)
+            else:
+                stored = config.check_stored(in_database, "settings stored in the database")
+        except (ConfigError, DatabaseError) as exc:
             # Edited into nonsense since start: keep serving with the settings as started.
             log.warning("settings unusable, using the ones from start: %s", exc)
             return self.settings

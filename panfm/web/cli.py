@@ -7,6 +7,8 @@ authenticates, not with what.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from flask.cli import AppGroup, with_appcontext
 import config
 import panfm.ops as panfm_import
 from panfm.models import DeviceConfig
-from panfm.ops import register_demo_devices, rotate_keys
+from panfm.ops import register_demo_devices, rotate_keys, rotate_shared_keys
 from panfm.web.api import BadRequest
 from panfm.web.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Auth
 from panfm.web.device_input import device_from_body
@@ -33,7 +35,10 @@ from throughput_storage import (
     SampleStore,
     config_store,
     integrity_check,
+    migrate_to,
     online_backup,
+    pg_backup,
+    pg_check,
 )
 
 DATABASES = (CONFIG_DB, HISTORY_DB, ALERTS_DB)
@@ -52,8 +57,9 @@ def _settings() -> config.Settings:
 
 
 def _store() -> DeviceStore:
-    data_dir = _settings().data_path
-    return DeviceStore(data_dir, config.SecretBox.for_data_dir(data_dir), time.time)
+    """The app's device store (SQLite files or PostgreSQL, with the app's key)."""
+    store: DeviceStore = current_app.extensions["panfm"].stores.devices
+    return store
 
 
 def _find(store: DeviceStore, name_or_id: str) -> DeviceConfig:
@@ -168,7 +174,7 @@ def devices_import(inventory: Path, host: str | None) -> None:
 
 
 def _user_exists(data_dir: Path, username: str) -> bool:
-    return config_store.user_exists(data_dir, username)
+    return config_store.user_exists(current_app.extensions["panfm"].stores.backend, username)
 
 
 @users_cli.command("reset-password")
@@ -185,7 +191,7 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise click.ClickException(f"the password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
-    auth = Auth(data_dir, time.time)
+    auth = Auth(data_dir, time.time, stores=current_app.extensions["panfm"].stores)
     # web_auth has no public "set" yet; its own hasher and writer keep one hashing code path.
     auth._set_hash(username, auth.hasher.hash(password), must_change=True)
     auth.password_changed(username, keep_sid="")  # no session is kept: every one of them ends
@@ -199,8 +205,22 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def db_backup(folder: Path) -> None:
     """Copy every database (online, safe while the clock writes) and the key files into FOLDER."""
-    data_dir = _settings().data_path
+    settings = _settings()
+    data_dir = settings.data_path
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.on_postgres:
+        pg_dump = shutil.which("pg_dump")
+        if pg_dump is None:
+            raise click.ClickException(
+                "pg_dump not found: install the PostgreSQL client (apt-get install postgresql-client, the same"
+                " major version as the server or newer), or back up with the database server's own tools")
+        try:
+            pg_backup(settings.database_url, str(folder / "panfm.pgdump"), pg_dump)
+        except DatabaseError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo("backed up the PostgreSQL database to panfm.pgdump (restore: pg_restore --dbname=URL panfm.pgdump)")
+        click.echo(f"backup written to {folder}; keep PANFM_ENCRYPTION_KEY with it: without it the secrets are lost")
+        return
     for name in DATABASES:
         if (data_dir / name).exists():
             online_backup(data_dir / name, folder / name)
@@ -213,13 +233,34 @@ def db_backup(folder: Path) -> None:
     click.echo(f"backup written to {folder} (it holds the encryption key: keep it as secret as the data folder)")
 
 
+@db_cli.command("migrate-to")
+@click.argument("url")
+def db_migrate_to(url: str) -> None:
+    """Copy this SQLite data folder (history included) into an empty PostgreSQL database at URL."""
+    settings = _settings()
+    if settings.on_postgres:
+        raise click.ClickException("this PANfm already runs on PostgreSQL (database_url is set)")
+    try:
+        target = dataclasses.replace(settings, database_url=config.coerce("database_url", url, "URL"))
+        copied = migrate_to(settings, target, click.echo)
+    except (config.ConfigError, DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("copied: " + ", ".join(f"{name} {rows}" for name, rows in copied.items()))
+    click.echo("done: set PANFM_DATABASE_URL (and the same PANFM_ENCRYPTION_KEY, PANFM_SECRET_KEY) on every host,"
+               " then start the web and the clocks")
+
+
 @db_cli.command("check")
 def db_check() -> None:
     """Check every database's integrity, the settings and that every stored secret decrypts."""
     settings = _settings()
     data_dir = settings.data_path
     problems = 0
-    for name in DATABASES:
+    if settings.on_postgres:
+        for item, result in pg_check(current_app.extensions["panfm"].stores.backend):
+            problems += not (result.startswith("ok") or item == "size")
+            click.echo(f"{item}: {result}")
+    for name in () if settings.on_postgres else DATABASES:
         path = data_dir / name
         if not path.exists():
             click.echo(f"{name}: absent")
@@ -250,7 +291,9 @@ def db_check() -> None:
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under a new Fernet key, then drop the old key."""
     try:
-        done = rotate_keys(_settings().data_path)
+        stores = current_app.extensions["panfm"].stores
+        done = rotate_shared_keys(stores.backend, stores.box) if stores.on_postgres else rotate_keys(
+            _settings().data_path)
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
@@ -268,6 +311,10 @@ def keys_rotate() -> None:
 @with_appcontext
 def import_panfm(folder: Path, dry_run: bool) -> None:
     """Import a PANfm 1.x folder: devices with their API keys, settings, throughput history."""
+    if _settings().on_postgres:
+        # 1.x history comes in chunks of many times per write; PostgreSQL keys samples by slot.
+        raise click.ClickException("import-panfm writes a SQLite data folder: import into one (database_url"
+                                   " empty), then copy it with `flask --app app db migrate-to URL`")
     data_dir = _settings().data_path
     report = panfm_import.ImportReport()
     try:

@@ -46,6 +46,7 @@ from throughput_storage import (
     DocTable,
     SampleReader,
     StorageUnavailable,
+    Stores,
     alerts_store,
     config_store,
 )
@@ -63,13 +64,13 @@ def _plain(status: int, text: str, **headers: str) -> Response:
     return Response(text + "\n", status=status, mimetype="text/plain", headers=headers)
 
 
-def load_snapshot(settings: Settings, device: str | None, now: float) -> Snapshot:
+def load_snapshot(settings: Settings, device: str | None, now: float, stores: Stores | None = None) -> Snapshot:
     """Read one scrape's data from the data folder, read-only; what cannot be read makes `up` false.
 
     `device` (a name) keeps that device only and leaves the clock series out; the caller has
     checked that it exists.
     """
-    return _load(settings, device, now, None)[0]
+    return _load(settings, device, now, None, stores)[0]
 
 
 class ScrapeCache:
@@ -99,14 +100,15 @@ class ScrapeCache:
 
 
 def _load(settings: Settings, device: str | None, now: float,
-          cache: tuple[ScrapeCache, str] | None) -> tuple[Snapshot, Any, bytes | None]:
+          cache: tuple[ScrapeCache, str] | None, stores: Stores | None = None) -> tuple[Snapshot, Any, bytes | None]:
     """The snapshot, its cache key (None: not cacheable) and the cached fleet body on a hit."""
     data_dir = settings.data_path
     up = True
     try:
-        catalogue = config_store.device_catalogue(data_dir)
+        backend = stores.backend if stores is not None else None  # None: the data folder's files
+        catalogue = config_store.device_catalogue(backend or data_dir)
         rule_names = {str(r.get("id")): str(r.get("name") or r.get("id")) for r in
-                      DocTable(data_dir, "alert_rules", time.time).list()}
+                      DocTable(data_dir, "alert_rules", time.time, backend).list()}
     except _READ_ERRORS as exc:
         log.warning("/metrics: config.db unreadable: %s", type(exc).__name__)
         return Snapshot(up=False, now=now), None, None
@@ -115,7 +117,7 @@ def _load(settings: Settings, device: str | None, now: float,
     names = {d["id"]: d["name"] for d in catalogue}
     alerts: dict[tuple[str, str, str], int] = {}
     try:
-        for a in alerts_store.active_alerts(data_dir / ALERTS_DB):
+        for a in alerts_store.active_alerts(stores.alerts_db if stores is not None else data_dir / ALERTS_DB):
             if a["state"] != "firing" or a["device_id"] not in names:
                 continue
             key = (names[a["device_id"]], rule_names.get(a["rule_id"], a["rule_id"]), str(a["severity"]))
@@ -128,9 +130,11 @@ def _load(settings: Settings, device: str | None, now: float,
     cache_key: Any = None
     hit: tuple[tuple[DeviceView, ...], bytes] | None = None
     try:
-        if not (data_dir / HISTORY_DB).exists():
+        on_postgres = stores is not None and stores.on_postgres
+        if not on_postgres and not (data_dir / HISTORY_DB).exists():
             raise StorageUnavailable("no sample database yet")
-        with SampleReader.open(data_dir / HISTORY_DB) as reader:
+        with (stores.open_sample_reader() if stores is not None and on_postgres
+              else SampleReader.open(data_dir / HISTORY_DB)) as reader:
             if cache is not None and up:
                 # The marker first: data committed after it only makes the entry rebuilt once more.
                 cache_key = (settings.metrics_interfaces, reader.change_marker(),
@@ -241,14 +245,15 @@ def lean_encode(encoder: Callable[[CollectorRegistry], bytes], metrics: Iterable
 
 
 def fleet_body(settings: Settings, cache: ScrapeCache, own: CollectorRegistry,
-               encoder: Callable[[CollectorRegistry], bytes], content_type: str, now: float) -> bytes:
+               encoder: Callable[[CollectorRegistry], bytes], content_type: str, now: float,
+               stores: Stores | None = None) -> bytes:
     """A whole-fleet answer: panfm_up, the (cached) fleet families, the clock's, then `own`'s (request metrics).
 
     Byte for byte what encoding one registry holding all of them gives: each family is encoded
     on its own lines, so the parts concatenate; OpenMetrics' `# EOF` comes last, from `own`.
     """
     openmetrics = content_type.startswith("application/openmetrics-text")
-    snap, key, cached = _load(settings, None, now, (cache, content_type))
+    snap, key, cached = _load(settings, None, now, (cache, content_type), stores)
     if cached is None:
         fleet = fleet_families(snap)
         cached = lean_encode(encoder, fleet, openmetrics) if _leanable(content_type) else _encode(
@@ -301,17 +306,19 @@ def metrics() -> Response:
         return device
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     if device is None:
+        stores = current_app.extensions["panfm"].stores
         body = fleet_body(settings, current_app.extensions["panfm_metrics_cache"],
-                          current_app.extensions["panfm_metrics"], encoder, content_type, time.time())
+                          current_app.extensions["panfm_metrics"], encoder, content_type, time.time(), stores)
     else:
         try:
-            known = {d["name"] for d in config_store.device_catalogue(settings.data_path)}
+            stores = current_app.extensions["panfm"].stores
+            known = {d["name"] for d in config_store.device_catalogue(stores.backend)}
         except _READ_ERRORS:
             known = {device}  # config.db unreadable: answer panfm_up 0 rather than a false 404
         if device not in known:
             return _plain(404, "no device of that name")
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(PanfmCollector(lambda: load_snapshot(settings, device, time.time())))
+        registry.register(PanfmCollector(lambda: load_snapshot(settings, device, time.time(), stores)))
         body = encoder(registry)
     resp = Response(body, status=200)
     resp.headers["Content-Type"] = content_type

@@ -61,7 +61,10 @@ def put_settings() -> Any:
     if errors:
         raise BadRequest(errors)
     try:
-        config.save_settings(c.data_dir, body)
+        if c.stores.on_postgres:
+            c.stores.save_settings(config.clean_changes(body))  # every host reads them from the database
+        else:
+            config.save_settings(c.data_dir, body)
     except ConfigError as exc:
         # settings.json was edited into nonsense: say which file and field; never overwrite it.
         return api_error(409, "settings_file_unusable", str(exc))

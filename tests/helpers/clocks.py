@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from conftest import pg_env
 
 import config
 from panfm.models import DeviceConfig
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def make_data_dir(path: Path, devices: list[DeviceConfig], database_url: str) -> Path:
     """A data folder (the key) and these devices (ids kept) in the database, as the web would store them."""
     path.mkdir(parents=True, exist_ok=True)
-    settings = config.load_settings(env={"PANFM_DATA_DIR": str(path), "PANFM_DATABASE_URL": database_url})
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(path), **pg_env(database_url)})
     stores = open_stores(settings)
     try:
         for d in devices:
@@ -47,7 +48,7 @@ class ClockProc:
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{name}.log"
         full = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
-        full.update({"PANFM_DATA_DIR": str(data_dir), "PANFM_DATABASE_URL": database_url,
+        full.update({"PANFM_DATA_DIR": str(data_dir), **(pg_env(database_url) if database_url else {}),
                      "PANFM_REFRESH_INTERVAL": str(interval), "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8",
                      "PANFM_COLLECTOR_WORKERS": "8", **env})
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in close()
