@@ -179,7 +179,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             stop_at, fence = None, None
             if ctx.keeper is not None and ctx.keeper.fenced:
                 # Only the devices whose lease this clock renewed, and no call after they run out.
-                held = ctx.keeper.held()
+                held = ctx.keeper.slot_devices(settings.refresh_interval)
                 devices = [d for d in devices if d.id in held]
                 stop_at, fence = ctx.keeper.stop_at(), ctx.keeper.fence()
             cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)

@@ -32,6 +32,7 @@ import math
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import statistics
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from cryptography.fernet import Fernet
 
 import config
 from panfm.models import DeviceConfig, TlsConfig
@@ -65,7 +67,10 @@ class Cluster:
         self.url = self.pg.fresh_database("scaleout")
         self.sim = Sim.start(procs, devices, models="PA-440,PA-VM", seed=17)
         self.data = workdir / "data"
-        self.settings = config.load_settings(env={"PANFM_DATA_DIR": str(self.data), "PANFM_DATABASE_URL": self.url})
+        # The keys every host shares on PostgreSQL, made for this run.
+        self.keys = {"PANFM_DATABASE_URL": self.url, "PANFM_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                     "PANFM_SECRET_KEY": secrets.token_urlsafe(32)}
+        self.settings = config.load_settings(env={"PANFM_DATA_DIR": str(self.data), **self.keys})
         config.ensure_data_dir(self.data)
         stores = open_stores(self.settings)
         try:
@@ -84,7 +89,7 @@ class Cluster:
 
     def start_clock(self, prefix: list[str] | None = None) -> str:
         name = f"clock{len(self.clocks)}"
-        env = {"PANFM_DATABASE_URL": self.url, "PANFM_LOG_LEVEL": "DEBUG",
+        env = {**self.keys, "PANFM_LOG_LEVEL": "DEBUG",
                "PANFM_COLLECTOR_WORKERS": str(min(64, max(8, len(self.names) // 10)))}
         if prefix:
             from reliability.harness import panfm_env
@@ -285,7 +290,7 @@ def s5_join_leave(c: Cluster, failures: list[str]) -> dict[str, Any]:
 
 def s6_database(c: Cluster, failures: list[str]) -> dict[str, Any]:
     iv = c.interval
-    web = Web.start(c.procs, c.data, iv, extra={"PANFM_DATABASE_URL": c.url})
+    web = Web.start(c.procs, c.data, iv, extra=c.keys)
     out: dict[str, Any] = {}
     for how in ("restart", "sigstop"):
         t0 = time.time()

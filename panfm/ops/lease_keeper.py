@@ -55,6 +55,8 @@ class LeaseKeeper:
         self._renewed_mono = 0.0
         self._registered = False
         self._outage: str | None = None
+        # (slot, devices held) of the last round that started a slot: what that slot's poll may call.
+        self._slot_round: tuple[int, frozenset[str]] | None = None
         self.rejected_writes = 0
         self.round_ms: float | None = None
 
@@ -87,6 +89,8 @@ class LeaseKeeper:
             # The database took its now() after t0: measuring from t0 ends the lease early, never late.
             self._renewed_mono = t0
             self.round_ms = elapsed * 1000.0
+            if self.starts_slot(result, interval_s):
+                self._slot_round = (slot_of(result.db_now, interval_s), frozenset(result.held))
         if self._outage is not None:
             log.info("[CLOCK COORD] coordination database answers again")
             self._outage = None
@@ -119,6 +123,19 @@ class LeaseKeeper:
         """device -> fence of the leases this clock renewed last ({} once they ran out)."""
         last = self._last
         return dict(last.held) if last is not None and self.valid() else {}
+
+    def slot_devices(self, interval_s: float) -> Mapping[str, int | None]:
+        """The devices this slot's poll may call: held by the round that started the current slot, and still.
+
+        A device granted later in the slot waits for the next one (its old owner may have polled
+        it at this slot's start), and a poll that starts after its slot ended calls nothing.
+        """
+        now = self.db_now()
+        with self._lock:
+            started = self._slot_round
+        if now is None or started is None or started[0] != slot_of(now, interval_s):
+            return {}
+        return {d: f for d, f in self.held().items() if d in started[1]}
 
     def fence(self) -> tuple[str, Mapping[str, int]] | None:
         """(owner, fences) for the sample writer on PostgreSQL; None on SQLite."""

@@ -48,7 +48,7 @@ class ClockProc:
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{name}.log"
         full = {k: v for k, v in os.environ.items() if not k.startswith("PANFM_")}
-        full.update({"PANFM_DATA_DIR": str(data_dir), **pg_env(database_url),
+        full.update({"PANFM_DATA_DIR": str(data_dir), **(pg_env(database_url) if database_url else {}),
                      "PANFM_REFRESH_INTERVAL": str(interval), "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8",
                      "PANFM_COLLECTOR_WORKERS": "8", **env})
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in close()
