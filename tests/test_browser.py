@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import requires
+from helpers.live import Proc
 
 try:
     from playwright import sync_api
@@ -54,38 +54,6 @@ pytestmark = [
 
 if sync_api is not None:
     sync_api.expect.set_options(timeout=30_000)
-
-
-class Proc:
-    """A child process whose output goes to a file; stopped with SIGTERM, then killed."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("wb") as fh:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(pattern, self.log.read_text(errors="replace"))
-            if found:
-                return found
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.log.name}: exited {self.proc.returncode}: {self.tail()}")
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.log.name}: no {pattern!r} within {timeout} s: {self.tail()}")
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 @pytest.fixture
