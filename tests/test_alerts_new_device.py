@@ -8,11 +8,13 @@ from typing import Any
 
 from helpers.web import add_device, make_client
 
+import alerts
 import clock
 import config
 from panfm.alerting.evaluate import evaluate, observe
 from panfm.alerting.rules import rule_from_doc, validate_rule
 from panfm.models import AlertState, CycleResult, MaintenanceWindow, Rule
+from panfm.ops import record_network
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC).timestamp()
 RULE = Rule(id="r-new", name="New device", metric="new_connected_device", severity="info")
@@ -94,9 +96,9 @@ def test_the_rule_api_takes_it_and_the_clock_raises_it_with_a_notification(tmp_p
         row = {"mac": "00:1b:17:00:00:01", "ip": "10.0.0.1", "zone": "trust", "interface": "ethernet1/2"}
         for ts, rows in ((time.time() - 300, [row]), (time.time(), [row, {**row, "mac": "00:1b:17:00:00:02"}])):
             doc: dict[str, Any] = {"connected_devices": rows}
-            clock._record_network(ctx, fw, ts, doc)
+            record_network(ctx, fw, ts, doc)
             ctx.publish_inventory({fw: doc})
-        clock.evaluate_alerts(ctx, cycle(time.time()))
+        alerts.evaluate_alerts(ctx, cycle(time.time()))
     finally:
         ctx.store.close()
         ctx.network.close()

@@ -14,6 +14,7 @@ import config
 from panfm.collector.cycle import Collector, panos_client_factory
 from panfm.collector.slow import gather_inventory
 from panfm.models import ArpEntry, DeviceConfig, TlsConfig
+from panfm.ops import record_network
 from panfm.storage.network_reader import NetworkReader
 from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.xmlapi.parsers import ApiError, BadResponse
@@ -151,10 +152,10 @@ def test_the_clock_moves_rows_into_network_db_and_forgets_them_after_the_retenti
     try:
         now = time.time()
         first = {"connected_devices": [row("00:1b:17:00:00:01")]}
-        clock._record_network(ctx, "fw", now - 40 * 86400, first)
+        record_network(ctx, "fw", now - 40 * 86400, first)
         assert "connected_devices" not in first and first["network"]["new_count"] == 0
         second = {"connected_devices": [row("00:1b:17:00:00:01"), row("00:1b:17:00:00:02", "10.0.0.2")]}
-        clock._record_network(ctx, "fw", now - 40 * 86400 + 300, second)
+        record_network(ctx, "fw", now - 40 * 86400 + 300, second)
         assert second["network"]["new_count"] == 1 and second["network"]["new_devices"][0]["mac"] == "00:1b:17:00:00:02"
         deleted = clock.cleanup_once(ctx)
         assert deleted["connected_devices"] == 2

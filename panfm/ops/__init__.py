@@ -6,6 +6,26 @@ Other areas import from here, never from the modules inside. Entry points run as
 `python -m panfm.ops.healthcheck web|clock`, `python -m panfm.ops.demo`.
 """
 
+from panfm.ops.clock_jobs import (
+    CLEANUP_CHECK_S,
+    NOTIFY_INTERVAL_S,
+    ROLLUP_CHECK_S,
+    SLOW_INTERVAL_S,
+    SLOW_TICK_S,
+    ClockContext,
+    cleanup_if_due,
+    cleanup_once,
+    collect_inventory_once,
+    collect_once,
+    collect_slow_once,
+    collect_slow_tick,
+    due_batch,
+    evaluate_on_leader,
+    lease_once,
+    notify_on_leader,
+    record_network,
+    rollups_on_leader,
+)
 from panfm.ops.clock_metrics import ClockMetrics, MetricsPortUnavailable
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.demo import register as register_demo_devices
@@ -27,23 +47,41 @@ from panfm.ops.logsetup import quiet_libraries
 from panfm.redact import install_redaction, redact
 
 __all__ = [
+    "CLEANUP_CHECK_S",
+    "NOTIFY_INTERVAL_S",
+    "ROLLUP_CHECK_S",
+    "SLOW_INTERVAL_S",
+    "SLOW_TICK_S",
+    "ClockContext",
     "ClockMetrics",
     "ClockStats",
     "ImportError_",
     "ImportReport",
     "LeaseKeeper",
     "MetricsPortUnavailable",
+    "cleanup_if_due",
+    "cleanup_once",
+    "collect_inventory_once",
+    "collect_once",
+    "collect_slow_once",
+    "collect_slow_tick",
     "configure_logging",
     "demo_marker",
+    "due_batch",
+    "evaluate_on_leader",
     "import_samples",
     "install_redaction",
+    "lease_once",
+    "notify_on_leader",
     "quiet_libraries",
     "read_devices",
     "read_metadata",
     "read_samples",
     "read_settings",
+    "record_network",
     "redact",
     "register_demo_devices",
+    "rollups_on_leader",
     "rotate_keys",
     "rotate_shared_keys",
 ]

@@ -1,0 +1,418 @@
+"""The clock's jobs and their context: what `clock.py` wires to APScheduler's triggers.
+
+Each job is a plain function of a `ClockContext` (`collect_once`, `collect_slow_tick`,
+`collect_slow_once`, `collect_inventory_once`, `cleanup_once`, `lease_once`, the leader-only
+`notify_on_leader`, `evaluate_on_leader`, `rollups_on_leader`, `cleanup_if_due`) that tests call
+directly; `clock.py` builds the context, the scheduler, the signals and the lock. Logs as
+`panfm.clock`, as the process does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import config
+from alerts import evaluate_alerts, notify_once
+from panfm.models import CycleResult, DeviceConfig
+from panfm.ops.clock_metrics import ClockMetrics
+from panfm.ops.clock_stats import ClockStats
+from panfm.ops.lease_keeper import LeaseKeeper
+from throughput_collector import Collector, phase_due
+from throughput_storage import (
+    AuditLog,
+    Backend,
+    DeviceStore,
+    NetworkStore,
+    PgSampleReader,
+    PgSampleStore,
+    SampleStore,
+    alerts_store,
+)
+
+log = logging.getLogger("panfm.clock")
+
+SLOW_INTERVAL_S = 300  # every device's inventory once per window, at its own phase in it
+SLOW_TICK_S = 10  # how often the spread inventory job looks for devices whose phase came up
+NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
+ROLLUP_CHECK_S = 60  # how often the leader rolls up closed buckets on PostgreSQL
+CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
+
+
+# Called after every committed cycle with (context, cycle): `build_context` wires the alert
+# evaluation here; it runs after the commit, so an alert never sees samples that were rolled back.
+AfterCycleHook = Callable[["ClockContext", CycleResult], object]
+
+
+@dataclass
+class ClockContext:
+    """Everything the jobs need; built by `build_context`, or by tests with their own parts."""
+
+    data_dir: Path
+    devices: DeviceStore
+    store: SampleStore | PgSampleStore
+    collector: Collector
+    settings: config.Settings
+    load_settings: Callable[[], config.Settings]
+    stats: ClockStats = field(default_factory=ClockStats)
+    after_cycle: list[AfterCycleHook] = field(default_factory=list)
+    on_interval_change: Callable[[int], None] | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], float] = time.time
+    # Latest inventory-job document per device. Replaced whole, never changed in place (under
+    # `inventory_lock`), so the alert hook can iterate the mapping it holds while a inventory job
+    # stores newer documents: no "dictionary changed size during iteration".
+    inventory: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    # Set by build_scheduler: run collect_inventory_once(ctx, ids) soon, in its own job (never in collect's).
+    request_inventory: Callable[[list[str]], None] | None = None
+    inventory_busy: threading.Lock = field(default_factory=threading.Lock)
+    inventory_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The process metrics served on clock_metrics_port (None: off).
+    metrics: ClockMetrics | None = None
+    # network.db: connected devices per firewall (None: not kept, e.g. a test's bare context).
+    network: NetworkStore | None = None
+    # End of the span of the window the last `collect_slow_tick` covered (None: no tick yet).
+    slow_mark: float | None = None
+    slow_mark_lock: threading.Lock = field(default_factory=threading.Lock)
+    # This clock's leases (None: tests that build a context without coordination poll everything).
+    keeper: LeaseKeeper | None = None
+    # Set by build_scheduler on PostgreSQL: run collect_once(ctx) now, in its own job.
+    request_collect: Callable[[], None] | None = None
+    # Set by build_scheduler: move the next lease round to `seconds` from now (slot alignment).
+    next_round_in: Callable[[float], None] | None = None
+    # Where the stores live (None: the SQLite files of data_dir, as tests build it).
+    backend: Backend | None = None
+
+    def publish_inventory(self, docs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Hand out a new read-only inventory with `docs` merged in (collect_slow and collect_inventory may overlap)."""
+        with self.inventory_lock:
+            self.inventory = MappingProxyType({**self.inventory, **docs})
+
+    @property
+    def alerts_db(self) -> Path | Backend:
+        """alerts.db of the data folder, or the PostgreSQL database (`alerts_store` takes either)."""
+        if self.backend is not None and self.backend.on_postgres:
+            return self.backend
+        return self.data_dir / alerts_store.ALERTS_DB
+
+    def refresh_settings(self) -> config.Settings:
+        """Re-read settings (web edits apply next cycle); keep the last good ones on a bad file."""
+        try:
+            self.settings = self.load_settings()
+        except config.ConfigError as exc:
+            log.error("[CLOCK JOB] settings unusable, keeping the previous ones: %s", exc)
+        return self.settings
+
+
+@contextmanager
+def _recorded(ctx: ClockContext, job: str) -> Iterator[None]:
+    started, t0 = ctx.clock(), time.monotonic()
+    try:
+        yield
+    except Exception as exc:
+        ctx.stats.record(job, started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
+        raise
+    ctx.stats.record(job, started, time.monotonic() - t0)
+
+
+def collect_once(ctx: ClockContext) -> CycleResult | None:
+    """Run one collection cycle and commit it whole, with stats and heartbeat; then run the hooks."""
+    if ctx.stopping.is_set():
+        return None
+    with ctx.busy:
+        started, t0 = ctx.clock(), time.monotonic()
+        try:
+            old_interval = ctx.settings.refresh_interval
+            settings = ctx.refresh_settings()
+            if settings.refresh_interval != old_interval and ctx.on_interval_change is not None:
+                log.info("[CLOCK JOB] refresh_interval %s s -> %s s", old_interval, settings.refresh_interval)
+                ctx.on_interval_change(settings.refresh_interval)
+            ctx.collector.resize(settings.collector_workers)
+            if isinstance(ctx.store, PgSampleStore):
+                ctx.store.set_interval(settings.refresh_interval)  # PostgreSQL keys samples by slot
+            devices = ctx.devices.list(enabled_only=True)
+            stop_at, fence = None, None
+            if ctx.keeper is not None and ctx.keeper.fenced:
+                # Only the devices whose lease this clock renewed, and no call after they run out.
+                held = ctx.keeper.slot_devices(settings.refresh_interval)
+                devices = [d for d in devices if d.id in held]
+                stop_at, fence = ctx.keeper.stop_at(), ctx.keeper.fence()
+            cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
+            duration = time.monotonic() - t0
+            up = sum(1 for s in cycle.statuses if s.state == "up")
+            ctx.stats.last_cycle = {
+                "devices": len(devices), "sampled": len(cycle.samples), "up": up, "duration_s": round(duration, 3),
+            }
+            ctx.stats.record("collect", started, duration)
+            if ctx.keeper is not None:
+                ctx.stats.coordination = ctx.keeper.snapshot()
+            t_write = time.monotonic()
+            rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
+            write_ms = (time.monotonic() - t_write) * 1000.0
+            if rejected and ctx.keeper is not None:
+                ctx.keeper.rejected_writes += rejected
+                log.warning("[CLOCK JOB] collect: %d late sample(s) rejected by the fence (leases lost)", rejected)
+            ctx.collector.commit(cycle)  # only now: a failed commit leaves the next poll both intervals
+            if ctx.metrics is not None:
+                ctx.metrics.cycle_done(time.monotonic() - t0, (s.state for s in cycle.statuses))
+        except Exception as exc:
+            ctx.stats.record("collect", started, time.monotonic() - t0, f"{type(exc).__name__}: {exc}"[:300])
+            raise
+    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s (write %.1f ms)",
+             up, len(devices), len(cycle.samples), duration, write_ms)
+    for hook in list(ctx.after_cycle):
+        try:
+            hook(ctx, cycle)
+        except Exception:  # a failing hook must not stop collection
+            log.exception("[CLOCK JOB] after-cycle hook %s failed", getattr(hook, "__name__", hook))
+    _request_due_inventory(ctx, len(devices), settings.refresh_interval)
+    return cycle
+
+
+def due_batch(fleet: int, refresh_interval: float) -> int:
+    """How many new devices one fast cycle may send to the inventory: the fleet's share of a window.
+
+    A fresh clock (or a restart) finds every device without an inventory; asking for all of
+    them at once is the burst that made healthy devices miss a cycle. At this rate the whole
+    fleet is gathered within one window, at the steady state's pace; one new device in a
+    running fleet is still asked right away.
+    """
+    return max(1, math.ceil(fleet * refresh_interval / SLOW_INTERVAL_S))
+
+
+def _request_due_inventory(ctx: ClockContext, fleet: int, refresh_interval: float) -> None:
+    """Ask for the inventory of devices that answered but have none for their current record yet."""
+    if ctx.request_inventory is None or ctx.inventory_busy.locked() or ctx.stopping.is_set():
+        return
+    due = ctx.collector.inventory_due(ctx.clock())
+    if due:
+        batch = due[:due_batch(fleet, refresh_interval)]
+        log.info("[CLOCK JOB] inventory due now for %d new or edited device(s)%s", len(batch),
+                 f" ({len(due) - len(batch)} more in the next cycles)" if len(due) > len(batch) else "")
+        ctx.request_inventory(batch)
+
+
+def _gather_inventory(
+    ctx: ClockContext, job: str, only: list[str] | None, devices: list[DeviceConfig] | None = None,
+    level: int = logging.INFO,
+) -> int:
+    with _recorded(ctx, job):
+        ctx.refresh_settings()
+        if devices is None:
+            devices = ctx.devices.list(enabled_only=True)
+        if ctx.keeper is not None and ctx.keeper.fenced:
+            held = ctx.keeper.held()  # another clock gathers the inventory of the devices it holds
+            devices = [d for d in devices if d.id in held]
+            only = [i for i in only if i in held] if only is not None else [d.id for d in devices]
+        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
+        for device_id, ts, doc in docs:
+            record_network(ctx, device_id, ts, doc)
+            ctx.store.write_inventory(device_id, ts, doc)
+        ctx.publish_inventory({device_id: doc for device_id, _ts, doc in docs})
+    wanted = len(devices) if only is None else len(only)
+    log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
+    ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
+    return len(docs)
+
+
+MAX_NEW_DEVICES = 50  # new MACs named in one inventory document (the alert counts them all)
+
+
+def record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str, Any]) -> None:
+    """Move the connected devices out of the inventory document into network.db; note the new MACs.
+
+    The rows are many (a /16 behind one firewall) and have their own store; the inventory keeps
+    the summary and `new_devices` (MACs this firewall never showed before) for the alert.
+    """
+    rows = doc.pop("connected_devices", None)
+    apps = doc.pop("applications", None)
+    security = doc.pop("security", None)
+    logs = doc.pop("logs", None)
+    if ctx.network is not None and isinstance(logs, dict):
+        try:
+            ctx.network.record_logs(device_id, ts, logs)
+            ctx.network.cleanup_logs(ts, ctx.settings.log_retention_hours)  # short retention: not only at night
+            doc["logs"] = {t: len(e) for t, e in logs.items()}
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] log entries of %s not stored: %s", device_id, exc)
+    if ctx.network is not None and isinstance(security, dict):
+        try:
+            ctx.network.record_security(device_id, ts, security)
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] threats and URLs of %s not stored: %s", device_id, exc)
+    if ctx.network is not None and isinstance(apps, dict):
+        try:
+            ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
+            doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
+        except Exception as exc:  # the rest of the inventory is still worth storing
+            log.error("[CLOCK JOB] applications of %s not stored: %s", device_id, exc)
+    if rows is None or ctx.network is None:
+        return
+    try:
+        new = ctx.network.record(device_id, ts, rows)
+    except Exception as exc:  # the rest of the inventory is still worth storing
+        log.error("[CLOCK JOB] connected devices of %s not stored: %s", device_id, exc)
+        doc.setdefault("errors", {})["connected_devices"] = type(exc).__name__
+        return
+    network = doc.setdefault("network", {})
+    network["new_count"] = len(new)
+    network["new_devices"] = [{k: r.get(k) for k in ("mac", "ip", "zone", "interface", "vendor", "dhcp_hostname")}
+                              for r in new[:MAX_NEW_DEVICES]]
+
+
+def collect_slow_once(ctx: ClockContext) -> int:
+    """Gather inventory, HA, licences, GP users and threat/URL counts of every device now; return devices stored."""
+    if ctx.stopping.is_set():
+        return 0
+    return _gather_inventory(ctx, "collect_slow", None)
+
+
+def collect_slow_tick(ctx: ClockContext) -> int:
+    """Gather the inventory of the devices whose phase came up since the last tick; return devices stored.
+
+    Each device's phase is a stable point of the 300 s window derived from its id, so the fleet's
+    inventory is spread over the window (about 1/30 of it per 10 s tick) instead of arriving as
+    one burst; the spans of consecutive ticks join, so a late or skipped tick only makes the next
+    one larger, and every device is gathered once per window. New devices in the list are found
+    by the next tick (and, sooner, by `inventory_due` after their first fast cycle).
+    """
+    if ctx.stopping.is_set():
+        return 0
+    now = ctx.clock()
+    with ctx.slow_mark_lock:
+        since = ctx.slow_mark if ctx.slow_mark is not None else now - SLOW_TICK_S
+        ctx.slow_mark = max(now, since)
+    devices = ctx.devices.list(enabled_only=True)
+    due = phase_due((d.id for d in devices), since, now, SLOW_INTERVAL_S)
+    if not due:
+        return 0
+    # DEBUG: a line every 10 s would drown the log; failures are logged per device anyway.
+    return _gather_inventory(ctx, "collect_slow", due, devices, logging.DEBUG)
+
+
+def collect_inventory_once(ctx: ClockContext, device_ids: list[str]) -> int:
+    """Gather the inventory job's documents for these devices now (new, edited or re-enabled ones)."""
+    if ctx.stopping.is_set() or not ctx.inventory_busy.acquire(blocking=False):
+        return 0  # one such job at a time; the next fast cycle asks again for what is still due
+    try:
+        return _gather_inventory(ctx, "collect_inventory", device_ids)
+    finally:
+        ctx.inventory_busy.release()
+
+
+def cleanup_once(ctx: ClockContext) -> dict[str, int]:
+    """Apply retention per tier, to resolved alerts, sent notifications and the audit trail; checkpoint the WAL."""
+    with _recorded(ctx, "cleanup"):
+        s = ctx.refresh_settings()
+        deleted = ctx.store.cleanup(ctx.clock(), s.raw_retention_days, s.throughput_retention_days,
+                                    s.hourly_retention_days)
+        alerts = alerts_store.cleanup(ctx.alerts_db, ctx.clock(), s.alert_history_retention_days)
+        if ctx.network is not None:
+            deleted = {**deleted, **ctx.network.cleanup(ctx.clock(), s.connected_devices_retention_days),
+                       "log_entries": ctx.network.cleanup_logs(ctx.clock(), s.log_retention_hours)}
+        deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
+        audit = AuditLog(s.data_path, ctx.backend)  # config.db, or PostgreSQL
+        deleted["audit_entries"] = audit.cleanup(ctx.clock(), s.audit_retention_days)
+    log.info("[CLOCK JOB] cleanup: %s", deleted)
+    return deleted
+
+
+def lease_once(ctx: ClockContext) -> None:
+    """One lease round (every I/3); the round that starts a slot triggers that slot's poll (PostgreSQL)."""
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return
+    interval = ctx.settings.refresh_interval
+    try:
+        ids = [d.id for d in ctx.devices.list(enabled_only=True)]
+        result = ctx.keeper.round(ids, interval)
+        ctx.stats.coordination = ctx.keeper.snapshot()
+        if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
+                and ctx.keeper.starts_slot(result, interval)):
+            ctx.request_collect()
+    finally:
+        if ctx.next_round_in is not None:
+            ctx.next_round_in(ctx.keeper.next_round_in(interval))
+
+
+def _shared(ctx: ClockContext) -> bool:
+    """Whether several clocks may run (PostgreSQL): singleton jobs then go through the leader and job_run."""
+    return ctx.keeper is not None and ctx.keeper.fenced
+
+
+def notify_on_leader(ctx: ClockContext) -> dict[str, int] | None:
+    """Send the outbox: on PostgreSQL on the leader only, once per 10-second slot (`job_run`)."""
+    if ctx.keeper is not None and _shared(ctx) and not ctx.keeper.singleton("notify", NOTIFY_INTERVAL_S):
+        return None
+    return notify_once(ctx)
+
+
+def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
+    """The after-cycle alert evaluation: on PostgreSQL on the leader only, once per slot (`job_run`).
+
+    On SQLite the one clock is the leader and evaluates after every committed cycle, as before.
+    On PostgreSQL the leader's own cycle holds only its devices, so it evaluates the whole
+    fleet as stored (`fleet_cycle`): the other clocks' devices at most one slot late.
+    """
+    if ctx.keeper is None or not _shared(ctx):
+        return evaluate_alerts(ctx, cycle)
+    if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
+        return None
+    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle))
+
+
+def fleet_cycle(ctx: ClockContext, cycle: CycleResult) -> CycleResult:
+    """`cycle` with every device's newest stored sample (younger than 2 intervals), interfaces and state."""
+    if ctx.backend is None or ctx.backend.db is None:
+        return cycle
+    horizon = cycle.started - 2 * ctx.settings.refresh_interval
+    reader = PgSampleReader(ctx.backend.db)
+    samples = tuple(s for s in reader.latest_all().values() if s.ts >= horizon)
+    interfaces = tuple(i for s in samples for i in reader.interfaces_latest(s.device_id) if i.ts >= horizon)
+    statuses = tuple(reader.device_statuses().values())
+    return dataclasses.replace(cycle, samples=samples, interfaces=interfaces, statuses=statuses)
+
+
+def rollups_on_leader(ctx: ClockContext) -> bool:
+    """Roll up the closed buckets of the whole fleet (PostgreSQL, several clocks): leader only, once a minute.
+
+    A fenced writer leaves rollups to this job; the upserts are idempotent, so a stale leader
+    running it as well changes nothing.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None or not _shared(ctx) or not isinstance(ctx.store, PgSampleStore):
+        return False
+    now = ctx.keeper.db_now()
+    if now is None or not ctx.keeper.singleton("rollups", ROLLUP_CHECK_S):
+        return False
+    with _recorded(ctx, "rollups"):
+        ctx.store.advance_rollups(now)
+    return True
+
+
+def cleanup_if_due(ctx: ClockContext) -> dict[str, int] | None:
+    """Run the nightly cleanup once the latest 02:00 UTC (database time) has no run: on the leader, once.
+
+    Checked every minute and right after start, so a cleanup missed while every clock was down
+    runs at the next start, on SQLite as on PostgreSQL.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return None
+    day = ctx.keeper.cleanup_due()
+    if day is None:
+        return None
+    log.info("[CLOCK JOB] cleanup of day %d due (02:00 UTC, database time)", day)
+    return cleanup_once(ctx)
+
+
+# ---- process wiring ---------------------------------------------------------------------
+
+
