@@ -26,6 +26,7 @@ import yappi  # noqa: E402
 
 import clock  # noqa: E402
 import config  # noqa: E402
+import panfm.ops as ops  # noqa: E402
 from reliability.harness import Procs, Sim, register  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def main() -> int:
         ctx = clock.build_context(settings)
         ctx.load_settings = lambda: settings
         clock.collect_once(ctx)  # warm-up: key generation, TLS sessions, first baselines
-        clock.collect_slow_once(ctx)
+        ops.collect_slow_once(ctx)
         yappi.set_clock_type("cpu")
         yappi.start(builtins=True, profile_threads=True)
         t_cpu = time.process_time()
@@ -56,7 +57,7 @@ def main() -> int:
             time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
         poll_cpu = time.process_time() - t_cpu
         t_cpu = time.process_time()
-        inventories = clock.collect_slow_once(ctx) + clock.collect_slow_once(ctx)
+        inventories = ops.collect_slow_once(ctx) + ops.collect_slow_once(ctx)
         inv_cpu = time.process_time() - t_cpu
         yappi.stop()
         ctx.collector.close()

@@ -364,8 +364,15 @@ def pg_url(pg_server):
     return pg_server.fresh_database()
 
 
-# The keys every host shares on PostgreSQL, for tests: helpers.postgres (re-exported here).
-from helpers.postgres import pg_env  # noqa: E402
+def pg_env(url: str) -> dict[str, str]:
+    """The environment of a PANfm process on PostgreSQL: the URL and the keys every host shares.
+
+    helpers.postgres holds the keys; imported here, not at the top: tests/test_ci_guards.py runs
+    this conftest alone, in a folder without helpers/.
+    """
+    from helpers.postgres import pg_env as env
+
+    return env(url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -14,6 +14,7 @@ from helpers.collector import MONITOR, FakeClient, ctr, device
 
 import clock
 import panfm.collector.metrics as cm
+import panfm.ops as ops
 from panfm.collector.cycle import Collector
 from panfm.models import CounterBaseline, SessionInfo, SystemInfo
 from panfm.storage.samples import HISTORY_DB, SampleReader
@@ -246,14 +247,14 @@ def test_it_never_changes_the_inventory_an_alert_evaluation_is_iterating(tmp_pat
     with start_sim(tmp_path, devices=2, models="PA-440") as sim:
         one, two = sim.inventory
         first = clk.add_device(one)
-        assert clock.collect_slow_once(clk.ctx) == 1
+        assert ops.collect_slow_once(clk.ctx) == 1
         # An evaluation (the after-cycle hook) is half way through the inventory ...
         held = clk.ctx.inventory
         walking = iter(held.items())
         assert next(walking)[0] == first
         # ... when the slow job stores the documents of the devices it gathered.
         second = clk.add_device(two)
-        assert clock.collect_slow_once(clk.ctx) == 2
+        assert ops.collect_slow_once(clk.ctx) == 2
         assert list(walking) == []  # no "dictionary changed size during iteration"
         assert set(held) == {first}, "the mapping handed out changed under its reader"
         assert set(clk.ctx.inventory) == {first, second}

@@ -12,13 +12,15 @@ from helpers.collector import MONITOR, FakeClient
 
 import clock
 import config
+import panfm.ops as ops
 from panfm.collector.cycle import Collector
 from panfm.models import DeviceConfig, TlsConfig
+from panfm.ops import SLOW_INTERVAL_S
 from panfm.storage.config_store import DeviceStore
 from panfm.storage.samples import HISTORY_DB, SampleReader
 from throughput_collector import inventory_phase, phase_due
 
-WINDOW = clock.SLOW_INTERVAL_S
+WINDOW = SLOW_INTERVAL_S
 
 
 def test_each_devices_phase_is_stable_and_inside_the_window():
@@ -143,16 +145,16 @@ def test_a_late_tick_covers_the_time_it_missed(rig):
 
 def test_new_devices_are_sent_to_the_inventory_at_the_fleets_pace_not_all_at_once(rig):
     ctx, box, devices = rig
-    assert clock.due_batch(1000, 30) == 100  # a fresh 1,000-device clock: a tenth per 30 s cycle
-    assert clock.due_batch(2000, 10) == 67
-    assert clock.due_batch(1, 30) == 1  # one new device in a running fleet: right away
+    assert ops.due_batch(1000, 30) == 100  # a fresh 1,000-device clock: a tenth per 30 s cycle
+    assert ops.due_batch(2000, 10) == 67
+    assert ops.due_batch(1, 30) == 1  # one new device in a running fleet: right away
     ids = [add(devices, f"fw-{n:02d}") for n in range(30)]
     box["snapshots"] = [[] for _ in range(200)]
     requested = []
     ctx.request_inventory = requested.append
     box["now"][0] = time.time()
     clock.collect_once(ctx)
-    assert len(requested) == 1 and len(requested[0]) == clock.due_batch(30, 30) == 3
+    assert len(requested) == 1 and len(requested[0]) == ops.due_batch(30, 30) == 3
     assert set(requested[0]) <= set(ids)
 
 

@@ -13,8 +13,8 @@ from helpers.alerts import INITIAL, Clock
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-import clock
 import config
+import panfm.ops as ops
 from app import create_app
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.samples import HISTORY_DB, SampleReader
@@ -65,7 +65,7 @@ def polled(tmp_path_factory, sim_fleet):
         "name": RULE, "metric": "sessions_active", "operator": ">", "threshold": 0, "device_id": ids[HOSTILE],
         "severity": "warning", "for_s": 0, "channel_ids": []})
     assert r.status_code == 201, r.get_json()
-    assert clock.collect_slow_once(clk.ctx) == 3
+    assert ops.collect_slow_once(clk.ctx) == 3
     for _ in range(3):
         clk.cycle()
         clk.offset += 5

@@ -29,6 +29,7 @@ from conftest import SIM_NETWORKS, start_sim
 import clock
 import config
 import panfm.alerting.jobs as clock_alerts
+import panfm.ops as ops
 import panfm.ops.logsetup as logsetup
 import panfm.redact as logsafe
 from app import create_app
@@ -100,7 +101,7 @@ def test_no_secret_appears_in_logs_answers_or_the_cli(tmp_path: Path, caplog, mo
         try:
             for _ in range(3):
                 clock.collect_once(ctx)
-            clock.collect_slow_once(ctx)
+            ops.collect_slow_once(ctx)
         finally:
             ctx.collector.close()
             ctx.store.close()

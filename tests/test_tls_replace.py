@@ -8,7 +8,7 @@ import pytest
 from conftest import start_sim
 from helpers.alerts import web_client
 
-import clock
+import panfm.ops as ops
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_it_stops_polling_a_replaced_firewall_until_its_new_fingerprint_is_accep
             (status,) = cycle.statuses
             assert status.state == "down"
             assert status.last_error.startswith(f"certificate changed: expected {old_fp}, got {new_fp}")
-        clock.collect_slow_once(clk.ctx)
+        ops.collect_slow_once(clk.ctx)
         assert requests_of(sim, entry) == before, "a request (with the key) reached the new certificate"
         assert len(receiver.titles("FIRING", "Cert changed")) == 1
         assert receiver.titles("FIRING", "Unreachable") == [], "a certificate change is not an outage"
