@@ -85,6 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sim_fleet: Any) -> Iterator[
     try:
         port = web.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1)
         web.wait_for(r"Booting worker", timeout=15)
+        web.wait_answering(f"http://127.0.0.1:{port}/api/health")
         yield {"base": f"http://127.0.0.1:{port}", "data": data, "clock": clock, "web": web, "sim": sim_fleet}
     finally:
         web.stop()

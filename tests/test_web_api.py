@@ -283,7 +283,7 @@ def test_it_shows_the_clock_stats(fleet):
 
 
 def test_it_answers_the_clock_stats_times_in_iso_8601_with_z(tmp_path):
-    from clock import ClockStats
+    from panfm.ops import ClockStats
 
     _, client = make_client(tmp_path)
     stats = ClockStats(clock=lambda: 1_760_000_000.25)

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +33,21 @@ class Proc:
                 raise RuntimeError(f"{self.log.name}: exited {self.proc.returncode}: {self.tail()}")
             time.sleep(0.1)
         raise RuntimeError(f"{self.log.name}: no {pattern!r} within {timeout} s: {self.tail()}")
+
+    def wait_answering(self, url: str, timeout: float = 60) -> None:
+        """Wait until URL answers over HTTP (any status); fail with the log if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.log.name}: exited {self.proc.returncode}: {self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    return
+            except urllib.error.HTTPError:
+                return  # an answer, whatever its status
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.log.name}: {url} did not answer within {timeout} s: {self.tail()}")
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
