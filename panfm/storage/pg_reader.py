@@ -28,8 +28,6 @@ from panfm.storage import queries as q
 from panfm.storage.postgres import PgConn, PgDatabase
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
-_ORDER: tuple[tuple[HistoryTier, int], ...] = (("raw", 0), ("5m", 300), ("1h", 3600))
-
 
 def _sample(r: dict[str, Any], device_id: str) -> DeviceSample:
     values: dict[str, Any] = {m: (r[m] if m in INT_METRICS or r[m] is None else float(r[m])) for m in DEVICE_METRICS}
@@ -219,30 +217,8 @@ def _firsts(conn: PgConn, kind: str, key: int) -> dict[HistoryTier, float | None
 
 
 def _choose(conn: PgConn, kind: str, key: int, start: float, end: float, max_points: int) -> tuple[HistoryTier, int]:
-    """The tier to read: the rules of `queries.choose_tier` on SQLite, over this backend's first times."""
-    width = (end - start) / max(1, max_points - 2)
-    firsts = _firsts(conn, kind, key)
-    known = [f for f in firsts.values() if f is not None]
-    if not known:
-        return "raw", 0
-    raw_first = firsts["raw"]
-    rollup_firsts = [f for t, f in firsts.items() if t != "raw" and f is not None]
-    if raw_first is not None and (not rollup_firsts or raw_first < min(rollup_firsts) + _ORDER[-1][1]):
-        data_start = raw_first
-    else:
-        data_start = min(known)
-    eff_start = max(start, data_start)
-    covering: list[tuple[HistoryTier, int]] = []
-    for i, (tier, bucket) in enumerate(_ORDER):
-        first = firsts[tier]
-        slack = _ORDER[i + 1][1] if i + 1 < len(_ORDER) else math.inf
-        if first is not None and first <= eff_start + slack:
-            covering.append((tier, bucket))
-    if not covering:
-        tier = min(firsts, key=lambda t: math.inf if firsts[t] is None else firsts[t])  # type: ignore[return-value,arg-type]
-        return tier, dict(_ORDER)[tier]
-    fitting = [c for c in covering if c[1] <= width]
-    return fitting[-1] if fitting else covering[0]
+    """The tier to read: `queries.tier_for` (the SQLite rules) over this backend's first times."""
+    return q.tier_for(_firsts(conn, kind, key), start, end, max_points)
 
 
 def _grouped_sql(table: str, k: str, metrics: Sequence[str], width: int) -> str:

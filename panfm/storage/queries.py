@@ -121,8 +121,13 @@ def choose_tier(
        bucket of the next tier.
     3. If no such tier qualifies, the finest covering tier is used and grouped on the fly.
     """
+    return tier_for(_first_times(conn, s), start, end, max_points)
+
+
+def tier_for(firsts: dict[HistoryTier, float | None], start: float, end: float,
+             max_points: int) -> tuple[HistoryTier, int]:
+    """`choose_tier`'s rules over each tier's first time (None: empty); both backends use it."""
     width = (end - start) / max(1, max_points - 2)
-    firsts = _first_times(conn, s)
     known = [f for f in firsts.values() if f is not None]
     if not known:
         return "raw", 0
