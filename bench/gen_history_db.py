@@ -1,6 +1,7 @@
 """Generate a throughput_history.db with N devices and D days of history, in bulk.
 
-Tiers are filled the way the clock leaves them after D days: raw samples for the last
+Written in the compact layout (schema 6, panfm/storage/compact.py). Tiers are filled the way
+the clock leaves them after D days: raw samples for the last
 `--raw-days`, 5-minute and 1-hour rollups (and the 30-minute grouping of the 5-minute tier)
 for all D days. The last raw days are rolled up with
 the product's own rollup SQL (storage_rollups.rollup_range); older rollup rows, whose raw rows
@@ -21,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import panfm.storage.compact as compact
 import panfm.storage.rollups as storage_rollups
 from panfm.storage.samples import SampleStore
-from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, INT_METRICS, TIERS
+from panfm.storage.schema import GROUPINGS, IFACE_METRICS, INT_METRICS, TIERS
 
 # Typical level of each metric at the daily peak.
 LEVELS = {
@@ -45,14 +47,16 @@ def _shape(tcol: str) -> str:
 
 def _value(metric: str, level: float, tcol: str) -> str:
     expr = f"{level} * {_shape(tcol)} * (0.85 + 0.3 * {NOISE})"
-    return f"CAST({expr} AS INTEGER)" if metric in INT_METRICS else expr
+    # In the stored unit (compact.SCALE), as SampleStore.write_cycle writes it.
+    return f"CAST({expr} AS INTEGER)" if metric in INT_METRICS else compact.encode_sql(metric, expr)
 
 
 def _rollup_values(metrics: dict[str, float], tcol: str) -> str:
+    """Average, maximum and count (NULL: every sample had the metric) per metric, in stored units."""
     parts = []
-    for level in metrics.values():
+    for m, level in metrics.items():
         avg = f"{level} * {_shape(tcol)} * (0.9 + 0.2 * {NOISE})"
-        parts.append(f"{avg}, {avg} * (0.7 + 0.2 * {NOISE}), {avg} * (1.1 + 0.6 * {NOISE})")
+        parts.append(f"{compact.encode_sql(m, avg)}, {compact.encode_sql(m, f'{avg} * (1.1 + 0.6 * {NOISE})')}, NULL")
     return ", ".join(parts)
 
 
@@ -84,22 +88,21 @@ def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int,
     conn.executemany("INSERT INTO devs VALUES (?)", [(d,) for d in dev_ids])
     conn.execute("CREATE TEMP TABLE ifs (name TEXT PRIMARY KEY)")
     conn.executemany("INSERT INTO ifs VALUES (?)", [(n,) for n in if_names])
-    conn.execute("INSERT INTO known_devices SELECT id FROM devs")
-    conn.execute("INSERT INTO known_interfaces SELECT d.id, i.name FROM devs d, ifs i")
+    conn.execute("INSERT INTO ts_device (device_id) SELECT id FROM devs ORDER BY id")
+    conn.execute("INSERT INTO ts_iface (dk, interface) SELECT k.dk, i.name FROM ts_device k, ifs i ORDER BY 1, 2")
 
     t0 = time.perf_counter()
     # Raw: the last raw_days at the collection interval (times in ms, with jitter like real arrivals).
     _series(conn, "raw_t", raw_start, end, interval)
-    dev_vals = ", ".join(_value(m, LEVELS[m], "t.x") for m in DEVICE_METRICS)
+    dev_vals = ", ".join(_value(m, LEVELS[m], "t.x") for m in compact.DEV_STORED)
     conn.execute(
-        f"INSERT INTO device_samples (device_id, ts, {', '.join(DEVICE_METRICS)}) "
-        f"SELECT d.id, t.x * 1000 + abs(random()) % 900, {dev_vals} FROM devs d, raw_t t ORDER BY 1, 2"
+        f"INSERT INTO dev_raw (dk, ts, {', '.join(compact.DEV_STORED)}) "
+        f"SELECT k.dk, t.x * 1000 + abs(random()) % 900, {dev_vals} FROM ts_device k, raw_t t ORDER BY 1, 2"
     )
     if_vals = ", ".join(_value(m, IF_LEVELS[m], "t.x") for m in IFACE_METRICS)
     conn.execute(
-        f"INSERT INTO interface_samples (device_id, interface, ts, {', '.join(IFACE_METRICS)}, counted) "
-        f"SELECT d.id, i.name, t.x * 1000 + abs(random()) % 900, {if_vals}, 1 FROM devs d, ifs i, raw_t t "
-        "ORDER BY 1, 2, 3"
+        f"INSERT INTO if_raw (ik, ts, {', '.join(IFACE_METRICS)}, counted) "
+        f"SELECT i.ik, t.x * 1000 + abs(random()) % 900, {if_vals}, 1 FROM ts_iface i, raw_t t ORDER BY 1, 2"
     )
     print(f"raw rows: {time.perf_counter() - t0:.1f} s", flush=True)
 
@@ -108,16 +111,18 @@ def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int,
         t1 = time.perf_counter()
         _series(conn, "bucket_t", start, raw_start, bucket)
         n = bucket // interval
-        dev_cols = ", ".join(f"{m}_avg, {m}_min, {m}_max" for m in DEVICE_METRICS)
+        dev_levels = {m: LEVELS[m] for m in compact.DEV_STORED}
+        dev_cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in compact.DEV_STORED)
+        total_max = compact.encode_sql("total_mbps", f"{LEVELS['total_mbps']} * {_shape('t.x')} * (1.1 + 0.6 * {NOISE})")
         conn.execute(
-            f"INSERT INTO {dev_table} (device_id, bucket, n, {dev_cols}) "
-            f"SELECT d.id, t.x, {n}, {_rollup_values(LEVELS, 't.x')} FROM devs d, bucket_t t ORDER BY 1, 2"
+            f"INSERT INTO {compact.PHYSICAL[dev_table]} (dk, bucket, n, {dev_cols}, total_mbps_max) "
+            f"SELECT k.dk, t.x, {n}, {_rollup_values(dev_levels, 't.x')}, {total_max} FROM ts_device k, bucket_t t "
+            "ORDER BY 1, 2"
         )
-        if_cols = ", ".join(f"{m}_avg, {m}_min, {m}_max" for m in IFACE_METRICS)
+        if_cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in IFACE_METRICS)
         conn.execute(
-            f"INSERT INTO {if_table} (device_id, interface, bucket, n, {if_cols}) "
-            f"SELECT d.id, i.name, t.x, {n}, {_rollup_values(IF_LEVELS, 't.x')} FROM devs d, ifs i, bucket_t t "
-            "ORDER BY 1, 2, 3"
+            f"INSERT INTO {compact.PHYSICAL[if_table]} (ik, bucket, n, {if_cols}) "
+            f"SELECT i.ik, t.x, {n}, {_rollup_values(IF_LEVELS, 't.x')} FROM ts_iface i, bucket_t t ORDER BY 1, 2"
         )
         storage_rollups.rollup_range(conn, tier, raw_start, end)
         if tier in GROUPINGS:  # the synthesised buckets too (rollup_range regrouped only its own range)

@@ -121,7 +121,7 @@ def test_it_makes_the_first_interval_after_a_long_clock_stop_a_gap(rig):
 def refusing_samples(db):
     """Make every commit of device samples fail (as a full disk would) while inside."""
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON device_samples BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON dev_raw BEGIN SELECT RAISE(ABORT, 'disk full'); END")
     try:
         yield
     finally:

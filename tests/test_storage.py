@@ -32,9 +32,11 @@ def test_it_creates_and_migrates_an_empty_file_in_wal_mode(db):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert {"device_samples", "interface_samples", "device_5m", "device_1h", "iface_5m", "iface_1h"} <= tables
-        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'device_samples'").fetchone()[0]
-        assert "WITHOUT ROWID" in ddl and "PRIMARY KEY (device_id, ts)" in ddl
+        assert {"dev_raw", "if_raw", "dev_5m", "dev_1h", "if_5m", "if_1h", "ts_device", "ts_iface"} <= tables
+        views = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+        assert {"device_samples", "interface_samples", "device_5m", "device_1h", "iface_5m", "iface_1h"} <= views
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'dev_raw'").fetchone()[0]
+        assert "WITHOUT ROWID" in ddl and "PRIMARY KEY (dk, ts)" in ddl
         # A later migration runs once, from the version the file is at.
         migrate(conn, [*MIGRATIONS, "CREATE TABLE extra (a INTEGER);\n"])
         migrate(conn, [*MIGRATIONS, "CREATE TABLE extra (a INTEGER);\n"])
@@ -105,15 +107,14 @@ def test_it_round_trips_64_bit_counters_exactly(store, db):
         assert reader.baselines() == {"fw1": base}
 
 
-def test_it_rolls_up_only_closed_buckets_with_avg_min_max(store, db):
+def test_it_rolls_up_only_closed_buckets_with_avg_and_max(store, db):
     # Bucket [T0, T0+300): inbound 10, 20, 30, 40, 50 at one-minute steps; one gap (None) at +300.
     for k, v in enumerate([10.0, 20.0, 30.0, 40.0, 50.0]):
         store.write_cycle(cycle(T0 + 60 * k + 1, inbound=v))
     assert rows(db, "SELECT count(*) FROM device_5m") == [(0,)]  # still open
     store.write_cycle(cycle(T0 + 301, inbound=None))
-    got = rows(db, "SELECT bucket, n, inbound_mbps_avg, inbound_mbps_min, inbound_mbps_max, total_mbps_max "
-                   "FROM device_5m")
-    assert got == [(int(T0), 5, 30.0, 10.0, 50.0, 55.0)]
+    got = rows(db, "SELECT bucket, n, inbound_mbps_avg, inbound_mbps_max, total_mbps_max FROM device_5m")
+    assert got == [(int(T0), 5, 30.0, 50.0, 55.0)]  # no minimum: nothing reads one
     assert rows(db, "SELECT bucket, n, in_bps_avg, in_bps_max FROM iface_5m") == [(int(T0), 5, 1e6, 1e6)]
     store.write_cycle(cycle(T0 + 601))
     # The all-None bucket stays None (a gap), never 0.
@@ -202,4 +203,4 @@ def test_it_reads_after_the_clock_closed_the_database(store, db):
     with SampleReader.open(db) as r:
         assert r.latest("fw1") is not None
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            r._conn.execute("DELETE FROM device_samples")
+            r._conn.execute("DELETE FROM dev_raw")

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+import panfm.storage.compact as c
 from panfm.models import CounterBaseline, DeviceSample, DeviceStatus, InterfaceCounters, InterfaceSample
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS
 
@@ -38,24 +39,25 @@ def _flag(value: int | None) -> bool | None:
 # MATERIALIZED: find each series' newest time first (one index probe each), then fetch those
 # rows by primary key. Written as a plain join, SQLite scans every sample and probes per row.
 LATEST_ALL_SQL = (
-    "WITH x AS MATERIALIZED (SELECT device_id, "
-    "(SELECT max(ts) FROM device_samples m WHERE m.device_id = k.device_id) AS ts FROM known_devices k) "
-    "SELECT s.* FROM x JOIN device_samples s ON s.device_id = x.device_id AND s.ts = x.ts"
+    "WITH x AS MATERIALIZED (SELECT dk, (SELECT max(ts) FROM dev_raw m WHERE m.dk = k.dk) AS ts FROM ts_device k) "
+    f"SELECT {c.dev_raw_select()} FROM x JOIN dev_raw s ON s.dk = x.dk AND s.ts = x.ts "  # noqa: S608  # nosec B608
+    "JOIN ts_device k ON k.dk = x.dk"
+)
+LATEST_SQL = (
+    f"SELECT {c.dev_raw_select()} FROM ts_device k JOIN dev_raw s ON s.dk = k.dk "  # noqa: S608  # nosec B608
+    "WHERE k.device_id = ? ORDER BY s.ts DESC LIMIT 1"
 )
 LATEST_IFACES_SQL = (
-    "WITH x AS MATERIALIZED (SELECT device_id, interface, (SELECT max(ts) FROM interface_samples m "
-    "WHERE m.device_id = k.device_id AND m.interface = k.interface) AS ts FROM known_interfaces k "
-    "WHERE k.device_id = ?) "
-    "SELECT s.* FROM x JOIN interface_samples s "
-    "ON s.device_id = x.device_id AND s.interface = x.interface AND s.ts = x.ts ORDER BY s.interface"
+    "WITH x AS MATERIALIZED (SELECT i.ik, (SELECT max(ts) FROM if_raw m WHERE m.ik = i.ik) AS ts "
+    "FROM ts_device k JOIN ts_iface i ON i.dk = k.dk WHERE k.device_id = ?) "
+    f"SELECT {c.if_raw_select()} FROM x JOIN if_raw s ON s.ik = x.ik AND s.ts = x.ts "  # noqa: S608  # nosec B608
+    "JOIN ts_iface i ON i.ik = x.ik JOIN ts_device k ON k.dk = i.dk ORDER BY i.interface"
 )
 
 
 def latest(conn: sqlite3.Connection, device_id: str) -> DeviceSample | None:
     """Return the newest sample of one device."""
-    row = conn.execute(
-        "SELECT * FROM device_samples WHERE device_id = ? ORDER BY ts DESC LIMIT 1", (device_id,)
-    ).fetchone()
+    row = conn.execute(LATEST_SQL, (device_id,)).fetchone()
     return None if row is None else row_to_sample(row)
 
 

@@ -12,12 +12,13 @@ import math
 import sqlite3
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import panfm.storage.compact as c
 from panfm.models import History, HistoryTier
 from panfm.storage.latest import _flag
-from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, weighted_avg_sql
+from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
 
 # Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -25,15 +26,16 @@ NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10
 
 @dataclass(frozen=True)
 class Series:
-    """Where one chartable series lives: its tables, key columns and values, metrics."""
+    """Where one chartable series lives: its (compact) tables, integer key, metrics."""
 
     raw_table: str
     tier_tables: dict[str, str]  # "5m"/"1h" -> table
-    key_cols: tuple[str, ...]
-    key: tuple[str, ...]
+    key_cols: tuple[str, ...]  # ("dk",) or ("ik",)
+    lookup: tuple[str, tuple[str, ...]]  # SQL and parameters finding the integer key
     metrics: tuple[str, ...]
     # "5m" -> (table, width): materialised grouping of a tier, read instead of grouping on the fly.
     group_tables: dict[str, tuple[str, int]] = field(default_factory=dict)
+    key: tuple[int, ...] = ()  # filled by `resolve`
 
     @property
     def where(self) -> str:
@@ -62,25 +64,32 @@ def device_series(
 ) -> Series:
     """Describe the device-metric series of one device (default: the chart metrics)."""
     return Series(
-        "device_samples",
-        {t: v[0] for t, v in TIERS.items()},
-        ("device_id",),
-        (device_id,),
+        "dev_raw",
+        {t: c.PHYSICAL[v[0]] for t, v in TIERS.items()},
+        ("dk",),
+        ("SELECT dk FROM ts_device WHERE device_id = ?", (device_id,)),
         _check(metrics, DEVICE_METRICS) if metrics is not None else default,
-        {t: (v[0], v[2]) for t, v in GROUPINGS.items()},
+        {t: (c.PHYSICAL[v[0]], v[2]) for t, v in GROUPINGS.items()},
     )
 
 
 def iface_series(device_id: str, name: str, metrics: Sequence[str] | None = None) -> Series:
     """Describe the rate series of one interface."""
     return Series(
-        "interface_samples",
-        {t: v[1] for t, v in TIERS.items()},
-        ("device_id", "interface"),
-        (device_id, name),
+        "if_raw",
+        {t: c.PHYSICAL[v[1]] for t, v in TIERS.items()},
+        ("ik",),
+        ("SELECT i.ik FROM ts_device k JOIN ts_iface i ON i.dk = k.dk WHERE k.device_id = ? AND i.interface = ?",
+         (device_id, name)),
         _check(metrics, IFACE_METRICS),
-        {t: (v[1], v[2]) for t, v in GROUPINGS.items()},
+        {t: (c.PHYSICAL[v[1]], v[2]) for t, v in GROUPINGS.items()},
     )
+
+
+def resolve(conn: sqlite3.Connection, s: Series) -> Series | None:
+    """The series with its integer key filled in, or None when the database has no such series."""
+    row = conn.execute(s.lookup[0], s.lookup[1]).fetchone()
+    return None if row is None else replace(s, key=(int(row[0]),))
 
 
 def _check(metrics: Sequence[str] | None, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -100,6 +109,11 @@ _ORDER: tuple[tuple[HistoryTier, int], ...] = (("raw", 0), ("5m", 300), ("1h", 3
 
 
 def _first_times(conn: sqlite3.Connection, s: Series) -> dict[HistoryTier, float | None]:
+    if not s.key:
+        found = resolve(conn, s)
+        if found is None:
+            return {"raw": None, "5m": None, "1h": None}
+        s = found
     raw = conn.execute(f"SELECT min(ts) FROM {s.raw_table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
     firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else raw / 1000}
     for tier, table in s.tier_tables.items():
@@ -173,6 +187,10 @@ def group_width(tier_bucket: int, needed: float) -> int:
 def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_points: int = 2000) -> History:
     """Return at most `max_points` points (avg and `_max` of each metric) for [start, end)."""
     max_points = max(3, max_points)
+    found = resolve(conn, s)
+    if found is None:
+        return History("raw", None, [])
+    s = found
     tier, bucket = choose_tier(conn, s, start, end, max_points)
     if tier == "raw":
         table, tcol, lo, hi = s.raw_table, "ts", int(start * 1000), int(end * 1000)
@@ -184,10 +202,10 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
     if count <= max_points:
         width = None
         if tier == "raw":
-            cols = ", ".join(f"{m}, {m} AS {m}_max" for m in s.metrics)
+            cols = ", ".join(f"{c.raw_expr(m)} AS {m}, {c.raw_expr(m)} AS {m}_max" for m in s.metrics)
             sql = f"SELECT ts / 1000.0 AS t, {cols}, approx {rng} ORDER BY ts"
         else:
-            cols = ", ".join(f"{m}_avg AS {m}, {m}_max" for m in s.metrics)
+            cols = ", ".join(f"{c.avg_expr(m)} AS {m}, {c.max_expr(m)} AS {m}_max" for m in s.metrics)
             sql = f"SELECT bucket AS t, {cols} {rng} ORDER BY bucket"
     else:
         width = group_width(bucket, (end - start) / (max_points - 2))
@@ -195,7 +213,8 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
             points = _grouped_from_materialised(conn, s, tier, width, lo, hi)
             return History(tier, width, mark_gaps(points, width, max_points))
         if tier == "raw":
-            cols = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in s.metrics) + ", max(approx) AS approx"
+            cols = ", ".join(f"avg({c.raw_expr(m)}) AS {m}, max({c.raw_expr(m)}) AS {m}_max"
+                             for m in s.metrics) + ", max(approx) AS approx"
             sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
         else:
             sql = _grouped_rollup_sql(table, s, width)
@@ -213,7 +232,7 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
 
 def _grouped_rollup_sql(table: str, s: Series, width: int) -> str:
     # Average of averages, each weighted by its own count of samples that had the metric.
-    cols = ", ".join(f"{weighted_avg_sql(m)} AS {m}, max({m}_max) AS {m}_max" for m in s.metrics)
+    cols = ", ".join(f"{c.weighted_avg_expr(m)} AS {m}, max({c.max_expr(m)}) AS {m}_max" for m in s.metrics)
     return (
         f"SELECT (bucket / {width}) * {width} AS t, {cols} FROM {table} "  # noqa: S608  # nosec B608
         f"WHERE {s.where} AND bucket >= ? AND bucket < ? GROUP BY 1 ORDER BY 1"
@@ -239,7 +258,7 @@ def _grouped_from_materialised(
         if seg_lo >= seg_hi:
             continue
         if table == group_table and width == group_w:
-            cols = ", ".join(f"{m}_avg AS {m}, {m}_max" for m in s.metrics)
+            cols = ", ".join(f"{c.avg_expr(m)} AS {m}, {c.max_expr(m)} AS {m}_max" for m in s.metrics)
             where = f"{s.where} AND bucket >= ? AND bucket < ?"
             sql = f"SELECT bucket AS t, {cols} FROM {table} WHERE {where} ORDER BY bucket"  # noqa: S608  # nosec B608
         else:
@@ -278,14 +297,22 @@ def mark_gaps(points: list[dict[str, Any]], step: float | None, max_points: int)
 
 
 def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> dict[str, dict[str, float | None]]:
-    """Return min, avg and max of each metric over [start, end) from the tier history would use."""
+    """Return min, avg and max of each metric over [start, end) from the tier history would use.
+
+    Rollup rows keep no minimum (nothing else reads one): over a rollup tier, "min" is the
+    lowest bucket average.
+    """
+    found = resolve(conn, s)
+    if found is None:
+        return {m: {"min": None, "avg": None, "max": None} for m in s.metrics}
+    s = found
     tier, bucket = choose_tier(conn, s, start, end, 2000)
     if tier == "raw":
-        cols = ", ".join(f"min({m}), avg({m}), max({m})" for m in s.metrics)
+        cols = ", ".join(f"min({c.raw_expr(m)}), avg({c.raw_expr(m)}), max({c.raw_expr(m)})" for m in s.metrics)
         sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
         params = (*s.key, int(start * 1000), int(end * 1000))
     else:
-        cols = ", ".join(f"min({m}_min), {weighted_avg_sql(m)}, max({m}_max)" for m in s.metrics)
+        cols = ", ".join(f"min({c.avg_expr(m)}), {c.weighted_avg_expr(m)}, max({c.max_expr(m)})" for m in s.metrics)
         table = s.tier_tables[tier]
         sql = f"SELECT {cols} FROM {table} WHERE {s.where} AND bucket >= ? AND bucket < ?"  # noqa: S608  # nosec B608
         params = (*s.key, int(start // bucket * bucket), math.ceil(end))

@@ -10,48 +10,73 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS, grouping_sql
+import panfm.storage.compact as c
+from panfm.storage.schema import GROUPINGS, IFACE_METRICS, TIERS, weight_sql
+
+_DEV = "ts_device k JOIN {t} s ON s.dk = k.dk"
+_IF = "ts_iface k JOIN {t} s ON s.ik = k.ik"
 
 
-def _aggregates(metrics: tuple[str, ...], counts: bool) -> tuple[str, str]:
-    # avg() skips NULLs; count(m) says how many samples that average stands for, so a wider
-    # grouping weighs it by its own count, not by the bucket's (a metric missing in some polls).
-    if not counts:
-        return (", ".join(f"{m}_avg, {m}_min, {m}_max" for m in metrics),
-                ", ".join(f"avg(s.{m}), min(s.{m}), max(s.{m})" for m in metrics))
-    cols = ", ".join(f"{m}_avg, {m}_min, {m}_max, {m}_n" for m in metrics)
-    exprs = ", ".join(f"avg(s.{m}), min(s.{m}), max(s.{m}), count(s.{m})" for m in metrics)
+def _aggregates(metrics: tuple[str, ...]) -> tuple[str, str]:
+    # avg() skips NULLs; the per-metric count is stored only where it differs from the bucket's
+    # (NULL: every sample had the metric), so a wider grouping weighs each average by its own count.
+    cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in metrics)
+    exprs = ", ".join(f"CAST(round(avg(s.{m})) AS INTEGER), max(s.{m}), NULLIF(count(s.{m}), count(*))"
+                      for m in metrics)
     return cols, exprs
 
 
-def _device_rollup_sql(table: str, bucket_s: int, counts: bool) -> str:
-    cols, exprs = _aggregates(DEVICE_METRICS, counts)
-    return (
-        f"INSERT OR REPLACE INTO {table} (device_id, bucket, n, {cols}) "  # noqa: S608  # nosec B608
-        f"SELECT s.device_id, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
-        "FROM known_devices k JOIN device_samples s ON s.device_id = k.device_id AND s.ts >= ? AND s.ts < ? "
-        "GROUP BY s.device_id, b"
+def rollup_sql(tier: str) -> tuple[str, str]:
+    """Return a tier's device and interface rollup statements (from the raw rows), taking (start ms, end ms)."""
+    dev_view, if_view, bucket_s = TIERS[tier]
+    dev, ifc = c.PHYSICAL[dev_view], c.PHYSICAL[if_view]
+    cols, exprs = _aggregates(c.DEV_STORED)
+    dev_sql = (
+        f"INSERT OR REPLACE INTO {dev} (dk, bucket, n, {cols}, total_mbps_max) "  # noqa: S608  # nosec B608
+        f"SELECT s.dk, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs}, "
+        f"max(s.inbound_mbps + s.outbound_mbps) FROM {_DEV.format(t='dev_raw')} AND s.ts >= ? AND s.ts < ? "
+        "GROUP BY s.dk, b"
     )
-
-
-def _iface_rollup_sql(table: str, bucket_s: int, counts: bool) -> str:
-    cols, exprs = _aggregates(IFACE_METRICS, counts)
-    return (
-        f"INSERT OR REPLACE INTO {table} (device_id, interface, bucket, n, {cols}) "  # noqa: S608  # nosec B608
-        f"SELECT s.device_id, s.interface, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
-        "FROM known_interfaces k JOIN interface_samples s "
-        "ON s.device_id = k.device_id AND s.interface = k.interface AND s.ts >= ? AND s.ts < ? "
-        "GROUP BY s.device_id, s.interface, b"
+    cols, exprs = _aggregates(IFACE_METRICS)
+    if_sql = (
+        f"INSERT OR REPLACE INTO {ifc} (ik, bucket, n, {cols}) "  # noqa: S608  # nosec B608
+        f"SELECT s.ik, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
+        f"FROM {_IF.format(t='if_raw')} AND s.ts >= ? AND s.ts < ? GROUP BY s.ik, b"
     )
+    return dev_sql, if_sql
 
 
-def rollup_sql(tier: str, counts: bool = True) -> tuple[str, str]:
-    """Return a tier's device and interface rollup statements, taking (start ms, end ms).
+def _regroup(metrics: tuple[str, ...]) -> tuple[str, str]:
+    cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in metrics)
+    exprs = ", ".join(
+        f"CAST(round(sum(s.{m}_avg * {weight_sql(m, 's')}) * 1.0 / sum({weight_sql(m, 's')})) AS INTEGER), "
+        f"max(s.{m}_max), NULLIF(coalesce(sum({weight_sql(m, 's')}), 0), sum(s.n))"
+        for m in metrics
+    )
+    return cols, exprs
 
-    `counts=False` writes no per-metric counts: the statement of schema versions before 4.
+
+def grouping_sql(tier: str) -> tuple[str, str]:
+    """Return the statements that recompute a tier's materialised groups in [start_s, end_s).
+
+    Each metric's average weighs every bucket by that metric's own count; the group keeps the
+    summed count where it differs from the group's `n`.
     """
-    dev, ifc, bucket_s = TIERS[tier]
-    return _device_rollup_sql(dev, bucket_s, counts), _iface_rollup_sql(ifc, bucket_s, counts)
+    tier_dev, tier_if, _ = TIERS[tier]
+    dev_group, if_group, width = GROUPINGS[tier]
+    cols, exprs = _regroup(c.DEV_STORED)
+    dev_sql = (
+        f"INSERT OR REPLACE INTO {c.PHYSICAL[dev_group]} (dk, bucket, n, {cols}, total_mbps_max) "  # noqa: S608  # nosec B608
+        f"SELECT s.dk, (s.bucket / {width}) * {width} AS g, sum(s.n), {exprs}, max(s.total_mbps_max) "
+        f"FROM {_DEV.format(t=c.PHYSICAL[tier_dev])} AND s.bucket >= ? AND s.bucket < ? GROUP BY s.dk, g"
+    )
+    cols, exprs = _regroup(IFACE_METRICS)
+    if_sql = (
+        f"INSERT OR REPLACE INTO {c.PHYSICAL[if_group]} (ik, bucket, n, {cols}) "  # noqa: S608  # nosec B608
+        f"SELECT s.ik, (s.bucket / {width}) * {width} AS g, sum(s.n), {exprs} "
+        f"FROM {_IF.format(t=c.PHYSICAL[tier_if])} AND s.bucket >= ? AND s.bucket < ? GROUP BY s.ik, g"
+    )
+    return dev_sql, if_sql
 
 
 ROLLUP_SQL: dict[str, tuple[str, str]] = {tier: rollup_sql(tier) for tier in TIERS}
@@ -88,7 +113,7 @@ def regroup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int)
 
 def _first_raw_ms(conn: sqlite3.Connection) -> int | None:
     row = conn.execute(
-        "SELECT min((SELECT min(ts) FROM device_samples d WHERE d.device_id = k.device_id)) FROM known_devices k"
+        "SELECT min((SELECT min(ts) FROM dev_raw d WHERE d.dk = k.dk)) FROM ts_device k"
     ).fetchone()
     return None if row[0] is None else int(row[0])
 
@@ -134,7 +159,7 @@ def _delete_chunked(
     key_cols: tuple[str, ...],
     time_col: str,
     cutoff: int,
-    keys: list[tuple[str, ...]],
+    keys: list[tuple[int, ...]],
     chunk: int,
 ) -> int:
     """Delete rows older than `cutoff`, at most `chunk` rows per transaction, series by series.
@@ -165,7 +190,7 @@ def _delete_chunked(
     return total
 
 
-def _keys(conn: sqlite3.Connection, sql: str) -> list[tuple[str, ...]]:
+def _keys(conn: sqlite3.Connection, sql: str) -> list[tuple[int, ...]]:
     return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
@@ -178,37 +203,39 @@ def apply_retention(
     hourly_days: int,
     chunk: int,
 ) -> dict[str, int]:
-    """Delete rows past each tier's retention in chunks; return rows deleted per table."""
-    devices = _keys(conn, "SELECT device_id FROM known_devices")
-    ifaces = _keys(conn, "SELECT device_id, interface FROM known_interfaces")
+    """Delete rows past each tier's retention in chunks; return rows deleted per table (old names)."""
+    devices = _keys(conn, "SELECT dk FROM ts_device")
+    ifaces = _keys(conn, "SELECT ik FROM ts_iface")
     raw_cut_ms = int((now - raw_days * 86400) * 1000)
     cuts = {"5m": int(now - fivemin_days * 86400), "1h": int(now - hourly_days * 86400)}
-    dev_key, if_key = ("device_id",), ("device_id", "interface")
+    dev_key, if_key = ("dk",), ("ik",)
     deleted = {
-        "device_samples": _delete_chunked(write_tx, conn, "device_samples", dev_key, "ts", raw_cut_ms, devices, chunk),
-        "interface_samples": _delete_chunked(
-            write_tx, conn, "interface_samples", if_key, "ts", raw_cut_ms, ifaces, chunk
-        ),
+        "device_samples": _delete_chunked(write_tx, conn, "dev_raw", dev_key, "ts", raw_cut_ms, devices, chunk),
+        "interface_samples": _delete_chunked(write_tx, conn, "if_raw", if_key, "ts", raw_cut_ms, ifaces, chunk),
     }
     for tier, (dev_table, if_table, _) in TIERS.items():
-        deleted[dev_table] = _delete_chunked(write_tx, conn, dev_table, dev_key, "bucket", cuts[tier], devices, chunk)
-        deleted[if_table] = _delete_chunked(write_tx, conn, if_table, if_key, "bucket", cuts[tier], ifaces, chunk)
+        deleted[dev_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[dev_table], dev_key, "bucket", cuts[tier],
+                                             devices, chunk)
+        deleted[if_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[if_table], if_key, "bucket", cuts[tier],
+                                            ifaces, chunk)
     for tier, (dev_table, if_table, width) in GROUPINGS.items():
         # A group goes once every bucket in it is past retention (its start + width <= cut).
         cut = cuts[tier] // width * width
-        deleted[dev_table] = _delete_chunked(write_tx, conn, dev_table, dev_key, "bucket", cut, devices, chunk)
-        deleted[if_table] = _delete_chunked(write_tx, conn, if_table, if_key, "bucket", cut, ifaces, chunk)
+        deleted[dev_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[dev_table], dev_key, "bucket", cut,
+                                             devices, chunk)
+        deleted[if_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[if_table], if_key, "bucket", cut,
+                                            ifaces, chunk)
     with write_tx():
-        # Forget series with no row left in any tier (a device removed long ago).
+        # Forget series with no row left in any tier (a device removed long ago). A device key
+        # goes only once none of its interfaces is left, so no row ever points at a freed key.
         tables = (*TIERS.values(), *GROUPINGS.values())
-        if_tables = ("interface_samples", *(t for _, t, _ in tables))
-        dev_tables = ("device_samples", *(t for t, _, _ in tables))
-        if_match = "s.device_id = k.device_id AND s.interface = k.interface"
-        if_gone = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {if_match})" for t in if_tables)  # noqa: S608  # nosec B608
+        if_tables = ("if_raw", *(c.PHYSICAL[t] for _, t, _ in tables))
+        dev_tables = ("dev_raw", *(c.PHYSICAL[t] for t, _, _ in tables))
+        if_gone = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} s WHERE s.ik = k.ik)" for t in if_tables)  # noqa: S608  # nosec B608
         dev_gone = " AND ".join(
-            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE s.device_id = k.device_id)" for t in dev_tables  # noqa: S608  # nosec B608
+            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE s.dk = k.dk)" for t in (*dev_tables,)  # noqa: S608  # nosec B608
         )
-        conn.execute(f"DELETE FROM known_interfaces AS k WHERE {if_gone}")  # noqa: S608  # nosec B608
-        conn.execute(f"DELETE FROM known_devices AS k WHERE {dev_gone}")  # noqa: S608  # nosec B608
+        conn.execute(f"DELETE FROM ts_iface AS k WHERE {if_gone}")  # noqa: S608  # nosec B608
+        conn.execute(f"DELETE FROM ts_device AS k WHERE {dev_gone} "  # noqa: S608  # nosec B608
+                     "AND NOT EXISTS (SELECT 1 FROM ts_iface i WHERE i.dk = k.dk)")
     return deleted
-

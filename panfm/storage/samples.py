@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import panfm.storage.compact as c
 import panfm.storage.latest as latest_q
 import panfm.storage.queries as q
 import panfm.storage.sqlite as sqlite_db
@@ -44,12 +45,12 @@ from panfm.storage.schema import (
 __all__ = ["HISTORY_DB", "SampleReader", "SampleStore", "StorageUnavailable"]
 
 _DEVICE_INSERT = (
-    f"INSERT OR REPLACE INTO device_samples (device_id, ts, {', '.join(DEVICE_METRICS)}, rtt_ms, approx) "  # noqa: S608  # nosec B608
-    f"VALUES ({', '.join('?' * (len(DEVICE_METRICS) + 4))})"
+    f"INSERT OR REPLACE INTO dev_raw (dk, ts, {', '.join(c.DEV_STORED)}, rtt_us, approx) "  # noqa: S608  # nosec B608
+    f"VALUES ({', '.join('?' * (len(c.DEV_STORED) + 4))})"
 )
 _IFACE_INSERT = (
-    f"INSERT OR REPLACE INTO interface_samples (device_id, interface, ts, {', '.join(IFACE_METRICS)}, counted, approx) "  # noqa: S608  # nosec B608
-    f"VALUES ({', '.join('?' * (len(IFACE_METRICS) + 5))})"
+    f"INSERT OR REPLACE INTO if_raw (ik, ts, {', '.join(IFACE_METRICS)}, counted, approx) "  # noqa: S608  # nosec B608
+    f"VALUES ({', '.join('?' * (len(IFACE_METRICS) + 4))})"
 )
 
 
@@ -69,9 +70,9 @@ class SampleStore:
         self.path = path
         self.wal_limit_bytes = wal_limit_bytes
         self._lock = threading.Lock()
-        # Series already in the known_* catalogs: spares a lookup per row per cycle.
-        self._known_devices: set[str] = set()
-        self._known_ifaces: set[tuple[str, str]] = set()
+        # Integer keys of the series already known (ts_device, ts_iface): spares a lookup per row.
+        self._dks: dict[str, int] = {}
+        self._iks: dict[tuple[str, str], int] = {}
         self._load_known()
 
     @classmethod
@@ -80,9 +81,26 @@ class SampleStore:
         return cls(connect_writer(path, wal_limit_bytes), path, wal_limit_bytes)
 
     def _load_known(self) -> None:
-        self._known_devices = {r[0] for r in self._conn.execute("SELECT device_id FROM known_devices")}
-        rows = self._conn.execute("SELECT device_id, interface FROM known_interfaces")
-        self._known_ifaces = {(r[0], r[1]) for r in rows}
+        self._dks = dict(self._conn.execute("SELECT device_id, dk FROM ts_device").fetchall())
+        rows = self._conn.execute("SELECT k.device_id, i.interface, i.ik FROM ts_iface i JOIN ts_device k ON k.dk = i.dk")
+        self._iks = {(r[0], r[1]): r[2] for r in rows}
+
+    @staticmethod
+    def _new_keys(
+        conn: sqlite3.Connection, devices: set[str], ifaces: set[tuple[str, str]], dks: dict[str, int]
+    ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        """Give new devices and interfaces their integer keys (inside the cycle's transaction)."""
+        new_dks: dict[str, int] = {}
+        for d in sorted((devices | {i[0] for i in ifaces}) - dks.keys()):
+            conn.execute("INSERT OR IGNORE INTO ts_device (device_id) VALUES (?)", (d,))
+            new_dks[d] = conn.execute("SELECT dk FROM ts_device WHERE device_id = ?", (d,)).fetchone()[0]
+        new_iks: dict[tuple[str, str], int] = {}
+        for d, name in sorted(ifaces):
+            dk = dks.get(d, new_dks.get(d))
+            conn.execute("INSERT OR IGNORE INTO ts_iface (dk, interface) VALUES (?, ?)", (dk, name))
+            new_iks[(d, name)] = conn.execute(
+                "SELECT ik FROM ts_iface WHERE dk = ? AND interface = ?", (dk, name)).fetchone()[0]
+        return new_dks, new_iks
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -111,23 +129,21 @@ class SampleStore:
         `fence` (owner, device -> fence) is the multi-clock writer's guard on PostgreSQL; the
         one clock of a SQLite data folder has none to check, so nothing is rejected here.
         """
-        dev_rows = [
-            (s.device_id, _ms(s.ts), *(getattr(s, m) for m in DEVICE_METRICS), s.rtt_ms, _flag(s.approx))
-            for s in cycle.samples
-        ]
-        if_rows = [
-            (i.device_id, i.name, _ms(i.ts), *(getattr(i, m) for m in IFACE_METRICS), int(i.counted), _flag(i.approx))
-            for i in cycle.interfaces
-        ]
-        new_devices = {s.device_id for s in cycle.samples} - self._known_devices
-        new_ifaces = {(i.device_id, i.name) for i in cycle.interfaces} - self._known_ifaces
-        times = [r[1] for r in dev_rows] + [r[2] for r in if_rows]
+        new_devices = {s.device_id for s in cycle.samples} - self._dks.keys()
+        new_ifaces = {(i.device_id, i.name) for i in cycle.interfaces} - self._iks.keys()
+        times = [_ms(s.ts) for s in cycle.samples] + [_ms(i.ts) for i in cycle.interfaces]
         earliest = min(times) if times else None
         with self._write() as conn:
-            conn.executemany("INSERT OR IGNORE INTO known_devices VALUES (?)", [(d,) for d in new_devices])
-            conn.executemany("INSERT OR IGNORE INTO known_interfaces VALUES (?, ?)", sorted(new_ifaces))
-            conn.executemany(_DEVICE_INSERT, dev_rows)
-            conn.executemany(_IFACE_INSERT, if_rows)
+            new_dks, new_iks = self._new_keys(conn, new_devices, new_ifaces, self._dks)
+            dks, iks = self._dks | new_dks, self._iks | new_iks
+            conn.executemany(_DEVICE_INSERT, [
+                (dks[s.device_id], _ms(s.ts), *(c.encode(m, getattr(s, m)) for m in c.DEV_STORED),
+                 None if s.rtt_ms is None else round(s.rtt_ms * c.RTT_SCALE), _flag(s.approx))
+                for s in cycle.samples])
+            conn.executemany(_IFACE_INSERT, [
+                (iks[(i.device_id, i.name)], _ms(i.ts), *(c.encode(m, getattr(i, m)) for m in IFACE_METRICS),
+                 int(i.counted), _flag(i.approx))
+                for i in cycle.interfaces])
             self._put_baselines(conn, cycle.baselines)
             self._put_statuses(conn, cycle.statuses)
             self._put_dataplanes(conn, cycle.dataplanes)
@@ -141,8 +157,8 @@ class SampleStore:
                     (cycle.finished,),
                 )
         # Only after the commit: a rolled-back cycle must not mark its series as known.
-        self._known_devices |= new_devices
-        self._known_ifaces |= new_ifaces
+        self._dks.update(new_dks)
+        self._iks.update(new_iks)
         self._bound_wal()
         return 0
 

@@ -9,6 +9,7 @@ milliseconds (rates need them); rollup bucket starts are whole epoch seconds.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import panfm.storage.sqlite as sqlite_db
@@ -174,8 +175,16 @@ def grouping_sql(tier: str, ranged: bool = True, counts: bool = True) -> tuple[s
     return dev_sql, if_sql
 
 
-# Forward-only migrations; index i brings the schema from user_version i to i + 1.
-MIGRATIONS: list[str] = [
+def _compact(conn: sqlite3.Connection) -> None:
+    # 6: the compact layout (compact.py), converted in chunks outside one long transaction.
+    from panfm.storage.compact_migrate import convert  # noqa: PLC0415 (it imports this module)
+
+    convert(conn)
+
+
+# Forward-only migrations; index i brings the schema from user_version i to i + 1. A callable
+# step runs its own transactions and sets the version itself (a long, resumable conversion).
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     f"""
     CREATE TABLE device_samples (device_id TEXT NOT NULL, ts INTEGER NOT NULL,
     {_raw_device_cols()},
@@ -209,6 +218,7 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE device_samples ADD COLUMN approx INTEGER;\n"
     "ALTER TABLE interface_samples ADD COLUMN approx INTEGER;\n"
     "ALTER TABLE baselines ADD COLUMN rtt_ms REAL;\n",
+    _compact,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -244,6 +254,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> None:
+def migrate(conn: sqlite3.Connection,
+            migrations: list[str | Callable[[sqlite3.Connection], None]] | None = None) -> None:
     """Bring the sample database to the latest schema (or to `migrations`, for tests of old files)."""
     sqlite_db.migrate(conn, MIGRATIONS if migrations is None else migrations)

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from config import ConfigError
 
 
+# A migration: SQL statements run in one transaction, or a callable that runs its own
+# transactions (a long conversion in chunks) and sets `user_version` to its index + 1 itself.
+Migration = str | Callable[[sqlite3.Connection], None]
+
+
 def connect(
     path: Path,
-    migrations: Sequence[str],
+    migrations: Sequence[Migration],
     *,
     readonly: bool = False,
     busy_timeout_ms: int = 10_000,
@@ -55,15 +60,21 @@ def connect(
     return conn
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
-    """Apply the migrations the database has not seen yet, each in its own transaction."""
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
+    """Apply the migrations the database has not seen yet, each in its own transaction (or its own way)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     for i in range(version, len(migrations)):
+        step = migrations[i]
+        if callable(step):
+            step(conn)
+            if conn.execute("PRAGMA user_version").fetchone()[0] != i + 1:
+                raise sqlite3.OperationalError(f"migration {i + 1} did not finish")
+            continue
         with transaction(conn):
             # Re-check inside the write lock: another process may have migrated meanwhile.
             if conn.execute("PRAGMA user_version").fetchone()[0] != i:
                 continue
-            for stmt in migrations[i].split(";\n"):
+            for stmt in step.split(";\n"):
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {i + 1}")
