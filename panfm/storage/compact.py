@@ -17,6 +17,8 @@ them. The clock writes the physical tables (`dev_raw`, `if_raw`, `dev_5m`, ...).
 
 from __future__ import annotations
 
+import math
+
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 # Unit of the stored integer per metric: stored = round(value * scale).
@@ -40,9 +42,15 @@ GROUP_TABLES = {"device_5m_g30m": "dev_5m_g30m", "iface_5m_g30m": "if_5m_g30m"}
 PHYSICAL = {**RAW_TABLES, **TIER_TABLES, **GROUP_TABLES}
 
 
+def round_half_away(x: float) -> int:
+    """Round as SQLite's round() does (half away from zero), so Python and SQL writes agree."""
+    r = math.floor(abs(x) + 0.5)
+    return int(r if x >= 0 else -r)
+
+
 def encode(metric: str, value: float | None) -> int | None:
     """A value in its stored unit (whole number), None kept."""
-    return None if value is None else round(value * SCALE[metric])
+    return None if value is None else round_half_away(value * SCALE[metric])
 
 
 def encode_sql(metric: str, expr: str) -> str:

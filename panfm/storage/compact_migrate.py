@@ -104,7 +104,7 @@ def _range(key: tuple[str, ...], lo: list[Any] | None, hi: list[Any] | None) -> 
 
 
 def _copy_table(conn: sqlite3.Connection, old: str, key: tuple[str, ...], insert: str, kind: str,
-                chunk: int, progress: Progress) -> None:
+                chunk: int, progress: Progress, log_every_s: float) -> None:
     row = conn.execute("SELECT last_key, rows FROM compact_progress WHERE tbl = ?", (old,)).fetchone()
     lo: list[Any] | None = json.loads(row[0]) if row and row[0] else None
     done = int(row[1]) if row else 0
@@ -137,7 +137,7 @@ def _copy_table(conn: sqlite3.Connection, old: str, key: tuple[str, ...], insert
         lo = last
         if hi is None:
             break
-        if time.monotonic() - last_log >= LOG_EVERY_S:
+        if time.monotonic() - last_log >= log_every_s:
             progress(f"compact: {old}: {done:,} of {total:,} rows ({100 * done // max(total, 1)} %)")
             last_log = time.monotonic()
     with transaction(conn):
@@ -146,7 +146,8 @@ def _copy_table(conn: sqlite3.Connection, old: str, key: tuple[str, ...], insert
         progress(f"compact: {old}: {done:,} rows copied")
 
 
-def convert(conn: sqlite3.Connection, chunk: int = CHUNK, progress: Progress | None = None) -> None:
+def convert(conn: sqlite3.Connection, chunk: int = CHUNK, progress: Progress | None = None,
+            log_every_s: float = LOG_EVERY_S) -> None:
     """Bring a version-5 sample database to version 6 (resumable; see the module doc)."""
     say = progress or log.info
     groupings = bool(GROUPINGS)
@@ -171,7 +172,7 @@ def convert(conn: sqlite3.Connection, chunk: int = CHUNK, progress: Progress | N
     t0 = time.monotonic()
     for old, key, insert, kind in _plans(groupings):
         if _exists(conn, old):
-            _copy_table(conn, old, key, insert, kind, chunk, say)
+            _copy_table(conn, old, key, insert, kind, chunk, say, log_every_s)
     with transaction(conn):
         if conn.execute("PRAGMA user_version").fetchone()[0] != VERSION - 1:
             return

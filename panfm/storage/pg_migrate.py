@@ -13,7 +13,8 @@
    shared `encryption_key`); the key marker then proves the copy readable.
 
 The source files are opened read-only; the target must be empty (or a run of this interrupted).
-Reads the sample database's layout as of schema version 5 (`schema.py`).
+Reads the sample database through its old table names: tables up to schema version 5, the
+views that decode the compact rows from version 6 (`compact.py`); both give the same values.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def _rollup_row(r: sqlite3.Row, metrics: Sequence[str]) -> list[Any]:
         n = r[f"{m}_n"] if f"{m}_n" in names else None
         if n is None:  # a row written before per-metric counts: its bucket's count when it has a value
             n = r["n"] if r[f"{m}_avg"] is not None else 0
-        out += [r[f"{m}_avg"], r[f"{m}_min"], r[f"{m}_max"], n]
+        # Version 6 keeps no minimum (compact layout): PostgreSQL's stays NULL, as nothing reads it.
+        out += [r[f"{m}_avg"], r[f"{m}_min"] if f"{m}_min" in names else None, r[f"{m}_max"], n]
     return out
 
 

@@ -138,7 +138,7 @@ class SampleStore:
             dks, iks = self._dks | new_dks, self._iks | new_iks
             conn.executemany(_DEVICE_INSERT, [
                 (dks[s.device_id], _ms(s.ts), *(c.encode(m, getattr(s, m)) for m in c.DEV_STORED),
-                 None if s.rtt_ms is None else round(s.rtt_ms * c.RTT_SCALE), _flag(s.approx))
+                 None if s.rtt_ms is None else c.round_half_away(s.rtt_ms * c.RTT_SCALE), _flag(s.approx))
                 for s in cycle.samples])
             conn.executemany(_IFACE_INSERT, [
                 (iks[(i.device_id, i.name)], _ms(i.ts), *(c.encode(m, getattr(i, m)) for m in IFACE_METRICS),

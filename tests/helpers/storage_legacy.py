@@ -50,7 +50,7 @@ def old_file(db: Path, version: int = 5) -> None:
 
 
 def fill_old(db: Path, dev_rows, if_rows, start_s: int, end_s: int) -> None:
-    """Write raw rows into a version-5 file and roll them up (both tiers and the 30-minute groups) as it did.
+    """Write raw rows into a version-5 file and roll up the buckets closed by `end_s`, as it did.
 
     dev_rows: (device_id, ts_ms, *DEVICE_METRICS, rtt_ms, approx); if_rows: (device_id, name, ts_ms,
     *IFACE_METRICS, counted, approx).
@@ -66,9 +66,9 @@ def fill_old(db: Path, dev_rows, if_rows, start_s: int, end_s: int) -> None:
         cols = ", ".join(("device_id", "interface", "ts", *IFACE_METRICS, "counted", "approx"))
         conn.executemany(f"INSERT INTO interface_samples ({cols}) VALUES ({', '.join('?' * (len(IFACE_METRICS) + 5))})",
                          if_rows)
-        for tier in ("5m", "1h"):
+        for tier, width in (("5m", 300), ("1h", 3600)):  # the buckets closed by end_s, as the clock leaves them
             for sql in old_rollup_sql(tier):
-                conn.execute(sql, (start_s * 1000, end_s * 1000))
+                conn.execute(sql, (start_s * 1000, end_s // width * width * 1000))
         for sql in grouping_sql("5m"):
             conn.execute(sql, (start_s // 1800 * 1800, end_s))
         conn.execute("INSERT OR REPLACE INTO rollup_marks VALUES ('5m', ?), ('1h', ?)",
