@@ -113,7 +113,8 @@ def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int,
         n = bucket // interval
         dev_levels = {m: LEVELS[m] for m in compact.DEV_STORED}
         dev_cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in compact.DEV_STORED)
-        total_max = compact.encode_sql("total_mbps", f"{LEVELS['total_mbps']} * {_shape('t.x')} * (1.1 + 0.6 * {NOISE})")
+        total_peak = f"{LEVELS['total_mbps']} * {_shape('t.x')} * (1.1 + 0.6 * {NOISE})"
+        total_max = compact.encode_sql("total_mbps", total_peak)
         conn.execute(
             f"INSERT INTO {compact.PHYSICAL[dev_table]} (dk, bucket, n, {dev_cols}, total_mbps_max) "
             f"SELECT k.dk, t.x, {n}, {_rollup_values(dev_levels, 't.x')}, {total_max} FROM ts_device k, bucket_t t "

@@ -3,7 +3,6 @@
 import math
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -123,7 +122,8 @@ def test_it_stores_every_value_in_whole_stated_units_and_reads_it_back(tmp_path)
     assert got.rtt_ms == round(want.rtt_ms, 3) and got.approx == want.approx and got.ts == want.ts
     for m in IFACE_METRICS:
         assert getattr(got_if, m) == round_half_away(getattr(want_if, m) * SCALE[m]) / SCALE[m], m
-    assert got_if.out_bps == 60000001 and got_if.errors_per_s == 0.033 and got_if.counted  # halves away from 0 and got_if.approx == want_if.approx
+    assert got_if.out_bps == 60000001  # 60,000,000.5: a half rounds away from zero, as SQLite's round()
+    assert got_if.errors_per_s == 0.033 and got_if.counted and got_if.approx == want_if.approx
     # Integer keys and integers: no device id text and no REAL in a sample or rollup row.
     for table in ("dev_raw", "if_raw", "dev_5m", "if_5m", "dev_1h", "if_1h"):
         kinds = rows(db, f"SELECT * FROM {table} LIMIT 1")[0]

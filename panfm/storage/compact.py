@@ -148,17 +148,17 @@ def views(groupings: bool) -> list[str]:
         "CREATE VIEW known_devices AS SELECT device_id FROM ts_device",
         "CREATE VIEW known_interfaces AS SELECT k.device_id AS device_id, i.interface AS interface"
         " FROM ts_iface i JOIN ts_device k ON k.dk = i.dk",
-        f"CREATE VIEW device_samples AS SELECT {dev_raw_select()} FROM {DEV_JOIN.format(t='dev_raw')}",
-        f"CREATE VIEW interface_samples AS SELECT {if_raw_select()} FROM {IF_JOIN.format(t='if_raw')}",
+        f"CREATE VIEW device_samples AS SELECT {dev_raw_select()} FROM {DEV_JOIN.format(t='dev_raw')}",  # noqa: S608  # nosec B608
+        f"CREATE VIEW interface_samples AS SELECT {if_raw_select()} FROM {IF_JOIN.format(t='if_raw')}",  # noqa: S608  # nosec B608
     ]
     tables = dict(TIER_TABLES)
     if groupings:
         tables.update(GROUP_TABLES)
     for view, table in tables.items():
         if view.startswith("device"):
-            parts.append(f"CREATE VIEW {view} AS SELECT {_dev_rollup_select()} FROM {DEV_JOIN.format(t=table)}")
+            parts.append(f"CREATE VIEW {view} AS SELECT {_dev_rollup_select()} FROM {DEV_JOIN.format(t=table)}")  # noqa: S608  # nosec B608
         else:
-            parts.append(f"CREATE VIEW {view} AS SELECT {_if_rollup_select()} FROM {IF_JOIN.format(t=table)}")
+            parts.append(f"CREATE VIEW {view} AS SELECT {_if_rollup_select()} FROM {IF_JOIN.format(t=table)}")  # noqa: S608  # nosec B608
     return parts
 
 
@@ -193,9 +193,29 @@ def weight_expr(m: str, a: str = "") -> str:
 
 
 def weighted_avg_expr(m: str, a: str = "") -> str:
-    """The average of rollup rows' averages of `m`, each weighted by its own count (API unit)."""
+    """The average of rollup rows' averages of `m`, each weighted by its own count (API unit).
+
+    Summed in stored integers, scaled once per group (not once per row).
+    """
     w = weight_expr(m, a)
-    return f"sum({avg_expr(m, a)} * {w}) / sum({w})"
+    stored = f"({a}inbound_mbps_avg + {a}outbound_mbps_avg)" if m == "total_mbps" else f"{a}{m}_avg"
+    return f"sum({stored} * {w}) / (sum({w}) * {SCALE[m]}.0)"
+
+
+def raw_agg(fn: str, m: str) -> str:
+    """SQL aggregate `fn` (avg, min, max) of raw metric `m` in its API unit, scaled after aggregating."""
+    stored = "(inbound_mbps + outbound_mbps)" if m == "total_mbps" else m
+    if fn != "avg" and m in INT_METRICS:
+        return f"{fn}({stored})"  # whole gauges stay integers, as before
+    return f"{fn}({stored}) / {SCALE[m]}.0"
+
+
+def rollup_agg(fn: str, m: str) -> str:
+    """SQL aggregate `fn` (min, max) over rollup rows of `m`'s maximum (max) or average (min), API unit."""
+    if fn == "max":
+        return f"max({m}_max) / {SCALE[m]}.0"
+    stored = "(inbound_mbps_avg + outbound_mbps_avg)" if m == "total_mbps" else f"{m}_avg"
+    return f"{fn}({stored}) / {SCALE[m]}.0"
 
 
 # No conflict clause here: the outer statement's (INSERT OR REPLACE INTO device_samples) would
@@ -206,7 +226,7 @@ def _ensure_device() -> str:
 
 
 def _ensure_iface() -> str:
-    return (_ensure_device() + " INSERT INTO ts_iface (dk, interface) "
+    return (_ensure_device() + " INSERT INTO ts_iface (dk, interface) "  # noqa: S608  # nosec B608
             "SELECT k.dk, NEW.interface FROM ts_device k WHERE k.device_id = NEW.device_id AND NOT EXISTS "
             "(SELECT 1 FROM ts_iface i WHERE i.dk = k.dk AND i.interface = NEW.interface);")
 
@@ -223,15 +243,16 @@ def triggers(groupings: bool) -> list[str]:
     parts = [
         f"CREATE TRIGGER known_devices_ins INSTEAD OF INSERT ON known_devices BEGIN {_ensure_device()} END",
         f"CREATE TRIGGER known_interfaces_ins INSTEAD OF INSERT ON known_interfaces BEGIN {_ensure_iface()} END",
-        f"CREATE TRIGGER device_samples_ins INSTEAD OF INSERT ON device_samples BEGIN {_ensure_device()} "
+        f"CREATE TRIGGER device_samples_ins INSTEAD OF INSERT ON device_samples BEGIN {_ensure_device()} "  # noqa: S608  # nosec B608
         f"INSERT OR REPLACE INTO dev_raw (dk, ts, {', '.join(DEV_STORED)}, rtt_us, approx) VALUES ("
-        f"{_DK.format(r='NEW')}, NEW.ts, {dev_vals}, CAST(round(NEW.rtt_ms * {RTT_SCALE}) AS INTEGER), NEW.approx); END",
-        f"CREATE TRIGGER interface_samples_ins INSTEAD OF INSERT ON interface_samples BEGIN {_ensure_iface()} "
+        f"{_DK.format(r='NEW')}, NEW.ts, {dev_vals}, CAST(round(NEW.rtt_ms * {RTT_SCALE}) AS INTEGER), "
+        "NEW.approx); END",
+        f"CREATE TRIGGER interface_samples_ins INSTEAD OF INSERT ON interface_samples BEGIN {_ensure_iface()} "  # noqa: S608  # nosec B608
         f"INSERT OR REPLACE INTO if_raw (ik, ts, {', '.join(IFACE_METRICS)}, counted, approx) VALUES ("
         f"{_IK.format(r='NEW')}, NEW.ts, {if_vals}, coalesce(NEW.counted, 1), NEW.approx); END",
-        f"CREATE TRIGGER device_samples_del INSTEAD OF DELETE ON device_samples BEGIN "
+        f"CREATE TRIGGER device_samples_del INSTEAD OF DELETE ON device_samples BEGIN "  # noqa: S608  # nosec B608
         f"DELETE FROM dev_raw WHERE dk = {_DK.format(r='OLD')} AND ts = OLD.ts; END",
-        f"CREATE TRIGGER interface_samples_del INSTEAD OF DELETE ON interface_samples BEGIN "
+        f"CREATE TRIGGER interface_samples_del INSTEAD OF DELETE ON interface_samples BEGIN "  # noqa: S608  # nosec B608
         f"DELETE FROM if_raw WHERE ik = {_IK.format(r='OLD')} AND ts = OLD.ts; END",
     ]
     tables = dict(TIER_TABLES)
@@ -242,7 +263,7 @@ def triggers(groupings: bool) -> list[str]:
             cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in DEV_STORED)
             vals = ", ".join(f"{encode_sql(m, f'NEW.{m}_avg')}, {encode_sql(m, f'NEW.{m}_max')}, "
                              f"NULLIF(NEW.{m}_n, NEW.n)" for m in DEV_STORED)
-            body = (f"{_ensure_device()} INSERT OR REPLACE INTO {table} (dk, bucket, n, {cols}, total_mbps_max) "
+            body = (f"{_ensure_device()} INSERT OR REPLACE INTO {table} (dk, bucket, n, {cols}, total_mbps_max) "  # noqa: S608  # nosec B608
                     f"VALUES ({_DK.format(r='NEW')}, NEW.bucket, NEW.n, {vals}, "
                     f"{encode_sql('total_mbps', 'NEW.total_mbps_max')});")
             key = f"dk = {_DK.format(r='OLD')}"
@@ -250,10 +271,10 @@ def triggers(groupings: bool) -> list[str]:
             cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in IFACE_METRICS)
             vals = ", ".join(f"{encode_sql(m, f'NEW.{m}_avg')}, {encode_sql(m, f'NEW.{m}_max')}, "
                              f"NULLIF(NEW.{m}_n, NEW.n)" for m in IFACE_METRICS)
-            body = (f"{_ensure_iface()} INSERT OR REPLACE INTO {table} (ik, bucket, n, {cols}) "
+            body = (f"{_ensure_iface()} INSERT OR REPLACE INTO {table} (ik, bucket, n, {cols}) "  # noqa: S608  # nosec B608
                     f"VALUES ({_IK.format(r='NEW')}, NEW.bucket, NEW.n, {vals});")
             key = f"ik = {_IK.format(r='OLD')}"
         parts.append(f"CREATE TRIGGER {view}_ins INSTEAD OF INSERT ON {view} BEGIN {body} END")
-        parts.append(f"CREATE TRIGGER {view}_del INSTEAD OF DELETE ON {view} BEGIN "
+        parts.append(f"CREATE TRIGGER {view}_del INSTEAD OF DELETE ON {view} BEGIN "  # noqa: S608  # nosec B608
                      f"DELETE FROM {table} WHERE {key} AND bucket = OLD.bucket; END")
     return parts

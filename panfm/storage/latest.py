@@ -39,8 +39,8 @@ def _flag(value: int | None) -> bool | None:
 # MATERIALIZED: find each series' newest time first (one index probe each), then fetch those
 # rows by primary key. Written as a plain join, SQLite scans every sample and probes per row.
 LATEST_ALL_SQL = (
-    "WITH x AS MATERIALIZED (SELECT dk, (SELECT max(ts) FROM dev_raw m WHERE m.dk = k.dk) AS ts FROM ts_device k) "
-    f"SELECT {c.dev_raw_select()} FROM x JOIN dev_raw s ON s.dk = x.dk AND s.ts = x.ts "  # noqa: S608  # nosec B608
+    "WITH x AS MATERIALIZED (SELECT dk, (SELECT max(ts) FROM dev_raw m WHERE m.dk = k.dk) AS ts FROM ts_device k) "  # noqa: S608  # nosec B608
+    f"SELECT {c.dev_raw_select()} FROM x JOIN dev_raw s ON s.dk = x.dk AND s.ts = x.ts "  # nosec B608
     "JOIN ts_device k ON k.dk = x.dk"
 )
 LATEST_SQL = (
@@ -48,9 +48,9 @@ LATEST_SQL = (
     "WHERE k.device_id = ? ORDER BY s.ts DESC LIMIT 1"
 )
 LATEST_IFACES_SQL = (
-    "WITH x AS MATERIALIZED (SELECT i.ik, (SELECT max(ts) FROM if_raw m WHERE m.ik = i.ik) AS ts "
+    "WITH x AS MATERIALIZED (SELECT i.ik, (SELECT max(ts) FROM if_raw m WHERE m.ik = i.ik) AS ts "  # noqa: S608  # nosec B608
     "FROM ts_device k JOIN ts_iface i ON i.dk = k.dk WHERE k.device_id = ?) "
-    f"SELECT {c.if_raw_select()} FROM x JOIN if_raw s ON s.ik = x.ik AND s.ts = x.ts "  # noqa: S608  # nosec B608
+    f"SELECT {c.if_raw_select()} FROM x JOIN if_raw s ON s.ik = x.ik AND s.ts = x.ts "  # nosec B608
     "JOIN ts_iface i ON i.ik = x.ik JOIN ts_device k ON k.dk = i.dk ORDER BY i.interface"
 )
 

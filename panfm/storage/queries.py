@@ -213,7 +213,7 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
             points = _grouped_from_materialised(conn, s, tier, width, lo, hi)
             return History(tier, width, mark_gaps(points, width, max_points))
         if tier == "raw":
-            cols = ", ".join(f"avg({c.raw_expr(m)}) AS {m}, max({c.raw_expr(m)}) AS {m}_max"
+            cols = ", ".join(f"{c.raw_agg('avg', m)} AS {m}, {c.raw_agg('max', m)} AS {m}_max"
                              for m in s.metrics) + ", max(approx) AS approx"
             sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
         else:
@@ -232,7 +232,7 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
 
 def _grouped_rollup_sql(table: str, s: Series, width: int) -> str:
     # Average of averages, each weighted by its own count of samples that had the metric.
-    cols = ", ".join(f"{c.weighted_avg_expr(m)} AS {m}, max({c.max_expr(m)}) AS {m}_max" for m in s.metrics)
+    cols = ", ".join(f"{c.weighted_avg_expr(m)} AS {m}, {c.rollup_agg('max', m)} AS {m}_max" for m in s.metrics)
     return (
         f"SELECT (bucket / {width}) * {width} AS t, {cols} FROM {table} "  # noqa: S608  # nosec B608
         f"WHERE {s.where} AND bucket >= ? AND bucket < ? GROUP BY 1 ORDER BY 1"
@@ -308,11 +308,12 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
     s = found
     tier, bucket = choose_tier(conn, s, start, end, 2000)
     if tier == "raw":
-        cols = ", ".join(f"min({c.raw_expr(m)}), avg({c.raw_expr(m)}), max({c.raw_expr(m)})" for m in s.metrics)
+        cols = ", ".join(f"{c.raw_agg('min', m)}, {c.raw_agg('avg', m)}, {c.raw_agg('max', m)}" for m in s.metrics)
         sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
         params = (*s.key, int(start * 1000), int(end * 1000))
     else:
-        cols = ", ".join(f"min({c.avg_expr(m)}), {c.weighted_avg_expr(m)}, max({c.max_expr(m)})" for m in s.metrics)
+        cols = ", ".join(f"{c.rollup_agg('min', m)}, {c.weighted_avg_expr(m)}, {c.rollup_agg('max', m)}"
+                         for m in s.metrics)
         table = s.tier_tables[tier]
         sql = f"SELECT {cols} FROM {table} WHERE {s.where} AND bucket >= ? AND bucket < ?"  # noqa: S608  # nosec B608
         params = (*s.key, int(start // bucket * bucket), math.ceil(end))

@@ -82,7 +82,8 @@ class SampleStore:
 
     def _load_known(self) -> None:
         self._dks = dict(self._conn.execute("SELECT device_id, dk FROM ts_device").fetchall())
-        rows = self._conn.execute("SELECT k.device_id, i.interface, i.ik FROM ts_iface i JOIN ts_device k ON k.dk = i.dk")
+        rows = self._conn.execute(
+            "SELECT k.device_id, i.interface, i.ik FROM ts_iface i JOIN ts_device k ON k.dk = i.dk")
         self._iks = {(r[0], r[1]): r[2] for r in rows}
 
     @staticmethod

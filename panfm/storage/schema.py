@@ -177,7 +177,7 @@ def grouping_sql(tier: str, ranged: bool = True, counts: bool = True) -> tuple[s
 
 def _compact(conn: sqlite3.Connection) -> None:
     # 6: the compact layout (compact.py), converted in chunks outside one long transaction.
-    from panfm.storage.compact_migrate import convert  # noqa: PLC0415 (it imports this module)
+    from panfm.storage.compact_migrate import convert
 
     convert(conn)
 

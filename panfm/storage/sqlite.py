@@ -14,7 +14,6 @@ from pathlib import Path
 
 from config import ConfigError
 
-
 # A migration: SQL statements run in one transaction, or a callable that runs its own
 # transactions (a long conversion in chunks) and sets `user_version` to its index + 1 itself.
 Migration = str | Callable[[sqlite3.Connection], None]
