@@ -77,6 +77,7 @@ $(BENCH_DB): | venv
 
 bench-storage: venv $(BENCH_DB)
 	$(PY) bench/bench_queries.py --db $(BENCH_DB) --runs 100 --cycles 20
+	$(PY) bench/storage_real.py --devices 20 --interval 10 --minutes 12
 
 bench-clock: venv
 	$(PY) bench/clock_scale.py --devices 1000 --faults "blackhole:2%,slow:5%" --interval 30 --minutes 10
