@@ -137,6 +137,19 @@ class LeaseKeeper:
             return {}
         return {d: f for d, f in self.held().items() if d in started[1]}
 
+    def slot_stop_at(self, interval_s: float) -> float:
+        """The monotonic time after which this slot's poll must not call: the leases' end or the slot's.
+
+        A poll that started late (a loaded host) must not run into the next slot: its calls there
+        would be that slot's second poll of the device, beside the one its owner makes then.
+        """
+        stop = self.stop_at()
+        now = self.db_now()
+        if now is None:
+            return stop
+        slot_end = (slot_of(now, interval_s) + 1) * interval_s
+        return min(stop, self.monotonic() + (slot_end - now))
+
     def fence(self) -> tuple[str, Mapping[str, int]] | None:
         """(owner, fences) for the sample writer on PostgreSQL; None on SQLite."""
         last = self._last
