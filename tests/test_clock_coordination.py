@@ -204,3 +204,24 @@ def test_a_poll_may_call_until_its_leases_or_its_slot_end_whichever_comes_first(
     assert keeper.slot_stop_at(interval) == pytest.approx(lease_end if bound == "lease" else slot_end)
     mono[0] += 1.0  # asked a second later: the same bound, on the same monotonic clock
     assert keeper.slot_stop_at(interval) == pytest.approx(lease_end if bound == "lease" else slot_end)
+
+
+def test_a_slot_is_polled_once_even_when_two_rounds_or_two_poll_requests_fall_in_it():
+    from panfm.ops import LeaseKeeper
+
+    interval, mono = 30.0, [1000.0]
+    coordinator = _FixedTimeCoordinator(100 * interval + 1.0)
+    keeper = LeaseKeeper(coordinator, monotonic=lambda: mono[0])
+    keeper.round(["fw-a", "fw-b"], interval)
+    assert dict(keeper.take_slot(interval)) == {"fw-a": 1, "fw-b": 1}
+    assert keeper.take_slot(interval) == {}  # a second poll request in the same slot calls nothing
+    # A late round (a loaded host) that still looks like one that starts the slot: no second poll.
+    mono[0] += 2.0
+    coordinator.db_now += 2.0
+    keeper.round(["fw-a", "fw-b"], interval)
+    assert keeper.take_slot(interval) == {}
+    # The next slot's first round: its poll calls them again.
+    mono[0] += interval
+    coordinator.db_now += interval
+    keeper.round(["fw-a", "fw-b"], interval)
+    assert dict(keeper.take_slot(interval)) == {"fw-a": 1, "fw-b": 1}

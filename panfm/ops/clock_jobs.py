@@ -145,7 +145,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             if ctx.keeper is not None and ctx.keeper.fenced:
                 # Only the devices whose lease this clock renewed, and no call after they run out
                 # or after this slot ends.
-                held = ctx.keeper.slot_devices(settings.refresh_interval)
+                held = ctx.keeper.take_slot(settings.refresh_interval)
                 devices = [d for d in devices if d.id in held]
                 stop_at, fence = ctx.keeper.slot_stop_at(settings.refresh_interval), ctx.keeper.fence()
             cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
