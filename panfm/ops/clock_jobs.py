@@ -253,6 +253,7 @@ def record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str, 
     if ctx.network is not None and isinstance(apps, dict):
         try:
             ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
+            ctx.network.record_acc(device_id, ts, apps.get("threats"), apps.get("url_categories"), apps.get("sources"))
             doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
         except Exception as exc:  # the rest of the inventory is still worth storing
             log.error("[CLOCK JOB] applications of %s not stored: %s", device_id, exc)
