@@ -120,12 +120,14 @@ def gather_inventory(
     monotonic: Callable[[], float] = time.monotonic,
     pause: Callable[[], None] = lambda: None,
     resolver: Resolver | None = None,
+    log_cap: int = LOG_CAP,
 ) -> tuple[SystemInfo, dict[str, Any]]:
     """Run the slow calls against one device and return its system info and inventory document.
 
     System info must succeed (it carries serial and uptime for reset detection); the other
     parts are best effort and land in `errors` by name. `pause` runs before each call (the
-    collector holds inventory there while a fast cycle runs).
+    collector holds inventory there while a fast cycle runs). `log_cap`: system and traffic
+    log entries fetched per type (the setting `log_fetch_cap`).
     """
     pause()
     if monotonic() >= deadline:  # queued or held past the job's deadline: make no call at all
@@ -175,11 +177,13 @@ def gather_inventory(
     logs: dict[str, Any] = {}
     for log_type in LOG_TYPES:
         got = part(f"{log_type}_log", functools.partial(_log_entries, client, log_type, window_query(since),
-                                                         lambda: min(REPORT_DEADLINE_S, remaining())), keep=False)
+                                                         lambda: min(REPORT_DEADLINE_S, remaining()), log_cap),
+                   keep=False)
         if got is not None:
-            logs[log_type] = trim(log_type, got, offset)
+            logs[log_type] = trim(log_type, got, offset, log_cap)
     if logs:
         doc["logs"] = logs
+        doc["log_cap"] = log_cap
     doc["window_s"] = window_s
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
@@ -245,8 +249,8 @@ def _network(
     }
 
 
-def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float]) -> Any:
-    return _entries(client.log_query(log_type, query, LOG_CAP, budget()))
+def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float], cap: int) -> Any:
+    return _entries(client.log_query(log_type, query, cap, budget()))
 
 
 TOP_N = 25

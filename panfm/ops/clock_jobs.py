@@ -214,7 +214,8 @@ def _gather_inventory(
             held = ctx.keeper.held()  # another clock gathers the inventory of the devices it holds
             devices = [d for d in devices if d.id in held]
             only = [i for i in only if i in held] if only is not None else [d.id for d in devices]
-        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
+        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
+                                          log_cap=ctx.settings.log_fetch_cap)
         for device_id, ts, doc in docs:
             record_network(ctx, device_id, ts, doc)
             ctx.store.write_inventory(device_id, ts, doc)
