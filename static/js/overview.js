@@ -125,9 +125,9 @@ function row(d) {
   const threats = threatTotal(n);
   const t = n.threats || {};
   const threatTitle = n.threats ? `critical ${fmtInt(t.critical)} · high ${fmtInt(t.high)} · medium ${fmtInt(t.medium)} · low ${fmtInt(t.low)}` : "No threat data for the last hour";
-  const threatLink = el("a", { href: "/threats?device_id=" + encodeURIComponent(d.id), title: threatTitle, text: fmtInt(threats) });
   cells.push(
-    el("td", { class: "num" + (t.critical > 0 ? " alerting" : ""), dataset: { field: "threats" } }, threatLink),
+    // Text, not a link: the firewall's name stays the row's one link (its page links the Threats page).
+    el("td", { class: "num" + (t.critical > 0 ? " alerting" : ""), title: threatTitle, dataset: { field: "threats" }, text: fmtInt(threats) }),
     el("td", { class: "num", dataset: { field: "blocked_urls" }, text: fmtInt(n.blocked_urls) }),
     el("td", { dataset: { field: "top_app" }, text: n.top_application || "–" }),
     sparkCell(d),
