@@ -58,6 +58,8 @@ from panfm.storage.samples import HISTORY_DB, SampleStore  # noqa: E402
 
 TOKEN = "bench-metrics-token-0123456789abcdef"  # nosec B105 (a bench token)
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # Prometheus 2.x's scrape Accept header
 COUNTED = ("ethernet1/1", "ethernet1/2", "ethernet1/3", "ethernet1/4")
 ALERTS_DB = "alerts.db"
 COMMITS: list[Callable[[], float]] = []  # build() leaves here how to commit one more cycle
@@ -299,12 +301,15 @@ def probe(name: str) -> re.Pattern[str]:
 
 def scrape_after_commits(url: str, rounds: int, master: int, window_s: float = 5.0,
                          step_s: float = 0.5) -> dict[str, Any]:
-    """Commit a cycle, then scrape every step_s for window_s (a new connection each: either worker).
+    """Commit a cycle, then scrape every step_s for window_s (a new connection each: either worker), as Prometheus.
 
     Each scrape's latency counts (the scrapes that land right after a commit included), and
     the lag from the commit to the first scrape showing the new poll time (of a device that is up).
     """
-    headers = {"Authorization": f"Bearer {TOKEN}", "Accept-Encoding": "gzip"}
+    # What Prometheus sends: OpenMetrics first, gzip.
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept-Encoding": "gzip", "Accept": PROMETHEUS_ACCEPT}
+    for _ in range(6):  # every worker's first scrape of this format renders in the request: not measured
+        requests.get(url + "/metrics", headers={**headers, "Connection": "close"}, timeout=120).raise_for_status()
     times, lags, stale = [], [], 0
     cpu = 0.0
     pattern = probe(PROBE_DEVICE[0])

@@ -72,12 +72,14 @@ def lean_encode(encoder: Callable[[CollectorRegistry], bytes], metrics: Iterable
         header = copy.copy(metric)
         header.samples = []
         out.append(encode(encoder, [header], openmetrics).decode("utf-8"))
-        order: tuple[str, ...] | None = None
+        keys: tuple[str, ...] | None = None
+        order: tuple[str, ...] = ()
         for s in samples:
             labels = s.labels
             if labels:
-                if order is None or len(order) != len(labels) or any(k not in labels for k in order):
-                    order = tuple(sorted(labels))
+                given = tuple(labels)  # add_metric builds every label dict of a family in one key order
+                if given != keys:
+                    keys, order = given, tuple(sorted(given))
                 parts = []
                 for k in order:
                     v = labels[k]
@@ -94,8 +96,18 @@ def lean_encode(encoder: Callable[[CollectorRegistry], bytes], metrics: Iterable
                 stamp = f" {s.timestamp}"
             else:
                 stamp = f" {int(float(s.timestamp) * 1000):d}"
-            out.append(f"{s.name}{labelstr} {floatToGoString(s.value)}{stamp}\n")  # type: ignore[no-untyped-call]
+            out.append(f"{s.name}{labelstr} {_go_float(s.value)}{stamp}\n")
     return "".join(out).encode("utf-8")
+
+
+def _go_float(value: float) -> str:
+    """prometheus_client's `floatToGoString`, its common case inline (a finite value below 1e6 is its repr)."""
+    d = float(value)
+    text = repr(d)
+    dot = text.find(".")
+    if 0 < dot <= 6 and "e" not in text and "n" not in text:  # no exponent, inf or nan: floatToGoString's repr
+        return text
+    return str(floatToGoString(d))  # type: ignore[no-untyped-call]
 
 
 def fleet_bytes(encoder: Callable[[CollectorRegistry], bytes], content_type: str, metrics: Iterable[Metric]) -> bytes:

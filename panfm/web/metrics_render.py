@@ -244,9 +244,9 @@ class FleetRenderer:
     def refresh(self) -> bool:
         """One step of the thread: re-render the wanted formats whose key changed; False when none is wanted.
 
-        Reads the key once; when every wanted format's entry has it, marks them current and
-        stops there (the usual step). Else reads the samples once, builds the families once
-        and encodes them for each wanted format.
+        Reads the key once; the entries that have it are marked current, and when none is stale
+        the step stops there (the usual step). Else it reads the samples once, builds the
+        families once and encodes them for each stale format.
         """
         settings = self._settings()
         mono = self._mono()
@@ -257,15 +257,18 @@ class FleetRenderer:
         if mono < self._quiet_until:
             return True
 
+        stale: list[str] = []
+
         def all_current(key: Any) -> tuple[tuple[str, ...], bytes] | None:
+            # A wanted format without an entry is being rendered by its first scrape: not here too.
             with self._lock:
-                entries = [self._entries.get(ct) for ct in wanted]
-                if all(e is not None and e.key == key for e in entries):
-                    for e in entries:
-                        if e is not None:
-                            e.current_at = mono
-                    return (), b""
-            return None
+                for ct in wanted:
+                    e = self._entries.get(ct)
+                    if e is not None and e.key == key:
+                        e.current_at = mono
+                    elif e is not None:
+                        stale.append(ct)
+            return ((), b"") if not stale else None
 
         snap, key, cached = load(settings, None, time.time(), all_current, self._stores)
         if key is None:
@@ -276,7 +279,8 @@ class FleetRenderer:
         states = tuple(d.state for d in snap.devices)
         with self._render_lock:
             fleet = list(fleet_families(snap))
-            for ct, w in wanted.items():
+            for ct in stale:
+                w = wanted[ct]
                 body = fleet_bytes(w.encoder, ct, fleet)
                 self._put(ct, _Entry(key, states, body, mono, gzip.compress(body, GZIP_LEVEL) if w.gzip else None))
                 self.stats["background_renders"] += 1
