@@ -299,9 +299,11 @@ def probe(name: str) -> re.Pattern[str]:
     return re.compile(r'panfm_device_last_poll_timestamp_seconds\{device="' + re.escape(name) + r'"\} (\S+)')
 
 
-def scrape_after_commits(url: str, rounds: int, master: int, window_s: float = 5.0,
-                         step_s: float = 0.5) -> dict[str, Any]:
+def scrape_after_commits(url: str, rounds: int, master: int, window_s: float = 15.0,
+                         step_s: float = 1.0) -> dict[str, Any]:
     """Commit a cycle, then scrape every step_s for window_s (a new connection each: either worker), as Prometheus.
+
+    A commit every ~15 s: twice the clock's pace at the default refresh_interval of 30 s.
 
     Each scrape's latency counts (the scrapes that land right after a commit included), and
     the lag from the commit to the first scrape showing the new poll time (of a device that is up).

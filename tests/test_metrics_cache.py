@@ -178,6 +178,16 @@ def test_a_scrape_after_a_cycle_gets_the_previous_render_for_one_cycle_at_most(p
     assert newer.keys() == last.keys() and all(newer[k] > last[k] for k in last)
     assert renderer.stats["request_renders"] == 1
 
+    # A thread still rendering its successor (a busy machine): the entry is served a few cycles longer.
+    clk.offset += 5
+    clk.cycle()
+    mono[0] += settings.refresh_interval + 1
+    renderer._rendering = True
+    busy = fleet_body(renderer, own, encoder, content_type, clk.ctx.clock()).decode()
+    assert values(busy, "panfm_device_last_poll_timestamp_seconds") == newer
+    assert renderer.stats["stale_served"] == 2 and renderer.stats["request_renders"] == 1
+    renderer._rendering = False
+
     # No thread caught up (it stopped): an entry whose key was last current a cycle ago is not served.
     clk.offset += 5
     clk.cycle()

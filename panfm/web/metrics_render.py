@@ -11,7 +11,9 @@ cycle), for the formats scraped in the last `IDLE_S`. A scrape then:
 1. reads the key (a few small queries) and the clock's stats;
 2. serves the entry whose key is current (the usual case), or, while the thread renders the
    new one, the previous entry if its key was current within the last `refresh_interval`
-   (values at most one cycle old; their poll timestamps say which poll they are);
+   (values at most one cycle old; their poll timestamps say which poll they are), or within
+   `STALE_CAP` cycles while the thread is still rendering (a machine too busy to render within
+   a cycle: rendering in the request too would only slow both);
 3. renders in the request only when the worker has no usable entry (its first scrape of a
    format, or after `IDLE_S` without scrapes, when the thread has stopped).
 
@@ -54,6 +56,7 @@ MAX_CACHED_FORMATS = 4  # encoded fleet bodies kept per process (~5 MB each for 
 POLL_S = 1.0  # how often the thread compares the key (~5 ms of CPU for 1,000 devices)
 IDLE_S = 600.0  # a format not scraped for this long is no longer rendered; the thread stops without any
 UNREADABLE_PAUSE_S = 30.0
+STALE_CAP = 5  # cycles an entry may be served while the thread renders its successor
 GZIP_LEVEL = 1  # 15.8 MB of text to 1.4 MB in ~45 ms of CPU (level 6: 1.2 MB, twice the CPU)
 # What a damaged, missing or half-written database raises while read: panfm_up 0, never a 500.
 READ_ERRORS = (StorageUnavailable, DatabaseError, OSError, ValueError, KeyError, TypeError)
@@ -178,6 +181,7 @@ class FleetRenderer:
         self._wanted: dict[str, _Wanted] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._rendering = False  # the thread is reading or rendering a new key
         self._quiet_until = 0.0  # after an unreadable step: skip steps for a while (no warning every second)
         self.stats = {"request_renders": 0, "background_renders": 0, "stale_served": 0}
 
@@ -197,7 +201,7 @@ class FleetRenderer:
                 e = self._entries.get(content_type)
                 if e is not None and e.key == key:
                     e.current_at = mono
-                elif e is not None and mono - e.current_at <= settings.refresh_interval:
+                elif e is not None and mono - e.current_at <= self._stale_limit(settings.refresh_interval):
                     self.stats["stale_served"] += 1  # the thread renders the new one
                     self._wake.set()
                 else:
@@ -221,6 +225,15 @@ class FleetRenderer:
         if key is not None:
             self._put(content_type, _Entry(key, tuple(d.state for d in snap.devices), body, mono, gz))
         return FleetPart(snap, body, gz, True)
+
+    def _stale_limit(self, refresh_interval: float) -> float:
+        """How long after its key was last current an entry may still be served (caller holds the lock).
+
+        One cycle; longer while the thread is rendering (a machine so busy that a render takes
+        longer than a cycle): rendering here too would only slow both, so the previous render is
+        served, up to STALE_CAP cycles.
+        """
+        return refresh_interval * (STALE_CAP if self._rendering else 1)
 
     def _wanted_gzip(self, content_type: str) -> bool:
         w = self._wanted.get(content_type)
@@ -268,8 +281,17 @@ class FleetRenderer:
                         e.current_at = mono
                     elif e is not None:
                         stale.append(ct)
+                        self._rendering = True  # what it reads next is for a render
             return ((), b"") if not stale else None
 
+        try:
+            return self._render_stale(settings, mono, wanted, stale, all_current)
+        finally:
+            with self._lock:
+                self._rendering = False
+
+    def _render_stale(self, settings: Settings, mono: float, wanted: dict[str, _Wanted], stale: list[str],
+                      all_current: Lookup) -> bool:
         snap, key, cached = load(settings, None, time.time(), all_current, self._stores)
         if key is None:
             self._quiet_until = mono + UNREADABLE_PAUSE_S  # scrapes still read (and say panfm_up 0)
