@@ -339,6 +339,8 @@ def lease_once(ctx: ClockContext) -> None:
         ids = [d.id for d in ctx.devices.list(enabled_only=True)]
         result = ctx.keeper.round(ids, interval)
         ctx.stats.coordination = ctx.keeper.snapshot()
+        if ctx.metrics is not None:  # metrics hook (issue 14): lease grants, takeovers, held, leader
+            ctx.metrics.lease_round(ctx.keeper, result)
         if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
                 and ctx.keeper.starts_slot(result, interval)):
             ctx.request_collect()
