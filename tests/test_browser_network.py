@@ -33,6 +33,7 @@ HOSTILE_VENDOR = "<b onmouseover=window.__pwned=2>Evil</b>"
 HOSTILE_APP = "<img src=x onerror=window.__pwned=3>"
 HOSTILE_THREAT = "<svg onload=window.__pwned=5>"
 HOSTILE_LOG = "<iframe src=javascript:window.__pwned=6>"
+HOSTILE_TOP_APP = "<svg onload=window.__pwned=7>zoom"
 
 pytestmark = browser_marks(uplot=False)
 
@@ -80,6 +81,21 @@ def web(tmp_path: Path) -> Iterator[str]:
         ],
         "top_threats": [{"name": HOSTILE_THREAT, "count": 1}], "top_url_categories": [{"name": "malware", "count": 1}],
     })
+    store.record_acc(fw, now - 60, [{"name": HOSTILE_THREAT, "count": 1, "severity": "critical"}],
+                     [{"name": "malware", "count": 1}],
+                     [{"name": "10.0.0.1", "user": "corp\\ana", "bytes": 2_000_000, "sessions": 100}])
+    # A second firewall (no hosts, no samples) for the overview's threat, URL and top-application columns.
+    hq = stores.devices.add(DeviceConfig(id="", name="zz-hq-fw", host="192.0.2.51", api_key="k",
+                                         tls=TlsConfig("pin", fingerprint_sha256="cd" * 32), enabled=False))
+    store.record_apps(hq, now - 60, [
+        {"name": HOSTILE_TOP_APP, "category": "media", "risk": 5, "bytes": 9_000_000, "sessions": 9, "sources": 2},
+        {"name": "ssl", "category": "networking", "risk": 4, "bytes": 10, "sessions": 1, "sources": 1},
+    ], [])
+    store.record_security(hq, now - 60, {"counts": {"critical": 0, "high": 5, "medium": 5, "low": 2},
+                                         "blocked_urls": 40, "latest": [], "top_threats": [], "top_url_categories": []})
+    store.record_security(hq, now - 7200, {"counts": {"critical": 900, "high": 0, "medium": 0, "low": 0},
+                                           "blocked_urls": 900, "latest": [], "top_threats": [],
+                                           "top_url_categories": []})  # older than an hour: not counted
     store.record_logs(fw, now - 30, {
         "system": [{"id": "1", "epoch": now - 90, "receive_time": "x", "severity": "critical", "subtype": "ha",
                     "opaque": HOSTILE_LOG},
@@ -139,6 +155,7 @@ def test_it_shows_top_applications_per_range_and_keeps_hostile_names_as_text(web
         page.click('#app-ranges [data-range="24h"]')
         sync_api.expect(ssl).to_contain_text("7.0 MB")  # both runs
         sync_api.expect(page.locator("#cat-table tbody")).to_contain_text("networking")
+        sync_api.expect(page.locator("#src-table tbody")).to_contain_text("corp\\ana")  # the ACC's top sources
         assert problems == []
     finally:
         page.context.close()
@@ -183,6 +200,8 @@ def test_it_shows_threat_tiles_that_filter_the_latest_events(web: str, browser: 
         page.click('#thr-tiles [data-filter="critical"]')
         sync_api.expect(events).to_have_count(1)
         sync_api.expect(page.locator("#thr-top")).to_contain_text(HOSTILE_THREAT)
+        sync_api.expect(page.locator("#thr-top .badge")).to_have_text("critical")
+        sync_api.expect(page.locator("#thr-top-from")).to_contain_text("from the ACC")
         assert problems == []
     finally:
         page.context.close()
@@ -256,6 +275,46 @@ def test_it_lists_searches_filters_and_edits_connected_devices_and_keeps_hostile
         sync_api.expect(printer).to_contain_text("printer · floor2 · Room 2.14")
         page.fill("#cd-q", "floor2")
         sync_api.expect(rows).to_have_count(1)
+        assert problems == []
+    finally:
+        page.context.close()
+
+
+def test_the_overview_shows_threats_blocked_urls_and_the_top_application_per_firewall_and_sorts_them(
+    web: str, browser: Any
+) -> None:
+    problems: list[str] = []
+    page = open_page(browser, problems, timeout_ms=60_000, viewport={"width": 1600, "height": 900})
+    try:
+        login(page, web, "/")
+        rows = page.locator("#fleet tbody tr")
+        sync_api.expect(rows).to_have_count(2)
+        branch = page.locator("#fleet tbody tr", has_text="branch-fw")
+        hq = page.locator("#fleet tbody tr", has_text="zz-hq-fw")
+        sync_api.expect(branch.locator('[data-field="threats"]')).to_have_text("3")
+        sync_api.expect(branch.locator('[data-field="blocked_urls"]')).to_have_text("1")
+        sync_api.expect(branch.locator('[data-field="top_app"]')).to_have_text("ssl")
+        sync_api.expect(hq.locator('[data-field="threats"]')).to_have_text("12")  # the last hour only
+        sync_api.expect(hq.locator('[data-field="blocked_urls"]')).to_have_text("40")
+        sync_api.expect(hq.locator('[data-field="top_app"]')).to_have_text(HOSTILE_TOP_APP)
+        assert page.locator("#fleet svg").count() == 0 and page.evaluate("window.__pwned") is None
+        assert "critical 1" in (branch.locator('[data-field="threats"]').get_attribute("title") or "")
+        assert branch.locator("a").count() == 1  # the firewall's name stays the row's one link
+
+        def firewalls() -> list[str]:
+            return [t.split("\n")[0].strip() for t in rows.locator("td:first-child").all_inner_texts()]
+
+        page.click('#fleet th[data-sort="threats"] button')  # most threats first
+        sync_api.expect(rows.first).to_contain_text("zz-hq-fw")
+        page.click('#fleet th[data-sort="threats"] button')
+        sync_api.expect(rows.first).to_contain_text("branch-fw")
+        page.click('#fleet th[data-sort="blocked_urls"] button')
+        assert firewalls() == ["zz-hq-fw", "branch-fw"]
+        page.click('#fleet th[data-sort="top_app"] button')  # A to Z: "<svg..." sorts before "ssl"
+        assert firewalls() == ["zz-hq-fw", "branch-fw"]
+        page.click('#fleet th[data-sort="top_app"] button')
+        assert firewalls() == ["branch-fw", "zz-hq-fw"]
+        sync_api.expect(page.locator('#fleet th[data-sort="top_app"]')).to_have_attribute("aria-sort", "descending")
         assert problems == []
     finally:
         page.context.close()
