@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
+from panfm.storage.series_def import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 # Unit of the stored integer per metric: stored = round(value * scale).
 SCALE: dict[str, int] = {

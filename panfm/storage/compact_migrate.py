@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import panfm.storage.compact as c
-from panfm.storage.schema import GROUPINGS, IFACE_METRICS
+from panfm.storage.series_def import GROUPINGS, IFACE_METRICS
 from panfm.storage.sqlite import transaction
 
 log = logging.getLogger("panfm.storage")

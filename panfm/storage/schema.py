@@ -1,9 +1,11 @@
 """Schema, migrations and connections of `throughput_history.db` (the sample database).
 
 Layout chosen for the access pattern "one device (or interface), a time range":
-wide `WITHOUT ROWID` tables keyed (device_id, ts) and (device_id, interface, ts), so a range
-query reads one contiguous stretch of the B-tree. Sample times are integer epoch
-milliseconds (rates need them); rollup bucket starts are whole epoch seconds.
+wide `WITHOUT ROWID` tables keyed (series, ts), so a range query reads one contiguous stretch
+of the B-tree. Sample times are integer epoch milliseconds (rates need them); rollup bucket
+starts are whole epoch seconds. Migrations 1-5 built the layout keyed by the device id text
+(their DDL stays here, for old files and tests); migration 6 converts it to the compact one
+(`compact.py`, `compact_migrate.py`), which is what the code reads and writes.
 """
 
 from __future__ import annotations
@@ -12,54 +14,17 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import panfm.storage.compact_migrate as compact_migrate
 import panfm.storage.sqlite as sqlite_db
 
+# The metric names, tiers and groupings live in series_def.py (compact.py needs them too).
+from panfm.storage.series_def import DEVICE_METRICS as DEVICE_METRICS
+from panfm.storage.series_def import GROUPINGS as GROUPINGS
+from panfm.storage.series_def import IFACE_METRICS as IFACE_METRICS
+from panfm.storage.series_def import INT_METRICS as INT_METRICS
+from panfm.storage.series_def import TIERS as TIERS
+
 HISTORY_DB = "throughput_history.db"
-
-# Device metrics, in DeviceSample field order; every one gets avg/min/max in the rollups.
-DEVICE_METRICS: tuple[str, ...] = (
-    "inbound_mbps",
-    "outbound_mbps",
-    "total_mbps",
-    "inbound_pps",
-    "outbound_pps",
-    "sessions_active",
-    "sessions_tcp",
-    "sessions_udp",
-    "sessions_icmp",
-    "sessions_max",
-    "sessions_utilization_pct",
-    "sessions_cps",
-    "sessions_kbps",
-    "sessions_pps",
-    "cpu_dataplane_pct",
-    "cpu_management_pct",
-    "memory_pct",
-    "packet_buffer_pct",
-    "packet_descriptor_pct",
-)
-# Integer gauges: stored as INTEGER in raw rows (DeviceSample types them int).
-INT_METRICS = frozenset(
-    {"sessions_active", "sessions_tcp", "sessions_udp", "sessions_icmp", "sessions_max"}
-    | {"sessions_cps", "sessions_kbps", "sessions_pps"}
-)
-IFACE_METRICS: tuple[str, ...] = ("in_bps", "out_bps", "in_pps", "out_pps", "errors_per_s", "drops_per_s")
-
-# Rollup tiers: name -> (device table, interface table, bucket seconds).
-TIERS: dict[str, tuple[str, str, int]] = {
-    "5m": ("device_5m", "iface_5m", 300),
-    "1h": ("device_1h", "iface_1h", 3600),
-}
-
-# Materialised groupings of a tier: tier -> (device table, interface table, group seconds).
-# A 30-day chart groups 5-minute rows into 30-minute points: on the fly that sorts and
-# aggregates 8,640 wide rows per device (~30 ms of SQLite CPU per request). These tables hold
-# exactly that grouping (weighted average of the averages, maximum of the maxima), updated as
-# 5-minute buckets close, so the chart reads 1,440 rows. They are not a tier of their own:
-# history still answers tier "5m" with bucket_s 1800, the same numbers as before.
-GROUPINGS: dict[str, tuple[str, str, int]] = {
-    "5m": ("device_5m_g30m", "iface_5m_g30m", 1800),
-}
 
 WAL_LIMIT_BYTES = 64 * 1024 * 1024  # checkpoint(TRUNCATE) once the WAL passes this
 BUSY_TIMEOUT_MS = 10_000
@@ -218,7 +183,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     "ALTER TABLE device_samples ADD COLUMN approx INTEGER;\n"
     "ALTER TABLE interface_samples ADD COLUMN approx INTEGER;\n"
     "ALTER TABLE baselines ADD COLUMN rtt_ms REAL;\n",
-    _compact,
+    # 6: the compact layout (compact.py), converted in chunks outside one long transaction.
+    compact_migrate.convert,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
