@@ -157,7 +157,11 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             if ctx.keeper is not None:
                 ctx.stats.coordination = ctx.keeper.snapshot()
             t_write = time.monotonic()
-            rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
+            if isinstance(ctx.store, PgSampleStore):  # each clock's stats in its own row
+                rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence,
+                                                 node_id=None if ctx.keeper is None else ctx.keeper.node_id)
+            else:
+                rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
             write_ms = (time.monotonic() - t_write) * 1000.0
             if rejected and ctx.keeper is not None:
                 ctx.keeper.rejected_writes += rejected
@@ -221,8 +225,17 @@ def _gather_inventory(
         ctx.publish_inventory({device_id: doc for device_id, _ts, doc in docs})
     wanted = len(devices) if only is None else len(only)
     log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
-    ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
+    write_clock_stats(ctx)
     return len(docs)
+
+
+def write_clock_stats(ctx: ClockContext) -> None:
+    """Store the clock's stats and heartbeat outside a cycle (on PostgreSQL in this clock's own row)."""
+    if isinstance(ctx.store, PgSampleStore):
+        ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock(),
+                                    node_id="" if ctx.keeper is None else ctx.keeper.node_id)
+    else:
+        ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
 
 
 MAX_NEW_DEVICES = 50  # new MACs named in one inventory document (the alert counts them all)
