@@ -78,8 +78,12 @@ class PgCoordinator:
     # ---- connection ---------------------------------------------------------------------
 
     @contextmanager
-    def _txn(self) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction on the (re)opened connection; any driver error becomes CoordinationUnavailable."""
+    def _txn(self, pipelined: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction on the (re)opened connection; any driver error becomes CoordinationUnavailable.
+
+        `pipelined`: inside psycopg's pipeline mode, BEGIN and COMMIT included (the caller syncs
+        where it needs results): the lease round costs two round trips, not one per statement.
+        """
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
@@ -90,7 +94,8 @@ class PgCoordinator:
                         for stmt in SCHEMA.split(";\n"):
                             cur.execute(stmt.encode())  # constant DDL
                     self._schema_ready = True
-                with self._conn.transaction(), self._conn.cursor() as cur:
+                with (self._conn.pipeline() if pipelined else contextlib.nullcontext()), \
+                        self._conn.transaction(), self._conn.cursor() as cur:
                     yield cur
             except psycopg.Error as exc:
                 if self._conn is not None and (self._conn.closed or isinstance(exc, psycopg.OperationalError)):
@@ -143,11 +148,12 @@ class PgCoordinator:
         ids = sorted(set(device_ids))
         p: dict[str, Any] = {"me": node_id, "ids": ids, "n": len(ids), "lease": lease_seconds(interval_s),
                              "leader": LEADER}
-        with self._txn() as cur:
+        with self._txn(pipelined=True) as cur:
             conn = cur.connection
-            # Two pipelines (no wait between the statements of each): the round trips, not the
-            # work, are what a busy host makes slow. 1) heartbeat, live clocks, starving
-            # clocks, release, renew; 2) release above the share, claim, leader.
+            # Two batches sent without waiting between their statements (BEGIN goes with the
+            # first, COMMIT after the second): the round trips, not the work, are what a busy
+            # host makes slow. 1) heartbeat, live and starving clocks, release, renew; 2) release
+            # above the share, claim, leader.
             with conn.pipeline() as pipe:
                 beat, seen, renew = conn.cursor(), conn.cursor(), conn.cursor()
                 beat.execute("UPDATE clock_node SET heartbeat_at = now() WHERE node_id = %(me)s", p)
