@@ -286,12 +286,25 @@ class PgSampleStore:
         with self.db.transaction() as tx:
             self._put_clock_stats(tx, stats, heartbeat, node_id)
 
-    def write_inventory(self, device_id: str, ts: float, info: dict[str, Any]) -> None:
-        """Store a device's slow-changing inventory and context (a JSON document)."""
+    def write_inventory(self, device_id: str, ts: float, info: dict[str, Any],
+                        fence: tuple[str, int] | None = None) -> bool:
+        """Store a device's slow-changing inventory and context (a JSON document); False: the fence refused it.
+
+        `fence` (owner, fence): written only while `device_lease` still grants the device to
+        that owner with that fence (the check and the write in one statement).
+        """
+        doc = json.dumps(info, default=str)
         with self.db.transaction() as tx:
-            tx.execute("INSERT INTO inventory (device_id, ts, doc) VALUES (?, ?, ?) ON CONFLICT (device_id)"
-                       " DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
-                       (device_id, ts, json.dumps(info, default=str)))
+            if fence is None:
+                tx.execute("INSERT INTO inventory (device_id, ts, doc) VALUES (?, ?, ?) ON CONFLICT (device_id)"
+                           " DO UPDATE SET ts = excluded.ts, doc = excluded.doc", (device_id, ts, doc))
+                return True
+            cur = tx.execute(
+                "INSERT INTO inventory (device_id, ts, doc) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM device_lease l"
+                " WHERE l.device_id = ? AND l.owner = ? AND l.fence = ? AND l.lease_until > now())"
+                " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
+                (device_id, ts, doc, device_id, fence[0], fence[1]))
+            return int(cur.rowcount) > 0
 
     def advance_rollups(self, closed_before: float, since: float | None = None) -> None:
         """Roll up every bucket closed before `closed_before` not rolled up yet (and from `since` again).
