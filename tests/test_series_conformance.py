@@ -242,3 +242,18 @@ def test_each_clock_keeps_its_own_stats_row_and_the_newest_is_the_fleets(pg_stor
     assert reader.clock_stats()["runs"] == 7  # the newest heartbeat: what health and "running" read
     assert writer.cleanup(T0 + 9 + 86400 - 2, raw_days=30, fivemin_days=90, hourly_days=730)["clock_stats"] == 1
     assert sorted(reader.clock_stats_by_node()) == ["n2"]
+
+
+@pytest.mark.postgres
+def test_a_cycle_partly_written_already_keeps_the_first_rows_and_adds_the_new_ones(pg_stores):
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    writer.write_cycle(_cycle(T0, {"dev-a": 1.0}))
+    # Same slot: dev-a's row (device and interface) exists, dev-b's does not.
+    writer.write_cycle(_cycle(T0 + 5, {"dev-a": 9.0, "dev-b": 2.0}))
+    rows = _sql(pg_stores, "SELECT d.device_id, s.inbound_mbps FROM device_samples s JOIN ts_device d USING (dk)"
+                           " ORDER BY 1")
+    assert rows == [{"device_id": "dev-a", "inbound_mbps": 1.0}, {"device_id": "dev-b", "inbound_mbps": 2.0}]
+    ifaces = _sql(pg_stores, "SELECT d.device_id, s.in_bps FROM iface_samples s JOIN ts_iface i USING (ik)"
+                             " JOIN ts_device d ON d.dk = i.dk ORDER BY 1")
+    assert ifaces == [{"device_id": "dev-a", "in_bps": 1_000_000}, {"device_id": "dev-b", "in_bps": 2_000_000}]
+    assert sorted(pg_stores.open_sample_reader().device_statuses()) == ["dev-a", "dev-b"]
