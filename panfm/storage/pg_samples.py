@@ -210,9 +210,9 @@ class PgSampleStore:
             # A plain INSERT costs about half of one with ON CONFLICT; a device and slot written
             # already (another clock's row, a cycle retried) is rare: then the unique key refuses
             # the batch, and it goes again keeping the rows that were there first.
-            tx.execute("SAVEPOINT panfm_raw")
             try:
                 with tx.pipeline():
+                    tx.execute("SAVEPOINT panfm_raw")
                     send(keep_first=False)
             except PgIntegrityError:
                 tx.execute("ROLLBACK TO SAVEPOINT panfm_raw")
