@@ -6,7 +6,8 @@ Starts its own PostgreSQL 15 (tests/helpers/postgres.py), migrates the stores, l
 coordinators share DEVICES by real lease rounds (`PgCoordinator.lease_round`), then for CYCLES
 slots writes each clock's cycle (its ~DEVICES/CLOCKS devices, IFACES interfaces each, baselines,
 statuses, dataplanes, the clock's stats) with `PgSampleStore.write_cycle(..., fence=...)` and
-runs one lease round per clock. Prints p50/p95/max of the write and of the lease round, and with
+runs one lease round per clock (`--busy-threads N`: with N CPU-bound threads in the process, as
+the clock's poll threads compete for the GIL: every round trip then waits to get it back). Prints p50/p95/max of the write and of the lease round, and with
 `--parts` the time of each SQL statement of the write (grouped by its first words). No network
 polls and no simulator: only the database side of S8 (`make bench-scaleout` is the whole run).
 """
@@ -19,6 +20,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -118,8 +120,23 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--interval", type=int, default=30)
     ap.add_argument("--parts", action="store_true", help="time each statement of the write")
+    ap.add_argument("--busy-threads", type=int, default=0,
+                    help="CPU-bound Python threads in this process meanwhile (the clock's poll threads hold the GIL)")
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="sys.setswitchinterval for this process (seconds; the clock sets its own)")
     ap.add_argument("--out", help="also write the figures as JSON here")
     a = ap.parse_args()
+    if a.switch_interval is not None:
+        sys.setswitchinterval(a.switch_interval)
+    stop = threading.Event()
+
+    def spin() -> None:
+        x = 0
+        while not stop.is_set():
+            for i in range(1000):
+                x += i * i
+
+    spinners = [threading.Thread(target=spin, daemon=True) for _ in range(a.busy_threads)]
     work = Path(tempfile.mkdtemp(prefix="bench-pg-write-"))
     server = PgServer(work / "pg")
     try:
@@ -136,6 +153,8 @@ def main() -> int:
         for _ in range(3):  # let the shares settle
             rounds = [c.lease_round(n, ids, a.interval) for c, n in zip(coords, nodes, strict=True)]
         writers = [stores.open_sample_writer(a.interval) for _ in range(a.clocks)]
+        for t in spinners:
+            t.start()
         parts = _Parts() if a.parts else None
         writes: list[float] = []
         leases: list[float] = []
@@ -158,8 +177,10 @@ def main() -> int:
                     leases.append(lease_ms)
                 elif parts is not None:
                     parts.ms.clear()
+        stop.set()
         result: dict[str, Any] = {
             "devices": a.devices, "clocks": a.clocks, "ifaces": a.ifaces, "cycles": a.cycles,
+            "busy_threads": a.busy_threads, "switch_interval_s": sys.getswitchinterval(),
             "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
             "write_ms": _dist(writes), "lease_round_ms": _dist(leases), "load": os.getloadavg(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
