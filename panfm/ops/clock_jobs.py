@@ -143,10 +143,11 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             devices = ctx.devices.list(enabled_only=True)
             stop_at, fence = None, None
             if ctx.keeper is not None and ctx.keeper.fenced:
-                # Only the devices whose lease this clock renewed, and no call after they run out.
-                held = ctx.keeper.slot_devices(settings.refresh_interval)
+                # Only the devices whose lease this clock renewed, and no call after they run out
+                # or after this slot ends.
+                held = ctx.keeper.take_slot(settings.refresh_interval)
                 devices = [d for d in devices if d.id in held]
-                stop_at, fence = ctx.keeper.stop_at(), ctx.keeper.fence()
+                stop_at, fence = ctx.keeper.slot_stop_at(settings.refresh_interval), ctx.keeper.fence()
             cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
             duration = time.monotonic() - t0
             up = sum(1 for s in cycle.statuses if s.state == "up")
