@@ -1,15 +1,18 @@
 """The fenced cycle write and the lease round on PostgreSQL, in-process, at the S8 shape (a few minutes).
 
     .venv/bin/python bench/pg_write.py [--devices 1000] [--clocks 3] [--ifaces 15] [--cycles 20] [--parts]
+                                       [--busy-threads N] [--switch-interval S]
 
 Starts its own PostgreSQL 15 (tests/helpers/postgres.py), migrates the stores, lets CLOCKS
 coordinators share DEVICES by real lease rounds (`PgCoordinator.lease_round`), then for CYCLES
 slots writes each clock's cycle (its ~DEVICES/CLOCKS devices, IFACES interfaces each, baselines,
 statuses, dataplanes, the clock's stats) with `PgSampleStore.write_cycle(..., fence=...)` and
-runs one lease round per clock (`--busy-threads N`: with N CPU-bound threads in the process, as
-the clock's poll threads compete for the GIL: every round trip then waits to get it back). Prints p50/p95/max of the write and of the lease round, and with
-`--parts` the time of each SQL statement of the write (grouped by its first words). No network
-polls and no simulator: only the database side of S8 (`make bench-scaleout` is the whole run).
+runs one lease round per clock. `--busy-threads N` keeps N CPU-bound threads running in the
+process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
+back). Prints p50/p95/max of the write and of the lease round, and with `--parts` the time of
+each SQL statement of the write (grouped by its first words). No network polls and no
+simulator: only the database side of S8 (`make bench-scaleout` is the whole run).
+`PANFM_BENCH_ROOT=/other/checkout` runs the same script against another checkout (A/B).
 """
 
 from __future__ import annotations
