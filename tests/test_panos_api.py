@@ -283,3 +283,12 @@ def test_it_counts_bytes_like_the_simulators_truth(fleet):
         assert got_out == pytest.approx(true["out_bytes"], rel=rel), name
         compared += 1
     assert compared >= 2
+
+
+def test_a_connection_in_use_when_the_client_closes_is_not_kept(dev):
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
+        fw.session_info()
+        in_use = fw._connection(5.0)  # what a call in another thread holds
+        fw.close()
+        fw._release(in_use, keep_alive=True)  # its answer arrives after the close
+        assert fw._idle == [] and in_use.sock.fileno() == -1

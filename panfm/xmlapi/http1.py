@@ -101,6 +101,7 @@ class Connection:
     ) -> None:
         self.sent = 0.0
         self.round_trip = 0.0
+        self.generation = 0  # the owner's mark (the transport's close() count when it was made)
         self._buf = bytearray()
         self._timeout = connect_timeout  # create_connection leaves it on the socket, for the handshake too
         raw = connect_allowed(host, port, connect_timeout, policy)

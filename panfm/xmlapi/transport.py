@@ -117,6 +117,7 @@ class PanosTransport:
         self._closed = threading.Event()
         self._idle: list[http1.Connection] = []
         self._idle_lock = threading.Lock()
+        self._generation = 0  # bumped by close(): a connection made before it is not kept afterwards
         self._tls_session: ssl.SSLSession | None = None
         self._host_header = self._request_host()
         self._fingerprint: str | None = None
@@ -152,6 +153,7 @@ class PanosTransport:
         """Close the idle connections; the next call connects again (resuming the TLS session)."""
         self._closed.set()
         with self._idle_lock:
+            self._generation += 1
             idle, self._idle = self._idle, []
         for conn in idle:
             self._keep_session(conn)
@@ -183,22 +185,25 @@ class PanosTransport:
             if not conn.dropped():
                 return conn
             conn.close()
+        generation = self._generation
         conn = http1.Connection(
             self.device.host, self.device.port, self._ctx, policy=self.policy, fingerprint=self._fingerprint,
             connect_timeout=min(self.connect_timeout, remaining), session=self._tls_session,
         )
+        conn.generation = generation
         self.connections_made += 1
         self.sessions_resumed += conn.session_reused
         return conn
 
     def _release(self, conn: http1.Connection, keep_alive: bool) -> None:
+        """Keep a connection for the next call, unless the answer ended it or close() came meanwhile."""
         if keep_alive:
-            self._closed.clear()
             with self._idle_lock:
-                self._idle.append(conn)
-        else:
-            self._keep_session(conn)
-            conn.close()
+                if conn.generation == self._generation:
+                    self._idle.append(conn)
+                    return
+        self._keep_session(conn)
+        conn.close()
 
     def _post(self, form: dict[str, str], key: str | None, end: float) -> tuple[int, bytes]:
         """POST one form to /api/ and return (HTTP status, body) read entirely before `end`."""
