@@ -52,12 +52,12 @@ def heartbeat(db: Path) -> tuple[float, int] | None:
     return float(rows[0][0]), int(json.loads(rows[0][1]).get("pid") or 0)
 
 
-def device_rows(db: Path) -> dict[str, list[tuple[int, float | None, float | None]]]:
-    """Device id -> [(ts ms, inbound_mbps, outbound_mbps)] in time order."""
-    out: dict[str, list[tuple[int, float | None, float | None]]] = {}
-    for dev, ts, rin, rout in query(db, "SELECT device_id, ts, inbound_mbps, outbound_mbps FROM device_samples "
-                                        "ORDER BY device_id, ts"):
-        out.setdefault(dev, []).append((int(ts), rin, rout))
+def device_rows(db: Path) -> dict[str, list[tuple[int, float | None, float | None, float]]]:
+    """Device id -> [(ts ms, inbound_mbps, outbound_mbps, round trip ms)] in time order."""
+    out: dict[str, list[tuple[int, float | None, float | None, float]]] = {}
+    for dev, ts, rin, rout, rtt in query(db, "SELECT device_id, ts, inbound_mbps, outbound_mbps, rtt_ms "
+                                             "FROM device_samples ORDER BY device_id, ts"):
+        out.setdefault(dev, []).append((int(ts), rin, rout, float(rtt or 0.0)))
     return out
 
 
@@ -100,14 +100,16 @@ class RateCheck:
     wrong: list[str] = field(default_factory=list)
 
 
-def check_rates(sim: Sim, names: dict[str, str], rows: dict[str, list[tuple[int, float | None, float | None]]],
+def check_rates(sim: Sim, names: dict[str, str],
+                rows: dict[str, list[tuple[int, float | None, float | None, float]]],
                 max_gap_s: float | None = None, tolerance: float = 0.01, since_ms: int = 0,
                 jitter_s: float = 0.0) -> RateCheck:
     """Compare every stored device rate with /_sim/truth over [previous sample, sample].
 
     NAMES maps device id -> simulator name. A rate that is zero, or off by more than
-    TOLERANCE (+ JITTER_S as a share of the window: the sample time is when the answer
-    arrived, a few ms after the device read its counters), is wrong; a null rate is a gap.
+    TOLERANCE (+ JITTER_S and both samples' round trips as a share of the window: a sample is
+    dated when its request was sent and the firewall read its counters somewhere within the
+    round trip the clock stored beside it), is wrong; a null rate is a gap.
     Pairs further apart than MAX_GAP_S are skipped (a poll whose commit failed moved the
     clock's baseline without a stored sample).
     """
@@ -115,7 +117,7 @@ def check_rates(sim: Sim, names: dict[str, str], rows: dict[str, list[tuple[int,
     for dev, series in rows.items():
         if dev not in names:
             continue
-        for (t1, _, _), (t2, rin, rout) in itertools.pairwise(series):
+        for (t1, _, _, rtt1), (t2, rin, rout, rtt2) in itertools.pairwise(series):
             if t2 < since_ms:
                 continue
             if rin is None or rout is None:
@@ -129,7 +131,7 @@ def check_rates(sim: Sim, names: dict[str, str], rows: dict[str, list[tuple[int,
                 err = abs(got - want) / want if want else float("inf")
                 if err > rc.worst_rel_error:
                     rc.worst_rel_error, rc.worst_window_s = err, (t2 - t1) / 1000
-                if got <= 0 or err > tolerance + jitter_s * 1000 / (t2 - t1):
+                if got <= 0 or err > tolerance + (jitter_s * 1000 + rtt1 + rtt2) / (t2 - t1):
                     rc.wrong.append(f"{names[dev]} ts={t2}: {got:.3f} Mb/s, truth {want:.3f}")
     return rc
 
