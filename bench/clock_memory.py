@@ -64,7 +64,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=16)
     ap.add_argument("--warmup-minutes", type=float, default=6)
     ap.add_argument("--every-minutes", type=float, default=5)
-    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="clock-memory-"))
@@ -88,12 +88,12 @@ def main() -> int:
             while time.monotonic() + 1 < end:
                 time.sleep(min(args.every_minutes * 60, max(0.0, end - time.monotonic())))
                 report("growth since warm-up", base, tracemalloc.take_snapshot(), args.top, t0)
+            print(f"stopping; the clock's log is {work / 'clock.log'}", flush=True)
+            procs.close()  # the simulator: the clock's exit leaves without unwinding this frame
             os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=watch, daemon=True).start()
-        code = clock.main([])
-    print(f"clock exited {code}; log in {work / 'clock.log'}")
-    return 0
+        return clock.main([])
 
 
 if __name__ == "__main__":
