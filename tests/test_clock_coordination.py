@@ -169,3 +169,59 @@ def test_on_postgresql_api_clock_lists_every_live_clock_and_health_names_a_datab
         for c in coords:
             c.close()
         client.application.extensions["panfm"].coordinator.close()  # the web's own connection
+
+
+class _FixedTimeCoordinator:
+    """A coordinator whose database clock reads a set time (the keeper's arithmetic, not the SQL, under test)."""
+
+    backend = "postgresql"
+
+    def __init__(self, db_now):
+        self.db_now = db_now
+
+    def register(self, node_id, host, pid):
+        pass
+
+    def lease_round(self, node_id, device_ids, interval_s):
+        from panfm.models import LeaseRound
+
+        return LeaseRound(node_id=node_id, db_now=self.db_now, lease_s=interval_s * 5 / 6,
+                          held={d: 1 for d in device_ids})
+
+
+@pytest.mark.parametrize(("into_slot", "bound"), [(1.5, "lease"), (20.0, "slot")])
+def test_a_poll_may_call_until_its_leases_or_its_slot_end_whichever_comes_first(into_slot, bound):
+    from panfm.ops import LeaseKeeper
+
+    interval, mono = 30.0, [1000.0]
+    keeper = LeaseKeeper(_FixedTimeCoordinator(100 * interval + into_slot), monotonic=lambda: mono[0])
+    keeper.round(["fw-a"], interval)
+    lease_end = keeper.stop_at()
+    slot_end = 1000.0 + interval - into_slot
+    assert lease_end == pytest.approx(1000.0 + 30 * 5 / 6 * 0.9)
+    # A poll that starts late in its slot (a loaded host) stops at the slot's end: past it, a call
+    # would be the next slot's second poll of the device.
+    assert keeper.slot_stop_at(interval) == pytest.approx(lease_end if bound == "lease" else slot_end)
+    mono[0] += 1.0  # asked a second later: the same bound, on the same monotonic clock
+    assert keeper.slot_stop_at(interval) == pytest.approx(lease_end if bound == "lease" else slot_end)
+
+
+def test_a_slot_is_polled_once_even_when_two_rounds_or_two_poll_requests_fall_in_it():
+    from panfm.ops import LeaseKeeper
+
+    interval, mono = 30.0, [1000.0]
+    coordinator = _FixedTimeCoordinator(100 * interval + 1.0)
+    keeper = LeaseKeeper(coordinator, monotonic=lambda: mono[0])
+    keeper.round(["fw-a", "fw-b"], interval)
+    assert dict(keeper.take_slot(interval)) == {"fw-a": 1, "fw-b": 1}
+    assert keeper.take_slot(interval) == {}  # a second poll request in the same slot calls nothing
+    # A late round (a loaded host) that still looks like one that starts the slot: no second poll.
+    mono[0] += 2.0
+    coordinator.db_now += 2.0
+    keeper.round(["fw-a", "fw-b"], interval)
+    assert keeper.take_slot(interval) == {}
+    # The next slot's first round: its poll calls them again.
+    mono[0] += interval
+    coordinator.db_now += interval
+    keeper.round(["fw-a", "fw-b"], interval)
+    assert dict(keeper.take_slot(interval)) == {"fw-a": 1, "fw-b": 1}

@@ -1,8 +1,9 @@
 """System and traffic log entries of one inventory window, trimmed to the fields the Logs page shows.
 
 The inventory job asks for the entries received since its previous run (`receive_time geq` on
-the firewall's clock), newest first, at most `LOG_CAP` per type and run: a busy firewall logs
-thousands of sessions a minute, and the Logs page is for looking around, not an archive.
+the firewall's clock), newest first, at most `log_fetch_cap` (setting, default `LOG_CAP`) per
+type and run: a busy firewall logs thousands of sessions a minute, and the Logs page is for
+looking around, not an archive.
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ def entry_epoch(text: str | None, clock_offset_s: float) -> float | None:
     return when.timestamp() + second - clock_offset_s
 
 
-def trim(log_type: str, entries: Iterable[Mapping[str, str]], clock_offset_s: float) -> list[dict[str, Any]]:
-    """Keep the shown fields (clipped), the entry's id and its UTC time; at most LOG_CAP entries."""
+def trim(log_type: str, entries: Iterable[Mapping[str, str]], clock_offset_s: float, cap: int = LOG_CAP
+         ) -> list[dict[str, Any]]:
+    """Keep the shown fields (clipped), the entry's id and its UTC time; at most `cap` entries."""
     out: list[dict[str, Any]] = []
     for entry in entries:
-        if len(out) >= LOG_CAP:
+        if len(out) >= cap:
             break
         doc = {k: (entry.get(k) or "").strip()[:_MAX_TEXT] or None for k in FIELDS[log_type]}
         ident = (entry.get("logid") or entry.get("seqno") or "").strip()

@@ -143,10 +143,11 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             devices = ctx.devices.list(enabled_only=True)
             stop_at, fence = None, None
             if ctx.keeper is not None and ctx.keeper.fenced:
-                # Only the devices whose lease this clock renewed, and no call after they run out.
-                held = ctx.keeper.slot_devices(settings.refresh_interval)
+                # Only the devices whose lease this clock renewed, and no call after they run out
+                # or after this slot ends.
+                held = ctx.keeper.take_slot(settings.refresh_interval)
                 devices = [d for d in devices if d.id in held]
-                stop_at, fence = ctx.keeper.stop_at(), ctx.keeper.fence()
+                stop_at, fence = ctx.keeper.slot_stop_at(settings.refresh_interval), ctx.keeper.fence()
             cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
             duration = time.monotonic() - t0
             up = sum(1 for s in cycle.statuses if s.state == "up")
@@ -214,7 +215,8 @@ def _gather_inventory(
             held = ctx.keeper.held()  # another clock gathers the inventory of the devices it holds
             devices = [d for d in devices if d.id in held]
             only = [i for i in only if i in held] if only is not None else [d.id for d in devices]
-        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only)
+        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
+                                          log_cap=ctx.settings.log_fetch_cap)
         for device_id, ts, doc in docs:
             record_network(ctx, device_id, ts, doc)
             ctx.store.write_inventory(device_id, ts, doc)
@@ -253,6 +255,7 @@ def record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str, 
     if ctx.network is not None and isinstance(apps, dict):
         try:
             ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
+            ctx.network.record_acc(device_id, ts, apps.get("threats"), apps.get("url_categories"), apps.get("sources"))
             doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
         except Exception as exc:  # the rest of the inventory is still worth storing
             log.error("[CLOCK JOB] applications of %s not stored: %s", device_id, exc)
@@ -336,6 +339,8 @@ def lease_once(ctx: ClockContext) -> None:
         ids = [d.id for d in ctx.devices.list(enabled_only=True)]
         result = ctx.keeper.round(ids, interval)
         ctx.stats.coordination = ctx.keeper.snapshot()
+        if ctx.metrics is not None:  # metrics hook (issue 14): lease grants, takeovers, held, leader
+            ctx.metrics.lease_round(ctx.keeper, result)
         if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
                 and ctx.keeper.starts_slot(result, interval)):
             ctx.request_collect()

@@ -57,6 +57,7 @@ class LeaseKeeper:
         self._outage: str | None = None
         # (slot, devices held) of the last round that started a slot: what that slot's poll may call.
         self._slot_round: tuple[int, frozenset[str]] | None = None
+        self._polled_slot: int | None = None  # the last slot a poll took (one poll per slot)
         self.rejected_writes = 0
         self.round_ms: float | None = None
 
@@ -124,18 +125,38 @@ class LeaseKeeper:
         last = self._last
         return dict(last.held) if last is not None and self.valid() else {}
 
-    def slot_devices(self, interval_s: float) -> Mapping[str, int | None]:
-        """The devices this slot's poll may call: held by the round that started the current slot, and still.
+    def take_slot(self, interval_s: float) -> Mapping[str, int | None]:
+        """The devices this slot's poll may call, once per slot: held by the round that started it, and still.
 
         A device granted later in the slot waits for the next one (its old owner may have polled
-        it at this slot's start), and a poll that starts after its slot ended calls nothing.
+        it at this slot's start), a poll that starts after its slot ended calls nothing, and a
+        second poll in the same slot gets nothing: on a loaded host a late round can look like
+        the next slot's first, or a poll asked for in one slot can start in the next, and either
+        would poll the whole holding twice in one slot.
         """
         now = self.db_now()
         with self._lock:
             started = self._slot_round
-        if now is None or started is None or started[0] != slot_of(now, interval_s):
-            return {}
+            if now is None or started is None or started[0] != slot_of(now, interval_s):
+                return {}
+            if self._polled_slot == started[0]:
+                log.debug("[CLOCK COORD] slot %d already polled: this poll calls nothing", started[0])
+                return {}
+            self._polled_slot = started[0]
         return {d: f for d, f in self.held().items() if d in started[1]}
+
+    def slot_stop_at(self, interval_s: float) -> float:
+        """The monotonic time after which this slot's poll must not call: the leases' end or the slot's.
+
+        A poll that started late (a loaded host) must not run into the next slot: its calls there
+        would be that slot's second poll of the device, beside the one its owner makes then.
+        """
+        stop = self.stop_at()
+        now = self.db_now()
+        if now is None:
+            return stop
+        slot_end = (slot_of(now, interval_s) + 1) * interval_s
+        return min(stop, self.monotonic() + (slot_end - now))
 
     def fence(self) -> tuple[str, Mapping[str, int]] | None:
         """(owner, fences) for the sample writer on PostgreSQL; None on SQLite."""

@@ -215,7 +215,13 @@ class PanosClient(PanosTransport):
     def _run_job(self, kind: str, form: dict[str, str], deadline_s: float, parse: Callable[[bytes], _Job]) -> _Job:
         """Enqueue a log or report job and poll it to FIN within `deadline_s`; stop it on timeout."""
         end = time.monotonic() + deadline_s
-        job_id = panos_xml.parse_job_enqueued(self._call(form, min(end, time.monotonic() + self.timeout)))
+        first = self._call(form, min(end, time.monotonic() + self.timeout))
+        if kind == "report":
+            # Some releases (and `async=no`) answer a report at once, without a job.
+            at_once = panos_xml.parse_report_at_once(first)
+            if at_once is not None:
+                return at_once  # type: ignore[return-value]
+        job_id = panos_xml.parse_job_enqueued(first)
         delay = 0.2
         while True:
             # 1. Each poll gets at most `timeout`, and never more than what is left of the deadline.

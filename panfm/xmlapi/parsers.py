@@ -45,7 +45,13 @@ from panfm.xmlapi.parse_dataplane import (
     parse_interfaces,
     parse_resource_monitor,
 )
-from panfm.xmlapi.parse_network import normalize_mac, parse_dhcp_leases, parse_report_job, parse_user_mappings
+from panfm.xmlapi.parse_network import (
+    normalize_mac,
+    parse_dhcp_leases,
+    parse_report_at_once,
+    parse_report_job,
+    parse_user_mappings,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -71,6 +77,7 @@ __all__ = [
     "parse_licenses",
     "parse_log_job",
     "parse_mp_cpu",
+    "parse_report_at_once",
     "parse_report_job",
     "parse_resource_monitor",
     "parse_session_info",
