@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/network_bytes.py --hosts 250 --churn 0.2 --days 3 --firewalls 4
     .venv/bin/python bench/network_bytes.py --hosts 250 --churn 0.2 --days 1 --firewalls 1 --runs
+    .venv/bin/python bench/network_bytes.py --hosts 250 --churn 0.2 --days 1 --firewalls 1 --runs --log-cap 50
 
 Writes one snapshot per firewall every 300 s (288 a day) through `NetworkStore.record`, with
 `--hosts` hosts each, of which a `--churn` share is replaced by new MACs every day (phones
@@ -36,8 +37,8 @@ def host(rng: random.Random, fw: int, serial: int) -> dict[str, object]:
             "static": serial % 4 == 0, "randomized_mac": False, "lease_expires": time.time() + 86400}
 
 
-def runs(store: NetworkStore, device_id: str, t: float, rng: random.Random) -> None:
-    """One inventory run's ACC rows, threat/URL summary and log entries at their caps."""
+def runs(store: NetworkStore, device_id: str, t: float, rng: random.Random, log_cap: int = 200) -> None:
+    """One inventory run's ACC rows, threat/URL summary and log entries at their caps (logs: `log_cap` per type)."""
     apps = [{"name": f"app-{i}", "category": "general-internet", "risk": 4, "bytes": rng.randrange(10**9),
              "sessions": rng.randrange(10**5), "sources": rng.randrange(200)} for i in range(25)]
     cats = [{"name": f"cat-{i}", "bytes": rng.randrange(10**9), "sessions": rng.randrange(10**5)} for i in range(8)]
@@ -51,16 +52,20 @@ def runs(store: NetworkStore, device_id: str, t: float, rng: random.Random) -> N
         "latest": [event] * 50 + [{**event, "kind": "url", "url": "www.example.com/some/path/x"}] * 50,
         "top_threats": [{"name": f"threat {i}", "count": 10} for i in range(10)],
         "top_url_categories": [{"name": f"category {i}", "count": 10} for i in range(10)]})
+    store.record_acc(device_id, t, [{"name": f"threat {i}", "count": 10, "severity": "high"} for i in range(25)],
+                     [{"name": f"category {i}", "count": 10} for i in range(25)],
+                     [{"name": f"10.0.{i}.9", "user": "corp\\user1", "bytes": rng.randrange(10**9),
+                       "sessions": rng.randrange(10**5)} for i in range(25)])
     serial = int(t)
     store.record_logs(device_id, t, {
         "system": [{"id": f"{serial}-s{i}", "epoch": t - i, "receive_time": "2026/12/04 10:00:00", "severity": "low",
                     "subtype": "general", "eventid": "general", "module": "general",
-                    "opaque": "User admin logged in via Web from 10.0.0.5 using https"} for i in range(200)],
+                    "opaque": "User admin logged in via Web from 10.0.0.5 using https"} for i in range(log_cap)],
         "traffic": [{"id": f"{serial}-t{i}", "epoch": t - i, "receive_time": "2026/12/04 10:00:00",
                      "src": "10.1.2.3", "dst": "203.0.113.77", "dport": "443", "proto": "tcp", "app": "ssl",
                      "action": "allow", "from": "trust", "to": "untrust", "rule": "allow-outbound",
                      "srcuser": "corp\\user1", "bytes": "123456", "session_end_reason": "tcp-fin"}
-                    for i in range(200)]})
+                    for i in range(log_cap)]})
 
 
 def main() -> int:
@@ -71,8 +76,11 @@ def main() -> int:
     ap.add_argument("--firewalls", type=int, default=4)
     ap.add_argument("--snapshots", type=int, default=SNAPSHOTS_PER_DAY, help="snapshots per day (288: every 5 min)")
     ap.add_argument("--runs", action="store_true",
-                    help="also store each run's ACC top 25 + categories, a threat/URL summary (50 + 50 events) and "
+                    help="also store each run's ACC top 25 + categories + 25 threats, URL categories and sources, "
+                         "a threat/URL summary (50 + 50 events) and "
                          "200 system + 200 traffic log entries (the caps: the worst case)")
+    ap.add_argument("--log-cap", type=int, default=200,
+                    help="system and traffic log entries per type and run with --runs (the setting log_fetch_cap)")
     args = ap.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +103,7 @@ def main() -> int:
                     start = time.perf_counter()
                     store.record(f"fw{fw}", t, rows)
                     if args.runs:
-                        runs(store, f"fw{fw}", t, rng)
+                        runs(store, f"fw{fw}", t, rng, args.log_cap)
                     timings.append(time.perf_counter() - start)
             store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             size = path.stat().st_size + (Path(f"{path}-wal").stat().st_size if Path(f"{path}-wal").exists() else 0)
@@ -104,7 +112,8 @@ def main() -> int:
         store.close()
     first = sizes[0] / args.firewalls
     growth = (sizes[-1] - sizes[0]) / args.firewalls / max(1, args.days - 1)
-    print(f"hosts {args.hosts}, churn {args.churn:.0%}/day, {args.firewalls} firewalls, {args.days} days")
+    print(f"hosts {args.hosts}, churn {args.churn:.0%}/day, {args.firewalls} firewalls, {args.days} days"
+          + (f", runs with log cap {args.log_cap}" if args.runs else ""))
     print(f"first day: {first / 1024:.0f} KiB per firewall; then {growth / 1024:.1f} KiB per firewall-day")
     print(f"record(): mean {statistics.mean(timings) * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms "
           f"for {args.hosts} hosts")

@@ -256,7 +256,10 @@ class Fleet:
             raise web.HTTPBadRequest(text="want finite from <= to")
         return web.json_response({**dev.truth(t1, t2), "hosts": hosts.truth(dev, t2),
                                   "applications": reports.applications(dev, t1, t2),
-                                  "app_categories": reports.categories(dev, t1, t2)})
+                                  "app_categories": reports.categories(dev, t1, t2),
+                                  "acc_threats": reports.threats(dev, t1, t2),
+                                  "acc_url_categories": reports.url_categories(dev, t1, t2),
+                                  "acc_sources": reports.sources(dev, t1, t2)[:100]})
 
     async def handle_history(self, request: web.Request) -> web.Response:
         """GET /_sim/history?from=T1&to=T2&step=S: what polls every S seconds would have read (panos_sim.history)."""

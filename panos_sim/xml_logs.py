@@ -103,6 +103,39 @@ def _common(dev: Device, log_type: str, t: float, k: int, kind: str, subtype: st
             f"<high_res_timestamp>{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(t))}.000+00:00</high_res_timestamp>")
 
 
+# dst, app, session id, sport, natsport: drawn by `_entry` after the source, in this order.
+_FLOW_DRAWS = ((1, 250), (0, len(APPS)), (1, 2**20), (1024, 65535), (1024, 65535))
+
+
+def threat_at(dev: Device, k: int) -> dict[str, str]:
+    """The threat log entry of tick K as the ACC's threat summary counts it (the same draws as `_entry`)."""
+    rng = rng_for(dev.seed, dev.name, "threat", k)
+    src = f"10.{dev.index % 250}.{rng.randrange(1, 250)}.{rng.randrange(2, 250)}"
+    for low, high in _FLOW_DRAWS:
+        rng.randrange(low, high)
+    name, tid, _thr_cat, subtype = THREATS[rng.randrange(len(THREATS))]
+    return {"name": name, "tid": tid, "subtype": subtype, "severity": SEVERITIES[rng.randrange(4)], "src": src}
+
+
+def traffic_at(dev: Device, k: int) -> dict[str, object]:
+    """The traffic log entry of tick K as the ACC's traffic summary counts it (the same draws as `_entry`)."""
+    rng = rng_for(dev.seed, dev.name, "traffic", k)
+    src = f"10.{dev.index % 250}.{rng.randrange(1, 250)}.{rng.randrange(2, 250)}"
+    for low, high in _FLOW_DRAWS:
+        rng.randrange(low, high)
+    sent, recv = rng.randrange(200, 20000), rng.randrange(200, 900000)
+    return {"src": src, "bytes": sent + recv}
+
+
+def ticks(log_type: str, t1: float, t2: float) -> range:
+    """The ticks whose entries were received in [t1, t2] (one entry every INTERVAL seconds)."""
+    step = INTERVAL[log_type]
+    return range(math.ceil(t1 / step), math.floor(t2 / step) + 1)
+
+
+URL_CATEGORY = "computer-and-internet-info"
+
+
 def _entry(dev: Device, log_type: str, t: float, k: int) -> str:
     """Return one deterministic log entry for tick K."""
     rng = rng_for(dev.seed, dev.name, log_type, k)
@@ -146,7 +179,7 @@ def _entry(dev: Device, log_type: str, t: float, k: int) -> str:
         site = f"www.example{rng.randrange(100)}.com/path/{k % 97}"
         body = (_common(dev, log_type, t, k, "THREAT", "url") + flow
                 + f"<action>alert</action><misc>{site}</misc><threatid>(9999)</threatid><tid>9999</tid>"
-                "<category>computer-and-internet-info</category><severity>informational</severity>"
+                f"<category>{URL_CATEGORY}</category><severity>informational</severity>"
                 "<direction>client-to-server</direction><contenttype>text/html</contenttype>"
                 "<http_method>get</http_method><url_idx>1</url_idx><user_agent>Mozilla/5.0</user_agent>"
                 "<pcap_id>0</pcap_id><reportid>0</reportid><thr_category>unknown</thr_category>"

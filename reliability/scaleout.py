@@ -332,10 +332,24 @@ def s7_skew(c: Cluster, failures: list[str]) -> dict[str, Any]:
     faketime = shutil.which("faketime")
     if faketime is None:
         return {"skipped": "faketime is not installed (apt-get install faketime)"}
-    c.start_clock(prefix=[faketime, "-f", "+60s"])
+    # Only the wall clock is 60 s ahead: libfaketime's monotonic offset hangs Python's timed waits
+    # (threading.Event.wait never returns), and a real clock skew leaves CLOCK_MONOTONIC alone.
+    before = {r[0] for r in c.q("SELECT node_id FROM clock_node")}
+    c.start_clock(prefix=["env", "FAKETIME_DONT_FAKE_MONOTONIC=1", faketime, "-f", "+60s"])
     c.wait_settled(len(c.alive()), 6 * c.interval)
+    since = time.time()
     time.sleep(3 * c.interval)
-    return {"clocks": len(c.alive()), "settled": c.settled(len(c.alive()))}
+    # Its node by registration (faketime runs python as a child: the pid is not the one started).
+    skewed = {r[0] for r in c.q("SELECT node_id FROM clock_node")} - before
+    held = c.holdings().get(min(skewed), set()) if len(skewed) == 1 else set()
+    polled = {n for n, times in c.poll_times().items() if any(t >= since for t in times)}
+    out = {"clocks": len(c.alive()), "settled": c.settled(len(c.alive())), "skewed_clock_holds": len(held),
+           "its_devices_polled": len(held & polled)}
+    if not held or not out["settled"]:
+        failures.append(f"S7: the skewed clock does not share the fleet: {out}")
+    elif held - polled:
+        failures.append(f"S7: devices of the skewed clock not polled: {sorted(held - polled)[:5]}")
+    return out
 
 
 def bench(c: Cluster, minutes: float, failures: list[str]) -> dict[str, Any]:

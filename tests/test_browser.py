@@ -18,39 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import requires
+from helpers import browser as pw_helpers
+from helpers.browser import browser_marks, chromium, open_page, series_pixels, sync_api
 from helpers.live import Proc
-
-try:
-    from playwright import sync_api
-except ImportError:  # named by the `requires` mark below: a failure under CI=true
-    sync_api = None
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REFRESH_S = 5
 PASSWORD = "initial-password-1"
 NEW_PASSWORD = "browser-test-password-2"
 XSS = "<script>alert(1)</script>"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),
-    requires(Path(CHROMIUM).exists(), "Debian's chromium (apt-get install -y chromium)"),
-    requires((ROOT / "node_modules" / "uplot").is_dir(), "node_modules/uplot: run `make node` (npm ci)"),
-    requires(sync_api is not None, "Playwright (pip install -r requirements-dev.txt)"),
-]
+pytestmark = browser_marks()
 
 if sync_api is not None:
     sync_api.expect.set_options(timeout=30_000)
@@ -94,12 +73,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sim_fleet: Any) -> Iterator[
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def shot(page: Any, name: str) -> None:
@@ -107,36 +82,9 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
 
 
-def series_pixels(page: Any, selector: str) -> int:
-    """Count clearly blue canvas pixels: the first series' line (light theme); axes and grid are grey."""
-    return int(
-        page.evaluate(
-            """(sel) => {
-                const canvas = document.querySelector(sel);
-                if (!canvas) return -1;
-                const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-                let n = 0;
-                for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && px[i + 2] - px[i] > 80) n++;
-                return n;
-            }""",
-            selector,
-        )
-    )
-
-
 def first_login(page: Any, base: str) -> None:
     """Log in with the initial password and make the change the server insists on."""
-    page.goto(base + "/")
-    page.wait_for_url(re.compile(r"/login"))
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_url(base + "/change-password")
-    page.fill("#old-password", PASSWORD)
-    page.fill("#new-password", NEW_PASSWORD)
-    page.fill("#new-password-2", NEW_PASSWORD)
-    page.click("#password-form button[type=submit]")
-    page.wait_for_url(base + "/")
+    pw_helpers.first_login(page, base, PASSWORD, NEW_PASSWORD)
 
 
 def add_disabled_device(page: Any, name: str) -> str:
@@ -158,14 +106,9 @@ def add_disabled_device(page: Any, name: str) -> str:
 def test_it_walks_an_admin_from_first_login_to_a_drawn_chart(stack: dict[str, Any], browser: Any) -> None:
     base = stack["base"]
     sim_device = stack["sim"].devices[0]
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
-    # Generous waits: CI runs this beside the other xdist worker on 2 cores; it proves behaviour, not speed.
-    context.set_default_timeout(90_000)
-    page = context.new_page()
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page = open_page(browser, problems, console=True, viewport={"width": 1280, "height": 900}, color_scheme="light")
+    context = page.context
     try:
         # 1. Log in with the initial password: the server forces a password change first.
         first_login(page, base)
@@ -253,13 +196,9 @@ def test_it_keeps_a_hostile_hostname_inert(stack: dict[str, Any], browser: Any) 
     from panfm.storage.samples import HISTORY_DB, SampleStore
 
     base = stack["base"]
-    context = browser.new_context(viewport={"width": 1024, "height": 768}, color_scheme="dark")
-    # Generous waits: CI runs this beside the other xdist worker on 2 cores; it proves behaviour, not speed.
-    context.set_default_timeout(90_000)
-    page = context.new_page()
     problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page = open_page(browser, problems, viewport={"width": 1024, "height": 768}, color_scheme="dark")
+    context = page.context
     try:
         first_login(page, base)
         # A disabled device, so the clock never overwrites the inventory this test plants.
@@ -298,11 +237,9 @@ def test_every_page_fits_a_tablet_and_a_phone_without_sideways_scrolling(
     stack: dict[str, Any], browser: Any, viewport: dict[str, int]
 ) -> None:
     base = stack["base"]
-    context = browser.new_context(viewport=viewport, color_scheme="light")
-    context.set_default_timeout(90_000)
-    page = context.new_page()
     problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page = open_page(browser, problems, viewport=viewport, color_scheme="light")
+    context = page.context
     try:
         first_login(page, base)
         device_id = add_disabled_device(page, "fw-branch-office-with-a-long-name-01")

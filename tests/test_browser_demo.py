@@ -21,37 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import requires
-
-try:
-    from playwright import sync_api
-except ImportError:  # named by the `requires` mark below: a failure under CI=true
-    sync_api = None
+from helpers.browser import browser_marks, chromium, first_login, open_page, series_pixels, sync_api
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "demo-browser-initial-1"
 NEW_PASSWORD = "demo-browser-password-2"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),
-    requires(Path(CHROMIUM).exists(), "Debian's chromium (apt-get install -y chromium)"),
-    requires((ROOT / "node_modules" / "uplot").is_dir(), "node_modules/uplot: run `make node` (npm ci)"),
-    requires(sync_api is not None, "Playwright (pip install -r requirements-dev.txt)"),
-]
+pytestmark = browser_marks()
 
-# Canvas pixels that are clearly blue (the first series, light theme); axes and grid are grey.
-BLUE_PIXELS = """(sel) => {
-    const canvas = document.querySelector(sel);
-    if (!canvas) return -1;
-    const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    let n = 0;
-    for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && px[i + 2] - px[i] > 80) n++;
-    return n;
-}"""
 INKED_PIXELS = """(canvas) => {
     const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     let n = 0;
@@ -96,43 +74,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM,
-                               args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")
 def logged_in(demo: str, browser: Any) -> dict[str, Any]:
     """Log in once through the forced password change; later contexts reuse the session cookie."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(90_000)
-    page = ctx.new_page()
-    page.goto(demo + "/login")
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_url(demo + "/change-password")
-    page.fill("#old-password", PASSWORD)
-    page.fill("#new-password", NEW_PASSWORD)
-    page.fill("#new-password-2", NEW_PASSWORD)
-    page.click("#password-form button[type=submit]")
-    page.wait_for_url(demo + "/")
-    state = ctx.storage_state()
-    ctx.close()
+    page = open_page(browser, [], viewport={"width": 1280, "height": 900})
+    first_login(page, demo, PASSWORD, NEW_PASSWORD, start="/login")
+    state = page.context.storage_state()
+    page.context.close()
     return {"base": demo, "state": state}
 
 
 def _page(browser: Any, logged_in: dict[str, Any], problems: list[str], **options: Any) -> Any:
-    ctx = browser.new_context(storage_state=logged_in["state"], **options)
-    ctx.set_default_timeout(90_000)
-    page = ctx.new_page()
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    return page
+    return open_page(browser, problems, console=True, storage_state=logged_in["state"], **options)
 
 
 def _shot(page: Any, name: str) -> None:
@@ -165,8 +122,8 @@ def test_the_overview_shows_the_backfilled_week_as_a_picture(browser: Any, logge
         assert page.url.endswith("/?range=7d")
         sync_api.expect(page.locator("#fleet-picture")).to_have_attribute("data-range", "7d")
         page.wait_for_timeout(300)  # uPlot paints on the next animation frame
-        assert page.evaluate(BLUE_PIXELS, "#chart-fleet-throughput canvas") > 500, "fleet throughput has no area"
-        assert page.evaluate(BLUE_PIXELS, "#chart-fleet-sessions canvas") > 500, "fleet sessions have no area"
+        assert series_pixels(page, "#chart-fleet-throughput canvas") > 500, "fleet throughput has no area"
+        assert series_pixels(page, "#chart-fleet-sessions canvas") > 500, "fleet sessions have no area"
         # Sparklines: a last-hour line per firewall from the backfilled samples.
         page.wait_for_function("""() => [...document.querySelectorAll('canvas.sparkline')].length === 3""")
         page.wait_for_timeout(1000)
@@ -201,7 +158,7 @@ def test_the_firewall_page_keeps_range_and_series_in_the_url(browser: Any, logge
         sync_api.expect(page.locator("#uplink-names")).to_have_text("ethernet1/1")
         assert page.locator("#live .how").count() >= 9  # every tile says how it is measured
         page.wait_for_timeout(300)
-        assert page.evaluate(BLUE_PIXELS, "#chart-throughput canvas") > 200, "7-day throughput has no line"
+        assert series_pixels(page, "#chart-throughput canvas") > 200, "7-day throughput has no line"
         # Hide "WAN in" (series 3) in the throughput legend; the URL remembers it.
         page.locator("#chart-throughput .u-legend .u-series").nth(3).click()
         assert "hide=throughput.3" in page.url and "range=7d" in page.url
@@ -256,24 +213,14 @@ def test_the_devices_form_marks_uplinks_from_the_interfaces_and_their_zones(
         page.goto(base + "/devices")
         row = page.locator("#devices tbody tr", has_text="fw-003")
         sync_api.expect(row).to_contain_text("WAN: ethernet1/1")  # the demo's mark
-        # Zones come from the clock's inventory of the firewall (spread over its window, or
-        # right after the first cycle): the form shows what /api/interfaces knows when it opens.
-        device_id = row.get_attribute("data-id")
-        zoned = """async (id) => {
-            const r = await fetch('/api/interfaces?device_id=' + encodeURIComponent(id));
-            const rows = (await r.json()).interfaces || [];
-            return rows.some((i) => i.name === 'ethernet1/1' && i.zone);
-        }"""
-        deadline = time.monotonic() + 120
-        while not page.evaluate(zoned, device_id):
-            assert time.monotonic() < deadline, "no zone for ethernet1/1 in /api/interfaces within 120 s"
-            page.wait_for_timeout(1000)
         row.get_by_role("button", name="Edit").click()
         marked = page.locator('#dev-uplinks input[value="ethernet1/1"]')
         marked.wait_for()
-        assert marked.is_checked()
         # The form lists the interfaces with their zones, so the one facing untrust is easy to find.
-        sync_api.expect(page.locator("#dev-uplinks")).to_contain_text("ethernet1/1 (untrust)")
+        # Zones come from the clock's inventory of the firewall (spread over its window, or right
+        # after the first cycle): the open form reloads them until they are there.
+        sync_api.expect(page.locator("#dev-uplinks")).to_contain_text("ethernet1/1 (untrust)", timeout=120_000)
+        assert marked.is_checked()
         marked.uncheck()
         page.locator('#dev-uplinks input[value="ethernet1/2"]').check()
         page.click("#dev-save")

@@ -15,32 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import requires
-from helpers.live import ROOT, start_gunicorn
+from helpers.browser import browser_marks, change_password, chromium, log_in, open_page, sync_api
+from helpers.live import start_gunicorn
 from helpers.web import FP, NEW, add_user, make_client
 
 from panfm.alerting.run import run_evaluation
 from panfm.models import CycleResult, DeviceSample, DeviceStatus
 
-try:
-    from playwright import sync_api
-except ImportError:  # named by the `requires` mark below: a failure under CI=true
-    sync_api = None
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 OPERATOR_FIRST = "operator-first-password"
 OPERATOR_NEW = "operator-own-password-2"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),
-    requires(Path(CHROMIUM).exists(), "Debian's chromium (apt-get install -y chromium)"),
-    requires((ROOT / "node_modules" / "uplot").is_dir(), "node_modules/uplot: run `make node` (npm ci)"),
-    requires(sync_api is not None, "Playwright (pip install -r requirements-dev.txt)"),
-]
+pytestmark = browser_marks()
 
 
 @pytest.fixture
@@ -67,37 +52,12 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def new_page(browser: Any, problems: list[str]) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("dialog", lambda d: d.accept())
-    return page
-
-
-def log_in(page: Any, base: str, username: str, password: str) -> None:
-    page.goto(base + "/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-form button[type=submit]")
-
-
-def change_password(page: Any, base: str, old: str, new: str) -> None:
-    page.wait_for_url(base + "/change-password")
-    page.fill("#old-password", old)
-    page.fill("#new-password", new)
-    page.fill("#new-password-2", new)
-    page.click("#password-form button[type=submit]")
-    page.wait_for_url(base + "/")
+    return open_page(browser, problems, timeout_ms=60_000, dialogs="accept", viewport={"width": 1280, "height": 900})
 
 
 def post_from_page(page: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:

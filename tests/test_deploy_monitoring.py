@@ -83,7 +83,7 @@ def test_the_commented_sharding_example_is_a_valid_job_once_uncommented(tmp_path
         else:
             current = None
     uncommented = ["\n".join(line.replace("  # ", "  ", 1) for line in job) for job in jobs]
-    assert len(uncommented) == 2 and "job_name: panfm-devices" in uncommented[0]
+    assert len(uncommented) == 1 and "job_name: panfm-devices" in uncommented[0]  # the clock job is live
     sharded = yaml.safe_load(uncommented[0])[0]
     actions = [step.get("action", "replace") for step in sharded["relabel_configs"]]
     assert "hashmod" in actions and actions[-1] == "keep"
@@ -178,3 +178,38 @@ def test_grafana_provisioning_loads_the_dashboard_from_prometheus():
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards/panfm"
 
+
+
+def test_the_monitoring_override_gives_web_and_clock_prometheus_token_and_the_clock_its_port():
+    import config
+
+    base = yaml.safe_load((PROMETHEUS.parent.parent / "docker-compose.yml").read_text())
+    override = yaml.safe_load((PROMETHEUS.parent / "compose.monitoring.yml").read_text())
+    scrape = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    secret_path = "/run/secrets/panfm_metrics_token"
+    # Only web and clock are touched, and only with what the base file defines (the secret).
+    assert set(override["services"]) == {"panfm", "panfm-clock"} <= set(base["services"])
+    assert "panfm_metrics_token" in base["secrets"] and "secrets" not in override
+    assert base["services"]["prometheus"]["secrets"] == ["panfm_metrics_token"]
+    for name, svc in override["services"].items():
+        assert svc["secrets"] == ["panfm_metrics_token"], name
+        assert svc["environment"]["PANFM_METRICS_TOKEN_FILE"] == secret_path, name
+        # The secret stays out of the base services: a plain `docker compose up` needs no token file.
+        assert "secrets" not in base["services"][name], name
+    # The same file on both sides: what PANfm compares is what Prometheus sends.
+    assert jobs["panfm"]["authorization"]["credentials_file"] == secret_path
+    assert jobs["panfm-clock"]["authorization"] == {"type": "Bearer", "credentials_file": secret_path}
+    # The clock listens where Prometheus looks, and the value is a valid setting.
+    env = override["services"]["panfm-clock"]["environment"]
+    port = config.load_settings(env={"PANFM_CLOCK_METRICS_PORT": env["PANFM_CLOCK_METRICS_PORT"]}).clock_metrics_port
+    assert jobs["panfm-clock"]["static_configs"][0]["targets"] == [f"panfm-clock:{port}"]
+
+
+def test_a_token_file_read_as_the_override_sets_it_becomes_metrics_token(tmp_path):
+    import config
+
+    token = tmp_path / "panfm_metrics_token"
+    token.write_text("0123456789abcdef0123456789abcdef\n")  # as `openssl rand -hex 16 >` writes it
+    settings = config.load_settings(env={"PANFM_METRICS_TOKEN_FILE": str(token)})
+    assert settings.metrics_token == "0123456789abcdef0123456789abcdef"

@@ -10,8 +10,9 @@ import pytest
 from conftest import LOOPBACK, start_sim
 from helpers.web import add_device, make_client
 
+import config
 from panfm.collector.cycle import Collector, panos_client_factory
-from panfm.collector.logs import LOG_CAP, trim
+from panfm.collector.logs import LOG_CAP, entry_epoch, trim
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.storage.samples import HISTORY_DB, SampleStore
@@ -102,3 +103,54 @@ def test_the_clock_keeps_log_entries_only_for_the_retention(tmp_path):
         assert store.cleanup_logs(1000.0 + 3600 + 1, 1) == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("text", [
+    "2026/12/04 20:31:05", " 2024/02/29 00:00:00 ", "2026/1/4 2:3:5", "2026/12/31 23:59:60", "1970/01/01 00:00:00",
+    "2023/02/29 00:00:00", "2026/13/01 00:00:00", "2026/12/04 24:00:00", "2026/12/04 23:60:00", "2026/12/04 23:59:62",
+    "garbage", "", None,
+])
+def test_it_reads_a_log_time_as_strptime_did(text):
+    def by_strptime(value):
+        try:
+            return calendar.timegm(time.strptime(value.strip(), "%Y/%m/%d %H:%M:%S")) - 3600.5 if value else None
+        except ValueError:
+            return None
+
+    assert entry_epoch(text, 3600.5) == by_strptime(text)
+
+
+@pytest.mark.slow
+def test_a_lower_log_fetch_cap_asks_the_firewall_for_fewer_entries(tmp_path):
+    with start_sim(tmp_path, devices=1, models="PA-440") as sim:
+        entry = sim.inventory[0]
+        tls = TlsConfig("pin", fingerprint_sha256=entry["tls_fingerprint_sha256"])
+        dev = DeviceConfig(id="fw", name=entry["name"], host=entry["host"], port=entry["port"],
+                           api_key=entry["api_key"], tls=tls)
+        collector = Collector(workers=2, request_timeout=5.0, client_factory=SIM_CLIENTS)
+        try:
+            # An hour of traffic is 1,800 simulated entries: the cap, not the window, decides.
+            [(_id, _ts, doc)] = collector.collect_slow([dev], window_s=3600, log_cap=20)
+        finally:
+            collector.close()
+    assert len(doc["logs"]["traffic"]) == 20 and 0 < len(doc["logs"]["system"]) <= 20
+    assert doc["log_cap"] == 20
+    newest = [e["epoch"] for e in doc["logs"]["traffic"]]
+    assert newest == sorted(newest, reverse=True)  # the newest 20, not any 20
+
+
+def test_the_log_fetch_cap_is_bounded_and_stated_by_the_api(tmp_path):
+    for bad in ("5", "5001", "many"):
+        with pytest.raises(config.ConfigError, match="log_fetch_cap"):
+            config.load_settings(env={"PANFM_LOG_FETCH_CAP": bad}, overrides={"data_dir": str(tmp_path)})
+    _app, client = make_client(tmp_path, env={"PANFM_LOG_FETCH_CAP": "50"})
+    fw = add_device(client, "fw", "192.0.2.5")
+    body = client.get(f"/api/logs?device_id={fw}&type=traffic").get_json()
+    assert body["cap"] == 50 and body["last_fetch_cap"] is None  # no fetch yet
+    history = SampleStore.open(tmp_path / HISTORY_DB)
+    try:
+        history.write_inventory(fw, time.time(), {"system": {}, "errors": {}, "log_cap": 200})
+    finally:
+        history.close()
+    body = client.get(f"/api/logs?device_id={fw}&type=traffic").get_json()
+    assert (body["cap"], body["last_fetch_cap"]) == (50, 200)  # the setting changed after the last fetch

@@ -226,6 +226,25 @@ def test_a_device_query_keeps_one_device_and_refuses_unknown_or_bad_values(polle
     assert web.get("/metrics?device=x").status_code == 401  # the token comes first
 
 
+def test_a_device_query_reads_that_devices_rows_only(tmp_path, polled):
+    import sqlite3
+
+    clk, ids = polled
+    copy = tmp_path / "one-bad-row"  # with the WAL: the clock's writer still holds the newest pages there
+    shutil.copytree(clk.ctx.data_dir, copy, ignore=shutil.ignore_patterns("*.lock", "*-shm"))
+    with sqlite3.connect(copy / HISTORY_DB) as conn:  # another device's stored counters, damaged
+        other = next(i for name, i in ids.items() if name != HOSTILE)
+        conn.execute("UPDATE baselines SET counters = 'not json' WHERE device_id = ?", (other,))
+    conn.close()
+    web = client_for(copy)
+    fleet = web.get("/metrics", headers=AUTH).get_data(as_text=True)
+    assert named(fleet, "panfm_up") == {(): 0.0}  # the whole-fleet read meets the damaged row
+    one = web.get("/metrics", headers=AUTH, query_string={"device": HOSTILE}).get_data(as_text=True)
+    assert named(one, "panfm_up") == {(): 1.0}  # the one-device read never reads it
+    assert named(one, "panfm_interface_receive_bytes_total")
+    assert named(one, "panfm_device_up") == {(("device", HOSTILE),): 1.0}
+
+
 def test_promtool_finds_no_problem_in_a_real_scrape(polled):
     require(shutil.which("promtool"), "promtool (apt-get install prometheus)")
     clk, _ = polled

@@ -1,8 +1,9 @@
-"""The whole-fleet /metrics answer: built from a per-process cache, yet byte for byte the plain encoding."""
+"""The whole-fleet /metrics answer: rendered off the request, kept per process, byte for byte the plain encoding."""
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 
 import pytest
 from conftest import SIM_NETWORKS
@@ -13,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 import config
 from app import create_app
-from panfm.web.metrics import ScrapeCache, fleet_body, load_snapshot
+from panfm.web.metrics import fleet_body, load_snapshot
 from panfm.web.metrics_collector import PanfmCollector
+from panfm.web.metrics_render import FleetRenderer
 
 TOKEN = "cache-token-0123456789abcdef"  # nosec B105 (a test token)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -57,15 +59,16 @@ def test_a_cached_answer_is_byte_for_byte_the_plain_encoding(polled, accept, mod
     settings = settings_for(clk, metrics_interfaces=mode)
     app = create_app(settings)
     app.test_client().get("/api/version")  # some request metrics
-    own, cache = app.extensions["panfm_metrics"], ScrapeCache()
+    own, renderer = app.extensions["panfm_metrics"], FleetRenderer(lambda: settings, None, background=False)
     encoder, content_type = choose_encoder(accept)
     now = clk.ctx.clock()
-    first = fleet_body(settings, cache, own, encoder, content_type, now)  # a miss: builds the entry
-    again = fleet_body(settings, cache, own, encoder, content_type, now)  # a hit
+    first = fleet_body(renderer, own, encoder, content_type, now)  # no entry yet: rendered in the request
+    again = fleet_body(renderer, own, encoder, content_type, now)  # from the entry
     expected = plain(settings, own, accept, now)
     assert first == expected
     assert again == expected
-    assert cache.get(content_type, object()) is None
+    assert renderer.stats["request_renders"] == 1
+    assert gzip.decompress(fleet_body(renderer, own, encoder, content_type, now, want_gzip=True)) == expected
     assert b"panfm_interface_receive_bytes_total" in expected
     if accept:
         assert expected.endswith(b"# EOF\n") and expected.count(b"# EOF") == 1
@@ -76,9 +79,16 @@ def values(body: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
             for fam in parse_text(body) for s in fam.samples if s.name == name}
 
 
-def test_a_new_cycle_and_a_rename_change_the_next_scrape(polled):
+def fresh_scrape(app, web) -> str:
+    """A scrape after the app's render thread has caught up with the database (what the thread does each second)."""
+    app.extensions["panfm_metrics_renderer"].refresh()
+    return web.get("/metrics", headers=AUTH).get_data(as_text=True)
+
+
+def test_a_new_cycle_and_a_rename_reach_the_scrape_once_rendered(polled):
     clk, ids = polled
-    web = create_app(settings_for(clk)).test_client()
+    app = create_app(settings_for(clk))
+    web = app.test_client()
     before = web.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert web.get("/metrics", headers=AUTH).get_data(as_text=True).split("panfm_clock")[0] == \
         before.split("panfm_clock")[0]  # unchanged data: the same fleet part
@@ -87,8 +97,8 @@ def test_a_new_cycle_and_a_rename_change_the_next_scrape(polled):
     assert last and counters
 
     clk.offset += 5
-    clk.cycle()  # a new committed cycle: newer poll times and counters on the next scrape
-    after = web.get("/metrics", headers=AUTH).get_data(as_text=True)
+    clk.cycle()  # a new committed cycle: newer poll times and counters once rendered
+    after = fresh_scrape(app, web)
     newer = values(after, "panfm_device_last_poll_timestamp_seconds")
     assert newer.keys() == last.keys()
     assert all(newer[k] > last[k] for k in last)
@@ -97,7 +107,7 @@ def test_a_new_cycle_and_a_rename_change_the_next_scrape(polled):
     device = clk.ctx.devices.get(ids[0])
     assert device is not None
     clk.ctx.devices.update(dataclasses.replace(device, name="renamed-fw"))
-    renamed = web.get("/metrics", headers=AUTH).get_data(as_text=True)
+    renamed = fresh_scrape(app, web)
     names = {dict(k)["device"] for k in values(renamed, "panfm_device_up")}
     assert "renamed-fw" in names and device.name not in names
 
@@ -105,8 +115,8 @@ def test_a_new_cycle_and_a_rename_change_the_next_scrape(polled):
 @pytest.mark.parametrize("accept", ["", OPENMETRICS, OPENMETRICS + "; escaping=allow-utf-8"])
 def test_the_lean_encoder_writes_prometheus_clients_bytes_for_hostile_strings(accept):
     from panfm.models import InterfaceCounters
-    from panfm.web.metrics import _encode, _leanable, lean_encode
     from panfm.web.metrics_collector import DeviceView, InterfaceView, Snapshot, fleet_families
+    from panfm.web.metrics_encode import encode, lean_encode, leanable
 
     odd = 'fw "q" \\ back\nslash é'
     counters = InterfaceCounters("ethernet1/1", 2**63 + 5, 10**15, 1, 0, 7, 3, source="hw")
@@ -121,24 +131,100 @@ def test_the_lean_encoder_writes_prometheus_clients_bytes_for_hostile_strings(ac
                     alerts={(odd, 'r"u\\le\n', "warning"): 2, ("b", "x", "critical"): 1})
     encoder, content_type = choose_encoder(accept)
     openmetrics = bool(accept)
-    assert _leanable(content_type)
+    assert leanable(content_type)
     lean = lean_encode(encoder, fleet_families(snap), openmetrics)
-    assert lean == _encode(encoder, fleet_families(snap), openmetrics)
+    assert lean == encode(encoder, fleet_families(snap), openmetrics)
     assert b'fw \\"q\\" \\\\ back\\nslash' in lean
 
 
 def test_other_escapings_are_left_to_prometheus_client():
-    from panfm.web.metrics import _leanable
+    from panfm.web.metrics_encode import leanable
 
     _, content_type = choose_encoder("application/openmetrics-text; version=1.0.0; escaping=dots")
-    assert not _leanable(content_type)
+    assert not leanable(content_type)
 
 
-def test_the_cache_keeps_a_few_formats_only():
-    from panfm.web.metrics import MAX_CACHED_FORMATS
+def test_the_renderer_keeps_a_few_formats_only():
+    from panfm.web.metrics_render import MAX_CACHED_FORMATS, _Entry
 
-    cache = ScrapeCache()
+    renderer = FleetRenderer(lambda: config.load_settings(env={}), None, background=False)
     for i in range(10):
-        cache.put(f"application/openmetrics-text; version=1.0.{i}", "k", (), b"x")
-    assert len(cache._entries) == MAX_CACHED_FORMATS
-    assert cache.get("application/openmetrics-text; version=1.0.9", "k") == ((), b"x")
+        renderer._put(f"application/openmetrics-text; version=1.0.{i}", _Entry("k", (), b"x", 0.0))
+    assert len(renderer._entries) == MAX_CACHED_FORMATS
+    assert renderer._entries["application/openmetrics-text; version=1.0.9"].body == b"x"
+
+
+def test_a_scrape_after_a_cycle_gets_the_previous_render_for_one_cycle_at_most(polled):
+    clk, _ = polled
+    settings = settings_for(clk)
+    own = CollectorRegistry(auto_describe=False)
+    mono = [1000.0]
+    renderer = FleetRenderer(lambda: settings, None, background=False, monotonic=lambda: mono[0])
+    encoder, content_type = choose_encoder("")
+    before = fleet_body(renderer, own, encoder, content_type, clk.ctx.clock()).decode()
+    last = values(before, "panfm_device_last_poll_timestamp_seconds")
+
+    clk.offset += 5
+    clk.cycle()
+    mono[0] += 1  # a scrape right after the commit, before the render thread's next step
+    stale = fleet_body(renderer, own, encoder, content_type, clk.ctx.clock()).decode()
+    assert values(stale, "panfm_device_last_poll_timestamp_seconds") == last
+    assert renderer.stats == {"request_renders": 1, "background_renders": 0, "stale_served": 1}
+
+    assert renderer.refresh()  # the thread's step: renders the new cycle for the wanted format
+    assert renderer.stats["background_renders"] == 1
+    fresh = fleet_body(renderer, own, encoder, content_type, clk.ctx.clock()).decode()
+    newer = values(fresh, "panfm_device_last_poll_timestamp_seconds")
+    assert newer.keys() == last.keys() and all(newer[k] > last[k] for k in last)
+    assert renderer.stats["request_renders"] == 1
+
+    # A thread still rendering its successor (a busy machine): the entry is served a few cycles longer.
+    clk.offset += 5
+    clk.cycle()
+    mono[0] += settings.refresh_interval + 1
+    renderer._rendering = True
+    busy = fleet_body(renderer, own, encoder, content_type, clk.ctx.clock()).decode()
+    assert values(busy, "panfm_device_last_poll_timestamp_seconds") == newer
+    assert renderer.stats["stale_served"] == 2 and renderer.stats["request_renders"] == 1
+    renderer._rendering = False
+
+    # No thread caught up (it stopped): an entry whose key was last current a cycle ago is not served.
+    clk.offset += 5
+    clk.cycle()
+    mono[0] += settings.refresh_interval + 1
+    late = fleet_body(renderer, own, encoder, content_type, clk.ctx.clock()).decode()
+    assert all(v > newer[k] for k, v in values(late, "panfm_device_last_poll_timestamp_seconds").items())
+    assert renderer.stats["request_renders"] == 2
+
+
+def test_the_render_thread_renders_a_new_cycle_before_the_next_scrape(polled):
+    import time
+
+    clk, _ = polled
+    app = create_app(settings_for(clk))
+    web = app.test_client()
+    renderer = app.extensions["panfm_metrics_renderer"]
+    last = "panfm_device_last_poll_timestamp_seconds"
+    before = values(web.get("/metrics", headers=AUTH).get_data(as_text=True), last)
+    clk.offset += 5
+    clk.cycle()
+    deadline = time.monotonic() + 60  # the thread checks every second; a loaded machine may take longer
+    while renderer.stats["background_renders"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert renderer.stats["background_renders"] >= 1
+    after = values(web.get("/metrics", headers=AUTH).get_data(as_text=True), last)
+    assert all(after[k] > before[k] for k in before)
+    assert renderer.stats["request_renders"] == 1
+
+
+def test_a_gzip_scrape_is_the_same_answer_compressed(polled):
+    clk, _ = polled
+    web = create_app(settings_for(clk)).test_client()
+    plain_body = web.get("/metrics", headers=AUTH).get_data()
+    resp = web.get("/metrics", headers={**AUTH, "Accept-Encoding": "gzip"})
+    assert resp.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in resp.headers["Vary"]
+    body = gzip.decompress(resp.get_data())
+    # The heartbeat's age and the request metrics move between two scrapes: compare what comes before.
+    assert body.split(b"# HELP panfm_clock_")[0] == plain_body.split(b"# HELP panfm_clock_")[0]
+    assert b"panfm_interface_receive_bytes_total" in body
+    assert len(resp.get_data()) < len(body) / 3

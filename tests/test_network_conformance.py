@@ -144,3 +144,31 @@ def test_retention_forgets_devices_snapshots_and_old_runs(stores, network):
     with stores.open_network_reader() as reader:
         assert [d["device_id"] for d in reader.devices(0.0, current=False)] == ["fw2"]
         assert list(reader.snapshots()) == ["fw2"]
+
+
+def test_the_acc_tops_win_over_the_logs_tops_and_keep_a_threats_highest_severity(stores, network):
+    network.record_security("fw", 1000.0, {"counts": {"critical": 1, "high": 0, "medium": 0, "low": 0},
+                                           "blocked_urls": 1, "latest": [],
+                                           "top_threats": [{"name": "from-logs", "count": 1}],
+                                           "top_url_categories": [{"name": "logs-cat", "count": 1}]})
+    with stores.open_network_reader() as reader:
+        logs_only = reader.security("fw", 0.0)
+    assert logs_only["top_threats"] == [{"name": "from-logs", "count": 1}]
+    assert logs_only["tops_from"] == {"top_threats": "logs", "top_url_categories": "logs"}
+    network.record_acc("fw", 1000.0, [{"name": "SMB RCE", "count": 4, "severity": "low"},
+                                      {"name": "Eicar", "count": 2, "severity": "medium"}],
+                       [{"name": "malware", "count": 7}], [{"name": "10.0.0.9", "user": "corp\\ann", "bytes": 2**40,
+                                                           "sessions": 3}])
+    network.record_acc("fw", 1300.0, [{"name": "SMB RCE", "count": 1, "severity": "critical"}], None, None)
+    with stores.open_network_reader() as reader:
+        s = reader.security("fw", 0.0)
+        later = reader.security("fw", 1200.0)
+        apps = reader.applications("fw", 0.0)
+    assert s["top_threats"] == [{"name": "SMB RCE", "count": 5, "severity": "critical"},
+                                {"name": "Eicar", "count": 2, "severity": "medium"}]
+    assert s["top_url_categories"] == [{"name": "malware", "count": 7}]
+    assert s["tops_from"] == {"top_threats": "acc", "top_url_categories": "acc"}
+    # A range whose runs had no URL report answer falls back to the logs' tops (here: none).
+    assert later["tops_from"] == {"top_threats": "acc", "top_url_categories": "logs"}
+    assert apps["sources"] == [{"name": "10.0.0.9", "user": "corp\\ann", "bytes": 2**40, "sessions": 3}]
+    assert apps["applications"] == [] and apps["timeline"] == []  # sources are not applications

@@ -7,12 +7,18 @@ calls must give the same answers.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from panfm.models import DeviceConfig, TlsConfig
 from throughput_storage import IntegrityError, config_store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _device(name: str, host: str, **kw) -> DeviceConfig:
@@ -169,6 +175,51 @@ def test_session_actions_are_limited_per_window(stores):
     sessions = stores.sessions()
     assert [sessions.spend("h", "test_connection", 2, 60.0, 100.0 + i) for i in range(3)] == [None, None, 58]
     assert sessions.spend("h", "test_connection", 2, 60.0, 161.0) is None
+
+
+def test_sessions_work_from_many_threads_at_once(stores):
+    """gunicorn's gthread workers check sessions from 4 threads: each thread's calls see every commit."""
+    sessions = stores.sessions()
+    barrier = threading.Barrier(6)
+    seen: list[object] = []
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        for j in range(10):
+            sessions.open(f"t{i}-{j}", f"user{i}", False, 100.0, 200.0)
+            seen.append(sessions.user_of(f"t{i}-{j}", 150.0))
+            seen.append(sessions.spend(f"t{i}", "act", 100, 60.0, 100.0 + j))
+            sessions.close(f"t{i}-{j}")
+            seen.append(sessions.user_of(f"t{i}-{j}", 150.0))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    expected = [(f"user{i}", False) for i in range(6) for _ in range(10)]
+    assert sorted(x for x in seen if isinstance(x, tuple)) == sorted(expected)
+    assert [x for x in seen if not isinstance(x, tuple)] == [None] * 120  # within the limit; closed
+
+
+def test_a_sqlite_session_store_keeps_one_connection_per_thread_and_other_processes_see_its_commits(tmp_path):
+    from throughput_storage import SessionStore
+
+    sessions = SessionStore(tmp_path)
+    sessions.open("h1", "admin", False, time.time(), time.time() + 600)
+    mine = sessions.handle._conn()
+    assert sessions.handle._conn() is mine  # kept, not reopened per call
+    other: list[object] = []
+    t = threading.Thread(target=lambda: other.append(sessions.handle._conn()))
+    t.start()
+    t.join(timeout=30)
+    assert other and other[0] is not mine  # SQLite connections stay in their thread
+    # Another worker process (its own connection) sees the session and ends it; this thread sees that.
+    code = ("import sys, time; from pathlib import Path; from throughput_storage import SessionStore;"
+            "s = SessionStore(Path(sys.argv[1])); assert s.user_of('h1', time.time()) == ('admin', False);"
+            "s.close('h1')")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, check=True, timeout=60)
+    assert sessions.user_of("h1", time.time()) is None
 
 
 def test_postgresql_needs_the_shared_keys_and_refuses_a_key_that_cannot_read_the_secrets(store_settings):

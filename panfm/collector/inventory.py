@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from panfm.collector.breaker import safe_error
 from panfm.collector.devices import DeviceEntry
+from panfm.collector.logs import LOG_CAP
 from panfm.collector.slow import Resolver, gather_inventory, link_speeds
 from panfm.models import DeviceConfig
 
@@ -70,14 +71,16 @@ class InventoryJob:
         window_s: float,
         deadline_s: float = SLOW_DEADLINE_S,
         only: Collection[str] | None = None,
+        log_cap: int = LOG_CAP,
         may_call: Callable[[str], bool] | None = None,
     ) -> list[tuple[str, float, dict[str, Any]]]:
         """Gather inventory and context of every reachable device: (device id, time, document).
 
         `devices` is always the whole enabled list (it is synced like a fast cycle's); `only`
-        restricts the gathering to those ids. `may_call(device_id)` is asked before every call
-        (several clocks: whether this clock still holds the device's lease); once it says no,
-        that device's gathering stops there and yields no document.
+        restricts the gathering to those ids; `log_cap` bounds the log entries per type fetched.
+        `may_call(device_id)` is asked before every call (several clocks: whether this clock
+        still holds the device's lease); once it says no, that device's gathering stops there
+        and yields no document.
         """
         deadline = self.monotonic() + deadline_s
         now = self.clock()
@@ -98,7 +101,7 @@ class InventoryJob:
                 fut = self._slow_pool.submit(
                     gather_inventory, dev.slow_client, now=now, window_s=window_s, deadline=deadline,
                     monotonic=self.monotonic, pause=self._before_call(dev.config.id, deadline, may_call),
-                    resolver=self.resolver,
+                    resolver=self.resolver, log_cap=log_cap,
                 )
                 dev.slow_running = fut
                 dev.inventory_tried = now

@@ -7,13 +7,14 @@ import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from panfm.collector.logs import LOG_CAP, LOG_TYPES, trim
+from panfm.collector import acc
+from panfm.collector.logs import LOG_CAP, LOG_TYPES, kept_fields, trim
 from panfm.collector.network import connected_devices
-from panfm.collector.security import summarize
+from panfm.collector.security import EVENT_FIELDS, summarize
 from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo, UserMapping
 from panfm.xmlapi import ApiError
 
@@ -27,7 +28,8 @@ class SlowClient(Protocol):
     def licenses(self) -> Sequence[License]: ...
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
-    def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float) -> Any: ...
+    def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float,
+                  fields: Collection[str] | None = None) -> Any: ...
     def arp(self) -> Sequence[ArpEntry]: ...
     def dhcp_leases(self) -> Sequence[DhcpLease]: ...
     def user_mappings(self) -> Sequence[UserMapping]: ...
@@ -119,12 +121,14 @@ def gather_inventory(
     monotonic: Callable[[], float] = time.monotonic,
     pause: Callable[[], None] = lambda: None,
     resolver: Resolver | None = None,
+    log_cap: int = LOG_CAP,
 ) -> tuple[SystemInfo, dict[str, Any]]:
     """Run the slow calls against one device and return its system info and inventory document.
 
     System info must succeed (it carries serial and uptime for reset detection); the other
     parts are best effort and land in `errors` by name. `pause` runs before each call (the
-    collector holds inventory there while a fast cycle runs).
+    collector holds inventory there while a fast cycle runs). `log_cap`: system and traffic
+    log entries fetched per type (the setting `log_fetch_cap`).
     """
     pause()
     if monotonic() >= deadline:  # queued or held past the job's deadline: make no call at all
@@ -159,12 +163,13 @@ def gather_inventory(
 
     # Low too: the threat tiles count it; the inventory's `threats` (alerts) keeps critical to medium.
     threat_query = window_query(since, severity)
-    threats = part("threats", lambda: _entries(client.log_query("threat", threat_query, MAX_LOGS, remaining())),
-                   keep=False)
+    threats = part("threats", lambda: _entries(client.log_query("threat", threat_query, MAX_LOGS, remaining(),
+                                                                fields=EVENT_FIELDS)), keep=False)
     if threats is not None:
         doc["threats"] = threat_counts(threats)
     urls = part("blocked_urls", lambda: _entries(client.log_query(
-        "url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining())), keep=False)
+        "url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining(), fields=EVENT_FIELDS)),
+        keep=False)
     if urls is not None:
         doc["blocked_urls"] = len(urls)
     doc["security"] = summarize(threats, urls)
@@ -174,11 +179,13 @@ def gather_inventory(
     logs: dict[str, Any] = {}
     for log_type in LOG_TYPES:
         got = part(f"{log_type}_log", functools.partial(_log_entries, client, log_type, window_query(since),
-                                                         lambda: min(REPORT_DEADLINE_S, remaining())), keep=False)
+                                                         lambda: min(REPORT_DEADLINE_S, remaining()), log_cap),
+                   keep=False)
         if got is not None:
-            logs[log_type] = trim(log_type, got, offset)
+            logs[log_type] = trim(log_type, got, offset, log_cap)
     if logs:
         doc["logs"] = logs
+        doc["log_cap"] = log_cap
     doc["window_s"] = window_s
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
@@ -244,8 +251,8 @@ def _network(
     }
 
 
-def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float]) -> Any:
-    return _entries(client.log_query(log_type, query, LOG_CAP, budget()))
+def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float], cap: int) -> Any:
+    return _entries(client.log_query(log_type, query, cap, budget(), fields=kept_fields(log_type)))
 
 
 TOP_N = 25
@@ -292,24 +299,37 @@ def _applications(
     client: SlowClient, doc: dict[str, Any], part: Callable[..., Any], *, since: datetime, until: datetime,
     remaining: Callable[[], float],
 ) -> None:
-    """Add `applications`: the ACC's top applications and categories of this window (since the last run).
+    """Add `applications`: the ACC's tops of this window (since the last run).
 
-    Two report jobs, one after another; each finished or stopped (`action=finish`) within what
-    is left of the job's deadline (at most 30 s). A firewall without the reports gets the reason.
+    Five report jobs, one after another: top applications, categories, threats (`top-attacks-acc`),
+    blocked URL categories and sources. Each is finished or stopped (`action=finish`) within what
+    is left of the job's deadline (at most 30 s). A firewall without a report gets the reason.
     """
     start, end = f"{since:%Y/%m/%d %H:%M:%S}", f"{until:%Y/%m/%d %H:%M:%S}"
     absent: dict[str, str] = {}
 
-    def run(name: str) -> Any:
-        return client.report(name, start=start, end=end, topn=TOP_N, deadline_s=min(REPORT_DEADLINE_S, remaining()))
+    def run(key: str, name: str) -> Any:
+        def call() -> Any:
+            return client.report(name, start=start, end=end, topn=TOP_N,
+                                 deadline_s=min(REPORT_DEADLINE_S, remaining()))
 
-    apps = part("applications", _optional(lambda: run("top-app-summary"), absent, "applications"), keep=False)
-    cats = part("app_categories", _optional(lambda: run("top-application-categories-summary"), absent,
-                                            "app_categories"), keep=False)
-    if apps is None and cats is None:
+        return part(key, _optional(call, absent, key), keep=False)
+
+    apps = run("applications", "top-app-summary")
+    cats = run("app_categories", "top-application-categories-summary")
+    threats = run("acc_threats", acc.THREATS_REPORT)
+    url_cats = run("acc_url_categories", acc.URL_CATEGORIES_REPORT)
+    sources = run("acc_sources", acc.SOURCES_REPORT)
+    got = (apps, cats, threats, url_cats, sources)
+    if all(r is None for r in got):
         return
     doc["applications"] = {"start": start, "end": end, "apps": app_rows(apps or ()),
-                           "categories": category_rows(cats or ()), "unavailable": absent}
+                           "categories": category_rows(cats or ()), "unavailable": absent,
+                           # None: that report failed this run (its tops stay the logs' or unknown).
+                           "threats": None if threats is None or "acc_threats" in absent else acc.threat_rows(threats),
+                           "url_categories": None if url_cats is None or "acc_url_categories" in absent
+                           else acc.url_category_rows(url_cats),
+                           "sources": None if sources is None or "acc_sources" in absent else acc.source_rows(sources)}
 
 
 def link_speeds(interfaces: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:

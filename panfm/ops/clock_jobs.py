@@ -223,7 +223,8 @@ def _gather_inventory(
         # Several clocks: no call to a device once this clock's lease on it is gone (a new owner
         # polls it now), and a document gathered under a lease since lost is not stored.
         may_call = None if keeper is None else (lambda device_id: device_id in keeper.held())
-        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only, may_call=may_call)
+        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
+                                          log_cap=ctx.settings.log_fetch_cap, may_call=may_call)
         kept = []
         for device_id, ts, doc in docs:
             if keeper is not None and isinstance(ctx.store, PgSampleStore):
@@ -284,6 +285,7 @@ def record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str, 
     if ctx.network is not None and isinstance(apps, dict):
         try:
             ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
+            ctx.network.record_acc(device_id, ts, apps.get("threats"), apps.get("url_categories"), apps.get("sources"))
             doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
         except Exception as exc:  # the rest of the inventory is still worth storing
             log.error("[CLOCK JOB] applications of %s not stored: %s", device_id, exc)
@@ -367,6 +369,8 @@ def lease_once(ctx: ClockContext) -> None:
         ids = [d.id for d in ctx.devices.list(enabled_only=True)]
         result = ctx.keeper.round(ids, interval)
         ctx.stats.coordination = ctx.keeper.snapshot()
+        if ctx.metrics is not None:  # metrics hook (issue 14): lease grants, takeovers, held, leader
+            ctx.metrics.lease_round(ctx.keeper, result)
         if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
                 and ctx.keeper.starts_slot(result, interval)):
             ctx.request_collect()

@@ -13,13 +13,17 @@ import hashlib
 import hmac
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
+from panfm.models import LeaseRound
+from panfm.ops.lease_keeper import LeaseKeeper
 from throughput_collector import PollObserver
 
 # One XML API call: a healthy firewall answers in tens of ms; the timeout is request_timeout (≤ 120 s).
@@ -108,6 +112,7 @@ class ClockMetrics:
         self.missed_runs = Counter("panfm_clock_missed_runs", "Job runs the scheduler missed.", registry=r)
         for state in BREAKER_STATES:
             self.breaker_state.labels(state=state).set(0)
+        self._leases: _LeaseCollector | None = None  # on PostgreSQL, from the first lease round
 
     def poll_observer(self) -> PollObserver:
         """The callbacks the collector calls from its poll workers."""
@@ -137,6 +142,20 @@ class ClockMetrics:
     def job_missed(self) -> None:
         self.missed_runs.inc()
 
+    def lease_round(self, keeper: LeaseKeeper, result: LeaseRound | None) -> None:
+        """Count one lease round's grants and takeovers (PostgreSQL only: on SQLite one clock holds all).
+
+        The first call registers the lease series, read from `keeper` at each scrape: leases
+        held now (valid by this process's clock), leader or not, fenced writes rejected.
+        """
+        if not keeper.fenced:
+            return
+        if self._leases is None:
+            self._leases = _LeaseCollector(keeper)
+            self.registry.register(self._leases)
+        if result is not None:
+            self._leases.count(result)
+
     def serve(self, host: str, port: int, *, token: str = "", public: bool = False) -> WSGIServer:
         """Serve the registry at http://host:port/ (any path) from a daemon thread; return the server.
 
@@ -153,3 +172,42 @@ class ClockMetrics:
             ) from None
         threading.Thread(target=httpd.serve_forever, name="clock-metrics", daemon=True).start()
         return httpd
+
+
+class _LeaseCollector:
+    """The clock's lease series, read from its `LeaseKeeper` when scraped; grants and takeovers counted here.
+
+    A grant is a device this clock claimed in a round (free, expired or released); a takeover
+    is a grant of a device that had been leased before (its fence was past 1: another clock's
+    lease ran out or was given back, or this clock's own lapsed), the sign of a clock that died
+    or a rebalance.
+    """
+
+    def __init__(self, keeper: LeaseKeeper) -> None:
+        self._keeper = keeper
+        self._lock = threading.Lock()
+        self._grants = 0
+        self._takeovers = 0
+
+    def count(self, result: LeaseRound) -> None:
+        taken = sum(1 for d in result.granted if (result.held.get(d) or 0) > 1)
+        with self._lock:
+            self._grants += len(result.granted)
+            self._takeovers += taken
+
+    def collect(self) -> Iterator[Metric]:
+        keeper = self._keeper
+        with self._lock:
+            grants, takeovers = self._grants, self._takeovers
+        yield GaugeMetricFamily("panfm_clock_leases_held", "Device leases this clock holds now (valid by its clock).",
+                                value=len(keeper.held()))
+        yield GaugeMetricFamily("panfm_clock_leader", "1 while this clock holds the leader lease, else 0.",
+                                value=1 if keeper.is_leader() else 0)
+        yield CounterMetricFamily("panfm_clock_lease_grants", "Device leases this clock claimed since it started.",
+                                  value=grants)
+        yield CounterMetricFamily("panfm_clock_lease_takeovers",
+                                  "Device leases this clock claimed that had been leased before (fence past 1).",
+                                  value=takeovers)
+        yield CounterMetricFamily("panfm_clock_fenced_writes_rejected",
+                                  "Samples of this clock the database rejected: their lease's fence had moved on.",
+                                  value=keeper.rejected_writes)

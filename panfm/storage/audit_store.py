@@ -2,7 +2,7 @@
 
 Entries are keyed by `t`, epoch microseconds made unique and increasing inside the write
 transaction, so paging with "entries before t" never skips or repeats one. The DDL is in
-`config_store.MIGRATIONS` (version 3), and on PostgreSQL in `config_store.PG_MIGRATIONS`
+`config_schema.MIGRATIONS` (version 3), and on PostgreSQL in `config_schema.PG_MIGRATIONS`
 (version 4, `t` a BIGINT). The web writes entries; the clock's nightly cleanup applies the
 retention.
 """

@@ -7,9 +7,6 @@ already hashed: a stolen web_sessions.db yields no live cookie.
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,13 +233,11 @@ class SessionStore:
 
     def __init__(self, data_dir: Path, backend: Backend | None = None) -> None:
         self.path = data_dir / SESSIONS_DB
-        self.handle = (backend or Backend(data_dir)).handle(SESSIONS_DB, SESSIONS_MIGRATIONS)
+        # Every request checks its session: on SQLite each worker thread keeps its connection.
+        self.handle = (backend or Backend(data_dir)).handle(SESSIONS_DB, SESSIONS_MIGRATIONS, keep=True)
         if not self.handle.on_postgres:
             sqlite_db.check_usable(self.path)  # refuse a damaged file at start, naming it
             sqlite_db.connect(self.path, SESSIONS_MIGRATIONS).close()  # create and migrate it now
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
 
     def open(self, sid_hash: str, username: str, must_change: bool, now: float, expires_at: float) -> None:
         """Store a new session (and drop the expired ones)."""
@@ -286,14 +281,8 @@ class SessionStore:
         the previous one are dropped on the way.
         """
         start = int(now // window_s) * window_s
-        if self.handle.on_postgres:  # a pooled connection: no kept one needed (the upsert is atomic)
-            with self.handle.write() as conn:
-                hits = self._count(conn, key, start, window_s)
-        else:
-            with self._lock:
-                conn = self._kept()
-                with sqlite_db.transaction(conn):
-                    hits = self._count(conn, key, start, window_s)
+        with self.handle.write() as conn:  # SQLite: this thread's kept connection; PostgreSQL: a pooled one
+            hits = self._count(conn, key, start, window_s)
         return None if hits <= limit else max(1, int(start + window_s - now + 0.999))
 
     @staticmethod
@@ -306,18 +295,6 @@ class SessionStore:
         if hits == 1:
             conn.execute("DELETE FROM rate_windows WHERE window_start < ?", (start - window_s,))
         return hits
-
-    def _kept(self) -> sqlite3.Connection:
-        """This process's long-lived connection (opened after a fork, never shared across one).
-
-        Closing the last connection to a WAL database checkpoints and deletes the WAL with
-        fsyncs (~25 ms on a busy disk); one kept connection per worker makes a token's count,
-        once per API call, a plain commit instead.
-        """
-        if self._conn is None or self._pid != os.getpid():
-            self._conn = sqlite_db.connect(self.path, SESSIONS_MIGRATIONS, check_same_thread=False)
-            self._pid = os.getpid()
-        return self._conn
 
     def close(self, sid_hash: str) -> None:
         """End one session."""

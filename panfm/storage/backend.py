@@ -10,6 +10,9 @@ that read and write mostly do not.
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +84,39 @@ class SqliteHandle:
             conn.close()
 
 
+class KeptSqliteHandle(SqliteHandle):
+    """A SQLite file used on every request: its writable connection is kept, one per thread and process.
+
+    Closing the last connection to a WAL database checkpoints and deletes the WAL with fsyncs
+    (~25 ms on a busy disk), and opening one reads the schema again. `read_write()` and
+    `write()` lend this thread's connection instead (SQLite connections stay in the thread
+    that opened them; a forked child opens its own); `read()` still opens a read-only one.
+    """
+
+    def __init__(self, path: Path, migrations: Sequence[str]) -> None:
+        super().__init__(path, migrations)
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.conn = sqlite_db.connect(self.path, self.migrations)
+            local.pid = os.getpid()
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    @contextmanager
+    def read_write(self) -> Iterator[Conn]:
+        """This thread's writable connection, in autocommit."""
+        yield self._conn()
+
+    @contextmanager
+    def write(self) -> Iterator[Conn]:
+        """One write transaction (`BEGIN IMMEDIATE`) on this thread's connection."""
+        with sqlite_db.transaction(self._conn()) as conn:
+            yield conn
+
+
 class PgHandle:
     """The tables of one component in the PostgreSQL database (migrated by `Backend.postgres`)."""
 
@@ -117,10 +153,16 @@ class Backend:
     def on_postgres(self) -> bool:
         return self.db is not None
 
-    def handle(self, filename: str, sqlite_migrations: Sequence[str]) -> SqliteHandle | PgHandle:
-        """The database `filename` of the data folder, or the shared PostgreSQL database."""
+    def handle(self, filename: str, sqlite_migrations: Sequence[str], *, keep: bool = False) -> SqliteHandle | PgHandle:
+        """The database `filename` of the data folder, or the shared PostgreSQL database.
+
+        `keep`: a SQLite file used on every request keeps a connection per thread (`KeptSqliteHandle`);
+        PostgreSQL's connections are pooled either way.
+        """
         if self.db is not None:
             return PgHandle(self.db)
+        if keep:
+            return KeptSqliteHandle(self.data_dir / filename, sqlite_migrations)
         return SqliteHandle(self.data_dir / filename, sqlite_migrations)
 
     def close(self) -> None:

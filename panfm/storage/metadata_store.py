@@ -2,7 +2,7 @@
 
 The web writes it (one short write transaction per edit, or per 1.x import); the web reads it
 to show beside every connected device. On PostgreSQL the same table lives in the database
-(`config_store.PG_MIGRATIONS` version 6), through the backend's handle. Keys are MACs in lowercase colon form: callers
+(`config_schema.PG_MIGRATIONS` version 6), through the backend's handle. Keys are MACs in lowercase colon form: callers
 normalise first (`panfm.xmlapi.normalize_mac`).
 """
 

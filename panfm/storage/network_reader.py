@@ -37,6 +37,12 @@ def _device_json(row: Any) -> dict[str, Any]:
     }
 
 
+SEVERITIES = ("critical", "high", "medium", "low")
+# A threat's severity as a rank (portable SQL: MIN of it over a range is the highest severity seen).
+_SEVERITY_RANK = ("CASE detail WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 "
+                  "ELSE 4 END")
+
+
 class NetworkReader:
     """Read network.db for one request (read-only connection)."""
 
@@ -105,7 +111,10 @@ class NetworkReader:
             "WHERE device_id = ? AND kind = 'app' AND ts >= ? GROUP BY ts ORDER BY ts", (device_id, since))]
         newest = self._conn.execute("SELECT MAX(ts) AS newest FROM app_stats WHERE device_id = ?",
                                     (device_id,)).fetchone()["newest"]
-        return {"applications": top("app"), "categories": top("category"), "timeline": timeline, "as_of": newest}
+        sources = [{"name": r["name"], "user": r["category"], "bytes": r["bytes"], "sessions": r["sessions"]}
+                   for r in top("source")]
+        return {"applications": top("app"), "categories": top("category"), "sources": sources, "timeline": timeline,
+                "as_of": newest}
 
     def top_application(self, since: float) -> dict[str, str]:
         """Each firewall's top application by bytes since `since` (the overview's tile)."""
@@ -128,15 +137,29 @@ class NetworkReader:
             (device_id, since, latest))]
 
         def top(kind: str) -> list[dict[str, Any]]:
-            return [{"name": r["name"], "count": r["count"]} for r in self._conn.execute(
-                "SELECT name, SUM(count) AS count FROM security_top WHERE device_id = ? AND kind = ? AND ts >= ? "
-                "GROUP BY name ORDER BY SUM(count) DESC, name LIMIT 10", (device_id, kind, since))]
+            out = []
+            for r in self._conn.execute(
+                    f"SELECT name, SUM(count) AS count, MIN({_SEVERITY_RANK}) AS rank FROM security_top "  # noqa: S608  # nosec B608 (constant expression)
+                    "WHERE device_id = ? AND kind = ? AND ts >= ? GROUP BY name "
+                    "ORDER BY SUM(count) DESC, name LIMIT 10",
+                    (device_id, kind, since)):
+                top = {"name": r["name"], "count": int(r["count"])}
+                if kind == "acc_threat":  # the threat's highest severity over the range
+                    top["severity"] = SEVERITIES[r["rank"]] if r["rank"] < len(SEVERITIES) else None
+                out.append(top)
+            return out
+
+        # The ACC's tops when the firewall answered its reports in the range, else the log queries' tops.
+        threats, url_categories = top("acc_threat"), top("acc_url_category")
+        tops_from = {"top_threats": "acc" if threats else "logs",
+                     "top_url_categories": "acc" if url_categories else "logs"}
+        threats, url_categories = threats or top("threat"), url_categories or top("url_category")
 
         runs = row["runs"] or 0
         counts = {k: row[k] for k in ("critical", "high", "medium", "low")} if runs else None
         return {"counts": counts, "blocked_urls": row["blocked_urls"] if runs else None, "latest": events,
-                "top_threats": top("threat"), "top_url_categories": top("url_category"), "as_of": row["newest"],
-                "runs": runs}
+                "top_threats": threats, "top_url_categories": url_categories, "tops_from": tops_from,
+                "as_of": row["newest"], "runs": runs}
 
     def logs(self, device_id: str, log_type: str, since: float, q: str = "", limit: int = 500
              ) -> tuple[list[dict[str, Any]], float | None]:

@@ -115,6 +115,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX log_entries_ts ON log_entries (ts);
     CREATE INDEX log_entries_device_type_epoch ON log_entries (device_id, log_type, epoch);
     """,
+    # The ACC's tops (kinds 'acc_threat', 'acc_url_category'): `detail` holds a threat's severity.
+    # app_stats kind 'source' holds the ACC's top sources (their User-ID user in `category`).
+    "ALTER TABLE security_top ADD COLUMN detail TEXT;",
 ]
 
 # The same tables on PostgreSQL (component "network"): epoch seconds in DOUBLE PRECISION, byte
@@ -199,6 +202,7 @@ PG_MIGRATIONS: list[str] = [
     CREATE INDEX log_entries_ts ON log_entries (ts);
     CREATE INDEX log_entries_device_type_epoch ON log_entries (device_id, log_type, epoch);
     """,
+    "ALTER TABLE security_top ADD COLUMN detail TEXT;",
 ]
 APP_RETENTION_S = 2 * 86400  # ranges go up to 24 h; a day more for late readers
 
@@ -321,6 +325,25 @@ class NetworkStore:
             conn.executemany(
                 "INSERT INTO security_top (device_id, ts, kind, name, count) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (device_id, ts, kind, name) DO NOTHING", tops)
+
+    def record_acc(self, device_id: str, ts: float, threats: Iterable[Mapping[str, Any]] | None,
+                   url_categories: Iterable[Mapping[str, Any]] | None, sources: Iterable[Mapping[str, Any]] | None
+                   ) -> None:
+        """Store one run's ACC tops of one firewall (threats, blocked URL categories, sources; one transaction).
+
+        None for a part: its report did not answer this run (nothing stored, so readers fall back).
+        """
+        tops = [(device_id, ts, "acc_threat", t["name"], t["count"], t.get("severity")) for t in threats or ()]
+        tops += [(device_id, ts, "acc_url_category", u["name"], u["count"], None) for u in url_categories or ()]
+        rows = [(device_id, ts, "source", s["name"], s.get("user"), None, s["bytes"], s["sessions"], None)
+                for s in sources or ()]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO security_top (device_id, ts, kind, name, count, detail) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id, ts, kind, name) DO NOTHING", tops)
+            conn.executemany(
+                "INSERT INTO app_stats (device_id, ts, kind, name, category, risk, bytes, sessions, sources) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, ts, kind, name) DO NOTHING", rows)
 
     def record_logs(self, device_id: str, ts: float, logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
         """Store one run's system and traffic entries of one firewall (one write transaction); return rows added."""

@@ -23,7 +23,7 @@ from panfm.models import (
     InterfaceCounters,
     InterfaceSample,
 )
-from panfm.storage import pg_series
+from panfm.storage import device_reads, pg_series
 from panfm.storage import queries as q
 from panfm.storage.postgres import PgConn, PgDatabase
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
@@ -169,6 +169,15 @@ class PgSampleReader:
 
     def inventory_all(self) -> dict[str, dict[str, Any]]:
         return self._inventory(None)
+
+    def device_parts(self, device_id: str, keep: device_reads.Keep | None = None) -> dict[str, dict[str, Any]]:
+        """Return one device's newest rows in the whole-fleet reads' shapes (`/metrics?device=`; read-only)."""
+        def fetch_one(sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+            with self.db.connection() as conn:
+                return conn.fetchone(sql, params)
+
+        return device_reads.device_parts(device_id, keep, fetch_one=fetch_one, latest=self.latest,
+                                         dataplane=self.dataplane_cpu, inventory=self.inventory)
 
     def _inventory(self, device_id: str | None) -> dict[str, dict[str, Any]]:
         sql, params = "SELECT device_id, ts, doc FROM inventory", ()

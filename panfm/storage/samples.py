@@ -29,6 +29,7 @@ from panfm.models import (
     History,
     InterfaceSample,
 )
+from panfm.storage import device_reads
 from panfm.storage.rollups import advance_rollups, apply_retention
 from panfm.storage.schema import (
     BUSY_TIMEOUT_MS,
@@ -367,6 +368,16 @@ class SampleReader:
     def inventory_all(self) -> dict[str, dict[str, Any]]:
         """Return every device's inventory document by device id."""
         return latest_q.inventory(self._conn, None)
+
+    def device_parts(self, device_id: str, keep: device_reads.Keep | None = None) -> dict[str, dict[str, Any]]:
+        """Return one device's newest rows in the whole-fleet reads' shapes (`/metrics?device=`; read-only)."""
+        def fetch_one(sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+            cur = self._conn.execute(sql, params)
+            row = cur.fetchone()
+            return None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
+
+        return device_reads.device_parts(device_id, keep, fetch_one=fetch_one, latest=self.latest,
+                                         dataplane=self.dataplane_cpu, inventory=self.inventory)
 
 
 def dataplane_doc(d: DataplaneCpu) -> dict[str, Any]:

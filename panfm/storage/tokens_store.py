@@ -2,8 +2,8 @@
 
 The web (panfm/web/tokens.py) makes the secret, shows it once and decides who may use it;
 this store keeps the digest with its owner, name, role, expiry and last use. Its DDL is in
-`config_store.MIGRATIONS` (version 3), config.db's one migration list, and on PostgreSQL in
-`config_store.PG_MIGRATIONS` (version 4): the same class serves both through the backend's handle.
+`config_schema.MIGRATIONS` (version 3), config.db's one migration list, and on PostgreSQL in
+`config_schema.PG_MIGRATIONS` (version 4): the same class serves both through the backend's handle.
 """
 
 from __future__ import annotations

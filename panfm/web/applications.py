@@ -1,7 +1,8 @@
 """The applications and threats JSON API: ACC top applications, threat and blocked-URL tiles of a firewall.
 
-The clock asks each firewall's ACC (`top-app-summary`, `top-application-categories-summary`)
-for the traffic since its previous inventory run and stores the rows per run in `network.db`;
+The clock asks each firewall's ACC (`top-app-summary`, `top-application-categories-summary`,
+`top-attacks-acc`, `top-blocked-url-categories-summary`, `top-src-summary`) for the traffic since
+its previous inventory run and stores the rows per run in `network.db`;
 a range here sums the runs inside it, so 15 minutes to 24 hours need no call to the firewall.
 """
 
@@ -27,7 +28,7 @@ def _unavailable(device_id: str) -> dict[str, str]:
     apps = (inventory or {}).get("applications")
     errors = (inventory or {}).get("errors") or {}
     out = dict(apps.get("unavailable") or {}) if isinstance(apps, dict) else {}
-    for key in ("applications", "app_categories"):
+    for key in ("applications", "app_categories", "acc_threats", "acc_url_categories", "acc_sources"):
         if isinstance(errors, dict) and key in errors:
             out[key] = str(errors[key])
     return out
@@ -47,13 +48,14 @@ def applications() -> Any:
             found = reader.applications(device_id, now - RANGES[rng]) if reader else None
     except DatabaseError as exc:
         raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None
-    found = found or {"applications": [], "categories": [], "timeline": [], "as_of": None}
+    found = found or {"applications": [], "categories": [], "sources": [], "timeline": [], "as_of": None}
     return jsonify({
         "range": rng,
         "source": "acc",
         "as_of": iso_s(found["as_of"]),
         "applications": found["applications"],
         "categories": found["categories"],
+        "top_sources": found["sources"],
         "timeline": [{"t": iso_s(p["ts"]), "bytes": p["bytes"], "sessions": p["sessions"]} for p in found["timeline"]],
         "unavailable": _unavailable(device_id),
     })
@@ -74,7 +76,8 @@ def threats() -> Any:
     except DatabaseError as exc:
         raise StorageUnavailable(f"network database query failed: {type(exc).__name__}") from None
     found = found or {"counts": None, "blocked_urls": None, "latest": [], "top_threats": [],
-                      "top_url_categories": [], "as_of": None, "runs": 0}
+                      "top_url_categories": [], "as_of": None, "runs": 0,
+                      "tops_from": {"top_threats": "logs", "top_url_categories": "logs"}}
     return jsonify({
         "range": rng,
         "as_of": iso_s(found["as_of"]),
@@ -83,6 +86,7 @@ def threats() -> Any:
         "latest": found["latest"],
         "top_threats": found["top_threats"],
         "top_url_categories": found["top_url_categories"],
+        "tops_from": found["tops_from"],
         "runs": found["runs"],
         "cap_per_run": 5000,
     })

@@ -13,9 +13,10 @@ exception tree in `errors.py`; every name a caller needs is importable from here
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from html import escape as xml_escape  # escapes & < > " ': enough for XML text
 from typing import TypeVar
 
@@ -171,9 +172,13 @@ class PanosClient(PanosTransport):
         return panos_xml.parse_version(self._call({"type": "version"}, time.monotonic() + self.timeout))
 
     def log_query(
-        self, log_type: str, query: str | None = None, nlogs: int = 20, deadline_s: float = 30.0
+        self, log_type: str, query: str | None = None, nlogs: int = 20, deadline_s: float = 30.0,
+        fields: Collection[str] | None = None,
     ) -> tuple[dict[str, str], ...]:
-        """Run a log query job to FIN within `deadline_s`; on timeout stop the job and raise PanosTimeout."""
+        """Run a log query job to FIN within `deadline_s`; on timeout stop the job and raise PanosTimeout.
+
+        `fields` keeps only those fields of each entry (all of them by default).
+        """
         if not _LOG_TYPE_RE.fullmatch(log_type):
             raise ValueError("log_type must be a PAN-OS log type such as traffic, threat, url or system")
         if not 1 <= nlogs <= 5000:
@@ -181,7 +186,8 @@ class PanosClient(PanosTransport):
         form = {"type": "log", "log-type": log_type, "nlogs": str(nlogs)}
         if query:
             form["query"] = query
-        job = self._run_job("log", form, deadline_s, panos_xml.parse_log_job)
+        parse = panos_xml.parse_log_job if fields is None else functools.partial(panos_xml.parse_log_job, fields=fields)
+        job = self._run_job("log", form, deadline_s, parse)
         return job.entries
 
     def report(
@@ -209,7 +215,13 @@ class PanosClient(PanosTransport):
     def _run_job(self, kind: str, form: dict[str, str], deadline_s: float, parse: Callable[[bytes], _Job]) -> _Job:
         """Enqueue a log or report job and poll it to FIN within `deadline_s`; stop it on timeout."""
         end = time.monotonic() + deadline_s
-        job_id = panos_xml.parse_job_enqueued(self._call(form, min(end, time.monotonic() + self.timeout)))
+        first = self._call(form, min(end, time.monotonic() + self.timeout))
+        if kind == "report":
+            # Some releases (and `async=no`) answer a report at once, without a job.
+            at_once = panos_xml.parse_report_at_once(first)
+            if at_once is not None:
+                return at_once  # type: ignore[return-value]
+        job_id = panos_xml.parse_job_enqueued(first)
         delay = 0.2
         while True:
             # 1. Each poll gets at most `timeout`, and never more than what is left of the deadline.

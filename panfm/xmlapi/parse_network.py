@@ -8,6 +8,7 @@ fatal: one odd row must not cost the rest of the table.
 from __future__ import annotations
 
 import re
+from xml.etree.ElementTree import Element  # nosec B405
 
 from panfm.models import DhcpLease, ReportJob, UserMapping
 from panfm.xmlapi.parse_core import find_text, parse_envelope, raw_text, require_text, result_of, text_of, to_int
@@ -86,18 +87,32 @@ def parse_user_mappings(text: str | bytes) -> tuple[UserMapping, ...]:
     return tuple(out)
 
 
-def parse_report_job(text: str | bytes) -> ReportJob:
-    """Parse a `type=report&action=get` reply: ACT/PEND without rows, FIN with `<report><entry>` rows.
+def _report_rows(report: Element) -> tuple[dict[str, str], ...]:
+    """The `<entry>` rows of a `<report>`: directly under it, or under its `<result>` (both are seen)."""
+    entries = report.findall("entry") or report.findall("result/entry")
+    return tuple({child.tag: text_of(child).strip() for child in entry} for entry in entries)
 
-    Rows are kept as element name -> text (`name`, `nbytes`, `nsess`, ...): the fields differ per
-    report and per release, so the collector picks what it needs by name.
+
+def parse_report_job(text: str | bytes) -> ReportJob:
+    """Parse a `type=report&action=get` reply: ACT/PEND without rows, FIN with `<report>` rows.
+
+    Rows are kept as element name -> text (`name`, `nbytes`, `nsess`, `threatid`, `count`, ...):
+    the fields differ per report and per release, so the collector picks what it needs by name.
     """
     result = result_of(parse_envelope(text))
     job_id = require_text(result, "job/id")
     status = require_text(result, "job/status").upper()
-    entries: list[dict[str, str]] = []
     report = result.find("report")
-    if report is not None:
-        for entry in report.findall("entry"):
-            entries.append({child.tag: text_of(child).strip() for child in entry})
-    return ReportJob(job_id=job_id, status=status, entries=tuple(entries))
+    return ReportJob(job_id=job_id, status=status, entries=_report_rows(report) if report is not None else ())
+
+
+def parse_report_at_once(text: str | bytes) -> ReportJob | None:
+    """A report answered without a job (`<response><report>...`, as pan-python's capture shows), else None."""
+    root = parse_envelope(text)
+    report = root.find("report")
+    if report is None:
+        result = root.find("result")
+        report = result.find("report") if result is not None and result.find("job") is None else None
+    if report is None:
+        return None
+    return ReportJob(job_id="", status="FIN", entries=_report_rows(report))

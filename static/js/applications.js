@@ -33,6 +33,13 @@ async function refresh() {
     cats.append(el("tr", {}, el("td", { text: c.name }), el("td", { class: "num", text: fmtBytes(c.bytes) }),
       el("td", { class: "num", text: fmtInt(c.sessions) })));
   }
+  const srcs = document.querySelector("#src-table tbody");
+  clear(srcs);
+  for (const s of data.top_sources || []) {
+    srcs.append(el("tr", {}, el("td", { text: s.name }), el("td", { text: s.user || DASH }),
+      el("td", { class: "num", text: fmtBytes(s.bytes) }), el("td", { class: "num", text: fmtInt(s.sessions) })));
+  }
+  if (!(data.top_sources || []).length) srcs.append(el("tr", {}, el("td", { colspan: "4", class: "muted", text: "No source data for this range yet." })));
   const reasons = Object.entries(data.unavailable || {});
   $("app-unavailable").hidden = !reasons.length;
   setText($("app-unavailable"), reasons.map(([k, v]) => `${k}: ${v}`).join("; "));

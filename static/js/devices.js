@@ -12,6 +12,8 @@ let editing = null; // the device being edited, null when adding
 let tested = null; // last /api/devices/test answer for the host:port in the form
 let testedFor = "";
 let acceptedPin = null; // a changed certificate the admin accepted from the list, saved with new credentials
+let zoneTimer = null; // while the edit form is open and no interface has a zone yet: the next reload
+const ZONE_POLL_MS = 5000; // zones come with the clock's inventory, which may arrive after the form opens
 
 function authMode() {
   return form.querySelector("input[name=auth]:checked").value;
@@ -188,17 +190,36 @@ async function openDialog(device, newFingerprint = null) {
   showAuthFields();
   interfaceChecklist([], device ? device.interfaces : []);
   uplinkChecklist([], device ? device.uplinks : []);
+  stopZonePoll();
   dialog.showModal();
-  if (device) {
-    try {
-      const data = await api(`/api/interfaces?device_id=${encodeURIComponent(device.id)}`);
-      const rows = (data && data.interfaces) || [];
-      interfaceChecklist(rows.map((i) => i.name), device.interfaces);
-      uplinkChecklist(rows.map((i) => ({ name: i.name, zone: i.zone })), device.uplinks);
-    } catch (err) {
-      console.warn(err);
-    }
+  if (device) await loadInterfaces(device, "");
+}
+
+function stopZonePoll() {
+  clearTimeout(zoneTimer);
+  zoneTimer = null;
+}
+
+// The device's interfaces and zones from /api/interfaces. Until one has a zone (the firewall's
+// first inventory may come after the form opened), reload every ZONE_POLL_MS while the form
+// stays open on this device and no connection test has listed them; the boxes keep what is ticked.
+async function loadInterfaces(device, shown) {
+  zoneTimer = null;
+  let rows = [];
+  try {
+    const data = await api(`/api/interfaces?device_id=${encodeURIComponent(device.id)}`);
+    rows = (data && data.interfaces) || [];
+  } catch (err) {
+    console.warn(err);
   }
+  if (!dialog.open || editing !== device || tested) return;
+  const seen = JSON.stringify(rows.map((i) => [i.name, i.zone]));
+  if (seen !== shown) {
+    const first = shown === "";
+    interfaceChecklist(rows.map((i) => i.name), first ? device.interfaces : chosenInterfaces());
+    uplinkChecklist(rows.map((i) => ({ name: i.name, zone: i.zone })), first ? device.uplinks : chosenUplinks());
+  }
+  if (!rows.some((i) => i.zone)) zoneTimer = setTimeout(() => loadInterfaces(device, seen), ZONE_POLL_MS);
 }
 
 async function testConnection() {
@@ -276,6 +297,7 @@ for (const radio of form.querySelectorAll("input[name=auth]")) radio.addEventLis
 $("add-device").addEventListener("click", () => openDialog(null));
 $("dev-test").addEventListener("click", () => testConnection());
 $("dev-cancel").addEventListener("click", () => dialog.close());
+dialog.addEventListener("close", stopZonePoll);
 form.addEventListener("submit", save);
 
 poll(refreshList, Math.max(refreshSeconds(), 15));

@@ -31,7 +31,7 @@ async function refresh() {
   $("log-unavailable").hidden = !data.unavailable;
   setText($("log-unavailable"), data.unavailable ? `The firewall did not answer this log query: ${data.unavailable}` : "");
   const lag = data.lag_s === null ? "" : ` The newest entry was ${fmtAge(data.lag_s)} old when fetched.`;
-  setText($("log-note"), `Fetched by the clock every ${Math.round(data.interval_s / 60)} minutes, at most ${fmtInt(data.cap)} entries per fetch; showing up to ${fmtInt(data.max_entries)}. Last fetch: ${fmtTime(data.fetched_at)}.${lag}`);
+  setText($("log-note"), `Fetched by the clock every ${Math.round(data.interval_s / 60)} minutes, at most ${fmtInt(data.cap)} entries per fetch (setting log_fetch_cap${data.last_fetch_cap !== null && data.last_fetch_cap !== undefined && data.last_fetch_cap !== data.cap ? `; the last fetch took at most ${fmtInt(data.last_fetch_cap)}` : ""}); showing up to ${fmtInt(data.max_entries)}. Last fetch: ${fmtTime(data.fetched_at)}.${lag}`);
 }
 
 async function init() {

@@ -1,6 +1,8 @@
 // Overview: the fleet as a picture first (counts by health, who needs attention, fleet totals
 // over the chosen range), then every firewall in a table. One /api/overview call per refresh
-// interval; fleet totals from /api/overview/history; a 1-hour sparkline per firewall.
+// interval; fleet totals from /api/overview/history; a 1-hour sparkline per firewall; threats,
+// blocked URLs and the top application of the last hour from /api/network/summary (the clock's
+// stored rows, one query for the fleet; it changes every 5 minutes, so at most once a minute).
 import { api, el, clear, fmtNum, fmtInt, fmtPct, fmtAge, stateOf, poll, refreshSeconds, hideError, setText } from "./common.js";
 import { drawSparkline } from "./sparkline.js";
 import { StackedChart, TotalChart } from "./fleet_charts.js";
@@ -25,6 +27,15 @@ let devices = [];
 let sortKey = "name";
 let sortDir = 1;
 const sparks = new Map(); // id -> {points, fetched}
+const NETWORK_EVERY_MS = 60 * 1000;
+let network = {}; // id -> {threats, blocked_urls, top_application} of the last hour
+let networkFetched = 0;
+
+function threatTotal(n) {
+  const t = n && n.threats;
+  if (!t) return null;
+  return ["critical", "high", "medium", "low"].reduce((sum, k) => sum + (t[k] || 0), 0);
+}
 
 function isStale(d) {
   return d.sample && Number.isFinite(d.age_seconds) && d.age_seconds > 3 * refresh;
@@ -49,6 +60,9 @@ function sortValue(d, key) {
     case "mp_cpu": return s.cpu ? s.cpu.management_pct : null;
     case "memory": return s.memory_pct;
     case "alerts": return d.active_alerts;
+    case "threats": return threatTotal(network[d.id]);
+    case "blocked_urls": { const n = network[d.id]; return n ? n.blocked_urls : null; }
+    case "top_app": { const n = network[d.id]; return n && n.top_application ? n.top_application.toLowerCase() : null; }
     case "age": return d.age_seconds;
     default: return null;
   }
@@ -107,7 +121,15 @@ function row(d) {
       el("td", { class: "num", text: fmtPct(s.memory_pct) }),
     );
   }
+  const n = network[d.id] || {};
+  const threats = threatTotal(n);
+  const t = n.threats || {};
+  const threatTitle = n.threats ? `critical ${fmtInt(t.critical)} · high ${fmtInt(t.high)} · medium ${fmtInt(t.medium)} · low ${fmtInt(t.low)}` : "No threat data for the last hour";
   cells.push(
+    // Text, not a link: the firewall's name stays the row's one link (its page links the Threats page).
+    el("td", { class: "num" + (t.critical > 0 ? " alerting" : ""), title: threatTitle, dataset: { field: "threats" }, text: fmtInt(threats) }),
+    el("td", { class: "num", dataset: { field: "blocked_urls" }, text: fmtInt(n.blocked_urls) }),
+    el("td", { dataset: { field: "top_app" }, text: n.top_application || "–" }),
     sparkCell(d),
     el("td", { class: "num" + (d.active_alerts > 0 ? " alerting" : ""), text: fmtInt(d.active_alerts) }),
     el("td", { class: "num", text: fmtAge(d.age_seconds) }),
@@ -205,8 +227,19 @@ for (const button of document.querySelectorAll("#ranges button")) {
 }
 pressRange();
 
+async function refreshNetwork() {
+  if (Date.now() - networkFetched < NETWORK_EVERY_MS) return;
+  try {
+    const data = await api("/api/network/summary");
+    network = (data && data.devices) || {};
+  } catch (err) {
+    network = {};  // the columns show dashes; the rest of the overview stands
+  }
+  networkFetched = Date.now();
+}
+
 async function refreshOverview() {
-  const data = await api("/api/overview");
+  const [data] = await Promise.all([api("/api/overview"), refreshNetwork()]);
   devices = (data && data.devices) || [];
   hideError();
   render();
@@ -242,7 +275,7 @@ async function refreshSparks() {
 for (const th of document.querySelectorAll("#fleet th[data-sort]")) {
   th.querySelector("button").addEventListener("click", () => {
     const key = th.dataset.sort;
-    sortDir = key === sortKey ? -sortDir : (key === "name" || key === "state" ? 1 : -1);
+    sortDir = key === sortKey ? -sortDir : (key === "name" || key === "state" || key === "top_app" ? 1 : -1);
     sortKey = key;
     for (const other of document.querySelectorAll("#fleet th[data-sort]")) other.removeAttribute("aria-sort");
     th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");

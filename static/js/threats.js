@@ -42,9 +42,16 @@ async function refresh() {
   for (const [id, list] of [["thr-top", data.top_threats], ["thr-top-urls", data.top_url_categories]]) {
     const ul = $(id);
     clear(ul);
-    for (const t of list || []) ul.append(el("li", {}, el("span", { text: t.name }), ` · ${fmtInt(t.count)}`));
+    for (const t of list || []) {
+      const li = el("li", {}, el("span", { text: t.name }), ` · ${fmtInt(t.count)}`);
+      if (t.severity) li.append(" ", el("span", { class: `badge sev-${t.severity}`, text: t.severity }));
+      ul.append(li);
+    }
     if (!(list || []).length) ul.append(el("li", { class: "muted", text: "None." }));
   }
+  const from = data.tops_from || {};
+  setText($("thr-top-from"), from.top_threats === "acc" ? "from the ACC (top-attacks-acc)" : "from the threat logs");
+  setText($("thr-top-urls-from"), from.top_url_categories === "acc" ? "from the ACC (top-blocked-url-categories-summary)" : "from the URL logs");
   setText($("thr-summary"), data.as_of ? `From the firewall's threat and URL logs (at most ${fmtInt(data.cap_per_run)} per 5-minute run), as of ${fmtTime(data.as_of)}` : "No data yet: the clock reads the logs every 5 minutes.");
   draw();
 }

@@ -30,6 +30,7 @@ PARSERS: dict[str, Callable[[Any], object]] = {
     "parse_gp_users": panos_xml.parse_gp_users,
     "parse_log_job": panos_xml.parse_log_job,
     "parse_report_job": panos_xml.parse_report_job,
+    "parse_report_at_once": panos_xml.parse_report_at_once,
     "parse_dhcp_leases": panos_xml.parse_dhcp_leases,
     "parse_user_mappings": panos_xml.parse_user_mappings,
 }
