@@ -239,9 +239,17 @@ def _setup_logging(settings: config.Settings | None) -> None:
     install_redaction()
 
 
+CLOCK_SWITCH_INTERVAL_S = 0.001
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the clock until SIGINT/SIGTERM; return the exit code."""
     config.private_umask()  # before any file is created (databases, -wal/-shm, lock, log file)
+    # The lease round and the cycle's write wait for the GIL after every database round trip
+    # while the poll threads parse answers; 1 ms instead of 5 ms between forced switches halved
+    # the lease round's median under that contention (bench/pg_write.py --busy-threads 1,
+    # docs/benchmarks.md), at the cost of a few more thread switches.
+    sys.setswitchinterval(CLOCK_SWITCH_INTERVAL_S)
     try:
         settings = config.load_settings()
     except config.ConfigError as exc:

@@ -18,7 +18,15 @@ from helpers.storage import cycle
 import clock
 import config
 from panfm.models import DeviceConfig, TlsConfig
-from throughput_storage import COORDINATION_DB, HISTORY_DB, CoordinationUnavailable, cleanup_day, open_coordinator
+from panfm.ops import write_clock_stats
+from throughput_storage import (
+    COORDINATION_DB,
+    HISTORY_DB,
+    CoordinationUnavailable,
+    cleanup_day,
+    open_coordinator,
+    open_stores,
+)
 
 
 def _settings(data_dir, **env):
@@ -54,6 +62,12 @@ def test_on_sqlite_api_clock_lists_the_one_clock_and_every_device_names_it(sqlit
     [node] = body["clocks"]
     assert node["node_id"] == ctx.keeper.node_id and node["leader"] is True and node["devices"] == 2
     assert node["started_at"].endswith("Z") and node["heartbeat_at"].endswith("Z")
+    assert node["stats"] is None  # nothing written yet
+    ctx.stats.coordination = ctx.keeper.snapshot()
+    write_clock_stats(ctx)
+    body = client.get("/api/clock").get_json()
+    [node] = body["clocks"]
+    assert node["stats"] == body["stats"] and node["stats"]["heartbeat"].endswith("Z")
     clock.lease_once(ctx)
     listed = {d["id"]: d["polled_by"] for d in client.get("/api/devices").get_json()["devices"]}
     assert listed == {"fw-a": ctx.keeper.node_id, "fw-b": ctx.keeper.node_id}
@@ -132,7 +146,18 @@ def test_on_postgresql_api_clock_lists_every_live_clock_and_health_names_a_datab
         for _ in range(2):
             for i, c in enumerate(coords):
                 c.lease_round(f"node-{i}", ids, 5.0)
-        clocks = client.get("/api/clock").get_json()["clocks"]
+        stores = open_stores(settings, writer=True)
+        try:  # each clock's own stats row (issue 13): not one row shared by all
+            writer = stores.open_sample_writer(5)
+            writer.write_clock_stats({"total_executions": 3}, time.time(), node_id="node-0")
+            writer.write_clock_stats({"total_executions": 8}, time.time() + 1, node_id="node-1")
+        finally:
+            stores.close()
+        body = client.get("/api/clock").get_json()
+        clocks = body["clocks"]
+        own = {n["node_id"]: (n["stats"] or {}).get("total_executions") for n in clocks}
+        assert own == {"node-0": 3, "node-1": 8, "node-2": None}
+        assert body["stats"]["total_executions"] == 8  # the newest heartbeat's, as before
         assert sorted((n["node_id"], n["host"], n["pid"], n["devices"]) for n in clocks) == [
             ("node-0", "host-<0>", 100, 3), ("node-1", "host-<1>", 101, 3), ("node-2", "host-<2>", 102, 3)]
         assert sum(n["leader"] for n in clocks) == 1

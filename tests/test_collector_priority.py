@@ -98,3 +98,38 @@ def test_it_makes_no_inventory_call_once_the_slow_jobs_deadline_has_passed():
     with pytest.raises(TimeoutError):
         gather_inventory(FakeClient(box), now=T0, window_s=300, deadline=10.0, monotonic=lambda: 11.0)
     assert box["inventories"] == 0
+
+
+class CountingClient(FakeClient):
+    """A firewall that counts every inventory call made to it."""
+
+    def __getattribute__(self, name):
+        attr = super().__getattribute__(name)
+        if name in ("system_info", "ha_state", "licenses", "interfaces", "gp_users", "log_query"):
+            super().__getattribute__("box")["calls"].append(name)
+        return attr
+
+
+def test_an_inventory_stops_calling_and_stores_nothing_once_the_lease_is_lost():
+    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "calls": []}
+    collector = Collector(workers=2, request_timeout=5.0, clock=lambda: box["now"][0],
+                          client_factory=lambda cfg, t, on_key: CountingClient(box))
+    try:
+        # Held for the first call only (the lease runs out while the inventory is under way).
+        asked: list[str] = []
+
+        def may_call(device_id):
+            asked.append(device_id)
+            return len(asked) <= 1
+
+        assert collector.collect_slow([dev(1)], 300, may_call=may_call) == []
+        assert box["calls"] == ["system_info"] and asked == ["d1", "d1"]
+        # Never held: not one call.
+        box["calls"].clear()
+        assert collector.collect_slow([dev(2)], 300, may_call=lambda d: False) == []
+        assert box["calls"] == []
+        # Held throughout: the whole inventory, as without a lease.
+        assert [d for d, _t, _doc in collector.collect_slow([dev(3)], 300, may_call=lambda d: True)] == ["d3"]
+        assert "system_info" in box["calls"] and "interfaces" in box["calls"]
+    finally:
+        collector.close()

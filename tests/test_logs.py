@@ -12,7 +12,7 @@ from helpers.web import add_device, make_client
 
 import config
 from panfm.collector.cycle import Collector, panos_client_factory
-from panfm.collector.logs import LOG_CAP, trim
+from panfm.collector.logs import LOG_CAP, entry_epoch, trim
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.storage.samples import HISTORY_DB, SampleStore
@@ -103,6 +103,21 @@ def test_the_clock_keeps_log_entries_only_for_the_retention(tmp_path):
         assert store.cleanup_logs(1000.0 + 3600 + 1, 1) == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("text", [
+    "2026/12/04 20:31:05", " 2024/02/29 00:00:00 ", "2026/1/4 2:3:5", "2026/12/31 23:59:60", "1970/01/01 00:00:00",
+    "2023/02/29 00:00:00", "2026/13/01 00:00:00", "2026/12/04 24:00:00", "2026/12/04 23:60:00", "2026/12/04 23:59:62",
+    "garbage", "", None,
+])
+def test_it_reads_a_log_time_as_strptime_did(text):
+    def by_strptime(value):
+        try:
+            return calendar.timegm(time.strptime(value.strip(), "%Y/%m/%d %H:%M:%S")) - 3600.5 if value else None
+        except ValueError:
+            return None
+
+    assert entry_epoch(text, 3600.5) == by_strptime(text)
 
 
 @pytest.mark.slow

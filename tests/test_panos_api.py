@@ -5,9 +5,9 @@ import ssl
 import time
 
 import pytest
-import urllib3.connection
 from conftest import LOOPBACK, device_for
 
+import panfm.xmlapi.http1 as http1
 from panfm.xmlapi.client import (
     AuthError,
     FingerprintMismatch,
@@ -49,17 +49,17 @@ def test_it_dates_an_answer_at_its_request_and_keeps_the_round_trip(dev):
 
 def test_a_late_worker_widens_the_round_trip_but_does_not_move_the_date(dev, monkeypatch):
     late_s = 0.4
-    original = urllib3.connection.HTTPSConnection.getresponse
+    original = http1.Connection._read_head
     slept_at: list[float] = []
 
-    def late(self):  # the answer is there, but this thread gets to it only later (a busy machine)
+    def late(self, *args):  # the answer is there, but this thread gets to it only later (a busy machine)
         slept_at.append(time.time())
         time.sleep(late_s)
-        return original(self)
+        return original(self, *args)
 
     with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         fw.system_info()  # connected and warm
-        monkeypatch.setattr(urllib3.connection.HTTPSConnection, "getresponse", late)
+        monkeypatch.setattr(http1.Connection, "_read_head", late)
         fw.system_info()
     assert fw.last_sent_time <= slept_at[-1]
     assert fw.last_round_trip >= late_s
@@ -95,14 +95,17 @@ def test_it_reads_the_same_fingerprint_the_inventory_lists(dev):
         assert fw.peer_fingerprint() == dev["tls_fingerprint_sha256"]
 
 
-def test_it_verifies_the_chain_against_a_ca_bundle(dev, tmp_path):
+def test_it_verifies_the_chain_against_a_ca_bundle(fleet, dev):
     # The simulator's self-signed certificate is its own CA.
     pem = ssl.get_server_certificate((dev["host"], dev["port"]), timeout=3)
     with PanosClient(device_for(dev, mode="verify", ca_pem=pem), policy=LOOPBACK) as fw:
         assert fw.system_info().serial == dev["serial"]
-        ca_file = fw._ca_file
-        assert ca_file is not None
-    assert fw._ca_file is None  # removed on close
+    other = ssl.get_server_certificate((fleet.inventory[1]["host"], fleet.inventory[1]["port"]), timeout=3)
+    with (
+        PanosClient(device_for(dev, mode="verify", ca_pem=other), policy=LOOPBACK) as fw,
+        pytest.raises(TlsError, match="verif"),
+    ):
+        fw.system_info()  # another device's certificate is not this one's CA
 
 
 def test_it_rejects_a_self_signed_certificate_against_the_system_cas(dev):
@@ -121,7 +124,6 @@ def test_it_trusts_the_operating_systems_ca_store_in_verify_mode(dev, tmp_path, 
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
     with PanosClient(device_for(dev, mode="verify"), policy=LOOPBACK) as fw:
         assert fw.system_info().serial == dev["serial"]
-        assert fw._ca_file is None  # no bundle was written: the trust is the system's
 
 
 def test_it_talks_without_checks_only_when_insecure_is_chosen(dev, caplog):
@@ -152,25 +154,44 @@ def test_it_keeps_one_connection_alive_across_calls(dev):
     with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
         for _ in range(4):
             fw.session_info()
-        pools = fw._session.get_adapter("https://x").poolmanager.pools
-        made = [pools[k].num_connections for k in pools.keys()]  # noqa: SIM118 (the container refuses iteration)
-        assert made == [1], "one pool, one TCP+TLS connection for all calls"
+        assert fw.connections_made == 1, "one TCP+TLS connection for all calls"
 
 
-def test_it_sends_the_calls_straight_to_one_pool_and_reconnects_after_close(fleet, dev):
+def test_it_reconnects_after_close_and_resumes_the_tls_session(fleet, dev):
     fw = PanosClient(device_for(dev), policy=LOOPBACK)
     try:
         first = fw.session_info()
-        pool = fw._pool()
         fw.system_info()
-        assert fw._pool() is pool and pool.num_connections == 1  # built once, one keep-alive connection
+        assert fw.connections_made == 1
         before = stats_of(fleet, dev)["requests_total"]
         fw.close()
-        again = fw.session_info()  # a closed client builds a new pool and connection, as requests did
+        again = fw.session_info()  # a closed client connects again on its next call
         assert type(again) is type(first) and again.max == first.max
-        assert fw._pool() is not pool and stats_of(fleet, dev)["requests_total"] > before
+        assert fw.connections_made == 2 and stats_of(fleet, dev)["requests_total"] > before
+        assert fw.sessions_resumed == 1, "the second handshake resumed the first one's TLS session"
     finally:
         fw.close()
+
+
+def test_a_resumed_session_still_checks_the_pin(fleet, dev):
+    fw = PanosClient(device_for(dev), policy=LOOPBACK)
+    try:
+        fw.session_info()
+        fw.close()
+        other = PanosClient(device_for(dev, fingerprint_sha256="0" * 64), policy=LOOPBACK)
+        other._ctx, other._tls_session = fw._ctx, fw._tls_session  # even with a good session, the leaf is compared
+        with pytest.raises(FingerprintMismatch):
+            other.session_info()
+    finally:
+        fw.close()
+
+
+def test_it_reconnects_when_the_device_closed_an_idle_connection(dev):
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
+        fw.session_info()
+        fw._idle[0].sock.shutdown(2)  # what a device's keep-alive timeout does to an idle connection
+        assert fw.session_info().max > 0
+        assert fw.connections_made == 2
 
 
 def test_it_never_puts_the_key_in_a_url(fleet, dev):
@@ -262,3 +283,12 @@ def test_it_counts_bytes_like_the_simulators_truth(fleet):
         assert got_out == pytest.approx(true["out_bytes"], rel=rel), name
         compared += 1
     assert compared >= 2
+
+
+def test_a_connection_in_use_when_the_client_closes_is_not_kept(dev):
+    with PanosClient(device_for(dev), policy=LOOPBACK) as fw:
+        fw.session_info()
+        in_use = fw._connection(5.0)  # what a call in another thread holds
+        fw.close()
+        fw._release(in_use, keep_alive=True)  # its answer arrives after the close
+        assert fw._idle == [] and in_use.sock.fileno() == -1

@@ -99,6 +99,13 @@ def test_it_reads_a_finished_traffic_log_job_with_its_entry_fields() -> None:
     assert entry["imsi"] == ""
 
 
+def test_it_keeps_only_the_asked_fields_of_each_log_entry() -> None:
+    whole = parse_log_job(load("log-get-traffic-fin__demisto-content.xml")).entries[0]
+    job = parse_log_job(load("log-get-traffic-fin__demisto-content.xml"), fields={"bytes", "rule", "logid", "nope"})
+    assert job.entries == ({"bytes": "392", "rule": "LAN to Internet - Default Applications", "logid": "1234"},)
+    assert all(whole[k] == v for k, v in job.entries[0].items())
+
+
 def test_it_reads_a_finished_config_log_job_and_ignores_the_meta_block() -> None:
     job = parse_log_job(load("log-get-config-fin__pan-os-python.xml"))
     assert (job.job_id, job.status) == ("729", "FIN")

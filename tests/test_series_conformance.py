@@ -212,3 +212,48 @@ def test_long_charts_read_the_30_minute_groups_and_get_the_points_of_the_5_minut
     assert len(got) == len(want) >= 5
     for (t1, a1, c1), (t2, a2, c2) in zip(got, want, strict=True):
         assert t1 == t2 and a1 == pytest.approx(a2, rel=1e-5) and c1 == pytest.approx(c2, rel=1e-5)
+
+
+@pytest.mark.postgres
+def test_a_fenced_inventory_is_stored_only_under_a_live_lease_with_its_fence(pg_stores):
+    _sql(pg_stores, LEASE_DDL)
+    _sql(pg_stores, "INSERT INTO device_lease VALUES ('dev-a', 'c1', now() + interval '1 minute', 2),"
+                    " ('dev-b', 'c1', now() - interval '1 second', 5)")
+    writer = pg_stores.open_sample_writer()
+    assert writer.write_inventory("dev-a", T0, {"model": "PA-440"}, fence=("c1", 2)) is True
+    assert writer.write_inventory("dev-a", T0 + 1, {"model": "stale"}, fence=("c1", 1)) is False  # older grant
+    assert writer.write_inventory("dev-a", T0 + 2, {"model": "other"}, fence=("c2", 2)) is False  # not its owner
+    assert writer.write_inventory("dev-b", T0, {"model": "PA-440"}, fence=("c1", 5)) is False  # lease ran out
+    reader = pg_stores.open_sample_reader()
+    assert reader.inventory("dev-a") == {"model": "PA-440", "collected_at": T0}
+    assert reader.inventory("dev-b") is None
+
+
+@pytest.mark.postgres
+def test_each_clock_keeps_its_own_stats_row_and_the_newest_is_the_fleets(pg_stores):
+    writer = pg_stores.open_sample_writer()
+    writer.write_clock_stats({"runs": 1, "coordination": {"node_id": "n1"}}, T0 + 5, node_id="n1")
+    writer.write_clock_stats({"runs": 7, "coordination": {"node_id": "n2"}}, T0 + 9, node_id="n2")
+    writer.write_clock_stats({"runs": 2, "coordination": {"node_id": "n1"}}, T0 + 6, node_id="n1")
+    reader = pg_stores.open_sample_reader()
+    by_node = reader.clock_stats_by_node()
+    assert sorted(by_node) == ["n1", "n2"]
+    assert by_node["n1"]["runs"] == 2 and by_node["n1"]["heartbeat"] == T0 + 6
+    assert reader.clock_stats()["runs"] == 7  # the newest heartbeat: what health and "running" read
+    assert writer.cleanup(T0 + 9 + 86400 - 2, raw_days=30, fivemin_days=90, hourly_days=730)["clock_stats"] == 1
+    assert sorted(reader.clock_stats_by_node()) == ["n2"]
+
+
+@pytest.mark.postgres
+def test_a_cycle_partly_written_already_keeps_the_first_rows_and_adds_the_new_ones(pg_stores):
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    writer.write_cycle(_cycle(T0, {"dev-a": 1.0}))
+    # Same slot: dev-a's row (device and interface) exists, dev-b's does not.
+    writer.write_cycle(_cycle(T0 + 5, {"dev-a": 9.0, "dev-b": 2.0}))
+    rows = _sql(pg_stores, "SELECT d.device_id, s.inbound_mbps FROM device_samples s JOIN ts_device d USING (dk)"
+                           " ORDER BY 1")
+    assert rows == [{"device_id": "dev-a", "inbound_mbps": 1.0}, {"device_id": "dev-b", "inbound_mbps": 2.0}]
+    ifaces = _sql(pg_stores, "SELECT d.device_id, s.in_bps FROM iface_samples s JOIN ts_iface i USING (ik)"
+                             " JOIN ts_device d ON d.dk = i.dk ORDER BY 1")
+    assert ifaces == [{"device_id": "dev-a", "in_bps": 1_000_000}, {"device_id": "dev-b", "in_bps": 2_000_000}]
+    assert sorted(pg_stores.open_sample_reader().device_statuses()) == ["dev-a", "dev-b"]

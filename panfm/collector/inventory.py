@@ -24,6 +24,10 @@ SLOW_DEADLINE_S = 120.0
 INVENTORY_RETRY_S = 60.0  # a device whose inventory failed is asked again at most this often
 
 
+class LeaseLost(Exception):
+    """The clock no longer holds the device (several clocks): its inventory stops before the next call."""
+
+
 class InventoryJob:
     """Gather each device's inventory on the slow schedule, paused while a fast cycle runs.
 
@@ -68,11 +72,15 @@ class InventoryJob:
         deadline_s: float = SLOW_DEADLINE_S,
         only: Collection[str] | None = None,
         log_cap: int = LOG_CAP,
+        may_call: Callable[[str], bool] | None = None,
     ) -> list[tuple[str, float, dict[str, Any]]]:
         """Gather inventory and context of every reachable device: (device id, time, document).
 
         `devices` is always the whole enabled list (it is synced like a fast cycle's); `only`
         restricts the gathering to those ids; `log_cap` bounds the log entries per type fetched.
+        `may_call(device_id)` is asked before every call (several clocks: whether this clock
+        still holds the device's lease); once it says no, that device's gathering stops there
+        and yields no document.
         """
         deadline = self.monotonic() + deadline_s
         now = self.clock()
@@ -92,7 +100,7 @@ class InventoryJob:
                         continue
                 fut = self._slow_pool.submit(
                     gather_inventory, dev.slow_client, now=now, window_s=window_s, deadline=deadline,
-                    monotonic=self.monotonic, pause=lambda: self._yield_to_fast_cycle(deadline),
+                    monotonic=self.monotonic, pause=self._before_call(dev.config.id, deadline, may_call),
                     resolver=self.resolver, log_cap=log_cap,
                 )
                 dev.slow_running = fut
@@ -124,6 +132,15 @@ class InventoryJob:
                     except Exception:  # closing a dead session must not lose the inventory
                         log.debug("closing inventory client failed", exc_info=True)
         return out
+
+    def _before_call(self, device_id: str, deadline: float,
+                     may_call: Callable[[str], bool] | None) -> Callable[[], None]:
+        """What runs before each inventory call of a device: wait for the fast cycle, then ask `may_call`."""
+        def pause() -> None:
+            self._yield_to_fast_cycle(deadline)
+            if may_call is not None and not may_call(device_id):
+                raise LeaseLost("lease lost: no further call")
+        return pause
 
     def _yield_to_fast_cycle(self, deadline: float) -> None:
         """Hold an inventory call while a fast cycle runs (its deadline is under half the interval)."""

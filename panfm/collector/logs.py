@@ -8,8 +8,8 @@ looking around, not an archive.
 
 from __future__ import annotations
 
-import calendar
-import time
+import datetime
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,14 +23,31 @@ FIELDS = {
 _MAX_TEXT = 512  # PAN-OS caps a system log description at 512 bytes
 
 
+_TIME_RE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2}) (\d{1,2}):(\d{1,2}):(\d{1,2})")
+
+
+def kept_fields(log_type: str) -> frozenset[str]:
+    """The fields `trim` reads of an entry of this type (the inventory asks the client for these only)."""
+    return frozenset((*FIELDS[log_type], "logid", "seqno"))
+
+
 def entry_epoch(text: str | None, clock_offset_s: float) -> float | None:
-    """UTC epoch of a firewall log time `YYYY/MM/DD HH:MM:SS` (the firewall's clock minus `clock_offset_s`)."""
-    if not text:
+    """UTC epoch of a firewall log time `YYYY/MM/DD HH:MM:SS` (the firewall's clock minus `clock_offset_s`).
+
+    Read by a regular expression and `datetime` (which refuses a 31 February), not
+    `time.strptime`: a tenth of the CPU, for up to 400 entries per firewall and inventory.
+    """
+    match = _TIME_RE.fullmatch(text.strip()) if text else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = map(int, match.groups())
+    if second > 61:  # 60 and 61 (leap seconds) are what strptime accepted
         return None
     try:
-        return calendar.timegm(time.strptime(text.strip(), "%Y/%m/%d %H:%M:%S")) - clock_offset_s
+        when = datetime.datetime(year, month, day, hour, minute, tzinfo=datetime.UTC)
     except ValueError:
         return None
+    return when.timestamp() + second - clock_offset_s
 
 
 def trim(log_type: str, entries: Iterable[Mapping[str, str]], clock_offset_s: float, cap: int = LOG_CAP

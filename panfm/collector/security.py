@@ -15,6 +15,9 @@ LATEST = 50  # events kept per firewall, kind and inventory run
 TOP = 10
 SEVERITIES = ("critical", "high", "medium", "low")
 _MAX_TEXT = 300  # a log field is context for a human, never a payload
+# The fields of a threat or URL log entry read here: the inventory asks the client for these only.
+EVENT_FIELDS = frozenset({"receive_time", "time_generated", "severity", "threatid", "misc", "src", "dst",
+                          "srcuser", "action", "category", "thr_category"})
 
 
 def _clip(value: str | None) -> str | None:

@@ -7,14 +7,14 @@ import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from panfm.collector import acc
-from panfm.collector.logs import LOG_CAP, LOG_TYPES, trim
+from panfm.collector.logs import LOG_CAP, LOG_TYPES, kept_fields, trim
 from panfm.collector.network import connected_devices
-from panfm.collector.security import summarize
+from panfm.collector.security import EVENT_FIELDS, summarize
 from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo, UserMapping
 from panfm.xmlapi import ApiError
 
@@ -28,7 +28,8 @@ class SlowClient(Protocol):
     def licenses(self) -> Sequence[License]: ...
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
-    def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float) -> Any: ...
+    def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float,
+                  fields: Collection[str] | None = None) -> Any: ...
     def arp(self) -> Sequence[ArpEntry]: ...
     def dhcp_leases(self) -> Sequence[DhcpLease]: ...
     def user_mappings(self) -> Sequence[UserMapping]: ...
@@ -162,12 +163,13 @@ def gather_inventory(
 
     # Low too: the threat tiles count it; the inventory's `threats` (alerts) keeps critical to medium.
     threat_query = window_query(since, severity)
-    threats = part("threats", lambda: _entries(client.log_query("threat", threat_query, MAX_LOGS, remaining())),
-                   keep=False)
+    threats = part("threats", lambda: _entries(client.log_query("threat", threat_query, MAX_LOGS, remaining(),
+                                                                fields=EVENT_FIELDS)), keep=False)
     if threats is not None:
         doc["threats"] = threat_counts(threats)
     urls = part("blocked_urls", lambda: _entries(client.log_query(
-        "url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining())), keep=False)
+        "url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining(), fields=EVENT_FIELDS)),
+        keep=False)
     if urls is not None:
         doc["blocked_urls"] = len(urls)
     doc["security"] = summarize(threats, urls)
@@ -250,7 +252,7 @@ def _network(
 
 
 def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float], cap: int) -> Any:
-    return _entries(client.log_query(log_type, query, cap, budget()))
+    return _entries(client.log_query(log_type, query, cap, budget(), fields=kept_fields(log_type)))
 
 
 TOP_N = 25

@@ -25,6 +25,7 @@ from panfm.ops.clock_jobs import (
     notify_on_leader,
     record_network,
     rollups_on_leader,
+    write_clock_stats,
 )
 from panfm.ops.clock_metrics import ClockMetrics, MetricsPortUnavailable
 from panfm.ops.clock_stats import ClockStats
@@ -84,4 +85,5 @@ __all__ = [
     "rollups_on_leader",
     "rotate_keys",
     "rotate_shared_keys",
+    "write_clock_stats",
 ]

@@ -158,7 +158,11 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             if ctx.keeper is not None:
                 ctx.stats.coordination = ctx.keeper.snapshot()
             t_write = time.monotonic()
-            rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
+            if isinstance(ctx.store, PgSampleStore):  # each clock's stats in its own row
+                rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence,
+                                                 node_id=None if ctx.keeper is None else ctx.keeper.node_id)
+            else:
+                rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
             write_ms = (time.monotonic() - t_write) * 1000.0
             if rejected and ctx.keeper is not None:
                 ctx.keeper.rejected_writes += rejected
@@ -211,20 +215,46 @@ def _gather_inventory(
         ctx.refresh_settings()
         if devices is None:
             devices = ctx.devices.list(enabled_only=True)
-        if ctx.keeper is not None and ctx.keeper.fenced:
-            held = ctx.keeper.held()  # another clock gathers the inventory of the devices it holds
+        keeper = ctx.keeper if ctx.keeper is not None and ctx.keeper.fenced else None
+        if keeper is not None:
+            held = keeper.held()  # another clock gathers the inventory of the devices it holds
             devices = [d for d in devices if d.id in held]
             only = [i for i in only if i in held] if only is not None else [d.id for d in devices]
+        # Several clocks: no call to a device once this clock's lease on it is gone (a new owner
+        # polls it now), and a document gathered under a lease since lost is not stored.
+        may_call = None if keeper is None else (lambda device_id: device_id in keeper.held())
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
-                                          log_cap=ctx.settings.log_fetch_cap)
+                                          log_cap=ctx.settings.log_fetch_cap, may_call=may_call)
+        kept = []
         for device_id, ts, doc in docs:
-            record_network(ctx, device_id, ts, doc)
-            ctx.store.write_inventory(device_id, ts, doc)
+            if keeper is not None and isinstance(ctx.store, PgSampleStore):
+                fence = keeper.held().get(device_id)
+                if fence is None:
+                    log.info("[CLOCK JOB] %s: inventory of %s dropped: its lease was lost", job, device_id)
+                    continue
+                record_network(ctx, device_id, ts, doc)
+                if not ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence)):
+                    log.info("[CLOCK JOB] %s: inventory of %s refused by the fence (lease lost)", job, device_id)
+                    continue
+            else:
+                record_network(ctx, device_id, ts, doc)
+                ctx.store.write_inventory(device_id, ts, doc)
+            kept.append((device_id, ts, doc))
+        docs = kept
         ctx.publish_inventory({device_id: doc for device_id, _ts, doc in docs})
     wanted = len(devices) if only is None else len(only)
     log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
-    ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
+    write_clock_stats(ctx)
     return len(docs)
+
+
+def write_clock_stats(ctx: ClockContext) -> None:
+    """Store the clock's stats and heartbeat outside a cycle (on PostgreSQL in this clock's own row)."""
+    if isinstance(ctx.store, PgSampleStore):
+        ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock(),
+                                    node_id="" if ctx.keeper is None else ctx.keeper.node_id)
+    else:
+        ctx.store.write_clock_stats(ctx.stats.snapshot(), ctx.clock())
 
 
 MAX_NEW_DEVICES = 50  # new MACs named in one inventory document (the alert counts them all)

@@ -78,8 +78,12 @@ class PgCoordinator:
     # ---- connection ---------------------------------------------------------------------
 
     @contextmanager
-    def _txn(self) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction on the (re)opened connection; any driver error becomes CoordinationUnavailable."""
+    def _txn(self, pipelined: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction on the (re)opened connection; any driver error becomes CoordinationUnavailable.
+
+        `pipelined`: inside psycopg's pipeline mode, BEGIN and COMMIT included (the caller syncs
+        where it needs results): the lease round costs two round trips, not one per statement.
+        """
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
@@ -90,7 +94,8 @@ class PgCoordinator:
                         for stmt in SCHEMA.split(";\n"):
                             cur.execute(stmt.encode())  # constant DDL
                     self._schema_ready = True
-                with self._conn.transaction(), self._conn.cursor() as cur:
+                with (self._conn.pipeline() if pipelined else contextlib.nullcontext()), \
+                        self._conn.transaction(), self._conn.cursor() as cur:
                     yield cur
             except psycopg.Error as exc:
                 if self._conn is not None and (self._conn.closed or isinstance(exc, psycopg.OperationalError)):
@@ -141,64 +146,88 @@ class PgCoordinator:
         6. Renew or take the leader lease (a new leader also increments its fence).
         """
         ids = sorted(set(device_ids))
-        p: dict[str, Any] = {"me": node_id, "ids": ids, "lease": lease_seconds(interval_s)}
-        with self._txn() as cur:
-            cur.execute("UPDATE clock_node SET heartbeat_at = now() WHERE node_id = %(me)s", p)
-            if cur.rowcount == 0:
-                raise CoordinationUnavailable(f"clock {node_id} is not registered")
-            cur.execute("SELECT count(*), extract(epoch FROM now())::float8 FROM clock_node "
-                        "WHERE heartbeat_at > now() - make_interval(secs => %(lease)s)", p)
-            live, db_now = cur.fetchone() or (1, 0.0)
-            fair = fair_share(len(ids), int(live))
-            cur.execute("INSERT INTO device_lease (device_id) SELECT unnest(%(ids)s::text[]) ON CONFLICT DO NOTHING", p)
-            cur.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
-                        "WHERE owner = %(me)s AND NOT (device_id = ANY(%(ids)s))", p)
-            released = cur.rowcount
-            cur.execute("UPDATE device_lease SET lease_until = now() + make_interval(secs => %(lease)s) "
-                        "WHERE owner = %(me)s AND lease_until > now() RETURNING device_id, fence", p)
-            held: dict[str, int | None] = {r[0]: int(r[1]) for r in cur.fetchall()}
-            # A clock far below its share (one that just joined holds nothing) makes every clock
-            # above the fair share give the excess back, even within the +2 band.
-            cur.execute(
-                "SELECT count(*) FILTER (WHERE coalesce(h.n, 0) < %(floor)s) FROM clock_node c "
-                "LEFT JOIN (SELECT owner, count(*) AS n FROM device_lease WHERE lease_until > now() GROUP BY owner) h "
-                "ON h.owner = c.node_id WHERE c.heartbeat_at > now() - make_interval(secs => %(lease)s) "
-                "AND c.node_id <> %(me)s",
-                {**p, "floor": fair - 2},
-            )
-            starving = int((cur.fetchone() or (0,))[0])
-            if len(held) > fair + 2 or (starving and len(held) > fair):
-                drop = sorted(held)[fair:]
-                cur.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
-                            "WHERE owner = %(me)s AND device_id = ANY(%(drop)s)", {**p, "drop": drop})
-                released += cur.rowcount
-                for d in drop:
-                    held.pop(d)
-            granted: set[str] = set()
-            want = fair - len(held)
-            if want > 0:
-                cur.execute(
-                    "WITH c AS (SELECT device_id FROM device_lease WHERE device_id = ANY(%(ids)s) "
-                    " AND (owner IS NULL OR lease_until IS NULL OR lease_until <= now()) "
-                    " ORDER BY device_id LIMIT %(want)s FOR UPDATE SKIP LOCKED) "
-                    "UPDATE device_lease d SET owner = %(me)s, lease_until = now() + make_interval(secs => %(lease)s), "
-                    "fence = d.fence + 1 "
-                    "FROM c WHERE d.device_id = c.device_id RETURNING d.device_id, d.fence",
-                    {**p, "want": want},
+        p: dict[str, Any] = {"me": node_id, "ids": ids, "n": len(ids), "lease": lease_seconds(interval_s),
+                             "leader": LEADER}
+        with self._txn(pipelined=True) as cur:
+            conn = cur.connection
+            # Two batches sent without waiting between their statements (BEGIN goes with the
+            # first, COMMIT after the second): the round trips, not the work, are what a busy
+            # host makes slow. 1) heartbeat, live and starving clocks, release, renew; 2) release
+            # above the share, claim, leader.
+            with conn.pipeline() as pipe:
+                beat, seen, renew = conn.cursor(), conn.cursor(), conn.cursor()
+                beat.execute("UPDATE clock_node SET heartbeat_at = now() WHERE node_id = %(me)s", p)
+                # Live clocks = heartbeat younger than a lease (a dead clock stops counting when its
+                # leases run out, so its share is claimable in the same round); and how many other
+                # live clocks hold less than fair - 2 (one that just joined holds nothing).
+                seen.execute(
+                    "WITH live AS (SELECT node_id FROM clock_node "
+                    "              WHERE heartbeat_at > now() - make_interval(secs => %(lease)s)), "
+                    "h AS (SELECT owner, count(*) AS n FROM device_lease WHERE lease_until > now() GROUP BY owner), "
+                    "k AS (SELECT greatest(count(*), 1) AS live FROM live) "
+                    "SELECT k.live, extract(epoch FROM now())::float8, "
+                    " (SELECT count(*) FROM live c LEFT JOIN h ON h.owner = c.node_id WHERE c.node_id <> %(me)s "
+                    "  AND coalesce(h.n, 0) < ceil(%(n)s::numeric / k.live) - 2) FROM k",
+                    p,
                 )
-                for device_id, fence in cur.fetchall():
-                    held[device_id] = int(fence)
-                    granted.add(device_id)
-            cur.execute(
-                "UPDATE job_lease SET fence = CASE WHEN owner = %(me)s AND lease_until > now() THEN fence "
-                "ELSE fence + 1 END, owner = %(me)s, lease_until = now() + make_interval(secs => %(lease)s) "
-                "WHERE name = %(leader)s AND (owner = %(me)s OR owner IS NULL OR lease_until IS NULL "
-                "OR lease_until <= now()) RETURNING fence",
-                {**p, "leader": LEADER},
-            )
-            leader = cur.fetchone() is not None
-            if leader:  # housekeeping: rows of clocks gone for a day
-                cur.execute("DELETE FROM clock_node WHERE heartbeat_at < now() - interval '1 day'")
+                cur.execute("INSERT INTO device_lease (device_id) SELECT unnest(%(ids)s::text[]) "
+                            "ON CONFLICT DO NOTHING", p)
+                gone = conn.cursor()
+                gone.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
+                             "WHERE owner = %(me)s AND NOT (device_id = ANY(%(ids)s))", p)
+                renew.execute("UPDATE device_lease SET lease_until = now() + make_interval(secs => %(lease)s) "
+                              "WHERE owner = %(me)s AND lease_until > now() RETURNING device_id, fence", p)
+                pipe.sync()
+                if beat.rowcount == 0:
+                    raise CoordinationUnavailable(f"clock {node_id} is not registered")
+                live, db_now, starving = seen.fetchone() or (1, 0.0, 0)
+                fair = fair_share(len(ids), int(live))
+                released = gone.rowcount
+                held: dict[str, int | None] = {r[0]: int(r[1]) for r in renew.fetchall()}
+                drop: list[str] = []
+                # Above fair share + 2, or above it while another live clock holds less than fair - 2:
+                # release down to the fair share (the +2 band keeps shares from flapping; the
+                # second rule lets a newcomer in when everyone sits inside it).
+                if len(held) > fair + 2 or (int(starving) and len(held) > fair):
+                    drop = sorted(held)[fair:]
+                    for d in drop:
+                        held.pop(d)
+                want = fair - len(held)
+                dropped, claimed, lead = conn.cursor(), conn.cursor(), conn.cursor()
+                if drop:
+                    dropped.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
+                                    "WHERE owner = %(me)s AND device_id = ANY(%(drop)s)", {**p, "drop": drop})
+                if want > 0:
+                    # Free or expired leases up to the fair share, skipping rows another clock has
+                    # locked; each grant increments the fence, so a write fenced by an older grant fails.
+                    claimed.execute(
+                        "WITH c AS (SELECT device_id FROM device_lease WHERE device_id = ANY(%(ids)s) "
+                        " AND (owner IS NULL OR lease_until IS NULL OR lease_until <= now()) "
+                        " ORDER BY device_id LIMIT %(want)s FOR UPDATE SKIP LOCKED) "
+                        "UPDATE device_lease d SET owner = %(me)s, "
+                        "lease_until = now() + make_interval(secs => %(lease)s), fence = d.fence + 1 "
+                        "FROM c WHERE d.device_id = c.device_id RETURNING d.device_id, d.fence",
+                        {**p, "want": want},
+                    )
+                lead.execute(
+                    "UPDATE job_lease SET fence = CASE WHEN owner = %(me)s AND lease_until > now() THEN fence "
+                    "ELSE fence + 1 END, owner = %(me)s, lease_until = now() + make_interval(secs => %(lease)s) "
+                    "WHERE name = %(leader)s AND (owner = %(me)s OR owner IS NULL OR lease_until IS NULL "
+                    "OR lease_until <= now()) RETURNING fence",
+                    p,
+                )
+                # Housekeeping by the leader: rows of clocks gone for a day.
+                cur.execute("DELETE FROM clock_node WHERE heartbeat_at < now() - interval '1 day' AND EXISTS "
+                            "(SELECT 1 FROM job_lease WHERE name = %(leader)s AND owner = %(me)s)", p)
+                pipe.sync()
+                if drop:
+                    released += dropped.rowcount
+                granted: set[str] = set()
+                if want > 0:
+                    for device_id, fence in claimed.fetchall():
+                        held[device_id] = int(fence)
+                        granted.add(device_id)
+                leader = lead.fetchone() is not None
         return LeaseRound(node_id=node_id, db_now=float(db_now), lease_s=p["lease"], held=held,
                           granted=frozenset(granted), released=released, leader=leader, live_clocks=int(live),
                           fair_share=fair)

@@ -110,14 +110,29 @@ class PgSampleReader:
         return [_iface(r, device_id) for r in rows]
 
     def clock_stats(self) -> dict[str, Any] | None:
-        """Return the clock's stats including "heartbeat", or None before its first write."""
+        """Return the stats of the clock that wrote last, including "heartbeat", or None before any write.
+
+        Each clock keeps its own row (`clock_stats_by_node`); the newest heartbeat is the
+        fleet's: the health check and the web's "clock running" use it.
+        """
         with self.db.connection() as conn:
-            r = conn.fetchone("SELECT doc, heartbeat FROM clock_stats WHERE id = 1")
+            r = conn.fetchone("SELECT doc, heartbeat FROM clock_stats ORDER BY heartbeat DESC LIMIT 1")
         if r is None:
             return None
         doc: dict[str, Any] = json.loads(r["doc"])
         doc["heartbeat"] = r["heartbeat"]
         return doc
+
+    def clock_stats_by_node(self) -> dict[str, dict[str, Any]]:
+        """node id -> that clock's own stats (with "heartbeat"); "" is a row written without a node id."""
+        with self.db.connection() as conn:
+            rows = conn.fetchall("SELECT node_id, doc, heartbeat FROM clock_stats")
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            doc: dict[str, Any] = json.loads(r["doc"])
+            doc["heartbeat"] = r["heartbeat"]
+            out[str(r["node_id"])] = doc
+        return out
 
     def device_statuses(self) -> dict[str, DeviceStatus]:
         with self.db.connection() as conn:

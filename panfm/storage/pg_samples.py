@@ -1,12 +1,20 @@
 """The sample writer on PostgreSQL: `PgSampleStore`, the same interface as `SampleStore` on SQLite.
 
-Writes of a cycle go in one transaction. Raw rows go in with `INSERT ... SELECT FROM unnest(...)
-ON CONFLICT DO NOTHING`: one statement per table, whatever the fleet's size, and never a second
-row for a device and slot. With a fence `(owner, {device_id: fence})` (several clocks, see
-docs/postgres.md) each row is written only if `device_lease` still grants that device to that
-owner with that fence and `lease_until > now()`, in the same statement; the rows refused are
-counted and returned, and neither the device's state nor its counters are touched by a clock
-that lost its lease.
+Writes of a cycle go in one transaction, shaped for thousands of rows (S8 of the scale-out
+brief: ~333 device rows and ~5,000 interface rows per clock and cycle):
+
+- The fence is checked once: with `(owner, {device_id: fence})` (several clocks, see
+  docs/postgres.md) the transaction first reads which of those leases `device_lease` still
+  grants (owner, fence, `lease_until > now()`, the transaction's start); only those devices'
+  rows, state and counters are written, the others are counted as refused and returned.
+- Raw rows go by `COPY ... (FORMAT BINARY)` into session staging tables keyed by the integer
+  series keys the writer caches (no text ids, no per-row lookups), then one plain
+  `INSERT ... SELECT` per table under a savepoint: when a device and slot already has its row
+  (another clock's, a retried cycle) the unique key refuses the batch and it goes again with
+  `ON CONFLICT DO NOTHING`: never a second row for a device and slot.
+- State (baselines, statuses, dataplane CPU, the clock's own stats row) goes as one
+  `INSERT ... SELECT FROM unnest(arrays)` upsert per table, binary parameters, all sent in
+  psycopg's pipeline mode so the server works while the next parameters are built.
 """
 
 from __future__ import annotations
@@ -14,64 +22,75 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
-from panfm.models import CounterBaseline, CycleResult, DataplaneCpu, DeviceStatus
+from panfm.models import (
+    CounterBaseline,
+    CycleResult,
+    DataplaneCpu,
+    DeviceSample,
+    DeviceStatus,
+    InterfaceSample,
+)
 from panfm.storage import latest as latest_q
 from panfm.storage import pg_series
-from panfm.storage.postgres import PgConn, PgDatabase
+from panfm.storage.pg_rollups import advance_closed
+from panfm.storage.pg_rollups import regroup as regroup  # pg_migrate and bench_pg_web import it from here
+from panfm.storage.postgres import PgConn, PgDatabase, PgIntegrityError
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
 
-# The lease check of a fenced write (device_lease is created and kept by the coordination side).
-_LEASE_OK = ("EXISTS (SELECT 1 FROM device_lease l WHERE l.device_id = {col} AND l.owner = ?"
-             " AND l.fence = {fence} AND l.lease_until > now())")
+# The raw rows of a cycle go through two session-local staging tables: `COPY ... (FORMAT BINARY)`
+# fills them (thousands of rows in milliseconds), one `INSERT ... SELECT ... ON CONFLICT DO
+# NOTHING` per table moves them, and the commit empties them (ON COMMIT DELETE ROWS).
+_STAGE_DEVICE = "panfm_stage_device"
+_STAGE_IFACE = "panfm_stage_iface"
+_DEV_COLS = ("dk", "slot", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
+_DEV_TYPES = ("int4", "int8", "int4", *("int4" if m in INT_METRICS else "float4" for m in DEVICE_METRICS),
+              "float4", "bool")
+_IF_COLS = ("ik", "slot", "off_ms", *IFACE_METRICS, "counted", "approx")
+_IF_TYPES = ("int4", "int8", "int4", *("int8" if m in pg_series.IFACE_WHOLE else "float4" for m in IFACE_METRICS),
+             "bool", "bool")
+_SQL_TYPE = {"int4": "INTEGER", "int8": "BIGINT", "float4": "REAL", "bool": "BOOLEAN"}
 
 
-def _dev_sql_type(m: str) -> str:
-    return "int[]" if m in INT_METRICS else "real[]"
+# Getters and conversions of the metrics, in column order (a cycle builds thousands of rows).
+_DEV_GET = attrgetter(*DEVICE_METRICS)
+_IF_GET = attrgetter(*IFACE_METRICS)
 
 
-def _if_sql_type(m: str) -> str:
-    return "bigint[]" if m in pg_series.IFACE_WHOLE else "real[]"
+def _stage_ddl(table: str, cols: Sequence[str], types: Sequence[str]) -> str:
+    body = ", ".join(f"{c} {_SQL_TYPE[t]}" for c, t in zip(cols, types, strict=True))
+    return f"CREATE TEMP TABLE IF NOT EXISTS {table} ({body}) ON COMMIT DELETE ROWS"
 
 
-def _device_insert(fenced: bool) -> str:
-    cols = ", ".join(DEVICE_METRICS)
-    arrays = ", ".join(["?::text[]", "?::bigint[]", "?::int[]", "?::bigint[]",
-                        *(f"?::{_dev_sql_type(m)}" for m in DEVICE_METRICS), "?::real[]", "?::bool[]"])
-    names = f"device_id, slot, off_ms, fence, {cols}, rtt_ms, approx"
-    check = _LEASE_OK.format(col="u.device_id", fence="u.fence") if fenced else "TRUE"
-    return (
-        f"WITH u AS (SELECT * FROM unnest({arrays}) AS u({names})),"  # noqa: S608  # nosec B608 (constant names)
-        f" ok AS (SELECT u.* FROM u WHERE {check}),"
-        f" ins AS (INSERT INTO device_samples (dk, slot, off_ms, {cols}, rtt_ms, approx)"
-        f" SELECT d.dk, ok.slot, ok.off_ms, {', '.join('ok.' + m for m in DEVICE_METRICS)}, ok.rtt_ms, ok.approx"
-        " FROM ok JOIN ts_device d ON d.device_id = ok.device_id ON CONFLICT DO NOTHING RETURNING 1)"
-        " SELECT (SELECT count(*) FROM u) - (SELECT count(*) FROM ok) AS refused, (SELECT count(*) FROM ins) AS written"
-    )
-
-
-def _iface_insert(fenced: bool) -> str:
-    cols = ", ".join(IFACE_METRICS)
-    arrays = ", ".join(["?::text[]", "?::text[]", "?::bigint[]", "?::int[]", "?::bigint[]",
-                        *(f"?::{_if_sql_type(m)}" for m in IFACE_METRICS), "?::bool[]", "?::bool[]"])
-    names = f"device_id, interface, slot, off_ms, fence, {cols}, counted, approx"
-    check = _LEASE_OK.format(col="u.device_id", fence="u.fence") if fenced else "TRUE"
-    return (
-        f"WITH u AS (SELECT * FROM unnest({arrays}) AS u({names})),"  # noqa: S608  # nosec B608 (constant names)
-        f" ok AS (SELECT u.* FROM u WHERE {check})"
-        f" INSERT INTO iface_samples (ik, slot, off_ms, {cols}, counted, approx)"
-        f" SELECT i.ik, ok.slot, ok.off_ms, {', '.join('ok.' + m for m in IFACE_METRICS)}, ok.counted, ok.approx"
-        " FROM ok JOIN ts_device d ON d.device_id = ok.device_id"
-        " JOIN ts_iface i ON i.dk = d.dk AND i.interface = ok.interface ON CONFLICT DO NOTHING"
-    )
+_STAGE_DDL = (_stage_ddl(_STAGE_DEVICE, _DEV_COLS, _DEV_TYPES), _stage_ddl(_STAGE_IFACE, _IF_COLS, _IF_TYPES))
+_MOVE_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT {', '.join(_DEV_COLS)}"  # noqa: S608  # nosec B608 (constant names)
+                f" FROM {_STAGE_DEVICE}")
+_MOVE_IFACE = (f"INSERT INTO iface_samples ({', '.join(_IF_COLS)}) SELECT {', '.join(_IF_COLS)}"  # noqa: S608  # nosec B608 (constant names)
+               f" FROM {_STAGE_IFACE}")
+_KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
 
 
 def _whole(value: float | None) -> int | None:
     return None if value is None else round(value)
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+_DEV_CONV: tuple[Callable[[Any], Any], ...] = tuple(_int if m in INT_METRICS else _float for m in DEVICE_METRICS)
+_IF_CONV: tuple[Callable[[Any], Any] | None, ...] = tuple(_whole if m in pg_series.IFACE_WHOLE else None
+                                                          for m in IFACE_METRICS)
 
 
 class PgSampleStore:
@@ -82,7 +101,9 @@ class PgSampleStore:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._dks: dict[str, int] = {}
-        self._iks: set[tuple[str, str]] = set()
+        self._iks: dict[tuple[str, str], int] = {}
+        # Pooled connections whose session has the staging tables (a reconnection is a new object).
+        self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self._partitions_until = -math.inf  # the day partitions exist up to this epoch second
         self.path = None  # no file: `db backup` uses pg_dump on PostgreSQL
 
@@ -96,19 +117,37 @@ class PgSampleStore:
 
     # ---- writes ---------------------------------------------------------------------
 
-    def _keys(self, tx: PgConn, devices: set[str], ifaces: set[tuple[str, str]]) -> None:
-        new = sorted(devices - self._dks.keys())
+    @staticmethod
+    def _keys(tx: PgConn, devices: set[str],
+              ifaces: set[tuple[str, str]]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        """The integer keys of devices and interfaces not cached yet (created when new).
+
+        Returned, not cached here: the caller caches them once the transaction committed (a
+        rolled-back key does not exist, and a row written with it would be lost).
+        """
+        dks: dict[str, int] = {}
+        new = sorted(devices)
         if new:
             tx.execute("INSERT INTO ts_device (device_id) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING", (new,))
             for r in tx.fetchall("SELECT device_id, dk FROM ts_device WHERE device_id = ANY(?)", (new,)):
-                self._dks[r["device_id"]] = r["dk"]
-        new_if = sorted(ifaces - self._iks)
+                dks[r["device_id"]] = int(r["dk"])
+        iks: dict[tuple[str, str], int] = {}
+        new_if = sorted(ifaces)
         if new_if:
+            params = ([d for d, _ in new_if], [n for _, n in new_if])
             tx.execute(
                 "INSERT INTO ts_iface (dk, interface) SELECT d.dk, u.name FROM unnest(?::text[], ?::text[])"
                 " AS u(device_id, name) JOIN ts_device d ON d.device_id = u.device_id ON CONFLICT DO NOTHING",
-                ([d for d, _ in new_if], [n for _, n in new_if]),
+                params,
             )
+            for r in tx.fetchall(
+                "SELECT u.device_id, u.name, i.ik FROM unnest(?::text[], ?::text[]) AS u(device_id, name)"
+                " JOIN ts_device d ON d.device_id = u.device_id"
+                " JOIN ts_iface i ON i.dk = d.dk AND i.interface = u.name",
+                params,
+            ):
+                iks[(r["device_id"], r["name"])] = int(r["ik"])
+        return dks, iks
 
     def _ensure_partitions(self, now: float) -> None:
         if now + pg_series.DAY_S < self._partitions_until:
@@ -117,56 +156,98 @@ class PgSampleStore:
         self._partitions_until = pg_series.day_start(pg_series.day_of(now)) + (pg_series.DAYS_AHEAD + 1) * 86400
 
     def write_cycle(self, cycle: CycleResult, clock_stats: dict[str, Any] | None = None,
-                    fence: Fence | None = None) -> int:
-        """Write one collection cycle in one transaction; return how many sample rows the fence refused.
+                    fence: Fence | None = None, node_id: str | None = None) -> int:
+        """Write one collection cycle in one transaction; return how many device samples the fence refused.
 
-        Every sample of the cycle counts in the slot the cycle started in. Without a fence
-        (one clock) the rollups of the buckets that closed are advanced in the same
-        transaction; with one, rollups are the leader's job (`advance_rollups`).
+        Every sample of the cycle counts in the slot the cycle started in. With a fence
+        `(owner, {device: fence})` the transaction first reads which of those leases
+        `device_lease` still grants (owner, fence, `lease_until > now()`: the transaction's
+        start), then writes the rows, state and counters of those devices only. Without a
+        fence (one clock) the rollups of the buckets that closed are advanced in the same
+        transaction; with one, rollups are the leader's job (`advance_rollups`). The clock's
+        stats go to its own row (`node_id`, or the fence's owner; one clock: the only row).
         """
         slot = self.slot_of(cycle.started)
-        fences = dict(fence[1]) if fence is not None else {}
-        owner = fence[0] if fence is not None else ""
         self._ensure_partitions(cycle.started)
+        with self._lock, self.db.transaction() as tx:
+            allowed = self._allowed(tx, fence[0], fence[1]) if fence is not None else None
+
+            def ok(device_id: str) -> bool:
+                return allowed is None or device_id in allowed
+
+            samples = [x for x in cycle.samples if ok(x.device_id)]
+            refused = len(cycle.samples) - len(samples)
+            ifaces = [x for x in cycle.interfaces if ok(x.device_id)]
+            known_dk, known_ik = self._dks, self._iks
+            new_dks, new_iks = self._keys(
+                tx, {x.device_id for x in samples if x.device_id not in known_dk}
+                | {x.device_id for x in ifaces if x.device_id not in known_dk},
+                {k for x in ifaces if (k := (x.device_id, x.name)) not in known_ik})
+            dks = {**known_dk, **new_dks} if new_dks else known_dk
+            iks = {**known_ik, **new_iks} if new_iks else known_ik
+            self._stage(tx, slot, samples, ifaces, dks, iks)
+            node = node_id if node_id is not None else (fence[0] if fence is not None else "")
+
+            def send(keep_first: bool) -> None:
+                """The raw rows' move and the devices' state, sent without waiting (the server inserts
+                while the next parameters are built)."""
+                if samples:
+                    tx.execute(_MOVE_DEVICE + _KEEP_FIRST if keep_first else _MOVE_DEVICE)
+                if ifaces:
+                    tx.execute(_MOVE_IFACE + _KEEP_FIRST if keep_first else _MOVE_IFACE)
+                if not keep_first:
+                    tx.execute("RELEASE SAVEPOINT panfm_raw")
+                self._put_baselines(tx, [b for b in cycle.baselines if ok(b.device_id)])
+                self._put_statuses(tx, [st for st in cycle.statuses if ok(st.device_id)])
+                self._put_dataplanes(tx, [d for d in cycle.dataplanes if ok(d.device_id)])
+                if clock_stats is not None:
+                    self._put_clock_stats(tx, clock_stats, cycle.finished, node)
+                else:
+                    tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, '{}', ?)"
+                               " ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                               (node, cycle.finished))
+
+            # A plain INSERT costs about half of one with ON CONFLICT; a device and slot written
+            # already (another clock's row, a cycle retried) is rare: then the unique key refuses
+            # the batch, and it goes again keeping the rows that were there first.
+            try:
+                with tx.pipeline():
+                    tx.execute("SAVEPOINT panfm_raw")
+                    send(keep_first=False)
+            except PgIntegrityError:
+                tx.execute("ROLLBACK TO SAVEPOINT panfm_raw")
+                with tx.pipeline():
+                    send(keep_first=True)
+            if fence is None:
+                earliest = min((x.ts for x in samples), default=None)
+                advance_closed(tx, cycle.started, None if earliest is None else self.slot_of(earliest))
+        self._dks, self._iks = dks, iks  # committed: the new keys exist
+        return refused
+
+    def _stage(self, tx: PgConn, slot: int, samples: Sequence[DeviceSample], ifaces: Sequence[InterfaceSample],
+               dks: Mapping[str, int], iks: Mapping[tuple[str, str], int]) -> None:
+        """COPY the raw rows into this session's staging tables (created once per connection)."""
+        if not samples and not ifaces:
+            return
 
         def off(ts: float) -> int:
             return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
 
-        s = cycle.samples
-        dev_params: list[Any] = [
-            [x.device_id for x in s], [slot] * len(s), [off(x.ts) for x in s], [fences.get(x.device_id, -1) for x in s],
-            *([getattr(x, m) for x in s] for m in DEVICE_METRICS), [x.rtt_ms for x in s], [x.approx for x in s],
-        ]
-        i = cycle.interfaces
-        if_params: list[Any] = [
-            [x.device_id for x in i], [x.name for x in i], [slot] * len(i), [off(x.ts) for x in i],
-            [fences.get(x.device_id, -1) for x in i],
-            *([_whole(getattr(x, m)) if m in pg_series.IFACE_WHOLE else getattr(x, m) for x in i]
-              for m in IFACE_METRICS),
-            [x.counted for x in i], [x.approx for x in i],
-        ]
-        fenced = fence is not None
-        lease_args = [owner] if fenced else []
-        with self._lock, self.db.transaction() as tx:
-            self._keys(tx, {x.device_id for x in s} | {x.device_id for x in i}, {(x.device_id, x.name) for x in i})
-            counts = tx.fetchone(_device_insert(fenced), [*dev_params[:4], *dev_params[4:], *lease_args])
-            refused = int(counts["refused"]) if counts else 0
-            if i:
-                tx.execute(_iface_insert(fenced), [*if_params, *lease_args])
-            allowed = self._allowed(tx, owner, fences) if fenced else None
-            self._put_baselines(tx, [b for b in cycle.baselines if allowed is None or b.device_id in allowed])
-            self._put_statuses(tx, [st for st in cycle.statuses if allowed is None or st.device_id in allowed])
-            self._put_dataplanes(tx, [d for d in cycle.dataplanes if allowed is None or d.device_id in allowed])
-            if not fenced:
-                earliest = min((x.ts for x in s), default=None)
-                _advance(tx, cycle.started, None if earliest is None else self.slot_of(earliest))
-            if clock_stats is not None:
-                self._put_clock_stats(tx, clock_stats, cycle.finished)
-            else:
-                tx.execute("INSERT INTO clock_stats (id, doc, heartbeat) VALUES (1, '{}', ?)"
-                           " ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat", (cycle.finished,))
-        self._iks |= {(x.device_id, x.name) for x in i}
-        return refused
+        if tx.raw not in self._staged:
+            for ddl in _STAGE_DDL:
+                tx.execute(ddl)
+            self._staged.add(tx.raw)
+        if samples:
+            tx.copy_rows(_STAGE_DEVICE, _DEV_COLS, _DEV_TYPES, (
+                (dks[x.device_id], slot, off(x.ts), *[c(v) for c, v in zip(_DEV_CONV, _DEV_GET(x), strict=True)],
+                 _float(x.rtt_ms), x.approx)
+                for x in samples))
+        if ifaces:
+            tx.copy_rows(_STAGE_IFACE, _IF_COLS, _IF_TYPES, (
+                (iks[(x.device_id, x.name)], slot, off(x.ts),
+                 *[v if c is None else c(v) for c, v in zip(_IF_CONV, _IF_GET(x), strict=True)],
+                 bool(x.counted), x.approx)
+                for x in ifaces))
 
     @staticmethod
     def _allowed(tx: PgConn, owner: str, fences: Mapping[str, int]) -> set[str]:
@@ -181,25 +262,30 @@ class PgSampleStore:
     @staticmethod
     def _put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline]) -> None:
         if baselines:
-            tx.executemany(
+            tx.execute(
                 "INSERT INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                " SELECT * FROM unnest(?::text[], ?::float8[], ?::text[], ?::bigint[], ?::text[], ?::float8[])"
                 " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, serial = excluded.serial,"
                 " uptime_seconds = excluded.uptime_seconds, counters = excluded.counters, rtt_ms = excluded.rtt_ms",
-                [(b.device_id, b.ts, b.serial, b.uptime_seconds, latest_q.encode_counters(b.counters), b.rtt_ms)
-                 for b in baselines],
+                ([b.device_id for b in baselines], [float(b.ts) for b in baselines], [b.serial for b in baselines],
+                 [_int(b.uptime_seconds) for b in baselines],
+                 [latest_q.encode_counters(b.counters) for b in baselines], [_float(b.rtt_ms) for b in baselines]),
+                binary=True,
             )
 
     @staticmethod
     def _put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus]) -> None:
         if statuses:
-            tx.executemany(
+            tx.execute(
                 "INSERT INTO device_status (device_id, state, last_poll, last_success, last_error,"
-                " consecutive_failures) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+                " consecutive_failures) SELECT * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[],"
+                " ?::text[], ?::int[]) ON CONFLICT (device_id) DO UPDATE SET"
                 " state = excluded.state, last_poll = excluded.last_poll, last_success = excluded.last_success,"
                 " last_error = excluded.last_error, consecutive_failures = excluded.consecutive_failures",
-                [(s.device_id, s.state, s.last_poll, s.last_success, s.last_error, s.consecutive_failures)
-                 for s in statuses],
+                ([s.device_id for s in statuses], [s.state for s in statuses], [_float(s.last_poll) for s in statuses],
+                 [_float(s.last_success) for s in statuses], [s.last_error for s in statuses],
+                 [int(s.consecutive_failures) for s in statuses]),
+                binary=True,
             )
 
     @staticmethod
@@ -207,29 +293,44 @@ class PgSampleStore:
         from panfm.storage.samples import dataplane_doc
 
         if dataplanes:
-            tx.executemany(
-                "INSERT INTO dataplane_latest (device_id, ts, doc) VALUES (?, ?, ?) ON CONFLICT (device_id)"
-                " DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
-                [(d.device_id, round(d.ts * 1000), json.dumps(dataplane_doc(d))) for d in dataplanes],
+            tx.execute(
+                "INSERT INTO dataplane_latest (device_id, ts, doc) SELECT * FROM unnest(?::text[], ?::bigint[],"
+                " ?::text[]) ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
+                ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
+                 [json.dumps(dataplane_doc(d)) for d in dataplanes]),
+                binary=True,
             )
 
     @staticmethod
-    def _put_clock_stats(tx: PgConn, stats: dict[str, Any], heartbeat: float) -> None:
+    def _put_clock_stats(tx: PgConn, stats: dict[str, Any], heartbeat: float, node_id: str) -> None:
         doc = json.dumps({k: v for k, v in stats.items() if k != "heartbeat"}, default=str)
-        tx.execute("INSERT INTO clock_stats (id, doc, heartbeat) VALUES (1, ?, ?) ON CONFLICT (id)"
-                   " DO UPDATE SET doc = excluded.doc, heartbeat = excluded.heartbeat", (doc, heartbeat))
+        tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, ?, ?) ON CONFLICT (node_id)"
+                   " DO UPDATE SET doc = excluded.doc, heartbeat = excluded.heartbeat", (node_id, doc, heartbeat))
 
-    def write_clock_stats(self, stats: dict[str, Any], heartbeat: float) -> None:
-        """Store the clock's execution stats and heartbeat outside a cycle."""
+    def write_clock_stats(self, stats: dict[str, Any], heartbeat: float, node_id: str = "") -> None:
+        """Store the clock's execution stats and heartbeat outside a cycle (its own row: `node_id`)."""
         with self.db.transaction() as tx:
-            self._put_clock_stats(tx, stats, heartbeat)
+            self._put_clock_stats(tx, stats, heartbeat, node_id)
 
-    def write_inventory(self, device_id: str, ts: float, info: dict[str, Any]) -> None:
-        """Store a device's slow-changing inventory and context (a JSON document)."""
+    def write_inventory(self, device_id: str, ts: float, info: dict[str, Any],
+                        fence: tuple[str, int] | None = None) -> bool:
+        """Store a device's slow-changing inventory and context (a JSON document); False: the fence refused it.
+
+        `fence` (owner, fence): written only while `device_lease` still grants the device to
+        that owner with that fence (the check and the write in one statement).
+        """
+        doc = json.dumps(info, default=str)
         with self.db.transaction() as tx:
-            tx.execute("INSERT INTO inventory (device_id, ts, doc) VALUES (?, ?, ?) ON CONFLICT (device_id)"
-                       " DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
-                       (device_id, ts, json.dumps(info, default=str)))
+            if fence is None:
+                tx.execute("INSERT INTO inventory (device_id, ts, doc) VALUES (?, ?, ?) ON CONFLICT (device_id)"
+                           " DO UPDATE SET ts = excluded.ts, doc = excluded.doc", (device_id, ts, doc))
+                return True
+            cur = tx.execute(
+                "INSERT INTO inventory (device_id, ts, doc) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM device_lease l"
+                " WHERE l.device_id = ? AND l.owner = ? AND l.fence = ? AND l.lease_until > now())"
+                " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
+                (device_id, ts, doc, device_id, fence[0], fence[1]))
+            return int(cur.rowcount) > 0
 
     def advance_rollups(self, closed_before: float, since: float | None = None) -> None:
         """Roll up every bucket closed before `closed_before` not rolled up yet (and from `since` again).
@@ -237,7 +338,7 @@ class PgSampleStore:
         Idempotent upserts: running a bucket twice, or by two clocks, gives the same rows.
         """
         with self.db.transaction() as tx:
-            _advance(tx, closed_before, None if since is None else int(since))
+            advance_closed(tx, closed_before, None if since is None else int(since))
 
     # ---- reads the clock needs ------------------------------------------------------
 
@@ -267,6 +368,9 @@ class PgSampleStore:
                 for kind in ("device", "iface"):
                     cur = tx.execute(f"DELETE FROM {kind}_{tier} WHERE bucket < ?", (int(now - days * 86400),))  # noqa: S608  # nosec B608
                     out[f"{kind}_{tier}"] = int(cur.rowcount)
+            # The stats rows of clocks gone for a day (each start is a new node id).
+            cur = tx.execute("DELETE FROM clock_stats WHERE heartbeat < ?", (now - 86400,))
+            out["clock_stats"] = int(cur.rowcount)
         pg_series.ensure_partitions(self.db, now)
         return out
 
@@ -281,69 +385,3 @@ class PgSampleStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _rollup_exprs(metrics: tuple[str, ...], src: str) -> tuple[str, str, str]:
-    cols = ", ".join(f"{m}_avg, {m}_min, {m}_max, {m}_n" for m in metrics)
-    if src == "raw":
-        exprs = ", ".join(f"avg({m}), min({m}), max({m}), count({m})" for m in metrics)
-    else:  # from the finer tier: averages weighted by each metric's own count
-        exprs = ", ".join(f"sum({m}_avg * {m}_n) / nullif(sum({m}_n), 0), min({m}_min), max({m}_max), sum({m}_n)"
-                          for m in metrics)
-    sets = ", ".join(f"{m}_avg = excluded.{m}_avg, {m}_min = excluded.{m}_min, {m}_max = excluded.{m}_max,"
-                     f" {m}_n = excluded.{m}_n" for m in metrics)
-    return cols, exprs, sets
-
-
-def _advance(tx: PgConn, closed_before: float, since_slot: int | None) -> None:
-    """Roll up the closed 5-minute buckets from the raw rows, then the closed hours from them."""
-    for tier, src in (("5m", "raw"), ("1h", "5m")):
-        width = pg_series.TIER_BUCKETS[tier]
-        end = int(closed_before // width) * width
-        mark = tx.fetchone("SELECT done_until FROM rollup_marks WHERE tier = ?", (tier,))
-        start = int(mark["done_until"]) if mark else None
-        if start is None:
-            col, table = ("slot", "device_samples") if src == "raw" else ("bucket", "device_5m")
-            first = tx.fetchone(f"SELECT min({col}) AS s FROM {table}")  # noqa: S608  # nosec B608
-            if first is None or first["s"] is None:
-                continue
-            start = int(first["s"])
-        if since_slot is not None:
-            start = min(start, since_slot)
-        start = start // width * width
-        if start >= end:
-            continue
-        for kind, key, metrics in (("device", "dk", DEVICE_METRICS), ("iface", "ik", IFACE_METRICS)):
-            # A sample counts in the bucket of its slot (the cycle it belongs to), like its key.
-            cols, exprs, sets = _rollup_exprs(metrics, src)
-            col, source, n = (("slot", f"{kind}_samples", "count(*)") if src == "raw"
-                              else ("bucket", f"{kind}_5m", "sum(n)"))
-            tx.execute(
-                f"INSERT INTO {kind}_{tier} ({key}, bucket, n, {cols})"  # noqa: S608  # nosec B608 (constant names)
-                f" SELECT {key}, ({col} / {width}) * {width} AS b, {n}, {exprs}"
-                f" FROM {source} WHERE {col} >= ? AND {col} < ? GROUP BY {key}, b"
-                f" ON CONFLICT ({key}, bucket) DO UPDATE SET n = excluded.n, {sets}",
-                (start, end),
-            )
-        if tier == "5m":
-            regroup(tx, start, end)
-        tx.execute("INSERT INTO rollup_marks (tier, done_until) VALUES (?, ?) ON CONFLICT (tier)"
-                   " DO UPDATE SET done_until = greatest(rollup_marks.done_until, excluded.done_until)", (tier, end))
-
-
-def regroup(tx: PgConn, start: int, end: int) -> None:
-    """(Re)compute the 30-minute groups of the 5-minute rows in [start, end): weighted averages, maxima, counts."""
-    width = pg_series.GROUP_S
-    lo, hi = start // width * width, -(-end // width) * width
-    for kind, key, metrics in (("device", "dk", DEVICE_METRICS), ("iface", "ik", IFACE_METRICS)):
-        cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in metrics)
-        exprs = ", ".join(f"sum({m}_avg * {m}_n) / nullif(sum({m}_n), 0), max({m}_max), sum({m}_n)" for m in metrics)
-        sets = ", ".join(f"{m}_avg = excluded.{m}_avg, {m}_max = excluded.{m}_max, {m}_n = excluded.{m}_n"
-                         for m in metrics)
-        tx.execute(
-            f"INSERT INTO {kind}_5m_g30m ({key}, bucket, n, {cols})"  # noqa: S608  # nosec B608 (constant names)
-            f" SELECT {key}, (bucket / {width}) * {width} AS b, sum(n), {exprs} FROM {kind}_5m"
-            f" WHERE bucket >= ? AND bucket < ? GROUP BY {key}, b"
-            f" ON CONFLICT ({key}, bucket) DO UPDATE SET n = excluded.n, {sets}",
-            (lo, hi),
-        )

@@ -97,6 +97,13 @@ PG_MIGRATIONS: list[str] = [
     # 2: 30-minute groups of the 5-minute rows, kept as buckets close: a 30-day chart reads 1,440
     # rows instead of grouping 8,640 per request (the same as GROUPINGS on SQLite).
     _grouping_ddl(),
+    # 3: one clock_stats row per clock (node_id), not one row shared by every clock. `id` stays
+    # (defaulting to 1) so a copy of SQLite's one row still fits; it lands as node "".
+    "ALTER TABLE clock_stats ADD COLUMN node_id TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE clock_stats DROP CONSTRAINT clock_stats_pkey;\n"
+    "ALTER TABLE clock_stats DROP CONSTRAINT clock_stats_id_check;\n"
+    "ALTER TABLE clock_stats ALTER COLUMN id SET DEFAULT 1;\n"
+    "ALTER TABLE clock_stats ADD PRIMARY KEY (node_id)",
 ]
 
 

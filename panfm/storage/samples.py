@@ -331,6 +331,15 @@ class SampleReader:
         """Return the clock's stats including "heartbeat", or None before its first write."""
         return latest_q.clock_stats(self._conn)
 
+    def clock_stats_by_node(self) -> dict[str, dict[str, Any]]:
+        """node id -> the clock's own stats: the one clock of a data folder (keyed by the node id it wrote)."""
+        stats = self.clock_stats()
+        if stats is None:
+            return {}
+        coordination = stats.get("coordination")
+        node = coordination.get("node_id") if isinstance(coordination, dict) else None
+        return {str(node or ""): stats}
+
     def device_statuses(self) -> dict[str, DeviceStatus]:
         """Return the stored state of every device."""
         return latest_q.load_statuses(self._conn)

@@ -389,8 +389,13 @@ def clock_status() -> Any:
     c = ctx()
     with c.reader() as reader:
         stats = reader.clock_stats() if reader else None
+        by_node = reader.clock_stats_by_node() if reader else {}
     clocks, _owners, why = c.coordination()
-    extra = {"clocks": [clock_node_json(n) for n in clocks], "clocks_error": why}
+    if len(clocks) == 1 and clocks[0].node_id not in by_node and len(by_node) == 1:
+        by_node = {clocks[0].node_id: next(iter(by_node.values()))}  # one clock (SQLite): the one row is its
+    # Each clock's own stats (PostgreSQL keeps a row per clock); `stats` stays the newest one's.
+    extra = {"clocks": [{**clock_node_json(n), "stats": _own_stats(by_node.get(n.node_id))} for n in clocks],
+             "clocks_error": why}
     if stats is None:
         return jsonify({"running": bool(clocks), "heartbeat": None, "age_seconds": None, "stats": None, **extra})
     heartbeat = stats.get("heartbeat")
@@ -399,6 +404,10 @@ def clock_status() -> Any:
     running = age_s is not None and age_s <= 3 * c.current_settings().refresh_interval
     return jsonify({"running": running, "heartbeat": iso(hb), "age_seconds": age_s, "stats": _clock_stats_json(stats),
                     **extra})
+
+
+def _own_stats(stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if stats is None else _clock_stats_json(stats)
 
 
 def _clock_stats_json(stats: dict[str, Any]) -> dict[str, Any]:

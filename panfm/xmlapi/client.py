@@ -13,9 +13,10 @@ exception tree in `errors.py`; every name a caller needs is importable from here
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from html import escape as xml_escape  # escapes & < > " ': enough for XML text
 from typing import TypeVar
 
@@ -171,9 +172,13 @@ class PanosClient(PanosTransport):
         return panos_xml.parse_version(self._call({"type": "version"}, time.monotonic() + self.timeout))
 
     def log_query(
-        self, log_type: str, query: str | None = None, nlogs: int = 20, deadline_s: float = 30.0
+        self, log_type: str, query: str | None = None, nlogs: int = 20, deadline_s: float = 30.0,
+        fields: Collection[str] | None = None,
     ) -> tuple[dict[str, str], ...]:
-        """Run a log query job to FIN within `deadline_s`; on timeout stop the job and raise PanosTimeout."""
+        """Run a log query job to FIN within `deadline_s`; on timeout stop the job and raise PanosTimeout.
+
+        `fields` keeps only those fields of each entry (all of them by default).
+        """
         if not _LOG_TYPE_RE.fullmatch(log_type):
             raise ValueError("log_type must be a PAN-OS log type such as traffic, threat, url or system")
         if not 1 <= nlogs <= 5000:
@@ -181,7 +186,8 @@ class PanosClient(PanosTransport):
         form = {"type": "log", "log-type": log_type, "nlogs": str(nlogs)}
         if query:
             form["query"] = query
-        job = self._run_job("log", form, deadline_s, panos_xml.parse_log_job)
+        parse = panos_xml.parse_log_job if fields is None else functools.partial(panos_xml.parse_log_job, fields=fields)
+        job = self._run_job("log", form, deadline_s, parse)
         return job.entries
 
     def report(

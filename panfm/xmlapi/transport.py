@@ -1,81 +1,68 @@
-"""The XML API transport under `panos_api.PanosClient`: session, TLS modes, deadlines and keys.
+"""The XML API transport under `panos_api.PanosClient`: connections, TLS modes, deadlines and keys.
 
 Every failure is one of the error tree's classes (`panfm/xmlapi/errors.py`, with `PanosError`
 and its API subclasses from `panos_xml`). Connections reach only the addresses the policy
-allows (`addresses.py`); each TLS mode has its adapter (`adapters.py`).
+allows (`addresses.py`); the HTTP/1.1 exchange and each TLS mode's context are `http1.py`'s.
 
-No message raised here contains a key, a password or a URL with parameters: requests'
-exceptions embed URLs and headers, so they are re-raised as these classes `from None`.
+No message raised here contains a key, a password or a URL with parameters: socket and TLS
+errors are re-raised as these classes `from None`, with only their reason.
 The key travels only in the `X-PAN-KEY` header; every call is a form POST to `/api/`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import logging
-import os
 import re
 import ssl
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlencode
 
-import requests
-import urllib3.exceptions as urllib3_exc
-from urllib3 import Timeout
-from urllib3.exceptions import InsecureRequestWarning, ReadTimeoutError
-
+import panfm.xmlapi.http1 as http1
 import panfm.xmlapi.parsers as panos_xml
 from panfm.models import AddressPolicy, DeviceConfig
-from panfm.xmlapi.adapters import PinningAdapter, SystemTrustAdapter, TimedAdapter
 from panfm.xmlapi.addresses import connect_allowed
-from panfm.xmlapi.errors import ConnectError, FingerprintMismatch, PanosTimeout, ServerError, TlsError
+from panfm.xmlapi.errors import (
+    AddressNotAllowed,
+    ConnectError,
+    FingerprintMismatch,
+    PanosTimeout,
+    ServerError,
+    TlsError,
+)
 from panfm.xmlapi.parsers import AuthError, BadResponse, PanosError
 
 log = logging.getLogger("panfm.xmlapi")  # one logger name for the whole client
 
 MAX_BODY_BYTES = panos_xml.MAX_BODY_BYTES
-_CHUNK = 64 * 1024
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
-_MISMATCH_RE = re.compile(r'Expected "([0-9a-f:]+)", got "([0-9a-f]+)"')
+_HEADER_VALUE_RE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no line break can reach the request
+_FIXED_HEADERS = b"\r\nUser-Agent: PANfm\r\nAccept: */*\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+
+
+@functools.lru_cache(maxsize=256)
+def _op_body(cmd: str) -> bytes:
+    """The encoded form of an op command: the fast poll sends the same five every cycle.
+
+    `urlencode` quotes character by character in Python; this is a pure function of the
+    command (no key, no password: those travel in a header or in keygen's form, never here).
+    """
+    return urlencode({"type": "op", "cmd": cmd}).encode("utf-8")
 
 
 def _where(device: DeviceConfig) -> str:
     return f"{device.name} ({device.host}:{device.port})"
 
 
-def _root_oserror(exc: BaseException) -> OSError | None:
-    """Find the innermost OSError behind a requests/urllib3 exception chain."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    found: OSError | None = None
-    while todo:  # breadth first: the last OSError seen is the deepest
-        cur = todo.pop(0)
-        if id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and not isinstance(cur, requests.RequestException):
-            found = cur
-        links = (cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args)
-        todo.extend(a for a in links if isinstance(a, BaseException))
-    return found
-
-
-def _reason(exc: BaseException) -> str:
+def _reason(exc: OSError) -> str:
     """Describe a transport failure without any URL, header or parameter."""
-    err = _root_oserror(exc)
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return err.verify_message or "certificate verify failed"
-    if err is not None and err.strerror:
-        return err.strerror
-    if err is not None:
-        return type(err).__name__
-    return type(exc).__name__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return exc.verify_message or "certificate verify failed"
+    return exc.strerror or type(exc).__name__
 
 
 def fetch_fingerprint(host: str, port: int, timeout: float = 5.0, policy: AddressPolicy | None = None) -> str:
@@ -104,10 +91,13 @@ def fetch_fingerprint(host: str, port: int, timeout: float = 5.0, policy: Addres
 
 
 class PanosTransport:
-    """Send keyed form POSTs to one firewall's /api/ over one keep-alive session.
+    """Send keyed form POSTs to one firewall's /api/ over keep-alive connections (`http1.py`).
 
     `timeout` is the total time one call may take (keygen and one retry included) and the
-    longest wait for any single read; `connect_timeout` bounds the TCP+TLS connect.
+    longest wait for any single read; `connect_timeout` bounds the TCP+TLS connect. Idle
+    connections wait in a small pool (a client is used by one thread at a time in the collector,
+    so it holds one; a second thread gets its own). The last TLS session is kept after `close()`
+    so the next connection resumes it instead of a full handshake.
     """
 
     def __init__(
@@ -129,60 +119,56 @@ class PanosTransport:
         self.on_key = on_key
         self.last_sent_time: float = 0.0  # when the last answered request was sent (epoch s)
         self.last_round_trip: float = 0.0  # seconds from that send until its answer's headers arrived
+        self.connections_made = 0  # TCP+TLS connections opened (keep-alive keeps this at 1)
+        self.sessions_resumed = 0  # of those, TLS handshakes that resumed the previous session
         self.insecure = device.tls.mode == "insecure"
         self._where = _where(device)
         self._key: str | None = device.api_key or None
         self._key_lock = threading.Lock()
         self._closed = threading.Event()
-        self._ca_file: str | None = None
-        self._pool_cache: Any = None
-        host = f"[{device.host}]" if ":" in device.host and not device.host.startswith("[") else device.host
-        self._url = f"https://{host}:{device.port}/api/"
-        self._session = requests.Session()
-        # Firewall management access is direct: no proxy or netrc from the environment, and no
-        # REQUESTS_CA_BUNDLE overriding the device's own trust choice.
-        self._session.trust_env = False
-        self._session.headers["User-Agent"] = "PANfm"
-        self._configure_tls()
+        self._idle: list[http1.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._generation = 0  # bumped by close(): a connection made before it is not kept afterwards
+        self._tls_session: ssl.SSLSession | None = None
+        self._host_header = self._request_host()
+        self._fingerprint: str | None = None
+        self._ctx = self._configure_tls()
 
-    def _configure_tls(self) -> None:
+    def _request_host(self) -> bytes:
+        host = self.device.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        value = host if self.device.port == 443 else f"{host}:{self.device.port}"
+        if not _HEADER_VALUE_RE.fullmatch(value):
+            raise ConnectError(f"{self._where}: the host name is not usable in an HTTP request")
+        return value.encode("ascii")
+
+    def _configure_tls(self) -> ssl.SSLContext:
         tls = self.device.tls
         if tls.mode == "pin":
             fp = (tls.fingerprint_sha256 or "").replace(":", "").lower()
             if not _FINGERPRINT_RE.fullmatch(fp):
                 raise TlsError(f"{self._where}: TLS mode 'pin' needs a 64-digit hex SHA-256 fingerprint")
-            self._session.mount("https://", PinningAdapter(fp, self.policy))
-        elif tls.mode == "verify" and not tls.ca_pem:
-            self._session.mount("https://", SystemTrustAdapter(self.policy))
-        else:
-            self._session.mount("https://", TimedAdapter(self.policy))
-        if tls.mode == "verify" and tls.ca_pem:
-            # requests takes a CA bundle as a path; the file lives as long as this client.
-            fd, self._ca_file = tempfile.mkstemp(prefix="panfm-ca-", suffix=".pem")
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(tls.ca_pem)
+            self._fingerprint = fp
         if self.insecure:
             log.warning("TLS certificate checks are OFF for %s (mode 'insecure' chosen explicitly)", self._where)
-            # The warning above is the report; urllib3's per-request warning for this host only is muted.
-            warnings.filterwarnings(
-                "ignore",
-                message=re.escape(f"Unverified HTTPS request is being made to host '{self.device.host}'"),
-                category=InsecureRequestWarning,
-            )
-        # Chain checks only in "verify" mode; "pin" checks the leaf itself, "insecure" nothing.
-        self._session.verify = self._ca_file or (tls.mode == "verify")
+        try:
+            # Chain and host name only in "verify" mode; "pin" checks the leaf itself, "insecure" nothing.
+            return http1.tls_context(tls.mode, tls.ca_pem if tls.mode == "verify" else None)
+        except (ssl.SSLError, ValueError) as exc:
+            raise TlsError(f"{self._where}: the CA bundle is not usable ({type(exc).__name__})") from None
 
     # -- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the session's connections and remove the temporary CA file."""
+        """Close the idle connections; the next call connects again (resuming the TLS session)."""
         self._closed.set()
-        self._session.close()
-        self._pool_cache = None  # closed with the session; a later call builds a new one, as requests did
-        if self._ca_file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._ca_file)
-            self._ca_file = None
+        with self._idle_lock:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self._keep_session(conn)
+            conn.close()
 
     def __enter__(self) -> Self:
         return self
@@ -192,100 +178,96 @@ class PanosTransport:
 
     # -- transport ------------------------------------------------------------------
 
-    def _pool(self) -> Any:
-        """The urllib3 pool of this device, as requests' adapter for its TLS mode builds and checks it.
+    def _keep_session(self, conn: http1.Connection) -> None:
+        try:
+            session = conn.session
+        except (OSError, ValueError):
+            return
+        if session is not None:
+            self._tls_session = session
 
-        Built once through the mounted adapter (TLS context, pin, address guard, CA file), then
-        used directly: requests' per-call work (merging settings, preparing the request, its
-        runtime protocol checks) cost about as much CPU as the parse of the answer, on every call.
-        """
-        if self._pool_cache is None:
-            adapter = self._session.get_adapter(self._url)
-            request = requests.Request("POST", self._url).prepare()
-            pool = adapter.get_connection_with_tls_context(request, self._session.verify)  # type: ignore[attr-defined]
-            adapter.cert_verify(pool, self._url, self._session.verify, None)  # type: ignore[attr-defined]
-            self._pool_cache = pool
-        return self._pool_cache
+    def _connection(self, remaining: float) -> http1.Connection:
+        """An idle keep-alive connection the device has not closed, else a new one."""
+        while True:
+            with self._idle_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if not conn.dropped():
+                return conn
+            conn.close()
+        generation = self._generation
+        conn = http1.Connection(
+            self.device.host, self.device.port, self._ctx, policy=self.policy, fingerprint=self._fingerprint,
+            connect_timeout=min(self.connect_timeout, remaining), session=self._tls_session,
+        )
+        conn.generation = generation
+        self.connections_made += 1
+        self.sessions_resumed += conn.session_reused
+        return conn
+
+    def _release(self, conn: http1.Connection, keep_alive: bool) -> None:
+        """Keep a connection for the next call, unless the answer ended it or close() came meanwhile."""
+        if keep_alive:
+            with self._idle_lock:
+                if conn.generation == self._generation:
+                    self._idle.append(conn)
+                    return
+        self._keep_session(conn)
+        conn.close()
 
     def _post(self, form: dict[str, str], key: str | None, end: float) -> tuple[int, bytes]:
         """POST one form to /api/ and return (HTTP status, body) read entirely before `end`."""
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise PanosTimeout(f"{self._where}: call deadline passed before the request was sent")
-        headers = {"User-Agent": "PANfm", "Accept": "*/*", "Content-Type": "application/x-www-form-urlencoded"}
+        if len(form) == 2 and form.get("type") == "op" and "cmd" in form:
+            body = _op_body(form["cmd"])
+        else:
+            body = urlencode(form).encode("utf-8")
+        head = [b"POST /api/ HTTP/1.1\r\nHost: ", self._host_header, _FIXED_HEADERS]
         if key:
-            headers["X-PAN-KEY"] = key
-        before_wall, before = time.time(), time.monotonic()  # used when the connection gives no times
+            if not _HEADER_VALUE_RE.fullmatch(key):
+                raise AuthError(None, "the API key has characters an HTTP header cannot carry")
+            head += (b"X-PAN-KEY: ", key.encode("ascii"), b"\r\n")
+        head += (b"Content-Length: ", str(len(body)).encode("ascii"), b"\r\n\r\n")
         try:
-            resp = self._pool().urlopen(
-                "POST", "/api/", body=urlencode(form).encode("utf-8"), headers=headers,
-                timeout=Timeout(connect=min(self.connect_timeout, remaining), read=min(self.timeout, remaining)),
-                retries=False, redirect=False, assert_same_host=False, preload_content=False,
-                decode_content=False,
-            )
-        except urllib3_exc.SSLError as exc:
+            conn = self._connection(remaining)
+        except AddressNotAllowed:
+            raise
+        except http1.PinMismatch as exc:
+            raise FingerprintMismatch(self._where, self._fingerprint or "", exc.actual) from None
+        except ssl.SSLError as exc:
             raise self._tls_error(exc) from None
-        except urllib3_exc.NewConnectionError as exc:  # a subclass of ConnectTimeoutError: test it first
-            raise ConnectError(f"{self._where}: {_reason(exc)}") from None
-        except urllib3_exc.ConnectTimeoutError:
+        except TimeoutError:
             raise PanosTimeout(f"{self._where}: no connection within {self.connect_timeout:g} s") from None
-        except urllib3_exc.ReadTimeoutError:
-            raise PanosTimeout(f"{self._where}: no answer within {min(self.timeout, remaining):.3g} s") from None
-        except (urllib3_exc.ProtocolError, urllib3_exc.ClosedPoolError, OSError) as exc:
+        except OSError as exc:
             raise ConnectError(f"{self._where}: {_reason(exc)}") from None
-        except urllib3_exc.HTTPError as exc:
-            raise ConnectError(f"{self._where}: request failed ({type(exc).__name__})") from None
+        try:
+            answer = conn.exchange(b"".join(head), body, self.timeout, end, MAX_BODY_BYTES)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, TimeoutError):
+                raise PanosTimeout(f"{self._where}: no complete answer within the call's deadline") from None
+            if isinstance(exc, http1.HttpError):
+                raise BadResponse(f"{self._where}: {exc}") from None
+            if isinstance(exc, OSError):  # reset, broken pipe, TLS failure mid-answer
+                raise ConnectError(f"{self._where}: {_reason(exc)}") from None
+            raise
         # The device read its counters between sending and answering: date the answer at the
         # send (a late worker thread cannot move it) and keep the round trip as its error bound.
-        conn = getattr(resp, "connection", None)
-        sent, round_trip = getattr(conn, "sent", None), getattr(conn, "round_trip", None)
-        if sent is None or round_trip is None:
-            sent, round_trip = before_wall, time.monotonic() - before
-        with resp:
-            body = self._read_body(resp, end)
-        self.last_sent_time, self.last_round_trip = sent, round_trip
-        return int(resp.status), body
+        self.last_sent_time, self.last_round_trip = conn.sent, conn.round_trip
+        self._release(conn, answer.keep_alive)
+        if log.isEnabledFor(logging.DEBUG):  # the form's type only: a keygen form holds the password
+            log.debug("%s: POST /api/ type=%s: HTTP %d, %d bytes in %.1f ms", self._where, form.get("type"),
+                      answer.status, len(answer.body), 1000 * conn.round_trip)
+        return answer.status, answer.body
 
-    def _read_body(self, resp: Any, end: float) -> bytes:
-        """Read the body in chunks, enforcing the total deadline even against a trickling server."""
-        raw = resp  # urllib3's HTTPResponse
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                remaining = end - time.monotonic()
-                if remaining <= 0:
-                    raise PanosTimeout(f"{self._where}: answer not complete within the call's deadline")
-                if sock is not None:
-                    # Each recv may wait only for what is left of the deadline.
-                    sock.settimeout(min(self.timeout, remaining))
-                data = raw.read1(_CHUNK)
-                if not data:
-                    break
-                size += len(data)
-                if size > MAX_BODY_BYTES:
-                    raise BadResponse(f"{self._where}: response body exceeds {MAX_BODY_BYTES} bytes")
-                chunks.append(data)
-        except PanosError:
-            raw.close()
-            raise
-        except (TimeoutError, ReadTimeoutError):
-            raw.close()
-            raise PanosTimeout(f"{self._where}: answer not complete within the call's deadline") from None
-        except Exception as exc:  # urllib3 ProtocolError / IncompleteRead / DecodeError, OSError
-            raw.close()
-            if isinstance(_root_oserror(exc), TimeoutError):
-                raise PanosTimeout(f"{self._where}: answer not complete within the call's deadline") from None
-            raise BadResponse(f"{self._where}: response body cut short ({type(exc).__name__})") from None
-        raw.release_conn()  # fully read: the connection goes back to the pool (keep-alive)
-        return b"".join(chunks)
-
-    def _tls_error(self, exc: Exception) -> TlsError:
-        match = _MISMATCH_RE.search(str(exc))
-        if match:
-            return FingerprintMismatch(self._where, match.group(1).replace(":", ""), match.group(2))
-        return TlsError(f"{self._where}: TLS verification failed: {_reason(exc)}")
+    def _tls_error(self, exc: ssl.SSLError) -> TlsError:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            why = exc.verify_message or "certificate verify failed"
+            return TlsError(f"{self._where}: TLS verification failed: {why}")
+        return TlsError(f"{self._where}: TLS handshake failed: {exc.reason or type(exc).__name__}")
 
     def _check(self, status: int, body: bytes) -> bytes:
         """Map the HTTP status and envelope to the documented exceptions; return a success body."""

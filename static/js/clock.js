@@ -28,9 +28,15 @@ async function refreshHealth() {
   setText(badge, `${health.status} · heartbeat ${age}`);
 }
 
+// The clock whose statistics the page shows (its node id); null: the one that wrote last.
+let selected = null;
+
 async function refreshClock() {
   const data = (await api("/api/clock")) || {};
-  const stats = data.stats;
+  const chosen = (data.clocks || []).find((n) => n.node_id === selected);
+  if (!chosen) selected = null;
+  const stats = chosen && chosen.stats ? chosen.stats : data.stats;
+  setText(document.getElementById("clock-shown"), chosen ? `Statistics of clock ${chosen.node_id}` : "Statistics of the clock that wrote last");
   const message = document.getElementById("clock-message");
   message.hidden = Boolean(stats);
   if (!stats) setText(message, "No data yet: the clock has not written its statistics.");
@@ -61,10 +67,11 @@ async function refreshClock() {
       el("td", { text: fmtTime(n.started_at) }),
       el("td", { text: fmtTime(n.heartbeat_at) }),
       el("td", { class: "num", text: fmtInt(n.devices) }),
-      el("td", { text: n.leader ? "leader" : DASH })));
+      el("td", { text: n.leader ? "leader" : DASH }),
+      el("td", {}, statsButton(n))));
   }
   if (!(data.clocks || []).length) {
-    nodes.append(el("tr", {}, el("td", { colspan: "7", text: data.clocks_error ? `unknown: ${data.clocks_error}` : "no live clock" })));
+    nodes.append(el("tr", {}, el("td", { colspan: "8", text: data.clocks_error ? `unknown: ${data.clocks_error}` : "no live clock" })));
   }
 
   const recent = s.recent || [];
@@ -90,6 +97,17 @@ async function refreshClock() {
       el("td", { class: "num", text: r.duration_s === undefined ? DASH : fmtNum(r.duration_s, 2) + " s" }),
       el("td", { text: r.outcome || DASH })));
   }
+}
+
+function statsButton(n) {
+  if (!n.stats) return DASH;
+  const button = el("button", { type: "button", class: "link-button", text: n.node_id === selected ? "shown" : "show" });
+  button.setAttribute("aria-pressed", String(n.node_id === selected));
+  button.addEventListener("click", () => {
+    selected = n.node_id === selected ? null : n.node_id;
+    refreshClock().catch(() => {});
+  });
+  return button;
 }
 
 poll(async () => {

@@ -70,7 +70,7 @@ class FakeClient:
     def gp_users(self):
         return []
 
-    def log_query(self, log_type, query, nlogs, deadline_s):
+    def log_query(self, log_type, query, nlogs, deadline_s, fields=None):
         return []
 
     def close(self):

@@ -1,0 +1,205 @@
+"""The fenced cycle write and the lease round on PostgreSQL, in-process, at the S8 shape (a few minutes).
+
+    .venv/bin/python bench/pg_write.py [--devices 1000] [--clocks 3] [--ifaces 15] [--cycles 20] [--parts]
+                                       [--busy-threads N] [--switch-interval S]
+
+Starts its own PostgreSQL 15 (tests/helpers/postgres.py), migrates the stores, lets CLOCKS
+coordinators share DEVICES by real lease rounds (`PgCoordinator.lease_round`), then for CYCLES
+slots writes each clock's cycle (its ~DEVICES/CLOCKS devices, IFACES interfaces each, baselines,
+statuses, dataplanes, the clock's stats) with `PgSampleStore.write_cycle(..., fence=...)` and
+runs one lease round per clock. `--busy-threads N` keeps N CPU-bound threads running in the
+process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
+back). Prints p50/p95/max of the write and of the lease round, and with `--parts` the time of
+each SQL statement of the write (grouped by its first words). No network polls and no
+simulator: only the database side of S8 (`make bench-scaleout` is the whole run).
+`PANFM_BENCH_ROOT=/other/checkout` runs the same script against another checkout (A/B).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(os.environ.get("PANFM_BENCH_ROOT") or Path(__file__).resolve().parent.parent)
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers.postgres import PgServer, pg_env  # noqa: E402
+
+import config  # noqa: E402
+import throughput_storage  # noqa: E402
+from panfm.models import (  # noqa: E402
+    CounterBaseline,
+    CycleResult,
+    DataplaneCpu,
+    DeviceSample,
+    DeviceStatus,
+    InterfaceCounters,
+    InterfaceSample,
+)
+from panfm.storage import postgres as pg_mod  # noqa: E402
+
+
+def _dist(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=20) if len(values) > 1 else [values[0]] * 19
+    return {"n": len(values), "p50": round(statistics.median(values), 2), "p95": round(q[18], 2),
+            "max": round(max(values), 2)}
+
+
+def _cycle(devices: list[str], t: float, ifaces: int) -> CycleResult:
+    names = [f"ethernet1/{k + 1}" for k in range(ifaces)]
+    samples = tuple(DeviceSample(device_id=d, ts=t + 0.3, inbound_mbps=12.5, outbound_mbps=3.1, total_mbps=15.6,
+                                 inbound_pps=1000.0, outbound_pps=900.0, sessions_active=1200, sessions_tcp=900,
+                                 sessions_udp=250, sessions_icmp=50, sessions_max=64000,
+                                 sessions_utilization_pct=1.9, sessions_cps=40, sessions_kbps=12000, sessions_pps=1900,
+                                 cpu_dataplane_pct=12.0, cpu_management_pct=8.0, memory_pct=40.0,
+                                 packet_buffer_pct=1.0, packet_descriptor_pct=0.5, rtt_ms=4.0, approx=False)
+                    for d in devices)
+    ifs = tuple(InterfaceSample(device_id=d, name=n, ts=t + 0.3, in_bps=1e6, out_bps=5e5, in_pps=100.0,
+                                out_pps=90.0, errors_per_s=0.0, drops_per_s=0.0, counted=True, approx=False)
+                for d in devices for n in names)
+    counters = {n: InterfaceCounters(n, 10**12, 10**11, 10**9, 10**9, 0, 1, source="hw") for n in names}
+    return CycleResult(
+        started=t, finished=t + 1.0, samples=samples, interfaces=ifs,
+        baselines=tuple(CounterBaseline(d, t + 0.3, "SER" + d, 100000, counters, 4.0) for d in devices),
+        statuses=tuple(DeviceStatus(d, "up", t + 0.3, t + 0.3, None, 0) for d in devices),
+        dataplanes=tuple(DataplaneCpu(d, t + 0.3, (("dp0", 12.0),), ("dp0", 1, 30.0)) for d in devices),
+    )
+
+
+class _Parts:
+    """Times every statement the stores send (PgConn.execute / executemany), by its first words."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = defaultdict(list)
+        self._exec, self._many = pg_mod.PgConn.execute, pg_mod.PgConn.executemany
+        self._copy = getattr(pg_mod.PgConn, "copy_rows", None)
+        parts = self
+
+        def execute(conn: Any, sql: str, params: Any = None, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return parts._exec(conn, sql, params, **kw)
+            finally:
+                parts.ms[" ".join(sql.split()[:6])[:60]].append((time.perf_counter() - t0) * 1000)
+
+        def executemany(conn: Any, sql: str, params: Any) -> None:
+            t0 = time.perf_counter()
+            try:
+                parts._many(conn, sql, params)
+            finally:
+                parts.ms["many: " + " ".join(sql.split()[:4])[:50]].append((time.perf_counter() - t0) * 1000)
+
+        def copy_rows(conn: Any, table: str, *args: Any) -> None:
+            t0 = time.perf_counter()
+            try:
+                parts._copy(conn, table, *args)  # type: ignore[misc]
+            finally:
+                parts.ms["copy: " + table].append((time.perf_counter() - t0) * 1000)
+
+        if self._copy is not None:
+            pg_mod.PgConn.copy_rows = copy_rows  # type: ignore[method-assign]
+        pg_mod.PgConn.execute = execute  # type: ignore[method-assign]
+        pg_mod.PgConn.executemany = executemany  # type: ignore[method-assign]
+
+    def report(self) -> dict[str, dict[str, float]]:
+        return {k: _dist(v) for k, v in sorted(self.ms.items(), key=lambda kv: -sum(kv[1]))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--clocks", type=int, default=3)
+    ap.add_argument("--ifaces", type=int, default=15)
+    ap.add_argument("--cycles", type=int, default=20)
+    ap.add_argument("--interval", type=int, default=30)
+    ap.add_argument("--parts", action="store_true", help="time each statement of the write")
+    ap.add_argument("--busy-threads", type=int, default=0,
+                    help="CPU-bound Python threads in this process meanwhile (the clock's poll threads hold the GIL)")
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="sys.setswitchinterval for this process (seconds; the clock sets its own)")
+    ap.add_argument("--out", help="also write the figures as JSON here")
+    a = ap.parse_args()
+    if a.switch_interval is not None:
+        sys.setswitchinterval(a.switch_interval)
+    stop = threading.Event()
+
+    def spin() -> None:
+        x = 0
+        while not stop.is_set():
+            for i in range(1000):
+                x += i * i
+
+    spinners = [threading.Thread(target=spin, daemon=True) for _ in range(a.busy_threads)]
+    work = Path(tempfile.mkdtemp(prefix="bench-pg-write-"))
+    server = PgServer(work / "pg")
+    try:
+        url = server.fresh_database("bench")
+        data = work / "data"
+        config.ensure_data_dir(data)
+        settings = config.load_settings(env={"PANFM_DATA_DIR": str(data), **pg_env(url)})
+        stores = throughput_storage.open_stores(settings, writer=True)
+        ids = [f"fw{i:04d}" for i in range(a.devices)]
+        coords = [throughput_storage.open_coordinator(url, data) for _ in range(a.clocks)]
+        nodes = [f"bench-{k}" for k in range(a.clocks)]
+        for c, n in zip(coords, nodes, strict=True):
+            c.register(n, "bench", os.getpid())
+        for _ in range(3):  # let the shares settle
+            rounds = [c.lease_round(n, ids, a.interval) for c, n in zip(coords, nodes, strict=True)]
+        writers = [stores.open_sample_writer(a.interval) for _ in range(a.clocks)]
+        for t in spinners:
+            t.start()
+        parts = _Parts() if a.parts else None
+        writes: list[float] = []
+        leases: list[float] = []
+        t = (time.time() // a.interval) * a.interval - a.cycles * a.interval
+        stats = {"executions": {"collect": 100}, "last_cycle": {"devices": a.devices // a.clocks}}
+        for k in range(-2, a.cycles):  # two warm-up cycles (keys, partitions, caches)
+            slot_t = t + (k + 2) * a.interval
+            for i, (c, n, w) in enumerate(zip(coords, nodes, writers, strict=True)):
+                t0 = time.perf_counter()
+                rounds[i] = c.lease_round(n, ids, a.interval)
+                lease_ms = (time.perf_counter() - t0) * 1000
+                cycle = _cycle(sorted(rounds[i].held), slot_t, a.ifaces)
+                t0 = time.perf_counter()
+                refused = w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences))
+                write_ms = (time.perf_counter() - t0) * 1000
+                if refused:
+                    print(f"refused {refused} rows of {n}", file=sys.stderr)
+                if k >= 0:
+                    writes.append(write_ms)
+                    leases.append(lease_ms)
+                elif parts is not None:
+                    parts.ms.clear()
+        stop.set()
+        result: dict[str, Any] = {
+            "devices": a.devices, "clocks": a.clocks, "ifaces": a.ifaces, "cycles": a.cycles,
+            "busy_threads": a.busy_threads, "switch_interval_s": sys.getswitchinterval(),
+            "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
+            "write_ms": _dist(writes), "lease_round_ms": _dist(leases), "load": os.getloadavg(),
+            "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        if parts is not None:
+            result["parts_ms"] = parts.report()
+        print(json.dumps(result, indent=1))
+        if a.out:
+            Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
+        for c in coords:
+            c.close()
+        stores.close()
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
