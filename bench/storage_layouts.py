@@ -1,134 +1,142 @@
-"""Bytes per firewall-day of the 5-minute tier: today's rows against a compact layout (issue 17 design).
+"""Bytes of the rollup tiers in candidate layouts, from the rows of an existing sample database.
 
-    .venv/bin/python bench/storage_layouts.py --devices 20 --days 3
+    .venv/bin/python bench/storage_layouts.py --db bench/out/history.db
 
-A design measurement, not the product's schema: it writes the same synthetic 5-minute rows
-(19 device metrics, 4 interfaces of 6 metrics, 10 samples per bucket) into two SQLite files and
-reports each table's pages per device-day (`dbstat`, after VACUUM):
+Reads the rollup tables of a schema-6 database (`dev_5m`, `if_5m`, `dev_1h`, `if_1h`, the
+30-minute groups; a file written by `bench/gen_history_db.py`, the demo's backfill or a real
+clock) and writes the same buckets into a temporary file in each candidate layout, then
+reports each table's pages (`dbstat`, after VACUUM) per device-day (devices x the days the
+5-minute tier spans) and the CPU to decode one packed row:
 
-- current: the schema of `panfm/storage/schema.py` (device UUID text and interface name in
-  every row's key, every value REAL, average, minimum, maximum and a count per metric);
-- compact: an integer series key (one per device, one per interface), whole units (bps and pps
-  as integers, percentages to 0.01), average and maximum only, the per-metric count NULL when
-  it equals the bucket's (the storage's `weight_sql` already reads NULL that way).
-
-The compact layout is what issue 17 asks of the SQLite backend (and of the PostgreSQL one);
-this script says how far it goes before the migration is written.
+- `rows6`: schema 6 as is (one row per series and bucket, avg, max and a count per metric);
+- `counts`: one row per bucket, the bucket as an index (start / width), the per-metric counts
+  in one nullable BLOB (NULL when every metric had every sample) instead of one column each;
+- `packed`: one row per series and twelve buckets (an hour of 5-minute buckets, 12 hours of
+  1-hour buckets, 6 hours of 30-minute groups), a rowid table keyed by (key << 24 | period), the period's buckets column by column in one BLOB
+  (`panfm/storage/packed.py`: fixed-width little-endian integers, width per column), the
+  per-metric counts in a second nullable BLOB;
+- `packed+zlib`: the same, each row's columns deflated when that is shorter (what schema 7 stores).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import random
 import sqlite3
 import sys
 import tempfile
-import uuid
+import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS  # noqa: E402
+import panfm.storage.compact as c  # noqa: E402
+import panfm.storage.packed as packed  # noqa: E402
+from panfm.storage.series_def import IFACE_METRICS  # noqa: E402
 
-N = 10  # samples per 5-minute bucket at 30 s
-
-
-def device_values(rng: random.Random) -> dict[str, float]:
-    mbps = rng.uniform(50, 900)
-    return {
-        "inbound_mbps": mbps * 0.6, "outbound_mbps": mbps * 0.4, "total_mbps": mbps,
-        "inbound_pps": mbps * 90.3, "outbound_pps": mbps * 60.1,
-        "sessions_active": rng.randint(1000, 90000), "sessions_tcp": rng.randint(500, 60000),
-        "sessions_udp": rng.randint(100, 20000), "sessions_icmp": rng.randint(0, 200), "sessions_max": 262144,
-        "sessions_utilization_pct": rng.uniform(0, 40), "sessions_cps": rng.randint(0, 3000),
-        "sessions_kbps": rng.randint(0, 900000), "sessions_pps": rng.randint(0, 90000),
-        "cpu_dataplane_pct": rng.uniform(0, 80), "cpu_management_pct": rng.uniform(0, 50),
-        "memory_pct": rng.uniform(30, 80), "packet_buffer_pct": rng.uniform(0, 5),
-        "packet_descriptor_pct": rng.uniform(0, 5),
-    }
+# table -> (key column, bucket width s, period s)
+TABLES = {
+    "dev_5m": ("dk", 300, 3600), "if_5m": ("ik", 300, 3600),
+    "dev_1h": ("dk", 3600, 43200), "if_1h": ("ik", 3600, 43200),
+    "dev_5m_g30m": ("dk", 1800, 21600), "if_5m_g30m": ("ik", 1800, 21600),
+}
 
 
-def iface_values(rng: random.Random) -> dict[str, float]:
-    bps = rng.uniform(1e6, 9e8)
-    return {"in_bps": bps, "out_bps": bps * 0.7, "in_pps": bps / 8 / 700, "out_pps": bps / 8 / 900,
-            "errors_per_s": 0.0, "drops_per_s": rng.choice([0.0, 0.0, 0.0, 0.033])}
+def metrics(table: str) -> tuple[str, ...]:
+    return c.DEV_STORED if table.startswith("dev") else IFACE_METRICS
 
 
-def whole(metric: str, value: float) -> float | int:
-    """The compact layout's stored unit: bps and pps and counts as integers, the rest to 0.01."""
-    if metric.endswith("_mbps"):
-        return round(value * 1e6)  # whole bits per second
-    if metric.endswith(("_pps", "_bps")) or (metric.startswith("sessions_") and not metric.endswith("_pct")):
-        return round(value)
-    return round(value, 2)
+def value_cols(table: str) -> list[str]:
+    cols = ["n"] + [f"{m}_{k}" for m in metrics(table) for k in ("avg", "max")]
+    return cols + (["total_mbps_max"] if table.startswith("dev") else [])
 
 
-def build(path: Path, compact: bool, devices: int, buckets: int) -> dict[str, float]:
-    rng = random.Random(1)
-    conn = sqlite3.connect(path)
-    if compact:
-        dev_cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in DEVICE_METRICS)
-        if_cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in IFACE_METRICS)
-        conn.execute(f"CREATE TABLE device_5m (sid INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
-                     f"{dev_cols}, PRIMARY KEY (sid, bucket)) WITHOUT ROWID")
-        conn.execute(f"CREATE TABLE iface_5m (sid INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
-                     f"{if_cols}, PRIMARY KEY (sid, bucket)) WITHOUT ROWID")
-    else:
-        dev_cols = ", ".join(f"{m}_avg REAL, {m}_min REAL, {m}_max REAL, {m}_n INTEGER" for m in DEVICE_METRICS)
-        if_cols = ", ".join(f"{m}_avg REAL, {m}_min REAL, {m}_max REAL, {m}_n INTEGER" for m in IFACE_METRICS)
-        conn.execute(f"CREATE TABLE device_5m (device_id TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
-                     f"{dev_cols}, PRIMARY KEY (device_id, bucket)) WITHOUT ROWID")
-        conn.execute(f"CREATE TABLE iface_5m (device_id TEXT NOT NULL, interface TEXT NOT NULL, "
-                     f"bucket INTEGER NOT NULL, n INTEGER NOT NULL, {if_cols}, "
-                     "PRIMARY KEY (device_id, interface, bucket)) WITHOUT ROWID")
-    start = 1_764_800_000 // 300 * 300
-    for d in range(devices):
-        device_id = str(uuid.uuid4())
-        dev_rows, if_rows = [], []
-        for b in range(buckets):
-            bucket = start + b * 300
-            v = device_values(rng)
-            if compact:
-                dev_rows.append([d + 1, bucket, N, *(x for m in DEVICE_METRICS
-                                                     for x in (whole(m, v[m]), whole(m, v[m] * 1.2), None))])
-            else:
-                dev_rows.append([device_id, bucket, N, *(x for m in DEVICE_METRICS
-                                                         for x in (v[m], v[m] * 0.8, v[m] * 1.2, N))])
-            for k in range(4):
-                w = iface_values(rng)
-                if compact:
-                    if_rows.append([10_000 + d * 4 + k, bucket, N, *(x for m in IFACE_METRICS
-                                                                     for x in (whole(m, w[m]), whole(m, w[m] * 1.2),
-                                                                               None))])
-                else:
-                    if_rows.append([device_id, f"ethernet1/{k + 1}", bucket, N,
-                                    *(x for m in IFACE_METRICS for x in (w[m], w[m] * 0.8, w[m] * 1.2, N))])
-        conn.executemany(f"INSERT INTO device_5m VALUES ({', '.join('?' * len(dev_rows[0]))})", dev_rows)
-        conn.executemany(f"INSERT INTO iface_5m VALUES ({', '.join('?' * len(if_rows[0]))})", if_rows)
-    conn.commit()
-    conn.execute("VACUUM")
-    device_days = devices * buckets / 288
-    sizes = {name: size / device_days / 1024 for name, size in
-             conn.execute("SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE '%_5m' GROUP BY name")}
-    conn.close()
-    return sizes
+def count_cols(table: str) -> list[str]:
+    return [f"{m}_n" for m in metrics(table)]
+
+
+def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str) -> None:
+    for table, (key, width, period) in TABLES.items():
+        if not src.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+            continue
+        vcols, ccols = value_cols(table), count_cols(table)
+        rows = src.execute(f"SELECT {key}, bucket, {', '.join(vcols)}, {', '.join(ccols)} FROM {table} "
+                           f"ORDER BY {key}, bucket").fetchall()
+        if layout == "rows6":
+            cols = [key, "bucket", *vcols, *ccols]
+            dst.execute(f"CREATE TABLE {table} ({', '.join(f'{x} INTEGER' for x in cols)}, "
+                        f"PRIMARY KEY ({key}, bucket)) WITHOUT ROWID")
+            dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})", rows)
+        elif layout == "counts":
+            cols = [key, "b", *vcols, "cnt"]
+            dst.execute(f"CREATE TABLE {table} ({', '.join(f'{x}' for x in cols)}, "
+                        f"PRIMARY KEY ({key}, b)) WITHOUT ROWID")
+            out = []
+            for r in rows:
+                cnts = r[2 + len(vcols):]
+                blob = None if all(x is None for x in cnts) else packed.encode(1, [0], [[x] for x in cnts])
+                out.append((r[0], r[1] // width, *r[2:2 + len(vcols)], blob))
+            dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})", out)
+        else:
+            deflate = None if layout == "packed+zlib" else False  # None: deflate a row when shorter
+            slots = period // width
+            # A rowid table keyed by (series key << 24 | period index): no key columns stored, and a
+            # row up to ~4 KB stays on its page (a WITHOUT ROWID row spills past ~1 KB).
+            dst.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, b BLOB NOT NULL, cnt BLOB)")
+            groups: dict[tuple[int, int], list[tuple]] = defaultdict(list)
+            for r in rows:
+                groups[(r[0], r[1] // period)].append(r)
+            out = []
+            for (k, p), rs in groups.items():
+                present = [(r[1] - p * period) // width for r in rs]
+                vals = [[r[2 + i] for r in rs] for i in range(len(vcols))]
+                cnts = [[r[2 + len(vcols) + i] for r in rs] for i in range(len(ccols))]
+                has_cnt = any(x is not None for col in cnts for x in col)
+                if has_cnt:  # full counts: NULL meant "the bucket's n"
+                    cnts = [[r[2] if x is None else x for r, x in zip(rs, col, strict=True)] for col in cnts]
+                out.append((k << 24 | p, packed.encode(slots, present, vals, deflate),
+                            packed.encode(slots, present, cnts, deflate) if has_cnt else None))
+            dst.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", out)
+    dst.commit()
+    dst.execute("VACUUM")
+
+
+def decode_cost(dst: sqlite3.Connection, table: str) -> float:
+    """Microseconds of CPU to decode one packed row of `table` (all its columns)."""
+    key, width, period = TABLES[table]
+    blobs = [r[0] for r in dst.execute(f"SELECT b FROM {table} LIMIT 2000")]
+    if not blobs:
+        return 0.0
+    t0 = time.process_time()
+    for b in blobs:
+        packed.decode(b, period // width, len(value_cols(table)))
+    return (time.process_time() - t0) / len(blobs) * 1e6
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--devices", type=int, default=20)
-    ap.add_argument("--days", type=int, default=3)
-    args = ap.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", type=Path, required=True, help="a schema-6 sample database")
+    a = ap.parse_args()
+    src = sqlite3.connect(f"file:{a.db}?mode=ro", uri=True)
+    devices = src.execute("SELECT count(DISTINCT dk) FROM dev_5m").fetchone()[0]
+    lo, hi = src.execute("SELECT min(bucket), max(bucket) FROM dev_5m").fetchone()
+    ifaces = src.execute("SELECT count(DISTINCT ik) FROM if_5m").fetchone()[0] / max(1, devices)
+    device_days = devices * (hi + 300 - lo) / 86400
+    print(f"{a.db}: {devices} devices, {ifaces:.1f} interfaces each, {device_days / devices:.1f} days "
+          f"of 5-minute rows")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, compact in (("current", False), ("compact", True)):
-            path = Path(tmp) / f"{name}.db"
-            sizes = build(path, compact, args.devices, args.days * 288)
-            total = sum(sizes.values())
-            parts = ", ".join(f"{k} {v:.1f} KB" for k, v in sorted(sizes.items()))
-            print(f"{name}: {total:.1f} KB per device-day in the 5-minute tier ({parts})")
-            os.remove(path)
+        for layout in ("rows6", "counts", "packed", "packed+zlib"):
+            dst = sqlite3.connect(Path(tmp) / f"{layout}.db")
+            build(src, dst, layout)
+            sizes = dict(dst.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))
+            parts = {t: sizes.get(t, 0) / device_days / 1000 for t in TABLES}
+            cost = ""
+            if layout.startswith("packed"):
+                cost = "; decode µs/row: " + ", ".join(f"{t} {decode_cost(dst, t):.0f}" for t in ("dev_5m", "if_5m"))
+            print(f"{layout:12} {sum(parts.values()):7.1f} KB per device-day of rollups: "
+                  + ", ".join(f"{t} {v:.1f}" for t, v in parts.items()) + cost)
+            dst.close()
     return 0
 
 

@@ -11,6 +11,7 @@ from helpers.storage_legacy import old_rollup_sql
 
 import panfm.storage.queries as q
 import panfm.storage.rollups as storage_rollups
+import panfm.storage.tiers as tiers
 from panfm.storage.compact import SCALE
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, MIGRATIONS, SCHEMA_VERSION, connect_reader, migrate
@@ -121,8 +122,12 @@ def test_it_reads_the_materialised_rows_rather_than_grouping_again(grouped_db, t
     shutil.copy(grouped_db, db)
     group = int(NOW - 10 * DAY) // 1800 * 1800
     conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE dev_5m_g30m SET inbound_mbps_max = -1000 WHERE bucket = ?", (group,))  # kbit/s
+    with conn:  # the group's stored maximum made impossible (-1000 kbit/s), in its packed row
+        (dk,) = conn.execute("SELECT dk FROM ts_device WHERE device_id = 'fw1'").fetchone()
+        (start, vals, counts), = tiers.read(conn, "dev_5m_g30m", dk, group, group + 1)
+        vals = list(vals)
+        vals[tiers.col_index("dev")["inbound_mbps_max"]] = -1000
+        tiers.write(conn, "dev_5m_g30m", {dk: [(start, tuple(vals), counts)]})
     conn.close()
     with SampleReader.open(db) as r:
         h = r.history("fw1", NOW - 30 * DAY, NOW)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import panfm.storage.compact as c
+import panfm.storage.tiers as tiers
 from panfm.models import History, HistoryTier
 from panfm.storage.latest import _flag
 from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
@@ -117,7 +118,7 @@ def _first_times(conn: sqlite3.Connection, s: Series) -> dict[HistoryTier, float
     raw = conn.execute(f"SELECT min(ts) FROM {s.raw_table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
     firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else raw / 1000}
     for tier, table in s.tier_tables.items():
-        b = conn.execute(f"SELECT min(bucket) FROM {table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
+        b = tiers.first_bucket(conn, table, s.key[0])
         firsts["5m" if tier == "5m" else "1h"] = None if b is None else float(b)
     return firsts
 
@@ -192,32 +193,21 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         return History("raw", None, [])
     s = found
     tier, bucket = choose_tier(conn, s, start, end, max_points)
-    if tier == "raw":
-        table, tcol, lo, hi = s.raw_table, "ts", int(start * 1000), int(end * 1000)
-    else:
-        table, tcol, lo, hi = s.tier_tables[tier], "bucket", int(start // bucket * bucket), math.ceil(end)
-    rng = f"FROM {table} WHERE {s.where} AND {tcol} >= ? AND {tcol} < ?"
+    if tier != "raw":
+        return _tier_history(conn, s, tier, bucket, start, end, max_points)
+    lo, hi = int(start * 1000), int(end * 1000)
+    rng = f"FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"
     params = (*s.key, lo, hi)
     count = conn.execute(f"SELECT count(*) {rng}", params).fetchone()[0]  # nosec B608
     if count <= max_points:
         width = None
-        if tier == "raw":
-            cols = ", ".join(f"{c.raw_expr(m)} AS {m}, {c.raw_expr(m)} AS {m}_max" for m in s.metrics)
-            sql = f"SELECT ts / 1000.0 AS t, {cols}, approx {rng} ORDER BY ts"
-        else:
-            cols = ", ".join(f"{c.avg_expr(m)} AS {m}, {c.max_expr(m)} AS {m}_max" for m in s.metrics)
-            sql = f"SELECT bucket AS t, {cols} {rng} ORDER BY bucket"
+        cols = ", ".join(f"{c.raw_expr(m)} AS {m}, {c.raw_expr(m)} AS {m}_max" for m in s.metrics)
+        sql = f"SELECT ts / 1000.0 AS t, {cols}, approx {rng} ORDER BY ts"
     else:
         width = group_width(bucket, (end - start) / (max_points - 2))
-        if tier != "raw" and tier in s.group_tables and width % s.group_tables[tier][1] == 0:
-            points = _grouped_from_materialised(conn, s, tier, width, lo, hi)
-            return History(tier, width, mark_gaps(points, width, max_points))
-        if tier == "raw":
-            cols = ", ".join(f"{c.raw_agg('avg', m)} AS {m}, {c.raw_agg('max', m)} AS {m}_max"
-                             for m in s.metrics) + ", max(approx) AS approx"
-            sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
-        else:
-            sql = _grouped_rollup_sql(table, s, width)
+        cols = ", ".join(f"{c.raw_agg('avg', m)} AS {m}, {c.raw_agg('max', m)} AS {m}_max"
+                         for m in s.metrics) + ", max(approx) AS approx"
+        sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
     cur = conn.execute(sql, params)  # nosec B608
     cur.row_factory = None  # plain tuples: building the dicts from them is twice as fast as from Rows
     names = [d[0] for d in cur.description]
@@ -226,22 +216,97 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         p["t"] = float(p["t"])
         if "approx" in p:
             p["approx"] = _flag(p["approx"])
-    step = width or (bucket if tier != "raw" else None)
-    return History(tier, width or (bucket or None), mark_gaps(points, step, max_points))
+    return History(tier, width, mark_gaps(points, width, max_points))
 
 
-def _grouped_rollup_sql(table: str, s: Series, width: int) -> str:
-    # Average of averages, each weighted by its own count of samples that had the metric.
-    cols = ", ".join(f"{c.weighted_avg_expr(m)} AS {m}, {c.rollup_agg('max', m)} AS {m}_max" for m in s.metrics)
-    return (
-        f"SELECT (bucket / {width}) * {width} AS t, {cols} FROM {table} "  # noqa: S608  # nosec B608
-        f"WHERE {s.where} AND bucket >= ? AND bucket < ? GROUP BY 1 ORDER BY 1"
-    )
+# --------------------------------------------------------------------------------------
+# Rollup tiers (packed rows, tiers.py): decoded and grouped here
+# --------------------------------------------------------------------------------------
 
 
-def _grouped_from_materialised(
-    conn: sqlite3.Connection, s: Series, tier: str, width: int, lo: int, hi: int
-) -> list[dict[str, Any]]:
+def _picks(s: Series) -> list[tuple[str, int, int, int, float]]:
+    """Per metric: (name, avg column, max column, metric number, scale); total_mbps from in + out."""
+    kind = "dev" if s.key_cols == ("dk",) else "if"
+    idx = tiers.col_index(kind)
+    stored = tiers.metrics(kind)
+    out = []
+    for m in s.metrics:
+        if m == "total_mbps":
+            out.append((m, -1, idx["total_mbps_max"], stored.index("inbound_mbps"), float(c.SCALE[m])))
+        else:
+            out.append((m, idx[f"{m}_avg"], idx[f"{m}_max"], stored.index(m), float(c.SCALE[m])))
+    return out
+
+
+def _avg_of(v: tiers.Vals, col: int, i_in: int) -> int | None:
+    if col >= 0:
+        return v[col]
+    a, b = v[1 + 2 * i_in], v[3 + 2 * i_in]  # inbound, outbound averages
+    return None if a is None or b is None else a + b
+
+
+def _points(rows: list[tiers.Bucket], picks: list[tuple[str, int, int, int, float]]) -> list[dict[str, Any]]:
+    """One point per bucket (its average and maximum in the API unit)."""
+    out = []
+    for start, v, _ in rows:
+        p: dict[str, Any] = {"t": float(start)}
+        for m, ca, cm, i, scale in picks:
+            a, mx = _avg_of(v, ca, i), v[cm]
+            p[m] = None if a is None else a / scale
+            p[f"{m}_max"] = None if mx is None else mx / scale
+        out.append(p)
+    return out
+
+
+def _grouped(kind: str, rows: list[tiers.Bucket], picks: list[tuple[str, int, int, int, float]],
+             width: int) -> list[dict[str, Any]]:
+    """Points `width` wide: averages weighted by each metric's own count, maxima of the maxima."""
+    groups: dict[int, list[tiers.Bucket]] = {}
+    for r in rows:
+        groups.setdefault(r[0] // width * width, []).append(r)
+    out = []
+    for g, rs in groups.items():
+        p: dict[str, Any] = {"t": float(g)}
+        for m, ca, cm, i, scale in picks:
+            num = 0
+            den = 0
+            seen = False
+            top = None
+            for _, v, cn in rs:
+                w = tiers.weight(kind, v, cn, i)
+                den += w
+                a = _avg_of(v, ca, i)
+                if a is not None:
+                    num += a * w
+                    seen = True
+                mx = v[cm]
+                if mx is not None and (top is None or mx > top):
+                    top = mx
+            p[m] = num / (den * scale) if den and seen else None
+            p[f"{m}_max"] = None if top is None else top / scale
+        out.append(p)
+    return out
+
+
+def _tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, start: float, end: float,
+                  max_points: int) -> History:
+    lo, hi = int(start // bucket * bucket), math.ceil(end)
+    table = s.tier_tables[tier]
+    kind = "dev" if s.key_cols == ("dk",) else "if"
+    picks = _picks(s)
+    rows = tiers.read(conn, table, s.key[0], lo, hi)
+    if len(rows) <= max_points:
+        return History(tier, bucket, mark_gaps(_points(rows, picks), bucket, max_points))  # type: ignore[arg-type]
+    width = group_width(bucket, (end - start) / (max_points - 2))
+    if tier in s.group_tables and width % s.group_tables[tier][1] == 0:
+        points = _grouped_from_materialised(conn, s, tier, width, lo, hi, rows)
+    else:
+        points = _grouped(kind, rows, picks, width)
+    return History(tier, width, mark_gaps(points, width, max_points))  # type: ignore[arg-type]
+
+
+def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, width: int, lo: int, hi: int,
+                               rows: list[tiers.Bucket]) -> list[dict[str, Any]]:
     """Group `tier` rows in [lo, hi) into `width` buckets, reading whole groups pre-computed.
 
     1. Whole groups inside the range come from the materialised table (one row each when
@@ -250,24 +315,16 @@ def _grouped_from_materialised(
        on the fly from the tier's rows, exactly as before, so the points are the same.
     """
     group_table, group_w = s.group_tables[tier]
-    tier_table = s.tier_tables[tier]
+    kind = "dev" if s.key_cols == ("dk",) else "if"
+    picks = _picks(s)
     a, b = -(-lo // width) * width, hi // width * width  # whole groups: [a, b)
-    segments = [(tier_table, lo, a), (group_table, a, b), (tier_table, b, hi)] if a < b else [(tier_table, lo, hi)]
-    points: list[dict[str, Any]] = []
-    for table, seg_lo, seg_hi in segments:
-        if seg_lo >= seg_hi:
-            continue
-        if table == group_table and width == group_w:
-            cols = ", ".join(f"{c.avg_expr(m)} AS {m}, {c.max_expr(m)} AS {m}_max" for m in s.metrics)
-            where = f"{s.where} AND bucket >= ? AND bucket < ?"
-            sql = f"SELECT bucket AS t, {cols} FROM {table} WHERE {where} ORDER BY bucket"  # noqa: S608  # nosec B608
-        else:
-            sql = _grouped_rollup_sql(table, s, width)
-        cur = conn.execute(sql, (*s.key, seg_lo, seg_hi))
-        cur.row_factory = None
-        names = [d[0] for d in cur.description]
-        points.extend({**dict(zip(names, r, strict=True)), "t": float(r[0])} for r in cur)
-    return points
+    if a >= b:
+        return _grouped(kind, rows, picks, width)
+    head = [r for r in rows if r[0] < a]
+    tail = [r for r in rows if r[0] >= b]
+    groups = tiers.read(conn, group_table, s.key[0], a, b)
+    middle = _points(groups, picks) if width == group_w else _grouped(kind, groups, picks, width)
+    return _grouped(kind, head, picks, width) + middle + _grouped(kind, tail, picks, width)
 
 
 def mark_gaps(points: list[dict[str, Any]], step: float | None, max_points: int) -> list[dict[str, Any]]:
@@ -307,15 +364,23 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
         return {m: {"min": None, "avg": None, "max": None} for m in s.metrics}
     s = found
     tier, bucket = choose_tier(conn, s, start, end, 2000)
-    if tier == "raw":
-        cols = ", ".join(f"{c.raw_agg('min', m)}, {c.raw_agg('avg', m)}, {c.raw_agg('max', m)}" for m in s.metrics)
-        sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
-        params = (*s.key, int(start * 1000), int(end * 1000))
-    else:
-        cols = ", ".join(f"{c.rollup_agg('min', m)}, {c.weighted_avg_expr(m)}, {c.rollup_agg('max', m)}"
-                         for m in s.metrics)
-        table = s.tier_tables[tier]
-        sql = f"SELECT {cols} FROM {table} WHERE {s.where} AND bucket >= ? AND bucket < ?"  # noqa: S608  # nosec B608
-        params = (*s.key, int(start // bucket * bucket), math.ceil(end))
-    row = conn.execute(sql, params).fetchone()
+    if tier != "raw":
+        return _tier_summary(conn, s, tier, bucket, start, end)
+    cols = ", ".join(f"{c.raw_agg('min', m)}, {c.raw_agg('avg', m)}, {c.raw_agg('max', m)}" for m in s.metrics)
+    sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
+    row = conn.execute(sql, (*s.key, int(start * 1000), int(end * 1000))).fetchone()
     return {m: {"min": row[3 * i], "avg": row[3 * i + 1], "max": row[3 * i + 2]} for i, m in enumerate(s.metrics)}
+
+
+def _tier_summary(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, start: float,
+                  end: float) -> dict[str, dict[str, float | None]]:
+    kind = "dev" if s.key_cols == ("dk",) else "if"
+    rows = tiers.read(conn, s.tier_tables[tier], s.key[0], int(start // bucket * bucket), math.ceil(end))
+    whole = _grouped(kind, rows, _picks(s), 1 << 62) if rows else []
+    out: dict[str, dict[str, float | None]] = {}
+    for m, ca, _, i, scale in _picks(s):
+        avgs = [a for a in (_avg_of(v, ca, i) for _, v, _ in rows) if a is not None]
+        out[m] = {"min": min(avgs) / scale if avgs else None,
+                  "avg": whole[0][m] if whole else None,
+                  "max": whole[0][f"{m}_max"] if whole else None}
+    return out

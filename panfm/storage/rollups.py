@@ -1,7 +1,8 @@
-"""Rollups (5-minute, 1-hour) and retention of the sample database; SQL only, no locking.
+"""Rollups (5-minute, 1-hour), the 30-minute groups and retention of the sample database; no locking.
 
-Column names in the generated SQL come from the constant metric tuples of storage_schema;
-every value is a bound parameter.
+SQLite aggregates the raw rows; the buckets are stored packed (`tiers.py`, schema version 7).
+Column names in the generated SQL come from the constant metric tuples of series_def; every
+value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -9,106 +10,96 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 import panfm.storage.compact as c
-from panfm.storage.schema import GROUPINGS, IFACE_METRICS, TIERS, weight_sql
+import panfm.storage.tiers as tiers
+from panfm.storage.series_def import GROUPINGS, IFACE_METRICS, TIERS
 
 _DEV = "ts_device k JOIN {t} s ON s.dk = k.dk"
 _IF = "ts_iface k JOIN {t} s ON s.ik = k.ik"
 
 
-def _aggregates(metrics: tuple[str, ...]) -> tuple[str, str]:
-    # avg() skips NULLs; the per-metric count is stored only where it differs from the bucket's
-    # (NULL: every sample had the metric), so a wider grouping weighs each average by its own count.
-    cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in metrics)
-    exprs = ", ".join(f"CAST(round(avg(s.{m})) AS INTEGER), max(s.{m}), NULLIF(count(s.{m}), count(*))"
-                      for m in metrics)
-    return cols, exprs
+def _aggregates(metrics: tuple[str, ...]) -> str:
+    # avg() skips NULLs; each metric's own count goes with the bucket (tiers.canonical_counts
+    # keeps it only where it differs from the default), so a wider grouping weighs each average
+    # by its own count.
+    return ", ".join(f"CAST(round(avg(s.{m})) AS INTEGER), max(s.{m}), count(s.{m})" for m in metrics)
 
 
 def rollup_sql(tier: str) -> tuple[str, str]:
-    """Return a tier's device and interface rollup statements (from the raw rows), taking (start ms, end ms)."""
-    dev_view, if_view, bucket_s = TIERS[tier]
-    dev, ifc = c.PHYSICAL[dev_view], c.PHYSICAL[if_view]
-    cols, exprs = _aggregates(c.DEV_STORED)
+    """Return a tier's device and interface aggregate queries over the raw rows, taking (start ms, end ms).
+
+    Each row: key, bucket start, n, then (avg, max, count) per stored metric (devices: then
+    the maximum of inbound + outbound).
+    """
+    bucket_s = TIERS[tier][2]
     dev_sql = (
-        f"INSERT OR REPLACE INTO {dev} (dk, bucket, n, {cols}, total_mbps_max) "  # noqa: S608  # nosec B608
-        f"SELECT s.dk, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs}, "
+        f"SELECT s.dk, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {_aggregates(c.DEV_STORED)}, "  # noqa: S608  # nosec B608
         f"max(s.inbound_mbps + s.outbound_mbps) FROM {_DEV.format(t='dev_raw')} AND s.ts >= ? AND s.ts < ? "
         "GROUP BY s.dk, b"
     )
-    cols, exprs = _aggregates(IFACE_METRICS)
     if_sql = (
-        f"INSERT OR REPLACE INTO {ifc} (ik, bucket, n, {cols}) "  # noqa: S608  # nosec B608
-        f"SELECT s.ik, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {exprs} "
+        f"SELECT s.ik, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {_aggregates(IFACE_METRICS)} "  # noqa: S608  # nosec B608
         f"FROM {_IF.format(t='if_raw')} AND s.ts >= ? AND s.ts < ? GROUP BY s.ik, b"
     )
     return dev_sql, if_sql
 
 
-def _regroup(metrics: tuple[str, ...]) -> tuple[str, str]:
-    cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in metrics)
-    exprs = ", ".join(
-        f"CAST(round(sum(s.{m}_avg * {weight_sql(m, 's')}) * 1.0 / sum({weight_sql(m, 's')})) AS INTEGER), "
-        f"max(s.{m}_max), NULLIF(coalesce(sum({weight_sql(m, 's')}), 0), sum(s.n))"
-        for m in metrics
-    )
-    return cols, exprs
-
-
-def grouping_sql(tier: str) -> tuple[str, str]:
-    """Return the statements that recompute a tier's materialised groups in [start_s, end_s).
-
-    Each metric's average weighs every bucket by that metric's own count; the group keeps the
-    summed count where it differs from the group's `n`.
-    """
-    tier_dev, tier_if, _ = TIERS[tier]
-    dev_group, if_group, width = GROUPINGS[tier]
-    cols, exprs = _regroup(c.DEV_STORED)
-    dev_sql = (
-        f"INSERT OR REPLACE INTO {c.PHYSICAL[dev_group]} (dk, bucket, n, {cols}, total_mbps_max) "  # noqa: S608  # nosec B608
-        f"SELECT s.dk, (s.bucket / {width}) * {width} AS g, sum(s.n), {exprs}, max(s.total_mbps_max) "
-        f"FROM {_DEV.format(t=c.PHYSICAL[tier_dev])} AND s.bucket >= ? AND s.bucket < ? GROUP BY s.dk, g"
-    )
-    cols, exprs = _regroup(IFACE_METRICS)
-    if_sql = (
-        f"INSERT OR REPLACE INTO {c.PHYSICAL[if_group]} (ik, bucket, n, {cols}) "  # noqa: S608  # nosec B608
-        f"SELECT s.ik, (s.bucket / {width}) * {width} AS g, sum(s.n), {exprs} "
-        f"FROM {_IF.format(t=c.PHYSICAL[tier_if])} AND s.bucket >= ? AND s.bucket < ? GROUP BY s.ik, g"
-    )
-    return dev_sql, if_sql
-
-
 ROLLUP_SQL: dict[str, tuple[str, str]] = {tier: rollup_sql(tier) for tier in TIERS}
-GROUPING_SQL: dict[str, tuple[str, str]] = {tier: grouping_sql(tier) for tier in GROUPINGS}
+
+
+def _buckets(kind: str, rows: list[Any]) -> dict[int, list[tiers.Bucket]]:
+    """Aggregate rows (rollup_sql's) as packed buckets per series key."""
+    nm = len(tiers.metrics(kind))
+    out: dict[int, list[tiers.Bucket]] = {}
+    for r in rows:
+        vals: list[int | None] = [r[2]]
+        counts = []
+        for i in range(nm):
+            vals += (r[3 + 3 * i], r[4 + 3 * i])
+            counts.append(r[5 + 3 * i])
+        if kind == "dev":
+            vals.append(r[3 + 3 * nm])
+        v = tuple(vals)
+        out.setdefault(int(r[0]), []).append((int(r[1]), v, tiers.canonical_counts(kind, v, counts)))
+    return out
 
 
 def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) -> None:
     """Recompute every bucket of `tier` starting in [start_s, end_s) from the raw rows.
 
-    INSERT OR REPLACE from the source rows makes this idempotent: running it twice, or
-    over a bucket that was already rolled up, yields the same rows (never double counts).
-    Buckets whose raw rows were already deleted produce no rows, so the stored rollup stays.
+    Writing each bucket in place of the stored one (tiers.write) makes this idempotent:
+    running it twice, or over a bucket that was already rolled up, yields the same rows (never
+    double counts). Buckets whose raw rows were already deleted produce no rows, so the stored
+    rollup stays.
     """
+    dev_view, if_view, _ = TIERS[tier]
     dev_sql, if_sql = ROLLUP_SQL[tier]
-    conn.execute(dev_sql, (start_s * 1000, end_s * 1000))
-    conn.execute(if_sql, (start_s * 1000, end_s * 1000))
+    keys: dict[str, list[int]] = {}
+    for kind, sql, view in (("dev", dev_sql, dev_view), ("if", if_sql, if_view)):
+        found = _buckets(kind, conn.execute(sql, (start_s * 1000, end_s * 1000)).fetchall())
+        tiers.write(conn, c.PHYSICAL[view], found)
+        keys[kind] = list(found)
     if tier in GROUPINGS:
-        regroup_range(conn, tier, start_s, end_s)
+        regroup_range(conn, tier, start_s, end_s, keys)
 
 
-def regroup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) -> None:
+def regroup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int,
+                  keys: dict[str, list[int]] | None = None) -> None:
     """Recompute the materialised groups of `tier` that hold any bucket in [start_s, end_s).
 
     Whole groups are recomputed from the tier's rows (idempotent, like rollup_range); the
-    newest group may be partial and is completed as later buckets close.
+    newest group may be partial and is completed as later buckets close. `keys`: the series
+    to regroup per kind ("dev", "if"); default every known series.
     """
-    width = GROUPINGS[tier][2]
-    lo = start_s // width * width
-    hi = -(-end_s // width) * width
-    dev_sql, if_sql = GROUPING_SQL[tier]
-    conn.execute(dev_sql, (lo, hi))
-    conn.execute(if_sql, (lo, hi))
+    tier_dev, tier_if, _ = TIERS[tier]
+    dev_group, if_group, _ = GROUPINGS[tier]
+    if keys is None:
+        keys = {"dev": [r[0] for r in conn.execute("SELECT dk FROM ts_device")],
+                "if": [r[0] for r in conn.execute("SELECT ik FROM ts_iface")]}
+    tiers.regroup(conn, c.PHYSICAL[tier_dev], c.PHYSICAL[dev_group], start_s, end_s, keys["dev"])
+    tiers.regroup(conn, c.PHYSICAL[tier_if], c.PHYSICAL[if_group], start_s, end_s, keys["if"])
 
 
 def _first_raw_ms(conn: sqlite3.Connection) -> int | None:
@@ -190,6 +181,28 @@ def _delete_chunked(
     return total
 
 
+def _delete_packed(write_tx: WriteTx, conn: sqlite3.Connection, table: str, cutoff: int,
+                   keys: list[tuple[int, ...]], chunk: int) -> int:
+    """Delete the buckets of packed `table` starting before `cutoff`, series by series.
+
+    At most about `chunk` buckets per transaction (a packed row holds up to twelve); returns
+    the buckets deleted.
+    """
+    rows = max(1, chunk // tiers.SLOTS)
+    total = 0
+    i = 0
+    while i < len(keys):
+        with write_tx():
+            budget = rows
+            while i < len(keys) and budget > 0:
+                n, gone, done = tiers.delete_before(conn, table, keys[i][0], cutoff, budget)
+                total += n
+                budget -= max(1, gone)
+                if done:
+                    i += 1
+    return total
+
+
 def _keys(conn: sqlite3.Connection, sql: str) -> list[tuple[int, ...]]:
     return [tuple(r) for r in conn.execute(sql).fetchall()]
 
@@ -214,27 +227,24 @@ def apply_retention(
         "interface_samples": _delete_chunked(write_tx, conn, "if_raw", if_key, "ts", raw_cut_ms, ifaces, chunk),
     }
     for tier, (dev_table, if_table, _) in TIERS.items():
-        deleted[dev_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[dev_table], dev_key, "bucket", cuts[tier],
-                                             devices, chunk)
-        deleted[if_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[if_table], if_key, "bucket", cuts[tier],
-                                            ifaces, chunk)
+        deleted[dev_table] = _delete_packed(write_tx, conn, c.PHYSICAL[dev_table], cuts[tier], devices, chunk)
+        deleted[if_table] = _delete_packed(write_tx, conn, c.PHYSICAL[if_table], cuts[tier], ifaces, chunk)
     for tier, (dev_table, if_table, width) in GROUPINGS.items():
         # A group goes once every bucket in it is past retention (its start + width <= cut).
         cut = cuts[tier] // width * width
-        deleted[dev_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[dev_table], dev_key, "bucket", cut,
-                                             devices, chunk)
-        deleted[if_table] = _delete_chunked(write_tx, conn, c.PHYSICAL[if_table], if_key, "bucket", cut,
-                                            ifaces, chunk)
+        deleted[dev_table] = _delete_packed(write_tx, conn, c.PHYSICAL[dev_table], cut, devices, chunk)
+        deleted[if_table] = _delete_packed(write_tx, conn, c.PHYSICAL[if_table], cut, ifaces, chunk)
     with write_tx():
         # Forget series with no row left in any tier (a device removed long ago). A device key
         # goes only once none of its interfaces is left, so no row ever points at a freed key.
         tables = (*TIERS.values(), *GROUPINGS.values())
-        if_tables = ("if_raw", *(c.PHYSICAL[t] for _, t, _ in tables))
-        dev_tables = ("dev_raw", *(c.PHYSICAL[t] for t, _, _ in tables))
-        if_gone = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} s WHERE s.ik = k.ik)" for t in if_tables)  # noqa: S608  # nosec B608
-        dev_gone = " AND ".join(
-            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE s.dk = k.dk)" for t in (*dev_tables,)  # noqa: S608  # nosec B608
-        )
+        if_packed = [c.PHYSICAL[t] for _, t, _ in tables]
+        dev_packed = [c.PHYSICAL[t] for t, _, _ in tables]
+        rng = f"s.id >= k.{{k}} << {tiers.SHIFT} AND s.id < (k.{{k}} + 1) << {tiers.SHIFT}"
+        if_gone = " AND ".join(["NOT EXISTS (SELECT 1 FROM if_raw s WHERE s.ik = k.ik)"] + [
+            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {rng.format(k='ik')})" for t in if_packed])  # noqa: S608  # nosec B608
+        dev_gone = " AND ".join(["NOT EXISTS (SELECT 1 FROM dev_raw s WHERE s.dk = k.dk)"] + [
+            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {rng.format(k='dk')})" for t in dev_packed])  # noqa: S608  # nosec B608
         conn.execute(f"DELETE FROM ts_iface AS k WHERE {if_gone}")  # noqa: S608  # nosec B608
         conn.execute(f"DELETE FROM ts_device AS k WHERE {dev_gone} "  # noqa: S608  # nosec B608
                      "AND NOT EXISTS (SELECT 1 FROM ts_iface i WHERE i.dk = k.dk)")

@@ -5,7 +5,8 @@ wide `WITHOUT ROWID` tables keyed (series, ts), so a range query reads one conti
 of the B-tree. Sample times are integer epoch milliseconds (rates need them); rollup bucket
 starts are whole epoch seconds. Migrations 1-5 built the layout keyed by the device id text
 (their DDL stays here, for old files and tests); migration 6 converts it to the compact one
-(`compact.py`, `compact_migrate.py`), which is what the code reads and writes.
+(`compact.py`, `compact_migrate.py`), and migration 7 packs its rollup tiers twelve buckets a
+row (`tiers.py`, `pack_migrate.py`): that is what the code reads and writes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import panfm.storage.compact_migrate as compact_migrate
+import panfm.storage.pack_migrate as pack_migrate
 import panfm.storage.sqlite as sqlite_db
+import panfm.storage.tiers as tiers
 
 # The metric names, tiers and groupings live in series_def.py (compact.py needs them too).
 from panfm.storage.series_def import DEVICE_METRICS as DEVICE_METRICS
@@ -185,6 +188,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     "ALTER TABLE baselines ADD COLUMN rtt_ms REAL;\n",
     # 6: the compact layout (compact.py), converted in chunks outside one long transaction.
     compact_migrate.convert,
+    # 7: the rollup tiers packed twelve buckets a row (tiers.py), converted in chunks likewise.
+    pack_migrate.convert,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -197,8 +202,10 @@ def connect_writer(path: Path, wal_limit_bytes: int = WAL_LIMIT_BYTES) -> sqlite
     """Open (creating and migrating) the database for the clock, the only writer."""
     # check_same_thread=False: the clock's jobs run in a thread pool; SampleStore serialises
     # access with its own lock.
-    return sqlite_db.connect(path, MIGRATIONS, busy_timeout_ms=BUSY_TIMEOUT_MS, wal_limit_bytes=wal_limit_bytes,
+    conn = sqlite_db.connect(path, MIGRATIONS, busy_timeout_ms=BUSY_TIMEOUT_MS, wal_limit_bytes=wal_limit_bytes,
                              rows=False, check_same_thread=False)
+    tiers.register(conn)
+    return conn
 
 
 def connect_reader(path: Path) -> sqlite3.Connection:
@@ -209,6 +216,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
         conn = sqlite_db.connect(path, MIGRATIONS, readonly=True, busy_timeout_ms=BUSY_TIMEOUT_MS)
     except sqlite3.Error as exc:
         raise StorageUnavailable(f"sample database unreadable: {exc}") from exc
+    tiers.register(conn)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:

@@ -6,6 +6,7 @@ from typing import Any
 
 from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
 from panfm.storage.samples import HISTORY_DB, SampleReader
+from panfm.storage.tiers import register as register_tier_functions
 
 T0 = 1_700_000_100.0  # 2023-11-14T22:15:00Z, a 5-minute and (not) an hour boundary
 
@@ -33,6 +34,7 @@ def cycle(ts: float, devices=("fw1",), ifaces=("ethernet1/1",), **kw) -> CycleRe
 
 def rows(db, sql, params=()):
     conn = sqlite3.connect(db)
+    register_tier_functions(conn)  # the old rollup names are views decoding packed rows
     try:
         return conn.execute(sql, params).fetchall()
     finally:

@@ -1,0 +1,326 @@
+"""The packed rollup tables of the sample database (schema version 7): twelve buckets a row.
+
+Each rollup tier and grouping (`dev_5m`, `if_5m`, `dev_1h`, `if_1h`, `dev_5m_g30m`,
+`if_5m_g30m`) holds one row per series and period of twelve buckets (an hour of 5-minute
+buckets, six hours of 30-minute groups, twelve hours of 1-hour buckets), in a rowid table whose
+rowid is `key << 24 | period index` (no key column is stored, and a range of one series is one
+contiguous stretch of the B-tree). `b` holds the buckets' values column by column
+(`packed.py`): n, then each metric's average and maximum in its stored unit (`compact.SCALE`),
+then the devices' `total_mbps_max`. `cnt` holds each metric's own sample count, only when some
+bucket of the period has a count other than the default (its `n` when it has an average, 0
+when not); NULL otherwise.
+
+Python, not SQL, reads and writes these rows: a `Bucket` is (start s, values, counts or None).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import panfm.storage.compact as c
+import panfm.storage.packed as packed
+from panfm.storage.series_def import IFACE_METRICS
+
+SLOTS = 12  # buckets per row
+SHIFT = 24  # rowid = key << SHIFT | period index
+PMASK = (1 << SHIFT) - 1
+
+# physical table -> (kind, bucket width s)
+PACKED: dict[str, tuple[str, int]] = {
+    "dev_5m": ("dev", 300), "if_5m": ("if", 300),
+    "dev_1h": ("dev", 3600), "if_1h": ("if", 3600),
+    "dev_5m_g30m": ("dev", 1800), "if_5m_g30m": ("if", 1800),
+}
+
+Vals = tuple[int | None, ...]
+Bucket = tuple[int, Vals, Vals | None]  # (start s, value columns, per-metric counts or None)
+
+
+def metrics(kind: str) -> tuple[str, ...]:
+    """The stored metrics of a kind of series ("dev" or "if")."""
+    return c.DEV_STORED if kind == "dev" else IFACE_METRICS
+
+
+@lru_cache(maxsize=None)
+def value_cols(kind: str) -> tuple[str, ...]:
+    """The value columns of a packed row: n, each metric's avg and max (devices: total_mbps_max)."""
+    cols = ("n", *(f"{m}_{x}" for m in metrics(kind) for x in ("avg", "max")))
+    return (*cols, "total_mbps_max") if kind == "dev" else cols
+
+
+@lru_cache(maxsize=None)
+def col_index(kind: str) -> dict[str, int]:
+    """Column name -> index in a bucket's values."""
+    return {name: i for i, name in enumerate(value_cols(kind))}
+
+
+def kind_of(table: str) -> str:
+    return PACKED[table][0]
+
+
+def period_s(table: str) -> int:
+    return PACKED[table][1] * SLOTS
+
+
+def ddl() -> list[str]:
+    """CREATE statements of the packed tables (IF NOT EXISTS: a resumed migration re-runs them)."""
+    return [f"CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, b BLOB NOT NULL, cnt BLOB)" for t in PACKED]
+
+
+def key_range(key: int) -> tuple[int, int]:
+    """The rowids of one series: [lo, hi)."""
+    return key << SHIFT, (key + 1) << SHIFT
+
+
+# --------------------------------------------------------------------------------------
+# Encoding a period
+# --------------------------------------------------------------------------------------
+
+
+def default_counts(kind: str, vals: Vals) -> Vals:
+    """Each metric's count when none is stored: the bucket's n if it has an average, else 0."""
+    n = vals[0]
+    return tuple(0 if vals[1 + 2 * i] is None else n for i in range(len(metrics(kind))))
+
+
+def canonical_counts(kind: str, vals: Vals, counts: Sequence[int | None]) -> Vals | None:
+    """None when `counts` are the defaults (nothing to store), else the counts (None read as 0)."""
+    full = tuple(0 if x is None else x for x in counts)
+    return None if full == default_counts(kind, vals) else full
+
+
+def encode_period(table: str, p: int, buckets: Iterable[Bucket]) -> tuple[bytes, bytes | None]:
+    """Pack the buckets of period `p` (any order, one per start) into the row's (b, cnt)."""
+    kind, width = PACKED[table]
+    base = p * width * SLOTS
+    rows = sorted(buckets, key=lambda x: x[0])
+    present = [(start - base) // width for start, _, _ in rows]
+    ncols = len(value_cols(kind))
+    columns = [[v[i] for _, v, _ in rows] for i in range(ncols)]
+    b = packed.encode(SLOTS, present, columns)
+    if all(cn is None for _, _, cn in rows):
+        return b, None
+    counts = [cn if cn is not None else default_counts(kind, v) for _, v, cn in rows]
+    cnt = packed.encode(SLOTS, present, [[x[i] for x in counts] for i in range(len(metrics(kind)))])
+    return b, cnt
+
+
+def decode_row(table: str, rowid: int, b: bytes, cnt: bytes | None) -> list[Bucket]:
+    """The buckets of one packed row, in time order."""
+    kind, width = PACKED[table]
+    base = (rowid & PMASK) * width * SLOTS
+    present, cols = packed.decode(b, SLOTS, len(value_cols(kind)))
+    vals = list(zip(*cols, strict=True)) if cols else [() for _ in present]
+    if cnt is None:
+        return [(base + i * width, v, None) for i, v in zip(present, vals, strict=True)]
+    _, ccols = packed.decode(cnt, SLOTS, len(metrics(kind)))
+    counts = list(zip(*ccols, strict=True))
+    return [(base + i * width, v, cn) for i, v, cn in zip(present, vals, counts, strict=True)]
+
+
+def bucket_count(b: bytes) -> int:
+    """How many buckets a packed row holds (its mask's bits)."""
+    return int.from_bytes(b[1:1 + (SLOTS + 7) // 8], "little").bit_count()
+
+
+# --------------------------------------------------------------------------------------
+# Reading and writing rows
+# --------------------------------------------------------------------------------------
+
+
+def read(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> list[Bucket]:
+    """The buckets of series `key` starting in [lo, hi) (seconds), in time order."""
+    if hi <= lo:
+        return []
+    ps = period_s(table)
+    first, last = key << SHIFT | lo // ps, key << SHIFT | (hi - 1) // ps
+    out: list[Bucket] = []
+    for rowid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
+                                      (first, last)):
+        rows = decode_row(table, rowid, b, cnt)
+        if rowid == first or rowid == last:
+            rows = [r for r in rows if lo <= r[0] < hi]
+        out.extend(rows)
+    return out
+
+
+def first_bucket(conn: sqlite3.Connection, table: str, key: int) -> int | None:
+    """The start of the series' first bucket in `table`, or None."""
+    lo, hi = key_range(key)
+    row = conn.execute(f"SELECT id, b FROM {table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 1",  # noqa: S608  # nosec B608
+                       (lo, hi)).fetchone()
+    if row is None:
+        return None
+    _, width = PACKED[table]
+    mask = int.from_bytes(row[1][1:1 + (SLOTS + 7) // 8], "little")
+    slot = (mask & -mask).bit_length() - 1
+    return int((row[0] & PMASK) * width * SLOTS + slot * width)
+
+
+def write(conn: sqlite3.Connection, table: str, buckets: dict[int, list[Bucket]]) -> None:
+    """Store buckets per series key, replacing stored buckets of the same start (others kept)."""
+    ps = period_s(table)
+    for key, rows in buckets.items():
+        periods: dict[int, dict[int, Bucket]] = {}
+        for r in rows:
+            periods.setdefault(r[0] // ps, {})[r[0]] = r
+        for p, new in periods.items():
+            rowid = key << SHIFT | p
+            old = conn.execute(f"SELECT b, cnt FROM {table} WHERE id = ?", (rowid,)).fetchone()  # noqa: S608  # nosec B608
+            merged = {r[0]: r for r in decode_row(table, rowid, old[0], old[1])} if old else {}
+            merged.update(new)
+            b, cnt = encode_period(table, p, merged.values())
+            conn.execute(f"INSERT OR REPLACE INTO {table} (id, b, cnt) VALUES (?, ?, ?)", (rowid, b, cnt))  # noqa: S608  # nosec B608
+
+
+def delete_before(conn: sqlite3.Connection, table: str, key: int, cutoff: int, limit: int) -> tuple[int, int, bool]:
+    """Delete the series' buckets starting before `cutoff`, at most `limit` whole rows.
+
+    Returns (buckets deleted, rows deleted, done: nothing before the cutoff is left).
+    """
+    ps = period_s(table)
+    lo, _ = key_range(key)
+    whole_below = lo | cutoff // ps  # rows of periods ending at or before the cutoff
+    rows = conn.execute(f"SELECT id, b FROM {table} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",  # noqa: S608  # nosec B608
+                        (lo, whole_below, limit)).fetchall()
+    deleted = sum(bucket_count(b) for _, b in rows)
+    if rows:
+        conn.execute(f"DELETE FROM {table} WHERE id >= ? AND id <= ?", (lo, rows[-1][0]))  # noqa: S608  # nosec B608
+    if len(rows) == limit:
+        return deleted, len(rows), False
+    if cutoff % ps:  # the period holding the cutoff: drop its buckets before it
+        old = conn.execute(f"SELECT b, cnt FROM {table} WHERE id = ?", (whole_below,)).fetchone()  # noqa: S608  # nosec B608
+        if old is not None:
+            kept = [r for r in decode_row(table, whole_below, old[0], old[1]) if r[0] >= cutoff]
+            deleted += bucket_count(old[0]) - len(kept)
+            if not kept:
+                conn.execute(f"DELETE FROM {table} WHERE id = ?", (whole_below,))  # noqa: S608  # nosec B608
+            elif len(kept) < bucket_count(old[0]):
+                b, cnt = encode_period(table, cutoff // ps, kept)
+                conn.execute(f"UPDATE {table} SET b = ?, cnt = ? WHERE id = ?", (b, cnt, whole_below))  # noqa: S608  # nosec B608
+    return deleted, len(rows), True
+
+
+# --------------------------------------------------------------------------------------
+# Grouping buckets (materialised groups, history, summaries)
+# --------------------------------------------------------------------------------------
+
+
+def weight(kind: str, v: Vals, cn: Vals | None, i: int) -> int:
+    """How many samples bucket values `v` of metric number `i` stand for."""
+    if cn is not None:
+        return int(cn[i] or 0)
+    return 0 if v[1 + 2 * i] is None else int(v[0] or 0)
+
+
+def group(kind: str, start: int, rows: Sequence[Bucket]) -> Bucket:
+    """One bucket standing for `rows`: summed n, averages weighted by each metric's count, maxima."""
+    n = sum(int(v[0] or 0) for _, v, _ in rows)
+    vals: list[int | None] = [n]
+    counts: list[int] = []
+    for i in range(len(metrics(kind))):
+        num = 0
+        den = 0
+        top: int | None = None
+        for _, v, cn in rows:
+            w = weight(kind, v, cn, i)
+            a, mx = v[1 + 2 * i], v[2 + 2 * i]
+            if a is not None:
+                num += a * w
+                den += w
+            if mx is not None and (top is None or mx > top):
+                top = mx
+        vals.append(None if den == 0 else c.round_half_away(num / den))
+        vals.append(top)
+        counts.append(den)
+    if kind == "dev":
+        tops = [v[-1] for _, v, _ in rows if v[-1] is not None]
+        vals.append(max(tops) if tops else None)
+    t = tuple(vals)
+    return start, t, canonical_counts(kind, t, counts)
+
+
+def regroup(conn: sqlite3.Connection, src: str, dst: str, lo: int, hi: int, keys: Iterable[int]) -> None:
+    """Recompute the `dst` groups of each series in `keys` that hold any `src` bucket in [lo, hi)."""
+    kind, width = PACKED[dst]
+    glo, ghi = lo // width * width, -(-hi // width) * width
+    out: dict[int, list[Bucket]] = {}
+    for key in keys:
+        by_group: dict[int, list[Bucket]] = {}
+        for r in read(conn, src, key, glo, ghi):
+            by_group.setdefault(r[0] // width * width, []).append(r)
+        if by_group:
+            out[key] = [group(kind, g, rs) for g, rs in by_group.items()]
+    write(conn, dst, out)
+
+
+# --------------------------------------------------------------------------------------
+# The old names as views (decoded by SQL functions registered on each connection)
+# --------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _decoded(b: bytes, ncols: int) -> dict[int, tuple[int | None, ...]]:
+    present, cols = packed.decode(b, SLOTS, ncols)
+    return {slot: tuple(col[j] for col in cols) for j, slot in enumerate(present)}
+
+
+def _pk_val(b: bytes | None, ncols: int, slot: int, col: int) -> int | None:
+    if b is None:
+        return None
+    row = _decoded(bytes(b), ncols).get(slot)
+    return None if row is None else row[col]
+
+
+def _pk_has(b: bytes | None, slot: int) -> int:
+    if b is None:
+        return 0
+    return int(int.from_bytes(b[1:1 + (SLOTS + 7) // 8], "little") >> slot & 1)
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Give a connection the SQL functions the old-name views of the packed tables call."""
+    conn.create_function("pk_val", 4, _pk_val, deterministic=True)
+    conn.create_function("pk_has", 2, _pk_has, deterministic=True)
+
+
+_SLOT_SET = " UNION ALL ".join(f"SELECT {i} AS i" for i in range(SLOTS))
+
+
+def views() -> list[str]:
+    """The old rollup names (`device_5m`, `iface_1h`, ...) as read-only views in the old units."""
+    parts = []
+    for view, table in {**c.TIER_TABLES, **c.GROUP_TABLES}.items():
+        kind, width = PACKED[table]
+        nv = len(value_cols(kind))
+        nm = len(metrics(kind))
+
+        def val(col: str, _nv: int = nv, _kind: str = kind) -> str:
+            return f"pk_val(s.b, {_nv}, j.i, {col_index(_kind)[col]})"
+
+        def cnt(i: int, _nm: int = nm) -> str:
+            return f"pk_val(s.cnt, {_nm}, j.i, {i})"
+
+        cols = [f"(s.id & {PMASK}) * {width * SLOTS} + j.i * {width} AS bucket", f"{val('n')} AS n"]
+        for i, m in enumerate(metrics(kind)):
+            cols.append(f"{c.decode_sql(m, val(f'{m}_avg'))} AS {m}_avg")
+            cols.append(f"{c.decode_sql(m, val(f'{m}_max'))} AS {m}_max")
+            cols.append(f"NULLIF({cnt(i)}, {val('n')}) AS {m}_n")
+            if m == "outbound_mbps":  # total_mbps in the old column order
+                cols.append(f"({val('inbound_mbps_avg')} + {val('outbound_mbps_avg')}) / 1000.0 AS total_mbps_avg")
+                cols.append(f"{val('total_mbps_max')} / 1000.0 AS total_mbps_max")
+                cols.append(f"NULLIF({cnt(0)}, {val('n')}) AS total_mbps_n")
+        if kind == "dev":
+            src = "ts_device k JOIN {t} s ON s.id >= k.dk << 24 AND s.id < (k.dk + 1) << 24"
+            head = "k.device_id AS device_id"
+        else:
+            src = ("ts_iface i JOIN ts_device k ON k.dk = i.dk JOIN {t} s ON s.id >= i.ik << 24 "
+                   "AND s.id < (i.ik + 1) << 24")
+            head = "k.device_id AS device_id, i.interface AS interface"
+        parts.append(
+            f"CREATE VIEW {view} AS SELECT {head}, {', '.join(cols)} FROM {src.format(t=table)} "  # noqa: S608  # nosec B608
+            f"JOIN ({_SLOT_SET}) j WHERE pk_has(s.b, j.i)"
+        )
+    return parts
