@@ -124,10 +124,14 @@ def test_it_stores_every_value_in_whole_stated_units_and_reads_it_back(tmp_path)
         assert getattr(got_if, m) == round_half_away(getattr(want_if, m) * SCALE[m]) / SCALE[m], m
     assert got_if.out_bps == 60000001  # 60,000,000.5: a half rounds away from zero, as SQLite's round()
     assert got_if.errors_per_s == 0.033 and got_if.counted and got_if.approx == want_if.approx
-    # Integer keys and integers: no device id text and no REAL in a sample or rollup row.
-    for table in ("dev_raw", "if_raw", "dev_5m", "if_5m", "dev_1h", "if_1h"):
+    # Integer keys and integers: no device id text and no REAL in a sample row; a rollup row is
+    # an integer key and its packed buckets (schema 7).
+    for table in ("dev_raw", "if_raw"):
         kinds = rows(db, f"SELECT * FROM {table} LIMIT 1")[0]
         assert all(v is None or isinstance(v, int) for v in kinds), table
+    for table in ("dev_5m", "if_5m", "dev_1h", "if_1h", "dev_5m_g30m", "if_5m_g30m"):
+        ((key, b, cnt),) = rows(db, f"SELECT id, b, cnt FROM {table} LIMIT 1")
+        assert isinstance(key, int) and isinstance(b, bytes) and (cnt is None or isinstance(cnt, bytes)), table
 
 
 def test_it_migrates_a_version_5_file_to_the_same_history_as_the_compact_writer(tmp_path):
@@ -192,7 +196,65 @@ def test_a_migration_killed_in_the_middle_resumes_and_finishes_correctly(tmp_pat
     done_lines = subprocess.run([sys.executable, "-c", MIGRATE, str(old_db), str(ROOT), "97"], capture_output=True,
                                 text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
     assert done_lines[0].startswith("compact: interface_samples: resuming after") and done_lines[-1] == "finished"
+    assert rows(old_db, "PRAGMA user_version") == [(6,)]
+    SampleStore.open(old_db).close()  # migration 7 (packed tiers) as the clock runs it next
     assert rows(old_db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     for table in ("device_samples", "interface_samples", "device_5m", "iface_5m", "device_1h", "iface_1h"):
         assert rows(old_db, f"SELECT count(*) FROM {table}") == rows(new_db, f"SELECT count(*) FROM {table}"), table
+    _expect_same_history(old_db, new_db)
+
+
+PACK = """
+import sys, time, sqlite3
+sys.path.insert(0, sys.argv[2])
+from panfm.storage import pack_migrate
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+def say(line):
+    print(line, flush=True)
+    time.sleep(0.02)
+pack_migrate.convert(conn, chunk=int(sys.argv[3]), progress=say, log_every_s=0)
+print("finished", flush=True)
+"""
+
+
+def _version_6(db: Path) -> None:
+    """A version-5 file of the same cycles, converted to the compact layout (schema 6) only."""
+    _write_old(db)
+    subprocess.run([sys.executable, "-c", MIGRATE, str(db), str(ROOT), "5000"], capture_output=True, text=True,
+                   cwd=ROOT, check=True, timeout=120)
+    assert rows(db, "PRAGMA user_version") == [(6,)]
+
+
+def test_a_packing_killed_in_the_middle_resumes_and_finishes_correctly(tmp_path):
+    old_db, new_db = tmp_path / "old" / HISTORY_DB, tmp_path / "new" / HISTORY_DB
+    old_db.parent.mkdir()
+    new_db.parent.mkdir()
+    _version_6(old_db)
+    views = ("device_5m", "iface_5m", "device_1h", "iface_1h", "device_5m_g30m", "iface_5m_g30m")
+    before = {v: rows(old_db, f"SELECT * FROM {v} ORDER BY 1, 2, 3") for v in views}
+    _write_new(new_db)
+    seen = []
+    with subprocess.Popen([sys.executable, "-c", PACK, str(old_db), str(ROOT), "7"],
+                          stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line.strip())
+            if line.startswith("pack: if_5m:") and "of" in line:  # inside the second table
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, seen
+    assert "finished" not in seen
+    assert rows(old_db, "PRAGMA user_version") == [(6,)]
+    with pytest.raises(StorageUnavailable, match="not migrated"):  # the web waits for the whole conversion
+        connect_reader(old_db)
+    ((done,),) = rows(old_db, "SELECT rows FROM pack_progress WHERE tbl = 'if_5m'")
+    assert 0 < done < rows(old_db, "SELECT count(*) FROM if_5m")[0][0]
+    assert rows(old_db, "SELECT count(*) FROM sqlite_master WHERE name = 'dev_5m' AND type = 'table'") == [(0,)]
+    done_lines = subprocess.run([sys.executable, "-c", PACK, str(old_db), str(ROOT), "7"], capture_output=True,
+                                text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
+    assert done_lines[0].startswith("pack: if_5m: resuming after") and done_lines[-1] == "finished"
+    assert rows(old_db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    for v in views:  # every bucket, value and count as the old rows had them (the old names read the same)
+        assert rows(old_db, f"SELECT * FROM {v} ORDER BY 1, 2, 3") == before[v], v
     _expect_same_history(old_db, new_db)
