@@ -1,6 +1,7 @@
 """Generate a throughput_history.db with N devices and D days of history, in bulk.
 
-Written in the compact layout (schema 6, panfm/storage/compact.py). Tiers are filled the way
+Written in the compact layout (schema 6, panfm/storage/compact.py) with the rollup tiers packed
+twelve buckets a row (schema 7, panfm/storage/tiers.py). Tiers are filled the way
 the clock leaves them after D days: raw samples for the last
 `--raw-days`, 5-minute and 1-hour rollups (and the 30-minute grouping of the 5-minute tier)
 for all D days. The last raw days are rolled up with
@@ -23,7 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import panfm.storage.compact as compact
+import panfm.storage.pack_migrate as pack_migrate
 import panfm.storage.rollups as storage_rollups
+import panfm.storage.tiers as tiers
 from panfm.storage.samples import SampleStore
 from panfm.storage.schema import GROUPINGS, IFACE_METRICS, INT_METRICS, TIERS
 
@@ -68,6 +71,16 @@ def _series(conn: sqlite3.Connection, name: str, start: int, stop: int, step: in
         f"INSERT INTO {name} SELECT x FROM s",
         (start, step, step, stop),
     )
+
+
+def _pack(conn: sqlite3.Connection, src: str, table: str, key: str) -> None:
+    """Pack the schema-6-shaped rows of temporary table `src` into packed `table`, series by series."""
+    kind = tiers.kind_of(table)
+    cols = ", ".join((*tiers.value_cols(kind), *(f"{m}_n" for m in tiers.metrics(kind))))
+    for (k,) in conn.execute(f"SELECT DISTINCT {key} FROM {src}").fetchall():
+        rows = conn.execute(f"SELECT {key}, bucket, {cols} FROM {src} WHERE {key} = ? ORDER BY bucket", (k,)).fetchall()
+        conn.executemany(f"INSERT OR REPLACE INTO {table} (id, b, cnt) VALUES (?, ?, ?)",
+                         pack_migrate._pack_rows(table, rows))
 
 
 def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int, interval: int, now: float) -> None:
@@ -115,16 +128,25 @@ def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int,
         dev_cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in compact.DEV_STORED)
         total_peak = f"{LEVELS['total_mbps']} * {_shape('t.x')} * (1.1 + 0.6 * {NOISE})"
         total_max = compact.encode_sql("total_mbps", total_peak)
+        # Schema-6-shaped rows in temporary tables, then packed twelve buckets a row (schema 7).
+        conn.execute("DROP TABLE IF EXISTS temp.syn_dev")
+        conn.execute("DROP TABLE IF EXISTS temp.syn_if")
+        conn.execute(f"CREATE TEMP TABLE syn_dev (dk INTEGER, bucket INTEGER, n INTEGER, {dev_cols}, total_mbps_max,"
+                     " PRIMARY KEY (dk, bucket)) WITHOUT ROWID")
         conn.execute(
-            f"INSERT INTO {compact.PHYSICAL[dev_table]} (dk, bucket, n, {dev_cols}, total_mbps_max) "
+            f"INSERT INTO syn_dev (dk, bucket, n, {dev_cols}, total_mbps_max) "
             f"SELECT k.dk, t.x, {n}, {_rollup_values(dev_levels, 't.x')}, {total_max} FROM ts_device k, bucket_t t "
             "ORDER BY 1, 2"
         )
         if_cols = ", ".join(f"{m}_avg, {m}_max, {m}_n" for m in IFACE_METRICS)
+        conn.execute(f"CREATE TEMP TABLE syn_if (ik INTEGER, bucket INTEGER, n INTEGER, {if_cols},"
+                     " PRIMARY KEY (ik, bucket)) WITHOUT ROWID")
         conn.execute(
-            f"INSERT INTO {compact.PHYSICAL[if_table]} (ik, bucket, n, {if_cols}) "
+            f"INSERT INTO syn_if (ik, bucket, n, {if_cols}) "
             f"SELECT i.ik, t.x, {n}, {_rollup_values(IF_LEVELS, 't.x')} FROM ts_iface i, bucket_t t ORDER BY 1, 2"
         )
+        _pack(conn, "syn_dev", compact.PHYSICAL[dev_table], "dk")
+        _pack(conn, "syn_if", compact.PHYSICAL[if_table], "ik")
         storage_rollups.rollup_range(conn, tier, raw_start, end)
         if tier in GROUPINGS:  # the synthesised buckets too (rollup_range regrouped only its own range)
             storage_rollups.regroup_range(conn, tier, start, raw_start)

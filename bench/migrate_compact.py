@@ -1,4 +1,4 @@
-"""Time the compact-layout migration (schema 5 -> 6) of a sample database, the way the clock runs it.
+"""Time the sample database's pending migrations (schema 5 -> 6 compact, 6 -> 7 packed) the way the clock runs them.
 
     .venv/bin/python bench/migrate_compact.py --db bench/out/old/throughput_history.db
 

@@ -18,6 +18,7 @@ from app import create_app
 from panfm.models import CycleResult, DeviceSample
 from panfm.storage.config_store import DeviceStore, DocTable
 from panfm.storage.samples import HISTORY_DB, SampleStore
+from panfm.storage.tiers import register as register_tier_functions
 from panfm.web.auth import Auth
 
 INITIAL = "initial-password-1"
@@ -301,6 +302,7 @@ def build_legacy(folder: Path) -> Path:
 
 def _count(data_dir, sql):
     conn = sqlite3.connect(data_dir / HISTORY_DB)
+    register_tier_functions(conn)  # the rollup names are views decoding packed rows
     try:
         return conn.execute(sql).fetchone()
     finally:
