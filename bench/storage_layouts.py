@@ -13,7 +13,8 @@ reports each table's pages (`dbstat`, after VACUUM) per device-day (devices x th
   in one nullable BLOB (NULL when every metric had every sample) instead of one column each;
 - `packed`: one row per series and twelve buckets (an hour of 5-minute buckets, 12 hours of
   1-hour buckets, 6 hours of 30-minute groups), a rowid table keyed by (key << 24 | period), the period's buckets column by column in one BLOB
-  (`panfm/storage/packed.py`: fixed-width little-endian integers, width per column), the
+  (`panfm/storage/packed.py`: per column a frame of reference or deltas in as few bytes as
+  the column needs; `tiers.encode_period`: each maximum as its excess over the average), the
   per-metric counts in a second nullable BLOB;
 - `packed+zlib`: the same, each row's columns deflated when that is shorter (what schema 7 stores).
 """
@@ -32,15 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import panfm.storage.compact as c  # noqa: E402
-import panfm.storage.packed as packed  # noqa: E402
+import panfm.storage.tiers as tiers  # noqa: E402
 from panfm.storage.series_def import IFACE_METRICS  # noqa: E402
 
-# table -> (key column, bucket width s, period s)
-TABLES = {
-    "dev_5m": ("dk", 300, 3600), "if_5m": ("ik", 300, 3600),
-    "dev_1h": ("dk", 3600, 43200), "if_1h": ("ik", 3600, 43200),
-    "dev_5m_g30m": ("dk", 1800, 21600), "if_5m_g30m": ("ik", 1800, 21600),
-}
+# table -> (key column, bucket width s)
+TABLES = {t: ("dk" if kind == "dev" else "ik", width) for t, (kind, width) in tiers.PACKED.items()}
 
 
 def metrics(table: str) -> tuple[str, ...]:
@@ -56,13 +53,15 @@ def count_cols(table: str) -> list[str]:
     return [f"{m}_n" for m in metrics(table)]
 
 
-def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str) -> None:
-    for table, (key, width, period) in TABLES.items():
+def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str, since: int = 0,
+          until: int = 1 << 62) -> None:
+    for table, (key, width) in TABLES.items():
         if not src.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
             continue
         vcols, ccols = value_cols(table), count_cols(table)
+        kind = tiers.kind_of(table)
         rows = src.execute(f"SELECT {key}, bucket, {', '.join(vcols)}, {', '.join(ccols)} FROM {table} "
-                           f"ORDER BY {key}, bucket").fetchall()
+                           f"WHERE bucket >= ? AND bucket < ? ORDER BY {key}, bucket", (since, until)).fetchall()
         if layout == "rows6":
             cols = [key, "bucket", *vcols, *ccols]
             dst.execute(f"CREATE TABLE {table} ({', '.join(f'{x} INTEGER' for x in cols)}, "
@@ -80,23 +79,17 @@ def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str) -> None
             dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})", out)
         else:
             deflate = None if layout == "packed+zlib" else False  # None: deflate a row when shorter
-            slots = period // width
             # A rowid table keyed by (series key << 24 | period index): no key columns stored, and a
             # row up to ~4 KB stays on its page (a WITHOUT ROWID row spills past ~1 KB).
             dst.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, b BLOB NOT NULL, cnt BLOB)")
-            groups: dict[tuple[int, int], list[tuple]] = defaultdict(list)
+            ps = tiers.period_s(table)
+            periods: dict[tuple[int, int], list[tiers.Bucket]] = defaultdict(list)
+            nv = len(vcols)
             for r in rows:
-                groups[(r[0], r[1] // period)].append(r)
-            out = []
-            for (k, p), rs in groups.items():
-                present = [(r[1] - p * period) // width for r in rs]
-                vals = [[r[2 + i] for r in rs] for i in range(len(vcols))]
-                cnts = [[r[2 + len(vcols) + i] for r in rs] for i in range(len(ccols))]
-                has_cnt = any(x is not None for col in cnts for x in col)
-                if has_cnt:  # full counts: NULL meant "the bucket's n"
-                    cnts = [[r[2] if x is None else x for r, x in zip(rs, col, strict=True)] for col in cnts]
-                out.append((k << 24 | p, packed.encode(slots, present, vals, deflate),
-                            packed.encode(slots, present, cnts, deflate) if has_cnt else None))
+                v = tuple(r[2:2 + nv])
+                counts = [d if x is None else x for x, d in zip(r[2 + nv:], tiers.default_counts(kind, v), strict=True)]
+                periods[(r[0], r[1] // ps)].append((r[1], v, tiers.canonical_counts(kind, v, counts)))
+            out = [(k << tiers.SHIFT | p, *tiers.encode_period(table, p, bs, deflate)) for (k, p), bs in periods.items()]
             dst.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", out)
     dst.commit()
     dst.execute("VACUUM")
@@ -104,23 +97,31 @@ def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str) -> None
 
 def decode_cost(dst: sqlite3.Connection, table: str) -> float:
     """Microseconds of CPU to decode one packed row of `table` (all its columns)."""
-    key, width, period = TABLES[table]
-    blobs = [r[0] for r in dst.execute(f"SELECT b FROM {table} LIMIT 2000")]
-    if not blobs:
+    rows = dst.execute(f"SELECT id, b, cnt FROM {table} LIMIT 2000").fetchall()
+    if not rows:
         return 0.0
     t0 = time.process_time()
-    for b in blobs:
-        packed.decode(b, period // width, len(value_cols(table)))
+    for r in rows:
+        tiers.decode_row(table, *r)
+    blobs = rows
     return (time.process_time() - t0) / len(blobs) * 1e6
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", type=Path, required=True, help="a schema-6 sample database")
+    ap.add_argument("--hours-of-last-day", type=int, default=0,
+                    help="only the rollups of the first HOURS (a multiple of 12) after the last midnight (UTC) "
+                         "of the data: the demo backfill's newest day is sampled every 60 s, older days every 5 min")
     a = ap.parse_args()
     src = sqlite3.connect(f"file:{a.db}?mode=ro", uri=True)
     devices = src.execute("SELECT count(DISTINCT dk) FROM dev_5m").fetchone()[0]
     lo, hi = src.execute("SELECT min(bucket), max(bucket) FROM dev_5m").fetchone()
+    since, until = 0, 1 << 62
+    if a.hours_of_last_day:
+        since = hi // 86400 * 86400  # whole periods of every table (1 h, 6 h, 12 h)
+        until = since + a.hours_of_last_day * 3600
+        lo, hi = since, until - 300
     ifaces = src.execute("SELECT count(DISTINCT ik) FROM if_5m").fetchone()[0] / max(1, devices)
     device_days = devices * (hi + 300 - lo) / 86400
     print(f"{a.db}: {devices} devices, {ifaces:.1f} interfaces each, {device_days / devices:.1f} days "
@@ -128,7 +129,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for layout in ("rows6", "counts", "packed", "packed+zlib"):
             dst = sqlite3.connect(Path(tmp) / f"{layout}.db")
-            build(src, dst, layout)
+            build(src, dst, layout, since, until)
             sizes = dict(dst.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))
             parts = {t: sizes.get(t, 0) / device_days / 1000 for t in TABLES}
             cost = ""

@@ -1,63 +1,131 @@
-"""Pack a period's rollup buckets into one BLOB (candidate layout of issue 17; pure, no SQL).
+"""Pack a period's rollup buckets into one BLOB (schema version 7; pure, no SQL).
 
-One row per series and period (an hour of twelve 5-minute buckets, a day of 1-hour buckets or
-30-minute groups) holds its buckets column by column:
+One row per series and period (twelve buckets: `tiers.py`) holds its buckets column by column:
 
-    byte 0        format (1)
+    byte 0        format (2); bit 0x80: the columns are deflated (zlib raw stream)
     mask          ceil(slots / 8) bytes, bit i set when slot i has a bucket
-    columns       one per value column (n, then each metric's average and maximum), each:
-                  code byte, then the present slots' values
-                    0x00        every value 0 (nothing follows)
-                    0xFF        every value NULL (nothing follows)
-                    0x40 | w    every value the same, stored once in w bytes
-                    w           w bytes per value (1, 2, 4 or 8), little-endian, signed;
-                                the type's minimum stands for NULL
+    columns       one per value column, each:
+                    0xFF                    every value NULL (nothing follows)
+                    w                       frame of reference: base (zigzag varint), then each
+                                            value - base in w bytes (unsigned, little-endian;
+                                            all ones: NULL); w = 0: every value is the base
+                    0x10 | w                delta: first value (zigzag varint), the smallest
+                                            step (zigzag varint), then each further step minus
+                                            it in w bytes (no NULL in the column)
 
-The values are decoded with `struct` (C), never one by one in Python. The columns after the
-mask are deflated (`zlib`, raw stream; bit 0x80 of the format byte) when that makes them
-shorter: measured in bench/storage_layouts.py.
+The encoder takes the shorter of the two forms per column and deflates the columns when that
+is shorter; `struct` and slicing decode them (C), with a Python loop over at most a dozen
+values per column. Measured against other layouts in bench/storage_layouts.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from collections.abc import Sequence
 
-FORMAT = 1
-_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
-_LIMITS = {w: (-(1 << (8 * w - 1)), (1 << (8 * w - 1)) - 1) for w in _CODES}  # (NULL sentinel, max)
-ALL_ZERO, ALL_NULL, SAME = 0x00, 0xFF, 0x40
+FORMAT = 2
+DEFLATED = 0x80
+ALL_NULL = 0xFF
+DELTA = 0x10
+_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_PAD = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 6: 8, 7: 8, 8: 8}
 
 Column = Sequence[int | None]
 
 
-def _width(lo: int, hi: int) -> int:
-    for w in (1, 2, 4, 8):
-        sentinel, top = _LIMITS[w]
-        if lo > sentinel and hi <= top:
-            return w
-    raise ValueError("value out of range for a packed column")
+def _varint(v: int, out: bytearray) -> None:
+    z = (v << 1) ^ (v >> 63) if -(1 << 63) <= v < (1 << 63) else None
+    if z is None:
+        raise ValueError("value out of range for a packed column")
+    z &= (1 << 64) - 1
+    while z >= 0x80:
+        out.append(z & 0x7F | 0x80)
+        z >>= 7
+    out.append(z)
+
+
+def _read_varint(buf: bytes, off: int) -> tuple[int, int]:
+    z = 0
+    shift = 0
+    while True:
+        b = buf[off]
+        off += 1
+        z |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+    return (z >> 1) ^ -(z & 1), off
+
+
+def _width(top: int) -> int:
+    """Bytes holding 0..top (top itself may be the NULL mark)."""
+    return (top.bit_length() + 7) // 8
+
+
+def _pack_uints(values: Sequence[int], w: int, out: bytearray) -> None:
+    if w == 0:
+        return
+    pad = _PAD[w]
+    raw = struct.pack(f"<{len(values)}{_FMT[pad]}", *values)
+    if pad == w:
+        out += raw
+        return
+    for i in range(len(values)):
+        out += raw[i * pad:i * pad + w]
+
+
+def _unpack_uints(buf: bytes, off: int, k: int, w: int) -> tuple[tuple[int, ...], int]:
+    if w == 0:
+        return (0,) * k, off
+    pad = _PAD[w]
+    end = off + k * w
+    if pad == w:
+        return struct.unpack_from(f"<{k}{_FMT[w]}", buf, off), end
+    wide = bytearray(k * pad)
+    src = buf[off:end]
+    for j in range(w):
+        wide[j::pad] = src[j::w]
+    return struct.unpack(f"<{k}{_FMT[pad]}", wide), end
+
+
+def _frame(values: Column) -> bytearray:
+    present = [v for v in values if v is not None]
+    base = min(present)
+    nulls = len(present) < len(values)
+    top = max(present) - base
+    w = _width(top + 1 if nulls else top)
+    if nulls and w == 0:
+        w = 1
+    out = bytearray((w,))
+    _varint(base, out)
+    mark = (1 << (8 * w)) - 1
+    _pack_uints([mark if v is None else v - base for v in values], w, out)
+    return out
+
+
+def _delta(values: Sequence[int]) -> bytearray:
+    steps = [b - a for a, b in itertools.pairwise(values)]
+    low = min(steps)
+    w = _width(max(steps) - low)
+    out = bytearray((DELTA | w,))
+    _varint(values[0], out)
+    _varint(low, out)
+    _pack_uints([s - low for s in steps], w, out)
+    return out
 
 
 def _encode_column(values: Column, out: bytearray) -> None:
-    present = [v for v in values if v is not None]
-    if not present:
+    if all(v is None for v in values):
         out.append(ALL_NULL)
         return
-    lo, hi = min(present), max(present)
-    if len(present) == len(values) and lo == hi:
-        if lo == 0:
-            out.append(ALL_ZERO)
-            return
-        w = _width(lo, hi)
-        out.append(SAME | w)
-        out += struct.pack(f"<{_CODES[w]}", lo)
-        return
-    w = _width(lo, hi)
-    sentinel = _LIMITS[w][0]
-    out.append(w)
-    out += struct.pack(f"<{len(values)}{_CODES[w]}", *(sentinel if v is None else v for v in values))
+    best = _frame(values)
+    if len(values) > 2 and None not in values:
+        d = _delta(values)  # type: ignore[arg-type]
+        if len(d) < len(best):
+            best = d
+    out += best
 
 
 def encode(slots: int, present: Sequence[int], columns: Sequence[Column], deflate: bool | None = None) -> bytes:
@@ -79,8 +147,18 @@ def encode(slots: int, present: Sequence[int], columns: Sequence[Column], deflat
     small = comp.compress(bytes(body)) + comp.flush()
     if deflate is None and len(small) >= len(body):
         return bytes(head + body)
-    head[0] |= 0x80
+    head[0] |= DEFLATED
     return bytes(head + small)
+
+
+_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _ints(k: int, w: int) -> struct.Struct:
+    st = _STRUCTS.get((k, w))
+    if st is None:
+        st = _STRUCTS[(k, w)] = struct.Struct(f"<{k}{_FMT[w]}")
+    return st
 
 
 def decode(blob: bytes, slots: int, ncols: int) -> tuple[list[int], list[tuple[int | None, ...]]]:
@@ -90,25 +168,43 @@ def decode(blob: bytes, slots: int, ncols: int) -> tuple[list[int], list[tuple[i
     present = [i for i in range(slots) if mask >> i & 1]
     k = len(present)
     body = blob[1 + nmask:]
-    if blob[0] & 0x80:
+    if blob[0] & DEFLATED:
         body = zlib.decompress(body, -15)
     cols: list[tuple[int | None, ...]] = []
+    append = cols.append
     off = 0
+    nulls = (None,) * k
     for _ in range(ncols):
         code = body[off]
-        off += 1
-        if code == ALL_ZERO:
-            cols.append((0,) * k)
-        elif code == ALL_NULL:
-            cols.append((None,) * k)
-        elif code & SAME:
-            w = code & 0x0F
-            (v,) = struct.unpack_from(f"<{_CODES[w]}", body, off)
-            off += w
-            cols.append((v,) * k)
+        if code == ALL_NULL:
+            off += 1
+            append(nulls)
+            continue
+        z = body[off + 1]
+        if z < 0x80:  # one-byte varint, the usual base
+            off += 2
+            first = (z >> 1) ^ -(z & 1)
         else:
-            vals = struct.unpack_from(f"<{k}{_CODES[code]}", body, off)
-            off += k * code
-            sentinel = _LIMITS[code][0]
-            cols.append(tuple(None if v == sentinel else v for v in vals) if sentinel in vals else vals)
+            first, off = _read_varint(body, off + 1)
+        w = code & 0x0F
+        if code & DELTA:
+            low, off = _read_varint(body, off)
+            steps, off = _unpack_uints(body, off, k - 1, w)
+            append(tuple(itertools.accumulate(map(low.__add__, steps), initial=first)))
+            continue
+        if w == 0:
+            append((first,) * k)
+            continue
+        if w in _FMT:
+            vals = _ints(k, w).unpack_from(body, off)
+            off += k * w
+        else:
+            vals, off = _unpack_uints(body, off, k, w)
+        mark = (1 << (8 * w)) - 1
+        if mark in vals:
+            append(tuple(None if v == mark else v + first for v in vals))
+        elif first:
+            append(tuple(map(first.__add__, vals)))
+        else:
+            append(vals)
     return present, cols

@@ -15,6 +15,7 @@ Python, not SQL, reads and writes these rows: a `Bucket` is (start s, values, co
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -91,27 +92,46 @@ def canonical_counts(kind: str, vals: Vals, counts: Sequence[int | None]) -> Val
     return None if full == default_counts(kind, vals) else full
 
 
-def encode_period(table: str, p: int, buckets: Iterable[Bucket]) -> tuple[bytes, bytes | None]:
-    """Pack the buckets of period `p` (any order, one per start) into the row's (b, cnt)."""
+def encode_period(table: str, p: int, buckets: Iterable[Bucket],
+                  deflate: bool | None = None) -> tuple[bytes, bytes | None]:
+    """Pack the buckets of period `p` (any order, one per start) into the row's (b, cnt).
+
+    `deflate` as `packed.encode` takes it (None: when shorter; the benchmark forces it off).
+    """
     kind, width = PACKED[table]
     base = p * width * SLOTS
     rows = sorted(buckets, key=lambda x: x[0])
     present = [(start - base) // width for start, _, _ in rows]
     ncols = len(value_cols(kind))
     columns = [[v[i] for _, v, _ in rows] for i in range(ncols)]
-    b = packed.encode(SLOTS, present, columns)
+    for i in range(len(metrics(kind))):  # each maximum stored as its excess over the average
+        avg, top = columns[1 + 2 * i], columns[2 + 2 * i]
+        columns[2 + 2 * i] = [t if a is None or t is None else t - a for a, t in zip(avg, top, strict=True)]
+    b = packed.encode(SLOTS, present, columns, deflate)
     if all(cn is None for _, _, cn in rows):
         return b, None
     counts = [cn if cn is not None else default_counts(kind, v) for _, v, cn in rows]
-    cnt = packed.encode(SLOTS, present, [[x[i] for x in counts] for i in range(len(metrics(kind)))])
+    cnt = packed.encode(SLOTS, present, [[x[i] for x in counts] for i in range(len(metrics(kind)))], deflate)
     return b, cnt
+
+
+def decode_cols(kind: str, b: bytes) -> tuple[list[int], list[tuple[int | None, ...]]]:
+    """A packed row's present slots and value columns (maxima restored from their excess)."""
+    present, cols = packed.decode(b, SLOTS, len(value_cols(kind)))
+    for i in range(len(metrics(kind))):
+        avg, top = cols[1 + 2 * i], cols[2 + 2 * i]
+        if None not in avg and None not in top:
+            cols[2 + 2 * i] = tuple(map(operator.add, avg, top))
+        elif any(a is not None and t is not None for a, t in zip(avg, top, strict=True)):
+            cols[2 + 2 * i] = tuple(t if a is None or t is None else t + a for a, t in zip(avg, top, strict=True))
+    return present, cols
 
 
 def decode_row(table: str, rowid: int, b: bytes, cnt: bytes | None) -> list[Bucket]:
     """The buckets of one packed row, in time order."""
     kind, width = PACKED[table]
     base = (rowid & PMASK) * width * SLOTS
-    present, cols = packed.decode(b, SLOTS, len(value_cols(kind)))
+    present, cols = decode_cols(kind, b)
     vals = list(zip(*cols, strict=True)) if cols else [() for _ in present]
     if cnt is None:
         return [(base + i * width, v, None) for i, v in zip(present, vals, strict=True)]
@@ -261,16 +281,26 @@ def regroup(conn: sqlite3.Connection, src: str, dst: str, lo: int, hi: int, keys
 # --------------------------------------------------------------------------------------
 
 
+_KIND_BY_NCOLS = {len(value_cols("dev")): "dev", len(value_cols("if")): "if"}
+
+
 @lru_cache(maxsize=4096)
-def _decoded(b: bytes, ncols: int) -> dict[int, tuple[int | None, ...]]:
-    present, cols = packed.decode(b, SLOTS, ncols)
+def _decoded(b: bytes, ncols: int, counts: bool) -> dict[int, tuple[int | None, ...]]:
+    present, cols = packed.decode(b, SLOTS, ncols) if counts else decode_cols(_KIND_BY_NCOLS[ncols], b)
     return {slot: tuple(col[j] for col in cols) for j, slot in enumerate(present)}
 
 
 def _pk_val(b: bytes | None, ncols: int, slot: int, col: int) -> int | None:
     if b is None:
         return None
-    row = _decoded(bytes(b), ncols).get(slot)
+    row = _decoded(bytes(b), ncols, False).get(slot)
+    return None if row is None else row[col]
+
+
+def _pk_cnt(b: bytes | None, ncols: int, slot: int, col: int) -> int | None:
+    if b is None:
+        return None
+    row = _decoded(bytes(b), ncols, True).get(slot)
     return None if row is None else row[col]
 
 
@@ -283,6 +313,7 @@ def _pk_has(b: bytes | None, slot: int) -> int:
 def register(conn: sqlite3.Connection) -> None:
     """Give a connection the SQL functions the old-name views of the packed tables call."""
     conn.create_function("pk_val", 4, _pk_val, deterministic=True)
+    conn.create_function("pk_cnt", 4, _pk_cnt, deterministic=True)
     conn.create_function("pk_has", 2, _pk_has, deterministic=True)
 
 
@@ -301,7 +332,7 @@ def views() -> list[str]:
             return f"pk_val(s.b, {_nv}, j.i, {col_index(_kind)[col]})"
 
         def cnt(i: int, _nm: int = nm) -> str:
-            return f"pk_val(s.cnt, {_nm}, j.i, {i})"
+            return f"pk_cnt(s.cnt, {_nm}, j.i, {i})"
 
         cols = [f"(s.id & {PMASK}) * {width * SLOTS} + j.i * {width} AS bucket", f"{val('n')} AS n"]
         for i, m in enumerate(metrics(kind)):
