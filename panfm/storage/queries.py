@@ -7,8 +7,10 @@ newest rows and stored state are read in `latest.py`.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
+import operator
 import sqlite3
 import statistics
 from collections.abc import Sequence
@@ -224,8 +226,11 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
 # --------------------------------------------------------------------------------------
 
 
-def _picks(s: Series) -> list[tuple[str, int, int, int, float]]:
-    """Per metric: (name, avg column, max column, metric number, scale); total_mbps from in + out."""
+Pick = tuple[str, int, int, int, float]  # metric, avg column (-1: in + out), max column, metric number, scale
+
+
+def _picks(s: Series) -> list[Pick]:
+    """Per metric: where its average and maximum are in a bucket's values, and its scale."""
     kind = "dev" if s.key_cols == ("dk",) else "if"
     idx = tiers.col_index(kind)
     stored = tiers.metrics(kind)
@@ -238,54 +243,119 @@ def _picks(s: Series) -> list[tuple[str, int, int, int, float]]:
     return out
 
 
-def _avg_of(v: tiers.Vals, col: int, i_in: int) -> int | None:
-    if col >= 0:
-        return v[col]
-    a, b = v[1 + 2 * i_in], v[3 + 2 * i_in]  # inbound, outbound averages
-    return None if a is None or b is None else a + b
+def _avg_col(cols: tiers.Columns, ca: int, i: int) -> list[int | None]:
+    if ca >= 0:
+        return cols.cols[ca]
+    a, b = cols.cols[1 + 2 * i], cols.cols[3 + 2 * i]  # inbound, outbound averages
+    if None not in a and None not in b:
+        return list(map(operator.add, a, b))  # type: ignore[arg-type]
+    return [None if x is None or y is None else x + y for x, y in zip(a, b, strict=True)]
 
 
-def _points(rows: list[tiers.Bucket], picks: list[tuple[str, int, int, int, float]]) -> list[dict[str, Any]]:
+def _weights(kind: str, cols: tiers.Columns, i: int) -> list[int]:
+    """How many samples each bucket's average of metric number `i` stands for."""
+    n, a = cols.cols[0], cols.cols[1 + 2 * i]
+    if cols.counts is None:
+        if None not in a:
+            return n  # type: ignore[return-value]
+        return [0 if x is None else int(y or 0) for x, y in zip(a, n, strict=True)]
+    return [int(cn[i] or 0) if cn is not None else (0 if x is None else int(y or 0))
+            for x, y, cn in zip(a, n, cols.counts, strict=True)]
+
+
+def _scaled(vals: Sequence[int | float | None], scale: float) -> list[float | None]:
+    if None not in vals:
+        return list(map(operator.truediv, vals, itertools.repeat(scale, len(vals))))  # type: ignore[arg-type]
+    return [None if v is None else v / scale for v in vals]
+
+
+def _points(cols: tiers.Columns, picks: list[Pick]) -> list[dict[str, Any]]:
     """One point per bucket (its average and maximum in the API unit)."""
+    names = ["t"]
+    columns: list[list[Any]] = [list(map(float, cols.starts))]
+    for m, ca, cm, i, scale in picks:
+        names += [m, f"{m}_max"]
+        columns += [_scaled(_avg_col(cols, ca, i), scale), _scaled(cols.cols[cm], scale)]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _bounds(starts: list[int], width: int) -> list[tuple[int, int, int]]:
+    """(group start, first index, end index) of each `width` group of the (sorted) bucket starts."""
     out = []
-    for start, v, _ in rows:
-        p: dict[str, Any] = {"t": float(start)}
-        for m, ca, cm, i, scale in picks:
-            a, mx = _avg_of(v, ca, i), v[cm]
-            p[m] = None if a is None else a / scale
-            p[f"{m}_max"] = None if mx is None else mx / scale
-        out.append(p)
+    i = 0
+    cur = starts[0] // width
+    for j in range(1, len(starts)):
+        g = starts[j] // width
+        if g != cur:
+            out.append((cur * width, i, j))
+            i, cur = j, g
+    out.append((cur * width, i, len(starts)))
     return out
 
 
-def _grouped(kind: str, rows: list[tiers.Bucket], picks: list[tuple[str, int, int, int, float]],
-             width: int) -> list[dict[str, Any]]:
-    """Points `width` wide: averages weighted by each metric's own count, maxima of the maxima."""
-    groups: dict[int, list[tiers.Bucket]] = {}
-    for r in rows:
-        groups.setdefault(r[0] // width * width, []).append(r)
-    out = []
-    for g, rs in groups.items():
-        p: dict[str, Any] = {"t": float(g)}
-        for m, ca, cm, i, scale in picks:
-            num = 0
-            den = 0
-            seen = False
-            top = None
-            for _, v, cn in rs:
-                w = tiers.weight(kind, v, cn, i)
-                den += w
-                a = _avg_of(v, ca, i)
-                if a is not None:
-                    num += a * w
-                    seen = True
-                mx = v[cm]
-                if mx is not None and (top is None or mx > top):
-                    top = mx
-            p[m] = num / (den * scale) if den and seen else None
-            p[f"{m}_max"] = None if top is None else top / scale
-        out.append(p)
-    return out
+def _group_slow(a: list[int | None], w: list[int], mx: list[int | None], i: int, j: int,
+                scale: float) -> tuple[float | None, float | None]:
+    num = 0
+    den = 0
+    seen = False
+    for x, y in zip(a[i:j], w[i:j], strict=True):
+        den += y
+        if x is not None:
+            num += x * y
+            seen = True
+    tops = [v for v in mx[i:j] if v is not None]
+    return (num / (den * scale) if den and seen else None), (max(tops) / scale if tops else None)
+
+
+def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, bucket: int) -> list[dict[str, Any]]:
+    """Points `width` wide: averages weighted by each metric's own count, maxima of the maxima.
+
+    Runs of whole groups are summed with strided slices (C loops), the rest group by group.
+    """
+    if not cols.starts:
+        return []
+    bounds = _bounds(cols.starts, width)
+    r = width // bucket
+    # Runs of consecutive whole groups: [first group, end group).
+    runs: list[tuple[int, int]] = []
+    k = 0
+    while k < len(bounds):
+        e = k
+        while e < len(bounds) and bounds[e][2] - bounds[e][1] == r and (
+                e == k or bounds[e][0] - bounds[e - 1][0] == width):
+            e += 1
+        if e - k >= 2:
+            runs.append((k, e))
+            k = e
+        else:
+            k += 1
+    names = ["t"]
+    columns: list[list[Any]] = [[float(g) for g, _, _ in bounds]]
+    for m, ca, cm, i, scale in picks:
+        a, w, mx = _avg_col(cols, ca, i), _weights(kind, cols, i), cols.cols[cm]
+        avg: list[float | None] = [None] * len(bounds)
+        top: list[float | None] = [None] * len(bounds)
+        fast = [False] * len(bounds)
+        for k0, k1 in runs:
+            p, q = bounds[k0][1], bounds[k1 - 1][2]
+            a_s, w_s, m_s = a[p:q], w[p:q], mx[p:q]
+            if None in a_s or None in m_s:
+                continue
+            den = list(map(sum, zip(*(w_s[o::r] for o in range(r)), strict=True)))
+            if 0 in den:
+                continue
+            prods = list(map(operator.mul, a_s, w_s))  # type: ignore[arg-type]
+            num = map(sum, zip(*(prods[o::r] for o in range(r)), strict=True))
+            avg[k0:k1] = map(operator.truediv, num, map(operator.mul, den, itertools.repeat(scale)))
+            top[k0:k1] = map(operator.truediv, map(max, zip(*(m_s[o::r] for o in range(r)), strict=True)),
+                             itertools.repeat(scale))
+            fast[k0:k1] = [True] * (k1 - k0)
+        for g, (_, lo, hi) in enumerate(bounds):
+            if not fast[g]:
+                avg[g], top[g] = _group_slow(a, w, mx, lo, hi, scale)
+        names += [m, f"{m}_max"]
+        columns += [avg, top]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, start: float, end: float,
@@ -294,19 +364,24 @@ def _tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, s
     table = s.tier_tables[tier]
     kind = "dev" if s.key_cols == ("dk",) else "if"
     picks = _picks(s)
-    rows = tiers.read(conn, table, s.key[0], lo, hi)
-    if len(rows) <= max_points:
-        return History(tier, bucket, mark_gaps(_points(rows, picks), bucket, max_points))  # type: ignore[arg-type]
+    cols = tiers.read_columns(conn, table, s.key[0], lo, hi)
+    if len(cols.starts) <= max_points:
+        return History(tier, bucket, mark_gaps(_points(cols, picks), bucket, max_points))  # type: ignore[arg-type]
     width = group_width(bucket, (end - start) / (max_points - 2))
     if tier in s.group_tables and width % s.group_tables[tier][1] == 0:
-        points = _grouped_from_materialised(conn, s, tier, width, lo, hi, rows)
+        points = _grouped_from_materialised(conn, s, tier, width, lo, hi, cols)
     else:
-        points = _grouped(kind, rows, picks, width)
+        points = _grouped(kind, cols, picks, width, bucket)
     return History(tier, width, mark_gaps(points, width, max_points))  # type: ignore[arg-type]
 
 
+def _slice(cols: tiers.Columns, i: int, j: int) -> tiers.Columns:
+    return tiers.Columns(cols.starts[i:j], [col[i:j] for col in cols.cols],
+                         None if cols.counts is None else cols.counts[i:j])
+
+
 def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, width: int, lo: int, hi: int,
-                               rows: list[tiers.Bucket]) -> list[dict[str, Any]]:
+                               cols: tiers.Columns) -> list[dict[str, Any]]:
     """Group `tier` rows in [lo, hi) into `width` buckets, reading whole groups pre-computed.
 
     1. Whole groups inside the range come from the materialised table (one row each when
@@ -315,16 +390,18 @@ def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, w
        on the fly from the tier's rows, exactly as before, so the points are the same.
     """
     group_table, group_w = s.group_tables[tier]
+    bucket = tiers.PACKED[s.tier_tables[tier]][1]
     kind = "dev" if s.key_cols == ("dk",) else "if"
     picks = _picks(s)
     a, b = -(-lo // width) * width, hi // width * width  # whole groups: [a, b)
     if a >= b:
-        return _grouped(kind, rows, picks, width)
-    head = [r for r in rows if r[0] < a]
-    tail = [r for r in rows if r[0] >= b]
-    groups = tiers.read(conn, group_table, s.key[0], a, b)
-    middle = _points(groups, picks) if width == group_w else _grouped(kind, groups, picks, width)
-    return _grouped(kind, head, picks, width) + middle + _grouped(kind, tail, picks, width)
+        return _grouped(kind, cols, picks, width, bucket)
+    i = bisect.bisect_left(cols.starts, a)
+    j = bisect.bisect_left(cols.starts, b)
+    groups = tiers.read_columns(conn, group_table, s.key[0], a, b)
+    middle = _points(groups, picks) if width == group_w else _grouped(kind, groups, picks, width, group_w)
+    return (_grouped(kind, _slice(cols, 0, i), picks, width, bucket) + middle
+            + _grouped(kind, _slice(cols, j, len(cols.starts)), picks, width, bucket))
 
 
 def mark_gaps(points: list[dict[str, Any]], step: float | None, max_points: int) -> list[dict[str, Any]]:
@@ -375,12 +452,11 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
 def _tier_summary(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, start: float,
                   end: float) -> dict[str, dict[str, float | None]]:
     kind = "dev" if s.key_cols == ("dk",) else "if"
-    rows = tiers.read(conn, s.tier_tables[tier], s.key[0], int(start // bucket * bucket), math.ceil(end))
-    whole = _grouped(kind, rows, _picks(s), 1 << 62) if rows else []
+    cols = tiers.read_columns(conn, s.tier_tables[tier], s.key[0], int(start // bucket * bucket), math.ceil(end))
     out: dict[str, dict[str, float | None]] = {}
-    for m, ca, _, i, scale in _picks(s):
-        avgs = [a for a in (_avg_of(v, ca, i) for _, v, _ in rows) if a is not None]
-        out[m] = {"min": min(avgs) / scale if avgs else None,
-                  "avg": whole[0][m] if whole else None,
-                  "max": whole[0][f"{m}_max"] if whole else None}
+    for m, ca, cm, i, scale in _picks(s):
+        a = _avg_col(cols, ca, i)
+        avgs = [x for x in a if x is not None]
+        avg, top = _group_slow(a, _weights(kind, cols, i), cols.cols[cm], 0, len(a), scale)
+        out[m] = {"min": min(avgs) / scale if avgs else None, "avg": avg, "max": top}
     return out

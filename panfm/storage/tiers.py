@@ -18,6 +18,7 @@ from __future__ import annotations
 import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import panfm.storage.compact as c
@@ -163,6 +164,49 @@ def read(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> li
         if rowid == first or rowid == last:
             rows = [r for r in rows if lo <= r[0] < hi]
         out.extend(rows)
+    return out
+
+
+@dataclass
+class Columns:
+    """A series' buckets column by column: starts, value columns, per-bucket counts (None: defaults)."""
+
+    starts: list[int]
+    cols: list[list[int | None]]
+    counts: list[Vals | None] | None  # None: every bucket has the default counts
+
+
+def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> Columns:
+    """The buckets of series `key` starting in [lo, hi), column by column (what history reads)."""
+    kind, width = PACKED[table]
+    ncols = len(value_cols(kind))
+    out = Columns([], [[] for _ in range(ncols)], None)
+    if hi <= lo:
+        return out
+    ps = period_s(table)
+    first, last = key << SHIFT | lo // ps, key << SHIFT | (hi - 1) // ps
+    counts: list[Vals | None] = []
+    for rowid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
+                                      (first, last)):
+        base = (rowid & PMASK) * ps
+        present, cols = decode_cols(kind, b)
+        starts = [base + i * width for i in present]
+        i, j = 0, len(starts)
+        if rowid == first or rowid == last:
+            while i < j and starts[i] < lo:
+                i += 1
+            while j > i and starts[j - 1] >= hi:
+                j -= 1
+        out.starts += starts[i:j]
+        for dst, col in zip(out.cols, cols, strict=True):
+            dst += col[i:j]
+        if cnt is None:
+            counts += [None] * (j - i)
+        else:
+            _, ccols = packed.decode(cnt, SLOTS, len(metrics(kind)))
+            counts += list(zip(*ccols, strict=True))[i:j]
+    if any(x is not None for x in counts):
+        out.counts = counts
     return out
 
 
