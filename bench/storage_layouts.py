@@ -12,7 +12,8 @@ reports each table's pages (`dbstat`, after VACUUM) per device-day (devices x th
 - `counts`: one row per bucket, the bucket as an index (start / width), the per-metric counts
   in one nullable BLOB (NULL when every metric had every sample) instead of one column each;
 - `packed`: one row per series and twelve buckets (an hour of 5-minute buckets, 12 hours of
-  1-hour buckets, 6 hours of 30-minute groups), a rowid table keyed by (key << 24 | period), the period's buckets column by column in one BLOB
+  1-hour buckets, 6 hours of 30-minute groups), a rowid table keyed by (key << 24 | period),
+  the period's buckets column by column in one BLOB
   (`panfm/storage/packed.py`: per column a frame of reference or deltas in as few bytes as
   the column needs; `tiers.encode_period`: each maximum as its excess over the average), the
   per-metric counts in a second nullable BLOB;
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import panfm.storage.compact as c  # noqa: E402
+import panfm.storage.packed as packed  # noqa: E402
 import panfm.storage.tiers as tiers  # noqa: E402
 from panfm.storage.series_def import IFACE_METRICS  # noqa: E402
 
@@ -74,7 +76,7 @@ def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str, since: 
             out = []
             for r in rows:
                 cnts = r[2 + len(vcols):]
-                blob = None if all(x is None for x in cnts) else packed.encode(1, [0], [[x] for x in cnts])
+                blob = None if all(x is None for x in cnts) else packed.encode(1, [0], [[x] for x in cnts], False)
                 out.append((r[0], r[1] // width, *r[2:2 + len(vcols)], blob))
             dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})", out)
         else:
@@ -87,9 +89,11 @@ def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str, since: 
             nv = len(vcols)
             for r in rows:
                 v = tuple(r[2:2 + nv])
-                counts = [d if x is None else x for x, d in zip(r[2 + nv:], tiers.default_counts(kind, v), strict=True)]
+                defaults = tiers.default_counts(kind, v)
+                counts = [d if x is None else x for x, d in zip(r[2 + nv:], defaults, strict=True)]
                 periods[(r[0], r[1] // ps)].append((r[1], v, tiers.canonical_counts(kind, v, counts)))
-            out = [(k << tiers.SHIFT | p, *tiers.encode_period(table, p, bs, deflate)) for (k, p), bs in periods.items()]
+            out = [(k << tiers.SHIFT | p, *tiers.encode_period(table, p, bs, deflate))
+                   for (k, p), bs in periods.items()]
             dst.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", out)
     dst.commit()
     dst.execute("VACUUM")

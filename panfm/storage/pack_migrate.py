@@ -22,7 +22,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import panfm.storage.compact as c
 import panfm.storage.tiers as tiers
@@ -49,7 +50,7 @@ def _select(table: str) -> str:
     return f"SELECT {key}, bucket, {', '.join(tiers.value_cols(kind))}, {counts} FROM {table}"  # noqa: S608  # nosec B608
 
 
-def _pack_rows(table: str, rows: list[sqlite3.Row | tuple]) -> list[tuple[int, bytes, bytes | None]]:
+def _pack_rows(table: str, rows: Sequence[Sequence[Any]]) -> list[tuple[int, bytes, bytes | None]]:
     """Old rows (key, bucket, values..., counts...) as packed rows (whole periods expected)."""
     kind = tiers.kind_of(table)
     nv = len(tiers.value_cols(kind))

@@ -248,7 +248,7 @@ def _avg_col(cols: tiers.Columns, ca: int, i: int) -> list[int | None]:
         return cols.cols[ca]
     a, b = cols.cols[1 + 2 * i], cols.cols[3 + 2 * i]  # inbound, outbound averages
     if None not in a and None not in b:
-        return list(map(operator.add, a, b))  # type: ignore[arg-type]
+        return list(map(operator.add, a, b))
     return [None if x is None or y is None else x + y for x, y in zip(a, b, strict=True)]
 
 
@@ -265,7 +265,7 @@ def _weights(kind: str, cols: tiers.Columns, i: int) -> list[int]:
 
 def _scaled(vals: Sequence[int | float | None], scale: float) -> list[float | None]:
     if None not in vals:
-        return list(map(operator.truediv, vals, itertools.repeat(scale, len(vals))))  # type: ignore[arg-type]
+        return list(map(operator.truediv, vals, itertools.repeat(scale, len(vals))))
     return [None if v is None else v / scale for v in vals]
 
 
@@ -344,7 +344,7 @@ def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, buck
             den = list(map(sum, zip(*(w_s[o::r] for o in range(r)), strict=True)))
             if 0 in den:
                 continue
-            prods = list(map(operator.mul, a_s, w_s))  # type: ignore[arg-type]
+            prods = list(map(operator.mul, a_s, w_s))
             num = map(sum, zip(*(prods[o::r] for o in range(r)), strict=True))
             avg[k0:k1] = map(operator.truediv, num, map(operator.mul, den, itertools.repeat(scale)))
             top[k0:k1] = map(operator.truediv, map(max, zip(*(m_s[o::r] for o in range(r)), strict=True)),

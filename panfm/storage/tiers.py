@@ -19,7 +19,7 @@ import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import panfm.storage.compact as c
 import panfm.storage.packed as packed
@@ -45,14 +45,14 @@ def metrics(kind: str) -> tuple[str, ...]:
     return c.DEV_STORED if kind == "dev" else IFACE_METRICS
 
 
-@lru_cache(maxsize=None)
+@cache
 def value_cols(kind: str) -> tuple[str, ...]:
     """The value columns of a packed row: n, each metric's avg and max (devices: total_mbps_max)."""
     cols = ("n", *(f"{m}_{x}" for m in metrics(kind) for x in ("avg", "max")))
     return (*cols, "total_mbps_max") if kind == "dev" else cols
 
 
-@lru_cache(maxsize=None)
+@cache
 def col_index(kind: str) -> dict[str, int]:
     """Column name -> index in a bucket's values."""
     return {name: i for i, name in enumerate(value_cols(kind))}
@@ -161,7 +161,7 @@ def read(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> li
     for rowid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
                                       (first, last)):
         rows = decode_row(table, rowid, b, cnt)
-        if rowid == first or rowid == last:
+        if rowid in (first, last):
             rows = [r for r in rows if lo <= r[0] < hi]
         out.extend(rows)
     return out
@@ -192,7 +192,7 @@ def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: in
         present, cols = decode_cols(kind, b)
         starts = [base + i * width for i in present]
         i, j = 0, len(starts)
-        if rowid == first or rowid == last:
+        if rowid in (first, last):
             while i < j and starts[i] < lo:
                 i += 1
             while j > i and starts[j - 1] >= hi:
