@@ -18,7 +18,7 @@ from app import create_app
 from panfm.models import CycleResult, DeviceSample
 from panfm.storage.config_store import DeviceStore, DocTable
 from panfm.storage.samples import HISTORY_DB, SampleStore
-from panfm.storage.tiers import register as register_tier_functions
+from panfm.storage.tier_views import register as register_tier_functions
 from panfm.web.auth import Auth
 
 INITIAL = "initial-password-1"

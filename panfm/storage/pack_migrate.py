@@ -3,7 +3,7 @@
 Runs when the clock opens the database (as every migration does), in chunks like migration 6:
 
 1. Drop the old-name views and triggers of the rollup tables (they read the old rows), create
-   the packed tables under a temporary name (`<table>_pk`, `tiers.ddl`) and a progress table.
+   the packed tables under a temporary name (`<table>_pk`) and a progress table.
 2. Copy each rollup table in primary-key order, about `chunk` rows per write transaction,
    whole periods at a time (a chunk ends at the end of its last row's period), recording the
    last key copied in the same transaction; a progress line is logged every few seconds. A
@@ -11,7 +11,7 @@ Runs when the clock opens the database (as every migration does), in chunks like
    recorded key. Packed rows are written with INSERT OR REPLACE of whole periods, so a chunk
    copied twice is harmless.
 3. Drop each old table once copied; at the end rename the packed tables to the old physical
-   names, create the views of the old names (`tiers.views`), drop the progress table and set
+   names, create the views of the old names (`tier_views.views`), drop the progress table and set
    `user_version` to 7 (one transaction). Until then the web refuses the database
    (StorageUnavailable), as for any pending migration.
 """
@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import panfm.storage.compact as c
+import panfm.storage.tier_views as tier_views
 import panfm.storage.tiers as tiers
 from panfm.storage.sqlite import transaction
 
@@ -137,7 +138,7 @@ def convert(conn: sqlite3.Connection, chunk: int = CHUNK, progress: Progress | N
             return
         for t in tables:
             conn.execute(f"ALTER TABLE {t}_pk RENAME TO {t}")
-        for stmt in tiers.views():
+        for stmt in tier_views.views():
             conn.execute(stmt)
         conn.execute("DROP TABLE pack_progress")
         conn.execute(f"PRAGMA user_version = {VERSION}")

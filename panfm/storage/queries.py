@@ -7,42 +7,24 @@ newest rows and stored state are read in `latest.py`.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
-import operator
 import sqlite3
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import panfm.storage.compact as c
-import panfm.storage.tiers as tiers
+import panfm.storage.tier_reads as tier_reads
 from panfm.models import History, HistoryTier
 from panfm.storage.latest import _flag
 from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
+from panfm.storage.tier_reads import Series as Series
+from panfm.storage.tiers import first_bucket
 
 # Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-
-
-@dataclass(frozen=True)
-class Series:
-    """Where one chartable series lives: its (compact) tables, integer key, metrics."""
-
-    raw_table: str
-    tier_tables: dict[str, str]  # "5m"/"1h" -> table
-    key_cols: tuple[str, ...]  # ("dk",) or ("ik",)
-    lookup: tuple[str, tuple[str, ...]]  # SQL and parameters finding the integer key
-    metrics: tuple[str, ...]
-    # "5m" -> (table, width): materialised grouping of a tier, read instead of grouping on the fly.
-    group_tables: dict[str, tuple[str, int]] = field(default_factory=dict)
-    key: tuple[int, ...] = ()  # filled by `resolve`
-
-    @property
-    def where(self) -> str:
-        return " AND ".join(f"{c} = ?" for c in self.key_cols)
 
 
 # What a chart shows unless the caller asks for more (any of DEVICE_METRICS may be asked for).
@@ -120,7 +102,7 @@ def _first_times(conn: sqlite3.Connection, s: Series) -> dict[HistoryTier, float
     raw = conn.execute(f"SELECT min(ts) FROM {s.raw_table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
     firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else raw / 1000}
     for tier, table in s.tier_tables.items():
-        b = tiers.first_bucket(conn, table, s.key[0])
+        b = first_bucket(conn, table, s.key[0])
         firsts["5m" if tier == "5m" else "1h"] = None if b is None else float(b)
     return firsts
 
@@ -196,7 +178,9 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
     s = found
     tier, bucket = choose_tier(conn, s, start, end, max_points)
     if tier != "raw":
-        return _tier_history(conn, s, tier, bucket, start, end, max_points)
+        grouped = group_width(bucket, (end - start) / (max_points - 2))
+        points, step = tier_reads.tier_history(conn, s, tier, bucket, start, end, max_points, grouped)
+        return History(tier, step, mark_gaps(points, step, max_points))
     lo, hi = int(start * 1000), int(end * 1000)
     rng = f"FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"
     params = (*s.key, lo, hi)
@@ -219,189 +203,6 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         if "approx" in p:
             p["approx"] = _flag(p["approx"])
     return History(tier, width, mark_gaps(points, width, max_points))
-
-
-# --------------------------------------------------------------------------------------
-# Rollup tiers (packed rows, tiers.py): decoded and grouped here
-# --------------------------------------------------------------------------------------
-
-
-Pick = tuple[str, int, int, int, float]  # metric, avg column (-1: in + out), max column, metric number, scale
-
-
-def _picks(s: Series) -> list[Pick]:
-    """Per metric: where its average and maximum are in a bucket's values, and its scale."""
-    kind = "dev" if s.key_cols == ("dk",) else "if"
-    idx = tiers.col_index(kind)
-    stored = tiers.metrics(kind)
-    out = []
-    for m in s.metrics:
-        if m == "total_mbps":
-            out.append((m, -1, idx["total_mbps_max"], stored.index("inbound_mbps"), float(c.SCALE[m])))
-        else:
-            out.append((m, idx[f"{m}_avg"], idx[f"{m}_max"], stored.index(m), float(c.SCALE[m])))
-    return out
-
-
-def _avg_col(cols: tiers.Columns, ca: int, i: int) -> list[int | None]:
-    if ca >= 0:
-        return cols.cols[ca]
-    a, b = cols.cols[1 + 2 * i], cols.cols[3 + 2 * i]  # inbound, outbound averages
-    if None not in a and None not in b:
-        return list(map(operator.add, a, b))
-    return [None if x is None or y is None else x + y for x, y in zip(a, b, strict=True)]
-
-
-def _weights(kind: str, cols: tiers.Columns, i: int) -> list[int]:
-    """How many samples each bucket's average of metric number `i` stands for."""
-    n, a = cols.cols[0], cols.cols[1 + 2 * i]
-    if cols.counts is None:
-        if None not in a:
-            return n  # type: ignore[return-value]
-        return [0 if x is None else int(y or 0) for x, y in zip(a, n, strict=True)]
-    return [int(cn[i] or 0) if cn is not None else (0 if x is None else int(y or 0))
-            for x, y, cn in zip(a, n, cols.counts, strict=True)]
-
-
-def _scaled(vals: Sequence[int | float | None], scale: float) -> list[float | None]:
-    if None not in vals:
-        return list(map(operator.truediv, vals, itertools.repeat(scale, len(vals))))
-    return [None if v is None else v / scale for v in vals]
-
-
-def _points(cols: tiers.Columns, picks: list[Pick]) -> list[dict[str, Any]]:
-    """One point per bucket (its average and maximum in the API unit)."""
-    names = ["t"]
-    columns: list[list[Any]] = [list(map(float, cols.starts))]
-    for m, ca, cm, i, scale in picks:
-        names += [m, f"{m}_max"]
-        columns += [_scaled(_avg_col(cols, ca, i), scale), _scaled(cols.cols[cm], scale)]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
-def _bounds(starts: list[int], width: int) -> list[tuple[int, int, int]]:
-    """(group start, first index, end index) of each `width` group of the (sorted) bucket starts."""
-    out = []
-    i = 0
-    cur = starts[0] // width
-    for j in range(1, len(starts)):
-        g = starts[j] // width
-        if g != cur:
-            out.append((cur * width, i, j))
-            i, cur = j, g
-    out.append((cur * width, i, len(starts)))
-    return out
-
-
-def _group_slow(a: list[int | None], w: list[int], mx: list[int | None], i: int, j: int,
-                scale: float) -> tuple[float | None, float | None]:
-    num = 0
-    den = 0
-    seen = False
-    for x, y in zip(a[i:j], w[i:j], strict=True):
-        den += y
-        if x is not None:
-            num += x * y
-            seen = True
-    tops = [v for v in mx[i:j] if v is not None]
-    return (num / (den * scale) if den and seen else None), (max(tops) / scale if tops else None)
-
-
-def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, bucket: int) -> list[dict[str, Any]]:
-    """Points `width` wide: averages weighted by each metric's own count, maxima of the maxima.
-
-    Runs of whole groups are summed with strided slices (C loops), the rest group by group.
-    """
-    if not cols.starts:
-        return []
-    bounds = _bounds(cols.starts, width)
-    r = width // bucket
-    # Runs of consecutive whole groups: [first group, end group).
-    runs: list[tuple[int, int]] = []
-    k = 0
-    while k < len(bounds):
-        e = k
-        while e < len(bounds) and bounds[e][2] - bounds[e][1] == r and (
-                e == k or bounds[e][0] - bounds[e - 1][0] == width):
-            e += 1
-        if e - k >= 2:
-            runs.append((k, e))
-            k = e
-        else:
-            k += 1
-    names = ["t"]
-    columns: list[list[Any]] = [[float(g) for g, _, _ in bounds]]
-    for m, ca, cm, i, scale in picks:
-        a, w, mx = _avg_col(cols, ca, i), _weights(kind, cols, i), cols.cols[cm]
-        avg: list[float | None] = [None] * len(bounds)
-        top: list[float | None] = [None] * len(bounds)
-        fast = [False] * len(bounds)
-        for k0, k1 in runs:
-            p, q = bounds[k0][1], bounds[k1 - 1][2]
-            a_s, w_s, m_s = a[p:q], w[p:q], mx[p:q]
-            if None in a_s or None in m_s:
-                continue
-            den = list(map(sum, zip(*(w_s[o::r] for o in range(r)), strict=True)))
-            if 0 in den:
-                continue
-            prods = list(map(operator.mul, a_s, w_s))
-            num = map(sum, zip(*(prods[o::r] for o in range(r)), strict=True))
-            avg[k0:k1] = map(operator.truediv, num, map(operator.mul, den, itertools.repeat(scale)))
-            top[k0:k1] = map(operator.truediv, map(max, zip(*(m_s[o::r] for o in range(r)), strict=True)),
-                             itertools.repeat(scale))
-            fast[k0:k1] = [True] * (k1 - k0)
-        for g, (_, lo, hi) in enumerate(bounds):
-            if not fast[g]:
-                avg[g], top[g] = _group_slow(a, w, mx, lo, hi, scale)
-        names += [m, f"{m}_max"]
-        columns += [avg, top]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
-def _tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, start: float, end: float,
-                  max_points: int) -> History:
-    lo, hi = int(start // bucket * bucket), math.ceil(end)
-    table = s.tier_tables[tier]
-    kind = "dev" if s.key_cols == ("dk",) else "if"
-    picks = _picks(s)
-    cols = tiers.read_columns(conn, table, s.key[0], lo, hi)
-    if len(cols.starts) <= max_points:
-        return History(tier, bucket, mark_gaps(_points(cols, picks), bucket, max_points))  # type: ignore[arg-type]
-    width = group_width(bucket, (end - start) / (max_points - 2))
-    if tier in s.group_tables and width % s.group_tables[tier][1] == 0:
-        points = _grouped_from_materialised(conn, s, tier, width, lo, hi, cols)
-    else:
-        points = _grouped(kind, cols, picks, width, bucket)
-    return History(tier, width, mark_gaps(points, width, max_points))  # type: ignore[arg-type]
-
-
-def _slice(cols: tiers.Columns, i: int, j: int) -> tiers.Columns:
-    return tiers.Columns(cols.starts[i:j], [col[i:j] for col in cols.cols],
-                         None if cols.counts is None else cols.counts[i:j])
-
-
-def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, width: int, lo: int, hi: int,
-                               cols: tiers.Columns) -> list[dict[str, Any]]:
-    """Group `tier` rows in [lo, hi) into `width` buckets, reading whole groups pre-computed.
-
-    1. Whole groups inside the range come from the materialised table (one row each when
-       `width` is its own width, regrouped by sample count when wider).
-    2. A partial group at either end (the range starts or ends inside a group) is grouped
-       on the fly from the tier's rows, exactly as before, so the points are the same.
-    """
-    group_table, group_w = s.group_tables[tier]
-    bucket = tiers.PACKED[s.tier_tables[tier]][1]
-    kind = "dev" if s.key_cols == ("dk",) else "if"
-    picks = _picks(s)
-    a, b = -(-lo // width) * width, hi // width * width  # whole groups: [a, b)
-    if a >= b:
-        return _grouped(kind, cols, picks, width, bucket)
-    i = bisect.bisect_left(cols.starts, a)
-    j = bisect.bisect_left(cols.starts, b)
-    groups = tiers.read_columns(conn, group_table, s.key[0], a, b)
-    middle = _points(groups, picks) if width == group_w else _grouped(kind, groups, picks, width, group_w)
-    return (_grouped(kind, _slice(cols, 0, i), picks, width, bucket) + middle
-            + _grouped(kind, _slice(cols, j, len(cols.starts)), picks, width, bucket))
 
 
 def mark_gaps(points: list[dict[str, Any]], step: float | None, max_points: int) -> list[dict[str, Any]]:
@@ -442,21 +243,8 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
     s = found
     tier, bucket = choose_tier(conn, s, start, end, 2000)
     if tier != "raw":
-        return _tier_summary(conn, s, tier, bucket, start, end)
+        return tier_reads.tier_summary(conn, s, tier, bucket, start, end)
     cols = ", ".join(f"{c.raw_agg('min', m)}, {c.raw_agg('avg', m)}, {c.raw_agg('max', m)}" for m in s.metrics)
     sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
     row = conn.execute(sql, (*s.key, int(start * 1000), int(end * 1000))).fetchone()
     return {m: {"min": row[3 * i], "avg": row[3 * i + 1], "max": row[3 * i + 2]} for i, m in enumerate(s.metrics)}
-
-
-def _tier_summary(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, start: float,
-                  end: float) -> dict[str, dict[str, float | None]]:
-    kind = "dev" if s.key_cols == ("dk",) else "if"
-    cols = tiers.read_columns(conn, s.tier_tables[tier], s.key[0], int(start // bucket * bucket), math.ceil(end))
-    out: dict[str, dict[str, float | None]] = {}
-    for m, ca, cm, i, scale in _picks(s):
-        a = _avg_col(cols, ca, i)
-        avgs = [x for x in a if x is not None]
-        avg, top = _group_slow(a, _weights(kind, cols, i), cols.cols[cm], 0, len(a), scale)
-        out[m] = {"min": min(avgs) / scale if avgs else None, "avg": avg, "max": top}
-    return out

@@ -18,7 +18,7 @@ from pathlib import Path
 import panfm.storage.compact_migrate as compact_migrate
 import panfm.storage.pack_migrate as pack_migrate
 import panfm.storage.sqlite as sqlite_db
-import panfm.storage.tiers as tiers
+import panfm.storage.tier_views as tier_views
 
 # The metric names, tiers and groupings live in series_def.py (compact.py needs them too).
 from panfm.storage.series_def import DEVICE_METRICS as DEVICE_METRICS
@@ -204,7 +204,7 @@ def connect_writer(path: Path, wal_limit_bytes: int = WAL_LIMIT_BYTES) -> sqlite
     # access with its own lock.
     conn = sqlite_db.connect(path, MIGRATIONS, busy_timeout_ms=BUSY_TIMEOUT_MS, wal_limit_bytes=wal_limit_bytes,
                              rows=False, check_same_thread=False)
-    tiers.register(conn)
+    tier_views.register(conn)
     return conn
 
 
@@ -216,7 +216,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
         conn = sqlite_db.connect(path, MIGRATIONS, readonly=True, busy_timeout_ms=BUSY_TIMEOUT_MS)
     except sqlite3.Error as exc:
         raise StorageUnavailable(f"sample database unreadable: {exc}") from exc
-    tiers.register(conn)
+    tier_views.register(conn)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:

@@ -6,7 +6,7 @@ from typing import Any
 
 from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
 from panfm.storage.samples import HISTORY_DB, SampleReader
-from panfm.storage.tiers import register as register_tier_functions
+from panfm.storage.tier_views import register as register_tier_functions
 
 T0 = 1_700_000_100.0  # 2023-11-14T22:15:00Z, a 5-minute and (not) an hour boundary
 

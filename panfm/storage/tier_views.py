@@ -1,0 +1,89 @@
+"""The old rollup names (`device_5m`, `iface_1h`, ...) as views over the packed tables (schema 7).
+
+SQLite cannot unpack the rows by itself: each connection of PANfm's (and anything else that
+reads the views) registers `pk_val`, `pk_cnt` and `pk_has` with `register(conn)` first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import lru_cache
+
+import panfm.storage.compact as c
+import panfm.storage.packed as packed
+from panfm.storage.tiers import PACKED, PMASK, SLOTS, col_index, decode_cols, metrics, value_cols
+
+_KIND_BY_NCOLS = {len(value_cols("dev")): "dev", len(value_cols("if")): "if"}
+
+
+@lru_cache(maxsize=4096)
+def _decoded(b: bytes, ncols: int, counts: bool) -> dict[int, tuple[int | None, ...]]:
+    present, cols = packed.decode(b, SLOTS, ncols) if counts else decode_cols(_KIND_BY_NCOLS[ncols], b)
+    return {slot: tuple(col[j] for col in cols) for j, slot in enumerate(present)}
+
+
+def _pk_val(b: bytes | None, ncols: int, slot: int, col: int) -> int | None:
+    if b is None:
+        return None
+    row = _decoded(bytes(b), ncols, False).get(slot)
+    return None if row is None else row[col]
+
+
+def _pk_cnt(b: bytes | None, ncols: int, slot: int, col: int) -> int | None:
+    if b is None:
+        return None
+    row = _decoded(bytes(b), ncols, True).get(slot)
+    return None if row is None else row[col]
+
+
+def _pk_has(b: bytes | None, slot: int) -> int:
+    if b is None:
+        return 0
+    return int(int.from_bytes(b[1:1 + (SLOTS + 7) // 8], "little") >> slot & 1)
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Give a connection the SQL functions the old-name views of the packed tables call."""
+    conn.create_function("pk_val", 4, _pk_val, deterministic=True)
+    conn.create_function("pk_cnt", 4, _pk_cnt, deterministic=True)
+    conn.create_function("pk_has", 2, _pk_has, deterministic=True)
+
+
+_SLOT_SET = " UNION ALL ".join(f"SELECT {i} AS i" for i in range(SLOTS))
+
+
+def views() -> list[str]:
+    """The old rollup names (`device_5m`, `iface_1h`, ...) as read-only views in the old units."""
+    parts = []
+    for view, table in {**c.TIER_TABLES, **c.GROUP_TABLES}.items():
+        kind, width = PACKED[table]
+        nv = len(value_cols(kind))
+        nm = len(metrics(kind))
+
+        def val(col: str, _nv: int = nv, _kind: str = kind) -> str:
+            return f"pk_val(s.b, {_nv}, j.i, {col_index(_kind)[col]})"
+
+        def cnt(i: int, _nm: int = nm) -> str:
+            return f"pk_cnt(s.cnt, {_nm}, j.i, {i})"
+
+        cols = [f"(s.id & {PMASK}) * {width * SLOTS} + j.i * {width} AS bucket", f"{val('n')} AS n"]
+        for i, m in enumerate(metrics(kind)):
+            cols.append(f"{c.decode_sql(m, val(f'{m}_avg'))} AS {m}_avg")
+            cols.append(f"{c.decode_sql(m, val(f'{m}_max'))} AS {m}_max")
+            cols.append(f"NULLIF({cnt(i)}, {val('n')}) AS {m}_n")
+            if m == "outbound_mbps":  # total_mbps in the old column order
+                cols.append(f"({val('inbound_mbps_avg')} + {val('outbound_mbps_avg')}) / 1000.0 AS total_mbps_avg")
+                cols.append(f"{val('total_mbps_max')} / 1000.0 AS total_mbps_max")
+                cols.append(f"NULLIF({cnt(0)}, {val('n')}) AS total_mbps_n")
+        if kind == "dev":
+            src = "ts_device k JOIN {t} s ON s.id >= k.dk << 24 AND s.id < (k.dk + 1) << 24"
+            head = "k.device_id AS device_id"
+        else:
+            src = ("ts_iface i JOIN ts_device k ON k.dk = i.dk JOIN {t} s ON s.id >= i.ik << 24 "
+                   "AND s.id < (i.ik + 1) << 24")
+            head = "k.device_id AS device_id, i.interface AS interface"
+        parts.append(
+            f"CREATE VIEW {view} AS SELECT {head}, {', '.join(cols)} FROM {src.format(t=table)} "  # noqa: S608  # nosec B608
+            f"JOIN ({_SLOT_SET}) j WHERE pk_has(s.b, j.i)"
+        )
+    return parts
