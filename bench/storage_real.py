@@ -14,6 +14,9 @@ and each tier's retention (raw 7 days, 5-minute 90 days, 1-hour 730 days):
 - rollup and grouping rows: a short run closes too few buckets for whole pages, so their size
   per row is the bytes the rows use in their pages (payload and cell overhead) divided by the
   fill of the raw table of the same kind (the fill a long run reaches, same write pattern);
+  schema 7 packs twelve buckets a row, so the figure is per bucket, and a run shorter than a
+  few hours overstates it (its rows hold a few buckets each: the row's overhead is shared by
+  fewer, and short columns pack worse). `bench/storage_layouts.py` measures whole rows;
 - per firewall-day: rows a firewall adds per day at the production interval × bytes per row,
   per tier; "amortised over 90 days" is the figure `bench/gen_history_db.py` prints (the
   database after 90 days / 90 / devices; the 1-hour tier then holds 90 days); "steady state" is
@@ -40,6 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from clock_scale import device_from_inventory  # noqa: E402
 
 import config  # noqa: E402
+import panfm.storage.tiers as tiers  # noqa: E402
 from panfm.storage.config_store import DeviceStore  # noqa: E402
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS  # noqa: E402
 
@@ -59,6 +63,8 @@ def pages(db: Path) -> dict[str, dict[str, float]]:
         for name in list(out):
             if name in {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}:
                 out[name]["rows"] = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            if name in tiers.PACKED:  # schema 7: a row holds up to twelve buckets; count buckets
+                out[name]["rows"] = sum(tiers.bucket_count(b) for (b,) in conn.execute(f"SELECT b FROM {name}"))
         return out
     finally:
         conn.close()
