@@ -3,6 +3,7 @@
 One row per series and period (twelve buckets: `tiers.py`) holds its buckets column by column:
 
     byte 0        format (2); bit 0x80: the columns are deflated (zlib raw stream)
+    byte 1        how many columns follow (a reader expecting another count refuses the row)
     mask          ceil(slots / 8) bytes, bit i set when slot i has a bucket
     columns       one per value column, each:
                     0xFF                    every value NULL (nothing follows)
@@ -136,7 +137,7 @@ def encode(slots: int, present: Sequence[int], columns: Sequence[Column], deflat
     mask = 0
     for i in present:
         mask |= 1 << i
-    head = bytearray((FORMAT,))
+    head = bytearray((FORMAT, len(columns)))
     head += mask.to_bytes((slots + 7) // 8, "little")
     body = bytearray()
     for col in columns:
@@ -151,6 +152,17 @@ def encode(slots: int, present: Sequence[int], columns: Sequence[Column], deflat
     return bytes(head + small)
 
 
+def mask_of(blob: bytes, slots: int) -> int:
+    """The bit mask of the slots a packed row holds."""
+    return int.from_bytes(blob[2:2 + (slots + 7) // 8], "little")
+
+
+def slots_of(blob: bytes, slots: int) -> list[int]:
+    """The slots a packed row holds, ascending."""
+    mask = mask_of(blob, slots)
+    return [i for i in range(slots) if mask >> i & 1]
+
+
 _STRUCTS: dict[tuple[int, int], struct.Struct] = {}
 
 
@@ -163,11 +175,13 @@ def _ints(k: int, w: int) -> struct.Struct:
 
 def decode(blob: bytes, slots: int, ncols: int) -> tuple[list[int], list[tuple[int | None, ...]]]:
     """The present slot indexes and each column's values (None for NULL) of a packed period."""
+    if blob[1] != ncols:
+        raise ValueError(f"packed row of {blob[1]} columns where {ncols} are expected: a schema change that adds "
+                         "a metric must repack the rollup rows in its migration")
     nmask = (slots + 7) // 8
-    mask = int.from_bytes(blob[1:1 + nmask], "little")
-    present = [i for i in range(slots) if mask >> i & 1]
+    present = slots_of(blob, slots)
     k = len(present)
-    body = blob[1 + nmask:]
+    body = blob[2 + nmask:]
     if blob[0] & DEFLATED:
         body = zlib.decompress(body, -15)
     cols: list[tuple[int | None, ...]] = []

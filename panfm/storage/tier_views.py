@@ -39,7 +39,7 @@ def _pk_cnt(b: bytes | None, ncols: int, slot: int, col: int) -> int | None:
 def _pk_has(b: bytes | None, slot: int) -> int:
     if b is None:
         return 0
-    return int(int.from_bytes(b[1:1 + (SLOTS + 7) // 8], "little") >> slot & 1)
+    return int(packed.mask_of(b, SLOTS) >> slot & 1)
 
 
 def register(conn: sqlite3.Connection) -> None:

@@ -133,12 +133,13 @@ def decode_row(table: str, rowid: int, b: bytes, cnt: bytes | None) -> list[Buck
         return [(base + i * width, v, None) for i, v in zip(present, vals, strict=True)]
     _, ccols = packed.decode(cnt, SLOTS, len(metrics(kind)))
     counts = list(zip(*ccols, strict=True))
-    return [(base + i * width, v, cn) for i, v, cn in zip(present, vals, counts, strict=True)]
+    return [(base + i * width, v, canonical_counts(kind, v, cn))
+            for i, v, cn in zip(present, vals, counts, strict=True)]
 
 
 def bucket_count(b: bytes) -> int:
     """How many buckets a packed row holds (its mask's bits)."""
-    return int.from_bytes(b[1:1 + (SLOTS + 7) // 8], "little").bit_count()
+    return packed.mask_of(b, SLOTS).bit_count()
 
 
 # --------------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def first_bucket(conn: sqlite3.Connection, table: str, key: int) -> int | None:
     if row is None:
         return None
     _, width = PACKED[table]
-    mask = int.from_bytes(row[1][1:1 + (SLOTS + 7) // 8], "little")
+    mask = packed.mask_of(row[1], SLOTS)
     slot = (mask & -mask).bit_length() - 1
     return int((row[0] & PMASK) * width * SLOTS + slot * width)
 
