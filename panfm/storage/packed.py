@@ -25,6 +25,7 @@ import itertools
 import struct
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 FORMAT = 2
 DEFLATED = 0x80
@@ -173,8 +174,12 @@ def _ints(k: int, w: int) -> struct.Struct:
     return st
 
 
-def decode(blob: bytes, slots: int, ncols: int) -> tuple[list[int], list[tuple[int | None, ...]]]:
-    """The present slot indexes and each column's values (None for NULL) of a packed period."""
+def decode(blob: bytes, slots: int, ncols: int,
+           want: frozenset[int] | None = None) -> tuple[list[int], list[Any]]:
+    """The present slot indexes and each column's values (None for NULL) of a packed period.
+
+    `want`: the column indexes to decode; the others are skipped and given as None.
+    """
     if blob[1] != ncols:
         raise ValueError(f"packed row of {blob[1]} columns where {ncols} are expected: a schema change that adds "
                          "a metric must repack the rollup rows in its migration")
@@ -184,15 +189,24 @@ def decode(blob: bytes, slots: int, ncols: int) -> tuple[list[int], list[tuple[i
     body = blob[2 + nmask:]
     if blob[0] & DEFLATED:
         body = zlib.decompress(body, -15)
-    cols: list[tuple[int | None, ...]] = []
+    cols: list[Any] = []
     append = cols.append
     off = 0
     nulls = (None,) * k
-    for _ in range(ncols):
+    for c in range(ncols):
         code = body[off]
         if code == ALL_NULL:
             off += 1
-            append(nulls)
+            append(nulls if want is None or c in want else None)
+            continue
+        if want is not None and c not in want:  # skip: the varint(s), then the values
+            off += 1
+            for _ in range(2 if code & DELTA else 1):
+                while body[off] & 0x80:
+                    off += 1
+                off += 1
+            off += (k - 1 if code & DELTA else k) * (code & 0x0F)
+            append(None)
             continue
         z = body[off + 1]
         if z < 0x80:  # one-byte varint, the usual base

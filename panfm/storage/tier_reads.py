@@ -6,7 +6,6 @@ built from those lists (C loops: `map`, slicing, `zip`), not bucket by bucket.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 import operator
@@ -178,23 +177,26 @@ def tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, st
     table = s.tier_tables[tier]
     kind = "dev" if s.key_cols == ("dk",) else "if"
     picks = _picks(s)
-    cols = tiers.read_columns(conn, table, s.key[0], lo, hi)
-    if len(cols.starts) <= max_points:
-        return _points(cols, picks), bucket
+    want = _wanted(kind, picks)
+    if tiers.count(conn, table, s.key[0], lo, hi) <= max_points:
+        return _points(tiers.read_columns(conn, table, s.key[0], lo, hi, want), picks), bucket
     if tier in s.group_tables and width % s.group_tables[tier][1] == 0:
-        points = _grouped_from_materialised(conn, s, tier, width, lo, hi, cols)
+        points = _grouped_from_materialised(conn, s, tier, width, lo, hi, want)
     else:
-        points = _grouped(kind, cols, picks, width, bucket)
+        points = _grouped(kind, tiers.read_columns(conn, table, s.key[0], lo, hi, want), picks, width, bucket)
     return points, width
 
 
-def _slice(cols: tiers.Columns, i: int, j: int) -> tiers.Columns:
-    return tiers.Columns(cols.starts[i:j], [col[i:j] for col in cols.cols],
-                         None if cols.counts is None else cols.counts[i:j])
+def _wanted(kind: str, picks: list[Pick]) -> frozenset[int]:
+    """The value columns the picked metrics need (n always: the default weights)."""
+    cols = {0}
+    for _, ca, cm, i, _ in picks:
+        cols |= {cm, 1 + 2 * i} | ({ca} if ca >= 0 else {3 + 2 * i})
+    return frozenset(cols)
 
 
 def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, width: int, lo: int, hi: int,
-                               cols: tiers.Columns) -> list[dict[str, Any]]:
+                               want: frozenset[int]) -> list[dict[str, Any]]:
     """Group `tier` rows in [lo, hi) into `width` buckets, reading whole groups pre-computed.
 
     1. Whole groups inside the range come from the materialised table (one row each when
@@ -207,14 +209,13 @@ def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, w
     kind = "dev" if s.key_cols == ("dk",) else "if"
     picks = _picks(s)
     a, b = -(-lo // width) * width, hi // width * width  # whole groups: [a, b)
+    table, key = s.tier_tables[tier], s.key[0]
     if a >= b:
-        return _grouped(kind, cols, picks, width, bucket)
-    i = bisect.bisect_left(cols.starts, a)
-    j = bisect.bisect_left(cols.starts, b)
-    groups = tiers.read_columns(conn, group_table, s.key[0], a, b)
+        return _grouped(kind, tiers.read_columns(conn, table, key, lo, hi, want), picks, width, bucket)
+    groups = tiers.read_columns(conn, group_table, key, a, b, want)
     middle = _points(groups, picks) if width == group_w else _grouped(kind, groups, picks, width, group_w)
-    return (_grouped(kind, _slice(cols, 0, i), picks, width, bucket) + middle
-            + _grouped(kind, _slice(cols, j, len(cols.starts)), picks, width, bucket))
+    return (_grouped(kind, tiers.read_columns(conn, table, key, lo, a, want), picks, width, bucket) + middle
+            + _grouped(kind, tiers.read_columns(conn, table, key, b, hi, want), picks, width, bucket))
 
 
 

@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import panfm.storage.compact as c
 import panfm.storage.packed as packed
@@ -111,11 +112,18 @@ def encode_period(table: str, p: int, buckets: Iterable[Bucket],
     return b, cnt
 
 
-def decode_cols(kind: str, b: bytes) -> tuple[list[int], list[tuple[int | None, ...]]]:
-    """A packed row's present slots and value columns (maxima restored from their excess)."""
-    present, cols = packed.decode(b, SLOTS, len(value_cols(kind)))
+def decode_cols(kind: str, b: bytes, want: frozenset[int] | None = None) -> tuple[list[int], list[Any]]:
+    """A packed row's present slots and value columns (maxima restored from their excess).
+
+    `want`: the columns to decode (None in the others; a maximum brings its average); default all.
+    """
+    if want is not None:
+        want = want | {2 + 2 * i - 1 for i in range(len(metrics(kind))) if 2 + 2 * i in want}
+    present, cols = packed.decode(b, SLOTS, len(value_cols(kind)), want)
     for i in range(len(metrics(kind))):
         avg, top = cols[1 + 2 * i], cols[2 + 2 * i]
+        if avg is None or top is None:
+            continue
         if None not in avg and None not in top:
             cols[2 + 2 * i] = tuple(map(operator.add, avg, top))
         elif any(a is not None and t is not None for a, t in zip(avg, top, strict=True)):
@@ -172,8 +180,29 @@ class Columns:
     counts: list[Vals | None] | None  # None: every bucket has the default counts
 
 
-def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> Columns:
-    """The buckets of series `key` starting in [lo, hi), column by column (what history reads)."""
+def count(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> int:
+    """How many buckets of series `key` start in [lo, hi) (the rows' masks; nothing decoded)."""
+    if hi <= lo:
+        return 0
+    _, width = PACKED[table]
+    ps = width * SLOTS
+    first, last = key << SHIFT | lo // ps, key << SHIFT | (hi - 1) // ps
+    total = 0
+    for rowid, b in conn.execute(f"SELECT id, b FROM {table} WHERE id >= ? AND id <= ?", (first, last)):  # noqa: S608  # nosec B608
+        if rowid in (first, last):
+            base = (rowid & PMASK) * ps
+            total += sum(1 for i in packed.slots_of(b, SLOTS) if lo <= base + i * width < hi)
+        else:
+            total += bucket_count(b)
+    return total
+
+
+def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int,
+                 want: frozenset[int] | None = None) -> Columns:
+    """The buckets of series `key` starting in [lo, hi), column by column (what history reads).
+
+    `want`: the value columns to decode (the others stay empty lists); default all.
+    """
     kind, width = PACKED[table]
     ncols = len(value_cols(kind))
     out = Columns([], [[] for _ in range(ncols)], None)
@@ -185,7 +214,7 @@ def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: in
     for rowid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
                                       (first, last)):
         base = (rowid & PMASK) * ps
-        present, cols = decode_cols(kind, b)
+        present, cols = decode_cols(kind, b, want)
         starts = [base + i * width for i in present]
         i, j = 0, len(starts)
         if rowid in (first, last):
@@ -195,7 +224,8 @@ def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: in
                 j -= 1
         out.starts += starts[i:j]
         for dst, col in zip(out.cols, cols, strict=True):
-            dst += col[i:j]
+            if col is not None:
+                dst += col[i:j]
         if cnt is None:
             counts += [None] * (j - i)
         else:
