@@ -25,6 +25,7 @@ import itertools
 import struct
 import zlib
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 FORMAT = 2
@@ -164,14 +165,13 @@ def slots_of(blob: bytes, slots: int) -> list[int]:
     return [i for i in range(slots) if mask >> i & 1]
 
 
-_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+_MARKS = {w: (1 << (8 * w)) - 1 for w in range(1, 9)}
 
 
-def _ints(k: int, w: int) -> struct.Struct:
-    st = _STRUCTS.get((k, w))
-    if st is None:
-        st = _STRUCTS[(k, w)] = struct.Struct(f"<{k}{_FMT[w]}")
-    return st
+@cache
+def _structs(k: int) -> dict[int, struct.Struct]:
+    """Struct unpacking k values per power-of-two width."""
+    return {w: struct.Struct(f"<{k}{f}") for w, f in _FMT.items()}
 
 
 def decode(blob: bytes, slots: int, ncols: int,
@@ -193,13 +193,15 @@ def decode(blob: bytes, slots: int, ncols: int,
     append = cols.append
     off = 0
     nulls = (None,) * k
+    structs = _structs(k)
+    skip = [False] * ncols if want is None else [c not in want for c in range(ncols)]
     for c in range(ncols):
         code = body[off]
         if code == ALL_NULL:
             off += 1
-            append(nulls if want is None or c in want else None)
+            append(None if skip[c] else nulls)
             continue
-        if want is not None and c not in want:  # skip: the varint(s), then the values
+        if skip[c]:  # the varint(s), then the values
             off += 1
             for _ in range(2 if code & DELTA else 1):
                 while body[off] & 0x80:
@@ -209,27 +211,32 @@ def decode(blob: bytes, slots: int, ncols: int,
             append(None)
             continue
         z = body[off + 1]
-        if z < 0x80:  # one-byte varint, the usual base
+        if z < 0x80:  # one- or two-byte varint, the usual base
             off += 2
+            first = (z >> 1) ^ -(z & 1)
+        elif body[off + 2] < 0x80:
+            z = (z & 0x7F) | body[off + 2] << 7
+            off += 3
             first = (z >> 1) ^ -(z & 1)
         else:
             first, off = _read_varint(body, off + 1)
-        w = code & 0x0F
         if code & DELTA:
+            w = code & 0x0F
             low, off = _read_varint(body, off)
             steps, off = _unpack_uints(body, off, k - 1, w)
             append(tuple(itertools.accumulate(map(low.__add__, steps), initial=first)))
             continue
-        if w == 0:
+        if code == 0:
             append((first,) * k)
             continue
-        if w in _FMT:
-            vals = _ints(k, w).unpack_from(body, off)
-            off += k * w
+        st = structs.get(code)
+        if st is not None:
+            vals = st.unpack_from(body, off)
+            off += st.size
         else:
-            vals, off = _unpack_uints(body, off, k, w)
-        mark = (1 << (8 * w)) - 1
-        if mark in vals:
+            vals, off = _unpack_uints(body, off, k, code)
+        if _MARKS[code] in vals:
+            mark = _MARKS[code]
             append(tuple(None if v == mark else v + first for v in vals))
         elif first:
             append(tuple(map(first.__add__, vals)))

@@ -143,28 +143,35 @@ def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, buck
             k += 1
     names = ["t"]
     columns: list[list[Any]] = [[float(g) for g, _, _ in bounds]]
+    inside: set[int] = set()
+    for k0, k1 in runs:
+        inside.update(range(k0, k1))
+    outside = [g for g in range(len(bounds)) if g not in inside]
     for m, ca, cm, i, scale in picks:
         a, w, mx = _avg_col(cols, ca, i), _weights(kind, cols, i), cols.cols[cm]
         avg: list[float | None] = [None] * len(bounds)
         top: list[float | None] = [None] * len(bounds)
-        fast = [False] * len(bounds)
+        slow = list(outside)
         for k0, k1 in runs:
             p, q = bounds[k0][1], bounds[k1 - 1][2]
             a_s, w_s, m_s = a[p:q], w[p:q], mx[p:q]
-            if None in a_s or None in m_s:
-                continue
             den = list(map(sum, zip(*(w_s[o::r] for o in range(r)), strict=True)))
-            if 0 in den:
-                continue
+            bad = {k0 + t for t, d in enumerate(den) if d == 0} if 0 in den else set()
+            if None in a_s or None in m_s:  # those groups one by one, the rest as a whole
+                bad |= {k0 + t // r for t, (x, y) in enumerate(zip(a_s, m_s, strict=True)) if x is None or y is None}
+                a_s = [0 if x is None else x for x in a_s]
+                m_s = [0 if y is None else y for y in m_s]
+                den = [d or 1 for d in den]
+            elif bad:
+                den = [d or 1 for d in den]
+            slow += sorted(bad)
             prods = list(map(operator.mul, a_s, w_s))
             num = map(sum, zip(*(prods[o::r] for o in range(r)), strict=True))
             avg[k0:k1] = map(operator.truediv, num, map(operator.mul, den, itertools.repeat(scale)))
             top[k0:k1] = map(operator.truediv, map(max, zip(*(m_s[o::r] for o in range(r)), strict=True)),
                              itertools.repeat(scale))
-            fast[k0:k1] = [True] * (k1 - k0)
-        for g, (_, lo, hi) in enumerate(bounds):
-            if not fast[g]:
-                avg[g], top[g] = _group_slow(a, w, mx, lo, hi, scale)
+        for g in slow:
+            avg[g], top[g] = _group_slow(a, w, mx, bounds[g][1], bounds[g][2], scale)
         names += [m, f"{m}_max"]
         columns += [avg, top]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
