@@ -22,6 +22,7 @@ values per column. Measured against other layouts in bench/storage_layouts.py.
 from __future__ import annotations
 
 import itertools
+import operator
 import struct
 import zlib
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ DEFLATED = 0x80
 ALL_NULL = 0xFF
 DELTA = 0x10
 _FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_MARKS = {w: (1 << (8 * w)) - 1 for w in range(1, 9)}
 _PAD = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 6: 8, 7: 8, 8: 8}
 
 Column = Sequence[int | None]
@@ -93,38 +95,45 @@ def _unpack_uints(buf: bytes, off: int, k: int, w: int) -> tuple[tuple[int, ...]
     return struct.unpack(f"<{k}{_FMT[pad]}", wide), end
 
 
-def _frame(values: Column) -> bytearray:
-    present = [v for v in values if v is not None]
+def _frame(values: Column, nulls: bool) -> bytearray:
+    present: Sequence[int] = [v for v in values if v is not None] if nulls else values  # type: ignore[assignment]
     base = min(present)
-    nulls = len(present) < len(values)
     top = max(present) - base
     w = _width(top + 1 if nulls else top)
     if nulls and w == 0:
         w = 1
     out = bytearray((w,))
-    _varint(base, out)
-    mark = (1 << (8 * w)) - 1
-    _pack_uints([mark if v is None else v - base for v in values], w, out)
+    if 0 <= base < 64:
+        out.append(base << 1)
+    else:
+        _varint(base, out)
+    if w:
+        if nulls:
+            mark = _MARKS[w]
+            _pack_uints([mark if v is None else v - base for v in values], w, out)
+        else:
+            _pack_uints([v - base for v in values] if base else values, w, out)  # type: ignore[operator, arg-type]
     return out
 
 
 def _delta(values: Sequence[int]) -> bytearray:
-    steps = [b - a for a, b in itertools.pairwise(values)]
+    steps = list(map(operator.sub, values[1:], values[:-1]))
     low = min(steps)
     w = _width(max(steps) - low)
     out = bytearray((DELTA | w,))
     _varint(values[0], out)
     _varint(low, out)
-    _pack_uints([s - low for s in steps], w, out)
+    _pack_uints([s - low for s in steps] if low else steps, w, out)
     return out
 
 
 def _encode_column(values: Column, out: bytearray) -> None:
-    if all(v is None for v in values):
+    nulls = None in values
+    if nulls and all(v is None for v in values):
         out.append(ALL_NULL)
         return
-    best = _frame(values)
-    if len(values) > 2 and None not in values:
+    best = _frame(values, nulls)
+    if len(best) > 4 and len(values) > 2 and not nulls:  # a column of one value or one byte each: no better
         d = _delta(values)  # type: ignore[arg-type]
         if len(d) < len(best):
             best = d
@@ -163,9 +172,6 @@ def slots_of(blob: bytes, slots: int) -> list[int]:
     """The slots a packed row holds, ascending."""
     mask = mask_of(blob, slots)
     return [i for i in range(slots) if mask >> i & 1]
-
-
-_MARKS = {w: (1 << (8 * w)) - 1 for w in range(1, 9)}
 
 
 @cache
