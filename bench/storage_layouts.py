@@ -17,7 +17,8 @@ reports each table's pages (`dbstat`, after VACUUM) per device-day (devices x th
   (`panfm/storage/packed.py`: per column a frame of reference or deltas in as few bytes as
   the column needs; `tiers.encode_period`: each maximum as its excess over the average), the
   per-metric counts in a second nullable BLOB;
-- `packed+zlib`: the same, each row's columns deflated when that is shorter (measured, not stored: it costs more decoding CPU than it saves bytes).
+- `packed+zlib`: the same, each row's columns deflated when that is shorter (measured, not
+  stored: it costs more decoding CPU than it saves bytes).
 """
 
 from __future__ import annotations
