@@ -17,8 +17,8 @@ reports each table's pages (`dbstat`, after VACUUM) per device-day (devices x th
   (`panfm/storage/packed.py`: per column a frame of reference or deltas in as few bytes as
   the column needs; `tiers.encode_period`: each maximum as its excess over the average), the
   per-metric counts in a second nullable BLOB;
-- `packed+zlib`: the same, each row's columns deflated when that is shorter (measured, not
-  stored: it costs more decoding CPU than it saves bytes).
+(An earlier packed format with per-column varints and deltas, optionally deflated, is in
+docs/benchmarks.md: a few per cent smaller, three times slower to decode.)
 """
 
 from __future__ import annotations
@@ -77,11 +77,10 @@ def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str, since: 
             out = []
             for r in rows:
                 cnts = r[2 + len(vcols):]
-                blob = None if all(x is None for x in cnts) else packed.encode(1, [0], [[x] for x in cnts], False)
+                blob = None if all(x is None for x in cnts) else packed.encode(1, [0], [[x] for x in cnts])
                 out.append((r[0], r[1] // width, *r[2:2 + len(vcols)], blob))
             dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})", out)
         else:
-            deflate = None if layout == "packed+zlib" else False  # None: deflate a row when shorter
             # A rowid table keyed by (series key << 24 | period index): no key columns stored, and a
             # row up to ~4 KB stays on its page (a WITHOUT ROWID row spills past ~1 KB).
             dst.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, b BLOB NOT NULL, cnt BLOB)")
@@ -93,7 +92,7 @@ def build(src: sqlite3.Connection, dst: sqlite3.Connection, layout: str, since: 
                 defaults = tiers.default_counts(kind, v)
                 counts = [d if x is None else x for x, d in zip(r[2 + nv:], defaults, strict=True)]
                 periods[(r[0], r[1] // ps)].append((r[1], v, tiers.canonical_counts(kind, v, counts)))
-            out = [(k << tiers.SHIFT | p, *tiers.encode_period(table, p, bs, deflate))
+            out = [(k << tiers.SHIFT | p, *tiers.encode_period(table, p, bs))
                    for (k, p), bs in periods.items()]
             dst.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", out)
     dst.commit()
@@ -132,7 +131,7 @@ def main() -> int:
     print(f"{a.db}: {devices} devices, {ifaces:.1f} interfaces each, {device_days / devices:.1f} days "
           f"of 5-minute rows")
     with tempfile.TemporaryDirectory() as tmp:
-        for layout in ("rows6", "counts", "packed", "packed+zlib"):
+        for layout in ("rows6", "counts", "packed"):
             dst = sqlite3.connect(Path(tmp) / f"{layout}.db")
             build(src, dst, layout, since, until)
             sizes = dict(dst.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))

@@ -89,13 +89,8 @@ def canonical_counts(kind: str, vals: Vals, counts: Sequence[int | None]) -> Val
     return None if full == default_counts(kind, vals) else full
 
 
-def encode_period(table: str, p: int, buckets: Iterable[Bucket],
-                  deflate: bool | None = False) -> tuple[bytes, bytes | None]:
-    """Pack the buckets of period `p` (any order, one per start) into the row's (b, cnt).
-
-    `deflate` as `packed.encode` takes it. Off: it saved 0.5-4 % of the bytes and cost ~15 %
-    of the decoding CPU (bench/storage_layouts.py), so rows are written plain.
-    """
+def encode_period(table: str, p: int, buckets: Iterable[Bucket]) -> tuple[bytes, bytes | None]:
+    """Pack the buckets of period `p` (any order, one per start) into the row's (b, cnt)."""
     kind, width = PACKED[table]
     base = p * width * SLOTS
     rows = sorted(buckets, key=lambda x: x[0])
@@ -105,11 +100,11 @@ def encode_period(table: str, p: int, buckets: Iterable[Bucket],
     for i in range(len(metrics(kind))):  # each maximum stored as its excess over the average
         avg, top = columns[1 + 2 * i], columns[2 + 2 * i]
         columns[2 + 2 * i] = [t if a is None or t is None else t - a for a, t in zip(avg, top, strict=True)]
-    b = packed.encode(SLOTS, present, columns, deflate)
+    b = packed.encode(SLOTS, present, columns)
     if all(cn is None for _, _, cn in rows):
         return b, None
     counts = [cn if cn is not None else default_counts(kind, v) for _, v, cn in rows]
-    cnt = packed.encode(SLOTS, present, [[x[i] for x in counts] for i in range(len(metrics(kind)))], deflate)
+    cnt = packed.encode(SLOTS, present, [[x[i] for x in counts] for i in range(len(metrics(kind)))])
     return b, cnt
 
 
