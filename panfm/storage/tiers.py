@@ -19,7 +19,7 @@ import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import panfm.storage.compact as c
@@ -108,22 +108,36 @@ def encode_period(table: str, p: int, buckets: Iterable[Bucket]) -> tuple[bytes,
     return b, cnt
 
 
-def decode_cols(kind: str, b: bytes, want: frozenset[int] | None = None) -> tuple[list[int], list[Any]]:
-    """A packed row's present slots and value columns (maxima restored from their excess).
+@lru_cache(maxsize=256)
+def _with_averages(kind: str, want: frozenset[int] | None) -> frozenset[int] | None:
+    """The columns to decode for `want`: a maximum needs its average (it is stored as the excess)."""
+    if want is None:
+        return None
+    return want | {1 + 2 * i for i in range(len(metrics(kind))) if 2 + 2 * i in want}
 
-    `want`: the columns to decode (None in the others; a maximum brings its average); default all.
-    """
-    if want is not None:
-        want = want | {2 + 2 * i - 1 for i in range(len(metrics(kind))) if 2 + 2 * i in want}
-    present, cols = packed.decode(b, SLOTS, len(value_cols(kind)), want)
+
+def _restore_maxima(kind: str, cols: list[Any]) -> None:
+    """Each maximum column from its stored excess over the average column (in place)."""
     for i in range(len(metrics(kind))):
         avg, top = cols[1 + 2 * i], cols[2 + 2 * i]
-        if avg is None or top is None:
+        if avg is None or top is None or not top:
             continue
         if None not in avg and None not in top:
-            cols[2 + 2 * i] = tuple(map(operator.add, avg, top))
-        elif any(a is not None and t is not None for a, t in zip(avg, top, strict=True)):
-            cols[2 + 2 * i] = tuple(t if a is None or t is None else t + a for a, t in zip(avg, top, strict=True))
+            cols[2 + 2 * i] = list(map(operator.add, avg, top))
+        else:
+            cols[2 + 2 * i] = [t if a is None or t is None else t + a for a, t in zip(avg, top, strict=True)]
+
+
+def decode_cols(kind: str, b: bytes, want: frozenset[int] | None = None,
+                restore: bool = True) -> tuple[list[int], list[Any]]:
+    """A packed row's present slots and value columns (maxima restored from their excess).
+
+    `want`: the columns to decode (None in the others; a maximum brings its average); default
+    all. `restore=False` leaves the maxima as stored excesses (the caller restores them once).
+    """
+    present, cols = packed.decode(b, SLOTS, len(value_cols(kind)), _with_averages(kind, want))
+    if restore:
+        _restore_maxima(kind, cols)
     return present, cols
 
 
@@ -210,7 +224,7 @@ def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: in
     for rowid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
                                       (first, last)):
         base = (rowid & PMASK) * ps
-        present, cols = decode_cols(kind, b, want)
+        present, cols = decode_cols(kind, b, want, restore=False)
         starts = [base + i * width for i in present]
         i, j = 0, len(starts)
         if rowid in (first, last):
@@ -229,6 +243,7 @@ def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: in
             counts += list(zip(*ccols, strict=True))[i:j]
     if any(x is not None for x in counts):
         out.counts = counts
+    _restore_maxima(kind, out.cols)  # once over the whole range, not row by row
     return out
 
 
