@@ -119,6 +119,14 @@ def _group_slow(a: list[int | None], w: list[int], mx: list[int | None], i: int,
     return (num / (den * scale) if den and seen else None), (max(tops) / scale if tops else None)
 
 
+def _strided(op: Any, xs: Sequence[Any], r: int) -> list[Any]:
+    """op over each run of r consecutive items of xs (len(xs) a multiple of r), with C loops."""
+    acc: Any = xs[0::r]
+    for o in range(1, r):
+        acc = map(op, acc, xs[o::r])
+    return list(acc)
+
+
 def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, bucket: int) -> list[dict[str, Any]]:
     """Points `width` wide: averages weighted by each metric's own count, maxima of the maxima.
 
@@ -147,6 +155,7 @@ def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, buck
     for k0, k1 in runs:
         inside.update(range(k0, k1))
     outside = [g for g in range(len(bounds)) if g not in inside]
+    n_dens: dict[tuple[int, int], list[int]] = {}  # per run: the summed n (the usual weights)
     for m, ca, cm, i, scale in picks:
         a, w, mx = _avg_col(cols, ca, i), _weights(kind, cols, i), cols.cols[cm]
         avg: list[float | None] = [None] * len(bounds)
@@ -155,7 +164,10 @@ def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, buck
         for k0, k1 in runs:
             p, q = bounds[k0][1], bounds[k1 - 1][2]
             a_s, w_s, m_s = a[p:q], w[p:q], mx[p:q]
-            den = list(map(sum, zip(*(w_s[o::r] for o in range(r)), strict=True)))
+            if w is cols.cols[0]:
+                den = n_dens.get((k0, k1)) or n_dens.setdefault((k0, k1), _strided(operator.add, w_s, r))
+            else:
+                den = _strided(operator.add, w_s, r)
             bad = {k0 + t for t, d in enumerate(den) if d == 0} if 0 in den else set()
             if None in a_s or None in m_s:  # those groups one by one, the rest as a whole
                 bad |= {k0 + t // r for t, (x, y) in enumerate(zip(a_s, m_s, strict=True)) if x is None or y is None}
@@ -165,11 +177,9 @@ def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, buck
             elif bad:
                 den = [d or 1 for d in den]
             slow += sorted(bad)
-            prods = list(map(operator.mul, a_s, w_s))
-            num = map(sum, zip(*(prods[o::r] for o in range(r)), strict=True))
+            num = _strided(operator.add, list(map(operator.mul, a_s, w_s)), r)
             avg[k0:k1] = map(operator.truediv, num, map(operator.mul, den, itertools.repeat(scale)))
-            top[k0:k1] = map(operator.truediv, map(max, zip(*(m_s[o::r] for o in range(r)), strict=True)),
-                             itertools.repeat(scale))
+            top[k0:k1] = map(operator.truediv, _strided(max, m_s, r), itertools.repeat(scale))
         for g in slow:
             avg[g], top[g] = _group_slow(a, w, mx, bounds[g][1], bounds[g][2], scale)
         names += [m, f"{m}_max"]
