@@ -30,29 +30,29 @@ _WIDTHS = (0, 1, 2, 4, 8)  # index -> bytes
 _UFMT = ("", "B", "H", "I", "Q")
 _SFMT = ("", "b", "h", "i", "q")
 _UTOP = (0, 0xFF, 0xFFFF, 0xFFFFFFFF, (1 << 64) - 1)
-_SLIM = (None, (-(1 << 7), (1 << 7) - 1), (-(1 << 15), (1 << 15) - 1), (-(1 << 31), (1 << 31) - 1),
-         (-(1 << 63), (1 << 63) - 1))
 
 Column = Sequence[int | None]
 # (column, base index in the flat tuple or -1, first value index, value width index, NULL mark or -1)
 Plan = tuple[tuple[int, int, int, int, int], ...]
 
 
+_BY_BYTES = (0, 1, 2, 3, 3, 4, 4, 4, 4)  # bytes needed -> width index
+
+
 def _vw(top: int) -> int:
     """The index of the narrowest value width holding 0..top."""
-    for i in range(5):
-        if top <= _UTOP[i]:
-            return i
-    raise ValueError("value out of range for a packed column")
+    try:
+        return _BY_BYTES[(top.bit_length() + 7) >> 3]
+    except IndexError:
+        raise ValueError("value out of range for a packed column") from None
 
 
 def _bw(v: int) -> int:
     """The index of the narrowest signed base width holding v (v != 0)."""
-    for i in range(1, 5):
-        lo, hi = _SLIM[i]  # type: ignore[misc]
-        if lo <= v <= hi:
-            return i
-    raise ValueError("value out of range for a packed column")
+    try:
+        return _BY_BYTES[((v if v >= 0 else ~v).bit_length() + 8) >> 3]
+    except IndexError:
+        raise ValueError("value out of range for a packed column") from None
 
 
 @lru_cache(maxsize=4096)
