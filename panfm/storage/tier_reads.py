@@ -59,26 +59,32 @@ def _avg_col(cols: tiers.Columns, ca: int, i: int) -> list[int | None]:
     if ca >= 0:
         return cols.cols[ca]
     a, b = cols.cols[1 + 2 * i], cols.cols[3 + 2 * i]  # inbound, outbound averages
-    if None not in a and None not in b:
+    pa, pb = tiers.nones(a), tiers.nones(b)
+    if not pa and not pb:
         return list(map(operator.add, a, b))
-    return [None if x is None or y is None else x + y for x, y in zip(a, b, strict=True)]
+    out: list[int | None] = list(map(operator.add, tiers.zeroed(a, pa), tiers.zeroed(b, pb)))
+    for j in (*pa, *pb):
+        out[j] = None
+    return out
 
 
 def _weights(kind: str, cols: tiers.Columns, i: int) -> list[int]:
     """How many samples each bucket's average of metric number `i` stands for."""
     n, a = cols.cols[0], cols.cols[1 + 2 * i]
     if cols.counts is None:
-        if None not in a:
-            return n  # type: ignore[return-value]
-        return [0 if x is None else int(y or 0) for x, y in zip(a, n, strict=True)]
+        pa = tiers.nones(a)
+        return tiers.zeroed(n, pa) if pa else n  # type: ignore[return-value]
     return [int(cn[i] or 0) if cn is not None else (0 if x is None else int(y or 0))
             for x, y, cn in zip(a, n, cols.counts, strict=True)]
 
 
 def _scaled(vals: Sequence[int | float | None], scale: float) -> list[float | None]:
-    if None not in vals:
-        return list(map(operator.truediv, vals, itertools.repeat(scale, len(vals))))
-    return [None if v is None else v / scale for v in vals]
+    at = tiers.nones(vals)
+    out: list[float | None] = list(map(operator.truediv, tiers.zeroed(vals, at) if at else vals,
+                                       itertools.repeat(scale, len(vals))))
+    for j in at:
+        out[j] = None
+    return out
 
 
 def _points(cols: tiers.Columns, picks: list[Pick]) -> list[dict[str, Any]]:
@@ -169,10 +175,10 @@ def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, buck
             else:
                 den = _strided(operator.add, w_s, r)
             bad = {k0 + t for t, d in enumerate(den) if d == 0} if 0 in den else set()
-            if None in a_s or None in m_s:  # those groups one by one, the rest as a whole
-                bad |= {k0 + t // r for t, (x, y) in enumerate(zip(a_s, m_s, strict=True)) if x is None or y is None}
-                a_s = [0 if x is None else x for x in a_s]
-                m_s = [0 if y is None else y for y in m_s]
+            pa, pm = tiers.nones(a_s), tiers.nones(m_s)
+            if pa or pm:  # those groups one by one, the rest as a whole
+                bad |= {k0 + t // r for t in (*pa, *pm)}
+                a_s, m_s = tiers.zeroed(a_s, pa), tiers.zeroed(m_s, pm)
                 den = [d or 1 for d in den]
             elif bad:
                 den = [d or 1 for d in den]

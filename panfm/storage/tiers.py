@@ -116,16 +116,45 @@ def _with_averages(kind: str, want: frozenset[int] | None) -> frozenset[int] | N
     return want | {1 + 2 * i for i in range(len(metrics(kind))) if 2 + 2 * i in want}
 
 
+def nones(xs: Sequence[Any]) -> list[int]:
+    """The positions of None in xs (found by list.index, a C scan, not a Python loop)."""
+    out: list[int] = []
+    if None not in xs:
+        return out
+    seq = xs if isinstance(xs, list) else list(xs)
+    i = -1
+    try:
+        while True:
+            i = seq.index(None, i + 1)
+            out.append(i)
+    except ValueError:
+        return out
+
+
+def zeroed(xs: Sequence[Any], at: list[int]) -> list[Any]:
+    """xs with 0 at the positions `at`."""
+    out = list(xs)
+    for i in at:
+        out[i] = 0
+    return out
+
+
 def _restore_maxima(kind: str, cols: list[Any]) -> None:
     """Each maximum column from its stored excess over the average column (in place)."""
     for i in range(len(metrics(kind))):
         avg, top = cols[1 + 2 * i], cols[2 + 2 * i]
         if avg is None or top is None or not top:
             continue
-        if None not in avg and None not in top:
+        pa, pt = nones(avg), nones(top)
+        if not pa and not pt:
             cols[2 + 2 * i] = list(map(operator.add, avg, top))
-        else:
-            cols[2 + 2 * i] = [t if a is None or t is None else t + a for a, t in zip(avg, top, strict=True)]
+            continue
+        out = list(map(operator.add, zeroed(avg, pa), zeroed(top, pt)))
+        for j in pa:  # no average: the maximum was stored as it is
+            out[j] = top[j]
+        for j in pt:
+            out[j] = None
+        cols[2 + 2 * i] = out
 
 
 def decode_cols(kind: str, b: bytes, want: frozenset[int] | None = None,
