@@ -298,13 +298,18 @@ def write(conn: sqlite3.Connection, table: str, buckets: dict[int, list[Bucket]]
         periods: dict[int, dict[int, Bucket]] = {}
         for r in rows:
             periods.setdefault(r[0] // ps, {})[r[0]] = r
+        # The stored rows of those periods in one range read (a backfill writes many periods).
+        stored = {int(r[0]): (r[1], r[2]) for r in conn.execute(
+            f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ?",  # noqa: S608  # nosec B608
+            (key << SHIFT | min(periods), key << SHIFT | max(periods)))}
+        out = []
         for p, new in periods.items():
             rowid = key << SHIFT | p
-            old = conn.execute(f"SELECT b, cnt FROM {table} WHERE id = ?", (rowid,)).fetchone()  # noqa: S608  # nosec B608
+            old = stored.get(rowid)
             merged = {r[0]: r for r in decode_row(table, rowid, old[0], old[1])} if old else {}
             merged.update(new)
-            b, cnt = encode_period(table, p, merged.values())
-            conn.execute(f"INSERT OR REPLACE INTO {table} (id, b, cnt) VALUES (?, ?, ?)", (rowid, b, cnt))  # noqa: S608  # nosec B608
+            out.append((rowid, *encode_period(table, p, merged.values())))
+        conn.executemany(f"INSERT OR REPLACE INTO {table} (id, b, cnt) VALUES (?, ?, ?)", out)  # noqa: S608  # nosec B608
 
 
 def delete_before(conn: sqlite3.Connection, table: str, key: int, cutoff: int, limit: int) -> tuple[int, int, bool]:
