@@ -201,13 +201,15 @@ def tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, st
     kind = "dev" if s.key_cols == ("dk",) else "if"
     picks = _picks(s)
     want = _wanted(kind, picks)
-    if tiers.count(conn, table, s.key[0], lo, hi) <= max_points:
-        return _points(tiers.read_columns(conn, table, s.key[0], lo, hi, want), picks), bucket
     if tier in s.group_tables and width % s.group_tables[tier][1] == 0:
-        points = _grouped_from_materialised(conn, s, tier, width, lo, hi, want)
-    else:
-        points = _grouped(kind, tiers.read_columns(conn, table, s.key[0], lo, hi, want), picks, width, bucket)
-    return points, width
+        # Count first (the rows' first bytes): past max_points the groups are read instead.
+        if tiers.count(conn, table, s.key[0], lo, hi) <= max_points:
+            return _points(tiers.read_columns(conn, table, s.key[0], lo, hi, want), picks), bucket
+        return _grouped_from_materialised(conn, s, tier, width, lo, hi, want), width
+    cols = tiers.read_columns(conn, table, s.key[0], lo, hi, want)
+    if len(cols.starts) <= max_points:
+        return _points(cols, picks), bucket
+    return _grouped(kind, cols, picks, width, bucket), width
 
 
 def _wanted(kind: str, picks: list[Pick]) -> frozenset[int]:
