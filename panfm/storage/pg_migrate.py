@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from panfm.storage import alerts_store, config_store, network_store, pg_series
+from panfm.storage import alerts_store, config_store, network_store, pg_series, tier_views
 from panfm.storage.pg_samples import regroup
 from panfm.storage.postgres import PgConn, PgDatabase
 from panfm.storage.schema import DEVICE_METRICS, HISTORY_DB, IFACE_METRICS, INT_METRICS, TIERS
@@ -52,6 +52,7 @@ def _open(path: Path) -> sqlite3.Connection | None:
         return None
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     conn.row_factory = sqlite3.Row
+    tier_views.register(conn)  # the old rollup names are views over the packed tiers (schema 7)
     return conn
 
 
