@@ -14,7 +14,14 @@ from helpers.storage_legacy import fill_old, old_file
 from panfm.models import CycleResult, DeviceSample, DeviceStatus, InterfaceSample
 from panfm.storage.compact import SCALE, round_half_away
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
-from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, SCHEMA_VERSION, StorageUnavailable, connect_reader
+from panfm.storage.schema import (
+    DEVICE_METRICS,
+    IFACE_METRICS,
+    SCHEMA_VERSION,
+    StorageUnavailable,
+    connect_reader,
+    connect_writer,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICES = ("fw-a", "fw-b")
@@ -254,6 +261,8 @@ def test_a_packing_killed_in_the_middle_resumes_and_finishes_correctly(tmp_path)
     done_lines = subprocess.run([sys.executable, "-c", PACK, str(old_db), str(ROOT), "7"], capture_output=True,
                                 text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
     assert done_lines[0].startswith("pack: if_5m: resuming after") and done_lines[-1] == "finished"
+    assert rows(old_db, "PRAGMA user_version") == [(7,)]
+    connect_writer(old_db).close()  # the later migrations (8: the tiers' head tables)
     assert rows(old_db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     for v in views:  # every bucket, value and count as the old rows had them (the old names read the same)
         assert rows(old_db, f"SELECT * FROM {v} ORDER BY 1, 2, 3") == before[v], v

@@ -138,7 +138,7 @@ def convert(conn: sqlite3.Connection, chunk: int = CHUNK, progress: Progress | N
             return
         for t in tables:
             conn.execute(f"ALTER TABLE {t}_pk RENAME TO {t}")
-        for stmt in tier_views.views():
+        for stmt in tier_views.views(with_head=False):
             conn.execute(stmt)
         conn.execute("DROP TABLE pack_progress")
         conn.execute(f"PRAGMA user_version = {VERSION}")

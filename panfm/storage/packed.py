@@ -114,6 +114,23 @@ def encode(slots: int, present: Sequence[int], columns: Sequence[Column]) -> byt
     return head + bytes(codes) + st.pack(*args)
 
 
+def encode_one(slots: int, slot: int, values: Sequence[int | None]) -> bytes:
+    """`encode` of a single bucket (the head rows, `tier_head.py`): each value stored as its column's base."""
+    codes = bytearray()
+    args: list[int] = []
+    for v in values:
+        if v is None:
+            codes.append(ALL_NULL)
+        elif v == 0:
+            codes.append(0)
+        else:
+            codes.append(_bw(v) << 3)
+            args.append(v)
+    st, _ = _layout(bytes(codes), 1)
+    mask = (1 << slot).to_bytes((slots + 7) // 8, "little")
+    return bytes((FORMAT, len(values))) + mask + bytes(codes) + st.pack(*args)
+
+
 def mask_of(blob: bytes, slots: int) -> int:
     """The bit mask of the slots a packed row holds."""
     return int.from_bytes(blob[2:2 + (slots + 7) // 8], "little")

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import panfm.storage.compact as c
+import panfm.storage.tier_head as tier_head
 import panfm.storage.tiers as tiers
 from panfm.storage.series_def import GROUPINGS, IFACE_METRICS, TIERS
 
@@ -69,7 +70,7 @@ def _buckets(kind: str, rows: list[Any]) -> dict[int, list[tiers.Bucket]]:
 def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) -> None:
     """Recompute every bucket of `tier` starting in [start_s, end_s) from the raw rows.
 
-    Writing each bucket in place of the stored one (tiers.write) makes this idempotent:
+    Writing each bucket in place of the stored one (tier_head.write) makes this idempotent:
     running it twice, or over a bucket that was already rolled up, yields the same rows (never
     double counts). Buckets whose raw rows were already deleted produce no rows, so the stored
     rollup stays.
@@ -79,7 +80,7 @@ def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) 
     keys: dict[str, list[int]] = {}
     for kind, sql, view in (("dev", dev_sql, dev_view), ("if", if_sql, if_view)):
         found = _buckets(kind, conn.execute(sql, (start_s * 1000, end_s * 1000)).fetchall())
-        tiers.write(conn, c.PHYSICAL[view], found)
+        tier_head.write(conn, c.PHYSICAL[view], found)
         keys[kind] = list(found)
     if tier in GROUPINGS:
         regroup_range(conn, tier, start_s, end_s, keys)
@@ -98,8 +99,8 @@ def regroup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int,
     if keys is None:
         keys = {"dev": [r[0] for r in conn.execute("SELECT dk FROM ts_device")],
                 "if": [r[0] for r in conn.execute("SELECT ik FROM ts_iface")]}
-    tiers.regroup(conn, c.PHYSICAL[tier_dev], c.PHYSICAL[dev_group], start_s, end_s, keys["dev"])
-    tiers.regroup(conn, c.PHYSICAL[tier_if], c.PHYSICAL[if_group], start_s, end_s, keys["if"])
+    tier_head.regroup(conn, c.PHYSICAL[tier_dev], c.PHYSICAL[dev_group], start_s, end_s, keys["dev"])
+    tier_head.regroup(conn, c.PHYSICAL[tier_if], c.PHYSICAL[if_group], start_s, end_s, keys["if"])
 
 
 def _first_raw_ms(conn: sqlite3.Connection) -> int | None:
@@ -241,10 +242,13 @@ def apply_retention(
         if_packed = [c.PHYSICAL[t] for _, t, _ in tables]
         dev_packed = [c.PHYSICAL[t] for t, _, _ in tables]
         rng = f"s.id >= k.{{k}} << {tiers.SHIFT} AND s.id < (k.{{k}} + 1) << {tiers.SHIFT}"
+        hrng = f"s.id >= k.{{k}} << {tiers.SHIFT + tiers.HS} AND s.id < (k.{{k}} + 1) << {tiers.SHIFT + tiers.HS}"
         if_gone = " AND ".join(["NOT EXISTS (SELECT 1 FROM if_raw s WHERE s.ik = k.ik)"] + [
-            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {rng.format(k='ik')})" for t in if_packed])  # noqa: S608  # nosec B608
+            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {rng.format(k='ik')})" for t in if_packed] + [  # noqa: S608  # nosec B608
+            f"NOT EXISTS (SELECT 1 FROM {tiers.head(t)} s WHERE {hrng.format(k='ik')})" for t in if_packed])  # noqa: S608  # nosec B608
         dev_gone = " AND ".join(["NOT EXISTS (SELECT 1 FROM dev_raw s WHERE s.dk = k.dk)"] + [
-            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {rng.format(k='dk')})" for t in dev_packed])  # noqa: S608  # nosec B608
+            f"NOT EXISTS (SELECT 1 FROM {t} s WHERE {rng.format(k='dk')})" for t in dev_packed] + [  # noqa: S608  # nosec B608
+            f"NOT EXISTS (SELECT 1 FROM {tiers.head(t)} s WHERE {hrng.format(k='dk')})" for t in dev_packed])  # noqa: S608  # nosec B608
         conn.execute(f"DELETE FROM ts_iface AS k WHERE {if_gone}")  # noqa: S608  # nosec B608
         conn.execute(f"DELETE FROM ts_device AS k WHERE {dev_gone} "  # noqa: S608  # nosec B608
                      "AND NOT EXISTS (SELECT 1 FROM ts_iface i WHERE i.dk = k.dk)")

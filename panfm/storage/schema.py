@@ -15,9 +15,11 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import panfm.storage.compact as c
 import panfm.storage.compact_migrate as compact_migrate
 import panfm.storage.pack_migrate as pack_migrate
 import panfm.storage.sqlite as sqlite_db
+import panfm.storage.tier_head as tier_head
 import panfm.storage.tier_views as tier_views
 
 # The metric names, tiers and groupings live in series_def.py (compact.py needs them too).
@@ -190,6 +192,10 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     compact_migrate.convert,
     # 7: the rollup tiers packed twelve buckets a row (tiers.py), converted in chunks likewise.
     pack_migrate.convert,
+    # 8: each packed tier's open period kept unpacked, one row per bucket (tier_head.py); the
+    # old-name views read it too.
+    ";\n".join([*tier_head.ddl(), *(f"DROP VIEW IF EXISTS {v}" for v in (*c.TIER_TABLES, *c.GROUP_TABLES)),
+                *tier_views.views()]) + ";\n",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import panfm.storage.compact as c
 import panfm.storage.packed as packed
-from panfm.storage.tiers import PACKED, PMASK, SLOTS, col_index, decode_cols, metrics, value_cols
+from panfm.storage.tiers import HS, PACKED, PMASK, SHIFT, SLOTS, col_index, decode_cols, metrics, value_cols
 
 _KIND_BY_NCOLS = {len(value_cols("dev")): "dev", len(value_cols("if")): "if"}
 
@@ -52,8 +52,11 @@ def register(conn: sqlite3.Connection) -> None:
 _SLOT_SET = " UNION ALL ".join(f"SELECT {i} AS i" for i in range(SLOTS))
 
 
-def views() -> list[str]:
-    """The old rollup names (`device_5m`, `iface_1h`, ...) as read-only views in the old units."""
+def views(with_head: bool = True) -> list[str]:
+    """The old rollup names (`device_5m`, `iface_1h`, ...) as read-only views in the old units.
+
+    `with_head`: include the tiers' head tables (schema 8; migration 7 has none yet).
+    """
     parts = []
     for view, table in {**c.TIER_TABLES, **c.GROUP_TABLES}.items():
         kind, width = PACKED[table]
@@ -76,14 +79,18 @@ def views() -> list[str]:
                 cols.append(f"{val('total_mbps_max')} / 1000.0 AS total_mbps_max")
                 cols.append(f"NULLIF({cnt(0)}, {val('n')}) AS total_mbps_n")
         if kind == "dev":
-            src = "ts_device k JOIN {t} s ON s.id >= k.dk << 24 AND s.id < (k.dk + 1) << 24"
+            src = "ts_device k JOIN {t} s ON s.id >= k.dk << {sh} AND s.id < (k.dk + 1) << {sh}"
             head = "k.device_id AS device_id"
         else:
-            src = ("ts_iface i JOIN ts_device k ON k.dk = i.dk JOIN {t} s ON s.id >= i.ik << 24 "
-                   "AND s.id < (i.ik + 1) << 24")
+            src = ("ts_iface i JOIN ts_device k ON k.dk = i.dk JOIN {t} s ON s.id >= i.ik << {sh} "
+                   "AND s.id < (i.ik + 1) << {sh}")
             head = "k.device_id AS device_id, i.interface AS interface"
-        parts.append(
-            f"CREATE VIEW {view} AS SELECT {head}, {', '.join(cols)} FROM {src.format(t=table)} "  # noqa: S608  # nosec B608
-            f"JOIN ({_SLOT_SET}) j WHERE pk_has(s.b, j.i)"
-        )
+        sel = f"SELECT {head}, {', '.join(cols)} FROM {{src}} JOIN ({_SLOT_SET}) j WHERE pk_has(s.b, j.i)"  # noqa: S608  # nosec B608
+        packed_part = sel.format(src=src.format(t=table, sh=SHIFT))
+        if not with_head:
+            parts.append(f"CREATE VIEW {view} AS {packed_part}")
+            continue
+        # The head (tier_head.py): same row format, rowid = packed rowid << HS | slot.
+        head_part = sel.replace("s.id", f"(s.id >> {HS})").format(src=src.format(t=f"{table}_head", sh=SHIFT + HS))
+        parts.append(f"CREATE VIEW {view} AS {packed_part} UNION ALL {head_part}")
     return parts

@@ -10,7 +10,9 @@ then the devices' `total_mbps_max`. `cnt` holds each metric's own sample count, 
 bucket of the period has a count other than the default (its `n` when it has an average, 0
 when not); NULL otherwise.
 
-Python, not SQL, reads and writes these rows: a `Bucket` is (start s, values, counts or None).
+The open period of each tier is kept unpacked in `<table>_head` (schema 8, `tier_head.py`):
+the readers here read both. Python, not SQL, reads and writes these rows: a `Bucket` is
+(start s, values, counts or None).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from panfm.storage.series_def import IFACE_METRICS
 SLOTS = 12  # buckets per row
 SHIFT = 24  # rowid = key << SHIFT | period index
 PMASK = (1 << SHIFT) - 1
+HS = 4  # head rowid = packed rowid << HS | slot (tier_head.py)
 
 # physical table -> (kind, bucket width s)
 PACKED: dict[str, tuple[str, int]] = {
@@ -57,6 +60,20 @@ def value_cols(kind: str) -> tuple[str, ...]:
 def col_index(kind: str) -> dict[str, int]:
     """Column name -> index in a bucket's values."""
     return {name: i for i, name in enumerate(value_cols(kind))}
+
+
+def head(table: str) -> str:
+    """The head table of a packed table (its open period, one row per bucket)."""
+    return f"{table}_head"
+
+
+def _with_head(conn: sqlite3.Connection, table: str, rows: list[Any], first: int, last: int) -> list[Any]:
+    """`rows` (id, b, cnt) of packed rowids [first, last] followed by the head's, as (packed rowid, b, cnt)."""
+    more = conn.execute(f"SELECT id, b, cnt FROM {head(table)} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
+                        (first << HS, last << HS | ((1 << HS) - 1))).fetchall()
+    if not more:
+        return rows
+    return rows + [(h >> HS, b, cnt) for h, b, cnt in more]
 
 
 def kind_of(table: str) -> str:
@@ -106,6 +123,16 @@ def encode_period(table: str, p: int, buckets: Iterable[Bucket]) -> tuple[bytes,
     counts = [cn if cn is not None else default_counts(kind, v) for _, v, cn in rows]
     cnt = packed.encode(SLOTS, present, [[x[i] for x in counts] for i in range(len(metrics(kind)))])
     return b, cnt
+
+
+def encode_bucket(table: str, slot: int, vals: Vals, counts: Vals | None) -> tuple[bytes, bytes | None]:
+    """`encode_period` of one bucket at `slot` (the head rows: a fast path, the same format)."""
+    v = list(vals)
+    for i in range(len(metrics(PACKED[table][0]))):
+        a, t = v[1 + 2 * i], v[2 + 2 * i]
+        if a is not None and t is not None:
+            v[2 + 2 * i] = t - a
+    return packed.encode_one(SLOTS, slot, v), None if counts is None else packed.encode_one(SLOTS, slot, counts)
 
 
 @lru_cache(maxsize=256)
@@ -201,8 +228,9 @@ def read(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> li
     ps = period_s(table)
     first, last = key << SHIFT | lo // ps, key << SHIFT | (hi - 1) // ps
     out: list[Bucket] = []
-    for rowid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
-                                      (first, last)):
+    stored = conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
+                          (first, last)).fetchall()
+    for rowid, b, cnt in _with_head(conn, table, stored, first, last):
         rows = decode_row(table, rowid, b, cnt)
         if rowid in (first, last):
             rows = [r for r in rows if lo <= r[0] < hi]
@@ -229,7 +257,10 @@ def count(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> i
     total = 0
     head = 2 + (SLOTS + 7) // 8  # format, column count, mask: enough to count
     for rowid, b in conn.execute(f"SELECT id, substr(b, 1, {head}) FROM {table} WHERE id >= ? AND id <= ?",  # noqa: S608  # nosec B608
-                                 (first, last)):
+                                 (first, last)).fetchall() + [
+            (h >> HS, b) for h, b in conn.execute(
+                f"SELECT id, substr(b, 1, {head}) FROM {table}_head WHERE id >= ? AND id <= ?",  # noqa: S608  # nosec B608
+                (first << HS, last << HS | ((1 << HS) - 1)))]:
         if rowid in (first, last):
             base = (rowid & PMASK) * ps
             total += sum(1 for i in packed.slots_of(b, SLOTS) if lo <= base + i * width < hi)
@@ -252,8 +283,9 @@ def read_columns(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: in
     ps = period_s(table)
     first, last = key << SHIFT | lo // ps, key << SHIFT | (hi - 1) // ps
     counts: list[Vals | None] = []
-    for rowid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
-                                      (first, last)):
+    stored = conn.execute(f"SELECT id, b, cnt FROM {table} WHERE id >= ? AND id <= ? ORDER BY id",  # noqa: S608  # nosec B608
+                          (first, last)).fetchall()
+    for rowid, b, cnt in _with_head(conn, table, stored, first, last):
         base = (rowid & PMASK) * ps
         present, cols = decode_cols(kind, b, want, restore=False)
         starts = [base + i * width for i in present]
@@ -284,6 +316,9 @@ def first_bucket(conn: sqlite3.Connection, table: str, key: int) -> int | None:
     row = conn.execute(f"SELECT id, b FROM {table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 1",  # noqa: S608  # nosec B608
                        (lo, hi)).fetchone()
     if row is None:
+        row = conn.execute(f"SELECT id >> {HS}, b FROM {head(table)} WHERE id >= ? AND id < ? ORDER BY id LIMIT 1",  # noqa: S608  # nosec B608
+                           (lo << HS, hi << HS)).fetchone()
+    if row is None:
         return None
     _, width = PACKED[table]
     mask = packed.mask_of(row[1], SLOTS)
@@ -291,8 +326,12 @@ def first_bucket(conn: sqlite3.Connection, table: str, key: int) -> int | None:
     return int((row[0] & PMASK) * width * SLOTS + slot * width)
 
 
-def write(conn: sqlite3.Connection, table: str, buckets: dict[int, list[Bucket]]) -> None:
-    """Store buckets per series key, replacing stored buckets of the same start (others kept)."""
+def write_packed(conn: sqlite3.Connection, table: str, buckets: dict[int, list[Bucket]]) -> None:
+    """Store buckets per series key in packed rows, replacing stored buckets of the same start.
+
+    The clock writes through `tier_head.write` (the open period stays unpacked); this is for
+    closed periods (late data, backfills, migrations).
+    """
     ps = period_s(table)
     for key, rows in buckets.items():
         periods: dict[int, dict[int, Bucket]] = {}
@@ -312,6 +351,19 @@ def write(conn: sqlite3.Connection, table: str, buckets: dict[int, list[Bucket]]
         conn.executemany(f"INSERT OR REPLACE INTO {table} (id, b, cnt) VALUES (?, ?, ?)", out)  # noqa: S608  # nosec B608
 
 
+def _delete_head_before(conn: sqlite3.Connection, table: str, key: int, cutoff: int) -> int:
+    """Delete the series' head buckets starting before `cutoff` (rarely any: the head is recent)."""
+    _, width = PACKED[table]
+    ps = width * SLOTS
+    lo, _ = key_range(key)
+    first, last = lo << HS, (lo | cutoff // ps) << HS | ((1 << HS) - 1)
+    gone = [(h,) for (h,) in conn.execute(f"SELECT id FROM {head(table)} WHERE id >= ? AND id <= ?",  # noqa: S608  # nosec B608
+                                          (first, last))
+            if ((h >> HS) & PMASK) * ps + (h & ((1 << HS) - 1)) * width < cutoff]
+    conn.executemany(f"DELETE FROM {head(table)} WHERE id = ?", gone)  # noqa: S608  # nosec B608
+    return len(gone)
+
+
 def delete_before(conn: sqlite3.Connection, table: str, key: int, cutoff: int, limit: int) -> tuple[int, int, bool]:
     """Delete the series' buckets starting before `cutoff`, at most `limit` whole rows.
 
@@ -323,6 +375,7 @@ def delete_before(conn: sqlite3.Connection, table: str, key: int, cutoff: int, l
     rows = conn.execute(f"SELECT id, b FROM {table} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",  # noqa: S608  # nosec B608
                         (lo, whole_below, limit)).fetchall()
     deleted = sum(bucket_count(b) for _, b in rows)
+    deleted += _delete_head_before(conn, table, key, cutoff)
     if rows:
         conn.execute(f"DELETE FROM {table} WHERE id >= ? AND id <= ?", (lo, rows[-1][0]))  # noqa: S608  # nosec B608
     if len(rows) == limit:
@@ -377,17 +430,3 @@ def group(kind: str, start: int, rows: Sequence[Bucket]) -> Bucket:
         vals.append(max(tops) if tops else None)
     t = tuple(vals)
     return start, t, canonical_counts(kind, t, counts)
-
-
-def regroup(conn: sqlite3.Connection, src: str, dst: str, lo: int, hi: int, keys: Iterable[int]) -> None:
-    """Recompute the `dst` groups of each series in `keys` that hold any `src` bucket in [lo, hi)."""
-    kind, width = PACKED[dst]
-    glo, ghi = lo // width * width, -(-hi // width) * width
-    out: dict[int, list[Bucket]] = {}
-    for key in keys:
-        by_group: dict[int, list[Bucket]] = {}
-        for r in read(conn, src, key, glo, ghi):
-            by_group.setdefault(r[0] // width * width, []).append(r)
-        if by_group:
-            out[key] = [group(kind, g, rs) for g, rs in by_group.items()]
-    write(conn, dst, out)

@@ -1,0 +1,58 @@
+"""The open period of each packed tier kept unpacked (schema 8, panfm/storage/tier_head.py)."""
+
+import dataclasses
+import sqlite3
+
+import pytest
+from helpers.storage import T0, cycle, rows
+
+import panfm.storage.queries as q
+import panfm.storage.tiers as tiers
+from panfm.storage.samples import HISTORY_DB, SampleStore
+from panfm.storage.schema import connect_reader
+
+
+def _write(db, cycles):
+    with SampleStore.open(db) as store:
+        for k in range(cycles):
+            store.write_cycle(cycle(T0 + 30 * k, inbound=float(k % 17)))
+    return T0 + 30 * (cycles - 1)
+
+
+def test_the_open_period_stays_unpacked_and_is_packed_once_it_closes(tmp_path):
+    db = tmp_path / HISTORY_DB
+    last = _write(db, 150)  # 75 minutes from 22:15: the 22:00 hour closes, 23:00 is open
+    closed = int(last - 0.5) // 300 * 300  # buckets before this are rolled up
+    open_p = (closed - 300) // 3600
+    head = rows(db, "SELECT id FROM dev_5m_head")
+    packed = rows(db, "SELECT id, b FROM dev_5m")
+    assert head and {(h >> tiers.HS) & tiers.PMASK for (h,) in head} == {open_p}
+    assert packed and all(rid & tiers.PMASK < open_p for rid, _ in packed)
+    assert sum(tiers.bucket_count(b) for _, b in packed) == (open_p * 3600 - int(T0)) // 300  # 22:15-23:00: 9
+    # The old-name view reads both, every closed bucket once, in 5-minute steps.
+    buckets = [b for (b,) in rows(db, "SELECT bucket FROM device_5m ORDER BY 1")]
+    assert buckets == list(range(int(T0), closed, 300))
+    assert rows(db, "SELECT count(*) FROM iface_5m") == [(len(buckets),)]
+
+
+# 91: the 22:30 group's last bucket not yet closed (the group not written); 92: just written
+@pytest.mark.parametrize("cycles", [91, 92])
+def test_history_reads_the_head_and_the_groups_not_yet_written_like_grouping_on_the_fly(tmp_path, cycles):
+    db = tmp_path / HISTORY_DB
+    last = _write(db, cycles)
+    with sqlite3.connect(db) as w:  # no raw rows: history reads the 5-minute tier
+        w.execute("DELETE FROM dev_raw")
+        w.execute("DELETE FROM if_raw")
+    conn = connect_reader(db)
+    try:
+        for series in (q.device_series("fw1"), q.iface_series("fw1", "ethernet1/1")):
+            got = q.history(conn, series, T0, last + 1, max_points=4)
+            want = q.history(conn, dataclasses.replace(series, group_tables={}), T0, last + 1, max_points=4)
+            assert (got.tier, want.tier) == ("5m", "5m") and got.bucket_s == want.bucket_s >= 1800
+            assert [p["t"] for p in got.points] == [p["t"] for p in want.points] and got.points
+            for g, w in zip(got.points, want.points, strict=True):
+                assert g.keys() == w.keys()
+                for k, v in w.items():  # the groups store averages rounded to the stored unit
+                    assert g[k] == (None if v is None else pytest.approx(v, abs=1e-3)), (g["t"], k)
+    finally:
+        conn.close()
