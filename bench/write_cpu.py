@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/write_cpu.py --devices 1000
 
-Writes 42 cycles of N devices x 4 interfaces at 30 s into a fresh file in a temporary folder
+Writes 42 cycles (`--cycles`) of N devices x 4 interfaces at 30 s into a fresh file in a temporary folder
 and prints the process CPU (p50) of the cycles that close a bucket and of the others. Run it
 from two checkouts to compare layouts (it imports the checkout it is run from).
 """
@@ -39,19 +39,23 @@ def cycle(k: int, devices: int) -> CycleResult:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--cycles", type=int, default=42, help="85 or more include an hour's close (the head packed)")
     a = ap.parse_args()
-    cycles = [cycle(k, a.devices) for k in range(42)]
-    closing, other = [], []
+    cycles = [cycle(k, a.devices) for k in range(a.cycles)]
+    closing, other, hourly = [], [], []
     with tempfile.TemporaryDirectory() as tmp, SampleStore.open(Path(tmp) / "h.db") as store:
         for k, c in enumerate(cycles):
             c0 = time.process_time()
             store.write_cycle(c)
             spent = time.process_time() - c0
             closes = k > 0 and int(c.started // 300) != int((c.started - 30) // 300)
-            (closing if closes else other).append(spent)
+            hour = k > 0 and int(c.started // 3600) != int((c.started - 30) // 3600)
+            (hourly if hour else closing if closes else other).append(spent)
     print(f"{a.devices} devices x 4 interfaces: cycles closing a 5-minute bucket: CPU p50 "
           f"{1000 * statistics.median(closing):.0f} ms ({len(closing)}), other cycles: p50 "
           f"{1000 * statistics.median(other):.0f} ms; load {Path('/proc/loadavg').read_text().split()[0]}")
+    if hourly:
+        print(f"cycles closing an hour (the head's closed period packed): {', '.join(f'{1000 * x:.0f}' for x in hourly)} ms")
 
 
 if __name__ == "__main__":
