@@ -10,6 +10,7 @@ directly; `clock.py` builds the context, the scheduler, the signals and the lock
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -224,7 +225,8 @@ def _gather_inventory(
         # polls it now), and a document gathered under a lease since lost is not stored.
         may_call = None if keeper is None else (lambda device_id: device_id in keeper.held())
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
-                                          log_cap=ctx.settings.log_fetch_cap, may_call=may_call)
+                                          log_cap=ctx.settings.log_fetch_cap, may_call=may_call,
+                                          early=functools.partial(_write_early, ctx, keeper))
         kept = []
         for device_id, ts, doc in docs:
             if keeper is not None and isinstance(ctx.store, PgSampleStore):
@@ -246,6 +248,21 @@ def _gather_inventory(
     log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
     write_clock_stats(ctx)
     return len(docs)
+
+
+def _write_early(ctx: ClockContext, keeper: LeaseKeeper | None, device_id: str, ts: float, doc: dict[str, Any]) -> None:
+    """Store the first part of a new device's inventory (system, interfaces and their zones) at once.
+
+    Called from the inventory's thread before its log queries and reports; the whole document
+    replaces it when the gathering ends. Seconds for a new firewall's zones instead of the
+    whole inventory's time (minutes on a loaded box, each call waiting for the fast cycles).
+    """
+    if keeper is not None and isinstance(ctx.store, PgSampleStore):
+        fence = keeper.held().get(device_id)
+        if fence is not None:
+            ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence))
+        return
+    ctx.store.write_inventory(device_id, ts, doc)
 
 
 def write_clock_stats(ctx: ClockContext) -> None:
@@ -282,7 +299,9 @@ def record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str, 
             ctx.network.record_security(device_id, ts, security)
         except Exception as exc:  # the rest of the inventory is still worth storing
             log.error("[CLOCK JOB] threats and URLs of %s not stored: %s", device_id, exc)
-    if ctx.network is not None and isinstance(apps, dict):
+    if isinstance(apps, dict) and apps.get("skipped"):  # no ACC run this time (slow.acc_due): nothing to record
+        doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
+    elif ctx.network is not None and isinstance(apps, dict):
         try:
             ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
             ctx.network.record_acc(device_id, ts, apps.get("threats"), apps.get("url_categories"), apps.get("sources"))
