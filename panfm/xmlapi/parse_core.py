@@ -287,6 +287,8 @@ def require_text(parent: Element, path: str) -> str:
 
 def int_list(value: str, *, where: str) -> tuple[int, ...]:
     """Read a comma-separated history ("5,5,10%,6") into ints; BadResponse on a non-number."""
+    if value.isascii() and value.isdigit() and len(value) <= 24:
+        return (int(value),)  # one plain number: what each of the fast poll's ~60 lists is (`last` 1)
     items: list[int] = []
     for token in value.split(","):
         token = token.strip()
