@@ -55,7 +55,8 @@ def main() -> None:
           f"{1000 * statistics.median(closing):.0f} ms ({len(closing)}), other cycles: p50 "
           f"{1000 * statistics.median(other):.0f} ms; load {Path('/proc/loadavg').read_text().split()[0]}")
     if hourly:
-        print(f"cycles closing an hour (the head's closed period packed): {', '.join(f'{1000 * x:.0f}' for x in hourly)} ms")
+        shown = ", ".join(f"{1000 * x:.0f}" for x in hourly)
+        print(f"cycles closing an hour (the head's closed period packed): {shown} ms")
 
 
 if __name__ == "__main__":
