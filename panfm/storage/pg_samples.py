@@ -19,6 +19,7 @@ brief: ~333 device rows and ~5,000 interface rows per clock and cycle):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -39,7 +40,7 @@ from panfm.storage import latest as latest_q
 from panfm.storage import pg_series
 from panfm.storage.pg_rollups import advance_closed
 from panfm.storage.pg_rollups import regroup as regroup  # pg_migrate and bench_pg_web import it from here
-from panfm.storage.postgres import PgConn, PgDatabase, PgIntegrityError
+from panfm.storage.postgres import PgConn, PgDatabase, PgDatabaseError, PgIntegrityError
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
@@ -47,11 +48,8 @@ Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
 # The raw rows of a cycle go through two session-local staging tables: `COPY ... (FORMAT BINARY)`
 # fills them (thousands of rows in milliseconds), one `INSERT ... SELECT ... ON CONFLICT DO
 # NOTHING` per table moves them, and the commit empties them (ON COMMIT DELETE ROWS).
-_STAGE_DEVICE = "panfm_stage_device"
 _STAGE_IFACE = "panfm_stage_ifrows"
 _DEV_COLS = ("dk", "slot", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
-_DEV_TYPES = ("int4", "int8", "int4", *("int4" if m in INT_METRICS else "float4" for m in DEVICE_METRICS),
-              "float4", "bool")
 # Interface rows are staged flat (one per interface, the values as the collector has them: no
 # per-value conversion in Python) and packed by the server into one row per device and slot.
 _IF_COLS = ("dk", "ik", "slot", "off_ms", *IFACE_METRICS, "counted", "approx")
@@ -69,17 +67,49 @@ def _stage_ddl(table: str, cols: Sequence[str], types: Sequence[str]) -> str:
     return f"CREATE TEMP TABLE IF NOT EXISTS {table} ({body}) ON COMMIT DELETE ROWS"
 
 
-_STAGE_DDL = (_stage_ddl(_STAGE_DEVICE, _DEV_COLS, _DEV_TYPES), _stage_ddl(_STAGE_IFACE, _IF_COLS, _IF_TYPES))
-_MOVE_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT {', '.join(_DEV_COLS)}"  # noqa: S608  # nosec B608 (constant names)
-                f" FROM {_STAGE_DEVICE}")
+_STAGE_DDL = (_stage_ddl(_STAGE_IFACE, _IF_COLS, _IF_TYPES),
+              "CREATE TEMP TABLE IF NOT EXISTS panfm_allowed (device_id TEXT PRIMARY KEY, dk INTEGER)"
+              " ON COMMIT DELETE ROWS")
+# The device rows in one statement from binary arrays (a few hundred rows: no COPY round trips);
+# `{where}`: the fence's filter, when there is one.
+_DEV_ARRAYS = ("dk", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
+_DEV_ARRAY_TYPES = ("int4", "int4", *("int8" if m in INT_METRICS else "float8" for m in DEVICE_METRICS),
+                    "float8", "bool")
+_PUT_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT u.dk, ?::bigint, "  # noqa: S608  # nosec B608 (constant names)
+               + ", ".join(f"u.{c}" for c in _DEV_ARRAYS[1:])
+               + " FROM unnest(" + ", ".join(f"?::{t}[]" for t in _DEV_ARRAY_TYPES)
+               + f") AS u({', '.join(_DEV_ARRAYS)}){{where}}")
+_DEV_FENCE = " WHERE u.dk IN (SELECT dk FROM panfm_allowed)"
 # One aggregation pass: every array_agg of a group sees its rows in the same order, so the arrays
 # stay aligned (no ORDER BY: it would sort once per array, costing as much as the rows saved).
 _IF_AGGS = ", ".join(["array_agg(ik)", "array_agg(off_ms)",
                       *(f"array_agg({m}::{'int8' if m in pg_series.IFACE_WHOLE else 'float4'})"
                         for m in IFACE_METRICS), "array_agg(counted)", "array_agg(approx)"])
 _MOVE_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)})"  # noqa: S608  # nosec B608 (constant names)
-               f" SELECT dk, slot, {_IF_AGGS} FROM {_STAGE_IFACE} GROUP BY dk, slot")
+               f" SELECT dk, slot, {_IF_AGGS} FROM {_STAGE_IFACE}{{where}} GROUP BY dk, slot")
+_IF_FENCE = " WHERE dk IN (SELECT dk FROM panfm_allowed)"
+_STATE_FENCE = " WHERE u.device_id IN (SELECT device_id FROM panfm_allowed)"
+# The devices' state: one upsert per table from binary arrays.
+_PUT_BASELINES = (
+    "INSERT INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms)"
+    " SELECT * FROM unnest(?::text[], ?::float8[], ?::text[], ?::bigint[], ?::text[], ?::float8[]) AS u(device_id)"
+    "{where} ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, serial = excluded.serial,"
+    " uptime_seconds = excluded.uptime_seconds, counters = excluded.counters, rtt_ms = excluded.rtt_ms")
+_PUT_STATUSES = (
+    "INSERT INTO device_status (device_id, state, last_poll, last_success, last_error, consecutive_failures)"
+    " SELECT * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[], ?::text[], ?::int[]) AS u(device_id)"
+    "{where} ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, last_poll = excluded.last_poll,"
+    " last_success = excluded.last_success, last_error = excluded.last_error,"
+    " consecutive_failures = excluded.consecutive_failures")
+_PUT_DATAPLANES = (
+    "INSERT INTO dataplane_latest (device_id, ts, doc) SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[])"
+    " AS u(device_id){where} ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc")
 _KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
+
+
+def _off(ts: float, slot: int) -> int:
+    """Milliseconds of `ts` after its slot's start (clamped to the column's range)."""
+    return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
 
 
 def _int(value: float | None) -> int | None:
@@ -160,117 +190,143 @@ class PgSampleStore:
         """Write one collection cycle in one transaction; return how many device samples the fence refused.
 
         Every sample of the cycle counts in the slot the cycle started in. With a fence
-        `(owner, {device: fence})` the transaction first reads which of those leases
-        `device_lease` still grants (owner, fence, `lease_until > now()`: the transaction's
-        start), then writes the rows, state and counters of those devices only. Without a
-        fence (one clock) the rollups of the buckets that closed are advanced in the same
-        transaction; with one, rollups are the leader's job (`advance_rollups`). The clock's
-        stats go to its own row (`node_id`, or the fence's owner; one clock: the only row).
+        `(owner, {device: fence})` the transaction's first statement keeps, in a session table,
+        the devices whose lease `device_lease` still grants (owner, fence, `lease_until > now()`:
+        the transaction's start); every later statement writes the rows, state and counters of
+        those devices only, and the refused device samples are counted. Without a fence (one
+        clock) the rollups of the buckets that closed are advanced in the same transaction;
+        with one, rollups are the leader's job (`advance_rollups`). The clock's stats go to its
+        own row (`node_id`, or the fence's owner; one clock: the only row).
+
+        Round trips, not work, are what a busy clock host makes slow (each one waits for the
+        GIL again): BEGIN, the interface rows' COPY, then everything else in one pipeline with
+        the COMMIT (four in all; a new device or interface adds two for its keys).
         """
         slot = self.slot_of(cycle.started)
         self._ensure_partitions(cycle.started)
-        with self._lock, self.db.transaction() as tx:
-            allowed = self._allowed(tx, fence[0], fence[1]) if fence is not None else None
-
-            def ok(device_id: str) -> bool:
-                return allowed is None or device_id in allowed
-
-            samples = [x for x in cycle.samples if ok(x.device_id)]
-            refused = len(cycle.samples) - len(samples)
-            ifaces = [x for x in cycle.interfaces if ok(x.device_id)]
-            known_dk, known_ik = self._dks, self._iks
-            new_dks, new_iks = self._keys(
-                tx, {x.device_id for x in samples if x.device_id not in known_dk}
-                | {x.device_id for x in ifaces if x.device_id not in known_dk},
-                {k for x in ifaces if (k := (x.device_id, x.name)) not in known_ik})
-            dks = {**known_dk, **new_dks} if new_dks else known_dk
-            iks = {**known_ik, **new_iks} if new_iks else known_ik
-            self._stage(tx, slot, samples, ifaces, dks, iks)
-            node = node_id if node_id is not None else (fence[0] if fence is not None else "")
-
-            def send(keep_first: bool) -> None:
-                """The raw rows' move and the devices' state, sent without waiting (the server inserts
-                while the next parameters are built)."""
-                if samples:
-                    tx.execute(_MOVE_DEVICE + _KEEP_FIRST if keep_first else _MOVE_DEVICE)
-                if ifaces:
-                    tx.execute(_MOVE_IFACE + _KEEP_FIRST if keep_first else _MOVE_IFACE)
-                if not keep_first:
-                    tx.execute("RELEASE SAVEPOINT panfm_raw")
-                self._put_baselines(tx, [b for b in cycle.baselines if ok(b.device_id)])
-                self._put_statuses(tx, [st for st in cycle.statuses if ok(st.device_id)])
-                self._put_dataplanes(tx, [d for d in cycle.dataplanes if ok(d.device_id)])
-                if clock_stats is not None:
-                    self._put_clock_stats(tx, clock_stats, cycle.finished, node)
-                else:
-                    tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, '{}', ?)"
-                               " ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat",
-                               (node, cycle.finished))
-
-            # A plain INSERT costs about half of one with ON CONFLICT; a device and slot written
-            # already (another clock's row, a cycle retried) is rare: then the unique key refuses
-            # the batch, and it goes again keeping the rows that were there first.
+        samples, ifaces = cycle.samples, cycle.interfaces
+        fenced = fence is not None
+        node = node_id if node_id is not None else (fence[0] if fence is not None else "")
+        with self._lock, self.db.connection() as tx:
+            self._prepare(tx)
+            tx.execute("BEGIN")
             try:
-                with tx.pipeline():
-                    tx.execute("SAVEPOINT panfm_raw")
-                    send(keep_first=False)
-            except PgIntegrityError:
-                tx.execute("ROLLBACK TO SAVEPOINT panfm_raw")
-                with tx.pipeline():
-                    send(keep_first=True)
-            if fence is None:
-                earliest = min((x.ts for x in samples), default=None)
-                advance_closed(tx, cycle.started, None if earliest is None else self.slot_of(earliest))
+                known_dk, known_ik = self._dks, self._iks
+                new_dks, new_iks = self._keys(
+                    tx, {x.device_id for x in samples if x.device_id not in known_dk}
+                    | {x.device_id for x in ifaces if x.device_id not in known_dk},
+                    {k for x in ifaces if (k := (x.device_id, x.name)) not in known_ik})
+                dks = {**known_dk, **new_dks} if new_dks else known_dk
+                iks = {**known_ik, **new_iks} if new_iks else known_ik
+                self._stage(tx, slot, ifaces, dks, iks)
+                refused_cur: list[Any] = []
+
+                def send(keep_first: bool) -> None:
+                    """The raw rows and the devices' state, sent without waiting for each result."""
+                    if samples:
+                        self._put_samples(tx, slot, samples, dks, fenced, keep_first)
+                    if ifaces:
+                        tx.execute(_MOVE_IFACE.format(where=_IF_FENCE if fenced else "")
+                                   + (_KEEP_FIRST if keep_first else ""))
+                    if not keep_first:
+                        tx.execute("RELEASE SAVEPOINT panfm_raw")
+                    self._put_baselines(tx, cycle.baselines, fenced)
+                    self._put_statuses(tx, cycle.statuses, fenced)
+                    self._put_dataplanes(tx, cycle.dataplanes, fenced)
+                    if clock_stats is not None:
+                        self._put_clock_stats(tx, clock_stats, cycle.finished, node)
+                    else:
+                        tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, '{}', ?)"
+                                   " ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                                   (node, cycle.finished))
+                    if fenced:
+                        refused_cur[:] = [tx.execute(
+                            "SELECT count(*) AS n FROM unnest(?::text[]) AS s(device_id) WHERE NOT EXISTS"
+                            " (SELECT 1 FROM panfm_allowed a WHERE a.device_id = s.device_id)",
+                            ([x.device_id for x in samples],), binary=True)]
+                        tx.execute("COMMIT")  # skipped by the server when a statement above failed
+
+                # A plain INSERT costs about half of one with ON CONFLICT; a device and slot written
+                # already (another clock's row, a cycle retried) is rare: then the unique key refuses
+                # the batch, and it goes again keeping the rows that were there first.
+                try:
+                    with tx.pipeline():
+                        if fence is not None:
+                            self._allow(tx, fence[0], fence[1])
+                        tx.execute("SAVEPOINT panfm_raw")
+                        send(keep_first=False)
+                except PgIntegrityError:
+                    tx.execute("ROLLBACK TO SAVEPOINT panfm_raw")
+                    with tx.pipeline():
+                        send(keep_first=True)
+                if fence is None:
+                    earliest = min((x.ts for x in samples), default=None)
+                    advance_closed(tx, cycle.started, None if earliest is None else self.slot_of(earliest))
+                    tx.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(PgDatabaseError):
+                    tx.execute("ROLLBACK")
+                raise
         self._dks, self._iks = dks, iks  # committed: the new keys exist
-        return refused
+        if not refused_cur:
+            return 0
+        row = refused_cur[0].fetchone()
+        return int(row["n"]) if row else 0
 
-    def _stage(self, tx: PgConn, slot: int, samples: Sequence[DeviceSample], ifaces: Sequence[InterfaceSample],
-               dks: Mapping[str, int], iks: Mapping[tuple[str, str], int]) -> None:
-        """COPY the raw rows into this session's staging tables (created once per connection)."""
-        if not samples and not ifaces:
-            return
-
-        def off(ts: float) -> int:
-            return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
-
+    def _prepare(self, tx: PgConn) -> None:
+        """This session's staging and fence tables, created once per connection (outside any transaction)."""
         if tx.raw not in self._staged:
             for ddl in _STAGE_DDL:
                 tx.execute(ddl)
             self._staged.add(tx.raw)
-        if samples:
-            tx.copy_rows(_STAGE_DEVICE, _DEV_COLS, _DEV_TYPES, (
-                (dks[x.device_id], slot, off(x.ts), *[c(v) for c, v in zip(_DEV_CONV, _DEV_GET(x), strict=True)],
-                 _float(x.rtt_ms), x.approx)
-                for x in samples))
-        if ifaces:
-            rows = []
-            seen: set[int] = set()
-            for x in ifaces:
-                ik = iks[(x.device_id, x.name)]
-                if ik in seen:  # an interface twice in one cycle: the first one counts (one value per slot)
-                    continue
-                seen.add(ik)
-                rows.append((dks[x.device_id], ik, slot, off(x.ts), *_IF_GET(x), bool(x.counted), x.approx))
-            tx.copy_rows(_STAGE_IFACE, _IF_COLS, _IF_TYPES, rows)
 
     @staticmethod
-    def _allowed(tx: PgConn, owner: str, fences: Mapping[str, int]) -> set[str]:
+    def _stage(tx: PgConn, slot: int, ifaces: Sequence[InterfaceSample],
+               dks: Mapping[str, int], iks: Mapping[tuple[str, str], int]) -> None:
+        """COPY the interface rows into this session's staging table."""
+        if not ifaces:
+            return
+        rows = []
+        seen: set[int] = set()
+        last_ts, last_off = math.nan, 0
+        for x in ifaces:
+            ik = iks[(x.device_id, x.name)]
+            if ik in seen:  # an interface twice in one cycle: the first one counts (one value per slot)
+                continue
+            seen.add(ik)
+            if x.ts != last_ts:  # a device's interfaces share their poll's time
+                last_ts, last_off = x.ts, _off(x.ts, slot)
+            rows.append((dks[x.device_id], ik, slot, last_off, *_IF_GET(x), bool(x.counted), x.approx))
+        tx.copy_rows(_STAGE_IFACE, _IF_COLS, _IF_TYPES, rows)
+
+    @staticmethod
+    def _put_samples(tx: PgConn, slot: int, samples: Sequence[DeviceSample], dks: Mapping[str, int], fenced: bool,
+                     keep_first: bool) -> None:
+        """The device rows as one `INSERT ... SELECT FROM unnest(arrays)` (binary parameters, in the pipeline)."""
+        values = list(zip(*(_DEV_GET(x) for x in samples), strict=True))
+        cols: list[list[Any]] = [[dks[x.device_id] for x in samples], [_off(x.ts, slot) for x in samples]]
+        cols += [[c(v) for v in col] for c, col in zip(_DEV_CONV, values, strict=True)]
+        cols += [[_float(x.rtt_ms) for x in samples], [x.approx for x in samples]]
+        tx.execute(_PUT_DEVICE.format(where=_DEV_FENCE if fenced else "") + (_KEEP_FIRST if keep_first else ""),
+                   [slot, *cols], binary=True)
+
+    @staticmethod
+    def _allow(tx: PgConn, owner: str, fences: Mapping[str, int]) -> None:
+        """Keep the devices whose lease is still this owner's with this fence (for the transaction's statements)."""
         ids = sorted(fences)
-        rows = tx.fetchall(
-            "SELECT l.device_id FROM device_lease l JOIN unnest(?::text[], ?::bigint[]) AS u(device_id, fence)"
-            " ON u.device_id = l.device_id AND u.fence = l.fence WHERE l.owner = ? AND l.lease_until > now()",
-            (ids, [fences[d] for d in ids], owner),
+        tx.execute(
+            "INSERT INTO panfm_allowed (device_id, dk) SELECT l.device_id, d.dk FROM device_lease l"
+            " JOIN unnest(?::text[], ?::bigint[]) AS u(device_id, fence) ON u.device_id = l.device_id"
+            " AND u.fence = l.fence LEFT JOIN ts_device d ON d.device_id = l.device_id"
+            " WHERE l.owner = ? AND l.lease_until > now()",
+            (ids, [fences[d] for d in ids], owner), binary=True,
         )
-        return {r["device_id"] for r in rows}
 
     @staticmethod
-    def _put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline]) -> None:
+    def _put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline], fenced: bool = False) -> None:
         if baselines:
             tx.execute(
-                "INSERT INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms)"
-                " SELECT * FROM unnest(?::text[], ?::float8[], ?::text[], ?::bigint[], ?::text[], ?::float8[])"
-                " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, serial = excluded.serial,"
-                " uptime_seconds = excluded.uptime_seconds, counters = excluded.counters, rtt_ms = excluded.rtt_ms",
+                _PUT_BASELINES.format(where=_STATE_FENCE if fenced else ""),
                 ([b.device_id for b in baselines], [float(b.ts) for b in baselines], [b.serial for b in baselines],
                  [_int(b.uptime_seconds) for b in baselines],
                  [latest_q.encode_counters(b.counters) for b in baselines], [_float(b.rtt_ms) for b in baselines]),
@@ -278,14 +334,10 @@ class PgSampleStore:
             )
 
     @staticmethod
-    def _put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus]) -> None:
+    def _put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus], fenced: bool = False) -> None:
         if statuses:
             tx.execute(
-                "INSERT INTO device_status (device_id, state, last_poll, last_success, last_error,"
-                " consecutive_failures) SELECT * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[],"
-                " ?::text[], ?::int[]) ON CONFLICT (device_id) DO UPDATE SET"
-                " state = excluded.state, last_poll = excluded.last_poll, last_success = excluded.last_success,"
-                " last_error = excluded.last_error, consecutive_failures = excluded.consecutive_failures",
+                _PUT_STATUSES.format(where=_STATE_FENCE if fenced else ""),
                 ([s.device_id for s in statuses], [s.state for s in statuses], [_float(s.last_poll) for s in statuses],
                  [_float(s.last_success) for s in statuses], [s.last_error for s in statuses],
                  [int(s.consecutive_failures) for s in statuses]),
@@ -293,13 +345,12 @@ class PgSampleStore:
             )
 
     @staticmethod
-    def _put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu]) -> None:
+    def _put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool = False) -> None:
         from panfm.storage.samples import dataplane_doc
 
         if dataplanes:
             tx.execute(
-                "INSERT INTO dataplane_latest (device_id, ts, doc) SELECT * FROM unnest(?::text[], ?::bigint[],"
-                " ?::text[]) ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
+                _PUT_DATAPLANES.format(where=_STATE_FENCE if fenced else ""),
                 ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
                  [json.dumps(dataplane_doc(d)) for d in dataplanes]),
                 binary=True,
