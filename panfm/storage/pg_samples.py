@@ -1,20 +1,23 @@
 """The sample writer on PostgreSQL: `PgSampleStore`, the same interface as `SampleStore` on SQLite.
 
-Writes of a cycle go in one transaction, shaped for thousands of rows (S8 of the scale-out
-brief: ~333 device rows and ~5,000 interface rows per clock and cycle):
+Writes of a cycle go in one transaction of four round trips, shaped for thousands of rows (S8
+of the scale-out brief: ~333 devices with ~15 interfaces each per clock and cycle):
 
 - The fence is checked once: with `(owner, {device_id: fence})` (several clocks, see
-  docs/postgres.md) the transaction first reads which of those leases `device_lease` still
-  grants (owner, fence, `lease_until > now()`, the transaction's start); only those devices'
-  rows, state and counters are written, the others are counted as refused and returned.
-- Raw rows go by `COPY ... (FORMAT BINARY)` into session staging tables keyed by the integer
-  series keys the writer caches (no text ids, no per-row lookups), then one plain
-  `INSERT ... SELECT` per table under a savepoint: when a device and slot already has its row
-  (another clock's, a retried cycle) the unique key refuses the batch and it goes again with
-  `ON CONFLICT DO NOTHING`: never a second row for a device and slot.
+  docs/postgres.md) the transaction's first statement keeps, in the session table
+  `panfm_allowed`, the devices whose lease `device_lease` still grants (owner, fence,
+  `lease_until > now()`, the transaction's start); every later statement writes only their
+  rows, state and counters, and the last one counts the refused device samples.
+- Interface rows go by `COPY ... (FORMAT BINARY)` into a session staging table keyed by the
+  integer series keys the writer caches (no text ids, no per-row lookups); the server packs
+  them into one `iface_packed` row per device and slot (`array_agg ... GROUP BY dk, slot`).
+  Device rows go as one `INSERT ... SELECT FROM unnest(arrays)` (binary parameters). Both
+  under a savepoint: when a device and slot already has its row (another clock's, a retried
+  cycle) the unique key refuses the batch and it goes again with `ON CONFLICT DO NOTHING`:
+  never a second row for a device and slot.
 - State (baselines, statuses, dataplane CPU, the clock's own stats row) goes as one
-  `INSERT ... SELECT FROM unnest(arrays)` upsert per table, binary parameters, all sent in
-  psycopg's pipeline mode so the server works while the next parameters are built.
+  `INSERT ... SELECT FROM unnest(arrays)` upsert per table, binary parameters; everything after
+  the COPY, the COMMIT included, is sent in psycopg's pipeline mode (one round trip).
 """
 
 from __future__ import annotations
@@ -31,13 +34,11 @@ from typing import Any
 from panfm.models import (
     CounterBaseline,
     CycleResult,
-    DataplaneCpu,
     DeviceSample,
     DeviceStatus,
     InterfaceSample,
 )
-from panfm.storage import latest as latest_q
-from panfm.storage import pg_series
+from panfm.storage import pg_series, pg_state
 from panfm.storage.pg_rollups import advance_closed
 from panfm.storage.pg_rollups import regroup as regroup  # pg_migrate and bench_pg_web import it from here
 from panfm.storage.postgres import PgConn, PgDatabase, PgDatabaseError, PgIntegrityError
@@ -45,9 +46,9 @@ from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
 
-# The raw rows of a cycle go through two session-local staging tables: `COPY ... (FORMAT BINARY)`
-# fills them (thousands of rows in milliseconds), one `INSERT ... SELECT ... ON CONFLICT DO
-# NOTHING` per table moves them, and the commit empties them (ON COMMIT DELETE ROWS).
+# The interface rows of a cycle go through a session-local staging table: `COPY ... (FORMAT
+# BINARY)` fills it (thousands of rows in milliseconds), one `INSERT ... SELECT ... GROUP BY`
+# packs them into `iface_packed`, and the commit empties it (ON COMMIT DELETE ROWS).
 _STAGE_IFACE = "panfm_stage_ifrows"
 _DEV_COLS = ("dk", "slot", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
 # Interface rows are staged flat (one per interface, the values as the collector has them: no
@@ -88,22 +89,6 @@ _IF_AGGS = ", ".join(["array_agg(ik)", "array_agg(off_ms)",
 _MOVE_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)})"  # noqa: S608  # nosec B608 (constant names)
                f" SELECT dk, slot, {_IF_AGGS} FROM {_STAGE_IFACE}{{where}} GROUP BY dk, slot")
 _IF_FENCE = " WHERE dk IN (SELECT dk FROM panfm_allowed)"
-_STATE_FENCE = " WHERE u.device_id IN (SELECT device_id FROM panfm_allowed)"
-# The devices' state: one upsert per table from binary arrays.
-_PUT_BASELINES = (
-    "INSERT INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms)"
-    " SELECT * FROM unnest(?::text[], ?::float8[], ?::text[], ?::bigint[], ?::text[], ?::float8[]) AS u(device_id)"
-    "{where} ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, serial = excluded.serial,"
-    " uptime_seconds = excluded.uptime_seconds, counters = excluded.counters, rtt_ms = excluded.rtt_ms")
-_PUT_STATUSES = (
-    "INSERT INTO device_status (device_id, state, last_poll, last_success, last_error, consecutive_failures)"
-    " SELECT * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[], ?::text[], ?::int[]) AS u(device_id)"
-    "{where} ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, last_poll = excluded.last_poll,"
-    " last_success = excluded.last_success, last_error = excluded.last_error,"
-    " consecutive_failures = excluded.consecutive_failures")
-_PUT_DATAPLANES = (
-    "INSERT INTO dataplane_latest (device_id, ts, doc) SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[])"
-    " AS u(device_id){where} ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc")
 _KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
 
 
@@ -230,11 +215,11 @@ class PgSampleStore:
                                    + (_KEEP_FIRST if keep_first else ""))
                     if not keep_first:
                         tx.execute("RELEASE SAVEPOINT panfm_raw")
-                    self._put_baselines(tx, cycle.baselines, fenced)
-                    self._put_statuses(tx, cycle.statuses, fenced)
-                    self._put_dataplanes(tx, cycle.dataplanes, fenced)
+                    pg_state.put_baselines(tx, cycle.baselines, fenced)
+                    pg_state.put_statuses(tx, cycle.statuses, fenced)
+                    pg_state.put_dataplanes(tx, cycle.dataplanes, fenced)
                     if clock_stats is not None:
-                        self._put_clock_stats(tx, clock_stats, cycle.finished, node)
+                        pg_state.put_clock_stats(tx, clock_stats, cycle.finished, node)
                     else:
                         tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, '{}', ?)"
                                    " ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat",
@@ -322,50 +307,10 @@ class PgSampleStore:
             (ids, [fences[d] for d in ids], owner), binary=True,
         )
 
-    @staticmethod
-    def _put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline], fenced: bool = False) -> None:
-        if baselines:
-            tx.execute(
-                _PUT_BASELINES.format(where=_STATE_FENCE if fenced else ""),
-                ([b.device_id for b in baselines], [float(b.ts) for b in baselines], [b.serial for b in baselines],
-                 [_int(b.uptime_seconds) for b in baselines],
-                 [latest_q.encode_counters(b.counters) for b in baselines], [_float(b.rtt_ms) for b in baselines]),
-                binary=True,
-            )
-
-    @staticmethod
-    def _put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus], fenced: bool = False) -> None:
-        if statuses:
-            tx.execute(
-                _PUT_STATUSES.format(where=_STATE_FENCE if fenced else ""),
-                ([s.device_id for s in statuses], [s.state for s in statuses], [_float(s.last_poll) for s in statuses],
-                 [_float(s.last_success) for s in statuses], [s.last_error for s in statuses],
-                 [int(s.consecutive_failures) for s in statuses]),
-                binary=True,
-            )
-
-    @staticmethod
-    def _put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool = False) -> None:
-        from panfm.storage.samples import dataplane_doc
-
-        if dataplanes:
-            tx.execute(
-                _PUT_DATAPLANES.format(where=_STATE_FENCE if fenced else ""),
-                ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
-                 [json.dumps(dataplane_doc(d)) for d in dataplanes]),
-                binary=True,
-            )
-
-    @staticmethod
-    def _put_clock_stats(tx: PgConn, stats: dict[str, Any], heartbeat: float, node_id: str) -> None:
-        doc = json.dumps({k: v for k, v in stats.items() if k != "heartbeat"}, default=str)
-        tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, ?, ?) ON CONFLICT (node_id)"
-                   " DO UPDATE SET doc = excluded.doc, heartbeat = excluded.heartbeat", (node_id, doc, heartbeat))
-
     def write_clock_stats(self, stats: dict[str, Any], heartbeat: float, node_id: str = "") -> None:
         """Store the clock's execution stats and heartbeat outside a cycle (its own row: `node_id`)."""
         with self.db.transaction() as tx:
-            self._put_clock_stats(tx, stats, heartbeat, node_id)
+            pg_state.put_clock_stats(tx, stats, heartbeat, node_id)
 
     def write_inventory(self, device_id: str, ts: float, info: dict[str, Any],
                         fence: tuple[str, int] | None = None) -> bool:

@@ -5,7 +5,9 @@ interface another (`ts_iface.ik`), never the UUID text in every row; float gauge
 `REAL`, counts and interface bits per second whole numbers. A raw row is keyed by its device
 and its *slot* (epoch seconds of the start of the collection interval it belongs to), so a
 device has at most one sample per slot whichever clock wrote it (`ON CONFLICT DO NOTHING`);
-its exact time is kept as milliseconds after the slot start (`off_ms`).
+its exact time is kept as milliseconds after the slot start (`off_ms`). Interface raw rows
+are packed (migration 4): one `iface_packed` row per device and slot holds its interfaces'
+values as arrays in one order; `iface_samples` is the view of them one interface per row.
 
 Raw device and interface rows are partitioned by day on the slot (`PARTITION BY RANGE`);
 `ensure_partitions` creates today's and the next days' ahead, `drop_partitions_before` is the
