@@ -97,6 +97,26 @@ def _off(ts: float, slot: int) -> int:
     return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
 
 
+def _iface_rows(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[str, int],
+                iks: Mapping[tuple[str, str], int]) -> list[tuple[Any, ...]] | None:
+    """The staging rows of the interface samples; None when a device or interface has no key yet."""
+    rows = []
+    seen: set[int] = set()
+    last_ts, last_off = math.nan, 0
+    for x in ifaces:
+        ik = iks.get((x.device_id, x.name))
+        dk = dks.get(x.device_id)
+        if ik is None or dk is None:
+            return None
+        if ik in seen:  # an interface twice in one cycle: the first one counts (one value per slot)
+            continue
+        seen.add(ik)
+        if x.ts != last_ts:  # a device's interfaces share their poll's time
+            last_ts, last_off = x.ts, _off(x.ts, slot)
+        rows.append((dk, ik, slot, last_off, *_IF_GET(x), bool(x.counted), x.approx))
+    return rows
+
+
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
@@ -194,16 +214,23 @@ class PgSampleStore:
         node = node_id if node_id is not None else (fence[0] if fence is not None else "")
         with self._lock, self.db.connection() as tx:
             self._prepare(tx)
+            dks, iks = self._dks, self._iks
+            # The rows from the cached keys (the steady state: one pass, before the transaction).
+            if_rows = _iface_rows(ifaces, slot, dks, iks)
+            if any(x.device_id not in dks for x in samples):
+                if_rows = None
             tx.execute("BEGIN")
             try:
-                known_dk, known_ik = self._dks, self._iks
-                new_dks, new_iks = self._keys(
-                    tx, {x.device_id for x in samples if x.device_id not in known_dk}
-                    | {x.device_id for x in ifaces if x.device_id not in known_dk},
-                    {k for x in ifaces if (k := (x.device_id, x.name)) not in known_ik})
-                dks = {**known_dk, **new_dks} if new_dks else known_dk
-                iks = {**known_ik, **new_iks} if new_iks else known_ik
-                self._stage(tx, slot, ifaces, dks, iks)
+                if if_rows is None:  # a new device or interface: its keys first, in this transaction
+                    new_dks, new_iks = self._keys(
+                        tx, {x.device_id for x in samples if x.device_id not in dks}
+                        | {x.device_id for x in ifaces if x.device_id not in dks},
+                        {k for x in ifaces if (k := (x.device_id, x.name)) not in iks})
+                    dks = {**dks, **new_dks} if new_dks else dks
+                    iks = {**iks, **new_iks} if new_iks else iks
+                    if_rows = _iface_rows(ifaces, slot, dks, iks)
+                if if_rows:
+                    tx.copy_rows(_STAGE_IFACE, _IF_COLS, _IF_TYPES, if_rows)
                 refused_cur: list[Any] = []
 
                 def send(keep_first: bool) -> None:
@@ -264,25 +291,6 @@ class PgSampleStore:
             for ddl in _STAGE_DDL:
                 tx.execute(ddl)
             self._staged.add(tx.raw)
-
-    @staticmethod
-    def _stage(tx: PgConn, slot: int, ifaces: Sequence[InterfaceSample],
-               dks: Mapping[str, int], iks: Mapping[tuple[str, str], int]) -> None:
-        """COPY the interface rows into this session's staging table."""
-        if not ifaces:
-            return
-        rows = []
-        seen: set[int] = set()
-        last_ts, last_off = math.nan, 0
-        for x in ifaces:
-            ik = iks[(x.device_id, x.name)]
-            if ik in seen:  # an interface twice in one cycle: the first one counts (one value per slot)
-                continue
-            seen.add(ik)
-            if x.ts != last_ts:  # a device's interfaces share their poll's time
-                last_ts, last_off = x.ts, _off(x.ts, slot)
-            rows.append((dks[x.device_id], ik, slot, last_off, *_IF_GET(x), bool(x.counted), x.approx))
-        tx.copy_rows(_STAGE_IFACE, _IF_COLS, _IF_TYPES, rows)
 
     @staticmethod
     def _put_samples(tx: PgConn, slot: int, samples: Sequence[DeviceSample], dks: Mapping[str, int], fenced: bool,
