@@ -27,7 +27,7 @@ import json
 import math
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -38,7 +38,7 @@ from panfm.models import (
     DeviceStatus,
     InterfaceSample,
 )
-from panfm.storage import pg_series, pg_state
+from panfm.storage import pg_arrays, pg_series, pg_state
 from panfm.storage.pg_rollups import advance_closed
 from panfm.storage.pg_rollups import regroup as regroup  # pg_migrate and bench_pg_web import it from here
 from panfm.storage.postgres import PgConn, PgDatabase, PgDatabaseError, PgIntegrityError
@@ -46,33 +46,10 @@ from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
 
-# The interface rows of a cycle go through a session-local staging table: `COPY ... (FORMAT
-# BINARY)` fills it (thousands of rows in milliseconds), one `INSERT ... SELECT ... GROUP BY`
-# packs them into `iface_packed`, and the commit empties it (ON COMMIT DELETE ROWS).
-_STAGE_IFACE = "panfm_stage_ifrows"
+# The raw rows of a cycle go as binary array parameters (`pg_arrays`), one statement per table:
+# the device rows as they are, the interface rows packed by the server into one `iface_packed`
+# row per device and slot. `{where}`: the fence's filter, when there is one.
 _DEV_COLS = ("dk", "slot", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
-# Interface rows are staged flat (one per interface, the values as the collector has them: no
-# per-value conversion in Python) and packed by the server into one row per device and slot.
-_IF_COLS = ("dk", "ik", "slot", "off_ms", *IFACE_METRICS, "counted", "approx")
-_IF_TYPES = ("int4", "int4", "int8", "int4", *("float8" for _ in IFACE_METRICS), "bool", "bool")
-_SQL_TYPE = {"int4": "INTEGER", "int8": "BIGINT", "float4": "REAL", "float8": "DOUBLE PRECISION", "bool": "BOOLEAN"}
-
-
-# Getters and conversions of the metrics, in column order (a cycle builds thousands of rows).
-_DEV_GET = attrgetter(*DEVICE_METRICS)
-_IF_GET = attrgetter(*IFACE_METRICS)
-
-
-def _stage_ddl(table: str, cols: Sequence[str], types: Sequence[str]) -> str:
-    body = ", ".join(f"{c} {_SQL_TYPE[t]}" for c, t in zip(cols, types, strict=True))
-    return f"CREATE TEMP TABLE IF NOT EXISTS {table} ({body}) ON COMMIT DELETE ROWS"
-
-
-_STAGE_DDL = (_stage_ddl(_STAGE_IFACE, _IF_COLS, _IF_TYPES),
-              "CREATE TEMP TABLE IF NOT EXISTS panfm_allowed (device_id TEXT PRIMARY KEY, dk INTEGER)"
-              " ON COMMIT DELETE ROWS")
-# The device rows in one statement from binary arrays (a few hundred rows: no COPY round trips);
-# `{where}`: the fence's filter, when there is one.
 _DEV_ARRAYS = ("dk", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
 _DEV_ARRAY_TYPES = ("int4", "int4", *("int8" if m in INT_METRICS else "float8" for m in DEVICE_METRICS),
                     "float8", "bool")
@@ -81,15 +58,22 @@ _PUT_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT u.dk
                + " FROM unnest(" + ", ".join(f"?::{t}[]" for t in _DEV_ARRAY_TYPES)
                + f") AS u({', '.join(_DEV_ARRAYS)}){{where}}")
 _DEV_FENCE = " WHERE u.dk IN (SELECT dk FROM panfm_allowed)"
+_IF_ARRAYS = ("dk", "ik", "off_ms", *IFACE_METRICS, "counted", "approx")
+_IF_ARRAY_TYPES = ("int4", "int4", "int4", *("float8" for _ in IFACE_METRICS), "bool", "bool")
 # One aggregation pass: every array_agg of a group sees its rows in the same order, so the arrays
 # stay aligned (no ORDER BY: it would sort once per array, costing as much as the rows saved).
-_IF_AGGS = ", ".join(["array_agg(ik)", "array_agg(off_ms)",
-                      *(f"array_agg({m}::{'int8' if m in pg_series.IFACE_WHOLE else 'float4'})"
-                        for m in IFACE_METRICS), "array_agg(counted)", "array_agg(approx)"])
-_MOVE_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)})"  # noqa: S608  # nosec B608 (constant names)
-               f" SELECT dk, slot, {_IF_AGGS} FROM {_STAGE_IFACE}{{where}} GROUP BY dk, slot")
-_IF_FENCE = " WHERE dk IN (SELECT dk FROM panfm_allowed)"
+_IF_AGGS = ", ".join(["array_agg(u.ik)", "array_agg(u.off_ms)",
+                      *(f"array_agg(u.{m}::{'int8' if m in pg_series.IFACE_WHOLE else 'float4'})"
+                        for m in IFACE_METRICS), "array_agg(u.counted)", "array_agg(u.approx)"])
+_PUT_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)}) SELECT u.dk, ?::bigint,"  # noqa: S608  # nosec B608 (constant names)
+              f" {_IF_AGGS} FROM unnest(" + ", ".join(f"?::{t}[]" for t in _IF_ARRAY_TYPES)
+              + f") AS u({', '.join(_IF_ARRAYS)}){{where}} GROUP BY u.dk")
+_ALLOWED_DDL = ("CREATE TEMP TABLE IF NOT EXISTS panfm_allowed (device_id TEXT PRIMARY KEY, dk INTEGER)"
+                " ON COMMIT DELETE ROWS")
 _KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
+# Getters of the metrics, in column order (a cycle reads thousands of samples).
+_DEV_GET = attrgetter(*DEVICE_METRICS)
+_IF_GETS = tuple(attrgetter(m) for m in IFACE_METRICS)
 
 
 def _off(ts: float, slot: int) -> int:
@@ -97,35 +81,59 @@ def _off(ts: float, slot: int) -> int:
     return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
 
 
-def _iface_rows(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[str, int],
-                iks: Mapping[tuple[str, str], int]) -> list[tuple[Any, ...]] | None:
-    """The staging rows of the interface samples; None when a device or interface has no key yet."""
-    rows = []
-    seen: set[int] = set()
-    last_ts, last_off = math.nan, 0
-    for x in ifaces:
-        ik = iks.get((x.device_id, x.name))
-        dk = dks.get(x.device_id)
-        if ik is None or dk is None:
-            return None
-        if ik in seen:  # an interface twice in one cycle: the first one counts (one value per slot)
-            continue
-        seen.add(ik)
-        if x.ts != last_ts:  # a device's interfaces share their poll's time
-            last_ts, last_off = x.ts, _off(x.ts, slot)
-        rows.append((dk, ik, slot, last_off, *_IF_GET(x), bool(x.counted), x.approx))
-    return rows
+def _nested(iks: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """The interface keys by device, then name (looked up without building a tuple per sample)."""
+    out: dict[str, dict[str, int]] = {}
+    for (device_id, name), ik in iks.items():
+        out.setdefault(device_id, {})[name] = ik
+    return out
+
+
+_NO_KEYS: dict[str, int] = {}
+
+
+def _iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[str, int],
+                   ikd: Mapping[str, Mapping[str, int]]) -> list[bytes] | None:
+    """The interface samples as binary array parameters of `_PUT_IFACE`; None when a key is missing.
+
+    Column at a time over the cached keys, with no object per sample (thousands per cycle:
+    a tuple each would wake the garbage collector a dozen times per cycle).
+    """
+    ik_col = [ikd.get(x.device_id, _NO_KEYS).get(x.name) for x in ifaces]
+    dk_col = [dks.get(x.device_id) for x in ifaces]
+    if None in ik_col or None in dk_col:
+        return None
+    if len(set(ik_col)) != len(ik_col):  # an interface twice in one cycle: the first one counts
+        first: dict[Any, int] = {}
+        for i, ik in enumerate(ik_col):
+            first.setdefault(ik, i)
+        keep = sorted(first.values())
+        ifaces = [ifaces[i] for i in keep]
+        ik_col, dk_col = [ik_col[i] for i in keep], [dk_col[i] for i in keep]
+    ts_col = [x.ts for x in ifaces]
+    offs = {ts: _off(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
+    return [pg_arrays.pack(pg_arrays.Int4Array, dk_col), pg_arrays.pack(pg_arrays.Int4Array, ik_col),
+            pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col))),
+            *(pg_arrays.pack(pg_arrays.Float8Array, list(map(get, ifaces))) for get in _IF_GETS),
+            pg_arrays.pack(pg_arrays.BoolArray, [x.counted for x in ifaces]),
+            pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in ifaces])]
+
+
+def _device_columns(samples: Sequence[DeviceSample], slot: int, dks: Mapping[str, int]) -> list[bytes]:
+    """The device samples as binary array parameters of `_PUT_DEVICE`."""
+    values = list(zip(*(_DEV_GET(x) for x in samples), strict=True))
+    cols = [pg_arrays.pack(pg_arrays.Int4Array, [dks[x.device_id] for x in samples]),
+            pg_arrays.pack(pg_arrays.Int4Array, [_off(x.ts, slot) for x in samples])]
+    for m, col in zip(DEVICE_METRICS, values, strict=True):
+        cols.append(pg_arrays.pack(pg_arrays.Int8Array, [_int(v) for v in col]) if m in INT_METRICS
+                    else pg_arrays.pack(pg_arrays.Float8Array, col))
+    cols.append(pg_arrays.pack(pg_arrays.Float8Array, [x.rtt_ms for x in samples]))
+    cols.append(pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in samples]))
+    return cols
 
 
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
-
-
-def _float(value: float | None) -> float | None:
-    return None if value is None else float(value)
-
-
-_DEV_CONV: tuple[Callable[[Any], Any], ...] = tuple(_int if m in INT_METRICS else _float for m in DEVICE_METRICS)
 
 
 class PgSampleStore:
@@ -137,6 +145,7 @@ class PgSampleStore:
         self._lock = threading.Lock()
         self._dks: dict[str, int] = {}
         self._iks: dict[tuple[str, str], int] = {}
+        self._ikd: dict[str, dict[str, int]] = {}  # the same keys by device, then name
         # Pooled connections whose session has the staging tables (a reconnection is a new object).
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self._partitions_until = -math.inf  # the day partitions exist up to this epoch second
@@ -214,32 +223,36 @@ class PgSampleStore:
         node = node_id if node_id is not None else (fence[0] if fence is not None else "")
         with self._lock, self.db.connection() as tx:
             self._prepare(tx)
-            dks, iks = self._dks, self._iks
-            # The rows from the cached keys (the steady state: one pass, before the transaction).
-            if_rows = _iface_rows(ifaces, slot, dks, iks)
-            if any(x.device_id not in dks for x in samples):
-                if_rows = None
-            tx.execute("BEGIN")
+            dks, iks, ikd = self._dks, self._iks, self._ikd
+            # The columns from the cached keys (the steady state: one pass, before the transaction).
+            if_cols = _iface_columns(ifaces, slot, dks, ikd)
+            began = False
             try:
-                if if_rows is None:  # a new device or interface: its keys first, in this transaction
+                if if_cols is None or any(x.device_id not in dks for x in samples):
+                    # A new device or interface: its keys first, in this transaction.
+                    tx.execute("BEGIN")
+                    began = True
                     new_dks, new_iks = self._keys(
                         tx, {x.device_id for x in samples if x.device_id not in dks}
                         | {x.device_id for x in ifaces if x.device_id not in dks},
                         {k for x in ifaces if (k := (x.device_id, x.name)) not in iks})
                     dks = {**dks, **new_dks} if new_dks else dks
-                    iks = {**iks, **new_iks} if new_iks else iks
-                    if_rows = _iface_rows(ifaces, slot, dks, iks)
-                if if_rows:
-                    tx.copy_rows(_STAGE_IFACE, _IF_COLS, _IF_TYPES, if_rows)
+                    if new_iks:
+                        iks = {**iks, **new_iks}
+                        ikd = _nested(iks)
+                    if_cols = _iface_columns(ifaces, slot, dks, ikd)
+                dev_cols = _device_columns(samples, slot, dks) if samples else None
                 refused_cur: list[Any] = []
 
                 def send(keep_first: bool) -> None:
                     """The raw rows and the devices' state, sent without waiting for each result."""
-                    if samples:
-                        self._put_samples(tx, slot, samples, dks, fenced, keep_first)
-                    if ifaces:
-                        tx.execute(_MOVE_IFACE.format(where=_IF_FENCE if fenced else "")
-                                   + (_KEEP_FIRST if keep_first else ""))
+                    keep = _KEEP_FIRST if keep_first else ""
+                    if dev_cols is not None:
+                        tx.execute(_PUT_DEVICE.format(where=_DEV_FENCE if fenced else "") + keep, [slot, *dev_cols],
+                                   binary=True)
+                    if if_cols is not None and ifaces:
+                        tx.execute(_PUT_IFACE.format(where=_DEV_FENCE if fenced else "") + keep, [slot, *if_cols],
+                                   binary=True)
                     if not keep_first:
                         tx.execute("RELEASE SAVEPOINT panfm_raw")
                     pg_state.put_baselines(tx, cycle.baselines, fenced)
@@ -263,6 +276,9 @@ class PgSampleStore:
                 # the batch, and it goes again keeping the rows that were there first.
                 try:
                     with tx.pipeline():
+                        if not began:
+                            tx.execute("BEGIN")
+                            began = True
                         if fence is not None:
                             self._allow(tx, fence[0], fence[1])
                         tx.execute("SAVEPOINT panfm_raw")
@@ -276,10 +292,11 @@ class PgSampleStore:
                     advance_closed(tx, cycle.started, None if earliest is None else self.slot_of(earliest))
                     tx.execute("COMMIT")
             except BaseException:
-                with contextlib.suppress(PgDatabaseError):
-                    tx.execute("ROLLBACK")
+                if began:
+                    with contextlib.suppress(PgDatabaseError):
+                        tx.execute("ROLLBACK")
                 raise
-        self._dks, self._iks = dks, iks  # committed: the new keys exist
+        self._dks, self._iks, self._ikd = dks, iks, ikd  # committed: the new keys exist
         if not refused_cur:
             return 0
         row = refused_cur[0].fetchone()
@@ -288,20 +305,9 @@ class PgSampleStore:
     def _prepare(self, tx: PgConn) -> None:
         """This session's staging and fence tables, created once per connection (outside any transaction)."""
         if tx.raw not in self._staged:
-            for ddl in _STAGE_DDL:
-                tx.execute(ddl)
+            tx.execute(_ALLOWED_DDL)
+            pg_arrays.register(tx.raw)
             self._staged.add(tx.raw)
-
-    @staticmethod
-    def _put_samples(tx: PgConn, slot: int, samples: Sequence[DeviceSample], dks: Mapping[str, int], fenced: bool,
-                     keep_first: bool) -> None:
-        """The device rows as one `INSERT ... SELECT FROM unnest(arrays)` (binary parameters, in the pipeline)."""
-        values = list(zip(*(_DEV_GET(x) for x in samples), strict=True))
-        cols: list[list[Any]] = [[dks[x.device_id] for x in samples], [_off(x.ts, slot) for x in samples]]
-        cols += [[c(v) for v in col] for c, col in zip(_DEV_CONV, values, strict=True)]
-        cols += [[_float(x.rtt_ms) for x in samples], [x.approx for x in samples]]
-        tx.execute(_PUT_DEVICE.format(where=_DEV_FENCE if fenced else "") + (_KEEP_FIRST if keep_first else ""),
-                   [slot, *cols], binary=True)
 
     @staticmethod
     def _allow(tx: PgConn, owner: str, fences: Mapping[str, int]) -> None:
