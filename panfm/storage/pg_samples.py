@@ -1,23 +1,23 @@
 """The sample writer on PostgreSQL: `PgSampleStore`, the same interface as `SampleStore` on SQLite.
 
-Writes of a cycle go in one transaction of four round trips, shaped for thousands of rows (S8
-of the scale-out brief: ~333 devices with ~15 interfaces each per clock and cycle):
+Writes of a cycle go in one transaction sent as one pipeline (one round trip from BEGIN to
+COMMIT), shaped for thousands of rows (S8 of the scale-out brief: ~333 devices with ~15
+interfaces each per clock and cycle):
 
 - The fence is checked once: with `(owner, {device_id: fence})` (several clocks, see
   docs/postgres.md) the transaction's first statement keeps, in the session table
   `panfm_allowed`, the devices whose lease `device_lease` still grants (owner, fence,
   `lease_until > now()`, the transaction's start); every later statement writes only their
   rows, state and counters, and the last one counts the refused device samples.
-- Interface rows go by `COPY ... (FORMAT BINARY)` into a session staging table keyed by the
-  integer series keys the writer caches (no text ids, no per-row lookups); the server packs
-  them into one `iface_packed` row per device and slot (`array_agg ... GROUP BY dk, slot`).
-  Device rows go as one `INSERT ... SELECT FROM unnest(arrays)` (binary parameters). Both
-  under a savepoint: when a device and slot already has its row (another clock's, a retried
-  cycle) the unique key refuses the batch and it goes again with `ON CONFLICT DO NOTHING`:
-  never a second row for a device and slot.
+- Raw rows go as binary array parameters built a column at a time (`pg_arrays`), keyed by the
+  integer series keys the writer caches (no text ids, no per-row lookups, no object per
+  sample): the device rows by one `INSERT ... SELECT FROM unnest(...)`, the interface rows
+  packed by the server into one `iface_packed` row per device and slot (`array_agg ... GROUP
+  BY dk`). Both under a savepoint: when a device and slot already has its row (another
+  clock's, a retried cycle) the unique key refuses the batch and it goes again with
+  `ON CONFLICT DO NOTHING`: never a second row for a device and slot.
 - State (baselines, statuses, dataplane CPU, the clock's own stats row) goes as one
-  `INSERT ... SELECT FROM unnest(arrays)` upsert per table, binary parameters; everything after
-  the COPY, the COMMIT included, is sent in psycopg's pipeline mode (one round trip).
+  `INSERT ... SELECT FROM unnest(arrays)` upsert per table (`pg_state`).
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ class PgSampleStore:
         self._dks: dict[str, int] = {}
         self._iks: dict[tuple[str, str], int] = {}
         self._ikd: dict[str, dict[str, int]] = {}  # the same keys by device, then name
-        # Pooled connections whose session has the staging tables (a reconnection is a new object).
+        # Pooled connections whose session has the fence table and the array dumpers (a
+        # reconnection is a new object).
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self._partitions_until = -math.inf  # the day partitions exist up to this epoch second
         self.path = None  # no file: `db backup` uses pg_dump on PostgreSQL
@@ -213,8 +214,9 @@ class PgSampleStore:
         own row (`node_id`, or the fence's owner; one clock: the only row).
 
         Round trips, not work, are what a busy clock host makes slow (each one waits for the
-        GIL again): BEGIN, the interface rows' COPY, then everything else in one pipeline with
-        the COMMIT (four in all; a new device or interface adds two for its keys).
+        GIL again): the columns are built before the transaction, then BEGIN, every statement
+        and COMMIT go in one pipeline (one round trip; a new device or interface first costs
+        BEGIN and its keys' statements).
         """
         slot = self.slot_of(cycle.started)
         self._ensure_partitions(cycle.started)
@@ -303,7 +305,7 @@ class PgSampleStore:
         return int(row["n"]) if row else 0
 
     def _prepare(self, tx: PgConn) -> None:
-        """This session's staging and fence tables, created once per connection (outside any transaction)."""
+        """This session's fence table and array dumpers, set up once per connection (outside any transaction)."""
         if tx.raw not in self._staged:
             tx.execute(_ALLOWED_DDL)
             pg_arrays.register(tx.raw)
