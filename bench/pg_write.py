@@ -189,7 +189,8 @@ def main() -> int:
             "devices": a.devices, "clocks": a.clocks, "ifaces": a.ifaces, "cycles": a.cycles,
             "busy_threads": a.busy_threads, "switch_interval_s": sys.getswitchinterval(),
             "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
-            "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu), "lease_round_ms": _dist(leases), "load": os.getloadavg(),
+            "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu), "lease_round_ms": _dist(leases),
+            "load": os.getloadavg(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         if parts is not None:
