@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from helpers.collector import MONITOR, T0, FakeClient, ctr
 
+import panfm.collector.admission as admission
 from panfm.collector.cycle import Collector
 from panfm.collector.slow import gather_inventory
 from panfm.models import DeviceConfig, TlsConfig
@@ -133,3 +137,65 @@ def test_an_inventory_stops_calling_and_stores_nothing_once_the_lease_is_lost():
         assert "system_info" in box["calls"] and "interfaces" in box["calls"]
     finally:
         collector.close()
+
+
+class StuckClient(FakeClient):
+    """Firewalls named in box["stuck"] answer their first call only when the test ends (a slow box)."""
+
+    def __init__(self, box, device_id):
+        super().__init__(box)
+        self.device_id = device_id
+
+    def counters(self):
+        if self.device_id in self.box["stuck"]:
+            assert self.box["release"].wait(30)
+        return super().counters()
+
+
+def test_slow_firewalls_give_their_slot_back_so_the_healthy_ones_are_all_polled(monkeypatch):
+    monkeypatch.setattr(admission, "SLOW_POLL_S", 0.2)
+    devices = [dev(n) for n in range(1, 31)]
+    stuck = {d.id for d in devices[:6]}  # the first six in the queue are slow: more than the 2 slots
+    box = {"snapshots": [[ctr("ethernet1/1", 0, 0)] for _ in range(30)], "now": [T0], "polls": 0,
+           "inventories": 0, "monitor": MONITOR, "stuck": stuck, "release": threading.Event()}
+    collector = Collector(workers=2, request_timeout=5.0, clock=lambda: box["now"][0],
+                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
+    try:
+        cycle = collector.collect(devices, 5)  # a 2.5 s deadline
+    finally:
+        box["release"].set()
+        collector.close()
+    statuses = {s.device_id: s for s in cycle.statuses}
+    # Every healthy firewall was polled: the slow ones held a slot for 0.2 s each, not the cycle.
+    assert {s.device_id for s in cycle.samples} == {d.id for d in devices} - stuck
+    assert all("deadline" in (statuses[i].last_error or "") for i in stuck)
+    assert not any("collector was busy" in (s.last_error or "") for s in cycle.statuses)
+
+
+def test_with_every_slot_held_by_a_running_poll_the_rest_stay_pending_for_the_cycle_to_cancel():
+    release = threading.Event()
+    started = []
+
+    def blocking(n):
+        started.append(n)
+        release.wait(10)
+        return n
+
+    jobs = [(Future(), functools.partial(blocking, n)) for n in range(5)]
+    pool = ThreadPoolExecutor(max_workers=admission.pool_threads(2))
+    try:
+        # A slow mark longer than the deadline: the two slots stay held, the other three never start.
+        n_started = admission.dispatch(pool, jobs, 2, deadline=time.monotonic() + 0.5, monotonic=time.monotonic,
+                                       slow_after=60.0)
+        assert n_started == 2
+        for _ in range(200):  # the two submitted jobs are taken by threads of their own
+            if len(started) == 2:
+                break
+            time.sleep(0.05)
+        assert sorted(started) == [0, 1]
+        assert [f.running() for f, _c in jobs] == [True, True, False, False, False]
+        assert all(f.cancel() for f, _c in jobs[2:])  # pending: the cycle's end cancels them
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
+    assert [f.result() for f, _c in jobs[:2]] == [0, 1]

@@ -10,6 +10,7 @@ in `slow.py`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import panfm.collector.metrics as cm
+from panfm.collector.admission import dispatch, pool_threads
 from panfm.collector.breaker import (
     Breaker,
     safe_error,
@@ -80,7 +82,7 @@ class Collector(InventoryJob):
         self._pending_baselines: dict[str, CounterBaseline] = {}
         self._pending_statuses: dict[str, DeviceStatus] = {}
         self._workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll")
+        self._pool = ThreadPoolExecutor(max_workers=pool_threads(workers), thread_name_prefix="poll")
         self._slow_pool = ThreadPoolExecutor(max_workers=min(workers, SLOW_WORKERS), thread_name_prefix="slow")
         # Clear while a fast cycle runs: inventory calls wait for it, so the 30 s samples of a
         # 1,000-firewall fleet never queue behind ~20 s of inventory parsing for the one GIL.
@@ -99,7 +101,7 @@ class Collector(InventoryJob):
         """Follow a changed `collector_workers` setting (the old pool drains in the background)."""
         if workers != self._workers:
             old = self._pool
-            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll")
+            self._pool = ThreadPoolExecutor(max_workers=pool_threads(workers), thread_name_prefix="poll")
             self._workers = workers
             old.shutdown(wait=False)
 
@@ -207,6 +209,7 @@ class Collector(InventoryJob):
         timeout = min(self.request_timeout, max(budget, 0.1))
         statuses: dict[str, DeviceStatus] = {}
         futures: dict[Future[Poll], tuple[DeviceEntry, Asked]] = {}
+        jobs: list[tuple[Future[Poll], Callable[[], Poll]]] = []
         with self._lock:
             # Healthy devices first: a queue of dead ones must not hold up the pool's workers.
             devs = sorted(self._sync(devices), key=lambda d: d.breaker.failures)
@@ -234,11 +237,14 @@ class Collector(InventoryJob):
                         statuses[device_id] = status_after_failure(dev.status, device_id, started, error, dev.breaker)
                         continue
                 secrets = (dev.config.api_key, dev.config.password, self._keys.get(device_id))
-                fut = self._pool.submit(
-                    poll_device, dev.client, deadline, self.monotonic, dev.mp_cpu_supported, secrets, self.observer
-                )
+                fut: Future[Poll] = Future()
+                jobs.append((fut, functools.partial(poll_device, dev.client, deadline, self.monotonic,
+                                                    dev.mp_cpu_supported, secrets, self.observer)))
                 dev.running = fut
                 futures[fut] = (dev, Asked(dev.config, dev.serial, dev.uptime))
+            pool, slots = self._pool, self._workers
+        # Outside the lock: this waits for free slots until the deadline (admission.py).
+        dispatch(pool, jobs, slots, deadline, self.monotonic)
         wait(futures, timeout=max(0.0, deadline - self.monotonic()) + 0.2)
         samples: list[DeviceSample] = []
         interfaces: list[InterfaceSample] = []
