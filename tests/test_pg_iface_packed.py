@@ -86,3 +86,35 @@ def test_a_fresh_database_gets_the_packed_table_and_day_partitions_ahead(pg_url)
         assert days == {"device_samples": expected, "iface_packed": expected}
     finally:
         db.close()
+
+
+def test_a_cycle_written_again_and_an_interface_twice_in_one_cycle_keep_the_first_values(pg_url, tmp_path):
+    from conftest import pg_env
+
+    import config
+    import throughput_storage
+    from panfm.models import CycleResult, DeviceSample, InterfaceSample
+
+    def cycle(v: float) -> CycleResult:
+        ifaces = (InterfaceSample("fw1", "eth1", T0 + 0.5, v, None, 1.0, 2.0, 0.0, None, True, None),
+                  InterfaceSample("fw1", "eth1", T0 + 0.6, v + 1, 1.0, 1.0, 2.0, 0.0, 0.0, True, True),
+                  InterfaceSample("fw1", "eth2", T0 + 0.5, v * 2, 1.0, 1.0, 2.0, 0.0, 0.0, False, False))
+        return CycleResult(T0, T0 + 1, (DeviceSample("fw1", T0 + 0.5, inbound_mbps=v),), ifaces, (), ())
+
+    config.ensure_data_dir(tmp_path / "data")
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), **pg_env(pg_url)})
+    stores = throughput_storage.open_stores(settings, writer=True)
+    try:
+        writer = stores.open_sample_writer(interval_s=30)
+        writer.write_cycle(cycle(100.0))
+        writer.write_cycle(cycle(555.0))  # the same slot again (a retried cycle): the first values stay
+        with stores.backend.db.connection() as conn:
+            rows = conn.fetchall("SELECT i.interface, s.in_bps, s.out_bps, s.approx, s.counted FROM iface_samples s"
+                                 " JOIN ts_iface i USING (ik) ORDER BY i.interface")
+            assert conn.fetchone("SELECT count(*) AS n FROM iface_packed")["n"] == 1
+        assert [(r["interface"], r["in_bps"], r["out_bps"], r["approx"], r["counted"]) for r in rows] == [
+            ("eth1", 100, None, None, True), ("eth2", 200, 1, False, False)]
+        with stores.open_sample_reader() as reader:
+            assert reader.latest("fw1").inbound_mbps == pytest.approx(100.0)
+    finally:
+        stores.close()
