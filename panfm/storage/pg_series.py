@@ -108,6 +108,9 @@ def _packed_ddl() -> str:
     names = ", ".join(_IF_ELEMENTS)
     aggs = ", ".join(f"array_agg(s.{c} ORDER BY s.ik)" for c in _IF_ELEMENTS)
     return ";\n".join([
+        # Every raw interface row is read once (7 days by default): minutes on a big fleet, far
+        # past the pool's statement timeout; the migration's transaction lifts it for itself.
+        "SET LOCAL statement_timeout = 0",
         f"CREATE TABLE iface_packed (dk INTEGER NOT NULL, slot BIGINT NOT NULL, iks INTEGER[] NOT NULL,"
         f" off_ms INTEGER[] NOT NULL, {arrays}, counted BOOLEAN[] NOT NULL, approx BOOLEAN[],"
         " PRIMARY KEY (dk, slot)) PARTITION BY RANGE (slot)",
