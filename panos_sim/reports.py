@@ -176,7 +176,9 @@ def get(dev: Device, job_id: int, now: float) -> str:
     if job is None:
         return f'<response status="error"><msg><line>job {job_id} not found</line></msg></response>'
     head = f"<job><tenq>{_ts(job.enqueued)}</tenq><tdeq>{_ts(job.enqueued)}</tdeq><tlast>{_ts(now)}</tlast>"
-    if job.act_polls > 0 or dev.fault_mode == "report_stuck":
+    # ACT when asked at once, FIN once it ran (xml_logs.RUN_S_PER_ACT), unless stuck.
+    running = job.act_polls > 0 and now - job.enqueued < xml_logs.RUN_S_PER_ACT * job.act_polls
+    if running or dev.fault_mode == "report_stuck":
         job.act_polls -= 1
         return (f'<response status="success"><result>{head}<status>ACT</status><id>{job_id}</id></job>'
                 "</result></response>")

@@ -14,6 +14,9 @@ from panos_sim.traffic import rng_for
 LOG_TYPES = ("traffic", "threat", "url", "system")
 SEVERITIES = ("critical", "high", "medium", "low", "informational")
 INTERVAL = {"traffic": 2.0, "threat": 30.0, "url": 6.0, "system": 120.0}
+# A job runs this long per ACT answer it may give: asked at once it is ACT (once or twice), asked
+# after it ran (0.1-0.2 s after the enqueue) it is FIN, as a real log daemon's job is.
+RUN_S_PER_ACT = 0.1
 GEQ = re.compile(r"receive_time\s+geq\s+'(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})'")
 APPS = ("ssl", "web-browsing", "dns-base", "ms-office365-base", "google-base", "ntp-base", "ssh")
 THREATS = (("Microsoft Windows SMB Remote Code Execution Vulnerability", "91820", "code-execution", "vulnerability"),
@@ -62,7 +65,7 @@ def get(dev: Device, job_id: int, now: float) -> str:
     if job is None:
         return f'<response status="error"><msg><line>job {job_id} not found</line></msg></response>'
     head = (f"<job><tenq>{_hms(job.enqueued)}</tenq><tdeq>{_hms(job.enqueued)}</tdeq><tlast>{_hms(now)}</tlast>")
-    if job.act_polls > 0:
+    if job.act_polls > 0 and now - job.enqueued < RUN_S_PER_ACT * job.act_polls:
         job.act_polls -= 1
         return (f'<response status="success"><result>{head}<status>ACT</status><id>{job_id}</id></job>'
                 "</result></response>")

@@ -33,6 +33,8 @@ class DeviceEntry:
     cert_changed: tuple[str, str] | None = None  # (pinned, seen): refused until the record changes
     inventory_for: DeviceConfig | None = None  # the record the last gathered inventory belongs to
     inventory_tried: float | None = None  # when the last inventory gathering started
+    acc_at: float | None = None  # `now` of the last inventory that ran the ACC reports (slow.acc_due)
+    acc_unavailable: dict[str, str] = field(default_factory=dict)  # what that run found missing or failing
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from panfm.collector.breaker import safe_error
 from panfm.collector.devices import DeviceEntry
 from panfm.collector.logs import LOG_CAP
-from panfm.collector.slow import Resolver, gather_inventory, link_speeds
+from panfm.collector.slow import ACC_PARTS, Resolver, gather_inventory, link_speeds
 from panfm.models import DeviceConfig
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class InventoryJob:
         only: Collection[str] | None = None,
         log_cap: int = LOG_CAP,
         may_call: Callable[[str], bool] | None = None,
+        early: Callable[[str, float, dict[str, Any]], None] | None = None,
     ) -> list[tuple[str, float, dict[str, Any]]]:
         """Gather inventory and context of every reachable device: (device id, time, document).
 
@@ -80,7 +81,9 @@ class InventoryJob:
         restricts the gathering to those ids; `log_cap` bounds the log entries per type fetched.
         `may_call(device_id)` is asked before every call (several clocks: whether this clock
         still holds the device's lease); once it says no, that device's gathering stops there
-        and yields no document.
+        and yields no document. `early(device_id, time, partial document)` is called from the
+        gathering thread as soon as a device's interfaces are in, for the devices without an
+        inventory of their current record (new, edited, or first since the clock started).
         """
         deadline = self.monotonic() + deadline_s
         now = self.clock()
@@ -98,10 +101,11 @@ class InventoryJob:
                     except Exception:  # the fast cycle reports why in the device's status
                         log.debug("no inventory client for %s", dev.config.name, exc_info=True)
                         continue
+                first = None if early is None or dev.inventory_for == dev.config else self._early(dev.config.id, early)
                 fut = self._slow_pool.submit(
                     gather_inventory, dev.slow_client, now=now, window_s=window_s, deadline=deadline,
                     monotonic=self.monotonic, pause=self._before_call(dev.config.id, deadline, may_call),
-                    resolver=self.resolver, log_cap=log_cap,
+                    resolver=self.resolver, log_cap=log_cap, early=first, acc_last=dev.acc_at,
                 )
                 dev.slow_running = fut
                 dev.inventory_tried = now
@@ -122,6 +126,7 @@ class InventoryJob:
                 if isinstance(doc.get("interfaces"), list):
                     dev.speeds = link_speeds(doc["interfaces"])
                 dev.inventory_for = asked  # an edit made meanwhile makes the device due again
+                self._note_acc(dev, now, doc)
                 out.append((dev.config.id, self.clock(), doc))
             for fut, (dev, _asked) in futures.items():
                 # Idle for 5 minutes until the next run: its connection is not worth its memory.
@@ -132,6 +137,23 @@ class InventoryJob:
                     except Exception:  # closing a dead session must not lose the inventory
                         log.debug("closing inventory client failed", exc_info=True)
         return out
+
+    def _early(self, device_id: str, early: Callable[[str, float, dict[str, Any]], None]
+               ) -> Callable[[Any, dict[str, Any]], None]:
+        return lambda _info, doc: early(device_id, self.clock(), doc)
+
+    @staticmethod
+    def _note_acc(dev: DeviceEntry, now: float, doc: dict[str, Any]) -> None:
+        """Remember when the ACC reports ran and what they lacked; a run without them repeats that."""
+        apps = doc.get("applications")
+        errors = doc.get("errors")
+        errors = errors if isinstance(errors, dict) else {}
+        if isinstance(apps, dict) and apps.get("skipped"):
+            doc["applications"] = {"skipped": True, "unavailable": dict(dev.acc_unavailable)}
+        elif isinstance(apps, dict):
+            dev.acc_at = now
+            dev.acc_unavailable = {**(apps.get("unavailable") or {}),
+                                   **{k: str(v) for k, v in errors.items() if k in ACC_PARTS}}
 
     def _before_call(self, device_id: str, deadline: float,
                      may_call: Callable[[str], bool] | None) -> Callable[[], None]:

@@ -7,25 +7,27 @@ Other areas import from here, never from the modules inside. Entry points run as
 """
 
 from panfm.ops.clock_jobs import (
-    CLEANUP_CHECK_S,
-    NOTIFY_INTERVAL_S,
-    ROLLUP_CHECK_S,
     SLOW_INTERVAL_S,
     SLOW_TICK_S,
     ClockContext,
-    cleanup_if_due,
-    cleanup_once,
     collect_inventory_once,
     collect_once,
     collect_slow_once,
     collect_slow_tick,
     due_batch,
+    record_network,
+    write_clock_stats,
+)
+from panfm.ops.clock_leader import (
+    CLEANUP_CHECK_S,
+    NOTIFY_INTERVAL_S,
+    ROLLUP_CHECK_S,
+    cleanup_if_due,
+    cleanup_once,
     evaluate_on_leader,
     lease_once,
     notify_on_leader,
-    record_network,
     rollups_on_leader,
-    write_clock_stats,
 )
 from panfm.ops.clock_metrics import ClockMetrics, MetricsPortUnavailable
 from panfm.ops.clock_stats import ClockStats

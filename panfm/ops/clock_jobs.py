@@ -1,15 +1,15 @@
 """The clock's jobs and their context: what `clock.py` wires to APScheduler's triggers.
 
 Each job is a plain function of a `ClockContext` (`collect_once`, `collect_slow_tick`,
-`collect_slow_once`, `collect_inventory_once`, `cleanup_once`, `lease_once`, the leader-only
-`notify_on_leader`, `evaluate_on_leader`, `rollups_on_leader`, `cleanup_if_due`) that tests call
-directly; `clock.py` builds the context, the scheduler, the signals and the lock. Logs as
-`panfm.clock`, as the process does.
+`collect_slow_once`, `collect_inventory_once` here; `cleanup_once`, `lease_once` and the
+leader-only `notify_on_leader`, `evaluate_on_leader`, `rollups_on_leader`, `cleanup_if_due` in
+`clock_leader.py`) that tests call directly; `clock.py` builds the context, the scheduler, the
+signals and the lock. Logs as `panfm.clock`, as the process does.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -22,18 +22,15 @@ from types import MappingProxyType
 from typing import Any
 
 import config
-from alerts import evaluate_alerts, notify_once
 from panfm.models import CycleResult, DeviceConfig
 from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.lease_keeper import LeaseKeeper
 from throughput_collector import Collector, phase_due
 from throughput_storage import (
-    AuditLog,
     Backend,
     DeviceStore,
     NetworkStore,
-    PgSampleReader,
     PgSampleStore,
     SampleStore,
     alerts_store,
@@ -43,9 +40,6 @@ log = logging.getLogger("panfm.clock")
 
 SLOW_INTERVAL_S = 300  # every device's inventory once per window, at its own phase in it
 SLOW_TICK_S = 10  # how often the spread inventory job looks for devices whose phase came up
-NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
-ROLLUP_CHECK_S = 60  # how often the leader rolls up closed buckets on PostgreSQL
-CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
 
 
 # Called after every committed cycle with (context, cycle): `build_context` wires the alert
@@ -115,7 +109,7 @@ class ClockContext:
 
 
 @contextmanager
-def _recorded(ctx: ClockContext, job: str) -> Iterator[None]:
+def recorded(ctx: ClockContext, job: str) -> Iterator[None]:
     started, t0 = ctx.clock(), time.monotonic()
     try:
         yield
@@ -211,7 +205,7 @@ def _gather_inventory(
     ctx: ClockContext, job: str, only: list[str] | None, devices: list[DeviceConfig] | None = None,
     level: int = logging.INFO,
 ) -> int:
-    with _recorded(ctx, job):
+    with recorded(ctx, job):
         ctx.refresh_settings()
         if devices is None:
             devices = ctx.devices.list(enabled_only=True)
@@ -224,7 +218,8 @@ def _gather_inventory(
         # polls it now), and a document gathered under a lease since lost is not stored.
         may_call = None if keeper is None else (lambda device_id: device_id in keeper.held())
         docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
-                                          log_cap=ctx.settings.log_fetch_cap, may_call=may_call)
+                                          log_cap=ctx.settings.log_fetch_cap, may_call=may_call,
+                                          early=functools.partial(_write_early, ctx, keeper))
         kept = []
         for device_id, ts, doc in docs:
             if keeper is not None and isinstance(ctx.store, PgSampleStore):
@@ -246,6 +241,21 @@ def _gather_inventory(
     log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
     write_clock_stats(ctx)
     return len(docs)
+
+
+def _write_early(ctx: ClockContext, keeper: LeaseKeeper | None, device_id: str, ts: float, doc: dict[str, Any]) -> None:
+    """Store the first part of a new device's inventory (system, interfaces and their zones) at once.
+
+    Called from the inventory's thread before its log queries and reports; the whole document
+    replaces it when the gathering ends. Seconds for a new firewall's zones instead of the
+    whole inventory's time (minutes on a loaded box, each call waiting for the fast cycles).
+    """
+    if keeper is not None and isinstance(ctx.store, PgSampleStore):
+        fence = keeper.held().get(device_id)
+        if fence is not None:
+            ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence))
+        return
+    ctx.store.write_inventory(device_id, ts, doc)
 
 
 def write_clock_stats(ctx: ClockContext) -> None:
@@ -282,7 +292,9 @@ def record_network(ctx: ClockContext, device_id: str, ts: float, doc: dict[str, 
             ctx.network.record_security(device_id, ts, security)
         except Exception as exc:  # the rest of the inventory is still worth storing
             log.error("[CLOCK JOB] threats and URLs of %s not stored: %s", device_id, exc)
-    if ctx.network is not None and isinstance(apps, dict):
+    if isinstance(apps, dict) and apps.get("skipped"):  # no ACC run this time (slow.acc_due): nothing to record
+        doc["applications"] = {"unavailable": apps.get("unavailable") or {}}
+    elif ctx.network is not None and isinstance(apps, dict):
         try:
             ctx.network.record_apps(device_id, ts, apps.get("apps") or [], apps.get("categories") or [])
             ctx.network.record_acc(device_id, ts, apps.get("threats"), apps.get("url_categories"), apps.get("sources"))
@@ -341,113 +353,4 @@ def collect_inventory_once(ctx: ClockContext, device_ids: list[str]) -> int:
         return _gather_inventory(ctx, "collect_inventory", device_ids)
     finally:
         ctx.inventory_busy.release()
-
-
-def cleanup_once(ctx: ClockContext) -> dict[str, int]:
-    """Apply retention per tier, to resolved alerts, sent notifications and the audit trail; checkpoint the WAL."""
-    with _recorded(ctx, "cleanup"):
-        s = ctx.refresh_settings()
-        deleted = ctx.store.cleanup(ctx.clock(), s.raw_retention_days, s.throughput_retention_days,
-                                    s.hourly_retention_days)
-        alerts = alerts_store.cleanup(ctx.alerts_db, ctx.clock(), s.alert_history_retention_days)
-        if ctx.network is not None:
-            deleted = {**deleted, **ctx.network.cleanup(ctx.clock(), s.connected_devices_retention_days),
-                       "log_entries": ctx.network.cleanup_logs(ctx.clock(), s.log_retention_hours)}
-        deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
-        audit = AuditLog(s.data_path, ctx.backend)  # config.db, or PostgreSQL
-        deleted["audit_entries"] = audit.cleanup(ctx.clock(), s.audit_retention_days)
-    log.info("[CLOCK JOB] cleanup: %s", deleted)
-    return deleted
-
-
-def lease_once(ctx: ClockContext) -> None:
-    """One lease round (every I/3); the round that starts a slot triggers that slot's poll (PostgreSQL)."""
-    if ctx.stopping.is_set() or ctx.keeper is None:
-        return
-    interval = ctx.settings.refresh_interval
-    try:
-        ids = [d.id for d in ctx.devices.list(enabled_only=True)]
-        result = ctx.keeper.round(ids, interval)
-        ctx.stats.coordination = ctx.keeper.snapshot()
-        if ctx.metrics is not None:  # metrics hook (issue 14): lease grants, takeovers, held, leader
-            ctx.metrics.lease_round(ctx.keeper, result)
-        if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
-                and ctx.keeper.starts_slot(result, interval)):
-            ctx.request_collect()
-    finally:
-        if ctx.next_round_in is not None:
-            ctx.next_round_in(ctx.keeper.next_round_in(interval))
-
-
-def _shared(ctx: ClockContext) -> bool:
-    """Whether several clocks may run (PostgreSQL): singleton jobs then go through the leader and job_run."""
-    return ctx.keeper is not None and ctx.keeper.fenced
-
-
-def notify_on_leader(ctx: ClockContext) -> dict[str, int] | None:
-    """Send the outbox: on PostgreSQL on the leader only, once per 10-second slot (`job_run`)."""
-    if ctx.keeper is not None and _shared(ctx) and not ctx.keeper.singleton("notify", NOTIFY_INTERVAL_S):
-        return None
-    return notify_once(ctx)
-
-
-def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
-    """The after-cycle alert evaluation: on PostgreSQL on the leader only, once per slot (`job_run`).
-
-    On SQLite the one clock is the leader and evaluates after every committed cycle, as before.
-    On PostgreSQL the leader's own cycle holds only its devices, so it evaluates the whole
-    fleet as stored (`fleet_cycle`): the other clocks' devices at most one slot late.
-    """
-    if ctx.keeper is None or not _shared(ctx):
-        return evaluate_alerts(ctx, cycle)
-    if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
-        return None
-    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle))
-
-
-def fleet_cycle(ctx: ClockContext, cycle: CycleResult) -> CycleResult:
-    """`cycle` with every device's newest stored sample (younger than 2 intervals), interfaces and state."""
-    if ctx.backend is None or ctx.backend.db is None:
-        return cycle
-    horizon = cycle.started - 2 * ctx.settings.refresh_interval
-    reader = PgSampleReader(ctx.backend.db)
-    samples = tuple(s for s in reader.latest_all().values() if s.ts >= horizon)
-    interfaces = tuple(i for s in samples for i in reader.interfaces_latest(s.device_id) if i.ts >= horizon)
-    statuses = tuple(reader.device_statuses().values())
-    return dataclasses.replace(cycle, samples=samples, interfaces=interfaces, statuses=statuses)
-
-
-def rollups_on_leader(ctx: ClockContext) -> bool:
-    """Roll up the closed buckets of the whole fleet (PostgreSQL, several clocks): leader only, once a minute.
-
-    A fenced writer leaves rollups to this job; the upserts are idempotent, so a stale leader
-    running it as well changes nothing.
-    """
-    if ctx.stopping.is_set() or ctx.keeper is None or not _shared(ctx) or not isinstance(ctx.store, PgSampleStore):
-        return False
-    now = ctx.keeper.db_now()
-    if now is None or not ctx.keeper.singleton("rollups", ROLLUP_CHECK_S):
-        return False
-    with _recorded(ctx, "rollups"):
-        ctx.store.advance_rollups(now)
-    return True
-
-
-def cleanup_if_due(ctx: ClockContext) -> dict[str, int] | None:
-    """Run the nightly cleanup once the latest 02:00 UTC (database time) has no run: on the leader, once.
-
-    Checked every minute and right after start, so a cleanup missed while every clock was down
-    runs at the next start, on SQLite as on PostgreSQL.
-    """
-    if ctx.stopping.is_set() or ctx.keeper is None:
-        return None
-    day = ctx.keeper.cleanup_due()
-    if day is None:
-        return None
-    log.info("[CLOCK JOB] cleanup of day %d due (02:00 UTC, database time)", day)
-    return cleanup_once(ctx)
-
-
-# ---- process wiring ---------------------------------------------------------------------
-
 

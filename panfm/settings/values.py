@@ -65,7 +65,10 @@ class Settings:
     web_workers: int = setting(2, "gunicorn worker processes of the web.", min=1, max=32, editable=False)
     refresh_interval: int = setting(30, "Seconds between two collections of every firewall.", min=5, max=300)
     collector_workers: int = setting(
-        64, "Firewalls polled at the same time by the clock (a poll waiting over 2 s on a slow one stops counting).", min=1, max=512
+        64,
+        "Firewalls polled at the same time by the clock (a poll waiting over 2 s on a slow one stops counting).",
+        min=1,
+        max=512,
     )
     request_timeout: float = setting(
         10.0, "Seconds one XML API call may take before it counts as a timeout.", min=1, max=120

@@ -173,11 +173,12 @@ class PanosClient(PanosTransport):
 
     def log_query(
         self, log_type: str, query: str | None = None, nlogs: int = 20, deadline_s: float = 30.0,
-        fields: Collection[str] | None = None,
+        fields: Collection[str] | None = None, first_wait_s: float = 0.0,
     ) -> tuple[dict[str, str], ...]:
         """Run a log query job to FIN within `deadline_s`; on timeout stop the job and raise PanosTimeout.
 
-        `fields` keeps only those fields of each entry (all of them by default).
+        `fields` keeps only those fields of each entry (all of them by default). `first_wait_s`:
+        how long to leave the job alone before the first `get` (see `_run_job`).
         """
         if not _LOG_TYPE_RE.fullmatch(log_type):
             raise ValueError("log_type must be a PAN-OS log type such as traffic, threat, url or system")
@@ -187,17 +188,18 @@ class PanosClient(PanosTransport):
         if query:
             form["query"] = query
         parse = panos_xml.parse_log_job if fields is None else functools.partial(panos_xml.parse_log_job, fields=fields)
-        job = self._run_job("log", form, deadline_s, parse)
+        job = self._run_job("log", form, deadline_s, parse, first_wait_s)
         return job.entries
 
     def report(
         self, name: str, *, start: str | None = None, end: str | None = None, period: str | None = None,
-        topn: int = 25, deadline_s: float = 30.0,
+        topn: int = 25, deadline_s: float = 30.0, first_wait_s: float = 0.0,
     ) -> tuple[dict[str, str], ...]:
         """Run an ACC dynamic report (`type=report&reporttype=dynamic`) to FIN within `deadline_s`.
 
         `start`/`end` are firewall-local `YYYY/MM/DD HH:MM:SS` (or `period`, e.g. last-15-minutes).
-        On timeout the job is stopped (`action=finish`) and PanosTimeout raised.
+        On timeout the job is stopped (`action=finish`) and PanosTimeout raised. `first_wait_s` as
+        for `log_query`.
         """
         if not _REPORT_RE.fullmatch(name):
             raise ValueError("name must be a dynamic report name such as top-app-summary")
@@ -210,10 +212,16 @@ class PanosClient(PanosTransport):
             if not (start and end):
                 raise ValueError("give period, or start and end")
             form.update(starttime=start, endtime=end)
-        return self._run_job("report", form, deadline_s, panos_xml.parse_report_job).entries
+        return self._run_job("report", form, deadline_s, panos_xml.parse_report_job, first_wait_s).entries
 
-    def _run_job(self, kind: str, form: dict[str, str], deadline_s: float, parse: Callable[[bytes], _Job]) -> _Job:
-        """Enqueue a log or report job and poll it to FIN within `deadline_s`; stop it on timeout."""
+    def _run_job(self, kind: str, form: dict[str, str], deadline_s: float, parse: Callable[[bytes], _Job],
+                 first_wait_s: float = 0.0) -> _Job:
+        """Enqueue a log or report job and poll it to FIN within `deadline_s`; stop it on timeout.
+
+        `first_wait_s` (at most half the deadline) passes before the first `get`: a job asked at
+        once is still running (ACT) and each `get` costs a call; a caller that knows how long
+        such jobs take (the inventory) asks once, after that wait, and polls only if it is not done.
+        """
         end = time.monotonic() + deadline_s
         first = self._call(form, min(end, time.monotonic() + self.timeout))
         if kind == "report":
@@ -223,6 +231,12 @@ class PanosClient(PanosTransport):
                 return at_once  # type: ignore[return-value]
         job_id = panos_xml.parse_job_enqueued(first)
         delay = 0.2
+        if first_wait_s > 0:
+            wait = min(first_wait_s, (end - time.monotonic()) / 2)
+            if wait > 0 and self._closed.wait(wait):
+                self._finish_job(job_id, kind)
+                raise PanosTimeout(f"{self._where}: {kind} job {job_id} not finished: the client was closed")
+            delay = max(delay, first_wait_s)
         while True:
             # 1. Each poll gets at most `timeout`, and never more than what is left of the deadline.
             call_end = min(end, time.monotonic() + self.timeout)

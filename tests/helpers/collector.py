@@ -70,7 +70,7 @@ class FakeClient:
     def gp_users(self):
         return []
 
-    def log_query(self, log_type, query, nlogs, deadline_s, fields=None):
+    def log_query(self, log_type, query, nlogs, deadline_s, fields=None, first_wait_s=0.0):
         return []
 
     def close(self):

@@ -1,0 +1,128 @@
+"""The clock's singleton jobs and its lease round: the nightly cleanup, and what only the leader runs.
+
+On SQLite the one clock is the leader. On PostgreSQL (several clocks) `lease_once` renews this
+clock's device leases every I/3 and starts its slot's poll; the leader-only jobs
+(`notify_on_leader`, `evaluate_on_leader`, `rollups_on_leader`, `cleanup_if_due`) run once per
+slot through `job_run`. Split from `clock_jobs.py`, which keeps the context and the collection jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from alerts import evaluate_alerts, notify_once
+from panfm.models import CycleResult
+from panfm.ops.clock_jobs import ClockContext, recorded
+from throughput_storage import AuditLog, PgSampleReader, PgSampleStore, alerts_store
+
+log = logging.getLogger("panfm.clock")
+
+NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
+ROLLUP_CHECK_S = 60  # how often the leader rolls up closed buckets on PostgreSQL
+CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
+
+
+def cleanup_once(ctx: ClockContext) -> dict[str, int]:
+    """Apply retention per tier, to resolved alerts, sent notifications and the audit trail; checkpoint the WAL."""
+    with recorded(ctx, "cleanup"):
+        s = ctx.refresh_settings()
+        deleted = ctx.store.cleanup(ctx.clock(), s.raw_retention_days, s.throughput_retention_days,
+                                    s.hourly_retention_days)
+        alerts = alerts_store.cleanup(ctx.alerts_db, ctx.clock(), s.alert_history_retention_days)
+        if ctx.network is not None:
+            deleted = {**deleted, **ctx.network.cleanup(ctx.clock(), s.connected_devices_retention_days),
+                       "log_entries": ctx.network.cleanup_logs(ctx.clock(), s.log_retention_hours)}
+        deleted = {**deleted, **{f"alert_{k}": v for k, v in alerts.items()}}
+        audit = AuditLog(s.data_path, ctx.backend)  # config.db, or PostgreSQL
+        deleted["audit_entries"] = audit.cleanup(ctx.clock(), s.audit_retention_days)
+    log.info("[CLOCK JOB] cleanup: %s", deleted)
+    return deleted
+
+
+def lease_once(ctx: ClockContext) -> None:
+    """One lease round (every I/3); the round that starts a slot triggers that slot's poll (PostgreSQL)."""
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return
+    interval = ctx.settings.refresh_interval
+    try:
+        ids = [d.id for d in ctx.devices.list(enabled_only=True)]
+        result = ctx.keeper.round(ids, interval)
+        ctx.stats.coordination = ctx.keeper.snapshot()
+        if ctx.metrics is not None:  # metrics hook (issue 14): lease grants, takeovers, held, leader
+            ctx.metrics.lease_round(ctx.keeper, result)
+        if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
+                and ctx.keeper.starts_slot(result, interval)):
+            ctx.request_collect()
+    finally:
+        if ctx.next_round_in is not None:
+            ctx.next_round_in(ctx.keeper.next_round_in(interval))
+
+
+def _shared(ctx: ClockContext) -> bool:
+    """Whether several clocks may run (PostgreSQL): singleton jobs then go through the leader and job_run."""
+    return ctx.keeper is not None and ctx.keeper.fenced
+
+
+def notify_on_leader(ctx: ClockContext) -> dict[str, int] | None:
+    """Send the outbox: on PostgreSQL on the leader only, once per 10-second slot (`job_run`)."""
+    if ctx.keeper is not None and _shared(ctx) and not ctx.keeper.singleton("notify", NOTIFY_INTERVAL_S):
+        return None
+    return notify_once(ctx)
+
+
+def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
+    """The after-cycle alert evaluation: on PostgreSQL on the leader only, once per slot (`job_run`).
+
+    On SQLite the one clock is the leader and evaluates after every committed cycle, as before.
+    On PostgreSQL the leader's own cycle holds only its devices, so it evaluates the whole
+    fleet as stored (`fleet_cycle`): the other clocks' devices at most one slot late.
+    """
+    if ctx.keeper is None or not _shared(ctx):
+        return evaluate_alerts(ctx, cycle)
+    if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
+        return None
+    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle))
+
+
+def fleet_cycle(ctx: ClockContext, cycle: CycleResult) -> CycleResult:
+    """`cycle` with every device's newest stored sample (younger than 2 intervals), interfaces and state."""
+    if ctx.backend is None or ctx.backend.db is None:
+        return cycle
+    horizon = cycle.started - 2 * ctx.settings.refresh_interval
+    reader = PgSampleReader(ctx.backend.db)
+    samples = tuple(s for s in reader.latest_all().values() if s.ts >= horizon)
+    interfaces = tuple(i for s in samples for i in reader.interfaces_latest(s.device_id) if i.ts >= horizon)
+    statuses = tuple(reader.device_statuses().values())
+    return dataclasses.replace(cycle, samples=samples, interfaces=interfaces, statuses=statuses)
+
+
+def rollups_on_leader(ctx: ClockContext) -> bool:
+    """Roll up the closed buckets of the whole fleet (PostgreSQL, several clocks): leader only, once a minute.
+
+    A fenced writer leaves rollups to this job; the upserts are idempotent, so a stale leader
+    running it as well changes nothing.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None or not _shared(ctx) or not isinstance(ctx.store, PgSampleStore):
+        return False
+    now = ctx.keeper.db_now()
+    if now is None or not ctx.keeper.singleton("rollups", ROLLUP_CHECK_S):
+        return False
+    with recorded(ctx, "rollups"):
+        ctx.store.advance_rollups(now)
+    return True
+
+
+def cleanup_if_due(ctx: ClockContext) -> dict[str, int] | None:
+    """Run the nightly cleanup once the latest 02:00 UTC (database time) has no run: on the leader, once.
+
+    Checked every minute and right after start, so a cleanup missed while every clock was down
+    runs at the next start, on SQLite as on PostgreSQL.
+    """
+    if ctx.stopping.is_set() or ctx.keeper is None:
+        return None
+    day = ctx.keeper.cleanup_due()
+    if day is None:
+        return None
+    log.info("[CLOCK JOB] cleanup of day %d due (02:00 UTC, database time)", day)
+    return cleanup_once(ctx)
