@@ -9,7 +9,8 @@ slots writes each clock's cycle (its ~DEVICES/CLOCKS devices, IFACES interfaces 
 statuses, dataplanes, the clock's stats) with `PgSampleStore.write_cycle(..., fence=...)` and
 runs one lease round per clock. `--busy-threads N` keeps N CPU-bound threads running in the
 process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
-back). Prints p50/p95/max of the write and of the lease round, and with `--parts` the time of
+back). Prints p50/p95/max of the write (and of the writing thread's own CPU time, which
+load changes little: the client's share of the write) and of the lease round, and with `--parts` the time of
 each SQL statement of the write (grouped by its first words). No network polls and no
 simulator: only the database side of S8 (`make bench-scaleout` is the whole run).
 `PANFM_BENCH_ROOT=/other/checkout` runs the same script against another checkout (A/B).
@@ -160,6 +161,7 @@ def main() -> int:
             t.start()
         parts = _Parts() if a.parts else None
         writes: list[float] = []
+        write_cpu: list[float] = []  # the writing thread's own CPU time (a figure load changes little)
         leases: list[float] = []
         t = (time.time() // a.interval) * a.interval - a.cycles * a.interval
         stats = {"executions": {"collect": 100}, "last_cycle": {"devices": a.devices // a.clocks}}
@@ -170,13 +172,15 @@ def main() -> int:
                 rounds[i] = c.lease_round(n, ids, a.interval)
                 lease_ms = (time.perf_counter() - t0) * 1000
                 cycle = _cycle(sorted(rounds[i].held), slot_t, a.ifaces)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 refused = w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences))
                 write_ms = (time.perf_counter() - t0) * 1000
+                cpu_ms = (time.thread_time() - c0) * 1000
                 if refused:
                     print(f"refused {refused} rows of {n}", file=sys.stderr)
                 if k >= 0:
                     writes.append(write_ms)
+                    write_cpu.append(cpu_ms)
                     leases.append(lease_ms)
                 elif parts is not None:
                     parts.ms.clear()
@@ -185,7 +189,8 @@ def main() -> int:
             "devices": a.devices, "clocks": a.clocks, "ifaces": a.ifaces, "cycles": a.cycles,
             "busy_threads": a.busy_threads, "switch_interval_s": sys.getswitchinterval(),
             "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
-            "write_ms": _dist(writes), "lease_round_ms": _dist(leases), "load": os.getloadavg(),
+            "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu), "lease_round_ms": _dist(leases),
+            "load": os.getloadavg(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         if parts is not None:

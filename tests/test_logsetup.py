@@ -141,3 +141,20 @@ def test_it_holds_library_loggers_at_warning_unless_log_libraries(tmp_path, rest
     logsetup.configure(_settings(tmp_path, log_level="DEBUG", log_libraries=True), "web", stream=io.StringIO())
     assert logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.DEBUG)
     assert logging.getLogger("werkzeug").isEnabledFor(logging.DEBUG)
+
+
+def test_the_clock_demotes_skipped_spread_inventory_ticks_but_not_other_skips(tmp_path, restore_logging):
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path), "clock", stream=stream)
+    sched = logging.getLogger("apscheduler.scheduler")
+    skip = 'Execution of job "%s (trigger: interval[0:00:05], next run at: 2026-12-05 00:00:05 UTC)" skipped: ' \
+           "maximum number of running instances reached (3)"
+    sched.warning(skip, "collect_slow")  # harmless: the next tick's span covers it
+    sched.warning(skip, "collect")  # a fast cycle that overran: still worth a warning
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and " WARNING " in lines[0] and '"collect (trigger' in lines[0]
+    # At DEBUG the demoted line is still there, as DEBUG.
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path, log_level="DEBUG"), "clock", stream=stream)
+    sched.warning(skip, "collect_slow")
+    assert [" DEBUG " in line for line in stream.getvalue().splitlines()] == [True]

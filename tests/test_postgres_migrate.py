@@ -49,8 +49,8 @@ def _folder(data_dir) -> dict[str, str]:
                 started=now, finished=now + 1,
                 samples=tuple(DeviceSample(d, now + 0.5, inbound_mbps=float(k), cpu_dataplane_pct=95.0 if k > 100
                                            else 10.0, sessions_active=k) for d in ids.values()),
-                interfaces=tuple(InterfaceSample(d, "ethernet1/1", now + 0.5, 1e6 * k, 2e6, 1.0, 1.0, 0.0, 0.0, True)
-                                 for d in ids.values()),
+                interfaces=tuple(InterfaceSample(d, name, now + 0.5, 1e6 * k * j, 2e6, 1.0, 1.0, 0.0, 0.0, True)
+                                 for d in ids.values() for j, name in ((1, "ethernet1/1"), (3, "ethernet1/2"))),
                 baselines=(), statuses=tuple(DeviceStatus(d, "up", now, now) for d in ids.values())))
     cycle = CycleResult(T0 + 7200, T0 + 7201, (DeviceSample(ids["fw0"], T0 + 7201, cpu_dataplane_pct=99.0),),
                         (), (), (DeviceStatus(ids["fw0"], "up"),))
@@ -94,6 +94,13 @@ def test_migrate_to_copies_everything_and_postgresql_answers_the_same(tmp_path, 
                 ha, hb = a.history(device_id, T0, T0 + 7200), b.history(device_id, T0, T0 + 7200)
                 assert (hb.tier, len(hb.points)) == (ha.tier, len(ha.points))
                 assert [p["inbound_mbps"] for p in hb.points] == pytest.approx([p["inbound_mbps"] for p in ha.points])
+                # Interface rows, copied one interface at a time, packed per device and slot.
+                assert b.interfaces_latest(device_id) == a.interfaces_latest(device_id)
+                for name in ("ethernet1/1", "ethernet1/2"):
+                    ia = a.interface_history(device_id, name, T0, T0 + 7200)
+                    ib = b.interface_history(device_id, name, T0, T0 + 7200)
+                    assert (ib.tier, len(ib.points)) == (ia.tier, len(ia.points))
+                    assert [p["in_bps"] for p in ib.points] == pytest.approx([p["in_bps"] for p in ia.points])
                 # Long ranges read the copied rollups.
                 ra = a.history(device_id, T0 - 86400 * 20, T0 + 7200, max_points=100)
                 rb = b.history(device_id, T0 - 86400 * 20, T0 + 7200, max_points=100)
@@ -124,12 +131,13 @@ def test_migrate_to_resumes_after_an_interruption_and_copies_nothing_twice(tmp_p
     copied = throughput_storage.migrate_to(source, target, again.append, chunk=50)
     assert any(line.startswith("devices: already copied") for line in again)
     assert any(line == "device_samples: already copied (360 rows)" for line in again)
-    assert "device_samples" not in copied and copied["interface_samples"] == 360
+    assert "device_samples" not in copied and copied["interface_samples"] == 720
     pg = throughput_storage.open_stores(target)
     try:
         with pg.backend.db.connection() as conn:
             assert conn.fetchone("SELECT count(*) AS n FROM device_samples")["n"] == 360
-            assert conn.fetchone("SELECT count(*) AS n FROM iface_samples")["n"] == 360
+            assert conn.fetchone("SELECT count(*) AS n FROM iface_samples")["n"] == 720
+            assert conn.fetchone("SELECT count(*) AS n FROM iface_packed")["n"] == 360  # per device and slot
             assert conn.fetchone("SELECT count(*) AS n FROM devices")["n"] == 3
     finally:
         pg.close()

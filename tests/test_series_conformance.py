@@ -89,6 +89,56 @@ def test_closed_buckets_are_rolled_up_and_long_ranges_read_them(stores):
         assert max(p["inbound_mbps_max"] for p in five.points if p["inbound_mbps_max"] is not None) == 9.0
 
 
+def _ifaces(t: float, device: str, values: dict[str, float]) -> tuple[InterfaceSample, ...]:
+    return tuple(InterfaceSample(device_id=device, name=n, ts=t + 0.5, in_bps=v * 1e6, out_bps=None, in_pps=v,
+                                 out_pps=v * 2, errors_per_s=0.0, drops_per_s=None, counted=n != "tunnel.1",
+                                 approx=None if v < 0 else v > 5)
+                 for n, v in values.items())
+
+
+def test_interfaces_that_come_and_go_read_back_each_with_its_newest_value_history_and_rollups(stores):
+    writer = stores.open_sample_writer(interval_s=60)
+    try:
+        for i in range(12):  # ethernet1/2 polled for the first 4 minutes only; tunnel.1 from minute 3
+            values = {"ethernet1/1": float(i)}
+            if i < 4:
+                values["ethernet1/2"] = 100.0 + i
+            if i >= 3:
+                values["tunnel.1"] = 7.0
+            t = T0 + 60 * i
+            cycle = _cycle(t, {"dev-a": 1.0}, iface=False)
+            cycle = CycleResult(cycle.started, cycle.finished, cycle.samples, _ifaces(t, "dev-a", values),
+                                cycle.baselines, cycle.statuses)
+            _write(writer, cycle)
+    finally:
+        writer.close()
+    with stores.open_sample_reader() as reader:
+        latest = {x.name: x for x in reader.interfaces_latest("dev-a")}
+        assert sorted(latest) == ["ethernet1/1", "ethernet1/2", "tunnel.1"]
+        assert latest["ethernet1/1"].in_bps == pytest.approx(11e6) and latest["ethernet1/1"].ts == pytest.approx(
+            T0 + 660.5)
+        assert latest["ethernet1/2"].in_bps == pytest.approx(103e6) and latest["ethernet1/2"].ts == pytest.approx(
+            T0 + 180.5)
+        assert latest["ethernet1/2"].out_bps is None and latest["ethernet1/2"].drops_per_s is None
+        assert latest["ethernet1/2"].out_pps == pytest.approx(206.0) and latest["ethernet1/2"].approx is True
+        assert latest["tunnel.1"].counted is False and latest["ethernet1/1"].counted is True
+        assert latest["ethernet1/1"].approx is True  # 11 > 5
+        two = reader.interface_history("dev-a", "ethernet1/2", T0, T0 + 720)
+        assert two.tier == "raw" and [round(p["t"], 1) for p in two.points] == [T0 + 60 * i + 0.5 for i in range(4)]
+        assert [p["in_bps"] for p in two.points] == pytest.approx([(100.0 + i) * 1e6 for i in range(4)])
+        tun = reader.interface_history("dev-a", "tunnel.1", T0, T0 + 720)
+        assert len(tun.points) == 9 and all(p["in_pps"] == pytest.approx(7.0) for p in tun.points)
+        assert reader.interface_history("dev-a", "nope", T0, T0 + 720).points == []
+        assert reader.interfaces_latest("dev-b") == []
+        # 5-minute rollups of the closed buckets (T0 .. T0 + 600): the averages of each interface's own rows
+        five = reader.interface_history("dev-a", "ethernet1/1", T0, T0 + 600, max_points=3)
+        assert five.tier == "5m"
+        got = [p["in_bps"] for p in five.points if p["in_bps"] is not None]
+        assert got == pytest.approx([2e6, 7e6])
+        five2 = reader.interface_history("dev-a", "ethernet1/2", T0, T0 + 600, max_points=3)
+        assert [p["in_bps"] for p in five2.points if p["in_bps"] is not None] == pytest.approx([101.5e6])
+
+
 # ---- PostgreSQL only -------------------------------------------------------------------------
 
 LEASE_DDL = ("CREATE TABLE IF NOT EXISTS device_lease (device_id TEXT PRIMARY KEY, owner TEXT,"

@@ -114,8 +114,29 @@ def configure(settings: Settings, process: Process, stream: TextIO | None = None
     if process == "clock":
         # APScheduler logs every job run at INFO; the clock's own [CLOCK EVENT] lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        sched_log = logging.getLogger("apscheduler.scheduler")
+        if not any(isinstance(f, SpreadTickSkips) for f in sched_log.filters):
+            sched_log.addFilter(SpreadTickSkips())
     logsafe.install_redaction()
     return handlers
+
+
+class SpreadTickSkips(logging.Filter):
+    """Demote APScheduler's "skipped: maximum number of running instances" of `collect_slow` to DEBUG.
+
+    The spread inventory's ticks come every few seconds and a large fleet's gathering outlasts
+    several of them; a skipped tick loses nothing (the next one's span covers it, docs/clock.md),
+    so a WARNING every tick would only teach operators to ignore warnings. Any other job's skip
+    (a fast cycle that overran) stays a WARNING.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.name == "apscheduler.scheduler":
+            message = record.getMessage()
+            if message.startswith('Execution of job "collect_slow ') and "maximum number of running" in message:
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                return logging.getLogger("panfm").isEnabledFor(logging.DEBUG)
+        return True
 
 
 def quiet_libraries(settings: Settings) -> None:

@@ -131,7 +131,33 @@ def _keys(tx: PgConn, src: sqlite3.Connection) -> tuple[dict[str, int], dict[tup
     return dks, iks
 
 
+# Interface rows are packed per device and slot on PostgreSQL (`iface_packed`), but SQLite gives
+# them one interface at a time: each chunk goes flat into a temporary table, then joins the
+# device-slot rows already copied (arrays appended; a device-slot already holding one of the
+# chunk's interfaces is left as it is: the first value of an interface-slot counts, as before).
+_IF_COPY = "panfm_copy_ifrows"
+_IF_COPY_COLS = ("dk", "ik", "slot", "off_ms", *IFACE_METRICS, "counted", "approx")
+_IF_COPY_TYPES = ("int", "int", "bigint", "int",
+                  *("bigint" if m in pg_series.IFACE_WHOLE else "real" for m in IFACE_METRICS), "bool", "bool")
+_IF_COPY_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_IF_COPY} ("
+                + ", ".join(f"{c} {t}" for c, t in zip(_IF_COPY_COLS, _IF_COPY_TYPES, strict=True))
+                + ") ON COMMIT DELETE ROWS")
+_IF_AGGS = ", ".join(f"array_agg({c} ORDER BY ik)" for c in (*_IF_COPY_COLS[1:2], *_IF_COPY_COLS[3:]))
+_IF_MERGE = (
+    f"INSERT INTO iface_packed AS p (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)}) SELECT dk, slot, {_IF_AGGS}"  # noqa: S608  # nosec B608
+    f" FROM (SELECT DISTINCT ON (dk, slot, ik) * FROM {_IF_COPY} ORDER BY dk, slot, ik, off_ms) t GROUP BY dk, slot"
+    " ON CONFLICT (dk, slot) DO UPDATE SET "
+    + ", ".join(f"{a} = p.{a} || excluded.{a}" for a in pg_series.IFACE_ARRAYS)
+    + " WHERE NOT (p.iks && excluded.iks)"
+)
+
+
 def _unnest_insert(tx: PgConn, table: str, cols: Sequence[str], types: Sequence[str], rows: list[list[Any]]) -> None:
+    if table == _IF_COPY:
+        tx.execute(_IF_COPY_DDL)
+        _unnest_insert(tx, "pg_temp." + table, cols, types, rows)
+        tx.execute(_IF_MERGE)
+        return
     arrays = ", ".join(f"?::{t}[]" for t in types)
     tx.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",  # noqa: S608  # nosec B608
                [[r[i] for r in rows] for i in range(len(cols))])
@@ -199,12 +225,10 @@ def _copy_series(db: PgDatabase, src: sqlite3.Connection, interval_s: int, chunk
     plans.append((
         "interface_samples", "interface_samples", ("device_id", "interface", "ts"),
         lambda r: None if (r["device_id"], r["interface"]) not in iks else [
-            iks[(r["device_id"], r["interface"])], *slot(r["ts"]),
+            dks[r["device_id"]], iks[(r["device_id"], r["interface"])], *slot(r["ts"]),
             *(None if r[m] is None else (round(r[m]) if m in pg_series.IFACE_WHOLE else r[m]) for m in IFACE_METRICS),
             bool(r["counted"]), None if r["approx"] is None else bool(r["approx"])],
-        "iface_samples", ["ik", "slot", "off_ms", *IFACE_METRICS, "counted", "approx"],
-        ["int", "bigint", "int", *("bigint" if m in pg_series.IFACE_WHOLE else "real" for m in IFACE_METRICS),
-         "bool", "bool"]))
+        _IF_COPY, list(_IF_COPY_COLS), list(_IF_COPY_TYPES)))
     for tier, (dev_table, if_table, _) in TIERS.items():
         dev_cols = [f"{m}_{k}" for m in DEVICE_METRICS for k in ("avg", "min", "max", "n")]
         if_cols = [f"{m}_{k}" for m in IFACE_METRICS for k in ("avg", "min", "max", "n")]

@@ -68,6 +68,23 @@ def statuses(conn: PgConn) -> dict[str, DeviceStatus]:
     }
 
 
+# Each interface's newest packed row holding it (along the (dk, slot) key, newest first: the
+# device's newest row for an interface still polled), and its values at its position there.
+_LATEST_IFACES = (
+    "SELECT i.interface, s.* FROM ts_device d JOIN ts_iface i ON i.dk = d.dk CROSS JOIN LATERAL"  # noqa: S608  # nosec B608 (constant names)
+    f" (SELECT x.slot, {pg_series.iface_element_cols('x', 'array_position(x.iks, i.ik)')} FROM iface_packed x"
+    " WHERE x.dk = d.dk AND i.ik = ANY(x.iks) ORDER BY x.slot DESC LIMIT 1) s"
+    " WHERE d.device_id = ? ORDER BY i.interface"
+)
+
+
+def _one_iface(dk: int, ik: int) -> str:
+    """One interface's raw rows as a table (slot, off_ms, its metrics...), from its device's packed rows."""
+    return (f"(SELECT x.slot, {pg_series.iface_element_cols('x', 'j.k')} FROM iface_packed x"  # noqa: S608  # nosec B608 (integer keys)
+            f" CROSS JOIN LATERAL (SELECT array_position(x.iks, {int(ik)}) AS k) j"
+            f" WHERE x.dk = {int(dk)} AND j.k IS NOT NULL) AS r")
+
+
 class PgSampleReader:
     """A read view of the time series on PostgreSQL (the web opens one per request; cheap: a pool)."""
 
@@ -103,10 +120,7 @@ class PgSampleReader:
     def interfaces_latest(self, device_id: str) -> list[InterfaceSample]:
         """Return the newest sample of each interface of a device, by name."""
         with self.db.connection() as conn:
-            rows = conn.fetchall(
-                "SELECT i.interface, s.* FROM ts_device d JOIN ts_iface i ON i.dk = d.dk CROSS JOIN LATERAL"
-                " (SELECT * FROM iface_samples x WHERE x.ik = i.ik ORDER BY x.slot DESC LIMIT 1) s"
-                " WHERE d.device_id = ? ORDER BY i.interface", (device_id,))
+            rows = conn.fetchall(_LATEST_IFACES, (device_id,))
         return [_iface(r, device_id) for r in rows]
 
     def clock_stats(self) -> dict[str, Any] | None:
@@ -201,9 +215,10 @@ class PgSampleReader:
                           metrics: Sequence[str] | None = None) -> History:
         s = q.iface_series(device_id, name, metrics)
         with self.db.connection() as conn:
-            key = conn.fetchone("SELECT i.ik AS k FROM ts_device d JOIN ts_iface i ON i.dk = d.dk"
+            key = conn.fetchone("SELECT i.ik AS k, i.dk FROM ts_device d JOIN ts_iface i ON i.dk = d.dk"
                                 " WHERE d.device_id = ? AND i.interface = ?", (device_id, name))
-            return _history(conn, "iface", None if key is None else key["k"], s.metrics, start, end, max_points)
+            return _history(conn, "iface", None if key is None else key["k"], s.metrics, start, end, max_points,
+                            dk=None if key is None else key["dk"])
 
     def summary(self, device_id: str, start: float, end: float) -> dict[str, dict[str, float | None]]:
         """Min/avg/max of every device metric over [start, end), from the tier history would read."""
@@ -230,19 +245,23 @@ def _num(v: Any) -> float | None:  # a numeric (Decimal) average as a float
     return None if v is None else float(v)
 
 
-def _firsts(conn: PgConn, kind: str, key: int) -> dict[HistoryTier, float | None]:
+def _firsts(conn: PgConn, kind: str, key: int, dk: int | None = None) -> dict[HistoryTier, float | None]:
     k = "dk" if kind == "device" else "ik"
+    raw = ("SELECT min(slot) FROM device_samples WHERE dk = ?" if kind == "device"
+           else "SELECT min(slot) FROM iface_packed WHERE dk = ? AND ? = ANY(iks)")
+    raw_params = (key,) if kind == "device" else (dk, key)
     r = conn.fetchone(
-        f"SELECT (SELECT min(slot) FROM {kind}_samples WHERE {k} = ?) AS raw,"  # noqa: S608  # nosec B608
+        f"SELECT ({raw}) AS raw,"  # noqa: S608  # nosec B608
         f" (SELECT min(bucket) FROM {kind}_5m WHERE {k} = ?) AS m5, (SELECT min(bucket) FROM {kind}_1h WHERE {k} = ?)"
-        " AS h1", (key, key, key))
+        " AS h1", (*raw_params, key, key))
     r = r or {}  # an aggregate always returns its row
     return {"raw": _num(r.get("raw")), "5m": _num(r.get("m5")), "1h": _num(r.get("h1"))}
 
 
-def _choose(conn: PgConn, kind: str, key: int, start: float, end: float, max_points: int) -> tuple[HistoryTier, int]:
+def _choose(conn: PgConn, kind: str, key: int, start: float, end: float, max_points: int,
+            dk: int | None = None) -> tuple[HistoryTier, int]:
     """The tier to read: `queries.tier_for` (the SQLite rules) over this backend's first times."""
-    return q.tier_for(_firsts(conn, kind, key), start, end, max_points)
+    return q.tier_for(_firsts(conn, kind, key, dk), start, end, max_points)
 
 
 def _grouped_sql(table: str, k: str, metrics: Sequence[str], width: int) -> str:
@@ -280,19 +299,23 @@ def _from_groups(conn: PgConn, kind: str, k: str, key: int, metrics: Sequence[st
 
 
 def _history(conn: PgConn, kind: str, key: int | None, metrics: tuple[str, ...], start: float, end: float,
-             max_points: int) -> History:
+             max_points: int, dk: int | None = None) -> History:
     max_points = max(3, max_points)
     if key is None:
         return History("raw", None, [])
     k = "dk" if kind == "device" else "ik"
-    tier, bucket = _choose(conn, kind, key, start, end, max_points)
+    tier, bucket = _choose(conn, kind, key, start, end, max_points, dk)
+    params: tuple[int, ...]
     if tier == "raw":
-        table, lo, hi = f"{kind}_samples", math.floor(start), math.ceil(end)
-        rng = f"FROM {table} WHERE {k} = ? AND slot >= ? AND slot < ?"
+        lo, hi = math.floor(start), math.ceil(end)
+        if kind == "device":
+            rng, params = "FROM device_samples WHERE dk = ? AND slot >= ? AND slot < ?", (key, lo, hi)
+        else:  # the interface's values picked out of its device's packed rows
+            rng, params = f"FROM {_one_iface(int(dk or 0), key)} WHERE slot >= ? AND slot < ?", (lo, hi)
     else:
         table, lo, hi = f"{kind}_{tier}", int(start // bucket * bucket), math.ceil(end)
         rng = f"FROM {table} WHERE {k} = ? AND bucket >= ? AND bucket < ?"
-    params = (key, lo, hi)
+        params = (key, lo, hi)
     count_row = conn.fetchone(f"SELECT count(*) AS n {rng}", params)  # nosec B608
     count = int(count_row["n"]) if count_row else 0
     width: int | None = None

@@ -1,96 +1,139 @@
 """The sample writer on PostgreSQL: `PgSampleStore`, the same interface as `SampleStore` on SQLite.
 
-Writes of a cycle go in one transaction, shaped for thousands of rows (S8 of the scale-out
-brief: ~333 device rows and ~5,000 interface rows per clock and cycle):
+Writes of a cycle go in one transaction sent as one pipeline (one round trip from BEGIN to
+COMMIT), shaped for thousands of rows (S8 of the scale-out brief: ~333 devices with ~15
+interfaces each per clock and cycle):
 
 - The fence is checked once: with `(owner, {device_id: fence})` (several clocks, see
-  docs/postgres.md) the transaction first reads which of those leases `device_lease` still
-  grants (owner, fence, `lease_until > now()`, the transaction's start); only those devices'
-  rows, state and counters are written, the others are counted as refused and returned.
-- Raw rows go by `COPY ... (FORMAT BINARY)` into session staging tables keyed by the integer
-  series keys the writer caches (no text ids, no per-row lookups), then one plain
-  `INSERT ... SELECT` per table under a savepoint: when a device and slot already has its row
-  (another clock's, a retried cycle) the unique key refuses the batch and it goes again with
+  docs/postgres.md) the transaction's first statement keeps, in the session table
+  `panfm_allowed`, the devices whose lease `device_lease` still grants (owner, fence,
+  `lease_until > now()`, the transaction's start); every later statement writes only their
+  rows, state and counters, and the last one counts the refused device samples.
+- Raw rows go as binary array parameters built a column at a time (`pg_arrays`), keyed by the
+  integer series keys the writer caches (no text ids, no per-row lookups, no object per
+  sample): the device rows by one `INSERT ... SELECT FROM unnest(...)`, the interface rows
+  packed by the server into one `iface_packed` row per device and slot (`array_agg ... GROUP
+  BY dk`). Both under a savepoint: when a device and slot already has its row (another
+  clock's, a retried cycle) the unique key refuses the batch and it goes again with
   `ON CONFLICT DO NOTHING`: never a second row for a device and slot.
 - State (baselines, statuses, dataplane CPU, the clock's own stats row) goes as one
-  `INSERT ... SELECT FROM unnest(arrays)` upsert per table, binary parameters, all sent in
-  psycopg's pipeline mode so the server works while the next parameters are built.
+  `INSERT ... SELECT FROM unnest(arrays)` upsert per table (`pg_state`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
 from panfm.models import (
     CounterBaseline,
     CycleResult,
-    DataplaneCpu,
     DeviceSample,
     DeviceStatus,
     InterfaceSample,
 )
-from panfm.storage import latest as latest_q
-from panfm.storage import pg_series
+from panfm.storage import pg_arrays, pg_series, pg_state
 from panfm.storage.pg_rollups import advance_closed
 from panfm.storage.pg_rollups import regroup as regroup  # pg_migrate and bench_pg_web import it from here
-from panfm.storage.postgres import PgConn, PgDatabase, PgIntegrityError
+from panfm.storage.postgres import PgConn, PgDatabase, PgDatabaseError, PgIntegrityError
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
 
-# The raw rows of a cycle go through two session-local staging tables: `COPY ... (FORMAT BINARY)`
-# fills them (thousands of rows in milliseconds), one `INSERT ... SELECT ... ON CONFLICT DO
-# NOTHING` per table moves them, and the commit empties them (ON COMMIT DELETE ROWS).
-_STAGE_DEVICE = "panfm_stage_device"
-_STAGE_IFACE = "panfm_stage_iface"
+# The raw rows of a cycle go as binary array parameters (`pg_arrays`), one statement per table:
+# the device rows as they are, the interface rows packed by the server into one `iface_packed`
+# row per device and slot. `{where}`: the fence's filter, when there is one.
 _DEV_COLS = ("dk", "slot", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
-_DEV_TYPES = ("int4", "int8", "int4", *("int4" if m in INT_METRICS else "float4" for m in DEVICE_METRICS),
-              "float4", "bool")
-_IF_COLS = ("ik", "slot", "off_ms", *IFACE_METRICS, "counted", "approx")
-_IF_TYPES = ("int4", "int8", "int4", *("int8" if m in pg_series.IFACE_WHOLE else "float4" for m in IFACE_METRICS),
-             "bool", "bool")
-_SQL_TYPE = {"int4": "INTEGER", "int8": "BIGINT", "float4": "REAL", "bool": "BOOLEAN"}
-
-
-# Getters and conversions of the metrics, in column order (a cycle builds thousands of rows).
-_DEV_GET = attrgetter(*DEVICE_METRICS)
-_IF_GET = attrgetter(*IFACE_METRICS)
-
-
-def _stage_ddl(table: str, cols: Sequence[str], types: Sequence[str]) -> str:
-    body = ", ".join(f"{c} {_SQL_TYPE[t]}" for c, t in zip(cols, types, strict=True))
-    return f"CREATE TEMP TABLE IF NOT EXISTS {table} ({body}) ON COMMIT DELETE ROWS"
-
-
-_STAGE_DDL = (_stage_ddl(_STAGE_DEVICE, _DEV_COLS, _DEV_TYPES), _stage_ddl(_STAGE_IFACE, _IF_COLS, _IF_TYPES))
-_MOVE_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT {', '.join(_DEV_COLS)}"  # noqa: S608  # nosec B608 (constant names)
-                f" FROM {_STAGE_DEVICE}")
-_MOVE_IFACE = (f"INSERT INTO iface_samples ({', '.join(_IF_COLS)}) SELECT {', '.join(_IF_COLS)}"  # noqa: S608  # nosec B608 (constant names)
-               f" FROM {_STAGE_IFACE}")
+_DEV_ARRAYS = ("dk", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
+_DEV_ARRAY_TYPES = ("int4", "int4", *("int8" if m in INT_METRICS else "float8" for m in DEVICE_METRICS),
+                    "float8", "bool")
+_PUT_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT u.dk, ?::bigint, "  # noqa: S608  # nosec B608 (constant names)
+               + ", ".join(f"u.{c}" for c in _DEV_ARRAYS[1:])
+               + " FROM unnest(" + ", ".join(f"?::{t}[]" for t in _DEV_ARRAY_TYPES)
+               + f") AS u({', '.join(_DEV_ARRAYS)}){{where}}")
+_DEV_FENCE = " WHERE u.dk IN (SELECT dk FROM panfm_allowed)"
+_IF_ARRAYS = ("dk", "ik", "off_ms", *IFACE_METRICS, "counted", "approx")
+_IF_ARRAY_TYPES = ("int4", "int4", "int4", *("float8" for _ in IFACE_METRICS), "bool", "bool")
+# One aggregation pass: every array_agg of a group sees its rows in the same order, so the arrays
+# stay aligned (no ORDER BY: it would sort once per array, costing as much as the rows saved).
+_IF_AGGS = ", ".join(["array_agg(u.ik)", "array_agg(u.off_ms)",
+                      *(f"array_agg(u.{m}::{'int8' if m in pg_series.IFACE_WHOLE else 'float4'})"
+                        for m in IFACE_METRICS), "array_agg(u.counted)", "array_agg(u.approx)"])
+_PUT_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)}) SELECT u.dk, ?::bigint,"  # noqa: S608  # nosec B608 (constant names)
+              f" {_IF_AGGS} FROM unnest(" + ", ".join(f"?::{t}[]" for t in _IF_ARRAY_TYPES)
+              + f") AS u({', '.join(_IF_ARRAYS)}){{where}} GROUP BY u.dk")
+_ALLOWED_DDL = ("CREATE TEMP TABLE IF NOT EXISTS panfm_allowed (device_id TEXT PRIMARY KEY, dk INTEGER)"
+                " ON COMMIT DELETE ROWS")
 _KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
+# Getters of the metrics, in column order (a cycle reads thousands of samples).
+_DEV_GET = attrgetter(*DEVICE_METRICS)
+_IF_GETS = tuple(attrgetter(m) for m in IFACE_METRICS)
 
 
-def _whole(value: float | None) -> int | None:
-    return None if value is None else round(value)
+def _off(ts: float, slot: int) -> int:
+    """Milliseconds of `ts` after its slot's start (clamped to the column's range)."""
+    return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
+
+
+def _nested(iks: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """The interface keys by device, then name (looked up without building a tuple per sample)."""
+    out: dict[str, dict[str, int]] = {}
+    for (device_id, name), ik in iks.items():
+        out.setdefault(device_id, {})[name] = ik
+    return out
+
+
+_NO_KEYS: dict[str, int] = {}
+
+
+def _iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[str, int],
+                   ikd: Mapping[str, Mapping[str, int]]) -> list[bytes] | None:
+    """The interface samples as binary array parameters of `_PUT_IFACE`; None when a key is missing.
+
+    Column at a time over the cached keys, with no object per sample (thousands per cycle:
+    a tuple each would wake the garbage collector a dozen times per cycle).
+    """
+    ik_col = [ikd.get(x.device_id, _NO_KEYS).get(x.name) for x in ifaces]
+    dk_col = [dks.get(x.device_id) for x in ifaces]
+    if None in ik_col or None in dk_col:
+        return None
+    if len(set(ik_col)) != len(ik_col):  # an interface twice in one cycle: the first one counts
+        first: dict[Any, int] = {}
+        for i, ik in enumerate(ik_col):
+            first.setdefault(ik, i)
+        keep = sorted(first.values())
+        ifaces = [ifaces[i] for i in keep]
+        ik_col, dk_col = [ik_col[i] for i in keep], [dk_col[i] for i in keep]
+    ts_col = [x.ts for x in ifaces]
+    offs = {ts: _off(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
+    return [pg_arrays.pack(pg_arrays.Int4Array, dk_col), pg_arrays.pack(pg_arrays.Int4Array, ik_col),
+            pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col))),
+            *(pg_arrays.pack(pg_arrays.Float8Array, list(map(get, ifaces))) for get in _IF_GETS),
+            pg_arrays.pack(pg_arrays.BoolArray, [x.counted for x in ifaces]),
+            pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in ifaces])]
+
+
+def _device_columns(samples: Sequence[DeviceSample], slot: int, dks: Mapping[str, int]) -> list[bytes]:
+    """The device samples as binary array parameters of `_PUT_DEVICE`."""
+    values = list(zip(*(_DEV_GET(x) for x in samples), strict=True))
+    cols = [pg_arrays.pack(pg_arrays.Int4Array, [dks[x.device_id] for x in samples]),
+            pg_arrays.pack(pg_arrays.Int4Array, [_off(x.ts, slot) for x in samples])]
+    for m, col in zip(DEVICE_METRICS, values, strict=True):
+        cols.append(pg_arrays.pack(pg_arrays.Int8Array, [_int(v) for v in col]) if m in INT_METRICS
+                    else pg_arrays.pack(pg_arrays.Float8Array, col))
+    cols.append(pg_arrays.pack(pg_arrays.Float8Array, [x.rtt_ms for x in samples]))
+    cols.append(pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in samples]))
+    return cols
 
 
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
-
-
-def _float(value: float | None) -> float | None:
-    return None if value is None else float(value)
-
-
-_DEV_CONV: tuple[Callable[[Any], Any], ...] = tuple(_int if m in INT_METRICS else _float for m in DEVICE_METRICS)
-_IF_CONV: tuple[Callable[[Any], Any] | None, ...] = tuple(_whole if m in pg_series.IFACE_WHOLE else None
-                                                          for m in IFACE_METRICS)
 
 
 class PgSampleStore:
@@ -102,7 +145,9 @@ class PgSampleStore:
         self._lock = threading.Lock()
         self._dks: dict[str, int] = {}
         self._iks: dict[tuple[str, str], int] = {}
-        # Pooled connections whose session has the staging tables (a reconnection is a new object).
+        self._ikd: dict[str, dict[str, int]] = {}  # the same keys by device, then name
+        # Pooled connections whose session has the fence table and the array dumpers (a
+        # reconnection is a new object).
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self._partitions_until = -math.inf  # the day partitions exist up to this epoch second
         self.path = None  # no file: `db backup` uses pg_dump on PostgreSQL
@@ -160,157 +205,128 @@ class PgSampleStore:
         """Write one collection cycle in one transaction; return how many device samples the fence refused.
 
         Every sample of the cycle counts in the slot the cycle started in. With a fence
-        `(owner, {device: fence})` the transaction first reads which of those leases
-        `device_lease` still grants (owner, fence, `lease_until > now()`: the transaction's
-        start), then writes the rows, state and counters of those devices only. Without a
-        fence (one clock) the rollups of the buckets that closed are advanced in the same
-        transaction; with one, rollups are the leader's job (`advance_rollups`). The clock's
-        stats go to its own row (`node_id`, or the fence's owner; one clock: the only row).
+        `(owner, {device: fence})` the transaction's first statement keeps, in a session table,
+        the devices whose lease `device_lease` still grants (owner, fence, `lease_until > now()`:
+        the transaction's start); every later statement writes the rows, state and counters of
+        those devices only, and the refused device samples are counted. Without a fence (one
+        clock) the rollups of the buckets that closed are advanced in the same transaction;
+        with one, rollups are the leader's job (`advance_rollups`). The clock's stats go to its
+        own row (`node_id`, or the fence's owner; one clock: the only row).
+
+        Round trips, not work, are what a busy clock host makes slow (each one waits for the
+        GIL again): the columns are built before the transaction, then BEGIN, every statement
+        and COMMIT go in one pipeline (one round trip; a new device or interface first costs
+        BEGIN and its keys' statements).
         """
         slot = self.slot_of(cycle.started)
         self._ensure_partitions(cycle.started)
-        with self._lock, self.db.transaction() as tx:
-            allowed = self._allowed(tx, fence[0], fence[1]) if fence is not None else None
-
-            def ok(device_id: str) -> bool:
-                return allowed is None or device_id in allowed
-
-            samples = [x for x in cycle.samples if ok(x.device_id)]
-            refused = len(cycle.samples) - len(samples)
-            ifaces = [x for x in cycle.interfaces if ok(x.device_id)]
-            known_dk, known_ik = self._dks, self._iks
-            new_dks, new_iks = self._keys(
-                tx, {x.device_id for x in samples if x.device_id not in known_dk}
-                | {x.device_id for x in ifaces if x.device_id not in known_dk},
-                {k for x in ifaces if (k := (x.device_id, x.name)) not in known_ik})
-            dks = {**known_dk, **new_dks} if new_dks else known_dk
-            iks = {**known_ik, **new_iks} if new_iks else known_ik
-            self._stage(tx, slot, samples, ifaces, dks, iks)
-            node = node_id if node_id is not None else (fence[0] if fence is not None else "")
-
-            def send(keep_first: bool) -> None:
-                """The raw rows' move and the devices' state, sent without waiting (the server inserts
-                while the next parameters are built)."""
-                if samples:
-                    tx.execute(_MOVE_DEVICE + _KEEP_FIRST if keep_first else _MOVE_DEVICE)
-                if ifaces:
-                    tx.execute(_MOVE_IFACE + _KEEP_FIRST if keep_first else _MOVE_IFACE)
-                if not keep_first:
-                    tx.execute("RELEASE SAVEPOINT panfm_raw")
-                self._put_baselines(tx, [b for b in cycle.baselines if ok(b.device_id)])
-                self._put_statuses(tx, [st for st in cycle.statuses if ok(st.device_id)])
-                self._put_dataplanes(tx, [d for d in cycle.dataplanes if ok(d.device_id)])
-                if clock_stats is not None:
-                    self._put_clock_stats(tx, clock_stats, cycle.finished, node)
-                else:
-                    tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, '{}', ?)"
-                               " ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat",
-                               (node, cycle.finished))
-
-            # A plain INSERT costs about half of one with ON CONFLICT; a device and slot written
-            # already (another clock's row, a cycle retried) is rare: then the unique key refuses
-            # the batch, and it goes again keeping the rows that were there first.
+        samples, ifaces = cycle.samples, cycle.interfaces
+        fenced = fence is not None
+        node = node_id if node_id is not None else (fence[0] if fence is not None else "")
+        with self._lock, self.db.connection() as tx:
+            self._prepare(tx)
+            dks, iks, ikd = self._dks, self._iks, self._ikd
+            # The columns from the cached keys (the steady state: one pass, before the transaction).
+            if_cols = _iface_columns(ifaces, slot, dks, ikd)
+            began = False
             try:
-                with tx.pipeline():
-                    tx.execute("SAVEPOINT panfm_raw")
-                    send(keep_first=False)
-            except PgIntegrityError:
-                tx.execute("ROLLBACK TO SAVEPOINT panfm_raw")
-                with tx.pipeline():
-                    send(keep_first=True)
-            if fence is None:
-                earliest = min((x.ts for x in samples), default=None)
-                advance_closed(tx, cycle.started, None if earliest is None else self.slot_of(earliest))
-        self._dks, self._iks = dks, iks  # committed: the new keys exist
-        return refused
+                if if_cols is None or any(x.device_id not in dks for x in samples):
+                    # A new device or interface: its keys first, in this transaction.
+                    tx.execute("BEGIN")
+                    began = True
+                    new_dks, new_iks = self._keys(
+                        tx, {x.device_id for x in samples if x.device_id not in dks}
+                        | {x.device_id for x in ifaces if x.device_id not in dks},
+                        {k for x in ifaces if (k := (x.device_id, x.name)) not in iks})
+                    dks = {**dks, **new_dks} if new_dks else dks
+                    if new_iks:
+                        iks = {**iks, **new_iks}
+                        ikd = _nested(iks)
+                    if_cols = _iface_columns(ifaces, slot, dks, ikd)
+                dev_cols = _device_columns(samples, slot, dks) if samples else None
+                refused_cur: list[Any] = []
 
-    def _stage(self, tx: PgConn, slot: int, samples: Sequence[DeviceSample], ifaces: Sequence[InterfaceSample],
-               dks: Mapping[str, int], iks: Mapping[tuple[str, str], int]) -> None:
-        """COPY the raw rows into this session's staging tables (created once per connection)."""
-        if not samples and not ifaces:
-            return
+                def send(keep_first: bool) -> None:
+                    """The raw rows and the devices' state, sent without waiting for each result."""
+                    keep = _KEEP_FIRST if keep_first else ""
+                    if dev_cols is not None:
+                        tx.execute(_PUT_DEVICE.format(where=_DEV_FENCE if fenced else "") + keep, [slot, *dev_cols],
+                                   binary=True)
+                    if if_cols is not None and ifaces:
+                        tx.execute(_PUT_IFACE.format(where=_DEV_FENCE if fenced else "") + keep, [slot, *if_cols],
+                                   binary=True)
+                    if not keep_first:
+                        tx.execute("RELEASE SAVEPOINT panfm_raw")
+                    pg_state.put_baselines(tx, cycle.baselines, fenced)
+                    pg_state.put_statuses(tx, cycle.statuses, fenced)
+                    pg_state.put_dataplanes(tx, cycle.dataplanes, fenced)
+                    if clock_stats is not None:
+                        pg_state.put_clock_stats(tx, clock_stats, cycle.finished, node)
+                    else:
+                        tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, '{}', ?)"
+                                   " ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                                   (node, cycle.finished))
+                    if fenced:
+                        refused_cur[:] = [tx.execute(
+                            "SELECT count(*) AS n FROM unnest(?::text[]) AS s(device_id) WHERE NOT EXISTS"
+                            " (SELECT 1 FROM panfm_allowed a WHERE a.device_id = s.device_id)",
+                            ([x.device_id for x in samples],), binary=True)]
+                        tx.execute("COMMIT")  # skipped by the server when a statement above failed
 
-        def off(ts: float) -> int:
-            return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
+                # A plain INSERT costs about half of one with ON CONFLICT; a device and slot written
+                # already (another clock's row, a cycle retried) is rare: then the unique key refuses
+                # the batch, and it goes again keeping the rows that were there first.
+                try:
+                    with tx.pipeline():
+                        if not began:
+                            tx.execute("BEGIN")
+                            began = True
+                        if fence is not None:
+                            self._allow(tx, fence[0], fence[1])
+                        tx.execute("SAVEPOINT panfm_raw")
+                        send(keep_first=False)
+                except PgIntegrityError:
+                    tx.execute("ROLLBACK TO SAVEPOINT panfm_raw")
+                    with tx.pipeline():
+                        send(keep_first=True)
+                if fence is None:
+                    earliest = min((x.ts for x in samples), default=None)
+                    advance_closed(tx, cycle.started, None if earliest is None else self.slot_of(earliest))
+                    tx.execute("COMMIT")
+            except BaseException:
+                if began:
+                    with contextlib.suppress(PgDatabaseError):
+                        tx.execute("ROLLBACK")
+                raise
+        self._dks, self._iks, self._ikd = dks, iks, ikd  # committed: the new keys exist
+        if not refused_cur:
+            return 0
+        row = refused_cur[0].fetchone()
+        return int(row["n"]) if row else 0
 
+    def _prepare(self, tx: PgConn) -> None:
+        """This session's fence table and array dumpers, set up once per connection (outside any transaction)."""
         if tx.raw not in self._staged:
-            for ddl in _STAGE_DDL:
-                tx.execute(ddl)
+            tx.execute(_ALLOWED_DDL)
+            pg_arrays.register(tx.raw)
             self._staged.add(tx.raw)
-        if samples:
-            tx.copy_rows(_STAGE_DEVICE, _DEV_COLS, _DEV_TYPES, (
-                (dks[x.device_id], slot, off(x.ts), *[c(v) for c, v in zip(_DEV_CONV, _DEV_GET(x), strict=True)],
-                 _float(x.rtt_ms), x.approx)
-                for x in samples))
-        if ifaces:
-            tx.copy_rows(_STAGE_IFACE, _IF_COLS, _IF_TYPES, (
-                (iks[(x.device_id, x.name)], slot, off(x.ts),
-                 *[v if c is None else c(v) for c, v in zip(_IF_CONV, _IF_GET(x), strict=True)],
-                 bool(x.counted), x.approx)
-                for x in ifaces))
 
     @staticmethod
-    def _allowed(tx: PgConn, owner: str, fences: Mapping[str, int]) -> set[str]:
+    def _allow(tx: PgConn, owner: str, fences: Mapping[str, int]) -> None:
+        """Keep the devices whose lease is still this owner's with this fence (for the transaction's statements)."""
         ids = sorted(fences)
-        rows = tx.fetchall(
-            "SELECT l.device_id FROM device_lease l JOIN unnest(?::text[], ?::bigint[]) AS u(device_id, fence)"
-            " ON u.device_id = l.device_id AND u.fence = l.fence WHERE l.owner = ? AND l.lease_until > now()",
-            (ids, [fences[d] for d in ids], owner),
+        tx.execute(
+            "INSERT INTO panfm_allowed (device_id, dk) SELECT l.device_id, d.dk FROM device_lease l"
+            " JOIN unnest(?::text[], ?::bigint[]) AS u(device_id, fence) ON u.device_id = l.device_id"
+            " AND u.fence = l.fence LEFT JOIN ts_device d ON d.device_id = l.device_id"
+            " WHERE l.owner = ? AND l.lease_until > now()",
+            (ids, [fences[d] for d in ids], owner), binary=True,
         )
-        return {r["device_id"] for r in rows}
-
-    @staticmethod
-    def _put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline]) -> None:
-        if baselines:
-            tx.execute(
-                "INSERT INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms)"
-                " SELECT * FROM unnest(?::text[], ?::float8[], ?::text[], ?::bigint[], ?::text[], ?::float8[])"
-                " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, serial = excluded.serial,"
-                " uptime_seconds = excluded.uptime_seconds, counters = excluded.counters, rtt_ms = excluded.rtt_ms",
-                ([b.device_id for b in baselines], [float(b.ts) for b in baselines], [b.serial for b in baselines],
-                 [_int(b.uptime_seconds) for b in baselines],
-                 [latest_q.encode_counters(b.counters) for b in baselines], [_float(b.rtt_ms) for b in baselines]),
-                binary=True,
-            )
-
-    @staticmethod
-    def _put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus]) -> None:
-        if statuses:
-            tx.execute(
-                "INSERT INTO device_status (device_id, state, last_poll, last_success, last_error,"
-                " consecutive_failures) SELECT * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[],"
-                " ?::text[], ?::int[]) ON CONFLICT (device_id) DO UPDATE SET"
-                " state = excluded.state, last_poll = excluded.last_poll, last_success = excluded.last_success,"
-                " last_error = excluded.last_error, consecutive_failures = excluded.consecutive_failures",
-                ([s.device_id for s in statuses], [s.state for s in statuses], [_float(s.last_poll) for s in statuses],
-                 [_float(s.last_success) for s in statuses], [s.last_error for s in statuses],
-                 [int(s.consecutive_failures) for s in statuses]),
-                binary=True,
-            )
-
-    @staticmethod
-    def _put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu]) -> None:
-        from panfm.storage.samples import dataplane_doc
-
-        if dataplanes:
-            tx.execute(
-                "INSERT INTO dataplane_latest (device_id, ts, doc) SELECT * FROM unnest(?::text[], ?::bigint[],"
-                " ?::text[]) ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
-                ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
-                 [json.dumps(dataplane_doc(d)) for d in dataplanes]),
-                binary=True,
-            )
-
-    @staticmethod
-    def _put_clock_stats(tx: PgConn, stats: dict[str, Any], heartbeat: float, node_id: str) -> None:
-        doc = json.dumps({k: v for k, v in stats.items() if k != "heartbeat"}, default=str)
-        tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, ?, ?) ON CONFLICT (node_id)"
-                   " DO UPDATE SET doc = excluded.doc, heartbeat = excluded.heartbeat", (node_id, doc, heartbeat))
 
     def write_clock_stats(self, stats: dict[str, Any], heartbeat: float, node_id: str = "") -> None:
         """Store the clock's execution stats and heartbeat outside a cycle (its own row: `node_id`)."""
         with self.db.transaction() as tx:
-            self._put_clock_stats(tx, stats, heartbeat, node_id)
+            pg_state.put_clock_stats(tx, stats, heartbeat, node_id)
 
     def write_inventory(self, device_id: str, ts: float, info: dict[str, Any],
                         fence: tuple[str, int] | None = None) -> bool:

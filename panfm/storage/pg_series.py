@@ -5,7 +5,9 @@ interface another (`ts_iface.ik`), never the UUID text in every row; float gauge
 `REAL`, counts and interface bits per second whole numbers. A raw row is keyed by its device
 and its *slot* (epoch seconds of the start of the collection interval it belongs to), so a
 device has at most one sample per slot whichever clock wrote it (`ON CONFLICT DO NOTHING`);
-its exact time is kept as milliseconds after the slot start (`off_ms`).
+its exact time is kept as milliseconds after the slot start (`off_ms`). Interface raw rows
+are packed (migration 4): one `iface_packed` row per device and slot holds its interfaces'
+values as arrays in one order; `iface_samples` is the view of them one interface per row.
 
 Raw device and interface rows are partitioned by day on the slot (`PARTITION BY RANGE`);
 `ensure_partitions` creates today's and the next days' ahead, `drop_partitions_before` is the
@@ -22,10 +24,10 @@ from panfm.storage.postgres import PgConn, PgDatabase
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 DAY_S = 86400
-PARTITIONED = ("device_samples", "iface_samples")
+PARTITIONED = ("device_samples", "iface_packed")
 DAYS_AHEAD = 2  # partitions created ahead of today
 PARTITION_LOCK = 0x70616E666E  # advisory lock key of partition upkeep
-_PART_NAME = re.compile(r"^(device_samples|iface_samples)_p(\d{8})$")
+_PART_NAME = re.compile(r"^(device_samples|iface_packed)_p(\d{8})$")
 
 # Interface rates stored as whole numbers (bits per second); the others as REAL.
 IFACE_WHOLE = frozenset({"in_bps", "out_bps"})
@@ -92,6 +94,50 @@ def _grouping_ddl() -> str:
     return ";\n".join(parts)
 
 
+# Interface raw rows packed: one row per device and slot, its interfaces' values as arrays in the
+# same order (`iks[k]` is the interface of `in_bps[k]`, `off_ms[k]`...). A cycle of 1,000 firewalls
+# x 15 interfaces on three clocks writes ~333 rows per clock instead of ~5,000 (bench/pg_iface_layouts.py,
+# docs/benchmarks.md): the server packs them from the flat staging rows with one `array_agg` pass.
+IFACE_ARRAYS = ("iks", "off_ms", *IFACE_METRICS, "counted", "approx")
+_IF_ELEMENTS = ("ik", "off_ms", *IFACE_METRICS, "counted", "approx")
+
+
+def _packed_ddl() -> str:
+    arrays = ", ".join(f"{m} {_if_type(m)}[]" for m in IFACE_METRICS)
+    elements = ", ".join(f"p.{a}" for a in IFACE_ARRAYS)
+    names = ", ".join(_IF_ELEMENTS)
+    aggs = ", ".join(f"array_agg(s.{c} ORDER BY s.ik)" for c in _IF_ELEMENTS)
+    return ";\n".join([
+        # Every raw interface row is read once (7 days by default): minutes on a big fleet, far
+        # past the pool's statement timeout; the migration's transaction lifts it for itself.
+        "SET LOCAL statement_timeout = 0",
+        f"CREATE TABLE iface_packed (dk INTEGER NOT NULL, slot BIGINT NOT NULL, iks INTEGER[] NOT NULL,"
+        f" off_ms INTEGER[] NOT NULL, {arrays}, counted BOOLEAN[] NOT NULL, approx BOOLEAN[],"
+        " PRIMARY KEY (dk, slot)) PARTITION BY RANGE (slot)",
+        "CREATE TABLE iface_packed_default PARTITION OF iface_packed DEFAULT",
+        "CREATE INDEX iface_packed_slot ON iface_packed USING brin (slot)",
+        # The same day partitions as the old table (its bounds copied), so its rows land in them.
+        "DO $$ DECLARE r record; BEGIN FOR r IN SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS b"
+        " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+        " WHERE p.relname = 'iface_samples' AND left(c.relname, 15) = 'iface_samples_p' LOOP"
+        " EXECUTE 'CREATE TABLE iface_packed_p' || substr(r.name, 16) || ' PARTITION OF iface_packed ' || r.b;"
+        " END LOOP; END $$",
+        f"INSERT INTO iface_packed (dk, slot, {', '.join(IFACE_ARRAYS)}) SELECT i.dk, s.slot, {aggs}"  # noqa: S608  # nosec B608 (constant names)
+        " FROM iface_samples s JOIN ts_iface i ON i.ik = s.ik GROUP BY i.dk, s.slot",
+        "DROP TABLE iface_samples",
+        # The old name as a view of one row per interface and slot (rollups, checks, ad-hoc SQL);
+        # give it `dk` and `slot` to find rows along the key (it cannot use an interface index).
+        f"CREATE VIEW iface_samples AS SELECT p.dk, p.slot, u.* FROM iface_packed p"  # noqa: S608  # nosec B608
+        f" CROSS JOIN LATERAL unnest({elements}) AS u({names})",
+    ])
+
+
+def iface_element_cols(alias: str, k: str) -> str:
+    """The columns of one interface (position `k` of its packed row `alias`), named as the old rows' columns."""
+    return ", ".join(f"{alias}.{a}[{k}] AS {n}" for a, n in zip(IFACE_ARRAYS, _IF_ELEMENTS, strict=True)
+                     if a != "iks")
+
+
 PG_MIGRATIONS: list[str] = [
     _ddl(),
     # 2: 30-minute groups of the 5-minute rows, kept as buckets close: a 30-day chart reads 1,440
@@ -104,6 +150,8 @@ PG_MIGRATIONS: list[str] = [
     "ALTER TABLE clock_stats DROP CONSTRAINT clock_stats_id_check;\n"
     "ALTER TABLE clock_stats ALTER COLUMN id SET DEFAULT 1;\n"
     "ALTER TABLE clock_stats ADD PRIMARY KEY (node_id)",
+    # 4: interface raw rows packed per device and slot (`iface_packed`); `iface_samples` a view.
+    _packed_ddl(),
 ]
 
 
@@ -128,7 +176,7 @@ def ensure_partitions(db: PgDatabase, now: float, days_ahead: int = DAYS_AHEAD) 
         tx.execute("SELECT pg_advisory_xact_lock(?)", (PARTITION_LOCK,))
         existing = {r["relname"] for r in tx.fetchall(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN ('device_samples', 'iface_samples')")}
+            " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN ('device_samples', 'iface_packed')")}
         for offset in range(-1, days_ahead + 1):
             day = today + dt.timedelta(days=offset)
             lo = day_start(day)
@@ -151,7 +199,7 @@ def partitions(conn: PgConn) -> dict[str, list[dt.date]]:
     out: dict[str, list[dt.date]] = {t: [] for t in PARTITIONED}
     for r in conn.fetchall("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                            " JOIN pg_class p ON p.oid = i.inhparent"
-                           " WHERE p.relname IN ('device_samples', 'iface_samples')"):
+                           " WHERE p.relname IN ('device_samples', 'iface_packed')"):
         m = _PART_NAME.match(r["relname"])
         if m:
             out[m.group(1)].append(dt.datetime.strptime(m.group(2), "%Y%m%d").replace(tzinfo=dt.UTC).date())

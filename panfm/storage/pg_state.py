@@ -1,0 +1,78 @@
+"""The devices' newest state on PostgreSQL, as a cycle writes it: baselines, statuses, dataplane CPU, clock stats.
+
+One `INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE` per table with binary
+parameters (one statement whatever the fleet's size; `PgSampleStore.write_cycle` sends them in
+its pipeline). `fenced`: only the devices the transaction's fence kept (`panfm_allowed`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from panfm.models import CounterBaseline, DataplaneCpu, DeviceStatus
+from panfm.storage import latest as latest_q
+from panfm.storage.postgres import PgConn
+
+STATE_FENCE = " WHERE u.device_id IN (SELECT device_id FROM panfm_allowed)"
+# The devices' state: one upsert per table from binary arrays.
+PUT_BASELINES = (
+    "INSERT INTO baselines (device_id, ts, serial, uptime_seconds, counters, rtt_ms)"
+    " SELECT * FROM unnest(?::text[], ?::float8[], ?::text[], ?::bigint[], ?::text[], ?::float8[]) AS u(device_id)"
+    "{where} ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, serial = excluded.serial,"
+    " uptime_seconds = excluded.uptime_seconds, counters = excluded.counters, rtt_ms = excluded.rtt_ms")
+PUT_STATUSES = (
+    "INSERT INTO device_status (device_id, state, last_poll, last_success, last_error, consecutive_failures)"
+    " SELECT * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[], ?::text[], ?::int[]) AS u(device_id)"
+    "{where} ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, last_poll = excluded.last_poll,"
+    " last_success = excluded.last_success, last_error = excluded.last_error,"
+    " consecutive_failures = excluded.consecutive_failures")
+PUT_DATAPLANES = (
+    "INSERT INTO dataplane_latest (device_id, ts, doc) SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[])"
+    " AS u(device_id){where} ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc")
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline], fenced: bool = False) -> None:
+    if baselines:
+        tx.execute(
+            PUT_BASELINES.format(where=STATE_FENCE if fenced else ""),
+            ([b.device_id for b in baselines], [float(b.ts) for b in baselines], [b.serial for b in baselines],
+             [_int(b.uptime_seconds) for b in baselines],
+             [latest_q.encode_counters(b.counters) for b in baselines], [_float(b.rtt_ms) for b in baselines]),
+            binary=True,
+        )
+
+def put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus], fenced: bool = False) -> None:
+    if statuses:
+        tx.execute(
+            PUT_STATUSES.format(where=STATE_FENCE if fenced else ""),
+            ([s.device_id for s in statuses], [s.state for s in statuses], [_float(s.last_poll) for s in statuses],
+             [_float(s.last_success) for s in statuses], [s.last_error for s in statuses],
+             [int(s.consecutive_failures) for s in statuses]),
+            binary=True,
+        )
+
+def put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool = False) -> None:
+    from panfm.storage.samples import dataplane_doc
+
+    if dataplanes:
+        tx.execute(
+            PUT_DATAPLANES.format(where=STATE_FENCE if fenced else ""),
+            ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
+             [json.dumps(dataplane_doc(d)) for d in dataplanes]),
+            binary=True,
+        )
+
+def put_clock_stats(tx: PgConn, stats: dict[str, Any], heartbeat: float, node_id: str) -> None:
+    doc = json.dumps({k: v for k, v in stats.items() if k != "heartbeat"}, default=str)
+    tx.execute("INSERT INTO clock_stats (node_id, doc, heartbeat) VALUES (?, ?, ?) ON CONFLICT (node_id)"
+               " DO UPDATE SET doc = excluded.doc, heartbeat = excluded.heartbeat", (node_id, doc, heartbeat))
