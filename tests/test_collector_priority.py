@@ -199,3 +199,34 @@ def test_with_every_slot_held_by_a_running_poll_the_rest_stay_pending_for_the_cy
         release.set()
         pool.shutdown(wait=True)
     assert [f.result() for f, _c in jobs[:2]] == [0, 1]
+
+
+class StuckInventoryClient(FakeClient):
+    """Firewalls named in box["stuck"] answer their inventory's first call only when the test ends."""
+
+    def __init__(self, box, device_id):
+        super().__init__(box)
+        self.device_id = device_id
+
+    def system_info(self):
+        if self.device_id in self.box["stuck"]:
+            assert self.box["release"].wait(30)
+        return super().system_info()
+
+
+def test_slow_firewalls_give_their_inventory_slot_back_so_the_others_are_gathered(monkeypatch):
+    import panfm.collector.inventory as inventory
+
+    monkeypatch.setattr(inventory, "SLOW_INVENTORY_S", 0.2)
+    devices = [dev(n) for n in range(1, 11)]
+    stuck = {d.id for d in devices[:3]}  # more slow firewalls than the 2 inventory slots, first in line
+    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
+           "release": threading.Event()}
+    collector = Collector(workers=2, request_timeout=5.0, clock=lambda: box["now"][0],
+                          client_factory=lambda cfg, t, on_key: StuckInventoryClient(box, cfg.id))
+    try:
+        docs = collector.collect_slow(devices, 300, deadline_s=4.0)
+    finally:
+        box["release"].set()
+        collector.close()
+    assert {d for d, _t, _doc in docs} == {d.id for d in devices} - stuck
