@@ -140,16 +140,23 @@ def test_an_inventory_stops_calling_and_stores_nothing_once_the_lease_is_lost():
 
 
 class StuckClient(FakeClient):
-    """Firewalls named in box["stuck"] answer their first call only when the test ends (a slow box)."""
+    """Firewalls named in box["stuck"] answer a poll's (or an inventory's) first call only when the test ends."""
 
     def __init__(self, box, device_id):
         super().__init__(box)
         self.device_id = device_id
 
-    def counters(self):
+    def _slow(self):
         if self.device_id in self.box["stuck"]:
             assert self.box["release"].wait(30)
+
+    def counters(self):
+        self._slow()
         return super().counters()
+
+    def system_info(self):
+        self._slow()
+        return super().system_info()
 
 
 def test_slow_firewalls_give_their_slot_back_so_the_healthy_ones_are_all_polled(monkeypatch):
@@ -201,19 +208,6 @@ def test_with_every_slot_held_by_a_running_poll_the_rest_stay_pending_for_the_cy
     assert [f.result() for f, _c in jobs[:2]] == [0, 1]
 
 
-class StuckInventoryClient(FakeClient):
-    """Firewalls named in box["stuck"] answer their inventory's first call only when the test ends."""
-
-    def __init__(self, box, device_id):
-        super().__init__(box)
-        self.device_id = device_id
-
-    def system_info(self):
-        if self.device_id in self.box["stuck"]:
-            assert self.box["release"].wait(30)
-        return super().system_info()
-
-
 def test_slow_firewalls_give_their_inventory_slot_back_so_the_others_are_gathered(monkeypatch):
     import panfm.collector.inventory as inventory
 
@@ -223,7 +217,7 @@ def test_slow_firewalls_give_their_inventory_slot_back_so_the_others_are_gathere
     box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
            "release": threading.Event()}
     collector = Collector(workers=2, request_timeout=5.0, clock=lambda: box["now"][0],
-                          client_factory=lambda cfg, t, on_key: StuckInventoryClient(box, cfg.id))
+                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
     try:
         docs = collector.collect_slow(devices, 300, deadline_s=4.0)
     finally:
