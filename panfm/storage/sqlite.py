@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +46,7 @@ def connect(
     try:
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         if not readonly:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn, timeout)
             conn.execute("PRAGMA synchronous=NORMAL")
             if wal_limit_bytes is not None:
                 # Truncate the WAL file back to this size after a checkpoint resets it.
@@ -141,3 +142,18 @@ def check_usable(path: Path) -> None:
         raise ConfigError(f"{path}: not a usable SQLite database ({exc}); restore it from a backup") from None
     if row is None or row[0] != "ok":
         raise ConfigError(f"{path}: damaged SQLite database (quick_check: {row[0] if row else '?'}); restore a backup")
+
+
+def _wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to WAL. Several processes or threads opening a new file at once can get "database is
+    locked" here at once: SQLite does not always call the busy handler for the journal-mode change.
+    So retry it, within the busy timeout."""
+    end = time.monotonic() + max(timeout_s, 1.0)
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= end:
+                raise
+            time.sleep(0.02)
