@@ -43,9 +43,14 @@ def report(label: str, base: tracemalloc.Snapshot | None, snap: tracemalloc.Snap
     traced = sum(s.size for s in snap.statistics("filename")) / 1e6
     print(f"\n=== {label}: minute {(time.monotonic() - t0) / 60:.1f}, RSS {rss_mb():.1f} MB, "
           f"traced {traced:.1f} MB, load {Path('/proc/loadavg').read_text().split()[0]}", flush=True)
-    if base is None:
-        return
     filters = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, linecache.__file__)]
+    if base is None:  # what holds the memory now, by allocation site (the breakdown, not the growth)
+        for stat in snap.filter_traces(filters).statistics("traceback")[:top]:
+            print(f"{stat.size / 1e3:9.1f} kB {stat.count:7d} blocks")
+            for frame in stat.traceback.format(limit=6, most_recent_first=True)[::2]:
+                print("      " + frame.strip().replace(str(ROOT) + "/", ""))
+        print(flush=True)
+        return
     diff = snap.filter_traces(filters).compare_to(base.filter_traces(filters), "traceback")
     for stat in diff[:top]:
         if stat.size_diff <= 0:

@@ -6,7 +6,9 @@
 Starts the simulator and a real `python clock.py` on a fresh data folder, registers every
 simulated device (pinned certificates), then reads the clock's log lines, the sample database
 and the clock's RSS. Pass criteria (issue 3): every healthy device sampled in every cycle,
-cycle wall time p95 <= 15 s, clock RSS <= 300 MB (`--max-rss`; issue 17: 400 MB at 2,000 devices).
+cycle wall time p95 <= 15 s, clock RSS <= 300 MB (`--max-rss`; issue 17: 400 MB at 2,000 devices),
+no healthy device's inventory failed, and (runs of 8 minutes or more) every healthy device has an
+inventory from its last 5-minute window.
 The 1-minute load average before and after is printed with the figures.
 """
 
@@ -34,6 +36,8 @@ from panfm.models import DeviceConfig, TlsConfig  # noqa: E402
 from panfm.storage.config_store import DeviceStore  # noqa: E402
 
 CYCLE_RE = re.compile(r"\[CLOCK JOB\] collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s")
+INVENTORY_FAILED_RE = re.compile(r"inventory of (\S+) failed: (.*)$")
+INVENTORY_WINDOW_S = 300 + 120 + 10  # every device's inventory once per 5 minutes, within its 120 s deadline
 
 
 def device_from_inventory(entry: dict) -> DeviceConfig:
@@ -103,6 +107,7 @@ def main() -> int:
                                  stderr=subprocess.STDOUT, text=True)
         cycles: list[tuple[int, int, int, float]] = []
         rss: list[float] = []
+        inventory_failures: list[tuple[str, str]] = []
 
         def read_log() -> None:
             assert clock is not None and clock.stdout is not None
@@ -114,6 +119,9 @@ def main() -> int:
                 m = CYCLE_RE.search(line)
                 if m:
                     cycles.append((int(m[1]), int(m[2]), int(m[3]), float(m[4])))
+                m = INVENTORY_FAILED_RE.search(line)
+                if m:
+                    inventory_failures.append((m[1], m[2].strip()))
             if log_file is not None:
                 log_file.close()
 
@@ -123,6 +131,7 @@ def main() -> int:
         while time.monotonic() < end:
             rss.append(rss_mb(clock.pid))
             time.sleep(5)
+        stopped_at = time.time()
         clock.send_signal(signal.SIGTERM)
         clock.wait(timeout=15)
         reader.join(timeout=5)
@@ -131,11 +140,27 @@ def main() -> int:
         conn = sqlite3.connect(f"file:{data / 'throughput_history.db'}?mode=ro", uri=True)
         ids = {d.id: d.name for d in store.list()}
         counts = dict(conn.execute("SELECT device_id, COUNT(*) FROM device_samples GROUP BY device_id"))
+        # The inventory (5-minute job): the latest document per device and the parts it lacked.
+        inventories = {d: (ts, json.loads(doc).get("errors") or {})
+                       for d, ts, doc in conn.execute("SELECT device_id, ts, doc FROM inventory")}
         conn.close()
         n_cycles = len(cycles)
         healthy = [i for i, name in ids.items() if name not in faulted]
         missing = [ids[i] for i in healthy if counts.get(i, 0) < n_cycles]
         durations = sorted(c[3] for c in cycles)
+        # Every healthy device's inventory gathered within the last window (runs long enough to tell),
+        # and no healthy device's inventory failed; a slow one may lose parts to its deadline.
+        judge_inventory = args.minutes * 60 >= INVENTORY_WINDOW_S + 60
+        stale = [ids[i] for i in healthy if inventories.get(i, (0.0, {}))[0] < stopped_at - INVENTORY_WINDOW_S]
+        healthy_names = {ids[i] for i in healthy}
+        failed_healthy = [(n, why) for n, why in inventory_failures if n in healthy_names]
+        reasons: dict[str, int] = {}
+        for _n, why in inventory_failures:
+            reasons[why[:60]] = reasons.get(why[:60], 0) + 1
+        part_errors: dict[str, int] = {}
+        for i in healthy:
+            for part in inventories.get(i, (0.0, {}))[1]:
+                part_errors[part] = part_errors.get(part, 0) + 1
         # RSS every 5 s: the value at each whole minute, and the least-squares slope after warm-up
         # (a slope, not last minus first: one inventory's transient would dominate two points).
         by_minute = {int(i * 5 // 60): v for i, v in enumerate(rss) if (i * 5) % 60 == 0}
@@ -156,9 +181,16 @@ def main() -> int:
             "clock_rss_mb_by_minute": {m: round(v, 1) for m, v in by_minute.items()},
             "clock_rss_growth_mb_per_hour_after_warmup": growth,
             "sampled_per_cycle_min": min(c[2] for c in cycles) if cycles else None,
+            "inventories_stored": len(inventories),
+            "healthy_without_inventory_in_last_window": len(stale) if judge_inventory else "run too short to judge",
+            "inventory_failures_healthy": len(failed_healthy),
+            "inventory_failures_all": len(inventory_failures),
+            "inventory_failure_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:5]),
+            "healthy_inventory_parts_failed_in_last_doc": part_errors,
         }
         print(json.dumps(result, indent=2))
-        ok = not missing and p95 <= 15 and (max(rss) if rss else 0) <= args.max_rss
+        ok = not missing and p95 <= 15 and (max(rss) if rss else 0) <= args.max_rss and not failed_healthy
+        ok = ok and (not judge_inventory or not stale)
         if args.max_growth is not None:
             ok = ok and growth is not None and growth < args.max_growth
         print("PASS" if ok else "FAIL")

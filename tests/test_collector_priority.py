@@ -224,3 +224,50 @@ def test_slow_firewalls_give_their_inventory_slot_back_so_the_others_are_gathere
         box["release"].set()
         collector.close()
     assert {d for d, _t, _doc in docs} == {d.id for d in devices} - stuck
+
+
+def test_a_job_waiting_for_a_thread_keeps_its_slot_so_the_pool_queue_never_fills_past_the_deadline():
+    # One thread, two slots: the first job holds the thread past the slow mark and gives its slot
+    # back; the jobs queued behind it never ran, so they keep theirs and the dispatcher stops there.
+    # (Timed from their submission, every queued job looked "slow" too and all five were queued:
+    # how every inventory of a 1,000-firewall fleet started past its deadline.)
+    release = threading.Event()
+    jobs = [(Future(), functools.partial(release.wait, 10)) for _ in range(5)]
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        n_started = admission.dispatch(pool, jobs, 2, deadline=time.monotonic() + 0.6, monotonic=time.monotonic,
+                                       slow_after=0.1)
+        assert n_started == 3  # the running one (slot back after 0.1 s) and two queued, each holding a slot
+        assert [f.running() for f, _c in jobs] == [True, False, False, False, False]
+        assert all(f.cancel() for f, _c in jobs[1:])
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
+
+
+def test_overlapping_gatherings_share_one_set_of_slots():
+    slots = admission.Slots(2, time.monotonic)
+    pool = ThreadPoolExecutor(max_workers=8)
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+
+    def job():
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return True
+
+    batches = [[(Future(), job) for _ in range(6)] for _ in range(3)]
+    callers = [threading.Thread(target=slots.dispatch, args=(pool, b, time.monotonic() + 20, 60.0)) for b in batches]
+    try:
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(20)
+        assert all(f.result(timeout=10) for b in batches for f, _c in b)  # all 18 ran
+    finally:
+        pool.shutdown(wait=True)
+    assert running[1] == 2  # never more than the shared two at once, across the three callers

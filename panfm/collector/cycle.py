@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import panfm.collector.metrics as cm
-from panfm.collector.admission import dispatch, pool_threads
+from panfm.collector.admission import Slots, dispatch, pool_threads
 from panfm.collector.breaker import (
     Breaker,
     safe_error,
@@ -83,8 +83,9 @@ class Collector(InventoryJob):
         self._pending_statuses: dict[str, DeviceStatus] = {}
         self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=pool_threads(workers), thread_name_prefix="poll")
-        self._slow_slots = min(workers, SLOW_WORKERS)
-        self._slow_pool = ThreadPoolExecutor(max_workers=pool_threads(self._slow_slots), thread_name_prefix="slow")
+        self._slow_slots = Slots(min(workers, SLOW_WORKERS), monotonic)  # shared by overlapping gatherings
+        self._slow_pool = ThreadPoolExecutor(max_workers=pool_threads(self._slow_slots.count),
+                                             thread_name_prefix="slow")
         # Clear while a fast cycle runs: inventory calls wait for it, so the 30 s samples of a
         # 1,000-firewall fleet never queue behind ~20 s of inventory parsing for the one GIL.
         self._fast_idle = threading.Event()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
-from panfm.collector.admission import dispatch
+from panfm.collector.admission import Slots
 from panfm.collector.breaker import safe_error
 from panfm.collector.devices import DeviceEntry
 from panfm.collector.logs import LOG_CAP
@@ -46,7 +46,7 @@ class InventoryJob:
     _lock: threading.Lock
     _devices: dict[str, DeviceEntry]
     _slow_pool: ThreadPoolExecutor
-    _slow_slots: int
+    _slow_slots: Slots
     _fast_idle: threading.Event
     resolver: Resolver | None
 
@@ -121,7 +121,7 @@ class InventoryJob:
                 futures[fut] = (dev, dev.config)
             pool, slots = self._slow_pool, self._slow_slots
         # Outside the lock; an inventory held up 20 s (a slow firewall) gives its slot back (admission.py).
-        dispatch(pool, jobs, slots, deadline, self.monotonic, slow_after=SLOW_INVENTORY_S)
+        slots.dispatch(pool, jobs, deadline, slow_after=SLOW_INVENTORY_S)
         wait(futures, timeout=max(0.0, deadline - self.monotonic()) + 1.0)
         for fut in futures:
             fut.cancel()  # still queued: started now, hundreds of calls would burst into the next fast cycle
