@@ -37,6 +37,7 @@ from panfm.storage.config_store import DeviceStore  # noqa: E402
 
 CYCLE_RE = re.compile(r"\[CLOCK JOB\] collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s")
 INVENTORY_FAILED_RE = re.compile(r"inventory of (\S+) failed: (.*)$")
+INVENTORY_BUSY_RE = re.compile(r"inventory of (\d+) device\(s\) not started within the deadline")
 INVENTORY_WINDOW_S = 300 + 120 + 10  # every device's inventory once per 5 minutes, within its 120 s deadline
 
 
@@ -108,6 +109,7 @@ def main() -> int:
         cycles: list[tuple[int, int, int, float]] = []
         rss: list[float] = []
         inventory_failures: list[tuple[str, str]] = []
+        inventory_busy = [0]
 
         def read_log() -> None:
             assert clock is not None and clock.stdout is not None
@@ -122,6 +124,9 @@ def main() -> int:
                 m = INVENTORY_FAILED_RE.search(line)
                 if m:
                     inventory_failures.append((m[1], m[2].strip()))
+                m = INVENTORY_BUSY_RE.search(line)
+                if m:
+                    inventory_busy[0] += int(m[1])
             if log_file is not None:
                 log_file.close()
 
@@ -185,6 +190,7 @@ def main() -> int:
             "healthy_without_inventory_in_last_window": len(stale) if judge_inventory else "run too short to judge",
             "inventory_failures_healthy": len(failed_healthy),
             "inventory_failures_all": len(inventory_failures),
+            "inventories_not_started_busy": inventory_busy[0],
             "inventory_failure_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:5]),
             "healthy_inventory_parts_failed_in_last_doc": part_errors,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -271,3 +272,27 @@ def test_overlapping_gatherings_share_one_set_of_slots():
     finally:
         pool.shutdown(wait=True)
     assert running[1] == 2  # never more than the shared two at once, across the three callers
+
+
+def test_inventories_that_never_got_a_slot_are_not_failures_of_their_devices(monkeypatch, caplog):
+    import panfm.collector.inventory as inventory
+
+    monkeypatch.setattr(inventory, "SLOW_INVENTORY_S", 60.0)  # the stuck one keeps the only slot
+    devices = [dev(n) for n in range(1, 5)]
+    stuck = {devices[0].id}
+    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
+           "release": threading.Event()}
+    collector = Collector(workers=1, request_timeout=5.0, clock=lambda: box["now"][0],
+                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
+    caplog.set_level(logging.INFO, logger="panfm.collector")
+    try:
+        docs = collector.collect_slow(devices, 300, deadline_s=1.0)
+    finally:
+        box["release"].set()
+        collector.close()
+    assert docs == []
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert failed == [f"inventory of {devices[0].name} failed: deadline exceeded"]  # only the stuck one
+    assert any("inventory of 3 device(s) not started within the deadline" in r.getMessage() for r in caplog.records)
+    # Not tried, as far as the retry pause goes: due again at the next fast cycle.
+    assert all(collector._devices[d.id].inventory_tried is None for d in devices[1:])

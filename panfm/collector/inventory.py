@@ -13,7 +13,7 @@ from panfm.collector.admission import Slots
 from panfm.collector.breaker import safe_error
 from panfm.collector.devices import DeviceEntry
 from panfm.collector.logs import LOG_CAP
-from panfm.collector.slow import ACC_PARTS, Resolver, gather_inventory, link_speeds
+from panfm.collector.slow import ACC_PARTS, NotStarted, Resolver, gather_inventory, link_speeds
 from panfm.models import DeviceConfig
 
 if TYPE_CHECKING:
@@ -126,9 +126,16 @@ class InventoryJob:
         for fut in futures:
             fut.cancel()  # still queued: started now, hundreds of calls would burst into the next fast cycle
         out: list[tuple[str, float, dict[str, Any]]] = []
+        busy = 0
         with self._lock:
             for fut, (dev, asked) in futures.items():
-                if fut.cancelled() or not fut.done() or fut.exception() is not None:
+                if fut.cancelled() or (fut.done() and isinstance(fut.exception(), NotStarted)):
+                    # Never started: every slot was taken until the deadline (a fleet's first inventories
+                    # all at once). Not the device's failure: it is due again at the next fast cycle.
+                    busy += 1
+                    dev.inventory_tried = None
+                    continue
+                if not fut.done() or fut.exception() is not None:
                     exc = fut.exception() if fut.done() and not fut.cancelled() else None
                     why = safe_error(exc, (dev.config.api_key, dev.config.password)) if exc else "deadline exceeded"
                     log.info("inventory of %s failed: %s", dev.config.name, why)
@@ -148,6 +155,9 @@ class InventoryJob:
                         client.close()
                     except Exception:  # closing a dead session must not lose the inventory
                         log.debug("closing inventory client failed", exc_info=True)
+        if busy:
+            log.info("inventory of %d device(s) not started within the deadline: the inventory job was busy "
+                     "(they are due again)", busy)
         return out
 
     def _early(self, device_id: str, early: Callable[[str, float, dict[str, Any]], None]

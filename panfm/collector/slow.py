@@ -44,6 +44,10 @@ class SlowClient(Protocol):
 Resolver = Callable[[list[str], float], Mapping[str, str]]
 
 
+class NotStarted(TimeoutError):
+    """The inventory reached a thread only after its deadline: no call was made (the job was busy)."""
+
+
 def inventory_phase(device_id: str, window_s: float) -> float:
     """Seconds into every window (epoch-aligned) at which this device's inventory is due.
 
@@ -142,7 +146,7 @@ def gather_inventory(
     """
     pause()
     if monotonic() >= deadline:  # queued or held past the job's deadline: make no call at all
-        raise TimeoutError("deadline exceeded before the first call")
+        raise NotStarted("deadline exceeded before the first call")
     info = client.system_info()
     doc: dict[str, Any] = {"system": _fields(info), "errors": {}}
     errors: dict[str, str] = doc["errors"]
