@@ -126,13 +126,13 @@ class InventoryJob:
         for fut in futures:
             fut.cancel()  # still queued: started now, hundreds of calls would burst into the next fast cycle
         out: list[tuple[str, float, dict[str, Any]]] = []
-        busy = 0
+        not_started = 0
         with self._lock:
             for fut, (dev, asked) in futures.items():
                 if fut.cancelled() or (fut.done() and isinstance(fut.exception(), NotStarted)):
                     # Never started: every slot was taken until the deadline (a fleet's first inventories
                     # all at once). Not the device's failure: it is due again at the next fast cycle.
-                    busy += 1
+                    not_started += 1
                     dev.inventory_tried = None
                     continue
                 if not fut.done() or fut.exception() is not None:
@@ -155,9 +155,9 @@ class InventoryJob:
                         client.close()
                     except Exception:  # closing a dead session must not lose the inventory
                         log.debug("closing inventory client failed", exc_info=True)
-        if busy:
+        if not_started:
             log.info("inventory of %d device(s) not started within the deadline: the inventory job was busy "
-                     "(they are due again)", busy)
+                     "(they are due again)", not_started)
         return out
 
     def _early(self, device_id: str, early: Callable[[str, float, dict[str, Any]], None]
