@@ -16,6 +16,7 @@ only, once per slot (`job_run`).
 
 from __future__ import annotations
 
+import faulthandler
 import fcntl
 import functools
 import logging
@@ -297,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # `kill -USR1 <pid>`: every thread's stack on stderr, the process goes on (what is a stuck job waiting for?).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     log.info("[CLOCK INIT] data folder %s, every %d s, %d workers", data_dir, settings.refresh_interval,
              settings.collector_workers)
     sched.start()

@@ -65,6 +65,8 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=30)
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--workers", type=int, default=0, help="collector_workers (0: the default setting)")
+    ap.add_argument("--clock-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for the clock only (e.g. PYTHONMALLOC=malloc); repeatable")
     ap.add_argument("--log", type=Path, default=None, help="also write the clock's log lines here")
     ap.add_argument("--max-rss", type=float, default=300, help="clock RSS target in MB (issue 17: 400 at 2,000)")
     ap.add_argument("--warmup-minutes", type=float, default=6,
@@ -104,6 +106,7 @@ def main() -> int:
                     "PANFM_ALLOWED_DEVICE_NETWORKS": "127.0.0.0/8"})
         if args.workers:
             env["PANFM_COLLECTOR_WORKERS"] = str(args.workers)
+        env.update(item.split("=", 1) for item in args.clock_env)
         clock = subprocess.Popen([sys.executable, "clock.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
         cycles: list[tuple[int, int, int, float]] = []
