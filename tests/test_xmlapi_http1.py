@@ -10,6 +10,7 @@ import pytest
 from conftest import LOOPBACK
 
 from panfm.models import DeviceConfig, TlsConfig
+from panfm.xmlapi import http1
 from panfm.xmlapi.client import AuthError, BadResponse, ConnectError, PanosClient, PanosTimeout
 from panos_sim.certs import make_context
 
@@ -185,3 +186,14 @@ def test_it_sends_the_key_in_a_header_of_one_request_and_refuses_a_key_with_a_li
     ):
         fw.op("<show/>")
     assert len(server.requests) == 1, "nothing was sent with the bad key"
+
+
+def test_clients_of_the_same_tls_mode_share_one_context():
+    # One context per firewall cost ~13 KB ("pin") to ~1 MB ("verify", system store) each at 2,000 firewalls.
+    assert http1.tls_context("pin", None) is http1.tls_context("insecure", None)
+    pinned = http1.tls_context("pin", None)
+    assert pinned.verify_mode == ssl.CERT_NONE and not pinned.check_hostname  # the leaf is checked after the handshake
+    system = http1.tls_context("verify", None)
+    assert system is http1.tls_context("verify", None) and system is not pinned
+    assert system.verify_mode == ssl.CERT_REQUIRED and system.check_hostname
+    assert all(c.minimum_version == ssl.TLSVersion.TLSv1_2 for c in (pinned, system))

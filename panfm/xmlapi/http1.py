@@ -24,9 +24,11 @@ import contextlib
 import errno
 import hashlib
 import hmac
+import os
 import select
 import socket
 import ssl
+import threading
 import time
 
 from panfm.models import AddressPolicy
@@ -49,13 +51,49 @@ class PinMismatch(Exception):
         self.actual = actual
 
 
+# Contexts shared by every client of the same mode and CA bundle: a context holds no per-device
+# state (a pinned leaf is checked after the handshake, the TLS session is kept per client), and
+# one per client cost ~13 KB ("pin") to ~1 MB ("verify" with the system store) per firewall.
+_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+_MAX_SHARED_CONTEXTS = 256  # distinct CA bundles kept; past that a context is made per client
+
+
 def tls_context(mode: str, ca_pem: str | None) -> ssl.SSLContext:
-    """The TLS context of one device's mode (one per client: a verify context holds its CA store).
+    """The TLS context of a device's mode, shared by every client with the same mode and CA bundle.
 
     "pin" and "insecure" load no CA store at all (about 1 MB per context otherwise); "pin"
     checks the leaf itself after the handshake. "verify" checks the chain and the host name,
     against the device's own CA bundle when it has one, else the operating system's store.
+    A context is never changed once made, so sharing it across threads is safe.
     """
+    key: tuple[object, ...] = (mode if mode == "verify" else "no-ca", ca_pem if mode == "verify" else None)
+    if mode == "verify" and not ca_pem:
+        key += _system_store_stamp()  # an updated system store (update-ca-certificates) makes a new context
+    with _CONTEXTS_LOCK:
+        ctx = _CONTEXTS.get(key)
+    if ctx is not None:
+        return ctx
+    ctx = _new_context(mode, ca_pem)
+    with _CONTEXTS_LOCK:
+        if len(_CONTEXTS) < _MAX_SHARED_CONTEXTS:
+            ctx = _CONTEXTS.setdefault(key, ctx)
+    return ctx
+
+
+def _system_store_stamp() -> tuple[object, ...]:
+    """Where OpenSSL finds the system CAs now (SSL_CERT_FILE / SSL_CERT_DIR honoured) and when they changed."""
+    paths = ssl.get_default_verify_paths()
+    stamp: list[object] = []
+    for path in (paths.cafile, paths.capath):
+        try:
+            stamp += [path, os.stat(path).st_mtime_ns] if path else [None, None]
+        except OSError:
+            stamp += [path, None]
+    return tuple(stamp)
+
+
+def _new_context(mode: str, ca_pem: str | None) -> ssl.SSLContext:
     if mode == "verify":
         if ca_pem:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED by default
