@@ -158,3 +158,31 @@ def test_it_answers_from_cache_and_never_waits_past_its_budget_on_a_hanging_dns(
     finally:
         release.set()
         dns.close()
+
+
+def test_reverse_dns_does_not_deadlock_when_a_lookup_is_done_before_its_callback_is_added():
+    # A lookup that fails at once (no DNS server) can finish before `names` adds its callback; the
+    # callback then runs in the calling thread and takes the lock. Taken inside the lock, that hung
+    # this thread and then every inventory waiting in names(): whole batches "0/100 gathered".
+    import threading
+    from concurrent.futures import Future
+
+    class DoneAtOnce:
+        def submit(self, fn, *args):
+            fut: Future = Future()
+            fut.set_result(fn(*args))
+            return fut
+
+        def shutdown(self, **_kw):
+            pass
+
+    rdns = ReverseDns(lambda ip: "host-" + ip.replace(".", "-"), budget_s=1.0)
+    rdns._pool.shutdown()
+    rdns._pool = DoneAtOnce()
+    got: dict = {}
+    caller = threading.Thread(target=lambda: got.update(rdns.names(["10.0.0.1", "10.0.0.2"])), daemon=True)
+    caller.start()
+    caller.join(5)
+    assert not caller.is_alive(), "names() deadlocked"
+    assert got == {"10.0.0.1": "host-10-0-0-1", "10.0.0.2": "host-10-0-0-2"}
+    assert rdns.names(["10.0.0.1"]) == {"10.0.0.1": "host-10-0-0-1"}  # cached, and the lock is free

@@ -189,7 +189,7 @@ class ReverseDns:
     def names(self, ips: Iterable[str], budget_s: float | None = None) -> dict[str, str]:
         """Return the names known for `ips` now, starting lookups for the rest (waits at most the budget)."""
         now = self._monotonic()
-        started: list[Future[str | None]] = []
+        started: list[tuple[str, Future[str | None]]] = []
         out: dict[str, str] = {}
         with self._lock:
             for ip in dict.fromkeys(ips):
@@ -202,10 +202,13 @@ class ReverseDns:
                     continue
                 fut = self._pool.submit(self._lookup, ip)
                 self._pending[ip] = fut
-                fut.add_done_callback(functools.partial(self._done, ip))
-                started.append(fut)
+                started.append((ip, fut))
+        # Outside the lock: a lookup already finished runs its callback here, at once, and `_done`
+        # takes the lock (inside it, that deadlocked this thread and then every inventory's names()).
+        for ip, fut in started:
+            fut.add_done_callback(functools.partial(self._done, ip))
         if started:
-            wait(started, timeout=self.budget_s if budget_s is None else max(0.0, budget_s))
+            wait([fut for _ip, fut in started], timeout=self.budget_s if budget_s is None else max(0.0, budget_s))
         with self._lock:
             for ip in ips:
                 cached = self._cache.get(ip)
