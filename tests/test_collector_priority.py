@@ -296,3 +296,33 @@ def test_inventories_that_never_got_a_slot_are_not_failures_of_their_devices(mon
     assert any("inventory of 3 device(s) not started within the deadline" in r.getMessage() for r in caplog.records)
     # Not tried, as far as the retry pause goes: due again at the next fast cycle.
     assert all(collector._devices[d.id].inventory_tried is None for d in devices[1:])
+
+
+def test_each_inventory_is_delivered_as_soon_as_it_is_gathered_not_at_the_gatherings_end():
+    # A gathering lasts until its slowest firewall's deadline; its finished documents (log entries,
+    # connected devices) waiting for that was most of a 1,000-firewall clock's memory.
+    devices = [dev(n) for n in range(1, 4)]
+    stuck = {devices[0].id}
+    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
+           "release": threading.Event()}
+    collector = Collector(workers=2, request_timeout=5.0, clock=lambda: box["now"][0],
+                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
+    delivered = []
+    returned = []
+    gathering = threading.Thread(target=lambda: returned.append(collector.collect_slow(
+        devices, 300, deadline_s=20.0, on_result=lambda i, ts, doc: delivered.append((i, doc)))))
+    try:
+        gathering.start()
+        for _ in range(100):
+            if len(delivered) == 2:
+                break
+            time.sleep(0.05)
+        assert {i for i, _doc in delivered} == {d.id for d in devices} - stuck
+        assert gathering.is_alive()  # still waiting for the stuck one: the other two did not wait for it
+        assert all(doc["system"]["serial"] for _i, doc in delivered)
+    finally:
+        box["release"].set()
+        gathering.join(30)
+        collector.close()
+    assert returned == [[]]  # delivered, not returned
+    assert {i for i, _doc in delivered} == {d.id for d in devices}  # the stuck one too, once released

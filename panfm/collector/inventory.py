@@ -81,6 +81,7 @@ class InventoryJob:
         log_cap: int = LOG_CAP,
         may_call: Callable[[str], bool] | None = None,
         early: Callable[[str, float, dict[str, Any]], None] | None = None,
+        on_result: Callable[[str, float, dict[str, Any]], None] | None = None,
     ) -> list[tuple[str, float, dict[str, Any]]]:
         """Gather inventory and context of every reachable device: (device id, time, document).
 
@@ -91,6 +92,12 @@ class InventoryJob:
         and yields no document. `early(device_id, time, partial document)` is called from the
         gathering thread as soon as a device's interfaces are in, for the devices without an
         inventory of their current record (new, edited, or first since the clock started).
+
+        `on_result(device_id, time, document)`, when given, gets each document from the gathering
+        thread as soon as its device is done (then the returned list is empty): a gathering lasts
+        until its slowest firewall's deadline (120 s), and holding every finished document, its
+        log entries and connected devices included, until then was most of the clock's memory at
+        1,000 firewalls (bench/clock_memory.py). An exception it raises fails that device's inventory.
         """
         deadline = self.monotonic() + deadline_s
         now = self.clock()
@@ -111,11 +118,12 @@ class InventoryJob:
                         continue
                 first = None if early is None or dev.inventory_for == dev.config else self._early(dev.config.id, early)
                 fut: Future[Any] = Future()
-                jobs.append((fut, functools.partial(
+                gather = functools.partial(
                     gather_inventory, dev.slow_client, now=now, window_s=window_s, deadline=deadline,
                     monotonic=self.monotonic, pause=self._before_call(dev.config.id, deadline, may_call),
                     resolver=self.resolver, log_cap=log_cap, early=first, acc_last=dev.acc_at,
-                )))
+                )
+                jobs.append((fut, functools.partial(self._gather_one, dev, dev.config, now, gather, on_result)))
                 dev.slow_running = fut
                 dev.inventory_tried = now
                 futures[fut] = (dev, dev.config)
@@ -128,25 +136,25 @@ class InventoryJob:
         out: list[tuple[str, float, dict[str, Any]]] = []
         not_started = 0
         with self._lock:
-            for fut, (dev, asked) in futures.items():
+            for fut, (dev, _asked) in futures.items():
                 if fut.cancelled() or (fut.done() and isinstance(fut.exception(), NotStarted)):
                     # Never started: every slot was taken until the deadline (a fleet's first inventories
                     # all at once). Not the device's failure: it is due again at the next fast cycle.
                     not_started += 1
                     dev.inventory_tried = None
                     continue
+                if not fut.done() and on_result is not None:
+                    # Its calls stop at the deadline; what it gathered is still delivered when it returns.
+                    log.info("inventory of %s failed: deadline exceeded (its parts so far are stored when it ends)",
+                             dev.config.name)
+                    continue
                 if not fut.done() or fut.exception() is not None:
                     exc = fut.exception() if fut.done() and not fut.cancelled() else None
                     why = safe_error(exc, (dev.config.api_key, dev.config.password)) if exc else "deadline exceeded"
                     log.info("inventory of %s failed: %s", dev.config.name, why)
                     continue
-                info, doc = fut.result()
-                self._learn_identity(dev, info.serial, info.uptime_seconds)
-                if isinstance(doc.get("interfaces"), list):
-                    dev.speeds = link_speeds(doc["interfaces"])
-                dev.inventory_for = asked  # an edit made meanwhile makes the device due again
-                self._note_acc(dev, now, doc)
-                out.append((dev.config.id, self.clock(), doc))
+                if fut.result() is not None:  # delivered already when `on_result` was given
+                    out.append(fut.result())
             for fut, (dev, _asked) in futures.items():
                 # Idle for 5 minutes until the next run: its connection is not worth its memory.
                 if fut.done() and dev.slow_client is not None:
@@ -159,6 +167,24 @@ class InventoryJob:
             log.info("inventory of %d device(s) not started within the deadline: the inventory job was busy "
                      "(they are due again)", not_started)
         return out
+
+    def _gather_one(self, dev: DeviceEntry, asked: DeviceConfig, now: float,
+                    gather: Callable[[], tuple[Any, dict[str, Any]]],
+                    on_result: Callable[[str, float, dict[str, Any]], None] | None,
+                    ) -> tuple[str, float, dict[str, Any]] | None:
+        """One device's inventory in its gathering thread: gather, learn from it, deliver it (or return it)."""
+        info, doc = gather()
+        with self._lock:
+            self._learn_identity(dev, info.serial, info.uptime_seconds)
+            if isinstance(doc.get("interfaces"), list):
+                dev.speeds = link_speeds(doc["interfaces"])
+            dev.inventory_for = asked  # an edit made meanwhile makes the device due again
+            self._note_acc(dev, now, doc)
+        result = (dev.config.id, self.clock(), doc)
+        if on_result is None:
+            return result
+        on_result(*result)
+        return None  # the future holds nothing once the document is stored
 
     def _early(self, device_id: str, early: Callable[[str, float, dict[str, Any]], None]
                ) -> Callable[[Any, dict[str, Any]], None]:

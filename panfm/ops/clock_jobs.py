@@ -26,6 +26,7 @@ from panfm.models import CycleResult, DeviceConfig
 from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.lease_keeper import LeaseKeeper
+from panfm.ops.memory import release_free_memory
 from throughput_collector import Collector, phase_due
 from throughput_storage import (
     Backend,
@@ -175,6 +176,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
         except Exception:  # a failing hook must not stop collection
             log.exception("[CLOCK JOB] after-cycle hook %s failed", getattr(hook, "__name__", hook))
     _request_due_inventory(ctx, len(devices), settings.refresh_interval)
+    release_free_memory()  # the cycle's freed native memory back to the system (ops/memory.py)
     return cycle
 
 
@@ -217,30 +219,37 @@ def _gather_inventory(
         # Several clocks: no call to a device once this clock's lease on it is gone (a new owner
         # polls it now), and a document gathered under a lease since lost is not stored.
         may_call = None if keeper is None else (lambda device_id: device_id in keeper.held())
-        docs = ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
-                                          log_cap=ctx.settings.log_fetch_cap, may_call=may_call,
-                                          early=functools.partial(_write_early, ctx, keeper))
-        kept = []
-        for device_id, ts, doc in docs:
-            if keeper is not None and isinstance(ctx.store, PgSampleStore):
-                fence = keeper.held().get(device_id)
-                if fence is None:
-                    log.info("[CLOCK JOB] %s: inventory of %s dropped: its lease was lost", job, device_id)
-                    continue
-                record_network(ctx, device_id, ts, doc)
-                if not ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence)):
-                    log.info("[CLOCK JOB] %s: inventory of %s refused by the fence (lease lost)", job, device_id)
-                    continue
-            else:
-                record_network(ctx, device_id, ts, doc)
-                ctx.store.write_inventory(device_id, ts, doc)
-            kept.append((device_id, ts, doc))
-        docs = kept
-        ctx.publish_inventory({device_id: doc for device_id, _ts, doc in docs})
+        stored: list[str] = []  # appended from the gathering threads (list.append is atomic)
+        ctx.collector.collect_slow(devices, window_s=SLOW_INTERVAL_S, only=only,
+                                   log_cap=ctx.settings.log_fetch_cap, may_call=may_call,
+                                   early=functools.partial(_write_early, ctx, keeper),
+                                   on_result=functools.partial(_store_inventory, ctx, keeper, job, stored))
     wanted = len(devices) if only is None else len(only)
-    log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(docs), wanted)
+    log.log(level, "[CLOCK JOB] %s: inventory of %d/%d devices", job, len(stored), wanted)
     write_clock_stats(ctx)
-    return len(docs)
+    return len(stored)
+
+
+def _store_inventory(ctx: ClockContext, keeper: LeaseKeeper | None, job: str, stored: list[str],
+                     device_id: str, ts: float, doc: dict[str, Any]) -> None:
+    """Store one device's inventory as soon as it is gathered (from its gathering thread), then publish it.
+
+    Several clocks: a document gathered under a lease since lost is not stored (its new owner polls it now).
+    """
+    if keeper is not None and isinstance(ctx.store, PgSampleStore):
+        fence = keeper.held().get(device_id)
+        if fence is None:
+            log.info("[CLOCK JOB] %s: inventory of %s dropped: its lease was lost", job, device_id)
+            return
+        record_network(ctx, device_id, ts, doc)
+        if not ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence)):
+            log.info("[CLOCK JOB] %s: inventory of %s refused by the fence (lease lost)", job, device_id)
+            return
+    else:
+        record_network(ctx, device_id, ts, doc)
+        ctx.store.write_inventory(device_id, ts, doc)
+    ctx.publish_inventory({device_id: doc})
+    stored.append(device_id)
 
 
 def _write_early(ctx: ClockContext, keeper: LeaseKeeper | None, device_id: str, ts: float, doc: dict[str, Any]) -> None:
