@@ -209,16 +209,23 @@ def test_with_every_slot_held_by_a_running_poll_the_rest_stay_pending_for_the_cy
     assert [f.result() for f, _c in jobs[:2]] == [0, 1]
 
 
+def stuck_inventory_rig(n: int, n_stuck: int, workers: int):
+    """`n` devices, the first `n_stuck` stuck in every call until `box["release"]` is set; a Collector over them."""
+    devices = [dev(i) for i in range(1, n + 1)]
+    stuck = {d.id for d in devices[:n_stuck]}
+    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
+           "release": threading.Event()}
+    collector = Collector(workers=workers, request_timeout=5.0, clock=lambda: box["now"][0],
+                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
+    return devices, stuck, box, collector
+
+
 def test_slow_firewalls_give_their_inventory_slot_back_so_the_others_are_gathered(monkeypatch):
     import panfm.collector.inventory as inventory
 
     monkeypatch.setattr(inventory, "SLOW_INVENTORY_S", 0.2)
-    devices = [dev(n) for n in range(1, 11)]
-    stuck = {d.id for d in devices[:3]}  # more slow firewalls than the 2 inventory slots, first in line
-    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
-           "release": threading.Event()}
-    collector = Collector(workers=2, request_timeout=5.0, clock=lambda: box["now"][0],
-                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
+    # More slow firewalls than the 2 inventory slots, first in line.
+    devices, stuck, box, collector = stuck_inventory_rig(10, 3, workers=2)
     try:
         docs = collector.collect_slow(devices, 300, deadline_s=4.0)
     finally:
@@ -278,12 +285,7 @@ def test_inventories_that_never_got_a_slot_are_not_failures_of_their_devices(mon
     import panfm.collector.inventory as inventory
 
     monkeypatch.setattr(inventory, "SLOW_INVENTORY_S", 60.0)  # the stuck one keeps the only slot
-    devices = [dev(n) for n in range(1, 5)]
-    stuck = {devices[0].id}
-    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
-           "release": threading.Event()}
-    collector = Collector(workers=1, request_timeout=5.0, clock=lambda: box["now"][0],
-                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
+    devices, _stuck, box, collector = stuck_inventory_rig(4, 1, workers=1)
     caplog.set_level(logging.INFO, logger="panfm.collector")
     try:
         docs = collector.collect_slow(devices, 300, deadline_s=1.0)
@@ -301,12 +303,7 @@ def test_inventories_that_never_got_a_slot_are_not_failures_of_their_devices(mon
 def test_each_inventory_is_delivered_as_soon_as_it_is_gathered_not_at_the_gatherings_end():
     # A gathering lasts until its slowest firewall's deadline; its finished documents (log entries,
     # connected devices) waiting for that was most of a 1,000-firewall clock's memory.
-    devices = [dev(n) for n in range(1, 4)]
-    stuck = {devices[0].id}
-    box = {"snapshots": [], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR, "stuck": stuck,
-           "release": threading.Event()}
-    collector = Collector(workers=2, request_timeout=5.0, clock=lambda: box["now"][0],
-                          client_factory=lambda cfg, t, on_key: StuckClient(box, cfg.id))
+    devices, stuck, box, collector = stuck_inventory_rig(3, 1, workers=2)
     delivered = []
     returned = []
     gathering = threading.Thread(target=lambda: returned.append(collector.collect_slow(
