@@ -58,6 +58,7 @@ from panfm.ops import (
     collect_inventory_once,
     collect_once,
     collect_slow_tick,
+    configure_allocator,
     configure_logging,
     evaluate_on_leader,
     install_redaction,
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     # the lease round's median under that contention (bench/pg_write.py --busy-threads 1,
     # docs/benchmarks.md), at the cost of a few more thread switches.
     sys.setswitchinterval(CLOCK_SWITCH_INTERVAL_S)
+    configure_allocator()  # big blocks in mappings of their own (panfm/ops/memory.py)
     try:
         settings = config.load_settings()
     except config.ConfigError as exc:

@@ -47,6 +47,7 @@ from panfm.ops.keys import rotate_shared as rotate_shared_keys
 from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.logsetup import configure as configure_logging
 from panfm.ops.logsetup import quiet_libraries
+from panfm.ops.memory import configure_allocator
 from panfm.redact import install_redaction, redact
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "collect_once",
     "collect_slow_once",
     "collect_slow_tick",
+    "configure_allocator",
     "configure_logging",
     "demo_marker",
     "due_batch",

@@ -1,10 +1,14 @@
-"""Give the C allocator's free memory back to the system after each fast cycle (glibc only).
+"""Keep the C allocator's idle memory small: big blocks mapped on their own, free pages returned (glibc only).
 
 A fast cycle and the inventories beside it allocate and free tens of MB of native memory (TLS
 buffers, answer bodies, SQLite pages, objects too big for Python's own allocator). glibc keeps
 what was freed inside its arenas for reuse, and at 1,000 firewalls that idle reserve was about
 60 MB of the clock's RSS (bench/clock_memory.py). `malloc_trim(0)` returns the whole free pages
-of every arena to the system; it costs a few ms once a cycle. Elsewhere (musl, macOS) it is a no-op.
+of every arena to the system; it costs a few ms once a cycle. And `configure_allocator()` (at the
+clock's start) fixes glibc's mmap threshold at 128 KiB: by default a freed mapped block raises it
+(up to 32 MiB), after which every answer body and decoded log (0.1-1 MB each, thousands per
+window) is carved out of the arenas and leaves holes there that neither reuse nor `malloc_trim`
+closes: 100 MB of free arena memory at 1,000 firewalls. Elsewhere (musl, macOS) both are no-ops.
 """
 
 from __future__ import annotations
@@ -35,6 +39,21 @@ def _trimmer() -> Callable[[], None] | None:
 
 
 _TRIM = _trimmer()
+M_MMAP_THRESHOLD = -3  # mallopt parameter numbers (glibc malloc.h)
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def configure_allocator() -> bool:
+    """Fix glibc's mmap threshold (blocks of 128 KiB or more get mappings of their own); False elsewhere."""
+    if _TRIM is None:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
 
 
 def release_free_memory() -> bool:
