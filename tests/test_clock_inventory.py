@@ -85,7 +85,8 @@ def test_each_fast_cycle_gives_the_allocators_free_memory_back(rig, monkeypatch)
     from panfm.ops import memory
 
     ctx, _box, devices = rig
-    devices.add(DeviceConfig(id="", name="fw-trim", host="192.0.2.60", port=443, api_key="k", tls=TlsConfig("insecure")))
+    devices.add(DeviceConfig(id="", name="fw-trim", host="192.0.2.60", port=443, api_key="k",
+                             tls=TlsConfig("insecure")))
     calls = []
     monkeypatch.setattr(clock_jobs, "release_free_memory", lambda: calls.append(1) or True)
     clock.collect_once(ctx)
