@@ -183,7 +183,11 @@ class InventoryJob:
         result = (dev.config.id, self.clock(), doc)
         if on_result is None:
             return result
-        on_result(*result)
+        try:
+            on_result(*result)
+        except Exception:  # also logged here: a document delivered after the gathering ended has nobody else
+            log.warning("inventory of %s gathered but not stored", dev.config.name, exc_info=True)
+            raise
         return None  # the future holds nothing once the document is stored
 
     def _early(self, device_id: str, early: Callable[[str, float, dict[str, Any]], None]
