@@ -197,3 +197,13 @@ def test_clients_of_the_same_tls_mode_share_one_context():
     assert system is http1.tls_context("verify", None) and system is not pinned
     assert system.verify_mode == ssl.CERT_REQUIRED and system.check_hostname
     assert all(c.minimum_version == ssl.TLSVersion.TLSv1_2 for c in (pinned, system))
+
+
+def test_a_changed_system_store_gets_a_new_shared_context_and_the_old_one_is_dropped(tmp_path, monkeypatch):
+    before = http1.tls_context("verify", None)
+    store = tmp_path / "ca.pem"
+    store.write_text("")  # an empty store: no CA at all, enough to tell the contexts apart
+    monkeypatch.setenv("SSL_CERT_FILE", str(store))  # what update-ca-certificates changes, as OpenSSL sees it
+    after = http1.tls_context("verify", None)
+    assert after is not before and after is http1.tls_context("verify", None)
+    assert sum(1 for k in http1._CONTEXTS if k[:2] == ("verify", None)) == 1

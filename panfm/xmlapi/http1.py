@@ -76,6 +76,9 @@ def tls_context(mode: str, ca_pem: str | None) -> ssl.SSLContext:
         return ctx
     ctx = _new_context(mode, ca_pem)
     with _CONTEXTS_LOCK:
+        if mode == "verify" and not ca_pem:  # the system store changed: contexts of its old contents go
+            for old in [k for k in _CONTEXTS if k[:2] == ("verify", None) and k != key]:
+                del _CONTEXTS[old]
         if len(_CONTEXTS) < _MAX_SHARED_CONTEXTS:
             ctx = _CONTEXTS.setdefault(key, ctx)
     return ctx
