@@ -126,16 +126,15 @@ def _run(job: Future[Any], call: Callable[[], Any], on_start: Callable[[], None]
 def dispatch(
     pool: ThreadPoolExecutor,
     jobs: Sequence[tuple[Future[Any], Callable[[], Any]]],
-    slots: int | Slots,
+    slots: int,
     deadline: float,
     monotonic: Callable[[], float],
     slow_after: float | None = None,
 ) -> int:
     """Start the jobs in order, at most `slots` in their first `slow_after` seconds on a thread at once.
 
-    `slots` is a count (slots of this call alone) or a `Slots` shared with other callers.
+    The slots are this call's alone; callers that overlap share a `Slots` and call its `dispatch`.
     Returns how many were started before `deadline` (monotonic); the rest stay pending, for
     the caller to cancel. Blocks until then: call it without holding the collector's lock.
     """
-    shared = slots if isinstance(slots, Slots) else Slots(slots, monotonic)
-    return shared.dispatch(pool, jobs, deadline, slow_after)
+    return Slots(slots, monotonic).dispatch(pool, jobs, deadline, slow_after)

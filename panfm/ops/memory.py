@@ -16,52 +16,41 @@ from __future__ import annotations
 import ctypes
 import logging
 import platform
-from collections.abc import Callable
 
 log = logging.getLogger("panfm.clock")
 
 
-def _trimmer() -> Callable[[], None] | None:
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (malloc_trim and mallopt as declared there), else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
-        trim = libc.malloc_trim
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-
-    def release() -> None:
-        trim(0)
-
-    return release
+    return libc
 
 
-_TRIM = _trimmer()
+_LIBC = _glibc()
 M_MMAP_THRESHOLD = -3  # mallopt parameter numbers (glibc malloc.h)
 MMAP_THRESHOLD_BYTES = 128 * 1024
 
 
 def configure_allocator() -> bool:
     """Fix glibc's mmap threshold (blocks of 128 KiB or more get mappings of their own); False elsewhere."""
-    if _TRIM is None:
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.mallopt.restype = ctypes.c_int
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
-    except (OSError, AttributeError):
-        return False
+    return _LIBC is not None and bool(_LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def release_free_memory() -> bool:
     """Return the allocator's free pages to the system; False where that is not available."""
-    if _TRIM is None:
+    if _LIBC is None:
         return False
     try:
-        _TRIM()
+        _LIBC.malloc_trim(0)
     except Exception:  # never worth a cycle
         log.debug("malloc_trim failed", exc_info=True)
         return False
