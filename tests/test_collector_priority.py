@@ -67,6 +67,55 @@ def test_it_holds_inventory_calls_until_the_running_fast_cycle_is_done():
         collector.close()
 
 
+class StragglerClient(GatedClient):
+    """Firewall fw-1 hangs in its fast poll until released (a slow one); the others answer at once."""
+
+    def __init__(self, box, host):
+        super().__init__(box)
+        self.host = host
+
+    def counters(self):
+        if self.host == "127.0.0.1":
+            return super().counters()
+        return FakeClient.counters(self)
+
+
+def test_the_inventory_goes_on_while_only_a_slow_firewall_keeps_the_fast_cycle_open(monkeypatch):
+    import panfm.collector.cycle as cycle_mod
+
+    monkeypatch.setattr(cycle_mod, "SLOW_POLL_S", 0.3)
+    box = {"snapshots": [[ctr("ethernet1/1", 0, 0)] for _ in range(2)], "now": [T0], "polls": 0, "inventories": 0,
+           "monitor": MONITOR, "in_fast": threading.Event(), "release": threading.Event(),
+           "inventory_started": threading.Event(), "events": []}
+    collector = Collector(workers=4, request_timeout=5.0, clock=lambda: box["now"][0],
+                          client_factory=lambda cfg, t, on_key: StragglerClient(box, cfg.host))
+    try:
+        cycle_result = []
+
+        def fast():
+            cycle_result.append(collector.collect([dev(1), dev(2)], 30))
+            box["events"].append("cycle done")
+
+        fast_thread = threading.Thread(target=fast)
+        fast_thread.start()
+        assert box["in_fast"].wait(5)
+        slow_result = []
+        slow_thread = threading.Thread(target=lambda: slow_result.extend(collector.collect_slow([dev(3)], 300)))
+        slow_thread.start()
+        # fw-2 has answered; once every poll has run SLOW_POLL_S, only the straggler fw-1 is left.
+        assert box["inventory_started"].wait(5)
+        slow_thread.join(10)
+        assert [d for d, _t, _doc in slow_result] == ["d3"]
+        assert box["events"] == ["inventory"]  # gathered while the cycle still waited for fw-1
+        box["release"].set()
+        fast_thread.join(10)
+        assert box["events"] == ["inventory", "cycle done"]
+        assert sorted(s.device_id for s in cycle_result[0].samples) == ["d1", "d2"]
+    finally:
+        box["release"].set()
+        collector.close()
+
+
 class SlowFirstClient(FakeClient):
     """A firewall whose last call uses up the whole cycle (the clock's time runs on past the deadline)."""
 
@@ -279,6 +328,54 @@ def test_overlapping_gatherings_share_one_set_of_slots():
     finally:
         pool.shutdown(wait=True)
     assert running[1] == 2  # never more than the shared two at once, across the three callers
+
+
+def test_a_larger_fleet_gets_more_inventory_slots_within_the_workers_and_the_cap():
+    from panfm.collector.inventory import SLOW_SLOTS_MAX, SLOW_WORKERS, slow_slots
+
+    assert slow_slots(10, 300, 64) == SLOW_WORKERS  # a small fleet: the floor
+    assert slow_slots(1000, 300, 64) == 17 and slow_slots(2000, 300, 64) == 34  # 5 s each, once a window
+    assert slow_slots(2000, 300, 20) == 20  # never more than collector_workers
+    assert slow_slots(2000, 300, 4) == 4
+    assert slow_slots(100_000, 300, 512) == SLOW_SLOTS_MAX
+
+
+def test_resized_slots_start_more_jobs_at_once_and_fewer_after_the_running_ones_end():
+    slots = admission.Slots(1, time.monotonic)
+    pool = ThreadPoolExecutor(max_workers=8)
+    gate = threading.Event()
+    lock = threading.Lock()
+    running = [0, 0]
+
+    def job():
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        gate.wait(5)
+        with lock:
+            running[0] -= 1
+        return True
+
+    try:
+        slots.resize(3)
+        batch = [(Future(), job) for _ in range(3)]
+        assert slots.dispatch(pool, batch, time.monotonic() + 5, 60.0) == 3  # three free slots: no wait
+        gate.set()
+        assert all(f.result(timeout=5) for f, _c in batch) and running[1] == 3
+        slots.resize(1)
+        gate.clear()
+        running[1] = 0
+        batch = [(Future(), job) for _ in range(2)]
+        caller = threading.Thread(target=slots.dispatch, args=(pool, batch, time.monotonic() + 5, 60.0))
+        caller.start()
+        time.sleep(0.3)
+        assert running[1] == 1  # one slot now: the second job waits for the first
+        gate.set()
+        caller.join(5)
+        assert all(f.result(timeout=5) for f, _c in batch) and running[1] == 1
+    finally:
+        gate.set()
+        pool.shutdown(wait=True)
 
 
 def test_inventories_that_never_got_a_slot_are_not_failures_of_their_devices(monkeypatch, caplog):

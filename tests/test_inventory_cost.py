@@ -149,3 +149,63 @@ def test_a_job_left_alone_for_its_run_time_is_fetched_with_one_get(tmp_path):
         requests = sim.stats(entry)[entry["name"]]["requests"]
     assert entries and rows
     assert requests.get("log:get") == 1 and requests.get("report:get") == 1
+
+
+@pytest.mark.slow
+def test_jobs_enqueued_together_are_read_with_one_get_each_after_one_wait(tmp_path):
+    with start_sim(tmp_path, devices=1, models="PA-440") as sim:
+        entry = sim.inventory[0]
+        tls = TlsConfig("pin", fingerprint_sha256=entry["tls_fingerprint_sha256"])
+        dev = DeviceConfig(id=entry["name"], name=entry["name"], host=entry["host"], port=entry["port"],
+                           api_key=entry["api_key"], tls=tls)
+        with PanosClient(dev, policy=LOOPBACK) as fw:
+            jobs = [fw.start_log_query(t, nlogs=5) for t in ("traffic", "system", "threat", "url")]
+            jobs.append(fw.start_report("top-app-summary", period="last-hour"))
+            got = [fw.job_entries(job, 20, first_wait_s=0.25) for job in jobs]
+            # A job nobody reads is stopped on the firewall (action=finish).
+            fw.stop_job(fw.start_log_query("traffic", nlogs=5))
+        requests = sim.stats(entry)[entry["name"]]["requests"]
+    assert got[0] and got[1] and got[4]  # the simulator logs traffic and system entries; the report has rows
+    assert requests.get("log:get") == 4 and requests.get("report:get") == 1  # all FIN at their first get
+    assert requests.get("log:finish") == 1
+
+
+def test_the_inventory_enqueues_its_log_queries_together_and_reads_them_after_the_network_calls():
+    order = []
+
+    class Ordered(Recording):
+        def start_log_query(self, log_type, query=None, nlogs=20, *, fields=None, deadline_s=None):
+            order.append(f"start:{log_type}")
+            return super().start_log_query(log_type, query, nlogs, fields=fields, deadline_s=deadline_s)
+
+        def arp(self):
+            order.append("arp")
+            return []
+
+        def log_query(self, log_type, query, nlogs, deadline_s, fields=None, first_wait_s=0.0):
+            order.append(f"read:{log_type}")
+            return super().log_query(log_type, query, nlogs, deadline_s, fields, first_wait_s)
+
+    now = time.time()
+    _info, doc = gather_inventory(Ordered({"inventories": 0}), now=now, window_s=300,
+                                  deadline=time.monotonic() + 30, acc_last=now - 300)
+    assert order == ["start:threat", "start:url", "start:system", "start:traffic", "arp",
+                     "read:threat", "read:url", "read:system", "read:traffic"]
+    assert doc["threats"] == {"critical": 0, "high": 0, "medium": 0} and doc["blocked_urls"] == 0
+    assert not {"threats", "blocked_urls", "system_log", "traffic_log"} & set(doc["errors"])
+
+
+def test_a_log_job_the_deadline_leaves_no_time_to_read_is_stopped_on_the_firewall():
+    box = {"inventories": 0}
+    clock = [0.0]
+
+    class LateArp(Recording):
+        def arp(self):
+            clock[0] = 100.0  # the ARP call uses up the rest of the deadline
+            return []
+
+    _info, doc = gather_inventory(LateArp(box), now=time.time(), window_s=300, deadline=50.0,
+                                  monotonic=lambda: clock[0], acc_last=time.time() - 300)
+    assert box["stopped"] == ["threat", "url", "system", "traffic"]
+    assert all(doc["errors"][p] == "deadline exceeded" for p in ("threats", "blocked_urls", "system_log",
+                                                                 "traffic_log"))

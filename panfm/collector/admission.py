@@ -55,6 +55,14 @@ class Slots:
         self._free = self.count
         self._running: list[list[Any]] = []
 
+    def resize(self, count: int) -> None:
+        """Change the number of slots; jobs running keep theirs (fewer slots: new jobs wait for them to end)."""
+        count = max(1, count)
+        with self._cv:
+            self._free += count - self.count
+            self.count = count
+            self._cv.notify_all()
+
     def _release(self, entry: list[Any], _job: Future[Any] | None = None) -> None:
         with self._cv:
             if not entry[1]:

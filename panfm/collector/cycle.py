@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import panfm.collector.metrics as cm
-from panfm.collector.admission import Slots, dispatch, pool_threads
+from panfm.collector.admission import SLOW_POLL_S, Slots, dispatch, pool_threads
 from panfm.collector.breaker import (
     Breaker,
     safe_error,
@@ -28,7 +28,7 @@ from panfm.collector.breaker import (
     status_skipped,
 )
 from panfm.collector.devices import Asked, DeviceEntry
-from panfm.collector.inventory import SLOW_WORKERS, InventoryJob
+from panfm.collector.inventory import SLOW_SLOTS_MAX, SLOW_WORKERS, InventoryJob
 from panfm.collector.poll import (
     NO_OBSERVER,
     Client,
@@ -83,9 +83,10 @@ class Collector(InventoryJob):
         self._pending_statuses: dict[str, DeviceStatus] = {}
         self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=pool_threads(workers), thread_name_prefix="poll")
-        self._slow_slots = Slots(min(workers, SLOW_WORKERS), monotonic)  # shared by overlapping gatherings
-        self._slow_pool = ThreadPoolExecutor(max_workers=pool_threads(self._slow_slots.count),
-                                             thread_name_prefix="slow")
+        # Shared by overlapping gatherings; more of them for a larger fleet (`slow_slots`, at most `workers`).
+        self._slow_slots = Slots(min(workers, SLOW_WORKERS), monotonic)
+        # Threads are made only when needed: sized for the most slots any setting allows.
+        self._slow_pool = ThreadPoolExecutor(max_workers=pool_threads(SLOW_SLOTS_MAX), thread_name_prefix="slow")
         # Clear while a fast cycle runs: inventory calls wait for it, so the 30 s samples of a
         # 1,000-firewall fleet never queue behind ~20 s of inventory parsing for the one GIL.
         self._fast_idle = threading.Event()
@@ -192,8 +193,9 @@ class Collector(InventoryJob):
         A device's calls run one after another in one worker (the vendor allows five in
         flight; with the inventory job's client that makes at most two). The cycle waits for
         nobody past the deadline: a dead or slow device costs only that. Inventory calls
-        pause meanwhile. `stop_at` (monotonic) brings the deadline forward: the clock's device
-        leases run out then, and no call may start after it.
+        pause meanwhile, except while only such stragglers are left. `stop_at` (monotonic)
+        brings the deadline forward: the clock's device leases run out then, and no call may
+        start after it.
         """
         self._fast_idle.clear()
         try:
@@ -247,7 +249,15 @@ class Collector(InventoryJob):
             pool, slots = self._pool, self._workers
         # Outside the lock: this waits for free slots until the deadline (admission.py).
         dispatch(pool, jobs, slots, deadline, self.monotonic)
-        wait(futures, timeout=max(0.0, deadline - self.monotonic()) + 0.2)
+        pending = wait(futures, timeout=min(SLOW_POLL_S, max(0.0, deadline - self.monotonic()))).not_done
+        if pending:
+            # Every poll has been started for SLOW_POLL_S: what still runs is slow or dead firewalls,
+            # waited for until the deadline. The inventory goes on meanwhile (at 2,000 firewalls it
+            # was held 5-14 s of every 30 s for them), and waits again while the cycle's answers are
+            # applied below.
+            self._fast_idle.set()
+            wait(pending, timeout=max(0.0, deadline - self.monotonic()) + 0.2)
+            self._fast_idle.clear()
         samples: list[DeviceSample] = []
         interfaces: list[InterfaceSample] = []
         baselines: list[CounterBaseline] = []

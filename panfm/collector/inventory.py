@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -21,13 +22,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("panfm.collector")
 
-SLOW_WORKERS = 16  # inventories gathered at once (slots; admission.py)
+SLOW_WORKERS = 16  # inventories gathered at once (slots; admission.py), at least
+# An inventory holds its slot about this long, its pauses for the fast cycle included (measured at
+# 2,000 firewalls, docs/benchmarks.md): a fleet of N needs N x this / window slots to be gathered
+# once per window, so a larger fleet gets more slots (at most `collector_workers`).
+INVENTORY_SLOT_S = 5.0
+SLOW_SLOTS_MAX = 64  # whatever the fleet: the inventory's threads and documents in flight stay bounded
 # An inventory still running after this long (a slow firewall answering each call in seconds)
 # gives its slot back: without it, 5 % slow firewalls in 1,000 held all 16 slots for the whole
 # 120 s deadline and every other inventory queued past it ("deadline exceeded", 0 of N gathered).
 SLOW_INVENTORY_S = 20.0
 SLOW_DEADLINE_S = 120.0
 INVENTORY_RETRY_S = 60.0  # a device whose inventory failed is asked again at most this often
+
+
+def slow_slots(fleet: int, window_s: float, workers: int) -> int:
+    """Inventories gathered at once for a fleet: its share of a window, at least `SLOW_WORKERS`.
+
+    Never more than `workers` (`collector_workers`, the fast cycle's) nor `SLOW_SLOTS_MAX`.
+    """
+    share = math.ceil(fleet * INVENTORY_SLOT_S / max(window_s, 1.0))
+    return max(1, min(workers, SLOW_SLOTS_MAX, max(SLOW_WORKERS, share)))
 
 
 class LeaseLost(Exception):
@@ -47,6 +62,7 @@ class InventoryJob:
     _devices: dict[str, DeviceEntry]
     _slow_pool: ThreadPoolExecutor
     _slow_slots: Slots
+    _workers: int
     _fast_idle: threading.Event
     resolver: Resolver | None
 
@@ -104,6 +120,7 @@ class InventoryJob:
         futures: dict[Future[Any], tuple[DeviceEntry, DeviceConfig]] = {}
         jobs: list[tuple[Future[Any], Callable[[], Any]]] = []
         with self._lock:
+            self._slow_slots.resize(slow_slots(len(devices), window_s, self._workers))
             for dev in self._sync(devices):
                 if only is not None and dev.config.id not in only:
                     continue

@@ -31,13 +31,15 @@ class SlowClient(Protocol):
     def licenses(self) -> Sequence[License]: ...
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
-    def log_query(self, log_type: str, query: str, nlogs: int, deadline_s: float,
-                  fields: Collection[str] | None = None, first_wait_s: float = 0.0) -> Any: ...
+    def start_log_query(self, log_type: str, query: str | None = None, nlogs: int = 20, *,
+                        fields: Collection[str] | None = None, deadline_s: float | None = None) -> Any: ...
+    def start_report(self, name: str, *, start: str | None = None, end: str | None = None,
+                     period: str | None = None, topn: int = 25, deadline_s: float | None = None) -> Any: ...
+    def job_entries(self, job: Any, deadline_s: float, first_wait_s: float = 0.0) -> Any: ...
+    def stop_job(self, job: Any) -> None: ...
     def arp(self) -> Sequence[ArpEntry]: ...
     def dhcp_leases(self) -> Sequence[DhcpLease]: ...
     def user_mappings(self) -> Sequence[UserMapping]: ...
-    def report(self, name: str, *, start: str | None = None, end: str | None = None, period: str | None = None,
-               topn: int = 25, deadline_s: float = 30.0, first_wait_s: float = 0.0) -> Any: ...
 
 
 # Names (IP -> hostname) for hosts without a DHCP name, within a time budget: `ReverseDns.names`.
@@ -180,44 +182,93 @@ def gather_inventory(
     def remaining() -> float:
         return max(1.0, deadline - monotonic())
 
+    # The four log queries are enqueued together and run on the firewall while the network calls
+    # are made; each is read after (one wait for all four instead of four: bench/clock_scale.py).
+    jobs = _Jobs(client, part)
     # Low too: the threat tiles count it; the inventory's `threats` (alerts) keeps critical to medium.
-    threat_query = window_query(since, severity)
-    threats = part("threats", lambda: _entries(client.log_query("threat", threat_query, MAX_LOGS, remaining(),
-                                                                fields=EVENT_FIELDS, first_wait_s=JOB_WAIT_S)),
-                   keep=False)
+    jobs.start_log("threats", "threat", window_query(since, severity), MAX_LOGS, EVENT_FIELDS, remaining)
+    jobs.start_log("blocked_urls", "url", window_query(since, "( action eq block-url )"), MAX_LOGS, EVENT_FIELDS,
+               remaining)
+    for log_type in LOG_TYPES:
+        jobs.start_log(f"{log_type}_log", log_type, window_query(since), log_cap, kept_fields(log_type), remaining)
+    _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
+    threats = jobs.read("threats", remaining)
     if threats is not None:
         doc["threats"] = threat_counts(threats)
-    urls = part("blocked_urls", lambda: _entries(client.log_query(
-        "url", window_query(since, "( action eq block-url )"), MAX_LOGS, remaining(), fields=EVENT_FIELDS,
-        first_wait_s=JOB_WAIT_S)),
-        keep=False)
+    urls = jobs.read("blocked_urls", remaining)
     if urls is not None:
         doc["blocked_urls"] = len(urls)
     doc["security"] = summarize(threats, urls)
-    _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
+    offset = (device_clock(info, now) - datetime.fromtimestamp(now, UTC).replace(tzinfo=None)).total_seconds()
+    logs: dict[str, Any] = {}
+    for log_type in LOG_TYPES:
+        got = jobs.read(f"{log_type}_log", lambda: min(REPORT_DEADLINE_S, remaining()))
+        if got is not None:
+            logs[log_type] = trim(log_type, got, offset, log_cap)
+    if logs:
+        doc["logs"] = logs
+        doc["log_cap"] = log_cap
     if acc_due(acc_last, now, window_s):
         span = window_s if acc_last is None else min(now - acc_last, ACC_MAX_SPAN_S)
         until = device_clock(info, now)
         _applications(client, doc, part, since=until - timedelta(seconds=span), until=until, remaining=remaining)
     else:
         doc["applications"] = {"skipped": True}  # the collector fills in what the last run found unavailable
-    offset = (device_clock(info, now) - datetime.fromtimestamp(now, UTC).replace(tzinfo=None)).total_seconds()
-    logs: dict[str, Any] = {}
-    for log_type in LOG_TYPES:
-        got = part(f"{log_type}_log", functools.partial(_log_entries, client, log_type, window_query(since),
-                                                         lambda: min(REPORT_DEADLINE_S, remaining()), log_cap),
-                   keep=False)
-        if got is not None:
-            logs[log_type] = trim(log_type, got, offset, log_cap)
-    if logs:
-        doc["logs"] = logs
-        doc["log_cap"] = log_cap
     doc["window_s"] = window_s
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
             if lic.get(key) is not None:
                 lic[key] = lic[key].isoformat()
     return info, doc
+
+
+class _Jobs:
+    """Log query jobs of one inventory: enqueued together (`start`), read one by one (`read`).
+
+    Each is a part of the document by its name: an enqueue or a read that fails, or a read the
+    deadline leaves no time for, puts the reason under that name in `errors`. A job not read
+    (its read was cut by the deadline) is stopped on the firewall (`action=finish`).
+    """
+
+    def __init__(self, client: SlowClient, part: Callable[..., Any]) -> None:
+        self.client, self.part = client, part
+        self.pending: dict[str, Any] = {}
+
+    def start(self, name: str, enqueue: Callable[[], Any]) -> None:
+        job = self.part(name, enqueue, keep=False)
+        if job is not None:
+            self.pending[name] = job
+
+    def start_log(self, name: str, log_type: str, query: str, nlogs: int, fields: Collection[str],
+                  budget: Callable[[], float]) -> None:
+        self.start(name, lambda: self.client.start_log_query(log_type, query, nlogs, fields=fields,
+                                                             deadline_s=budget()))
+
+    def read(self, name: str, budget: Callable[[], float],
+             wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda fn: fn,
+             ) -> tuple[Mapping[str, str], ...] | None:
+        """The job's entries (None: failed, reason in `errors`); `wrap` wraps the read (`_optional`)."""
+        job = self.pending.pop(name, None)
+        if job is None:
+            return None  # its enqueue failed or was cut: the reason is in `errors` already
+        if job == ():
+            return ()  # enqueued through `_optional`, which found the report missing (no job)
+        asked = []
+
+        def fetch() -> Any:
+            asked.append(True)
+            return _entries(self.client.job_entries(job, budget(), JOB_WAIT_S))
+
+        got: tuple[Mapping[str, str], ...] | None = self.part(name, wrap(fetch), keep=False)
+        if not asked:  # cut by the deadline before its read: still running on the firewall
+            self.stop(job)
+        return got
+
+    def stop(self, job: Any) -> None:
+        try:
+            self.client.stop_job(job)
+        except Exception:  # best effort: the firewall may be why the deadline ran out
+            log.debug("stopping an unread log job failed", exc_info=True)
 
 
 def _optional(fn: Callable[[], Sequence[Any]], absent: dict[str, str], name: str) -> Callable[[], Sequence[Any]]:
@@ -275,11 +326,6 @@ def _network(
         "hosts": len(rows),
         "unavailable": absent,  # feature not on this firewall: an empty section, with the reason
     }
-
-
-def _log_entries(client: SlowClient, log_type: str, query: str, budget: Callable[[], float], cap: int) -> Any:
-    return _entries(client.log_query(log_type, query, cap, budget(), fields=kept_fields(log_type),
-                                     first_wait_s=JOB_WAIT_S))
 
 
 TOP_N = 25
@@ -346,25 +392,28 @@ def _applications(
 ) -> None:
     """Add `applications`: the ACC's tops of this window (since the last run).
 
-    Five report jobs, one after another: top applications, categories, threats (`top-attacks-acc`),
-    blocked URL categories and sources. Each is finished or stopped (`action=finish`) within what
-    is left of the job's deadline (at most 30 s). A firewall without a report gets the reason.
+    Five report jobs, enqueued together and then read one by one: top applications, categories,
+    threats (`top-attacks-acc`), blocked URL categories and sources. Each is finished or stopped
+    (`action=finish`) within what is left of the job's deadline (at most 30 s). A firewall without
+    a report gets the reason.
     """
     start, end = f"{since:%Y/%m/%d %H:%M:%S}", f"{until:%Y/%m/%d %H:%M:%S}"
     absent: dict[str, str] = {}
+    reports = {"applications": "top-app-summary", "app_categories": "top-application-categories-summary",
+               "acc_threats": acc.THREATS_REPORT, "acc_url_categories": acc.URL_CATEGORIES_REPORT,
+               "acc_sources": acc.SOURCES_REPORT}
+    jobs = _Jobs(client, part)
 
-    def run(key: str, name: str) -> Any:
-        def call() -> Any:
-            return client.report(name, start=start, end=end, topn=TOP_N,
-                                 deadline_s=min(REPORT_DEADLINE_S, remaining()), first_wait_s=JOB_WAIT_S)
+    def budget() -> float:
+        return min(REPORT_DEADLINE_S, remaining())
 
-        return part(key, _optional(call, absent, key), keep=False)
+    def enqueue(name: str) -> Callable[[], Any]:
+        return lambda: client.start_report(name, start=start, end=end, topn=TOP_N, deadline_s=budget())
 
-    apps = run("applications", "top-app-summary")
-    cats = run("app_categories", "top-application-categories-summary")
-    threats = run("acc_threats", acc.THREATS_REPORT)
-    url_cats = run("acc_url_categories", acc.URL_CATEGORIES_REPORT)
-    sources = run("acc_sources", acc.SOURCES_REPORT)
+    for key, name in reports.items():
+        jobs.start(key, _optional(enqueue(name), absent, key))
+    apps, cats, threats, url_cats, sources = (
+        jobs.read(key, budget, wrap=functools.partial(_optional, absent=absent, name=key)) for key in reports)
     got = (apps, cats, threats, url_cats, sources)
     if all(r is None for r in got):
         return

@@ -14,6 +14,7 @@ from panfm.xmlapi.client import (
     PanosClient,
     PanosError,
     PanosTimeout,
+    PendingJob,
     TlsError,
     fetch_fingerprint,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "PanosClient",
     "PanosError",
     "PanosTimeout",
+    "PendingJob",
     "TlsError",
     "fetch_fingerprint",
     "interface_kind",

@@ -13,12 +13,12 @@ exception tree in `errors.py`; every name a caller needs is importable from here
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import time
 from collections.abc import Callable, Collection
 from html import escape as xml_escape  # escapes & < > " ': enough for XML text
-from typing import TypeVar
 
 import panfm.xmlapi.parsers as panos_xml
 from panfm.models import (
@@ -70,6 +70,7 @@ __all__ = [
     "PanosClient",
     "PanosError",
     "PanosTimeout",
+    "PendingJob",
     "ServerError",
     "TlsError",
     "fetch_fingerprint",
@@ -78,7 +79,17 @@ __all__ = [
 _PERIODS = ("second", "minute", "hour", "day", "week")
 _LOG_TYPE_RE = re.compile(r"[a-z][a-z-]{1,30}")
 _REPORT_RE = re.compile(r"[a-z][a-z0-9-]{1,60}")
-_Job = TypeVar("_Job", LogJob, ReportJob)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A log or report job enqueued on the firewall and not read yet (`PanosClient.job_entries`)."""
+
+    kind: str  # "log" or "report"
+    job_id: str | None  # None: the report was answered at once (`answer`)
+    parse: Callable[[bytes], LogJob | ReportJob]
+    enqueued: float  # monotonic
+    answer: LogJob | ReportJob | None = None
 
 
 class PanosClient(PanosTransport):
@@ -178,7 +189,20 @@ class PanosClient(PanosTransport):
         """Run a log query job to FIN within `deadline_s`; on timeout stop the job and raise PanosTimeout.
 
         `fields` keeps only those fields of each entry (all of them by default). `first_wait_s`:
-        how long to leave the job alone before the first `get` (see `_run_job`).
+        how long to leave the job alone before the first `get` (see `job_entries`).
+        """
+        end = time.monotonic() + deadline_s
+        job = self.start_log_query(log_type, query, nlogs, fields=fields, deadline_s=deadline_s)
+        return self.job_entries(job, end - time.monotonic(), first_wait_s)
+
+    def start_log_query(
+        self, log_type: str, query: str | None = None, nlogs: int = 20, *, fields: Collection[str] | None = None,
+        deadline_s: float | None = None,
+    ) -> PendingJob:
+        """Enqueue a log query job and return it unread: `job_entries` reads it, `stop_job` stops it.
+
+        Several jobs enqueued one after another run on the firewall at the same time, while this
+        client makes other calls (the inventory's four log queries: one wait instead of four).
         """
         if not _LOG_TYPE_RE.fullmatch(log_type):
             raise ValueError("log_type must be a PAN-OS log type such as traffic, threat, url or system")
@@ -188,8 +212,7 @@ class PanosClient(PanosTransport):
         if query:
             form["query"] = query
         parse = panos_xml.parse_log_job if fields is None else functools.partial(panos_xml.parse_log_job, fields=fields)
-        job = self._run_job("log", form, deadline_s, parse, first_wait_s)
-        return job.entries
+        return self._enqueue("log", form, parse, deadline_s)
 
     def report(
         self, name: str, *, start: str | None = None, end: str | None = None, period: str | None = None,
@@ -201,6 +224,15 @@ class PanosClient(PanosTransport):
         On timeout the job is stopped (`action=finish`) and PanosTimeout raised. `first_wait_s` as
         for `log_query`.
         """
+        until = time.monotonic() + deadline_s
+        job = self.start_report(name, start=start, end=end, period=period, topn=topn, deadline_s=deadline_s)
+        return self.job_entries(job, until - time.monotonic(), first_wait_s)
+
+    def start_report(
+        self, name: str, *, start: str | None = None, end: str | None = None, period: str | None = None,
+        topn: int = 25, deadline_s: float | None = None,
+    ) -> PendingJob:
+        """Enqueue an ACC dynamic report and return it unread (as `start_log_query`)."""
         if not _REPORT_RE.fullmatch(name):
             raise ValueError("name must be a dynamic report name such as top-app-summary")
         if not 1 <= topn <= 500:
@@ -212,27 +244,36 @@ class PanosClient(PanosTransport):
             if not (start and end):
                 raise ValueError("give period, or start and end")
             form.update(starttime=start, endtime=end)
-        return self._run_job("report", form, deadline_s, panos_xml.parse_report_job, first_wait_s).entries
+        return self._enqueue("report", form, panos_xml.parse_report_job, deadline_s)
 
-    def _run_job(self, kind: str, form: dict[str, str], deadline_s: float, parse: Callable[[bytes], _Job],
-                 first_wait_s: float = 0.0) -> _Job:
-        """Enqueue a log or report job and poll it to FIN within `deadline_s`; stop it on timeout.
-
-        `first_wait_s` (at most half the deadline) passes before the first `get`: a job asked at
-        once is still running (ACT) and each `get` costs a call; a caller that knows how long
-        such jobs take (the inventory) asks once, after that wait, and polls only if it is not done.
-        """
-        end = time.monotonic() + deadline_s
-        first = self._call(form, min(end, time.monotonic() + self.timeout))
+    def _enqueue(self, kind: str, form: dict[str, str], parse: Callable[[bytes], LogJob | ReportJob],
+                 deadline_s: float | None) -> PendingJob:
+        """Ask for a log or report job (one call, at most `timeout` or `deadline_s`) and return it unread."""
+        limit = self.timeout if deadline_s is None else min(self.timeout, max(deadline_s, 0.0))
+        first = self._call(form, time.monotonic() + limit)
         if kind == "report":
             # Some releases (and `async=no`) answer a report at once, without a job.
             at_once = panos_xml.parse_report_at_once(first)
             if at_once is not None:
-                return at_once  # type: ignore[return-value]
-        job_id = panos_xml.parse_job_enqueued(first)
+                return PendingJob(kind, None, parse, time.monotonic(), at_once)
+        return PendingJob(kind, panos_xml.parse_job_enqueued(first), parse, time.monotonic())
+
+    def job_entries(self, job: PendingJob, deadline_s: float, first_wait_s: float = 0.0) -> tuple[dict[str, str], ...]:
+        """Poll an enqueued job to FIN within `deadline_s` and return its entries; on timeout stop it, PanosTimeout.
+
+        `first_wait_s` (at most half the deadline) counts from the job's enqueue: a job asked at
+        once is still running (ACT) and each `get` costs a call; a caller that knows how long such
+        jobs take (the inventory) asks once, after that wait, and polls only if it is not done. A
+        job enqueued a while ago (the inventory made other calls meanwhile) is asked at once.
+        """
+        if job.answer is not None:
+            return job.answer.entries
+        job_id, kind = job.job_id, job.kind
+        assert job_id is not None  # nosec B101 (a job without an answer was enqueued with an id)
+        end = time.monotonic() + deadline_s
         delay = 0.2
         if first_wait_s > 0:
-            wait = min(first_wait_s, (end - time.monotonic()) / 2)
+            wait = min(job.enqueued + first_wait_s - time.monotonic(), (end - time.monotonic()) / 2)
             if wait > 0 and self._closed.wait(wait):
                 self._finish_job(job_id, kind)
                 raise PanosTimeout(f"{self._where}: {kind} job {job_id} not finished: the client was closed")
@@ -241,17 +282,22 @@ class PanosClient(PanosTransport):
             # 1. Each poll gets at most `timeout`, and never more than what is left of the deadline.
             call_end = min(end, time.monotonic() + self.timeout)
             try:
-                job = parse(self._call({"type": kind, "action": "get", "job-id": job_id}, call_end))
+                answer = job.parse(self._call({"type": kind, "action": "get", "job-id": job_id}, call_end))
             except PanosTimeout:
                 self._finish_job(job_id, kind)
                 raise
-            if job.status == "FIN":
-                return job
+            if answer.status == "FIN":
+                return answer.entries
             # 2. Back off (0.2 s, x1.5, at most 2 s: PAN-OS finishes jobs slower when polled hard).
             if time.monotonic() + delay >= end or self._closed.wait(delay):
                 self._finish_job(job_id, kind)
                 raise PanosTimeout(f"{self._where}: {kind} job {job_id} not finished within {deadline_s:g} s")
             delay = min(delay * 1.5, 2.0)
+
+    def stop_job(self, job: PendingJob) -> None:
+        """Stop a job that will not be read (its caller ran out of time); best effort, one short call."""
+        if job.job_id is not None and job.answer is None:
+            self._finish_job(job.job_id, job.kind)
 
     def _finish_job(self, job_id: str, kind: str = "log") -> None:
         """Stop a log or report job the caller gave up on (best effort: the device may be the reason)."""

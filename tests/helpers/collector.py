@@ -73,6 +73,25 @@ class FakeClient:
     def log_query(self, log_type, query, nlogs, deadline_s, fields=None, first_wait_s=0.0):
         return []
 
+    # The job API the inventory uses: enqueue now, read later. A scripted firewall answers at the
+    # read, through `log_query` / `report`, so subclasses script one method per kind.
+    def start_log_query(self, log_type, query=None, nlogs=20, *, fields=None, deadline_s=None):
+        self.box.setdefault("enqueued", []).append(f"log:{log_type}")
+        return ("log", (log_type, query, nlogs), {"fields": fields})
+
+    def start_report(self, name, *, start=None, end=None, period=None, topn=25, deadline_s=None):
+        self.box.setdefault("enqueued", []).append(f"report:{name}")
+        return ("report", (name,), {"start": start, "end": end, "period": period, "topn": topn})
+
+    def job_entries(self, job, deadline_s, first_wait_s=0.0):
+        kind, args, kw = job
+        if kind == "log":
+            return self.log_query(*args, deadline_s, first_wait_s=first_wait_s, **kw)
+        return self.report(*args, deadline_s=deadline_s, first_wait_s=first_wait_s, **kw)
+
+    def stop_job(self, job):
+        self.box.setdefault("stopped", []).append(job[1][0])
+
     def close(self):
         pass
 
