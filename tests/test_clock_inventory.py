@@ -96,3 +96,29 @@ def test_each_fast_cycle_gives_the_allocators_free_memory_back(rig, monkeypatch)
     glibc = platform.libc_ver()[0] == "glibc"
     assert memory.release_free_memory() is glibc
     assert memory.configure_allocator() is glibc
+
+
+def test_the_inventory_waits_while_the_clock_writes_the_cycle(rig):
+    ctx, _box, devices = rig
+    devices.add(DeviceConfig(id="", name="fw-1", host="127.0.0.1", api_key="k", tls=TlsConfig("insecure")))
+    write = ctx.store.write_cycle
+    during_write = []
+
+    def watched_write(cycle, **kw):
+        during_write.append(ctx.collector._fast_idle.is_set())  # would an inventory call go ahead now?
+        return write(cycle, **kw)
+
+    ctx.store.write_cycle = watched_write
+    clock.collect_once(ctx)
+    assert during_write == [False]
+    assert ctx.collector._fast_idle.is_set()  # and it goes on once the write is done
+
+
+def test_nested_fast_priority_blocks_hold_the_inventory_until_the_outermost_ends(rig):
+    ctx, _box, _devices = rig
+    collector = ctx.collector
+    with collector.fast_priority():
+        with collector.fast_priority():
+            assert not collector._fast_idle.is_set()
+        assert not collector._fast_idle.is_set()
+    assert collector._fast_idle.is_set()

@@ -14,8 +14,9 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 import panfm.collector.metrics as cm
 from panfm.collector.admission import SLOW_POLL_S, Slots, dispatch, pool_threads
@@ -91,6 +92,8 @@ class Collector(InventoryJob):
         # 1,000-firewall fleet never queue behind ~20 s of inventory parsing for the one GIL.
         self._fast_idle = threading.Event()
         self._fast_idle.set()
+        self._priority_lock = threading.Lock()
+        self._priority_holders = 0  # `fast_priority` blocks open; the inventory waits while any is
 
     # ---- state ----------------------------------------------------------------------
 
@@ -197,11 +200,26 @@ class Collector(InventoryJob):
         brings the deadline forward: the clock's device leases run out then, and no call may
         start after it.
         """
-        self._fast_idle.clear()
-        try:
+        with self.fast_priority():
             return self._collect(devices, interval, stop_at)
+
+    @contextmanager
+    def fast_priority(self) -> Iterator[None]:
+        """Inventory calls wait while this block runs (nested blocks: until the outermost ends).
+
+        `collect` runs in one; the clock also writes the cycle in one, so that the write does
+        not wait for the interpreter behind inventory threads parsing log answers.
+        """
+        with self._priority_lock:
+            self._priority_holders += 1
+            self._fast_idle.clear()
+        try:
+            yield
         finally:
-            self._fast_idle.set()
+            with self._priority_lock:
+                self._priority_holders -= 1
+                if self._priority_holders == 0:
+                    self._fast_idle.set()
 
     def _collect(self, devices: Sequence[DeviceConfig], interval: float, stop_at: float | None) -> CycleResult:
         started = self.clock()

@@ -143,22 +143,12 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
                 held = ctx.keeper.take_slot(settings.refresh_interval)
                 devices = [d for d in devices if d.id in held]
                 stop_at, fence = ctx.keeper.slot_stop_at(settings.refresh_interval), ctx.keeper.fence()
-            cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
-            duration = time.monotonic() - t0
+            # The inventory waits for the write too: parsing log answers in its threads, it held
+            # the interpreter while the cycle's rows were being built and sent.
+            with ctx.collector.fast_priority():
+                cycle, rejected, write_ms, duration = _collect_and_write(ctx, devices, settings, stop_at, fence,
+                                                                         started, t0)
             up = sum(1 for s in cycle.statuses if s.state == "up")
-            ctx.stats.last_cycle = {
-                "devices": len(devices), "sampled": len(cycle.samples), "up": up, "duration_s": round(duration, 3),
-            }
-            ctx.stats.record("collect", started, duration)
-            if ctx.keeper is not None:
-                ctx.stats.coordination = ctx.keeper.snapshot()
-            t_write = time.monotonic()
-            if isinstance(ctx.store, PgSampleStore):  # each clock's stats in its own row
-                rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence,
-                                                 node_id=None if ctx.keeper is None else ctx.keeper.node_id)
-            else:
-                rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
-            write_ms = (time.monotonic() - t_write) * 1000.0
             if rejected and ctx.keeper is not None:
                 ctx.keeper.rejected_writes += rejected
                 log.warning("[CLOCK JOB] collect: %d late sample(s) rejected by the fence (leases lost)", rejected)
@@ -178,6 +168,28 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
     _request_due_inventory(ctx, len(devices), settings.refresh_interval)
     release_free_memory()  # the cycle's freed native memory back to the system (ops/memory.py)
     return cycle
+
+
+def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings: config.Settings,
+                       stop_at: float | None, fence: Any, started: float, t0: float,
+                       ) -> tuple[CycleResult, int, float, float]:
+    """Collect one cycle, record its stats, write it; (cycle, rejected rows, write ms, cycle seconds)."""
+    cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
+    duration = time.monotonic() - t0
+    up = sum(1 for s in cycle.statuses if s.state == "up")
+    ctx.stats.last_cycle = {
+        "devices": len(devices), "sampled": len(cycle.samples), "up": up, "duration_s": round(duration, 3),
+    }
+    ctx.stats.record("collect", started, duration)
+    if ctx.keeper is not None:
+        ctx.stats.coordination = ctx.keeper.snapshot()
+    t_write = time.monotonic()
+    if isinstance(ctx.store, PgSampleStore):  # each clock's stats in its own row
+        rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence,
+                                         node_id=None if ctx.keeper is None else ctx.keeper.node_id)
+    else:
+        rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
+    return cycle, rejected, (time.monotonic() - t_write) * 1000.0, duration
 
 
 def due_batch(fleet: int, refresh_interval: float) -> int:
