@@ -47,7 +47,8 @@ def lease_once(ctx: ClockContext) -> None:
     interval = ctx.settings.refresh_interval
     try:
         ids = [d.id for d in ctx.devices.list(enabled_only=True)]
-        result = ctx.keeper.round(ids, interval)
+        with ctx.collector.fast_priority():  # no new inventory call while the round holds its rows
+            result = ctx.keeper.round(ids, interval)
         ctx.stats.coordination = ctx.keeper.snapshot()
         if ctx.metrics is not None:  # metrics hook (issue 14): lease grants, takeovers, held, leader
             ctx.metrics.lease_round(ctx.keeper, result)
