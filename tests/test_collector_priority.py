@@ -35,6 +35,22 @@ def dev(n: int) -> DeviceConfig:
     return DeviceConfig(id=f"d{n}", name=f"fw-{n}", host=f"127.0.0.{n}", tls=TlsConfig("insecure"), api_key="k")
 
 
+def fast_then_slow(collector, box, fast_devices, slow_device):
+    """Start a fast cycle in a thread, wait until it is polling, then start an inventory in another."""
+    cycles, gathered = [], []
+
+    def fast():
+        cycles.append(collector.collect(fast_devices, 30))
+        box["events"].append("cycle done")
+
+    fast_thread = threading.Thread(target=fast)
+    fast_thread.start()
+    assert box["in_fast"].wait(5)
+    slow_thread = threading.Thread(target=lambda: gathered.extend(collector.collect_slow([slow_device], 300)))
+    slow_thread.start()
+    return fast_thread, slow_thread, cycles, gathered
+
+
 def test_it_holds_inventory_calls_until_the_running_fast_cycle_is_done():
     box = {"snapshots": [[ctr("ethernet1/1", 0, 0)]], "now": [T0], "polls": 0, "inventories": 0, "monitor": MONITOR,
            "in_fast": threading.Event(), "release": threading.Event(), "inventory_started": threading.Event(),
@@ -42,16 +58,7 @@ def test_it_holds_inventory_calls_until_the_running_fast_cycle_is_done():
     collector = Collector(workers=4, request_timeout=5.0, client_factory=lambda cfg, t, on_key: GatedClient(box),
                           clock=lambda: box["now"][0])
     try:
-        def fast():
-            collector.collect([dev(1)], 30)
-            box["events"].append("cycle done")
-
-        fast_thread = threading.Thread(target=fast)
-        fast_thread.start()
-        assert box["in_fast"].wait(5)
-        slow_result = []
-        slow_thread = threading.Thread(target=lambda: slow_result.extend(collector.collect_slow([dev(2)], 300)))
-        slow_thread.start()
+        fast_thread, slow_thread, _cycles, slow_result = fast_then_slow(collector, box, [dev(1)], dev(2))
         # While the cycle runs, the inventory job must not make its first call.
         assert not box["inventory_started"].wait(0.3)
         box["release"].set()
@@ -90,18 +97,7 @@ def test_the_inventory_goes_on_while_only_a_slow_firewall_keeps_the_fast_cycle_o
     collector = Collector(workers=4, request_timeout=5.0, clock=lambda: box["now"][0],
                           client_factory=lambda cfg, t, on_key: StragglerClient(box, cfg.host))
     try:
-        cycle_result = []
-
-        def fast():
-            cycle_result.append(collector.collect([dev(1), dev(2)], 30))
-            box["events"].append("cycle done")
-
-        fast_thread = threading.Thread(target=fast)
-        fast_thread.start()
-        assert box["in_fast"].wait(5)
-        slow_result = []
-        slow_thread = threading.Thread(target=lambda: slow_result.extend(collector.collect_slow([dev(3)], 300)))
-        slow_thread.start()
+        fast_thread, slow_thread, cycle_result, slow_result = fast_then_slow(collector, box, [dev(1), dev(2)], dev(3))
         # fw-2 has answered; once every poll has run SLOW_POLL_S, only the straggler fw-1 is left.
         assert box["inventory_started"].wait(5)
         slow_thread.join(10)
@@ -302,20 +298,27 @@ def test_a_job_waiting_for_a_thread_keeps_its_slot_so_the_pool_queue_never_fills
         pool.shutdown(wait=True)
 
 
-def test_overlapping_gatherings_share_one_set_of_slots():
-    slots = admission.Slots(2, time.monotonic)
-    pool = ThreadPoolExecutor(max_workers=8)
+def counted_job(body):
+    """A job running `body`, and [running now, most at once] counted across its runs."""
     lock = threading.Lock()
-    running = [0, 0]  # now, most at once
+    running = [0, 0]
 
     def job():
         with lock:
             running[0] += 1
             running[1] = max(running[1], running[0])
-        time.sleep(0.05)
+        body()
         with lock:
             running[0] -= 1
         return True
+
+    return running, job
+
+
+def test_overlapping_gatherings_share_one_set_of_slots():
+    slots = admission.Slots(2, time.monotonic)
+    pool = ThreadPoolExecutor(max_workers=8)
+    running, job = counted_job(lambda: time.sleep(0.05))
 
     batches = [[(Future(), job) for _ in range(6)] for _ in range(3)]
     callers = [threading.Thread(target=slots.dispatch, args=(pool, b, time.monotonic() + 20, 60.0)) for b in batches]
@@ -344,17 +347,7 @@ def test_resized_slots_start_more_jobs_at_once_and_fewer_after_the_running_ones_
     slots = admission.Slots(1, time.monotonic)
     pool = ThreadPoolExecutor(max_workers=8)
     gate = threading.Event()
-    lock = threading.Lock()
-    running = [0, 0]
-
-    def job():
-        with lock:
-            running[0] += 1
-            running[1] = max(running[1], running[0])
-        gate.wait(5)
-        with lock:
-            running[0] -= 1
-        return True
+    running, job = counted_job(lambda: gate.wait(5))
 
     try:
         slots.resize(3)

@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 
 import pytest
-from conftest import LOOPBACK, start_sim
+from conftest import LOOPBACK, device_for, start_sim
 from helpers.collector import FakeClient
 
 import clock
@@ -140,10 +140,7 @@ def test_a_skipped_acc_run_records_nothing_and_keeps_the_reasons_in_the_inventor
 def test_a_job_left_alone_for_its_run_time_is_fetched_with_one_get(tmp_path):
     with start_sim(tmp_path, devices=1, models="PA-440") as sim:
         entry = sim.inventory[0]
-        tls = TlsConfig("pin", fingerprint_sha256=entry["tls_fingerprint_sha256"])
-        dev = DeviceConfig(id=entry["name"], name=entry["name"], host=entry["host"], port=entry["port"],
-                           api_key=entry["api_key"], tls=tls)
-        with PanosClient(dev, policy=LOOPBACK) as fw:
+        with PanosClient(device_for(entry), policy=LOOPBACK) as fw:
             entries = fw.log_query("traffic", nlogs=5, deadline_s=20, first_wait_s=0.25)
             rows = fw.report("top-app-summary", period="last-hour", deadline_s=20, first_wait_s=0.25)
         requests = sim.stats(entry)[entry["name"]]["requests"]
@@ -155,10 +152,7 @@ def test_a_job_left_alone_for_its_run_time_is_fetched_with_one_get(tmp_path):
 def test_jobs_enqueued_together_are_read_with_one_get_each_after_one_wait(tmp_path):
     with start_sim(tmp_path, devices=1, models="PA-440") as sim:
         entry = sim.inventory[0]
-        tls = TlsConfig("pin", fingerprint_sha256=entry["tls_fingerprint_sha256"])
-        dev = DeviceConfig(id=entry["name"], name=entry["name"], host=entry["host"], port=entry["port"],
-                           api_key=entry["api_key"], tls=tls)
-        with PanosClient(dev, policy=LOOPBACK) as fw:
+        with PanosClient(device_for(entry), policy=LOOPBACK) as fw:
             jobs = [fw.start_log_query(t, nlogs=5) for t in ("traffic", "system", "threat", "url")]
             jobs.append(fw.start_report("top-app-summary", period="last-hour"))
             got = [fw.job_entries(job, 20, first_wait_s=0.25) for job in jobs]
