@@ -272,7 +272,8 @@ class Collector(InventoryJob):
             # Every poll has been started for SLOW_POLL_S: what still runs is slow or dead firewalls,
             # waited for until the deadline. The inventory goes on meanwhile (at 2,000 firewalls it
             # was held 5-14 s of every 30 s for them), and waits again while the cycle's answers are
-            # applied below.
+            # applied below. (Set directly, past `fast_priority`'s count: the clock's block around
+            # this cycle and its write is still open.)
             self._fast_idle.set()
             wait(pending, timeout=max(0.0, deadline - self.monotonic()) + 0.2)
             self._fast_idle.clear()

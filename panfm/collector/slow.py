@@ -223,7 +223,7 @@ def gather_inventory(
 
 
 class _Jobs:
-    """Log query jobs of one inventory: enqueued together (`start`), read one by one (`read`).
+    """Log query or report jobs of one inventory: enqueued together (`start`), read one by one (`read`).
 
     Each is a part of the document by its name: an enqueue or a read that fails, or a read the
     deadline leaves no time for, puts the reason under that name in `errors`. A job not read
