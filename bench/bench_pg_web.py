@@ -6,7 +6,8 @@
 Without --url it starts a throwaway PostgreSQL of its own (tests/helpers/postgres.py, Debian's
 binaries, a temporary folder, a free loopback port). It fills the database server-side with
 `generate_series`: --devices devices registered as PANfm devices, 5-minute and 1-hour rollups for
---days days ending now, raw samples (one per 30 s slot) for the last --raw-days days. Then the
+--days days ending now, raw samples (one per 30 s slot) for the last --raw-days days; then
+`VACUUM (ANALYZE)`, so that no autovacuum of the fresh rows runs while the clients measure. Then the
 client loop of bench/bench_web.py runs against gunicorn (2 workers x 4 threads) started with
 PANFM_DATABASE_URL: each client alternates /api/throughput and /api/throughput/history?range=30d
 on random devices. Prints the fill time, table sizes and p50/p95/p99 per endpoint.
@@ -99,7 +100,9 @@ def fill(url: str, devices: int, days: int, raw_days: int, data_dir: Path) -> No
         tx.execute("INSERT INTO rollup_marks (tier, done_until) VALUES ('5m', ?), ('1h', ?)",
                    (now // 300 * 300, now // 3600 * 3600))
     with db.connection() as conn:
-        conn.execute("ANALYZE")
+        # VACUUM too: left to autovacuum, the insert-triggered vacuum of GBs of fresh rows ran during
+        # the measured seconds (and index-only scans need the visibility map it sets).
+        conn.execute("VACUUM (ANALYZE)")
         sizes = conn.fetchall(
             "SELECT c.relname AS name, pg_total_relation_size(c.oid) AS size, c.reltuples::bigint AS est_rows"
             " FROM pg_class c WHERE c.relname IN ('device_5m', 'device_1h', 'iface_1h') OR"
