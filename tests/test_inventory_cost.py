@@ -203,3 +203,20 @@ def test_a_log_job_the_deadline_leaves_no_time_to_read_is_stopped_on_the_firewal
     assert box["stopped"] == ["threat", "url", "system", "traffic"]
     assert all(doc["errors"][p] == "deadline exceeded" for p in ("threats", "blocked_urls", "system_log",
                                                                  "traffic_log"))
+
+
+def test_a_report_the_firewall_refuses_at_its_enqueue_is_unavailable_and_the_others_are_read():
+    from panfm.xmlapi import ApiError
+
+    class RefusesSources(Recording):
+        def start_report(self, name, **kw):
+            if name == "top-src-summary":
+                raise ApiError(17, "no such report")
+            return super().start_report(name, **kw)
+
+    box = {"inventories": 0}
+    _info, doc = gather_inventory(RefusesSources(box), now=time.time(), window_s=300, deadline=time.monotonic() + 30)
+    apps = doc["applications"]
+    assert apps["unavailable"]["acc_sources"].startswith("PAN-OS error 17")
+    assert apps["sources"] is None and apps["apps"][0]["name"] == "ssl"  # the other four were read
+    assert "acc_sources" not in doc["errors"] and box.get("stopped") is None
