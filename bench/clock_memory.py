@@ -105,6 +105,39 @@ def census(top: int) -> str:
     return "\n".join("    " + line for line in lines)
 
 
+HEAP_MAX = 64 << 20  # glibc's thread arenas are heaps of this size, aligned on it (64-bit)
+
+
+def rss_by_mapping() -> dict[str, int]:
+    """Resident kB of this process by kind of mapping (/proc/self/smaps).
+
+    glibc's thread arenas are anonymous mappings aligned on 64 MiB; a thread's stack is an
+    anonymous mapping of its stack size right above a guard page; the main arena is `[heap]`.
+    Every other anonymous mapping is pymalloc's arenas (1 MiB each, merged by the kernel when
+    adjacent) or a block malloc mapped on its own (>= the mmap threshold).
+    """
+    kinds: dict[str, int] = {}
+    kind = "other"
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            name = fields[5] if len(fields) > 5 else ""
+            if name.startswith("["):
+                kind = name
+            elif name:
+                kind = "files"
+            elif start % HEAP_MAX == 0:
+                kind = "thread arenas"
+            elif (threading.stack_size() or 8 << 20) - 4096 <= end - start <= (threading.stack_size() or 8 << 20):
+                kind = "thread stacks"
+            else:
+                kind = "other anonymous"
+        elif fields and fields[0] == "Rss:":
+            kinds[kind] = kinds.get(kind, 0) + int(fields[1])
+    return kinds
+
+
 def native() -> str:
     """Where the memory outside Python's objects is: malloc, SQLite, threads, mappings (Linux, glibc)."""
     parts = []
@@ -124,17 +157,9 @@ def native() -> str:
                      f"(high water {sqlite.sqlite3_memory_highwater(0) / 1e6:.1f} MB)")
     except (OSError, AttributeError):
         parts.append("SQLite: sqlite3_memory_used not available")
-    kinds: dict[str, int] = {}
-    kind = "other"
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        fields = line.split()
-        if fields and "-" in fields[0] and len(fields) >= 5:
-            name = fields[5] if len(fields) > 5 else ""
-            kind = name if name.startswith("[") else ("anonymous" if not name else "files")
-        elif fields and fields[0] == "Rss:":
-            kinds[kind] = kinds.get(kind, 0) + int(fields[1])
     parts.append("RSS by mapping: " + ", ".join(f"{k} {v / 1024:.1f} MB" for k, v in
-                                                 sorted(kinds.items(), key=lambda kv: -kv[1]) if v >= 1024))
+                                                 sorted(rss_by_mapping().items(), key=lambda kv: -kv[1])
+                                                 if v >= 1024))
     names: dict[str, int] = {}
     for t in threading.enumerate():
         prefix = t.name.split("_")[0].rstrip("-0123456789")

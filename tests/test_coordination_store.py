@@ -182,6 +182,40 @@ def test_it_reports_the_database_away_and_reconnects_by_itself(pg_server, pg_url
     c.close()
 
 
+@pytest.mark.postgres
+def test_a_clock_that_is_not_registered_gets_nothing_and_changes_nothing(three):
+    coords, nodes = three
+    before = _round_all(coords, nodes, times=1)
+    with pytest.raises(CoordinationUnavailable, match="not registered"):
+        coords[0].lease_round("ghost", IDS, 30.0)
+    assert coords[0].owners() == {d: n for n in nodes for d in before[n].held}
+    assert [c.node_id for c in coords[0].clocks(30.0)] == sorted(nodes)
+
+
+@pytest.mark.postgres
+def test_the_round_function_is_created_once_by_clocks_starting_together(pg_url, tmp_path):
+    coords = [open_coordinator(pg_url, tmp_path) for _ in range(4)]
+    errors = []
+
+    def start(i):
+        try:
+            coords[i].register(f"n{i}", "h", i)
+            coords[i].lease_round(f"n{i}", IDS, 30.0)
+        except Exception as exc:  # the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'panfm_lease_round%'").fetchone()[0] == 1
+    for c in coords:
+        c.close()
+
+
 def test_on_sqlite_the_one_clock_holds_every_device_and_leads(tmp_path):
     c = open_coordinator("", tmp_path)
     c.register("solo", "host<b>", 42)

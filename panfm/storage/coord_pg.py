@@ -56,6 +56,92 @@ INSERT INTO job_lease (name) VALUES ('leader') ON CONFLICT DO NOTHING
 """
 SCHEMA_LOCK = 0x70616E666D01  # pg_advisory_xact_lock key of this schema ("panfm" + 1)
 
+ROUND_FN = "panfm_lease_round_v1"  # the name in LEASE_ROUND; a new body gets a new name (old clocks keep theirs)
+# One lease round (PgCoordinator.lease_round), inside the caller's transaction:
+# 1. Heartbeat (nothing else happens for a clock that is not registered). Live clocks =
+#    heartbeat younger than a lease (a dead clock stops counting when its leases run out, so its
+#    share is claimable in the same round); and how many other live clocks hold less than
+#    fair - 2 (one that just joined holds nothing).
+# 2. Release what this clock holds of devices no longer enabled.
+# 3. Renew its leases that are still valid (an expired one is a new grant, below).
+# 4. Above fair share + 2, or above it while another live clock holds less than fair - 2:
+#    release down to the fair share (the +2 band keeps shares from flapping; the second rule
+#    lets a newcomer in when everyone sits inside it). Kept: the first in code-point order.
+# 5. Claim free or expired leases up to the fair share, skipping rows another clock has
+#    locked; each grant increments the fence, so a write fenced by an older grant fails.
+# 6. Renew or take the leader lease (a new leader also increments its fence); the leader
+#    deletes the rows of clocks gone for a day.
+LEASE_ROUND = """
+CREATE OR REPLACE FUNCTION panfm_lease_round_v1(me text, ids text[], lease float8, leader_name text)
+RETURNS TABLE (registered boolean, live bigint, db_now float8, released bigint, held_ids text[],
+               held_fences bigint[], granted_ids text[], granted_fences bigint[], leader boolean)
+LANGUAGE plpgsql AS $body$
+#variable_conflict use_column
+DECLARE
+    n_ids bigint := coalesce(cardinality(ids), 0);
+    v_live bigint;
+    v_starving bigint;
+    v_fair bigint;
+    v_released bigint := 0;
+    v_count bigint;
+    v_held text[];
+    v_fences bigint[];
+    v_gids text[];
+    v_gfences bigint[];
+    v_fence bigint;
+BEGIN
+    UPDATE clock_node SET heartbeat_at = now() WHERE node_id = me;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, 0::bigint, 0::float8, 0::bigint, NULL::text[], NULL::bigint[],
+                            NULL::text[], NULL::bigint[], false;
+        RETURN;
+    END IF;
+    WITH alive AS (SELECT node_id FROM clock_node WHERE heartbeat_at > now() - make_interval(secs => lease)),
+         h AS (SELECT owner, count(*) AS n FROM device_lease WHERE lease_until > now() GROUP BY owner),
+         k AS (SELECT greatest(count(*), 1) AS n FROM alive)
+    SELECT k.n, (SELECT count(*) FROM alive c LEFT JOIN h ON h.owner = c.node_id
+                 WHERE c.node_id <> me AND coalesce(h.n, 0) < ceil(n_ids::numeric / k.n) - 2)
+      INTO v_live, v_starving FROM k;
+    v_fair := ceil(n_ids::numeric / v_live);
+    INSERT INTO device_lease (device_id) SELECT unnest(ids) ON CONFLICT DO NOTHING;
+    UPDATE device_lease SET owner = NULL, lease_until = NULL WHERE owner = me AND NOT (device_id = ANY(ids));
+    GET DIAGNOSTICS v_released = ROW_COUNT;
+    WITH r AS (UPDATE device_lease SET lease_until = now() + make_interval(secs => lease)
+               WHERE owner = me AND lease_until > now() RETURNING device_id, fence)
+    SELECT coalesce(array_agg(device_id ORDER BY device_id COLLATE "C"), '{}'),
+           coalesce(array_agg(fence ORDER BY device_id COLLATE "C"), '{}')
+      INTO v_held, v_fences FROM r;
+    v_count := cardinality(v_held);
+    IF v_count > v_fair + 2 OR (v_starving > 0 AND v_count > v_fair) THEN
+        UPDATE device_lease SET owner = NULL, lease_until = NULL
+         WHERE owner = me AND device_id = ANY(v_held[v_fair + 1:v_count]);
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_released := v_released + v_count;
+        v_held := v_held[1:v_fair];
+        v_fences := v_fences[1:v_fair];
+    END IF;
+    IF v_fair > cardinality(v_held) THEN
+        WITH c AS (SELECT device_id FROM device_lease WHERE device_id = ANY(ids)
+                     AND (owner IS NULL OR lease_until IS NULL OR lease_until <= now())
+                   ORDER BY device_id LIMIT v_fair - cardinality(v_held) FOR UPDATE SKIP LOCKED),
+             u AS (UPDATE device_lease d SET owner = me, lease_until = now() + make_interval(secs => lease),
+                          fence = d.fence + 1
+                   FROM c WHERE d.device_id = c.device_id RETURNING d.device_id, d.fence)
+        SELECT array_agg(u.device_id), array_agg(u.fence) INTO v_gids, v_gfences FROM u;
+    END IF;
+    UPDATE job_lease SET fence = CASE WHEN owner = me AND lease_until > now() THEN fence ELSE fence + 1 END,
+                         owner = me, lease_until = now() + make_interval(secs => lease)
+     WHERE name = leader_name AND (owner = me OR owner IS NULL OR lease_until IS NULL OR lease_until <= now())
+    RETURNING fence INTO v_fence;
+    IF v_fence IS NOT NULL THEN
+        DELETE FROM clock_node WHERE heartbeat_at < now() - interval '1 day';
+    END IF;
+    RETURN QUERY SELECT true, v_live, extract(epoch FROM now())::float8, v_released, v_held, v_fences,
+                        v_gids, v_gfences, v_fence IS NOT NULL;
+END
+$body$
+"""
+
 
 def connect(url: str) -> psycopg.Connection[Any]:
     """Open one autocommit connection (transactions are explicit); swap for the shared pool later."""
@@ -78,11 +164,11 @@ class PgCoordinator:
     # ---- connection ---------------------------------------------------------------------
 
     @contextmanager
-    def _txn(self, pipelined: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+    def _txn(self, one_statement: bool = False) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction on the (re)opened connection; any driver error becomes CoordinationUnavailable.
 
-        `pipelined`: inside psycopg's pipeline mode, BEGIN and COMMIT included (the caller syncs
-        where it needs results): the lease round costs two round trips, not one per statement.
+        `one_statement`: no BEGIN and COMMIT around it: the connection is in autocommit, so the
+        caller's one statement is its own transaction, in one round trip instead of three.
         """
         with self._lock:
             try:
@@ -93,9 +179,12 @@ class PgCoordinator:
                         cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                         for stmt in SCHEMA.split(";\n"):
                             cur.execute(stmt.encode())  # constant DDL
+                        cur.execute("SELECT to_regproc(%s) IS NULL", (ROUND_FN,))
+                        if (cur.fetchone() or (False,))[0]:  # created once: a replace would stall other clocks' rounds
+                            cur.execute(LEASE_ROUND.encode())
                     self._schema_ready = True
-                with (self._conn.pipeline() if pipelined else contextlib.nullcontext()), \
-                        self._conn.transaction(), self._conn.cursor() as cur:
+                with (contextlib.nullcontext() if one_statement else self._conn.transaction()), \
+                        self._conn.cursor() as cur:
                     yield cur
             except psycopg.Error as exc:
                 if self._conn is not None and (self._conn.closed or isinstance(exc, psycopg.OperationalError)):
@@ -132,105 +221,25 @@ class PgCoordinator:
             )
 
     def lease_round(self, node_id: str, device_ids: Sequence[str], interval_s: float) -> LeaseRound:
-        """One transaction: heartbeat, renew, release above fair + 2, claim up to fair, leader.
+        """One transaction, one round trip: the server-side function `ROUND_FN` (steps in LEASE_ROUND).
 
-        1. Heartbeat; live clocks = heartbeat younger than a lease (a dead clock stops counting
-           when its leases run out, so its share is claimable in the same round).
-        2. Release what this clock holds of devices no longer enabled.
-        3. Renew its leases that are still valid (an expired one is a new grant, below).
-        4. Above fair share + 2, or above it while another live clock holds less than fair − 2
-           (one that just joined): release down to the fair share (the +2 band keeps shares
-           from flapping; the second rule lets a newcomer in when everyone sits inside it).
-        5. Claim free or expired leases up to the fair share, skipping rows another clock has
-           locked; each grant increments the fence, so a write fenced by an older grant fails.
-        6. Renew or take the leader lease (a new leader also increments its fence).
+        A lease round used to be two pipelined batches and a COMMIT: three round trips, each of
+        which a busy clock host makes slow (the thread waits for the GIL again after each one).
         """
         ids = sorted(set(device_ids))
-        p: dict[str, Any] = {"me": node_id, "ids": ids, "n": len(ids), "lease": lease_seconds(interval_s),
-                             "leader": LEADER}
-        with self._txn(pipelined=True) as cur:
-            conn = cur.connection
-            # Two batches sent without waiting between their statements (BEGIN goes with the
-            # first, COMMIT after the second): the round trips, not the work, are what a busy
-            # host makes slow. 1) heartbeat, live and starving clocks, release, renew; 2) release
-            # above the share, claim, leader.
-            with conn.pipeline() as pipe:
-                beat, seen, renew = conn.cursor(), conn.cursor(), conn.cursor()
-                beat.execute("UPDATE clock_node SET heartbeat_at = now() WHERE node_id = %(me)s", p)
-                # Live clocks = heartbeat younger than a lease (a dead clock stops counting when its
-                # leases run out, so its share is claimable in the same round); and how many other
-                # live clocks hold less than fair - 2 (one that just joined holds nothing).
-                seen.execute(
-                    "WITH live AS (SELECT node_id FROM clock_node "
-                    "              WHERE heartbeat_at > now() - make_interval(secs => %(lease)s)), "
-                    "h AS (SELECT owner, count(*) AS n FROM device_lease WHERE lease_until > now() GROUP BY owner), "
-                    "k AS (SELECT greatest(count(*), 1) AS live FROM live) "
-                    "SELECT k.live, extract(epoch FROM now())::float8, "
-                    " (SELECT count(*) FROM live c LEFT JOIN h ON h.owner = c.node_id WHERE c.node_id <> %(me)s "
-                    "  AND coalesce(h.n, 0) < ceil(%(n)s::numeric / k.live) - 2) FROM k",
-                    p,
-                )
-                cur.execute("INSERT INTO device_lease (device_id) SELECT unnest(%(ids)s::text[]) "
-                            "ON CONFLICT DO NOTHING", p)
-                gone = conn.cursor()
-                gone.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
-                             "WHERE owner = %(me)s AND NOT (device_id = ANY(%(ids)s))", p)
-                renew.execute("UPDATE device_lease SET lease_until = now() + make_interval(secs => %(lease)s) "
-                              "WHERE owner = %(me)s AND lease_until > now() RETURNING device_id, fence", p)
-                pipe.sync()
-                if beat.rowcount == 0:
-                    raise CoordinationUnavailable(f"clock {node_id} is not registered")
-                live, db_now, starving = seen.fetchone() or (1, 0.0, 0)
-                fair = fair_share(len(ids), int(live))
-                released = gone.rowcount
-                held: dict[str, int | None] = {r[0]: int(r[1]) for r in renew.fetchall()}
-                drop: list[str] = []
-                # Above fair share + 2, or above it while another live clock holds less than fair - 2:
-                # release down to the fair share (the +2 band keeps shares from flapping; the
-                # second rule lets a newcomer in when everyone sits inside it).
-                if len(held) > fair + 2 or (int(starving) and len(held) > fair):
-                    drop = sorted(held)[fair:]
-                    for d in drop:
-                        held.pop(d)
-                want = fair - len(held)
-                dropped, claimed, lead = conn.cursor(), conn.cursor(), conn.cursor()
-                if drop:
-                    dropped.execute("UPDATE device_lease SET owner = NULL, lease_until = NULL "
-                                    "WHERE owner = %(me)s AND device_id = ANY(%(drop)s)", {**p, "drop": drop})
-                if want > 0:
-                    # Free or expired leases up to the fair share, skipping rows another clock has
-                    # locked; each grant increments the fence, so a write fenced by an older grant fails.
-                    claimed.execute(
-                        "WITH c AS (SELECT device_id FROM device_lease WHERE device_id = ANY(%(ids)s) "
-                        " AND (owner IS NULL OR lease_until IS NULL OR lease_until <= now()) "
-                        " ORDER BY device_id LIMIT %(want)s FOR UPDATE SKIP LOCKED) "
-                        "UPDATE device_lease d SET owner = %(me)s, "
-                        "lease_until = now() + make_interval(secs => %(lease)s), fence = d.fence + 1 "
-                        "FROM c WHERE d.device_id = c.device_id RETURNING d.device_id, d.fence",
-                        {**p, "want": want},
-                    )
-                lead.execute(
-                    "UPDATE job_lease SET fence = CASE WHEN owner = %(me)s AND lease_until > now() THEN fence "
-                    "ELSE fence + 1 END, owner = %(me)s, lease_until = now() + make_interval(secs => %(lease)s) "
-                    "WHERE name = %(leader)s AND (owner = %(me)s OR owner IS NULL OR lease_until IS NULL "
-                    "OR lease_until <= now()) RETURNING fence",
-                    p,
-                )
-                # Housekeeping by the leader: rows of clocks gone for a day.
-                cur.execute("DELETE FROM clock_node WHERE heartbeat_at < now() - interval '1 day' AND EXISTS "
-                            "(SELECT 1 FROM job_lease WHERE name = %(leader)s AND owner = %(me)s)", p)
-                pipe.sync()
-                if drop:
-                    released += dropped.rowcount
-                granted: set[str] = set()
-                if want > 0:
-                    for device_id, fence in claimed.fetchall():
-                        held[device_id] = int(fence)
-                        granted.add(device_id)
-                leader = lead.fetchone() is not None
-        return LeaseRound(node_id=node_id, db_now=float(db_now), lease_s=p["lease"], held=held,
-                          granted=frozenset(granted), released=released, leader=leader, live_clocks=int(live),
-                          fair_share=fair)
+        lease = lease_seconds(interval_s)
+        with self._txn(one_statement=True) as cur:
+            cur.execute("SELECT * FROM panfm_lease_round_v1(%s, %s::text[], %s, %s)", (node_id, ids, lease, LEADER))
+            row = cur.fetchone()
+        if row is None or not row[0]:
+            raise CoordinationUnavailable(f"clock {node_id} is not registered")
+        _, live, db_now, released, held_ids, held_fences, granted_ids, granted_fences, leader = row
+        held: dict[str, int | None] = {d: int(f) for d, f in zip(held_ids or (), held_fences or (), strict=True)}
+        granted = dict(zip(granted_ids or (), granted_fences or (), strict=True))
+        held.update({d: int(f) for d, f in granted.items()})
+        return LeaseRound(node_id=node_id, db_now=float(db_now), lease_s=lease, held=held,
+                          granted=frozenset(granted), released=int(released), leader=bool(leader),
+                          live_clocks=int(live), fair_share=fair_share(len(ids), int(live)))
 
     def release_all(self, node_id: str) -> int:
         with self._txn() as cur:
