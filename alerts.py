@@ -9,6 +9,7 @@ the validators to check what people edit and `send_test` for a channel's test bu
 """
 
 from panfm.alerting.channels import channel_to_stored, mask_channel, validate_channel
+from panfm.alerting.evaluate import alert_inputs
 from panfm.alerting.jobs import evaluate_alerts, notify_once
 from panfm.alerting.notify import address_refusal, send_test
 from panfm.alerting.rules import SEVERITIES, validate_maintenance, validate_rule
@@ -19,6 +20,7 @@ __all__ = [
     "SEVERITIES",
     "TEMPLATES",
     "address_refusal",
+    "alert_inputs",
     "apply_template",
     "channel_to_stored",
     "evaluate_alerts",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from panfm.alerting.evaluate import CHANGE_HOLD_S, Observations, evaluate, observe
+from panfm.alerting.evaluate import CHANGE_HOLD_S, Observations, alert_inputs, evaluate, observe
 from panfm.models import (
     AlertState,
     CycleResult,
@@ -218,3 +218,35 @@ def test_it_observes_samples_interfaces_statuses_and_inventory() -> None:
     assert obs.failures["fw2"] == 4
     assert obs.observed == {("fw1", "ha_state_changed"): "active", ("fw2", "tls_fingerprint_changed"): "cc" * 32}
     assert obs.devices == {"fw1", "fw2", "fw3"}
+
+
+def test_the_clock_keeps_only_what_observe_reads_of_an_inventory_and_observe_answers_the_same() -> None:
+    now = T0
+    cycle = CycleResult(
+        started=now - 2, finished=now, samples=(DeviceSample("fw1", now - 1, cpu_dataplane_pct=5.0),),
+        interfaces=(InterfaceSample("fw1", "ethernet1/1", now, 600e6, 200e6, None, None, None, None, True),
+                    InterfaceSample("fw1", "ethernet1/2", now, 10e6, 20e6, None, None, None, None, True)),
+        baselines=(), statuses=(DeviceStatus("fw1", "up"),),
+    )
+    new = {"mac": "00:1b:17:00:00:01", "ip": "10.0.0.9", "zone": "trust", "interface": "ethernet1/2",
+           "vendor": "Palo Alto Networks", "dhcp_hostname": "printer"}
+    doc = {
+        "ha": {"enabled": True, "local_state": "passive", "peer_state": "active", "peer_ip": "10.1.1.2"},
+        "licenses": [{"feature": "Threat Prevention", "expires": "2024-05-31", "issued": "2023-05-31"}, "junk"],
+        "threats": {"critical": 3, "high": 5, "entries": [{"id": i} for i in range(50)]},
+        "interfaces": {"ethernet1/1": {"name": "ethernet1/1", "speed_mbps": 1000, "zone": "untrust"},
+                       "ethernet1/2": {"name": "ethernet1/2", "speed_mbps": "auto"},
+                       "tunnel.1": {"name": "tunnel.1", "speed_mbps": 0}},
+        "tls_fingerprint_sha256": "ab" * 32,
+        "network": {"new_devices": [new], "arp": [{"mac": f"m{i}"} for i in range(200)], "summary": {"hosts": 200}},
+        "logs": {"system": [{"msg": "x"}] * 100},
+    }
+    kept = alert_inputs(doc)
+    assert set(kept) == {"ha", "licenses", "threats", "interfaces", "tls_fingerprint_sha256", "network"}
+    assert kept["network"] == {"new_devices": [new]}
+    assert kept["interfaces"] == [{"name": "ethernet1/1", "speed_mbps": 1000}]
+    whole, trimmed = observe(cycle, {"fw1": doc}, now), observe(cycle, {"fw1": kept}, now)
+    assert trimmed == whole
+    assert whole.values[("fw1", "interface_utilization_pct", "ethernet1/1")] == 60.0
+    assert whole.observed == {("fw1", "ha_state_changed"): "passive", ("fw1", "tls_fingerprint_changed"): "ab" * 32}
+    assert alert_inputs({}) == {} and observe(cycle, {"fw1": {}}, now) == observe(cycle, {"fw1": alert_inputs({})}, now)

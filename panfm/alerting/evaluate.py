@@ -90,6 +90,41 @@ def _license_days(expires: Any, today: date) -> int | None:
     return None
 
 
+def alert_inputs(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an inventory document `observe` reads, and nothing else (the clock keeps these).
+
+    A whole document (log entries, ARP and DHCP tables, security events) is ~160 Python objects
+    per firewall; the clock held one per firewall for the alerts and replaced it every window,
+    which kept pymalloc's arenas from being given back (docs/benchmarks.md). Same answers from
+    `observe`: it reads only these keys, and within `interfaces` only name and speed.
+    """
+    out: dict[str, Any] = {}
+    raw = doc.get("interfaces")
+    if raw:
+        items = raw.values() if isinstance(raw, Mapping) else raw
+        speeds = [{"name": item.get("name"), "speed_mbps": item["speed_mbps"]} for item in items
+                  if isinstance(item, Mapping) and isinstance(item.get("speed_mbps"), int | float)
+                  and item["speed_mbps"] > 0]
+        if speeds:
+            out["interfaces"] = speeds
+    network = doc.get("network")
+    if isinstance(network, Mapping) and isinstance(network.get("new_devices"), list):
+        out["network"] = {"new_devices": network["new_devices"]}
+    ha = doc.get("ha")
+    if isinstance(ha, Mapping):
+        out["ha"] = {"enabled": ha.get("enabled"), "local_state": ha.get("local_state")}
+    threats = doc.get("threats")
+    if isinstance(threats, Mapping):
+        out["threats"] = {"critical": threats.get("critical")}
+    licenses = doc.get("licenses") or doc.get("licences") or []
+    if isinstance(licenses, list) and licenses:
+        out["licenses"] = [{"feature": lic.get("feature"), "expires": lic.get("expires")}
+                           for lic in licenses if isinstance(lic, Mapping)]
+    if doc.get("tls_fingerprint_sha256"):
+        out["tls_fingerprint_sha256"] = doc["tls_fingerprint_sha256"]
+    return out
+
+
 def observe(
     cycle: CycleResult,
     inventory: Mapping[str, Mapping[str, Any]],

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 import config
+from alerts import alert_inputs
 from panfm.models import CycleResult, DeviceConfig
 from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
@@ -64,7 +65,8 @@ class ClockContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     busy: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], float] = time.time
-    # Latest inventory-job document per device. Replaced whole, never changed in place (under
+    # What the alerts read of the latest inventory per device (`alerts.alert_inputs`, not the
+    # whole document: docs/benchmarks.md, the clock's memory). Replaced whole, never changed in place (under
     # `inventory_lock`), so the alert hook can iterate the mapping it holds while a inventory job
     # stores newer documents: no "dictionary changed size during iteration".
     inventory: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
@@ -260,7 +262,7 @@ def _store_inventory(ctx: ClockContext, keeper: LeaseKeeper | None, job: str, st
     else:
         record_network(ctx, device_id, ts, doc)
         ctx.store.write_inventory(device_id, ts, doc)
-    ctx.publish_inventory({device_id: doc})
+    ctx.publish_inventory({device_id: alert_inputs(doc)})  # what the alerts read, not the whole document
     stored.append(device_id)
 
 
