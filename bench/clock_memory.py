@@ -94,8 +94,8 @@ def census(top: int) -> str:
         f"{k} {v}" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])[:top])]
     holders = [o for o in objects if type(o).__name__ in ("ClockContext", "Collector")]
     del objects
-    seen: set[int] = set()
     for holder in holders:
+        seen: set[int] = set()  # per holder: the Collector's own breakdown, though the context holds it too
         sizes = []
         for attr, value in vars(holder).items():
             size, count = deep_size(value, seen)

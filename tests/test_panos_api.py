@@ -2,6 +2,7 @@
 
 import dataclasses
 import ssl
+import sys
 import time
 
 import pytest
@@ -159,6 +160,7 @@ def test_it_keeps_one_connection_alive_across_calls(dev):
 
 def test_it_reconnects_after_close_and_resumes_the_tls_session(fleet, dev):
     fw = PanosClient(device_for(dev), policy=LOOPBACK)
+    fw.resume_sessions = True  # on every Python here, though the clock turns it off where it leaks
     try:
         first = fw.session_info()
         fw.system_info()
@@ -175,13 +177,39 @@ def test_it_reconnects_after_close_and_resumes_the_tls_session(fleet, dev):
 
 def test_a_resumed_session_still_checks_the_pin(fleet, dev):
     fw = PanosClient(device_for(dev), policy=LOOPBACK)
+    fw.resume_sessions = True
     try:
         fw.session_info()
         fw.close()
+        assert fw._tls_session is not None
         other = PanosClient(device_for(dev, fingerprint_sha256="0" * 64), policy=LOOPBACK)
         other._ctx, other._tls_session = fw._ctx, fw._tls_session  # even with a good session, the leaf is compared
         with pytest.raises(FingerprintMismatch):
             other.session_info()
+    finally:
+        fw.close()
+
+
+def test_where_reading_the_session_leaks_it_is_never_read(dev, monkeypatch):
+    # CPython before 3.12.8 leaks ~6 KB of native memory per read of SSLSocket.session
+    # (gh-116810): one read per inventory connection was the clock's memory growth.
+    reads = []
+    real = http1.Connection.session
+    monkeypatch.setattr(http1.Connection, "session", property(lambda c: reads.append(1) or real.fget(c)))
+    assert http1.SESSION_GETTER_LEAKS or sys.version_info >= (3, 12)  # 3.11 never got the fix
+    fw = PanosClient(device_for(dev), policy=LOOPBACK)
+    assert fw.resume_sessions is not http1.SESSION_GETTER_LEAKS
+    fw.resume_sessions = False
+    try:
+        for _ in range(3):
+            fw.session_info()
+            fw.close()
+        assert fw.connections_made == 3 and fw.sessions_resumed == 0 and reads == []
+        fw.resume_sessions = True
+        fw.session_info()
+        fw.close()
+        fw.session_info()
+        assert reads and fw.sessions_resumed == 1
     finally:
         fw.close()
 

@@ -28,6 +28,7 @@ import os
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 
@@ -37,6 +38,13 @@ from panfm.xmlapi.addresses import connect_allowed
 MAX_HEAD_BYTES = 64 * 1024  # status line and headers; a firewall's are a few hundred bytes
 _RECV = 64 * 1024
 _SLACK = 0.02  # seconds a socket timeout may differ from the exact one before it is set again
+# CPython's `SSLSocket.session` getter leaks a copy of the session (~6 KB of native memory) on
+# every read before 3.12.8 and 3.13.1 (gh-116810; 3.11 never got the fix). Reading it once per
+# new connection, to resume the session on the next one, was the clock's memory growth: the
+# inventory opens a connection per firewall every 5 minutes, 12,000 an hour at 1,000 firewalls,
+# ~74 MB an hour (docs/benchmarks.md). On those versions sessions are not resumed (a full
+# handshake every 5 minutes per firewall instead).
+SESSION_GETTER_LEAKS = sys.version_info[:3] < (3, 12, 8) or (3, 13, 0) <= sys.version_info[:3] < (3, 13, 1)
 
 
 class HttpError(Exception):

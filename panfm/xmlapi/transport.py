@@ -97,7 +97,8 @@ class PanosTransport:
     longest wait for any single read; `connect_timeout` bounds the TCP+TLS connect. Idle
     connections wait in a small pool (a client is used by one thread at a time in the collector,
     so it holds one; a second thread gets its own). The last TLS session is kept after `close()`
-    so the next connection resumes it instead of a full handshake.
+    so the next connection resumes it instead of a full handshake (where the Python running it
+    reads a session without leaking it: `resume_sessions`).
     """
 
     def __init__(
@@ -130,6 +131,9 @@ class PanosTransport:
         self._idle_lock = threading.Lock()
         self._generation = 0  # bumped by close(): a connection made before it is not kept afterwards
         self._tls_session: ssl.SSLSession | None = None
+        # Keep the last TLS session and resume it on the next connection; off where reading the
+        # session leaks native memory (http1.SESSION_GETTER_LEAKS: Python before 3.12.8).
+        self.resume_sessions = not http1.SESSION_GETTER_LEAKS
         self._host_header = self._request_host()
         self._fingerprint: str | None = None
         self._ctx = self._configure_tls()
@@ -179,6 +183,8 @@ class PanosTransport:
     # -- transport ------------------------------------------------------------------
 
     def _keep_session(self, conn: http1.Connection) -> None:
+        if not self.resume_sessions:
+            return
         try:
             session = conn.session
         except (OSError, ValueError):
