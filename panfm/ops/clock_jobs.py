@@ -150,7 +150,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             with ctx.collector.fast_priority():
                 cycle, rejected, write_ms, duration = _collect_and_write(ctx, devices, settings, stop_at, fence,
                                                                          started, t0)
-            up = sum(1 for s in cycle.statuses if s.state == "up")
+            up = ctx.stats.last_cycle["up"]  # counted once, by _collect_and_write
             if rejected and ctx.keeper is not None:
                 ctx.keeper.rejected_writes += rejected
                 log.warning("[CLOCK JOB] collect: %d late sample(s) rejected by the fence (leases lost)", rejected)
