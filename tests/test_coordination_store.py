@@ -22,6 +22,24 @@ def _round_all(coords, nodes, ids=IDS, interval=30.0, times=2):
     return out
 
 
+def _together(target, n):
+    """Run target(0) .. target(n - 1) in n threads at once; return what they raised."""
+    errors: list[BaseException] = []
+
+    def run(i):
+        try:
+            target(i)
+        except BaseException as exc:  # the caller asserts there is none, and names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 @pytest.fixture
 def three(pg_url, tmp_path):
     coords = [open_coordinator(pg_url, tmp_path) for _ in range(3)]
@@ -142,22 +160,13 @@ def test_concurrent_rounds_never_grant_a_device_twice(pg_url, tmp_path):
     coords = [open_coordinator(pg_url, tmp_path) for _ in range(4)]
     for i, c in enumerate(coords):
         c.register(f"n{i}", "h", i)
-    errors: list[BaseException] = []
     held: dict[str, list[set[str]]] = {f"n{i}": [] for i in range(4)}
 
     def rounds(i):
-        try:
-            for _ in range(15):
-                held[f"n{i}"].append(set(coords[i].lease_round(f"n{i}", IDS, 30.0).held))
-        except BaseException as exc:
-            errors.append(exc)
+        for _ in range(15):
+            held[f"n{i}"].append(set(coords[i].lease_round(f"n{i}", IDS, 30.0).held))
 
-    threads = [threading.Thread(target=rounds, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _together(rounds, 4) == []
     finals = [held[n][-1] for n in held]
     assert all(not (finals[i] & finals[j]) for i in range(4) for j in range(i + 1, 4))
     with psycopg.connect(pg_url) as conn:
@@ -195,21 +204,12 @@ def test_a_clock_that_is_not_registered_gets_nothing_and_changes_nothing(three):
 @pytest.mark.postgres
 def test_the_round_function_is_created_once_by_clocks_starting_together(pg_url, tmp_path):
     coords = [open_coordinator(pg_url, tmp_path) for _ in range(4)]
-    errors = []
 
     def start(i):
-        try:
-            coords[i].register(f"n{i}", "h", i)
-            coords[i].lease_round(f"n{i}", IDS, 30.0)
-        except Exception as exc:  # the assertion below names it
-            errors.append(exc)
+        coords[i].register(f"n{i}", "h", i)
+        coords[i].lease_round(f"n{i}", IDS, 30.0)
 
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _together(start, 4) == []
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'panfm_lease_round%'").fetchone()[0] == 1
     for c in coords:
