@@ -43,6 +43,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 import config
+from alerts import alert_inputs
 from panfm.models import AddressPolicy
 from panfm.ops import (
     CLEANUP_CHECK_S,
@@ -116,7 +117,8 @@ def build_context(settings: config.Settings, metrics: ClockMetrics | None = None
                           resolver=ReverseDns().names if settings.reverse_dns else None)
     collector.restore(store.load_baselines(), store.load_statuses())
     with stores.open_sample_reader() as reader:
-        inventory = reader.inventory_all()  # alerts on inventory facts work before the first inventory job
+        # Alerts on inventory facts work before the first inventory job (what they read of it only).
+        inventory = {device_id: alert_inputs(doc) for device_id, doc in reader.inventory_all().items()}
     return ClockContext(
         data_dir=data_dir,
         devices=stores.devices,
