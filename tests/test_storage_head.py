@@ -12,10 +12,10 @@ from panfm.storage.samples import HISTORY_DB, SampleStore
 from panfm.storage.schema import connect_reader
 
 
-def _write(db, cycles):
+def _write(db, cycles, **fleet):
     with SampleStore.open(db) as store:
         for k in range(cycles):
-            store.write_cycle(cycle(T0 + 30 * k, inbound=float(k % 17)))
+            store.write_cycle(cycle(T0 + 30 * k, inbound=float(k % 17), **fleet))
     return T0 + 30 * (cycles - 1)
 
 
@@ -56,3 +56,19 @@ def test_history_reads_the_head_and_the_groups_not_yet_written_like_grouping_on_
                     assert g[k] == (None if v is None else pytest.approx(v, abs=1e-3)), (g["t"], k)
     finally:
         conn.close()
+
+
+def test_packing_in_batches_of_series_stores_the_same_rows(tmp_path, monkeypatch):
+    import panfm.storage.tier_head as tier_head
+
+    whole, batched = tmp_path / "whole", tmp_path / "batched"
+    whole.mkdir()
+    batched.mkdir()
+    fleet = {"devices": ("fw1", "fw2", "fw3"), "ifaces": ("ethernet1/1", "ethernet1/2")}
+    _write(whole / HISTORY_DB, 150, **fleet)
+    monkeypatch.setattr(tier_head, "PACK_CHUNK", 2)  # batches of two series (the clock: 512)
+    _write(batched / HISTORY_DB, 150, **fleet)
+    for table in ("dev_5m", "if_5m", "dev_5m_head", "if_5m_head", "dev_1h", "if_1h"):
+        got = rows(batched / HISTORY_DB, f"SELECT id, b, cnt FROM {table} ORDER BY id")
+        assert got == rows(whole / HISTORY_DB, f"SELECT id, b, cnt FROM {table} ORDER BY id"), table
+    assert rows(batched / HISTORY_DB, "SELECT count(DISTINCT id >> 24) FROM if_5m") == [(6,)]  # three batches

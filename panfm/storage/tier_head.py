@@ -36,21 +36,40 @@ def open_period(conn: sqlite3.Connection, table: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+PACK_CHUNK = 512  # series packed per batch: the hour's pack of a whole fleet never sits in memory at once
+
+
 def pack(conn: sqlite3.Connection, table: str, before: int) -> int:
     """Pack the head's buckets of periods before `before` into the tier (merging any stored row).
 
-    Returns the buckets packed.
+    Series by series in batches of `PACK_CHUNK` rows (the head is read in rowid order, so a
+    row's buckets are together): at 1,000 firewalls a whole hour's head is ~200,000 decoded
+    buckets, a peak of Python objects whose arenas the clock then kept. Returns the buckets packed.
     """
     h = head(table)
+    packed, any_row = 0, False
     found: dict[int, list[Bucket]] = {}
-    for hid, b, cnt in conn.execute(f"SELECT id, b, cnt FROM {h} WHERE {_PMASK_H} < ?", (before,)):  # noqa: S608  # nosec B608
+    rows = conn.execute(f"SELECT id, b, cnt FROM {h} WHERE {_PMASK_H} < ? ORDER BY id", (before,))  # noqa: S608  # nosec B608
+    for hid, b, cnt in rows:
         rowid = hid >> HS
+        if rowid not in found and len(found) >= PACK_CHUNK:
+            packed += _pack_rows(conn, table, found)
+            found = {}
         found.setdefault(rowid, []).extend(tiers.decode_row(table, rowid, b, cnt))
-    if not found:
-        return 0
+        any_row = True
+    if found:
+        packed += _pack_rows(conn, table, found)
+    if any_row:
+        conn.execute(f"DELETE FROM {h} WHERE {_PMASK_H} < ?", (before,))  # noqa: S608  # nosec B608
+    return packed
+
+
+def _pack_rows(conn: sqlite3.Connection, table: str, found: dict[int, list[Bucket]]) -> int:
+    """Merge `found` (packed rowid -> its head buckets) into the tier's stored rows; return the buckets."""
+    ids = list(found)
+    marks = ",".join("?" * len(ids))
     stored = {int(r[0]): (r[1], r[2]) for r in conn.execute(
-        f"SELECT id, b, cnt FROM {table} WHERE id IN (SELECT DISTINCT id >> {HS} FROM {h} "  # noqa: S608  # nosec B608
-        f"WHERE {_PMASK_H} < ?)", (before,))}
+        f"SELECT id, b, cnt FROM {table} WHERE id IN ({marks})", ids)}  # noqa: S608  # nosec B608
     out = []
     for rowid, new in found.items():
         old = stored.get(rowid)
@@ -58,7 +77,6 @@ def pack(conn: sqlite3.Connection, table: str, before: int) -> int:
         merged.update((r[0], r) for r in new)
         out.append((rowid, *tiers.encode_period(table, rowid & PMASK, merged.values())))
     conn.executemany(f"INSERT OR REPLACE INTO {table} (id, b, cnt) VALUES (?, ?, ?)", out)  # noqa: S608  # nosec B608
-    conn.execute(f"DELETE FROM {h} WHERE {_PMASK_H} < ?", (before,))  # noqa: S608  # nosec B608
     return sum(len(v) for v in found.values())
 
 
