@@ -1,6 +1,7 @@
 """Clock CPU of write_cycle: the cycles that close a 5-minute bucket (rollups, groups) and the others.
 
     .venv/bin/python bench/write_cpu.py --devices 1000
+    .venv/bin/python bench/write_cpu.py --devices 1000 --cycles 110 --peak   # memory peaks (the hour's pack)
 
 Writes 42 cycles (`--cycles`) of N devices x 4 interfaces at 30 s into a fresh file in a temporary folder
 and prints the process CPU (p50) of the cycles that close a bucket and of the others. Run it
@@ -14,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))  # the checkout it is run from
@@ -40,14 +42,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--cycles", type=int, default=42, help="85 or more include an hour's close (the head packed)")
+    ap.add_argument("--peak", action="store_true", help="also each write's peak of traced Python memory")
     a = ap.parse_args()
+    peaks: list[tuple[float, float]] = []  # (peak MB, cycle start)
+    if a.peak:
+        tracemalloc.start()
     cycles = [cycle(k, a.devices) for k in range(a.cycles)]
     closing, other, hourly = [], [], []
     with tempfile.TemporaryDirectory() as tmp, SampleStore.open(Path(tmp) / "h.db") as store:
         for k, c in enumerate(cycles):
+            if a.peak:
+                tracemalloc.reset_peak()
+                base = tracemalloc.get_traced_memory()[0]
             c0 = time.process_time()
             store.write_cycle(c)
             spent = time.process_time() - c0
+            if a.peak:
+                peaks.append(((tracemalloc.get_traced_memory()[1] - base) / 1e6, c.started))
             closes = k > 0 and int(c.started // 300) != int((c.started - 30) // 300)
             hour = k > 0 and int(c.started // 3600) != int((c.started - 30) // 3600)
             (hourly if hour else closing if closes else other).append(spent)
@@ -57,6 +68,11 @@ def main() -> None:
     if hourly:
         shown = ", ".join(f"{1000 * x:.0f}" for x in hourly)
         print(f"cycles closing an hour (the head's closed period packed): {shown} ms")
+    if peaks:
+        top = sorted(peaks, reverse=True)[:3]
+        shown = ", ".join(f"{mb:.1f} MB at :{int(ts % 3600 // 60):02d}:{int(ts % 60):02d}" for mb, ts in top)
+        print(f"peak traced Python memory of a write above what it started with: {shown}; "
+              f"median {statistics.median(mb for mb, _ in peaks):.1f} MB")
 
 
 if __name__ == "__main__":
