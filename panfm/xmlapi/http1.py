@@ -40,7 +40,7 @@ _RECV = 64 * 1024
 _SLACK = 0.02  # seconds a socket timeout may differ from the exact one before it is set again
 # CPython's `SSLSocket.session` getter leaks a copy of the session (~6 KB of native memory) on
 # every read before 3.12.8 and 3.13.1 (gh-116810; 3.11 never got the fix). Reading it once per
-# new connection, to resume the session on the next one, was the clock's memory growth: the
+# new connection, to resume the session on the next one, was most of the clock's memory growth: the
 # inventory opens a connection per firewall every 5 minutes, 12,000 an hour at 1,000 firewalls,
 # ~74 MB an hour (docs/benchmarks.md). On those versions sessions are not resumed (a full
 # handshake every 5 minutes per firewall instead).
