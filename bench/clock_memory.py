@@ -118,6 +118,7 @@ def rss_by_mapping() -> dict[str, int]:
     """
     kinds: dict[str, int] = {}
     kind = "other"
+    stack = threading.stack_size() or 8 << 20  # glibc's default: the stack rlimit, 8 MiB here
     for line in Path("/proc/self/smaps").read_text().splitlines():
         fields = line.split()
         if fields and "-" in fields[0] and len(fields) >= 5:
@@ -129,7 +130,7 @@ def rss_by_mapping() -> dict[str, int]:
                 kind = "files"
             elif start % HEAP_MAX == 0:
                 kind = "thread arenas"
-            elif (threading.stack_size() or 8 << 20) - 4096 <= end - start <= (threading.stack_size() or 8 << 20):
+            elif stack - 4096 <= end - start <= stack:
                 kind = "thread stacks"
             else:
                 kind = "other anonymous"

@@ -47,7 +47,7 @@ def pack(conn: sqlite3.Connection, table: str, before: int) -> int:
     buckets, a peak of Python objects whose arenas the clock then kept. Returns the buckets packed.
     """
     h = head(table)
-    packed, any_row = 0, False
+    packed = 0
     found: dict[int, list[Bucket]] = {}
     rows = conn.execute(f"SELECT id, b, cnt FROM {h} WHERE {_PMASK_H} < ? ORDER BY id", (before,))  # noqa: S608  # nosec B608
     for hid, b, cnt in rows:
@@ -56,11 +56,9 @@ def pack(conn: sqlite3.Connection, table: str, before: int) -> int:
             packed += _pack_rows(conn, table, found)
             found = {}
         found.setdefault(rowid, []).extend(tiers.decode_row(table, rowid, b, cnt))
-        any_row = True
     if found:
         packed += _pack_rows(conn, table, found)
-    if any_row:
-        conn.execute(f"DELETE FROM {h} WHERE {_PMASK_H} < ?", (before,))  # noqa: S608  # nosec B608
+    conn.execute(f"DELETE FROM {h} WHERE {_PMASK_H} < ?", (before,))  # noqa: S608  # nosec B608
     return packed
 
 
