@@ -201,8 +201,9 @@ class _FixedTimeCoordinator:
 
     backend = "postgresql"
 
-    def __init__(self, db_now):
+    def __init__(self, db_now, live_clocks=1, rank=0):
         self.db_now = db_now
+        self.live_clocks, self.rank = live_clocks, rank
 
     def register(self, node_id, host, pid):
         pass
@@ -211,7 +212,7 @@ class _FixedTimeCoordinator:
         from panfm.models import LeaseRound
 
         return LeaseRound(node_id=node_id, db_now=self.db_now, lease_s=interval_s * 5 / 6,
-                          held={d: 1 for d in device_ids})
+                          held={d: 1 for d in device_ids}, live_clocks=self.live_clocks, rank=self.rank)
 
 
 @pytest.mark.parametrize(("into_slot", "bound"), [(1.5, "lease"), (20.0, "slot")])
@@ -250,3 +251,26 @@ def test_a_slot_is_polled_once_even_when_two_rounds_or_two_poll_requests_fall_in
     coordinator.db_now += interval
     keeper.round(["fw-a", "fw-b"], interval)
     assert dict(keeper.take_slot(interval)) == {"fw-a": 1, "fw-b": 1}
+
+
+@pytest.mark.parametrize(("live", "rank", "waits"), [(1, 0, 0.0), (3, 0, 0.0), (3, 1, 0.15), (3, 2, 0.30)])
+def test_clocks_write_their_cycles_one_after_another_by_rank(live, rank, waits):
+    from panfm.ops import LeaseKeeper
+
+    interval, mono = 30.0, [1000.0]
+    keeper = LeaseKeeper(_FixedTimeCoordinator(100 * interval + 1.0, live, rank), monotonic=lambda: mono[0])
+    assert keeper.write_delay_s() == 0.0  # before any round
+    keeper.round(["fw-a"], interval)
+    assert keeper.write_delay_s() == pytest.approx(waits)
+    # Never past the leases' end: a write under an expired lease would be refused.
+    mono[0] = keeper.stop_at() - 0.1
+    assert keeper.write_delay_s() == 0.0
+
+
+def test_on_sqlite_the_one_clock_writes_at_once(tmp_path):
+    from panfm.ops import LeaseKeeper
+
+    keeper = LeaseKeeper(open_coordinator("", tmp_path))
+    keeper.round(["fw-a"], 30.0)
+    assert keeper.write_delay_s() == 0.0
+    keeper.coordinator.close()

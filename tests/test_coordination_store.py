@@ -61,6 +61,8 @@ def test_three_clocks_share_the_devices_fairly_and_disjointly(three):
     assert all(not (held[i] & held[j]) for i in range(3) for j in range(i + 1, 3))
     assert sum(r.leader for r in rounds.values()) == 1
     assert {r.fair_share for r in rounds.values()} == {10}
+    # Each clock's rank among the live ones (code-point order of node ids): the write stagger.
+    assert [rounds[n].rank for n in nodes] == [0, 1, 2]
     # Renewing keeps the same grants: the fences do not move.
     again = coords[0].lease_round(nodes[0], IDS, 30.0)
     assert again.held == rounds[nodes[0]].held and not again.granted
@@ -221,7 +223,7 @@ def test_on_sqlite_the_one_clock_holds_every_device_and_leads(tmp_path):
     c.register("solo", "host<b>", 42)
     first = c.lease_round("solo", IDS[:5], 30.0)
     assert set(first.held) == set(IDS[:5]) == set(first.granted)
-    assert first.fences == {} and first.leader and first.live_clocks == 1
+    assert first.fences == {} and first.leader and first.live_clocks == 1 and first.rank == 0
     second = c.lease_round("solo", IDS[:3], 30.0)
     assert set(second.held) == set(IDS[:3]) and not second.granted and second.released == 2
     [node] = c.clocks(30.0)

@@ -12,7 +12,8 @@ class LeaseRound:
 
     `held` maps each device whose lease this round renewed or granted to its fence (None on
     SQLite, where one clock holds everything and no write needs fencing). `granted` are the
-    devices newly claimed this round (a subset of `held`).
+    devices newly claimed this round (a subset of `held`). `rank` is how many live clocks sort
+    before this one (0 on SQLite): the clocks stagger their cycle writes by it.
     """
 
     node_id: str
@@ -24,6 +25,7 @@ class LeaseRound:
     leader: bool = False
     live_clocks: int = 1
     fair_share: int = 0
+    rank: int = 0
 
     @property
     def fences(self) -> dict[str, int]:

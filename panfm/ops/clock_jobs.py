@@ -185,6 +185,9 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
     ctx.stats.record("collect", started, duration)
     if ctx.keeper is not None:
         ctx.stats.coordination = ctx.keeper.snapshot()
+        delay = ctx.keeper.write_delay_s()  # several clocks: one after another, not all at once
+        if delay > 0:
+            ctx.stopping.wait(delay)  # a SIGTERM cuts the wait short; the cycle is still written
     t_write = time.monotonic()
     if isinstance(ctx.store, PgSampleStore):  # each clock's stats in its own row
         rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence,

@@ -27,6 +27,12 @@ log = logging.getLogger("panfm.clock")
 # (database time): late enough that leases which ran out at 5/6 of the last slot have.
 ROUND_PHASE = 0.05
 CLEANUP = "cleanup"
+# Several clocks end their cycles together (their slots are aligned, and each cycle ends when
+# its slow firewalls answer or time out), so their writes reached PostgreSQL at the same moment
+# and each waited for the others on a shared server. Each clock now waits its rank among the
+# live clocks times this before writing: one share's write takes ~30 ms on an idle server
+# (bench/pg_write.py), so 150 ms keeps them apart with room; 10 clocks spread over 1.35 s.
+WRITE_STAGGER_S = 0.15
 
 
 def new_node_id(host: str, pid: int) -> str:
@@ -157,6 +163,18 @@ class LeaseKeeper:
             return stop
         slot_end = (slot_of(now, interval_s) + 1) * interval_s
         return min(stop, self.monotonic() + (slot_end - now))
+
+    def write_delay_s(self) -> float:
+        """How long this clock waits before writing its cycle: its rank among the live clocks × WRITE_STAGGER_S.
+
+        0 alone or on SQLite; never past the point where its leases would run out before the
+        write (a fenced write of an expired lease is refused).
+        """
+        last = self._last
+        if not self.fenced or last is None or last.live_clocks <= 1 or last.rank <= 0:
+            return 0.0
+        room = self.stop_at() - self.monotonic() - WRITE_STAGGER_S
+        return max(0.0, min(last.rank * WRITE_STAGGER_S, room))
 
     def fence(self) -> tuple[str, Mapping[str, int]] | None:
         """(owner, fences) for the sample writer on PostgreSQL; None on SQLite."""

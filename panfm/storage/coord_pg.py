@@ -56,12 +56,13 @@ INSERT INTO job_lease (name) VALUES ('leader') ON CONFLICT DO NOTHING
 """
 SCHEMA_LOCK = 0x70616E666D01  # pg_advisory_xact_lock key of this schema ("panfm" + 1)
 
-ROUND_FN = "panfm_lease_round_v1"  # the name in LEASE_ROUND; a new body gets a new name (old clocks keep theirs)
+ROUND_FN = "panfm_lease_round_v2"  # the name in LEASE_ROUND; a new body gets a new name (old clocks keep theirs)
 # One lease round (PgCoordinator.lease_round), inside the caller's transaction:
 # 1. Heartbeat (nothing else happens for a clock that is not registered). Live clocks =
 #    heartbeat younger than a lease (a dead clock stops counting when its leases run out, so its
-#    share is claimable in the same round); and how many other live clocks hold less than
-#    fair - 2 (one that just joined holds nothing).
+#    share is claimable in the same round); how many other live clocks hold less than
+#    fair - 2 (one that just joined holds nothing); this clock's rank among the live ones (how
+#    many sort before it, in code-point order: the clocks stagger their writes by it).
 # 2. Release what this clock holds of devices no longer enabled.
 # 3. Renew its leases that are still valid (an expired one is a new grant, below).
 # 4. Above fair share + 2, or above it while another live clock holds less than fair - 2:
@@ -72,15 +73,16 @@ ROUND_FN = "panfm_lease_round_v1"  # the name in LEASE_ROUND; a new body gets a 
 # 6. Renew or take the leader lease (a new leader also increments its fence); the leader
 #    deletes the rows of clocks gone for a day.
 LEASE_ROUND = """
-CREATE OR REPLACE FUNCTION panfm_lease_round_v1(me text, ids text[], lease float8, leader_name text)
+CREATE OR REPLACE FUNCTION panfm_lease_round_v2(me text, ids text[], lease float8, leader_name text)
 RETURNS TABLE (registered boolean, live bigint, db_now float8, released bigint, held_ids text[],
-               held_fences bigint[], granted_ids text[], granted_fences bigint[], leader boolean)
+               held_fences bigint[], granted_ids text[], granted_fences bigint[], leader boolean, rank bigint)
 LANGUAGE plpgsql AS $body$
 #variable_conflict use_column
 DECLARE
     n_ids bigint := coalesce(cardinality(ids), 0);
     v_live bigint;
     v_starving bigint;
+    v_rank bigint;
     v_fair bigint;
     v_released bigint := 0;
     v_count bigint;
@@ -93,15 +95,16 @@ BEGIN
     UPDATE clock_node SET heartbeat_at = now() WHERE node_id = me;
     IF NOT FOUND THEN
         RETURN QUERY SELECT false, 0::bigint, 0::float8, 0::bigint, NULL::text[], NULL::bigint[],
-                            NULL::text[], NULL::bigint[], false;
+                            NULL::text[], NULL::bigint[], false, 0::bigint;
         RETURN;
     END IF;
     WITH alive AS (SELECT node_id FROM clock_node WHERE heartbeat_at > now() - make_interval(secs => lease)),
          h AS (SELECT owner, count(*) AS n FROM device_lease WHERE lease_until > now() GROUP BY owner),
          k AS (SELECT greatest(count(*), 1) AS n FROM alive)
     SELECT k.n, (SELECT count(*) FROM alive c LEFT JOIN h ON h.owner = c.node_id
-                 WHERE c.node_id <> me AND coalesce(h.n, 0) < ceil(n_ids::numeric / k.n) - 2)
-      INTO v_live, v_starving FROM k;
+                 WHERE c.node_id <> me AND coalesce(h.n, 0) < ceil(n_ids::numeric / k.n) - 2),
+           (SELECT count(*) FROM alive c WHERE c.node_id COLLATE "C" < me COLLATE "C")
+      INTO v_live, v_starving, v_rank FROM k;
     v_fair := ceil(n_ids::numeric / v_live);
     INSERT INTO device_lease (device_id) SELECT unnest(ids) ON CONFLICT DO NOTHING;
     UPDATE device_lease SET owner = NULL, lease_until = NULL WHERE owner = me AND NOT (device_id = ANY(ids));
@@ -137,7 +140,7 @@ BEGIN
         DELETE FROM clock_node WHERE heartbeat_at < now() - interval '1 day';
     END IF;
     RETURN QUERY SELECT true, v_live, extract(epoch FROM now())::float8, v_released, v_held, v_fences,
-                        v_gids, v_gfences, v_fence IS NOT NULL;
+                        v_gids, v_gfences, v_fence IS NOT NULL, v_rank;
 END
 $body$
 """
@@ -229,17 +232,17 @@ class PgCoordinator:
         ids = sorted(set(device_ids))
         lease = lease_seconds(interval_s)
         with self._txn(one_statement=True) as cur:
-            cur.execute("SELECT * FROM panfm_lease_round_v1(%s, %s::text[], %s, %s)", (node_id, ids, lease, LEADER))
+            cur.execute("SELECT * FROM panfm_lease_round_v2(%s, %s::text[], %s, %s)", (node_id, ids, lease, LEADER))
             row = cur.fetchone()
         if row is None or not row[0]:
             raise CoordinationUnavailable(f"clock {node_id} is not registered")
-        _, live, db_now, released, held_ids, held_fences, granted_ids, granted_fences, leader = row
+        _, live, db_now, released, held_ids, held_fences, granted_ids, granted_fences, leader, rank = row
         held: dict[str, int | None] = {d: int(f) for d, f in zip(held_ids or (), held_fences or (), strict=True)}
         granted = dict(zip(granted_ids or (), granted_fences or (), strict=True))
         held.update({d: int(f) for d, f in granted.items()})
         return LeaseRound(node_id=node_id, db_now=float(db_now), lease_s=lease, held=held,
                           granted=frozenset(granted), released=int(released), leader=bool(leader),
-                          live_clocks=int(live), fair_share=fair_share(len(ids), int(live)))
+                          live_clocks=int(live), fair_share=fair_share(len(ids), int(live)), rank=int(rank))
 
     def release_all(self, node_id: str) -> int:
         with self._txn() as cur:
