@@ -31,7 +31,7 @@ from config import ConfigError, Settings, ensure_data_dir, load_settings, privat
 from panfm.ops import configure_logging, install_redaction, quiet_libraries
 from panfm.web.auth import Auth, init_auth
 from panfm.web.cli import register_cli
-from panfm.web.gate import install_login_gate
+from panfm.web.gate import install_db_scope, install_login_gate
 from panfm.web.metrics import init_metrics
 from panfm.web.pages import bp as pages_bp
 from panfm.web.security import init_security
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth = Auth(settings.data_path, time.time, stores=web_ctx.stores)
     # The login gate (who, which role, then CSRF for sessions) is installed before Flask-WTF,
     # so an anonymous request gets a plain 401/redirect before the CSRF check looks at it.
+    install_db_scope(app, web_ctx.stores)  # first: the gate's session lookup is a request's first read
     install_login_gate(app, auth, csrf)
     init_auth(app, auth, csrf, settings.admin_password)
     init_security(app, settings, csrf)

@@ -12,6 +12,13 @@ client loop of bench/bench_web.py runs against gunicorn (2 workers x 4 threads) 
 PANFM_DATABASE_URL: each client alternates /api/throughput and /api/throughput/history?range=30d
 on random devices. Prints the fill time, table sizes and p50/p95/p99 per endpoint.
 Targets (issue 13, S12; the same as SQLite's, issue 4): /api/throughput p95 <= 10 ms, 30d p95 <= 50 ms.
+
+    .venv/bin/python bench/bench_pg_web.py --devices 100 --days 30 --profile 200
+
+`--profile N` skips gunicorn: after the fill, N requests of each endpoint go one at a time through
+Flask's test client in this process (no network, no other client), timed, then N more under
+cProfile; prints p50/p95 per endpoint and the functions that took the time. Where a request's
+time goes, not a figure of record (the profiler inflates Python).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_web import PASSWORD, first_login, free_port, pct, session_for, wait_up  # noqa: E402
+from bench_web import NEW_PASSWORD, PASSWORD, first_login, free_port, pct, session_for, wait_up  # noqa: E402
 
 import config  # noqa: E402
 import throughput_storage  # noqa: E402
@@ -184,6 +191,43 @@ def run_clients(url: str, ids: list[str], clients: int, seconds: float, pace: fl
               f"p95={pct(values, 0.95):7.2f} ms p99={pct(values, 0.99):7.2f} ms")
 
 
+def profile_in_process(url: str, data: Path, ids: list[str], n: int) -> None:
+    import cProfile
+    import pstats
+    import random
+
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(data), "PANFM_DATABASE_URL": url,
+                                         "PANFM_ENCRYPTION_KEY": ENCRYPTION_KEY, "PANFM_SECRET_KEY": SECRET_KEY,
+                                         "PANFM_ADMIN_PASSWORD": PASSWORD, "PANFM_LOG_LEVEL": "WARNING"})
+    from app import create_app
+
+    client = create_app(settings).test_client()
+    token = client.post("/api/login", json={"username": "admin", "password": PASSWORD}).get_json()["csrf_token"]
+    client.post("/api/change-password", json={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+                headers={"X-CSRFToken": token})
+    client.environ_base["HTTP_X_CSRFTOKEN"] = token
+    rng = random.Random(1)
+    paths = {"throughput": "/api/throughput?device_id={}",
+             "history_30d": "/api/throughput/history?device_id={}&range=30d"}
+    for name, path in paths.items():
+        for _ in range(5):  # warm: the pool's connections, caches
+            client.get(path.format(rng.choice(ids)))
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = client.get(path.format(rng.choice(ids)))
+            times.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                raise SystemExit(f"{path}: HTTP {r.status_code}")
+        print(f"{name:12s} in-process n={n} p50={statistics.median(times):.2f} ms p95={pct(times, 0.95):.2f} ms")
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(n):
+            client.get(path.format(rng.choice(ids)))
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="", help="an empty PostgreSQL database (default: start a throwaway server)")
@@ -193,6 +237,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--pace", type=float, default=5.0)
+    ap.add_argument("--profile", type=int, default=0, help="N in-process requests per endpoint, profiled (no gunicorn)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="panfm-bench-pg-"))
     server = None
@@ -205,6 +250,9 @@ def main() -> int:
     try:
         data = work / "web"
         fill(url, args.devices, args.days, args.raw_days, data)
+        if args.profile:
+            profile_in_process(url, data, [f"bench-{i:04d}" for i in range(args.devices)], args.profile)
+            return 0
         port = free_port()
         env = {**os.environ, "PANFM_DATA_DIR": str(data), "PANFM_PORT": str(port), "PANFM_BIND_HOST": "127.0.0.1",
                "PANFM_ADMIN_PASSWORD": PASSWORD, "PANFM_WEB_WORKERS": "2", "PANFM_LOG_LEVEL": "WARNING",

@@ -106,6 +106,58 @@ def test_the_pool_reconnects_by_itself_after_a_server_restart(pg_server, pg_url)
         db.close()
 
 
+def _pid(conn):
+    return conn.fetchone("SELECT pg_backend_pid() AS p")["p"]
+
+
+def test_a_request_scope_takes_one_connection_for_all_its_reads_and_writes(pg_url):
+    db = PgDatabase(pg_url)
+    try:
+        db.migrate("things", MIGRATIONS)
+        db.pool.pop_stats()
+        with db.request_scope():
+            pass
+        assert db.pool.pop_stats().get("requests_num", 0) == 0  # a request that reads nothing takes none
+        with db.request_scope():
+            with db.connection() as conn:
+                first = _pid(conn)
+            with db.transaction() as tx:
+                tx.execute("INSERT INTO things (id, name) VALUES (?, ?)", (1, "a"))
+                assert _pid(tx) == first
+                with db.connection() as other:  # inside the scope's transaction: another connection,
+                    assert _pid(other) != first  # which sees only what is committed, as before
+                    assert other.fetchone("SELECT count(*) AS n FROM things")["n"] == 0
+            with pytest.raises(PgIntegrityError), db.transaction() as tx:  # rolled back; the connection lives on
+                tx.execute("INSERT INTO things (id, name) VALUES (?, ?)", (2, "a"))
+            with db.request_scope(), db.connection() as conn:  # a nested scope changes nothing
+                assert _pid(conn) == first
+                assert conn.fetchall("SELECT id FROM things") == [{"id": 1}]
+        assert db.pool.pop_stats()["requests_num"] == 2  # the scope's, and the one inside its transaction
+        with db.connection() as conn:  # after the scope: the pool again, and the connection went back
+            conn.execute("SELECT 1")
+        assert db.pool.pop_stats()["requests_num"] == 1
+    finally:
+        db.close()
+
+
+def test_a_web_request_on_postgresql_takes_one_pooled_connection(tmp_path, pg_url):
+    from helpers.alerts import INITIAL, web_client
+
+    config.ensure_data_dir(tmp_path / "data")
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_ADMIN_PASSWORD": INITIAL,
+                                         **pg_env(pg_url)})
+    client = web_client(settings)
+    pool = client.application.extensions["panfm"].stores.backend.db.pool
+    try:
+        client.get("/api/devices")
+        pool.pop_stats()
+        for path in ("/api/devices", "/api/settings", "/api/alerts/rules"):
+            assert client.get(path).status_code == 200
+            assert pool.pop_stats()["requests_num"] == 1, path  # the session, the user and the answer's reads
+    finally:
+        client.application.extensions["panfm"].stores.close()
+
+
 def test_start_check_names_the_setting_and_the_cause_never_the_password(pg_server, pg_url):
     assert check_database(pg_url) >= 130000
     cases = {

@@ -24,6 +24,7 @@ Errors leave as `PgDatabaseError` / `PgIntegrityError`, subclasses of the storag
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -220,6 +221,7 @@ class PgDatabase:
         )
         self._drain_lock = threading.Lock()
         self._drained_at = -math.inf
+        self._scoped = threading.local()  # the connection a `request_scope` of this thread holds
         self.pool.open(wait=False)
 
     def _check(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
@@ -244,14 +246,62 @@ class PgDatabase:
             raise
 
     @contextmanager
+    def request_scope(self) -> Iterator[None]:
+        """Inside, this thread's `connection()` and `transaction()` share one pooled connection.
+
+        A web request asked the pool six times (its session, its user, the device, the samples),
+        and the pool checked each connection it lent with a round trip of its own: twelve round
+        trips for six statements, each a wait for the interpreter again on a busy worker. In a
+        scope the first `connection()` or `transaction()` takes one from the pool (checked once)
+        and the scope keeps it until it ends; a request that reads nothing takes none (so
+        `/api/health` still answers while the database is away). A nested scope, or a
+        connection asked for while the held one is inside a transaction or broken, goes to the
+        pool as before.
+        """
+        scoped = self._scoped
+        if getattr(scoped, "stack", None) is not None:
+            yield
+            return
+        scoped.stack, scoped.conn = contextlib.ExitStack(), None
+        try:
+            yield
+        finally:
+            stack, scoped.stack, scoped.conn = scoped.stack, None, None
+            with _translated():
+                stack.close()
+
+    def _held(self) -> PgConn | None:
+        """The scope's connection (taken from the pool at the first ask), or None outside a scope."""
+        scoped = self._scoped
+        stack = getattr(scoped, "stack", None)
+        if stack is None:
+            return None
+        held: PgConn | None = scoped.conn
+        if held is None:
+            with _translated():
+                held = scoped.conn = PgConn(stack.enter_context(self.pool.connection()))
+        if held.raw.closed or held.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return None
+        return held
+
+    @contextmanager
     def connection(self) -> Iterator[PgConn]:
         """One pooled connection in autocommit (each statement its own transaction): reads."""
+        held = self._held()
+        if held is not None:
+            yield held
+            return
         with _translated(), self.pool.connection() as conn:
             yield PgConn(conn)
 
     @contextmanager
     def transaction(self) -> Iterator[PgConn]:
         """One explicit transaction on one pooled connection, rolled back on any error."""
+        held = self._held()
+        if held is not None:
+            with _translated(), held.raw.transaction():
+                yield held
+            return
         with _translated(), self.pool.connection() as conn, conn.transaction():
             yield PgConn(conn)
 

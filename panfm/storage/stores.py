@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,12 @@ class Stores:
     def alerts_db(self) -> Path | Backend:
         """Where `alerts_store` finds the alerts: alerts.db of the data folder, or PostgreSQL."""
         return self.backend if self.backend.on_postgres else self.data_dir / ALERTS_DB
+
+    def request_scope(self) -> AbstractContextManager[None]:
+        """One web request's reads and writes on one PostgreSQL connection (`PgDatabase.request_scope`)."""
+        if self.backend.db is not None:
+            return self.backend.db.request_scope()
+        return nullcontext()
 
     def open_sample_writer(self, interval_s: int = 30) -> SampleStore | PgSampleStore:
         """Open throughput_history.db for writing (the clock), or the time series on PostgreSQL.

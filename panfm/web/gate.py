@@ -23,7 +23,7 @@ from panfm.web.auth import Auth
 from panfm.web.roles import CHANGE_PASSWORD_RULES, PUBLIC, allows, required_role, session_only
 from panfm.web.security import api_error, is_api_request
 from panfm.web.tokens import TokenRefused, authenticate, bearer, token_in_query
-from throughput_storage import DatabaseError
+from throughput_storage import DatabaseError, Stores
 
 log = logging.getLogger("panfm.web")
 
@@ -41,6 +41,30 @@ def _forbidden(message: str, code: str, **extra: Any) -> Any:
     page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Forbidden</title></head>"
             f"<body><h1>403 Forbidden</h1><p>{escape(message)}</p><p><a href=\"/\">PANfm</a></p></body></html>")
     return page, 403
+
+
+def install_db_scope(app: Flask, stores: Stores) -> None:
+    """Each request's reads and writes on one database connection (PostgreSQL; a no-op on SQLite).
+
+    Installed before the login gate, whose session and user lookups are a request's first reads.
+    The connection is taken at the first read and given back when the request ends.
+    """
+
+    @app.before_request
+    def open_db_scope() -> None:
+        scope = stores.request_scope()
+        scope.__enter__()
+        g.panfm_db_scope = scope
+
+    @app.teardown_request
+    def close_db_scope(_exc: BaseException | None) -> None:
+        scope = g.pop("panfm_db_scope", None)
+        if scope is None:
+            return
+        try:
+            scope.__exit__(None, None, None)
+        except DatabaseError as exc:  # the connection broke with the request: the pool replaces it
+            log.warning("[WEB] giving a database connection back failed: %s", exc)
 
 
 def install_login_gate(app: Flask, auth: Auth, csrf: CSRFProtect) -> None:
