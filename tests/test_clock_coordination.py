@@ -262,6 +262,8 @@ def test_clocks_write_their_cycles_one_after_another_by_rank(live, rank, waits):
     assert keeper.write_delay_s() == 0.0  # before any round
     keeper.round(["fw-a"], interval)
     assert keeper.write_delay_s() == pytest.approx(waits)
+    # After its write, its inventory stays paused until the last rank has written too.
+    assert keeper.hold_after_write_s() == pytest.approx(0.0 if live == 1 else (live - 1 - rank) * 0.15)
     # Never past the leases' end: a write under an expired lease would be refused.
     mono[0] = keeper.stop_at() - 0.1
     assert keeper.write_delay_s() == 0.0
@@ -273,4 +275,5 @@ def test_on_sqlite_the_one_clock_writes_at_once(tmp_path):
     keeper = LeaseKeeper(open_coordinator("", tmp_path))
     keeper.round(["fw-a"], 30.0)
     assert keeper.write_delay_s() == 0.0
+    assert keeper.hold_after_write_s() == 0.0
     keeper.coordinator.close()

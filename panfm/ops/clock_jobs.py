@@ -194,7 +194,12 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
                                          node_id=None if ctx.keeper is None else ctx.keeper.node_id)
     else:
         rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
-    return cycle, rejected, (time.monotonic() - t_write) * 1000.0, duration
+    write_ms = (time.monotonic() - t_write) * 1000.0
+    if ctx.keeper is not None:
+        hold = ctx.keeper.hold_after_write_s()  # the inventory stays paused until the last rank has written
+        if hold > 0:
+            ctx.stopping.wait(hold)
+    return cycle, rejected, write_ms, duration
 
 
 def due_batch(fleet: int, refresh_interval: float) -> int:

@@ -176,6 +176,18 @@ class LeaseKeeper:
         room = self.stop_at() - self.monotonic() - WRITE_STAGGER_S
         return max(0.0, min(last.rank * WRITE_STAGGER_S, room))
 
+    def hold_after_write_s(self) -> float:
+        """How long this clock keeps its inventory paused after its write: until the last rank has written.
+
+        (live clocks − 1 − rank) × WRITE_STAGGER_S: the first clock's inventory would otherwise
+        resume (parsing log answers, writing documents to the same server) while the later ranks
+        write. 0 alone, on SQLite, or for the last rank.
+        """
+        last = self._last
+        if not self.fenced or last is None or last.live_clocks <= 1:
+            return 0.0
+        return max(0, last.live_clocks - 1 - last.rank) * WRITE_STAGGER_S
+
     def fence(self) -> tuple[str, Mapping[str, int]] | None:
         """(owner, fences) for the sample writer on PostgreSQL; None on SQLite."""
         last = self._last
