@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-
 # Formatted day prefixes ("2026-12-05T") and times of day ("14:35:00."), by day and by second of
 # the day: a 30-day chart's 1,441 times share 31 days and 48 times of day, so each is formatted
 # once (half the cost of formatting every time whole). Cleared when full: bounded memory.

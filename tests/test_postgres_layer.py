@@ -158,6 +158,45 @@ def test_a_web_request_on_postgresql_takes_one_pooled_connection(tmp_path, pg_ur
         client.application.extensions["panfm"].stores.close()
 
 
+def test_an_exhausted_pool_is_a_clear_unavailable_error_and_the_next_use_works(pg_url):
+    # trust authentication ignores the password: it is there to be kept out of the message
+    url = pg_url.replace("panfm_test@", "panfm_test:hunter22pw@")
+    db = PgDatabase(url, max_size=2, pool_timeout_s=0.5)
+    try:
+        with db.connection() as a, db.connection() as b:  # every connection of the pool lent
+            assert _pid(a) != _pid(b)
+            with pytest.raises(PgUnavailable) as caught, db.connection():
+                pass
+            assert "PoolTimeout" in str(caught.value) and "hunter22pw" not in str(caught.value)
+        with db.connection() as conn:  # given back: the pool lends again
+            assert conn.fetchone("SELECT 1 AS one") == {"one": 1}
+    finally:
+        db.close()
+
+
+def test_a_web_request_finding_the_pool_exhausted_answers_503_and_the_next_one_200(tmp_path, pg_url):
+    from helpers.alerts import INITIAL, web_client
+
+    config.ensure_data_dir(tmp_path / "data")
+    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_ADMIN_PASSWORD": INITIAL,
+                                         **pg_env(pg_url)})
+    client = web_client(settings)
+    pool = client.application.extensions["panfm"].stores.backend.db.pool
+    try:
+        assert client.get("/api/devices").status_code == 200
+        pool.timeout = 0.5  # the wait for a free connection (15 s in production)
+        held = [pool.getconn() for _ in range(pool.max_size)]  # e.g. slow requests holding every one
+        try:
+            r = client.get("/api/devices")
+            assert r.status_code == 503 and r.get_json()["error"] == "database_unavailable"
+        finally:
+            for conn in held:
+                pool.putconn(conn)
+        assert client.get("/api/devices").status_code == 200  # the same process, answering again
+    finally:
+        client.application.extensions["panfm"].stores.close()
+
+
 def test_start_check_names_the_setting_and_the_cause_never_the_password(pg_server, pg_url):
     assert check_database(pg_url) >= 130000
     cases = {

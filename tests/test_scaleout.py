@@ -8,12 +8,15 @@ refuses a late write of a clock that lost its lease.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
+import shutil
 import time
 
 import pytest
-from conftest import device_for, launch_sim
+from conftest import device_for, launch_sim, require
 from helpers.clocks import (
     ClockProc,
     holdings,
@@ -28,6 +31,7 @@ from helpers.clocks import (
     wait_for,
 )
 
+from reliability.diskfull import fill, tmpfs
 from throughput_storage import open_coordinator
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("scaleout")]
@@ -202,3 +206,54 @@ def test_a_clock_writes_again_within_two_intervals_of_postgresql_coming_back(clo
     assert proc.proc.poll() is None, "the clock died with the database"
     wait_for(lambda: len({s for s in _slots_written(pg_url) if s > back_slot}) >= 2, timeout=30,
              what="the clock writing cycle after cycle again")
+
+
+def _slots_and_devices(url: str) -> set[tuple[int, int]]:
+    return {(int(d), int(s)) for d, s in pg(url, "SELECT dk, slot FROM device_samples")}
+
+
+def test_a_full_disk_on_the_database_server_loses_nothing_committed_and_the_clock_writes_again(
+        tmp_path, fleet, pg_server):
+    require(os.geteuid() == 0 and shutil.which("mount") and pg_server.user,
+            "root and mount(8), for a size-limited tmpfs as the database's tablespace")
+    since = time.time()
+    name = f"full_{os.getpid()}_{int(since)}"
+    mnt = pg_server.workdir / name  # traversable by the server's user, like its data folder
+    with tmpfs(mnt, "64m"):
+        owner = pg_server.user or ""
+        shutil.chown(mnt, owner, owner)
+        # The database's tables (and its catalog) on the small file system; the server's WAL stays
+        # on the big one, as on a server whose data volume fills up.
+        pg_server.psql(f"CREATE TABLESPACE {name} LOCATION '{mnt}'")
+        pg_server.psql(f'CREATE DATABASE "{name}" TEMPLATE template0 TABLESPACE {name}')
+        url = pg_server.url(name)
+        proc = None
+        try:
+            schema = open_coordinator(url, tmp_path)
+            schema.db_now()
+            schema.close()
+            data_dir = make_data_dir(tmp_path / "data", [device_for(e) for e in fleet.inventory], url)
+            proc = ClockProc(data_dir, url, "clock0", interval=IV)
+            wait_for(lambda: len(_slots_written(url)) >= 2, what="the clock writing its cycles")
+            filler = mnt / "filler"
+            fill(filler)
+            wait_for(lambda: "No space left on device" in proc.log_path.read_text(errors="replace"),
+                     timeout=10 * IV, what="a write refused for want of space, and logged")
+            before = _slots_and_devices(url)  # everything committed until the refusal
+            time.sleep(2 * IV)
+            assert proc.proc.poll() is None, "the clock died with the full disk"
+            filler.unlink()
+            freed_slot = math.floor(time.time() / IV)
+            first = wait_for(lambda: min((s for s in _slots_written(url) if s > freed_slot), default=None),
+                             timeout=60, what="a cycle written after the space came back")
+            assert first <= freed_slot + 3, f"first slot written {first - freed_slot} slots after the space came back"
+            assert before <= _slots_and_devices(url), "samples committed before the disk filled were lost"
+            assert proc.proc.poll() is None, "the clock died after the space came back"
+            _no_duplicates(fleet, url, since)
+        finally:
+            if proc is not None:
+                proc.close()
+            with contextlib.suppress(Exception):
+                pg_server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+                pg_server.psql(f'DROP DATABASE IF EXISTS "{name}"')
+                pg_server.psql(f"DROP TABLESPACE IF EXISTS {name}")

@@ -12,7 +12,7 @@ from panfm import timefmt
 
 def _reference(ts: float) -> str:
     ms = int(ts * 1000)  # truncated, as the API has always given them
-    t = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=ms)
+    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
