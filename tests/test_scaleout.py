@@ -208,6 +208,34 @@ def test_a_clock_writes_again_within_two_intervals_of_postgresql_coming_back(clo
              what="the clock writing cycle after cycle again")
 
 
+def test_a_clock_killed_inside_its_write_transaction_commits_all_of_its_cycle_or_none(clocks, fleet, pg_url):
+    import psycopg
+
+    since = time.time()
+    [victim] = clocks(1)
+    wait_for(lambda: _settled(pg_url, 1), what="one clock holding the fleet")
+    wait_for(lambda: len(_slots_written(pg_url)) >= 2, what="the clock writing its cycles")
+    blocked = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+               " AND query LIKE 'INSERT INTO device_status%'")
+    with psycopg.connect(pg_url) as locker:
+        # The cycle's transaction has begun and sent its rows; it waits here on its state upsert.
+        locker.execute("LOCK TABLE device_status IN ACCESS EXCLUSIVE MODE")
+        wait_for(lambda: pg(pg_url, blocked)[0][0] > 0, timeout=6 * IV, what="the clock's write waiting on the lock")
+        victim.kill9()
+        locker.rollback()  # the server goes on with what the dead client had sent, or drops it
+    wait_for(lambda: pg(pg_url, blocked)[0][0] == 0, timeout=30, what="the orphan transaction settled")
+    kill_slot = math.floor(time.time() / IV)
+    rows = pg(pg_url, "SELECT s.slot, count(*), (SELECT count(*) FROM iface_packed i WHERE i.slot = s.slot)"
+                      " FROM device_samples s GROUP BY s.slot ORDER BY s.slot")
+    # No fault in this fleet: each of the dead clock's cycles is all 18 devices, with their interfaces, or absent.
+    assert rows and all(n == DEVICES and nif == DEVICES for _, n, nif in rows), rows
+    [heir] = clocks(1)[1:]
+    wait_for(lambda: len({s for s in _slots_written(pg_url) if s > kill_slot}) >= 2, timeout=60,
+             what="a new clock writing after the dead one's leases ran out")
+    assert heir.proc.poll() is None
+    _no_duplicates(fleet, pg_url, since)
+
+
 def _slots_and_devices(url: str) -> set[tuple[int, int]]:
     return {(int(d), int(s)) for d, s in pg(url, "SELECT dk, slot FROM device_samples")}
 
