@@ -158,3 +158,23 @@ def test_the_clock_demotes_skipped_spread_inventory_ticks_but_not_other_skips(tm
     logsetup.configure(_settings(tmp_path, log_level="DEBUG"), "clock", stream=stream)
     sched.warning(skip, "collect_slow")
     assert [" DEBUG " in line for line in stream.getvalue().splitlines()] == [True]
+
+
+def test_the_clock_logs_a_job_failed_on_a_database_away_in_one_line_and_any_other_failure_whole(
+        tmp_path, restore_logging):
+    import sqlite3
+
+    from panfm.storage.postgres import PgUnavailable
+
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path), "clock", stream=stream)
+    executor = logging.getLogger("apscheduler.executors.default")
+    for exc in (PgUnavailable("DiskFull: could not extend file: No space left on device"),
+                sqlite3.OperationalError("database or disk is full"), KeyError("a bug")):
+        try:
+            raise exc
+        except Exception:
+            executor.exception('Job "collect (trigger: date[...])" raised an exception')
+    out = stream.getvalue()
+    # The two the clock's own "[CLOCK EVENT] job collect failed: <cause>" line says: no traceback each interval.
+    assert out.count("raised an exception") == 1 and out.count("Traceback") == 1 and "KeyError: 'a bug'" in out

@@ -117,6 +117,9 @@ def configure(settings: Settings, process: Process, stream: TextIO | None = None
         sched_log = logging.getLogger("apscheduler.scheduler")
         if not any(isinstance(f, SpreadTickSkips) for f in sched_log.filters):
             sched_log.addFilter(SpreadTickSkips())
+        exec_log = logging.getLogger("apscheduler.executors.default")
+        if not any(isinstance(f, DatabaseAwayTracebacks) for f in exec_log.filters):
+            exec_log.addFilter(DatabaseAwayTracebacks())
     logsafe.install_redaction()
     return handlers
 
@@ -137,6 +140,24 @@ class SpreadTickSkips(logging.Filter):
                 record.levelno, record.levelname = logging.DEBUG, "DEBUG"
                 return logging.getLogger("panfm").isEnabledFor(logging.DEBUG)
         return True
+
+
+class DatabaseAwayTracebacks(logging.Filter):
+    """Drop APScheduler's traceback of a job that failed because the database is away or full.
+
+    PostgreSQL restarting, a full disk on its server, an exhausted pool (`PgUnavailable`), or a
+    SQLite file that cannot be written right now (`sqlite3.OperationalError`): every job fails
+    the same way each interval until it comes back, and the clock's own `[CLOCK EVENT] job ...
+    failed: <the cause>` line says so in one line. Any other failure keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        from throughput_storage import DATABASE_AWAY  # here: the storage area only once a job failed
+
+        return not isinstance(exc, DATABASE_AWAY)
 
 
 def quiet_libraries(settings: Settings) -> None:

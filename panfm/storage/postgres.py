@@ -74,6 +74,11 @@ class PgUnavailable(PgDatabaseError):
     """The server cannot be reached right now (restarting, paused, pool exhausted)."""
 
 
+# What a job meets while the database is away, full or busy, on either backend: PostgreSQL
+# restarting, a full disk on its server, an exhausted pool; a SQLite file locked or on a full disk.
+DATABASE_AWAY: tuple[type[Exception], ...] = (PgUnavailable, sqlite3.OperationalError)
+
+
 def url_password(url: str) -> str | None:
     """The password inside a libpq URL, if any (to keep it out of every message)."""
     try:
