@@ -23,7 +23,7 @@ The front door of the storage area (the work lives in `panfm/storage/`):
 - `check_database(url)`: the start check of the PostgreSQL backend (setting `database_url`).
 - `check_usable`, `online_backup`, `integrity_check`: what other areas need at start, for backups and
   `db check`; `DatabaseError` and `IntegrityError` are what the stores raise (no caller imports a driver);
-  `DATABASE_AWAY`: the errors of a database away, full or busy, on either backend.
+  `database_away(exc)`: whether an error says the database is away, full or busy (either backend).
 """
 
 import panfm.storage.alerts_store as alerts_store
@@ -46,7 +46,7 @@ from panfm.storage.network_reader import NetworkReader
 from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.storage.pg_reader import PgSampleReader
 from panfm.storage.pg_samples import PgSampleStore
-from panfm.storage.postgres import DATABASE_AWAY, check_database
+from panfm.storage.postgres import check_database, database_away
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
 from panfm.storage.stores import Stores, clock_stats_of, migrate_to, open_coordinator, open_stores, pg_backup, pg_check
@@ -56,7 +56,6 @@ __all__ = [
     "ALERTS_DB",
     "CONFIG_DB",
     "COORDINATION_DB",
-    "DATABASE_AWAY",
     "HISTORY_DB",
     "NETWORK_DB",
     "Account",
@@ -89,6 +88,7 @@ __all__ = [
     "cleanup_day",
     "clock_stats_of",
     "config_store",
+    "database_away",
     "integrity_check",
     "legacy_history_rows",
     "migrate_to",

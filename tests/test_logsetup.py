@@ -170,11 +170,13 @@ def test_the_clock_logs_a_job_failed_on_a_database_away_in_one_line_and_any_othe
     logsetup.configure(_settings(tmp_path), "clock", stream=stream)
     executor = logging.getLogger("apscheduler.executors.default")
     for exc in (PgUnavailable("DiskFull: could not extend file: No space left on device"),
-                sqlite3.OperationalError("database or disk is full"), KeyError("a bug")):
+                sqlite3.OperationalError("database or disk is full"), KeyError("a bug"),
+                sqlite3.OperationalError("no such column: nope")):  # an error in the SQL is a bug too
         try:
             raise exc
         except Exception:
             executor.exception('Job "collect (trigger: date[...])" raised an exception')
     out = stream.getvalue()
     # The two the clock's own "[CLOCK EVENT] job collect failed: <cause>" line says: no traceback each interval.
-    assert out.count("raised an exception") == 1 and out.count("Traceback") == 1 and "KeyError: 'a bug'" in out
+    assert out.count("raised an exception") == 2 and out.count("Traceback") == 2
+    assert "KeyError: 'a bug'" in out and "no such column: nope" in out

@@ -145,8 +145,8 @@ class SpreadTickSkips(logging.Filter):
 class DatabaseAwayTracebacks(logging.Filter):
     """Drop APScheduler's traceback of a job that failed because the database is away or full.
 
-    PostgreSQL restarting, a full disk on its server, an exhausted pool (`PgUnavailable`), or a
-    SQLite file that cannot be written right now (`sqlite3.OperationalError`): every job fails
+    PostgreSQL restarting, a full disk on its server, an exhausted pool, or a SQLite file locked
+    or on a full disk (`throughput_storage.database_away`): every job fails
     the same way each interval until it comes back, and the clock's own `[CLOCK EVENT] job ...
     failed: <the cause>` line says so in one line. Any other failure keeps its traceback.
     """
@@ -155,9 +155,9 @@ class DatabaseAwayTracebacks(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
-        from throughput_storage import DATABASE_AWAY  # here: the storage area only once a job failed
+        from throughput_storage import database_away  # here: the storage area only once a job failed
 
-        return not isinstance(exc, DATABASE_AWAY)
+        return not database_away(exc)
 
 
 def quiet_libraries(settings: Settings) -> None:

@@ -74,9 +74,18 @@ class PgUnavailable(PgDatabaseError):
     """The server cannot be reached right now (restarting, paused, pool exhausted)."""
 
 
-# What a job meets while the database is away, full or busy, on either backend: PostgreSQL
-# restarting, a full disk on its server, an exhausted pool; a SQLite file locked or on a full disk.
-DATABASE_AWAY: tuple[type[Exception], ...] = (PgUnavailable, sqlite3.OperationalError)
+_SQLITE_AWAY = ("database is locked", "disk is full", "disk i/o error", "unable to open", "readonly database")
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away, full or busy right now, on either backend.
+
+    PostgreSQL restarting, a full disk on its server, an exhausted pool (`PgUnavailable`); a
+    SQLite file locked, on a full disk or unreadable. Not an error in the SQL (a bug).
+    """
+    if isinstance(exc, PgUnavailable):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and any(w in str(exc).lower() for w in _SQLITE_AWAY)
 
 
 def url_password(url: str) -> str | None:
