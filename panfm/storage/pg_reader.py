@@ -78,6 +78,14 @@ _LATEST_IFACES = (
 )
 
 
+# The newest raw row of one device. The key as a subquery, not a join: with `s.dk = d.dk` the
+# planner read every raw row of the device (2,880 a day) and sorted them; with `s.dk = (SELECT
+# ...)` each day partition's primary key is read backwards, one row each (4.6 -> 0.16 ms per call
+# at 500 devices x 1 day of raw rows; tests/test_pg_reads.py checks the rows read).
+LATEST_SQL = ("SELECT s.* FROM device_samples s WHERE s.dk = (SELECT dk FROM ts_device WHERE device_id = ?)"
+              " ORDER BY s.slot DESC LIMIT 1")
+
+
 def _one_iface(dk: int, ik: int) -> str:
     """One interface's raw rows as a table (slot, off_ms, its metrics...), from its device's packed rows."""
     return (f"(SELECT x.slot, {pg_series.iface_element_cols('x', 'j.k')} FROM iface_packed x"  # noqa: S608  # nosec B608 (integer keys)
@@ -106,8 +114,7 @@ class PgSampleReader:
     def latest(self, device_id: str) -> DeviceSample | None:
         """Return the newest sample of one device."""
         with self.db.connection() as conn:
-            r = conn.fetchone("SELECT s.* FROM ts_device d JOIN device_samples s ON s.dk = d.dk"
-                              " WHERE d.device_id = ? ORDER BY s.slot DESC LIMIT 1", (device_id,))
+            r = conn.fetchone(LATEST_SQL, (device_id,))
         return None if r is None else _sample(r, device_id)
 
     def latest_all(self) -> dict[str, DeviceSample]:
