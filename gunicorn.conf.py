@@ -31,6 +31,9 @@ if _settings.on_postgres:
     except _panfm_config.ConfigError as exc:
         sys.stderr.write(f"panfm: cannot start: {exc}\n")
         sys.exit(2)
+    # Checked: the workers (forked later, and again after a crash, possibly while the server
+    # restarts) open their pool without a check of their own and answer 503 until it is back.
+    os.environ[_panfm_storage.CHECKED_BY_MASTER_ENV] = "1"
 
 # prometheus_client's multiprocess mode for the web's request metrics (docs/metrics.md): every
 # worker writes its values to files in a private folder of the data folder, /metrics sums them.

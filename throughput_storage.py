@@ -49,11 +49,21 @@ from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import check_database, database_away
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, IntegrityError, check_usable, integrity_check, online_backup
-from panfm.storage.stores import Stores, clock_stats_of, migrate_to, open_coordinator, open_stores, pg_backup, pg_check
+from panfm.storage.stores import (
+    CHECKED_BY_MASTER_ENV,
+    Stores,
+    clock_stats_of,
+    migrate_to,
+    open_coordinator,
+    open_stores,
+    pg_backup,
+    pg_check,
+)
 from panfm.storage.tokens_store import TokenRecord, TokenStore
 
 __all__ = [
     "ALERTS_DB",
+    "CHECKED_BY_MASTER_ENV",
     "CONFIG_DB",
     "COORDINATION_DB",
     "HISTORY_DB",

@@ -206,3 +206,39 @@ def test_clock_and_two_webs_share_one_postgresql_and_nothing_else(tmp_path, pg_u
     finally:
         for proc in reversed(procs):
             _stop(proc)
+
+
+def _health(base: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"{base}/api/health", timeout=60) as r:  # a worker booting waits 15 s
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_web_worker_forked_again_while_postgresql_is_away_boots_and_the_web_lives_on(tmp_path, pg_server, pg_url):
+    proc, base, log = _start_web(tmp_path, "web", pg_url)
+    try:
+        (first,) = re.findall(r"Booting worker with pid: (\d+)", log.read_text())
+        pg_server.stop("fast")
+        try:
+            os.kill(int(first), signal.SIGKILL)  # a worker crashed (or was recycled) while the server restarts
+            end = time.monotonic() + 60
+            while time.monotonic() < end and len(re.findall(r"Booting worker", log.read_text())) < 2:
+                time.sleep(0.2)
+            # The new worker boots without the database (the master checked it at start) and says so.
+            status, doc = _health(base)
+            assert status == 503 and doc["database"] == "unavailable" and "PostgreSQL" in doc["reason"], doc
+            assert proc.poll() is None, f"gunicorn stopped: {log.read_text()[-1500:]}"
+        finally:
+            pg_server.start()
+        end = time.monotonic() + 60
+        while time.monotonic() < end and _health(base)[1]["database"] != "ok":  # (no clock runs here)
+            time.sleep(0.5)
+        client = Client()
+        status, doc = client.call(base, "POST", "/api/login", {"username": "admin", "password": INITIAL})
+        assert status == 200 and doc["must_change_password"], doc  # the same first user, made once
+        assert proc.poll() is None and "Worker failed to boot" not in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -133,8 +133,19 @@ class Stores:
         self.backend.close()
 
 
-def open_backend(settings: Settings, *, name: str = "panfm") -> Backend:
-    """The stores' home of the settings: the data folder, or PostgreSQL checked and migrated (ConfigError)."""
+# Set by gunicorn's master (gunicorn.conf.py) once it has checked and migrated PostgreSQL: its
+# workers then open their pool without a check of their own. A worker forked again while the
+# server restarts (a crash, a recycled worker) must boot and answer 503 until the server is back;
+# failing its boot would make gunicorn stop the whole web ("Worker failed to boot").
+CHECKED_BY_MASTER_ENV = "PANFM_INTERNAL_DATABASE_CHECKED"
+
+
+def open_backend(settings: Settings, *, name: str = "panfm", checked: bool = False) -> Backend:
+    """The stores' home of the settings: the data folder, or PostgreSQL checked and migrated (ConfigError).
+
+    `checked`: the database was checked and migrated by this process's parent (gunicorn's
+    master): only the pool is made, and it connects at its first use.
+    """
     if not settings.on_postgres:
         return Backend(settings.data_path)
     missing = [f"{name} (PANFM_{name.upper()} or PANFM_{name.upper()}_FILE)"
@@ -143,6 +154,8 @@ def open_backend(settings: Settings, *, name: str = "panfm") -> Backend:
         # A key generated per host would encrypt secrets the other hosts cannot read (sessions alike).
         raise ConfigError("setting database_url: on PostgreSQL every host must share its keys;"
                           f" set {' and '.join(missing)}")
+    if checked:
+        return Backend(settings.data_path, PgDatabase(settings.database_url, name=name))
     check_database(settings.database_url)  # wrong URL, server away, no rights, too old: ConfigError
     db = PgDatabase(settings.database_url, name=name)
     try:
@@ -184,20 +197,22 @@ def migrate_to(settings: Settings, target: Settings, progress: Callable[[str], N
         stores.close()
 
 
-def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[], float] = time.time) -> Stores:
+def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[], float] = time.time,
+                checked: bool = False) -> Stores:
     """Open the stores of the settings' data folder or database; an unusable one stops the start (ConfigError).
 
-    On PostgreSQL (`database_url`) the server is checked and every component migrated first.
+    On PostgreSQL (`database_url`) the server is checked and every component migrated first
+    (not when `checked`: see `open_backend`).
     On SQLite config.db is checked always, throughput_history.db too for the `writer` (the
     clock): the web reads samples per request and answers 503 while that file cannot be read.
     """
     data_dir = settings.data_path
-    backend = open_backend(settings, name="panfm-clock" if writer else "panfm-web")
+    backend = open_backend(settings, name="panfm-clock" if writer else "panfm-web", checked=checked)
     if not backend.on_postgres:
         for name in (CONFIG_DB, HISTORY_DB) if writer else (CONFIG_DB,):
             check_usable(data_dir / name)
     box = SecretBox.for_settings(settings)
-    if backend.on_postgres:
+    if backend.on_postgres and not checked:
         try:
             config_store.check_key_marker(backend, box)  # a key the other hosts do not share: ConfigError
         except BaseException:

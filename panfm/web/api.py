@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from panfm.web import fleet_status as fleet
 from panfm.web import uplinks
 from panfm.web.security import api_error
 from throughput_storage import (
+    CHECKED_BY_MASTER_ENV,
     HISTORY_DB,
     CoordinationUnavailable,
     Coordinator,
@@ -420,7 +422,8 @@ def _clock_stats_json(stats: dict[str, Any]) -> dict[str, Any]:
 
 def make_context(settings: Settings) -> WebContext:
     """Build the API's dependencies for one app."""
-    stores = open_stores(settings, clock=time.time)
+    # Under gunicorn the master checked and migrated PostgreSQL before forking (gunicorn.conf.py).
+    stores = open_stores(settings, clock=time.time, checked=os.environ.get(CHECKED_BY_MASTER_ENV) == "1")
     return WebContext(
         settings=settings,
         box=stores.box,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,16 @@ from werkzeug.wrappers import Response as BaseResponse
 from panfm.web.audit import printable, record
 from panfm.web.identity import SessionUser, current_user
 from panfm.web.security import api_error
-from throughput_storage import CONFIG_DB, LoginFailures, SessionStore, Stores, UserStore, check_usable
+from throughput_storage import (
+    CONFIG_DB,
+    DatabaseError,
+    LoginFailures,
+    SessionStore,
+    Stores,
+    UserStore,
+    check_usable,
+    database_away,
+)
 
 log = logging.getLogger("panfm.web")
 
@@ -351,7 +361,36 @@ def init_auth(app: Flask, auth: Auth, csrf: CSRFProtect, admin_password: str) ->
     # The login has no session yet, so no token; requiring application/json stops cross-site forms.
     csrf.exempt(api_login)
     app.register_blueprint(bp)
-    generated = auth.ensure_admin(admin_password)
+    if _ensure_admin(auth, admin_password):
+        return
+    # The database is away while this worker boots (PostgreSQL restarting as gunicorn forks it
+    # again): boot anyway, answer 503 meanwhile, and make sure of the first user at a login, the
+    # one request that needs it (any other, /api/health first, must not wait for the database).
+    pending, done = threading.Lock(), threading.Event()
+    login = f"{bp.name}.{api_login.__name__}"
+
+    @app.before_request
+    def ensure_admin_later() -> None:
+        if request.endpoint != login or done.is_set():
+            return
+        if pending.acquire(blocking=False):  # one login tries at a time
+            try:
+                if _ensure_admin(auth, admin_password):
+                    done.set()
+            finally:
+                pending.release()
+
+
+def _ensure_admin(auth: Auth, admin_password: str) -> bool:
+    """Create the first user if there is none; False (and a warning) while the database is away."""
+    try:
+        generated = auth.ensure_admin(admin_password)
+    except DatabaseError as exc:
+        if not database_away(exc):
+            raise
+        log.warning("[WEB] the database is away (%s): the first-user check runs again at the next request", exc)
+        return False
     if generated:
         # Shown exactly once, by design: the operator needs it for the first login.
         log.warning("created user 'admin' with the initial password: %s (you must change it at first login)", generated)
+    return True
