@@ -140,22 +140,29 @@ def test_a_request_scope_takes_one_connection_for_all_its_reads_and_writes(pg_ur
         db.close()
 
 
-def test_a_web_request_on_postgresql_takes_one_pooled_connection(tmp_path, pg_url):
+@pytest.fixture
+def pg_web(tmp_path, pg_url):
+    """A logged-in Flask test client of the web on PostgreSQL (its stores closed after the test)."""
     from helpers.alerts import INITIAL, web_client
 
     config.ensure_data_dir(tmp_path / "data")
     settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_ADMIN_PASSWORD": INITIAL,
                                          **pg_env(pg_url)})
     client = web_client(settings)
-    pool = client.application.extensions["panfm"].stores.backend.db.pool
     try:
-        client.get("/api/devices")
-        pool.pop_stats()
-        for path in ("/api/devices", "/api/settings", "/api/alerts/rules"):
-            assert client.get(path).status_code == 200
-            assert pool.pop_stats()["requests_num"] == 1, path  # the session, the user and the answer's reads
+        yield client
     finally:
         client.application.extensions["panfm"].stores.close()
+
+
+def test_a_web_request_on_postgresql_takes_one_pooled_connection(pg_web):
+    client = pg_web
+    pool = client.application.extensions["panfm"].stores.backend.db.pool
+    client.get("/api/devices")
+    pool.pop_stats()
+    for path in ("/api/devices", "/api/settings", "/api/alerts/rules"):
+        assert client.get(path).status_code == 200
+        assert pool.pop_stats()["requests_num"] == 1, path  # the session, the user and the answer's reads
 
 
 def test_an_exhausted_pool_is_a_clear_unavailable_error_and_the_next_use_works(pg_url):
@@ -174,27 +181,19 @@ def test_an_exhausted_pool_is_a_clear_unavailable_error_and_the_next_use_works(p
         db.close()
 
 
-def test_a_web_request_finding_the_pool_exhausted_answers_503_and_the_next_one_200(tmp_path, pg_url):
-    from helpers.alerts import INITIAL, web_client
-
-    config.ensure_data_dir(tmp_path / "data")
-    settings = config.load_settings(env={"PANFM_DATA_DIR": str(tmp_path / "data"), "PANFM_ADMIN_PASSWORD": INITIAL,
-                                         **pg_env(pg_url)})
-    client = web_client(settings)
+def test_a_web_request_finding_the_pool_exhausted_answers_503_and_the_next_one_200(pg_web):
+    client = pg_web
     pool = client.application.extensions["panfm"].stores.backend.db.pool
+    assert client.get("/api/devices").status_code == 200
+    pool.timeout = 0.5  # the wait for a free connection (15 s in production)
+    held = [pool.getconn() for _ in range(pool.max_size)]  # e.g. slow requests holding every one
     try:
-        assert client.get("/api/devices").status_code == 200
-        pool.timeout = 0.5  # the wait for a free connection (15 s in production)
-        held = [pool.getconn() for _ in range(pool.max_size)]  # e.g. slow requests holding every one
-        try:
-            r = client.get("/api/devices")
-            assert r.status_code == 503 and r.get_json()["error"] == "database_unavailable"
-        finally:
-            for conn in held:
-                pool.putconn(conn)
-        assert client.get("/api/devices").status_code == 200  # the same process, answering again
+        r = client.get("/api/devices")
+        assert r.status_code == 503 and r.get_json()["error"] == "database_unavailable"
     finally:
-        client.application.extensions["panfm"].stores.close()
+        for conn in held:
+            pool.putconn(conn)
+    assert client.get("/api/devices").status_code == 200  # the same process, answering again
 
 
 def test_start_check_names_the_setting_and_the_cause_never_the_password(pg_server, pg_url):
