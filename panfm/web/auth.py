@@ -388,7 +388,7 @@ def _ensure_admin(auth: Auth, admin_password: str) -> bool:
     except DatabaseError as exc:
         if not database_away(exc):
             raise
-        log.warning("[WEB] the database is away (%s): the first-user check runs again at the next request", exc)
+        log.warning("[WEB] the database is away (%s): the first-user check runs again at the next login", exc)
         return False
     if generated:
         # Shown exactly once, by design: the operator needs it for the first login.
