@@ -208,9 +208,9 @@ def test_clock_and_two_webs_share_one_postgresql_and_nothing_else(tmp_path, pg_u
             _stop(proc)
 
 
-def _health(base: str) -> tuple[int, dict]:
+def _health(base: str, timeout: float = 60) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"{base}/api/health", timeout=60) as r:  # a worker booting waits 15 s
+        with urllib.request.urlopen(f"{base}/api/health", timeout=timeout) as r:  # a worker booting waits 15 s
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -220,8 +220,12 @@ def test_a_web_worker_forked_again_while_postgresql_is_away_boots_and_the_web_li
     proc, base, log = _start_web(tmp_path, "web", pg_url)
     try:
         (first,) = re.findall(r"Booting worker with pid: (\d+)", log.read_text())
+        assert _health(base)[1]["database"] == "ok"  # the worker's pool holds live connections
         pg_server.stop("fast")
         try:
+            # The health check says so at once, not after the pool's 15-s waits for each read.
+            status, doc = _health(base, timeout=10)
+            assert status == 503 and doc["database"] == "unavailable" and "PostgreSQL" in doc["reason"], doc
             os.kill(int(first), signal.SIGKILL)  # a worker crashed (or was recycled) while the server restarts
             end = time.monotonic() + 60
             while time.monotonic() < end and len(re.findall(r"Booting worker", log.read_text())) < 2:

@@ -288,22 +288,25 @@ def health() -> Any:
     now = c.clock()
     heartbeat: float | None = None
     database = "ok"
-    try:
-        with c.reader() as reader:
-            if reader is None:
-                raise StorageUnavailable("no sample database yet")
-            stats = reader.clock_stats()
-            heartbeat = float(stats["heartbeat"]) if stats and stats.get("heartbeat") is not None else None
-    except StorageUnavailable:
-        database = "unavailable"
     reason: str | None = None
     if c.coordinator is not None and c.coordinator.backend == "postgresql":
+        # First, on its own connection: the shared database answers (it comes back by itself).
+        # When it does not, nothing else is read: each pooled read would wait the pool's 15 s.
         try:
-            c.coordinator.db_now()  # the shared database answers (the connection comes back by itself)
+            c.coordinator.db_now()
         except CoordinationUnavailable as exc:
             database, reason = "unavailable", f"PostgreSQL: {exc}"
+    if database == "ok":
+        try:
+            with c.reader() as reader:
+                if reader is None:
+                    raise StorageUnavailable("no sample database yet")
+                stats = reader.clock_stats()
+                heartbeat = float(stats["heartbeat"]) if stats and stats.get("heartbeat") is not None else None
+        except StorageUnavailable:
+            database = "unavailable"
     age_s = age(heartbeat, now)
-    limit = 3 * c.current_settings().refresh_interval
+    limit = 3 * (c.current_settings() if database == "ok" else c.settings).refresh_interval
     ok = database == "ok" and age_s is not None and age_s <= limit
     body: dict[str, Any] = {
         "status": "ok" if ok else "degraded",
