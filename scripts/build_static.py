@@ -6,6 +6,7 @@ Run after `npm ci` (`make node` does both): `python3 scripts/build_static.py`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -29,7 +30,9 @@ def build(root: Path = ROOT) -> list[Path]:
         if not source.is_file():
             raise SystemExit(f"build_static: {source} is missing; run `npm ci` first")
         target = vendor / dst
-        tmp = target.with_name("." + dst + ".tmp")
+        # A name of this process's own: two builds at once (two test workers' browser fixtures)
+        # shared one temporary file, and the second's rename found it gone.
+        tmp = target.with_name(f".{dst}.{os.getpid()}.tmp")
         shutil.copyfile(source, tmp)
         tmp.replace(target)  # a page load mid-build sees the old or the new file, never half
         written.append(target)
