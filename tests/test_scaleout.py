@@ -49,15 +49,18 @@ def fleet(tmp_path_factory):
         sim.stop()
 
 
+def _prepare(tmp_path, fleet, url):
+    """The coordination tables and the fleet's devices in the database; the clocks' data folder."""
+    schema = open_coordinator(url, tmp_path)
+    schema.db_now()  # the coordination tables exist before the test reads them
+    schema.close()
+    return make_data_dir(tmp_path / "data", [device_for(e) for e in fleet.inventory], url)
+
+
 @pytest.fixture
 def clocks(tmp_path, fleet, pg_url):
     started: list[ClockProc] = []
-    devices = [device_for(e) for e in fleet.inventory]
-    schema = open_coordinator(pg_url, tmp_path)
-    schema.db_now()  # the coordination tables exist before the test reads them
-    schema.close()
-
-    data_dir = make_data_dir(tmp_path / "data", devices, pg_url)
+    data_dir = _prepare(tmp_path, fleet, pg_url)
 
     def start(n: int) -> list[ClockProc]:
         for _ in range(n):
@@ -257,11 +260,7 @@ def test_a_full_disk_on_the_database_server_loses_nothing_committed_and_the_cloc
         url = pg_server.url(name)
         proc = None
         try:
-            schema = open_coordinator(url, tmp_path)
-            schema.db_now()
-            schema.close()
-            data_dir = make_data_dir(tmp_path / "data", [device_for(e) for e in fleet.inventory], url)
-            proc = ClockProc(data_dir, url, "clock0", interval=IV)
+            proc = ClockProc(_prepare(tmp_path, fleet, url), url, "clock0", interval=IV)
             wait_for(lambda: len(_slots_written(url)) >= 2, what="the clock writing its cycles")
             filler = mnt / "filler"
             fill(filler)
