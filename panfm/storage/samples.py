@@ -9,6 +9,7 @@ request. The SQL lives in `schema.py` (DDL), `rollups.py` (rollups, retention), 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -406,3 +407,64 @@ def dataplane_doc(d: DataplaneCpu) -> dict[str, Any]:
     }
 
 
+
+
+class _KeptReader(SampleReader):
+    """A `SampleReader` on a kept connection: leaving it keeps the connection, unless a query failed."""
+
+    def __init__(self, conn: sqlite3.Connection, owner: KeptReaders) -> None:
+        super().__init__(conn)
+        self._owner = owner
+
+    def close(self) -> None:
+        """Keep the connection for this thread's next request."""
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, (sqlite3.Error, StorageUnavailable)) or isinstance(getattr(exc, "__context__", None),
+                                                                             sqlite3.Error):
+            self._owner.drop()  # damaged, locked out, replaced: open anew next time
+
+
+class KeptReaders:
+    """The web's read-only connection to throughput_history.db: one per thread and process, kept.
+
+    Opening a connection and its first statement (SQLite reads the schema then) cost ~2 ms of a
+    request that reads the samples, and closing it more: a kept connection pays that once per
+    worker thread. It holds no read transaction between requests (Python's sqlite3 opens none
+    for SELECT), so it does not hold back the clock's checkpoints. A file replaced (a restore,
+    another inode) or deleted is noticed by its `stat` at every borrow: the old connection is
+    closed and a new one opened, with the same checks as `SampleReader.open`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def reader(self) -> SampleReader:
+        """This thread's reader; raise StorageUnavailable when the file is missing or unreadable."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self.drop()
+            raise StorageUnavailable("sample database not found (has the clock started?)") from None
+        ident = (os.getpid(), st.st_dev, st.st_ino)
+        local = self._local
+        if getattr(local, "ident", None) != ident:
+            self.drop()
+            local.conn = connect_reader(self.path)
+            local.ident = ident
+        return _KeptReader(local.conn, self)
+
+    def drop(self) -> None:
+        """Close and forget this thread's connection (a forked child's inherited one is only forgotten)."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        ident = getattr(local, "ident", None)
+        local.conn = local.ident = None
+        if conn is not None and ident is not None and ident[0] == os.getpid():
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from panfm.storage.network_store import NetworkStore
 from panfm.storage.pg_reader import PgSampleReader
 from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import PgDatabase, check_database
-from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
+from panfm.storage.samples import HISTORY_DB, KeptReaders, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, check_usable
 from panfm.storage.tokens_store import TokenStore
 
@@ -48,6 +48,11 @@ class Stores:
     devices: DeviceStore
     backend: Backend  # SQLite files of data_dir, or the PostgreSQL database
     clock: Callable[[], float] = time.time
+    kept_readers: KeptReaders | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kept_readers is None:
+            object.__setattr__(self, "kept_readers", KeptReaders(self.data_dir / HISTORY_DB))
 
     @property
     def on_postgres(self) -> bool:
@@ -82,6 +87,12 @@ class Stores:
         if self.backend.db is not None:
             return PgSampleReader(self.backend.db)
         return SampleReader.open(self.history_db)
+
+    def request_sample_reader(self) -> SampleReader | PgSampleReader:
+        """`open_sample_reader` for a web request: on SQLite this thread's kept connection (`KeptReaders`)."""
+        if self.backend.db is not None or self.kept_readers is None:
+            return self.open_sample_reader()
+        return self.kept_readers.reader()
 
     def doc_table(self, table: str) -> DocTable:
         """Alert rules, channels or maintenance windows (`config_store.DOC_TABLES`)."""

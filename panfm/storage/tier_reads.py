@@ -241,7 +241,7 @@ def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, w
     done = groups.starts[-1] + group_w if groups.starts else a
     if done < b:  # the newest groups are not materialised yet (tier_head.regroup: once they close)
         b = max(a, done // width * width)
-        groups = tiers.read_columns(conn, group_table, key, a, b, want)
+        groups = groups.before(b)
     middle = _points(groups, picks) if width == group_w else _grouped(kind, groups, picks, width, group_w)
     return (_grouped(kind, tiers.read_columns(conn, table, key, lo, a, want), picks, width, bucket) + middle
             + _grouped(kind, tiers.read_columns(conn, table, key, b, hi, want), picks, width, bucket))

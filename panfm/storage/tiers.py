@@ -17,6 +17,8 @@ the readers here read both. Python, not SQL, reads and writes these rows: a `Buc
 
 from __future__ import annotations
 
+import bisect
+
 import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -245,6 +247,15 @@ class Columns:
     starts: list[int]
     cols: list[list[int | None]]
     counts: list[Vals | None] | None  # None: every bucket has the default counts
+
+    def before(self, end: int) -> Columns:
+        """The buckets starting before `end` (what `read_columns` up to `end` reads, without reading again)."""
+        j = bisect.bisect_left(self.starts, end)
+        if j == len(self.starts):
+            return self
+        counts = None if self.counts is None else self.counts[:j]
+        return Columns(self.starts[:j], [col[:j] for col in self.cols],
+                       counts if counts is not None and any(x is not None for x in counts) else None)
 
 
 def count(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> int:

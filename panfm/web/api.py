@@ -104,11 +104,11 @@ class WebContext:
 
     @contextmanager
     def reader(self) -> Iterator[SampleReader | PgSampleReader | None]:
-        """Open the sample database read-only for one request; None before the clock's first write."""
+        """The sample database read-only for one request (a kept connection); None before the clock's first write."""
         if not self.stores.on_postgres and not self.samples_path.exists():
             yield None
             return
-        with self.stores.open_sample_reader() as reader:
+        with self.stores.request_sample_reader() as reader:
             try:
                 yield reader
             except DatabaseError as exc:
