@@ -18,7 +18,6 @@ the readers here read both. Python, not SQL, reads and writes these rows: a `Buc
 from __future__ import annotations
 
 import bisect
-
 import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
