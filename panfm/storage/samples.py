@@ -1,8 +1,8 @@
 """The sample database `throughput_history.db`: the clock writes it, the web reads it.
 
 `SampleStore` is the only writer (clock process): one `BEGIN IMMEDIATE ... COMMIT` per
-collection cycle for all devices. `SampleReader` is a read-only connection the web opens per
-request. The SQL lives in `schema.py` (DDL), `rollups.py` (rollups, retention), `queries.py`
+collection cycle for all devices. `SampleReader` is a read-only view; the web's sits on one
+connection per worker thread, kept between requests (`KeptReaders`). The SQL lives in `schema.py` (DDL), `rollups.py` (rollups, retention), `queries.py`
 (history reads) and `latest.py` (newest rows, stored state).
 """
 
@@ -269,7 +269,7 @@ class SampleStore:
 
 
 class SampleReader:
-    """A read-only view of the sample database; the web opens one per request."""
+    """A read-only view of the sample database (the web's: on a kept connection, `KeptReaders`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
