@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # so an anonymous request gets a plain 401/redirect before the CSRF check looks at it.
     install_db_scope(app, web_ctx.stores)  # first: the gate's session lookup is a request's first read
     install_login_gate(app, auth, csrf)
-    init_auth(app, auth, csrf, settings.admin_password)
+    init_auth(app, auth, csrf, settings.admin_password, probe_database=web_ctx.database_away)
     init_security(app, settings, csrf)
     app.register_blueprint(web_api.bp)
     app.register_blueprint(web_history.bp)

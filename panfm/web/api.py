@@ -116,6 +116,17 @@ class WebContext:
                 raise StorageUnavailable(f"sample database query failed: {type(exc).__name__}") from None
 
 
+    def database_away(self) -> str | None:
+        """Why the shared PostgreSQL database does not answer, asked on the coordination connection
+        (quick: no pool wait); None when it answers or the stores are SQLite files."""
+        if self.coordinator is None or self.coordinator.backend != "postgresql":
+            return None
+        try:
+            self.coordinator.db_now()
+        except CoordinationUnavailable as exc:
+            return f"PostgreSQL: {exc}"
+        return None
+
     def coordination(self) -> tuple[list[ClockNode], dict[str, str], str | None]:
         """The live clocks, device -> node id of its poller, and why they are unknown (None: known)."""
         if self.coordinator is None:
@@ -288,14 +299,11 @@ def health() -> Any:
     now = c.clock()
     heartbeat: float | None = None
     database = "ok"
-    reason: str | None = None
-    if c.coordinator is not None and c.coordinator.backend == "postgresql":
-        # First, on its own connection: the shared database answers (it comes back by itself).
-        # When it does not, nothing else is read: each pooled read would wait the pool's 15 s.
-        try:
-            c.coordinator.db_now()
-        except CoordinationUnavailable as exc:
-            database, reason = "unavailable", f"PostgreSQL: {exc}"
+    # First, on its own connection: the shared database answers (it comes back by itself).
+    # When it does not, nothing else is read: each pooled read would wait the pool's 15 s.
+    reason = c.database_away()
+    if reason is not None:
+        database = "unavailable"
     if database == "ok":
         try:
             with c.reader() as reader:

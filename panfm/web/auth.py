@@ -355,13 +355,22 @@ def api_change_password() -> Any:
     return jsonify({"changed": True, "must_change_password": False})  # nosec B105
 
 
-def init_auth(app: Flask, auth: Auth, csrf: CSRFProtect, admin_password: str) -> None:
-    """Install the gate and the auth API, and create the first user when there is none."""
+def init_auth(app: Flask, auth: Auth, csrf: CSRFProtect, admin_password: str,
+              probe_database: Callable[[], str | None] | None = None) -> None:
+    """Install the gate and the auth API, and create the first user when there is none.
+
+    `probe_database`: a quick probe of the shared database on a connection of its own (None: it
+    answers; else why not). When it says the database is away the boot does not try (a pooled
+    read would wait the pool's whole timeout) and the first-user check waits for a login.
+    """
     app.extensions["panfm_auth"] = auth
     # The login has no session yet, so no token; requiring application/json stops cross-site forms.
     csrf.exempt(api_login)
     app.register_blueprint(bp)
-    if _ensure_admin(auth, admin_password):
+    away = probe_database() if probe_database is not None else None
+    if away is not None:
+        log.warning("[WEB] the database is away (%s): the first-user check runs again at the next login", away)
+    elif _ensure_admin(auth, admin_password):
         return
     # The database is away while this worker boots (PostgreSQL restarting as gunicorn forks it
     # again): boot anyway, answer 503 meanwhile, and make sure of the first user at a login, the
