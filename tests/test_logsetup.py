@@ -180,3 +180,25 @@ def test_the_clock_logs_a_job_failed_on_a_database_away_in_one_line_and_any_othe
     # The two the clock's own "[CLOCK EVENT] job collect failed: <cause>" line says: no traceback each interval.
     assert out.count("raised an exception") == 2 and out.count("Traceback") == 2
     assert "KeyError: 'a bug'" in out and "no such column: nope" in out
+
+
+@pytest.mark.parametrize("process", ["clock", "web"])
+def test_psycopgs_second_error_of_a_failed_pipeline_is_demoted_and_other_warnings_kept(tmp_path, restore_logging,
+                                                                                       process):
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path), process, stream=stream)
+    pg = logging.getLogger("psycopg")
+    pg.warning("error ignored terminating %r: %s", "<psycopg.Pipeline [BAD] at 0x7f>", "server closed the connection")
+    pg.warning("connection pool is exhausted")  # any other library warning stays
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "pool is exhausted" in lines[0]
+    # With psycopg's logger at DEBUG (psycopg holds its own at WARNING) it is still there, as DEBUG.
+    stream = io.StringIO()
+    logsetup.configure(_settings(tmp_path, log_level="DEBUG"), process, stream=stream)
+    saved = pg.level
+    pg.setLevel(logging.DEBUG)
+    try:
+        pg.warning("error ignored terminating %r: %s", "<psycopg.Pipeline>", "gone")
+    finally:
+        pg.setLevel(saved)
+    assert [" DEBUG " in line for line in stream.getvalue().splitlines()] == [True]

@@ -111,6 +111,9 @@ def configure(settings: Settings, process: Process, stream: TextIO | None = None
         root.addHandler(handler)
     logging.getLogger("panfm").setLevel(settings.log_level)
     quiet_libraries(settings)
+    pg_log = logging.getLogger("psycopg")
+    if not any(isinstance(f, IgnoredTerminationErrors) for f in pg_log.filters):
+        pg_log.addFilter(IgnoredTerminationErrors())
     if process == "clock":
         # APScheduler logs every job run at INFO; the clock's own [CLOCK EVENT] lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -139,6 +142,22 @@ class SpreadTickSkips(logging.Filter):
             if message.startswith('Execution of job "collect_slow ') and "maximum number of running" in message:
                 record.levelno, record.levelname = logging.DEBUG, "DEBUG"
                 return logging.getLogger("panfm").isEnabledFor(logging.DEBUG)
+        return True
+
+
+class IgnoredTerminationErrors(logging.Filter):
+    """Demote psycopg's "error ignored terminating <Pipeline ...>" to DEBUG.
+
+    psycopg logs it when a pipeline (or COPY) block is left by an exception and closing the
+    block fails too: the database went away in the middle of it. The first exception goes on
+    to PANfm's own handling, which says what failed in one line; this second line only repeats
+    the cause once per failed write while the server is away.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith("error ignored terminating"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
 
 

@@ -2,8 +2,9 @@
 
 `SampleStore` is the only writer (clock process): one `BEGIN IMMEDIATE ... COMMIT` per
 collection cycle for all devices. `SampleReader` is a read-only view; the web's sits on one
-connection per worker thread, kept between requests (`KeptReaders`). The SQL lives in `schema.py` (DDL), `rollups.py` (rollups, retention), `queries.py`
-(history reads) and `latest.py` (newest rows, stored state).
+connection per worker thread, kept between requests (`KeptReaders`). The SQL lives in
+`schema.py` (DDL), `rollups.py` (rollups, retention), `queries.py` (history reads) and
+`latest.py` (newest rows, stored state).
 """
 
 from __future__ import annotations
