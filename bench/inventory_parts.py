@@ -29,9 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import clock  # noqa: E402
-import config  # noqa: E402
 import panfm.ops as ops  # noqa: E402
-from reliability.harness import Procs, Sim, register  # noqa: E402
+from reliability.harness import Procs, clock_context  # noqa: E402
 
 # (module, attribute path): what is timed.
 PARTS = (
@@ -102,12 +101,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="inventory-parts-"))
     data = work / "data"
     with Procs(work) as procs:
-        sim = Sim.start(procs, args.devices, seed=1)
-        register(data, sim.inventory)
-        settings = config.load_settings(env={}, overrides={
-            "data_dir": str(data), "allowed_device_networks": "127.0.0.0/8", "refresh_interval": 10})
-        ctx = clock.build_context(settings)
-        ctx.load_settings = lambda: settings
+        ctx = clock_context(procs, args.devices, data)
         install()
         clock.collect_once(ctx)  # warm-up: keys, baselines, the first inventory
         ops.collect_slow_once(ctx)
