@@ -11,7 +11,6 @@ read by column name, no SQLite-only functions.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import panfm.storage.sqlite as sqlite_db
+from panfm.storage import jsontext
 from panfm.storage.backend import Backend, Conn, PgHandle
 
 NETWORK_DB = "network.db"
@@ -318,7 +318,7 @@ class NetworkStore:
             conn.executemany(
                 "INSERT INTO security_events (device_id, ts, seq, doc) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (device_id, ts, seq) DO NOTHING",
-                [(device_id, ts, i, json.dumps(e)) for i, e in enumerate(summary.get("latest") or [])])
+                [(device_id, ts, i, jsontext.dumps(e)) for i, e in enumerate(summary.get("latest") or [])])
             tops = [(device_id, ts, "threat", t["name"], t["count"]) for t in summary.get("top_threats") or []]
             tops += [(device_id, ts, "url_category", t["name"], t["count"])
                      for t in summary.get("top_url_categories") or []]
@@ -348,7 +348,7 @@ class NetworkStore:
     def record_logs(self, device_id: str, ts: float, logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
         """Store one run's system and traffic entries of one firewall (one write transaction); return rows added."""
         rows = [(device_id, log_type, str(e["id"]), ts, e.get("epoch"),
-                 json.dumps({k: v for k, v in e.items() if k not in ("id", "epoch")}))
+                 jsontext.dumps({k: v for k, v in e.items() if k not in ("id", "epoch")}))
                 for log_type, entries in logs.items() for e in entries]
         count = "SELECT count(*) AS n FROM log_entries WHERE device_id = ? AND ts = ?"
         with self._write() as conn:

@@ -23,7 +23,6 @@ interfaces each per clock and cycle):
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 import weakref
@@ -38,7 +37,7 @@ from panfm.models import (
     DeviceStatus,
     InterfaceSample,
 )
-from panfm.storage import pg_arrays, pg_series, pg_state
+from panfm.storage import jsontext, pg_arrays, pg_series, pg_state
 from panfm.storage.pg_rollups import advance_closed
 from panfm.storage.pg_rollups import regroup as regroup  # pg_migrate and bench_pg_web import it from here
 from panfm.storage.postgres import PgConn, PgDatabase, PgDatabaseError, PgIntegrityError
@@ -335,7 +334,7 @@ class PgSampleStore:
         `fence` (owner, fence): written only while `device_lease` still grants the device to
         that owner with that fence (the check and the write in one statement).
         """
-        doc = json.dumps(info, default=str)
+        doc = jsontext.dumps(info)
         with self.db.transaction() as tx:
             if fence is None:
                 tx.execute("INSERT INTO inventory (device_id, ts, doc) VALUES (?, ?, ?) ON CONFLICT (device_id)"

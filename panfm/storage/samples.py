@@ -32,7 +32,7 @@ from panfm.models import (
     History,
     InterfaceSample,
 )
-from panfm.storage import device_reads
+from panfm.storage import device_reads, jsontext
 from panfm.storage.rollups import advance_rollups, apply_retention
 from panfm.storage.schema import (
     BUSY_TIMEOUT_MS,
@@ -205,7 +205,7 @@ class SampleStore:
 
     def write_inventory(self, device_id: str, ts: float, info: dict[str, Any]) -> None:
         """Store a device's slow-changing inventory and context (a JSON document)."""
-        doc = json.dumps(info, default=str)
+        doc = jsontext.dumps(info)
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO inventory (device_id, ts, doc) VALUES (?, ?, ?)", (device_id, ts, doc))
 
