@@ -12,7 +12,7 @@ from panfm.storage import jsontext
 DOCS = [
     {"system": {"hostname": "fw-01", "uptime": 179 * 86400, "model": "PA-3220"}, "zones": ["trust", "untrust"]},
     {"name": "naïve ünïcode → ✓", "quote": 'he said "hi"\n', "tag": "<script>&'"},
-    {1: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+    {1: "int key", 2.5: "float key", False: "bool key", None: "none key"},
     {"counter": 18_446_744_073_709_551_615, "negative": -(2**63)},  # 64-bit edges: orjson's own
     {"huge": 2**70},  # beyond 64 bits: orjson refuses, json.dumps writes it
     {"when": datetime.datetime(2026, 12, 5, 18, 0, tzinfo=datetime.UTC), "day": datetime.date(2026, 12, 5)},

@@ -408,8 +408,6 @@ def dataplane_doc(d: DataplaneCpu) -> dict[str, Any]:
     }
 
 
-
-
 class _KeptReader(SampleReader):
     """A `SampleReader` on a kept connection: leaving it keeps the connection, unless a query failed."""
 
