@@ -20,7 +20,10 @@ and each tier's retention (raw 7 days, 5-minute 90 days, 1-hour 730 days):
 - per firewall-day: rows a firewall adds per day at the production interval × bytes per row,
   per tier; "amortised over 90 days" is the figure `bench/gen_history_db.py` prints (the
   database after 90 days / 90 / devices; the 1-hour tier then holds 90 days); "steady state" is
-  one firewall's bytes once every tier is at its retention.
+  one firewall's bytes once every tier is at its retention; "whole rows" counts the 30-minute
+  groups and the 1-hour tier at the 5-minute tier's bytes per bucket (its packed rows are whole
+  hours after the first hour; a run shorter than 12 hours has the others in their head tables,
+  a row per bucket).
 """
 
 from __future__ import annotations
@@ -91,6 +94,13 @@ def analyse(db: Path, per_day_interval: int) -> dict[str, object]:
         "g30m": 48 * (per_row.get("dev_5m_g30m", 0.0) + ifaces * per_row.get("if_5m_g30m", 0.0)),
         "1h": 24 * (per_row["dev_1h"] + ifaces * per_row["if_1h"]),
     }
+    # The 30-minute groups and the 1-hour tier pack 12 buckets a row over 6 and 12 hours: a run of
+    # a few hours has them in their head tables only (a row per bucket), which overstates them. The
+    # 5-minute tier's packed rows are whole hours (12 buckets) after the first hour: the same layout
+    # and a bucket each, so their bytes per bucket are what whole rows of the other two would cost.
+    whole = dict(day)
+    whole["g30m"] = 48 * (per_row["dev_5m"] + ifaces * per_row["if_5m"])
+    whole["1h"] = 24 * (per_row["dev_5m"] + ifaces * per_row["if_5m"])
     values_per_poll = len(DEVICE_METRICS) + ifaces * len(IFACE_METRICS)
     return {
         "devices": devices, "interfaces_per_firewall": round(ifaces, 1),
@@ -102,6 +112,9 @@ def analyse(db: Path, per_day_interval: int) -> dict[str, object]:
         "amortised_over_90_days_kb": round((7 * day["raw"] + 90 * (day["5m"] + day["g30m"] + day["1h"])) / 90 / 1000,
                                            1),
         "steady_state_per_firewall_mb": round(sum(RETENTION[k] * v for k, v in day.items()) / 1e6, 1),
+        "written_per_firewall_day_kb_whole_rows": {k: round(v / 1000, 1) for k, v in whole.items()},
+        "amortised_over_90_days_kb_whole_rows": round(
+            (7 * whole["raw"] + 90 * (whole["5m"] + whole["g30m"] + whole["1h"])) / 90 / 1000, 1),
     }
 
 
