@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable
@@ -10,6 +9,7 @@ from typing import Any
 
 import panfm.storage.compact as c
 from panfm.models import CounterBaseline, DeviceSample, DeviceStatus, InterfaceCounters, InterfaceSample
+from panfm.storage import jsontext
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS
 
 
@@ -96,20 +96,13 @@ def load_baselines(
 def encode_counters(counters: dict[str, InterfaceCounters]) -> str:
     """Serialise counters as JSON with decimal strings (exact for any 64-bit value, in any reader).
 
-    The same text as `json.dumps({name: [str(ibytes), ..., source]}, separators=(",", ":"))`,
-    built by hand: a cycle encodes every interface of the fleet, and this is 3-4x faster.
+    `{name: [ibytes, obytes, ipackets, opackets, ierrors, idrops, source]}`, the numbers as
+    strings, compact. Encoded by orjson (`jsontext.dumps`): a cycle encodes every interface of the
+    fleet, 500 firewalls x 15 interfaces in ~3.7 ms against ~6.7 ms for the same text built by
+    hand with f-strings.
     """
-    return "{" + ",".join(
-        f'{_json_str(n)}:["{int(c.ibytes)}","{int(c.obytes)}","{int(c.ipackets)}","{int(c.opackets)}",'
-        f'"{int(c.ierrors)}","{int(c.idrops)}",{_json_str(c.source)}]'
-        for n, c in counters.items()
-    ) + "}"
-
-
-@functools.lru_cache(maxsize=65536)
-def _json_str(text: str) -> str:
-    """A string as a JSON literal (interface names repeat every cycle: encoded once)."""
-    return json.dumps(text)
+    return jsontext.dumps({n: [str(c.ibytes), str(c.obytes), str(c.ipackets), str(c.opackets), str(c.ierrors),
+                               str(c.idrops), c.source] for n, c in counters.items()})  # ints (the model's types)
 
 
 def load_statuses(conn: sqlite3.Connection) -> dict[str, DeviceStatus]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from panfm.models import CounterBaseline, DataplaneCpu, DeviceStatus
+from panfm.storage import jsontext
 from panfm.storage import latest as latest_q
 from panfm.storage.postgres import PgConn
 
@@ -68,7 +69,7 @@ def put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool 
         tx.execute(
             PUT_DATAPLANES.format(where=STATE_FENCE if fenced else ""),
             ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
-             [json.dumps(dataplane_doc(d)) for d in dataplanes]),
+             [jsontext.dumps(dataplane_doc(d)) for d in dataplanes]),
             binary=True,
         )
 

@@ -190,7 +190,7 @@ class SampleStore:
     def _put_dataplanes(conn: sqlite3.Connection, dataplanes: Sequence[DataplaneCpu]) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO dataplane_latest (device_id, ts, doc) VALUES (?, ?, ?)",
-            [(d.device_id, _ms(d.ts), json.dumps(dataplane_doc(d))) for d in dataplanes],
+            [(d.device_id, _ms(d.ts), jsontext.dumps(dataplane_doc(d))) for d in dataplanes],
         )
 
     @staticmethod
