@@ -95,3 +95,60 @@ def test_an_idle_kept_connection_does_not_hold_back_the_clocks_checkpoint(tmp_pa
         assert Path(f"{db}-wal").stat().st_size > 0
         store.checkpoint()  # TRUNCATE: fails to truncate while a reader holds a snapshot
         assert Path(f"{db}-wal").stat().st_size == 0
+
+
+# ---- every SQLite file's reads in the web: Backend(keep_reads=True) -------------------------
+
+from panfm.storage.backend import Backend  # noqa: E402
+from panfm.storage.config_schema import MIGRATIONS as CONFIG_MIGRATIONS  # noqa: E402
+from panfm.storage.config_store import CONFIG_DB  # noqa: E402
+
+
+def _config_db(folder: Path, value: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = Backend(folder).handle(CONFIG_DB, CONFIG_MIGRATIONS)
+    with handle.write() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS probe (v TEXT)")
+        conn.execute("DELETE FROM probe")
+        conn.execute("INSERT INTO probe VALUES (?)", (value,))
+
+
+def _read(backend: Backend) -> tuple[sqlite3.Connection, str]:
+    with backend.handle(CONFIG_DB, CONFIG_MIGRATIONS).read() as conn:
+        return conn, conn.execute("SELECT v FROM probe").fetchone()[0]
+
+
+def test_the_webs_backend_keeps_one_read_connection_per_thread_and_sees_new_writes(tmp_path):
+    _config_db(tmp_path, "first")
+    web = Backend(tmp_path, keep_reads=True)
+    c1, v1 = _read(web)
+    _config_db(tmp_path, "second")  # another connection writes (the web's own writes, the CLI)
+    c2, v2 = _read(web)
+    assert (v1, v2) == ("first", "second") and c1 is c2  # one handle per call, one connection per thread
+    other = []
+    t = threading.Thread(target=lambda: other.append(_read(web)[0]))
+    t.start()
+    t.join()
+    assert other[0] is not c1
+    # Any other process (the clock, the CLI) opens and closes one per read, as before.
+    plain = Backend(tmp_path)
+    p1, _ = _read(plain)
+    with pytest.raises(sqlite3.ProgrammingError):
+        p1.execute("SELECT 1")
+
+
+def test_the_webs_kept_read_connection_follows_a_replaced_file_and_is_dropped_after_an_error(tmp_path):
+    _config_db(tmp_path / "live", "old")
+    _config_db(tmp_path / "restored", "restored")
+    web = Backend(tmp_path / "live", keep_reads=True)
+    old, _ = _read(web)
+    shutil.copy(tmp_path / "restored" / CONFIG_DB, tmp_path / "copy.db")
+    os.replace(tmp_path / "copy.db", tmp_path / "live" / CONFIG_DB)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp_path / 'live' / CONFIG_DB}{suffix}").unlink(missing_ok=True)
+    new, value = _read(web)
+    assert value == "restored" and new is not old
+    with pytest.raises(sqlite3.OperationalError), web.handle(CONFIG_DB, CONFIG_MIGRATIONS).read() as conn:
+        conn.execute("SELECT * FROM no_such_table")
+    again, value = _read(web)
+    assert again is not new and value == "restored"

@@ -49,9 +49,10 @@ class SqliteHandle:
     rowid = "rowid"
     on_postgres = False
 
-    def __init__(self, path: Path, migrations: Sequence[str]) -> None:
+    def __init__(self, path: Path, migrations: Sequence[str], kept: sqlite_db.KeptReadOnly | None = None) -> None:
         self.path = path
         self.migrations = migrations
+        self.kept = kept  # the web's: this thread's read-only connection, kept between requests
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -59,6 +60,14 @@ class SqliteHandle:
     @contextmanager
     def read(self) -> Iterator[Conn]:
         """A read-only connection (the file must exist: check `exists()` first where absent is normal)."""
+        if self.kept is not None:
+            conn = self.kept.get()
+            try:
+                yield conn
+            except sqlite3.Error:
+                self.kept.drop()  # damaged, locked out: open anew at the next read
+                raise
+            return
         conn = sqlite_db.connect(self.path, self.migrations, readonly=True)
         try:
             yield conn
@@ -90,11 +99,12 @@ class KeptSqliteHandle(SqliteHandle):
     Closing the last connection to a WAL database checkpoints and deletes the WAL with fsyncs
     (~25 ms on a busy disk), and opening one reads the schema again. `read_write()` and
     `write()` lend this thread's connection instead (SQLite connections stay in the thread
-    that opened them; a forked child opens its own); `read()` still opens a read-only one.
+    that opened them; a forked child opens its own); `read()` still uses a read-only one (kept
+    when the backend keeps reads: the web).
     """
 
-    def __init__(self, path: Path, migrations: Sequence[str]) -> None:
-        super().__init__(path, migrations)
+    def __init__(self, path: Path, migrations: Sequence[str], kept: sqlite_db.KeptReadOnly | None = None) -> None:
+        super().__init__(path, migrations, kept)
         self._local = threading.local()
 
     def _conn(self) -> sqlite3.Connection:
@@ -143,11 +153,29 @@ class PgHandle:
 
 
 class Backend:
-    """The stores' home: SQLite files in `data_dir` (db None), or the PostgreSQL database `db`."""
+    """The stores' home: SQLite files in `data_dir` (db None), or the PostgreSQL database `db`.
 
-    def __init__(self, data_dir: Path, db: PgDatabase | None = None) -> None:
+    `keep_reads` (the web): each SQLite file's reads go through one read-only connection per
+    thread, kept between requests (`sqlite.KeptReadOnly`), instead of one opened per read.
+    """
+
+    def __init__(self, data_dir: Path, db: PgDatabase | None = None, *, keep_reads: bool = False) -> None:
         self.data_dir = data_dir
         self.db = db
+        self.keep_reads = keep_reads
+        self._kept: dict[str, sqlite_db.KeptReadOnly] = {}
+        self._kept_lock = threading.Lock()
+
+    def _kept_reads(self, filename: str, migrations: Sequence[str]) -> sqlite_db.KeptReadOnly | None:
+        if not self.keep_reads:
+            return None
+        with self._kept_lock:
+            kept = self._kept.get(filename)
+            if kept is None:
+                path = self.data_dir / filename
+                kept = self._kept[filename] = sqlite_db.KeptReadOnly(
+                    path, lambda: sqlite_db.connect(path, migrations, readonly=True))
+            return kept
 
     @property
     def on_postgres(self) -> bool:
@@ -161,9 +189,10 @@ class Backend:
         """
         if self.db is not None:
             return PgHandle(self.db)
+        kept = self._kept_reads(filename, sqlite_migrations)
         if keep:
-            return KeptSqliteHandle(self.data_dir / filename, sqlite_migrations)
-        return SqliteHandle(self.data_dir / filename, sqlite_migrations)
+            return KeptSqliteHandle(self.data_dir / filename, sqlite_migrations, kept)
+        return SqliteHandle(self.data_dir / filename, sqlite_migrations, kept)
 
     def close(self) -> None:
         if self.db is not None:

@@ -10,11 +10,10 @@ connection per worker thread, kept between requests (`KeptReaders`). The SQL liv
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -427,41 +426,22 @@ class _KeptReader(SampleReader):
 
 
 class KeptReaders:
-    """The web's read-only connection to throughput_history.db: one per thread and process, kept.
+    """The web's read-only connections to throughput_history.db: one per worker thread, kept (`KeptReadOnly`).
 
     Opening a connection and its first statement (SQLite reads the schema then) cost ~2 ms of a
     request that reads the samples, and closing it more: a kept connection pays that once per
-    worker thread. It holds no read transaction between requests (Python's sqlite3 opens none
-    for SELECT), so it does not hold back the clock's checkpoints. A file replaced (a restore,
-    another inode) or deleted is noticed by its `stat` at every borrow: the old connection is
-    closed and a new one opened, with the same checks as `SampleReader.open`.
+    worker thread. A file replaced (a restore) or deleted is noticed at the next request, with
+    the same checks as `SampleReader.open` (StorageUnavailable when missing or not migrated).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._kept = sqlite_db.KeptReadOnly(path, lambda: connect_reader(path))
 
     def reader(self) -> SampleReader:
         """This thread's reader; raise StorageUnavailable when the file is missing or unreadable."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            self.drop()
-            raise StorageUnavailable("sample database not found (has the clock started?)") from None
-        ident = (os.getpid(), st.st_dev, st.st_ino)
-        local = self._local
-        if getattr(local, "ident", None) != ident:
-            self.drop()
-            local.conn = connect_reader(self.path)
-            local.ident = ident
-        return _KeptReader(local.conn, self)
+        return _KeptReader(self._kept.get(), self)
 
     def drop(self) -> None:
-        """Close and forget this thread's connection (a forked child's inherited one is only forgotten)."""
-        local = self._local
-        conn = getattr(local, "conn", None)
-        ident = getattr(local, "ident", None)
-        local.conn = local.ident = None
-        if conn is not None and ident is not None and ident[0] == os.getpid():
-            with suppress(sqlite3.Error):
-                conn.close()
+        """Close and forget this thread's connection (after an error on it)."""
+        self._kept.drop()

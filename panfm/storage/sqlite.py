@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from config import ConfigError
@@ -58,6 +59,49 @@ def connect(
     if rows:
         conn.row_factory = sqlite3.Row
     return conn
+
+
+class KeptReadOnly:
+    """One read-only connection to a SQLite file per thread and process, kept between uses (the web's reads).
+
+    Opening a connection and running its first statement (SQLite reads the file's schema then)
+    cost more than a request's small reads themselves; the web's worker threads live as long as
+    the process, so each keeps its own. Between uses it holds no transaction (autocommit, and a
+    SELECT's cursor is done), so the writers' checkpoints are not held back. A file replaced
+    (another inode: a restore) or deleted is noticed by a `stat` at every use: the old connection
+    is closed and `open_` asked again (raising as it would have). A caller drops the connection
+    after an error on it. SQLite connections stay in the thread that opened them; a forked child
+    opens its own.
+    """
+
+    def __init__(self, path: Path, open_: Callable[[], sqlite3.Connection]) -> None:
+        self.path = path
+        self._open = open_
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened (again) when there is none or the file changed."""
+        local = self._local
+        try:
+            st = os.stat(self.path)
+            ident: tuple[int, int, int] | None = (os.getpid(), st.st_dev, st.st_ino)
+        except OSError:
+            ident = None  # missing: `open_` says so its own way
+        if ident is None or getattr(local, "ident", None) != ident:
+            self.drop()
+            local.conn = self._open()
+            local.ident = ident
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    def drop(self) -> None:
+        """Close and forget this thread's connection (a forked child's inherited one is only forgotten)."""
+        local = self._local
+        conn, ident = getattr(local, "conn", None), getattr(local, "ident", None)
+        local.conn = local.ident = None
+        if conn is not None and ident is not None and ident[0] == os.getpid():
+            with suppress(sqlite3.Error):
+                conn.close()
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> None:

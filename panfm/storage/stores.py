@@ -151,14 +151,15 @@ class Stores:
 CHECKED_BY_MASTER_ENV = "PANFM_INTERNAL_DATABASE_CHECKED"
 
 
-def open_backend(settings: Settings, *, name: str = "panfm", checked: bool = False) -> Backend:
+def open_backend(settings: Settings, *, name: str = "panfm", checked: bool = False,
+                 keep_reads: bool = False) -> Backend:
     """The stores' home of the settings: the data folder, or PostgreSQL checked and migrated (ConfigError).
 
     `checked`: the database was checked and migrated by this process's parent (gunicorn's
     master): only the pool is made, and it connects at its first use.
     """
     if not settings.on_postgres:
-        return Backend(settings.data_path)
+        return Backend(settings.data_path, keep_reads=keep_reads)
     missing = [f"{name} (PANFM_{name.upper()} or PANFM_{name.upper()}_FILE)"
                for name in ("encryption_key", "secret_key") if not getattr(settings, name)]
     if missing:
@@ -209,16 +210,18 @@ def migrate_to(settings: Settings, target: Settings, progress: Callable[[str], N
 
 
 def open_stores(settings: Settings, *, writer: bool = False, clock: Callable[[], float] = time.time,
-                checked: bool = False) -> Stores:
+                checked: bool = False, keep_reads: bool = False) -> Stores:
     """Open the stores of the settings' data folder or database; an unusable one stops the start (ConfigError).
 
     On PostgreSQL (`database_url`) the server is checked and every component migrated first
-    (not when `checked`: see `open_backend`).
+    (not when `checked`: see `open_backend`). `keep_reads` (the web): on SQLite every file's reads
+    go through one read-only connection per thread, kept between requests (`Backend`).
     On SQLite config.db is checked always, throughput_history.db too for the `writer` (the
     clock): the web reads samples per request and answers 503 while that file cannot be read.
     """
     data_dir = settings.data_path
-    backend = open_backend(settings, name="panfm-clock" if writer else "panfm-web", checked=checked)
+    backend = open_backend(settings, name="panfm-clock" if writer else "panfm-web", checked=checked,
+                           keep_reads=keep_reads)
     if not backend.on_postgres:
         for name in (CONFIG_DB, HISTORY_DB) if writer else (CONFIG_DB,):
             check_usable(data_dir / name)

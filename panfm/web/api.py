@@ -434,7 +434,8 @@ def _clock_stats_json(stats: dict[str, Any]) -> dict[str, Any]:
 def make_context(settings: Settings) -> WebContext:
     """Build the API's dependencies for one app."""
     # Under gunicorn the master checked and migrated PostgreSQL before forking (gunicorn.conf.py).
-    stores = open_stores(settings, clock=time.time, checked=os.environ.get(CHECKED_BY_MASTER_ENV) == "1")
+    stores = open_stores(settings, clock=time.time, checked=os.environ.get(CHECKED_BY_MASTER_ENV) == "1",
+                         keep_reads=True)  # a request's reads of config.db, alerts.db...: no open and close each
     return WebContext(
         settings=settings,
         box=stores.box,
