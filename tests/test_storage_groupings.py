@@ -245,3 +245,19 @@ def test_columns_before_is_what_reading_up_to_that_time_gives(grouped_db):
             assert whole.before(end) == tiers.read_columns(conn, "dev_5m", dk, lo, min(end, hi)), end
     finally:
         conn.close()
+
+
+def test_count_stops_once_past_what_a_chart_draws_and_is_exact_below(grouped_db):
+    conn = connect_reader(grouped_db)
+    try:
+        (dk,) = conn.execute("SELECT dk FROM ts_device WHERE device_id = 'fw1'").fetchone()
+        lo, hi = int(NOW - 30 * DAY) + 77, int(NOW)  # both ends inside a packed row
+        exact = tiers.count(conn, "dev_5m", dk, lo, hi)
+        assert exact == len(tiers.read_columns(conn, "dev_5m", dk, lo, hi).starts) > 2000
+        stopped = tiers.count(conn, "dev_5m", dk, lo, hi, above=2000)
+        assert 2000 < stopped < exact  # stopped early: more than asked, not the whole count
+        assert tiers.count(conn, "dev_5m", dk, lo, hi, above=exact) == exact  # never past: exact
+        short = (hi - 3 * 3600, hi)
+        assert tiers.count(conn, "dev_5m", dk, *short, above=2000) == tiers.count(conn, "dev_5m", dk, *short)
+    finally:
+        conn.close()

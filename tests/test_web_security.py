@@ -53,6 +53,14 @@ def test_it_escapes_markup_characters_in_json(app):
     assert "<" not in r.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(("char", "escaped"), [("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027")])
+def test_each_markup_character_alone_is_escaped_in_json(app, char, escaped):
+    text = app.json.dumps({"name": f"fw{char}01", "points": [{"t": 1.5}] * 100})
+    assert char not in text and f"fw{escaped}01" in text
+    assert app.json.loads(text)["name"] == f"fw{char}01"
+    assert app.json.dumps({"name": "fw-01"}) == '{"name":"fw-01"}'  # nothing to escape: as encoded
+
+
 def test_it_generates_the_secret_key_once_with_mode_0600(tmp_path):
     first = make_app(tmp_path)
     second = make_app(tmp_path)

@@ -203,7 +203,7 @@ def tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, st
     want = _wanted(kind, picks)
     if tier in s.group_tables and width % s.group_tables[tier][1] == 0:
         # Count first (the rows' first bytes): past max_points the groups are read instead.
-        if tiers.count(conn, table, s.key[0], lo, hi) <= max_points:
+        if tiers.count(conn, table, s.key[0], lo, hi, above=max_points) <= max_points:
             return _points(tiers.read_columns(conn, table, s.key[0], lo, hi, want), picks), bucket
         return _grouped_from_materialised(conn, s, tier, width, lo, hi, want), width
     cols = tiers.read_columns(conn, table, s.key[0], lo, hi, want)

@@ -257,8 +257,12 @@ class Columns:
                        counts if counts is not None and any(x is not None for x in counts) else None)
 
 
-def count(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> int:
-    """How many buckets of series `key` start in [lo, hi) (the rows' masks; nothing decoded)."""
+def count(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int, above: int | None = None) -> int:
+    """How many buckets of series `key` start in [lo, hi) (the rows' masks; nothing decoded).
+
+    `above`: stop once the count passes it (a chart only asks whether a range holds more buckets
+    than it draws points); the answer is then some number above it, not the count.
+    """
     if hi <= lo:
         return 0
     _, width = PACKED[table]
@@ -266,16 +270,23 @@ def count(conn: sqlite3.Connection, table: str, key: int, lo: int, hi: int) -> i
     first, last = key << SHIFT | lo // ps, key << SHIFT | (hi - 1) // ps
     total = 0
     head = 2 + (SLOTS + 7) // 8  # format, column count, mask: enough to count
-    for rowid, b in conn.execute(f"SELECT id, substr(b, 1, {head}) FROM {table} WHERE id >= ? AND id <= ?",  # noqa: S608  # nosec B608
-                                 (first, last)).fetchall() + [
-            (h >> HS, b) for h, b in conn.execute(
-                f"SELECT id, substr(b, 1, {head}) FROM {table}_head WHERE id >= ? AND id <= ?",  # noqa: S608  # nosec B608
-                (first << HS, last << HS | ((1 << HS) - 1)))]:
-        if rowid in (first, last):
-            base = (rowid & PMASK) * ps
-            total += sum(1 for i in packed.slots_of(b, SLOTS) if lo <= base + i * width < hi)
-        else:
-            total += bucket_count(b)
+    for sql, params, shift in (
+            (f"SELECT id, substr(b, 1, {head}) FROM {table} WHERE id >= ? AND id <= ?", (first, last), 0),  # noqa: S608  # nosec B608
+            (f"SELECT id, substr(b, 1, {head}) FROM {table}_head WHERE id >= ? AND id <= ?",  # noqa: S608  # nosec B608
+             (first << HS, last << HS | ((1 << HS) - 1)), HS)):
+        cur = conn.execute(sql, params)
+        try:
+            for stored_id, b in cur:
+                rowid = stored_id >> shift
+                if rowid in (first, last):
+                    base = (rowid & PMASK) * ps
+                    total += sum(1 for i in packed.slots_of(b, SLOTS) if lo <= base + i * width < hi)
+                else:
+                    total += bucket_count(b)
+                if above is not None and total > above:
+                    return total
+        finally:
+            cur.close()  # no statement left open on a kept connection (it would hold a read snapshot)
     return total
 
 

