@@ -222,7 +222,9 @@ def test_a_clock_killed_inside_its_write_transaction_commits_all_of_its_cycle_or
                " AND query LIKE 'INSERT INTO device_status%'")
     with psycopg.connect(pg_url) as locker:
         # The cycle's transaction has begun and sent its rows; it waits here on its state upsert.
-        locker.execute("LOCK TABLE device_status IN ACCESS EXCLUSIVE MODE")
+        # EXCLUSIVE, not ACCESS EXCLUSIVE: reads of device_status (the leader's alert evaluation,
+        # right after a write) must go on, or the cycle thread waits in a read and never writes.
+        locker.execute("LOCK TABLE device_status IN EXCLUSIVE MODE")
         wait_for(lambda: pg(pg_url, blocked)[0][0] > 0, timeout=6 * IV, what="the clock's write waiting on the lock")
         victim.kill9()
         locker.rollback()  # the server goes on with what the dead client had sent, or drops it
