@@ -17,6 +17,7 @@ import panfm.web.alerts as web_alerts
 import panfm.web.api as web_api
 import panfm.web.applications as web_applications
 import panfm.web.audit as web_audit
+import panfm.web.context as web_context
 import panfm.web.devices as web_devices
 import panfm.web.fleet as web_fleet
 import panfm.web.history as web_history
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     ensure_data_dir(settings.data_path)  # after logging: it may warn about a folder open to others
     app = Flask(__name__)
     app.config["PANFM_SETTINGS"] = settings
-    web_ctx = web_api.make_context(settings)  # opens the stores: SQLite files or PostgreSQL
+    web_ctx = web_context.make_context(settings)  # opens the stores: SQLite files or PostgreSQL
     app.extensions["panfm"] = web_ctx
     app.extensions["panfm_tokens"] = web_ctx.stores.tokens()  # config.db, or PostgreSQL
     app.extensions["panfm_audit"] = web_ctx.stores.audit()

@@ -11,6 +11,7 @@ from helpers.storage_legacy import old_rollup_sql
 
 import panfm.storage.queries as q
 import panfm.storage.rollups as storage_rollups
+import panfm.storage.tier_rows as tier_rows
 import panfm.storage.tiers as tiers
 from panfm.storage.compact import SCALE
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
@@ -131,7 +132,7 @@ def test_it_reads_the_materialised_rows_rather_than_grouping_again(grouped_db, t
     conn = sqlite3.connect(db)
     with conn:  # the group's stored maximum made impossible (-1000 kbit/s), in its packed row
         (dk,) = conn.execute("SELECT dk FROM ts_device WHERE device_id = 'fw1'").fetchone()
-        (start, vals, counts), = tiers.read(conn, "dev_5m_g30m", dk, group, group + 1)
+        (start, vals, counts), = tier_rows.read(conn, "dev_5m_g30m", dk, group, group + 1)
         vals = list(vals)
         vals[tiers.col_index("dev")["inbound_mbps_max"]] = -1000
         tiers.write_packed(conn, "dev_5m_g30m", {dk: [(start, tuple(vals), counts)]})
@@ -240,9 +241,9 @@ def test_columns_before_is_what_reading_up_to_that_time_gives(grouped_db):
     try:
         (dk,) = conn.execute("SELECT dk FROM ts_device WHERE device_id = 'fw1'").fetchone()
         lo, hi = int(NOW - 3 * DAY), int(NOW)
-        whole = tiers.read_columns(conn, "dev_5m", dk, lo, hi)
+        whole = tier_rows.read_columns(conn, "dev_5m", dk, lo, hi)
         for end in (lo, lo + 1, lo + 7 * 3600 + 300, hi - 600, hi, hi + 3600):
-            assert whole.before(end) == tiers.read_columns(conn, "dev_5m", dk, lo, min(end, hi)), end
+            assert whole.before(end) == tier_rows.read_columns(conn, "dev_5m", dk, lo, min(end, hi)), end
     finally:
         conn.close()
 
@@ -252,12 +253,12 @@ def test_count_stops_once_past_what_a_chart_draws_and_is_exact_below(grouped_db)
     try:
         (dk,) = conn.execute("SELECT dk FROM ts_device WHERE device_id = 'fw1'").fetchone()
         lo, hi = int(NOW - 30 * DAY) + 77, int(NOW)  # both ends inside a packed row
-        exact = tiers.count(conn, "dev_5m", dk, lo, hi)
-        assert exact == len(tiers.read_columns(conn, "dev_5m", dk, lo, hi).starts) > 2000
-        stopped = tiers.count(conn, "dev_5m", dk, lo, hi, above=2000)
+        exact = tier_rows.count(conn, "dev_5m", dk, lo, hi)
+        assert exact == len(tier_rows.read_columns(conn, "dev_5m", dk, lo, hi).starts) > 2000
+        stopped = tier_rows.count(conn, "dev_5m", dk, lo, hi, above=2000)
         assert 2000 < stopped < exact  # stopped early: more than asked, not the whole count
-        assert tiers.count(conn, "dev_5m", dk, lo, hi, above=exact) == exact  # never past: exact
+        assert tier_rows.count(conn, "dev_5m", dk, lo, hi, above=exact) == exact  # never past: exact
         short = (hi - 3 * 3600, hi)
-        assert tiers.count(conn, "dev_5m", dk, *short, above=2000) == tiers.count(conn, "dev_5m", dk, *short)
+        assert tier_rows.count(conn, "dev_5m", dk, *short, above=2000) == tier_rows.count(conn, "dev_5m", dk, *short)
     finally:
         conn.close()

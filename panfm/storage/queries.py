@@ -21,7 +21,7 @@ from panfm.models import History, HistoryTier
 from panfm.storage.latest import _flag
 from panfm.storage.schema import DEVICE_METRICS, GROUPINGS, IFACE_METRICS, TIERS
 from panfm.storage.tier_reads import Series as Series
-from panfm.storage.tiers import first_bucket
+from panfm.storage.tier_rows import first_bucket
 
 # Widths the on-the-fly grouping picks from, so buckets line up on round clock times.
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)

@@ -10,7 +10,7 @@ period, not per bucket.
 
 `tier_open` records each tier's open period. Buckets of earlier periods (late data, a backfill,
 the migrations) go straight into packed rows, so a period is in the packed table or in the head,
-never in both, and the head holds the latest periods only. Readers (`tiers.read`, `read_columns`,
+never in both, and the head holds the latest periods only. Readers (`tier_rows.read`, `read_columns`,
 `count`, `first_bucket`, the old-name views) read both.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+import panfm.storage.tier_rows as tier_rows
 import panfm.storage.tiers as tiers
 from panfm.storage.tiers import HS, PACKED, PMASK, Bucket, head
 
@@ -122,7 +123,7 @@ def regroup(conn: sqlite3.Connection, src: str, dst: str, lo: int, hi: int, keys
     out: dict[int, list[Bucket]] = {}
     for key in keys:
         by_group: dict[int, list[Bucket]] = {}
-        for r in tiers.read(conn, src, key, glo, ghi):
+        for r in tier_rows.read(conn, src, key, glo, ghi):
             by_group.setdefault(r[0] // width * width, []).append(r)
         if by_group:
             out[key] = [tiers.group(kind, g, rs) for g, rs in by_group.items()]

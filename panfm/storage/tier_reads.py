@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import panfm.storage.compact as c
+import panfm.storage.tier_rows as tier_rows
 import panfm.storage.tiers as tiers
 
 
@@ -55,7 +56,7 @@ def _picks(s: Series) -> list[Pick]:
     return out
 
 
-def _avg_col(cols: tiers.Columns, ca: int, i: int) -> list[int | None]:
+def _avg_col(cols: tier_rows.Columns, ca: int, i: int) -> list[int | None]:
     if ca >= 0:
         return cols.cols[ca]
     a, b = cols.cols[1 + 2 * i], cols.cols[3 + 2 * i]  # inbound, outbound averages
@@ -68,7 +69,7 @@ def _avg_col(cols: tiers.Columns, ca: int, i: int) -> list[int | None]:
     return out
 
 
-def _weights(kind: str, cols: tiers.Columns, i: int) -> list[int]:
+def _weights(kind: str, cols: tier_rows.Columns, i: int) -> list[int]:
     """How many samples each bucket's average of metric number `i` stands for."""
     n, a = cols.cols[0], cols.cols[1 + 2 * i]
     if cols.counts is None:
@@ -87,7 +88,7 @@ def _scaled(vals: Sequence[int | float | None], scale: float) -> list[float | No
     return out
 
 
-def _points(cols: tiers.Columns, picks: list[Pick]) -> list[dict[str, Any]]:
+def _points(cols: tier_rows.Columns, picks: list[Pick]) -> list[dict[str, Any]]:
     """One point per bucket (its average and maximum in the API unit)."""
     names = ["t"]
     columns: list[list[Any]] = [list(map(float, cols.starts))]
@@ -133,7 +134,7 @@ def _strided(op: Any, xs: Sequence[Any], r: int) -> list[Any]:
     return list(acc)
 
 
-def _grouped(kind: str, cols: tiers.Columns, picks: list[Pick], width: int, bucket: int) -> list[dict[str, Any]]:
+def _grouped(kind: str, cols: tier_rows.Columns, picks: list[Pick], width: int, bucket: int) -> list[dict[str, Any]]:
     """Points `width` wide: averages weighted by each metric's own count, maxima of the maxima.
 
     Runs of whole groups are summed with strided slices (C loops), the rest group by group.
@@ -203,10 +204,10 @@ def tier_history(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, st
     want = _wanted(kind, picks)
     if tier in s.group_tables and width % s.group_tables[tier][1] == 0:
         # Count first (the rows' first bytes): past max_points the groups are read instead.
-        if tiers.count(conn, table, s.key[0], lo, hi, above=max_points) <= max_points:
-            return _points(tiers.read_columns(conn, table, s.key[0], lo, hi, want), picks), bucket
+        if tier_rows.count(conn, table, s.key[0], lo, hi, above=max_points) <= max_points:
+            return _points(tier_rows.read_columns(conn, table, s.key[0], lo, hi, want), picks), bucket
         return _grouped_from_materialised(conn, s, tier, width, lo, hi, want), width
-    cols = tiers.read_columns(conn, table, s.key[0], lo, hi, want)
+    cols = tier_rows.read_columns(conn, table, s.key[0], lo, hi, want)
     if len(cols.starts) <= max_points:
         return _points(cols, picks), bucket
     return _grouped(kind, cols, picks, width, bucket), width
@@ -236,15 +237,15 @@ def _grouped_from_materialised(conn: sqlite3.Connection, s: Series, tier: str, w
     a, b = -(-lo // width) * width, hi // width * width  # whole groups: [a, b)
     table, key = s.tier_tables[tier], s.key[0]
     if a >= b:
-        return _grouped(kind, tiers.read_columns(conn, table, key, lo, hi, want), picks, width, bucket)
-    groups = tiers.read_columns(conn, group_table, key, a, b, want)
+        return _grouped(kind, tier_rows.read_columns(conn, table, key, lo, hi, want), picks, width, bucket)
+    groups = tier_rows.read_columns(conn, group_table, key, a, b, want)
     done = groups.starts[-1] + group_w if groups.starts else a
     if done < b:  # the newest groups are not materialised yet (tier_head.regroup: once they close)
         b = max(a, done // width * width)
         groups = groups.before(b)
     middle = _points(groups, picks) if width == group_w else _grouped(kind, groups, picks, width, group_w)
-    return (_grouped(kind, tiers.read_columns(conn, table, key, lo, a, want), picks, width, bucket) + middle
-            + _grouped(kind, tiers.read_columns(conn, table, key, b, hi, want), picks, width, bucket))
+    return (_grouped(kind, tier_rows.read_columns(conn, table, key, lo, a, want), picks, width, bucket) + middle
+            + _grouped(kind, tier_rows.read_columns(conn, table, key, b, hi, want), picks, width, bucket))
 
 
 
@@ -252,7 +253,7 @@ def tier_summary(conn: sqlite3.Connection, s: Series, tier: str, bucket: int, st
                  end: float) -> dict[str, dict[str, float | None]]:
     """Min (of the bucket averages), weighted average and max of each metric over a rollup tier."""
     kind = "dev" if s.key_cols == ("dk",) else "if"
-    cols = tiers.read_columns(conn, s.tier_tables[tier], s.key[0], int(start // bucket * bucket), math.ceil(end))
+    cols = tier_rows.read_columns(conn, s.tier_tables[tier], s.key[0], int(start // bucket * bucket), math.ceil(end))
     out: dict[str, dict[str, float | None]] = {}
     for m, ca, cm, i, scale in _picks(s):
         a = _avg_col(cols, ca, i)

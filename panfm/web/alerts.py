@@ -29,8 +29,9 @@ from alerts import (
 from config import bounded_int
 from panfm.models import AddressPolicy
 from panfm.timefmt import iso_s
-from panfm.web.api import BadRequest, WebContext, ctx, device_exists, parse_iso
+from panfm.web.api import BadRequest, device_exists, parse_iso
 from panfm.web.audit import record
+from panfm.web.context import WebContext, ctx
 from panfm.web.identity import current_user
 from panfm.web.security import api_error
 from throughput_storage import DatabaseError, DocTable, alerts_store, config_store

@@ -8,8 +8,9 @@ from typing import Any
 from flask import jsonify, session
 
 from panfm.models import AddressPolicy, DeviceConfig, TlsConfig
-from panfm.web.api import BadRequest, UnknownDevice, ctx
+from panfm.web.api import BadRequest, UnknownDevice
 from panfm.web.auth import auth_of_app
+from panfm.web.context import ctx
 from panfm.web.device_input import (
     _body,
     _credential_types,

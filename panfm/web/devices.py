@@ -14,9 +14,10 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from panfm.models import DeviceConfig, DeviceStatus
-from panfm.web.api import BadRequest, UnknownDevice, ctx, status_json
+from panfm.web.api import BadRequest, UnknownDevice, status_json
 from panfm.web.audit import record
 from panfm.web.connection_check import test_connection
+from panfm.web.context import ctx
 from panfm.web.device_input import _body, device_from_body, same_target
 from panfm.web.identity import current_user
 from throughput_storage import IntegrityError

@@ -12,7 +12,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from panfm.timefmt import iso_ms as iso
-from panfm.web.api import RANGES, BadRequest, ctx
+from panfm.web.api import RANGES, BadRequest
+from panfm.web.context import ctx
 from panfm.web.fleet_status import OVERVIEW_RANGES, grid
 
 bp = Blueprint("fleet", __name__)

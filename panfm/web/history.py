@@ -10,7 +10,8 @@ from flask import Blueprint, Response, jsonify
 
 from panfm.timefmt import iso_ms as iso
 from panfm.web import uplinks
-from panfm.web.api import MAX_POINTS, ctx, known_device_id, time_window
+from panfm.web.api import MAX_POINTS, known_device_id, time_window
+from panfm.web.context import ctx
 from throughput_storage import config_store
 
 bp = Blueprint("history", __name__)

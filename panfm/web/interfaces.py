@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from panfm.timefmt import iso_ms as iso
-from panfm.web.api import MAX_POINTS, BadRequest, UnknownDevice, ctx, known_device_id, time_window
+from panfm.web.api import MAX_POINTS, BadRequest, UnknownDevice, known_device_id, time_window
+from panfm.web.context import ctx
 from panfm.xmlapi import interface_kind
 
 bp = Blueprint("interfaces", __name__)

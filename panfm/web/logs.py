@@ -13,7 +13,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from panfm.timefmt import iso_s
-from panfm.web.api import BadRequest, ctx, known_device_id
+from panfm.web.api import BadRequest, known_device_id
+from panfm.web.context import ctx
 from throughput_storage import DatabaseError, StorageUnavailable
 
 bp = Blueprint("logs", __name__)

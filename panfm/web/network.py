@@ -16,7 +16,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from panfm.timefmt import iso_s
-from panfm.web.api import BadRequest, UnknownDevice, ctx, device_exists
+from panfm.web.api import BadRequest, UnknownDevice, device_exists
+from panfm.web.context import ctx
 from panfm.xmlapi import normalize_mac
 from throughput_storage import DatabaseError, MetadataStore, StorageUnavailable, config_store
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from panfm.web.api import ctx
+from panfm.web.context import ctx
 from panfm.web.openapi_spec import build_spec
 
 bp = Blueprint("openapi", __name__)

@@ -17,7 +17,7 @@ from flask_wtf.csrf import generate_csrf
 
 from panfm.ops import demo_marker
 from panfm.timefmt import iso_s
-from panfm.web.api import WebContext
+from panfm.web.context import WebContext
 from panfm.web.identity import current_user
 from throughput_storage import StorageUnavailable
 

@@ -8,8 +8,9 @@ from flask import Blueprint, jsonify, request
 
 import config
 from config import ConfigError
-from panfm.web.api import BadRequest, WebContext, ctx
+from panfm.web.api import BadRequest
 from panfm.web.audit import record
+from panfm.web.context import WebContext, ctx
 from panfm.web.security import api_error
 
 bp = Blueprint("settings", __name__)
