@@ -105,17 +105,18 @@ def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int,
     conn.execute("INSERT INTO ts_iface (dk, interface) SELECT k.dk, i.name FROM ts_device k, ifs i ORDER BY 1, 2")
 
     t0 = time.perf_counter()
-    # Raw: the last raw_days at the collection interval (times in ms, with jitter like real arrivals).
+    # Raw: the last raw_days at the collection interval (whole seconds, schema 9: the jitter of real
+    # arrivals is under a second, so the floored time is the slot's).
     _series(conn, "raw_t", raw_start, end, interval)
     dev_vals = ", ".join(_value(m, LEVELS[m], "t.x") for m in compact.DEV_STORED)
     conn.execute(
         f"INSERT INTO dev_raw (dk, ts, {', '.join(compact.DEV_STORED)}) "
-        f"SELECT k.dk, t.x * 1000 + abs(random()) % 900, {dev_vals} FROM ts_device k, raw_t t ORDER BY 1, 2"
+        f"SELECT k.dk, t.x, {dev_vals} FROM ts_device k, raw_t t ORDER BY 1, 2"
     )
     if_vals = ", ".join(_value(m, IF_LEVELS[m], "t.x") for m in IFACE_METRICS)
     conn.execute(
         f"INSERT INTO if_raw (ik, ts, {', '.join(IFACE_METRICS)}, counted) "
-        f"SELECT i.ik, t.x * 1000 + abs(random()) % 900, {if_vals}, 1 FROM ts_iface i, raw_t t ORDER BY 1, 2"
+        f"SELECT i.ik, t.x, {if_vals}, 1 FROM ts_iface i, raw_t t ORDER BY 1, 2"
     )
     print(f"raw rows: {time.perf_counter() - t0:.1f} s", flush=True)
 

@@ -3,6 +3,7 @@
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,12 @@ from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore
 from panfm.storage.schema import (
     DEVICE_METRICS,
     IFACE_METRICS,
+    MIGRATIONS,
     SCHEMA_VERSION,
     StorageUnavailable,
     connect_reader,
     connect_writer,
+    migrate,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +129,8 @@ def test_it_stores_every_value_in_whole_stated_units_and_reads_it_back(tmp_path)
         assert getattr(got, m) == pytest.approx(round(v * SCALE[m]) / SCALE[m], abs=2e-3), m
     assert got.inbound_mbps == round(want.inbound_mbps, 3) and got.cpu_dataplane_pct == round(want.cpu_dataplane_pct, 2)
     assert got.total_mbps == pytest.approx(got.inbound_mbps + got.outbound_mbps)  # derived, not stored
-    assert got.rtt_ms == round(want.rtt_ms, 3) and got.approx == want.approx and got.ts == want.ts
+    assert got.rtt_ms == round(want.rtt_ms, 3) and got.approx == want.approx
+    assert got.ts == got_if.ts == math.floor(want.ts) != want.ts  # whole seconds (schema 9), floored
     for m in IFACE_METRICS:
         assert getattr(got_if, m) == round_half_away(getattr(want_if, m) * SCALE[m]) / SCALE[m], m
     assert got_if.out_bps == 60000001  # 60,000,000.5: a half rounds away from zero, as SQLite's round()
@@ -267,3 +271,69 @@ def test_a_packing_killed_in_the_middle_resumes_and_finishes_correctly(tmp_path)
     for v in views:  # every bucket, value and count as the old rows had them (the old names read the same)
         assert rows(old_db, f"SELECT * FROM {v} ORDER BY 1, 2, 3") == before[v], v
     _expect_same_history(old_db, new_db)
+
+
+RAW_SECONDS = """
+import sys, time, sqlite3
+sys.path.insert(0, sys.argv[2])
+from panfm.storage import raw_migrate
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+def say(line):
+    print(line, flush=True)
+    time.sleep(0.02)
+raw_migrate.convert(conn, chunk=int(sys.argv[3]), progress=say, log_every_s=0)
+print("finished", flush=True)
+"""
+
+
+def test_raw_times_converted_to_seconds_by_a_conversion_killed_in_the_middle_read_as_the_new_writer_writes_them(
+        tmp_path):
+    old_db, new_db = tmp_path / "old" / HISTORY_DB, tmp_path / "new" / HISTORY_DB
+    old_db.parent.mkdir()
+    new_db.parent.mkdir()
+    _write_old(old_db)
+    conn = sqlite3.connect(old_db, isolation_level=None)  # as far as schema 8: raw times in milliseconds
+    try:
+        migrate(conn, MIGRATIONS[:8])
+    finally:
+        conn.close()
+    assert rows(old_db, "PRAGMA user_version") == [(8,)]
+    before = {t: rows(old_db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("dev_raw", "if_raw")}
+    assert before["dev_raw"][0][1] % 1000 == 123  # milliseconds in the file
+    _write_new(new_db)
+    seen = []
+    with subprocess.Popen([sys.executable, "-c", RAW_SECONDS, str(old_db), str(ROOT), "97"],
+                          stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line.strip())
+            if line.startswith("raw seconds: if_raw:") and "of" in line:  # inside the second table
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, seen
+    assert "finished" not in seen
+    assert rows(old_db, "PRAGMA user_version") == [(8,)]
+    with pytest.raises(StorageUnavailable, match="not migrated"):  # the web waits for the whole conversion
+        connect_reader(old_db)
+    ((done,),) = rows(old_db, "SELECT rows FROM raw_s_progress WHERE tbl = 'if_raw'")
+    assert 0 < done < len(before["if_raw"])
+    assert rows(old_db, "SELECT count(*) FROM sqlite_master WHERE name = 'dev_raw' AND type = 'table'") == [(0,)]
+    done_lines = subprocess.run([sys.executable, "-c", RAW_SECONDS, str(old_db), str(ROOT), "97"],
+                                capture_output=True, text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
+    assert done_lines[0].startswith("raw seconds: if_raw: resuming after") and done_lines[-1] == "finished"
+    assert rows(old_db, "PRAGMA user_version") == [(9,)]
+    for table, rows_before in before.items():  # every row, same key, its time floored to the second
+        want = [(r[0], r[1] // 1000, *r[2:]) for r in rows_before]
+        assert rows(old_db, f"SELECT * FROM {table} ORDER BY 1, 2") == want, table
+    for view in ("device_samples", "interface_samples"):  # the old names read as the new writer's file reads
+        sql = f"SELECT * FROM {view} ORDER BY 1, 2, 3"
+        assert rows(old_db, sql) == rows(new_db, sql), view
+    _expect_same_history(old_db, new_db)
+    # The old names still write and delete (the triggers were made again with the views).
+    with SampleStore.open(old_db) as store:
+        store.write_cycle(next(iter(_cycles())))
+    assert rows(old_db, "SELECT count(*) FROM dev_raw") == rows(new_db, "SELECT count(*) FROM dev_raw")
+    with connect_writer(old_db) as conn:
+        conn.execute("DELETE FROM device_samples WHERE device_id = 'fw-a' AND ts = ?", (int(T0) * 1000,))
+    assert rows(old_db, "SELECT count(*) FROM dev_raw")[0][0] == rows(new_db, "SELECT count(*) FROM dev_raw")[0][0] - 1

@@ -76,8 +76,8 @@ _IF_GETS = tuple(attrgetter(m) for m in IFACE_METRICS)
 
 
 def _off(ts: float, slot: int) -> int:
-    """Milliseconds of `ts` after its slot's start (clamped to the column's range)."""
-    return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
+    """Milliseconds of `ts` after its slot's start, in whole seconds as on SQLite (floored; clamped to the column)."""
+    return max(-2**31, min(2**31 - 1, (math.floor(ts) - slot) * 1000))
 
 
 def _nested(iks: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:

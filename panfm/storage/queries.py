@@ -100,7 +100,7 @@ def _first_times(conn: sqlite3.Connection, s: Series) -> dict[HistoryTier, float
             return {"raw": None, "5m": None, "1h": None}
         s = found
     raw = conn.execute(f"SELECT min(ts) FROM {s.raw_table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
-    firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else raw / 1000}
+    firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else float(raw)}
     for tier, table in s.tier_tables.items():
         b = first_bucket(conn, table, s.key[0])
         firsts["5m" if tier == "5m" else "1h"] = None if b is None else float(b)
@@ -181,19 +181,19 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         grouped = group_width(bucket, (end - start) / (max_points - 2))
         points, step = tier_reads.tier_history(conn, s, tier, bucket, start, end, max_points, grouped)
         return History(tier, step, mark_gaps(points, step, max_points))
-    lo, hi = int(start * 1000), int(end * 1000)
+    lo, hi = _raw_range(start, end)
     rng = f"FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"
     params = (*s.key, lo, hi)
     count = conn.execute(f"SELECT count(*) {rng}", params).fetchone()[0]  # nosec B608
     if count <= max_points:
         width = None
         cols = ", ".join(f"{c.raw_expr(m)} AS {m}, {c.raw_expr(m)} AS {m}_max" for m in s.metrics)
-        sql = f"SELECT ts / 1000.0 AS t, {cols}, approx {rng} ORDER BY ts"
+        sql = f"SELECT ts AS t, {cols}, approx {rng} ORDER BY ts"
     else:
         width = group_width(bucket, (end - start) / (max_points - 2))
         cols = ", ".join(f"{c.raw_agg('avg', m)} AS {m}, {c.raw_agg('max', m)} AS {m}_max"
                          for m in s.metrics) + ", max(approx) AS approx"
-        sql = f"SELECT (ts / {width * 1000}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+        sql = f"SELECT (ts / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
     cur = conn.execute(sql, params)  # nosec B608
     cur.row_factory = None  # plain tuples: building the dicts from them is twice as fast as from Rows
     names = [d[0] for d in cur.description]
@@ -203,6 +203,11 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         if "approx" in p:
             p["approx"] = _flag(p["approx"])
     return History(tier, width, mark_gaps(points, width, max_points))
+
+
+def _raw_range(start: float, end: float) -> tuple[int, int]:
+    """[start, end) as bounds on raw rows' whole-second times: ts >= lo AND ts < hi."""
+    return math.ceil(start), math.ceil(end)
 
 
 def mark_gaps(points: list[dict[str, Any]], step: float | None, max_points: int) -> list[dict[str, Any]]:
@@ -246,5 +251,5 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
         return tier_reads.tier_summary(conn, s, tier, bucket, start, end)
     cols = ", ".join(f"{c.raw_agg('min', m)}, {c.raw_agg('avg', m)}, {c.raw_agg('max', m)}" for m in s.metrics)
     sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
-    row = conn.execute(sql, (*s.key, int(start * 1000), int(end * 1000))).fetchone()
+    row = conn.execute(sql, (*s.key, *_raw_range(start, end))).fetchone()
     return {m: {"min": row[3 * i], "avg": row[3 * i + 1], "max": row[3 * i + 2]} for i, m in enumerate(s.metrics)}

@@ -7,6 +7,7 @@ value is a bound parameter.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -29,19 +30,19 @@ def _aggregates(metrics: tuple[str, ...]) -> str:
 
 
 def rollup_sql(tier: str) -> tuple[str, str]:
-    """Return a tier's device and interface aggregate queries over the raw rows, taking (start ms, end ms).
+    """Return a tier's device and interface aggregate queries over the raw rows, taking (start s, end s).
 
     Each row: key, bucket start, n, then (avg, max, count) per stored metric (devices: then
     the maximum of inbound + outbound).
     """
     bucket_s = TIERS[tier][2]
     dev_sql = (
-        f"SELECT s.dk, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {_aggregates(c.DEV_STORED)}, "  # noqa: S608  # nosec B608
+        f"SELECT s.dk, (s.ts / {bucket_s}) * {bucket_s} AS b, count(*), {_aggregates(c.DEV_STORED)}, "  # noqa: S608  # nosec B608
         f"max(s.inbound_mbps + s.outbound_mbps) FROM {_DEV.format(t='dev_raw')} AND s.ts >= ? AND s.ts < ? "
         "GROUP BY s.dk, b"
     )
     if_sql = (
-        f"SELECT s.ik, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {_aggregates(IFACE_METRICS)} "  # noqa: S608  # nosec B608
+        f"SELECT s.ik, (s.ts / {bucket_s}) * {bucket_s} AS b, count(*), {_aggregates(IFACE_METRICS)} "  # noqa: S608  # nosec B608
         f"FROM {_IF.format(t='if_raw')} AND s.ts >= ? AND s.ts < ? GROUP BY s.ik, b"
     )
     return dev_sql, if_sql
@@ -79,7 +80,7 @@ def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) 
     dev_sql, if_sql = ROLLUP_SQL[tier]
     keys: dict[str, list[int]] = {}
     for kind, sql, view in (("dev", dev_sql, dev_view), ("if", if_sql, if_view)):
-        found = _buckets(kind, conn.execute(sql, (start_s * 1000, end_s * 1000)).fetchall())
+        found = _buckets(kind, conn.execute(sql, (start_s, end_s)).fetchall())
         tier_head.write(conn, c.PHYSICAL[view], found)
         keys[kind] = list(found)
     if tier in GROUPINGS:
@@ -103,14 +104,14 @@ def regroup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int,
     tier_head.regroup(conn, c.PHYSICAL[tier_if], c.PHYSICAL[if_group], start_s, end_s, keys["if"])
 
 
-def _first_raw_ms(conn: sqlite3.Connection) -> int | None:
+def _first_raw_s(conn: sqlite3.Connection) -> int | None:
     row = conn.execute(
         "SELECT min((SELECT min(ts) FROM dev_raw d WHERE d.dk = k.dk)) FROM ts_device k"
     ).fetchone()
     return None if row[0] is None else int(row[0])
 
 
-def advance_rollups(conn: sqlite3.Connection, closed_before: float, earliest_new_ms: int | None) -> None:
+def advance_rollups(conn: sqlite3.Connection, closed_before: float, earliest_new_s: int | None) -> None:
     """Roll up the buckets that closed since the last call (inside the caller's transaction).
 
     1. A bucket is closed when it ends at or before `closed_before` (the earliest time any
@@ -127,10 +128,10 @@ def advance_rollups(conn: sqlite3.Connection, closed_before: float, earliest_new
         if row is not None:
             start = int(row[0])
         else:
-            first = _first_raw_ms(conn)
-            start = boundary if first is None else (first // 1000 // bucket_s) * bucket_s
-        if earliest_new_ms is not None:
-            start = min(start, (earliest_new_ms // 1000 // bucket_s) * bucket_s)
+            first = _first_raw_s(conn)
+            start = boundary if first is None else (first // bucket_s) * bucket_s
+        if earliest_new_s is not None:
+            start = min(start, (earliest_new_s // bucket_s) * bucket_s)
         if start < boundary:
             rollup_range(conn, tier, start, boundary)
         mark = boundary if row is None else max(int(row[0]), boundary)
@@ -220,12 +221,12 @@ def apply_retention(
     """Delete rows past each tier's retention in chunks; return rows deleted per table (old names)."""
     devices = _keys(conn, "SELECT dk FROM ts_device")
     ifaces = _keys(conn, "SELECT ik FROM ts_iface")
-    raw_cut_ms = int((now - raw_days * 86400) * 1000)
+    raw_cut = math.ceil(now - raw_days * 86400)  # raw rows keep whole seconds
     cuts = {"5m": int(now - fivemin_days * 86400), "1h": int(now - hourly_days * 86400)}
     dev_key, if_key = ("dk",), ("ik",)
     deleted = {
-        "device_samples": _delete_chunked(write_tx, conn, "dev_raw", dev_key, "ts", raw_cut_ms, devices, chunk),
-        "interface_samples": _delete_chunked(write_tx, conn, "if_raw", if_key, "ts", raw_cut_ms, ifaces, chunk),
+        "device_samples": _delete_chunked(write_tx, conn, "dev_raw", dev_key, "ts", raw_cut, devices, chunk),
+        "interface_samples": _delete_chunked(write_tx, conn, "if_raw", if_key, "ts", raw_cut, ifaces, chunk),
     }
     for tier, (dev_table, if_table, _) in TIERS.items():
         deleted[dev_table] = _delete_packed(write_tx, conn, c.PHYSICAL[dev_table], cuts[tier], devices, chunk)

@@ -10,6 +10,7 @@ connection per worker thread, kept between requests (`KeptReaders`). The SQL liv
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -56,8 +57,9 @@ _IFACE_INSERT = (
 )
 
 
-def _ms(ts: float) -> int:
-    return round(ts * 1000)
+def _sec(ts: float) -> int:
+    """A raw row's time: whole epoch seconds, floored (a sample stays in the bucket its exact time is in)."""
+    return math.floor(ts)
 
 
 def _flag(value: bool | None) -> int | None:
@@ -134,17 +136,17 @@ class SampleStore:
         """
         new_devices = {s.device_id for s in cycle.samples} - self._dks.keys()
         new_ifaces = {(i.device_id, i.name) for i in cycle.interfaces} - self._iks.keys()
-        times = [_ms(s.ts) for s in cycle.samples] + [_ms(i.ts) for i in cycle.interfaces]
+        times = [_sec(s.ts) for s in cycle.samples] + [_sec(i.ts) for i in cycle.interfaces]
         earliest = min(times) if times else None
         with self._write() as conn:
             new_dks, new_iks = self._new_keys(conn, new_devices, new_ifaces, self._dks)
             dks, iks = self._dks | new_dks, self._iks | new_iks
             conn.executemany(_DEVICE_INSERT, [
-                (dks[s.device_id], _ms(s.ts), *(c.encode(m, getattr(s, m)) for m in c.DEV_STORED),
+                (dks[s.device_id], _sec(s.ts), *(c.encode(m, getattr(s, m)) for m in c.DEV_STORED),
                  None if s.rtt_ms is None else c.round_half_away(s.rtt_ms * c.RTT_SCALE), _flag(s.approx))
                 for s in cycle.samples])
             conn.executemany(_IFACE_INSERT, [
-                (iks[(i.device_id, i.name)], _ms(i.ts), *(c.encode(m, getattr(i, m)) for m in IFACE_METRICS),
+                (iks[(i.device_id, i.name)], _sec(i.ts), *(c.encode(m, getattr(i, m)) for m in IFACE_METRICS),
                  int(i.counted), _flag(i.approx))
                 for i in cycle.interfaces])
             self._put_baselines(conn, cycle.baselines)
@@ -189,7 +191,8 @@ class SampleStore:
     def _put_dataplanes(conn: sqlite3.Connection, dataplanes: Sequence[DataplaneCpu]) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO dataplane_latest (device_id, ts, doc) VALUES (?, ?, ?)",
-            [(d.device_id, _ms(d.ts), jsontext.dumps(dataplane_doc(d))) for d in dataplanes],
+            # in ms, at its sample's second: the API pairs them by time
+            [(d.device_id, _sec(d.ts) * 1000, jsontext.dumps(dataplane_doc(d))) for d in dataplanes],
         )
 
     @staticmethod

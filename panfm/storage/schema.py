@@ -18,6 +18,7 @@ from pathlib import Path
 import panfm.storage.compact as c
 import panfm.storage.compact_migrate as compact_migrate
 import panfm.storage.pack_migrate as pack_migrate
+import panfm.storage.raw_migrate as raw_migrate
 import panfm.storage.sqlite as sqlite_db
 import panfm.storage.tier_head as tier_head
 import panfm.storage.tier_views as tier_views
@@ -196,6 +197,9 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # old-name views read it too.
     ";\n".join([*tier_head.ddl(), *(f"DROP VIEW IF EXISTS {v}" for v in (*c.TIER_TABLES, *c.GROUP_TABLES)),
                 *tier_views.views()]) + ";\n",
+    # 9: raw rows' times in whole seconds (raw_migrate.py: four bytes a key instead of six),
+    # converted in chunks likewise.
+    raw_migrate.convert,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
