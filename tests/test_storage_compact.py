@@ -167,17 +167,43 @@ def test_it_migrates_a_version_5_file_to_the_same_history_as_the_compact_writer(
     assert rows(old_db, "SELECT count(*) FROM dev_raw") == rows(new_db, "SELECT count(*) FROM dev_raw")
 
 
-MIGRATE = """
+_CONVERT = """
 import sys, time, sqlite3
 sys.path.insert(0, sys.argv[2])
-from panfm.storage import compact_migrate
+from panfm.storage import {module}
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 def say(line):
     print(line, flush=True)
     time.sleep(0.02)
-compact_migrate.convert(conn, chunk=int(sys.argv[3]), progress=say, log_every_s=0)
+{module}.convert(conn, chunk=int(sys.argv[3]), progress=say, log_every_s=0)
 print("finished", flush=True)
 """
+
+
+def _kill_inside(script: str, db: Path, chunk: int, prefix: str) -> list[str]:
+    """Run a conversion in a child process and SIGKILL it at its first progress line starting with `prefix`."""
+    seen = []
+    with subprocess.Popen([sys.executable, "-c", script, str(db), str(ROOT), str(chunk)],
+                          stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line.strip())
+            if line.startswith(prefix) and "of" in line:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, seen
+    assert "finished" not in seen
+    return seen
+
+
+def _run(script: str, db: Path, chunk: int) -> list[str]:
+    """Run a conversion to its end in a child process; its output lines."""
+    return subprocess.run([sys.executable, "-c", script, str(db), str(ROOT), str(chunk)], capture_output=True,
+                          text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
+
+
+MIGRATE = _CONVERT.format(module="compact_migrate")
 
 
 def test_a_migration_killed_in_the_middle_resumes_and_finishes_correctly(tmp_path):
@@ -186,26 +212,14 @@ def test_a_migration_killed_in_the_middle_resumes_and_finishes_correctly(tmp_pat
     new_db.parent.mkdir()
     _write_old(old_db)
     _write_new(new_db)
-    seen = []
-    with subprocess.Popen([sys.executable, "-c", MIGRATE, str(old_db), str(ROOT), "97"],
-                          stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line.strip())
-            if line.startswith("compact: interface_samples:") and "of" in line:  # inside the second table
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, seen
-    assert "finished" not in seen
+    _kill_inside(MIGRATE, old_db, 97, "compact: interface_samples:")  # inside the second table
     assert rows(old_db, "PRAGMA user_version") == [(5,)]
     with pytest.raises(StorageUnavailable, match="not migrated"):  # the web waits for the whole conversion
         connect_reader(old_db)
     ((table, done),) = rows(old_db, "SELECT tbl, rows FROM compact_progress WHERE tbl = 'interface_samples'")
     assert 0 < done < 2 * len(DEVICES) * len(IFACES) * STEPS
     assert rows(old_db, "SELECT count(*) FROM sqlite_master WHERE name = 'device_samples' AND type = 'table'") == [(0,)]
-    done_lines = subprocess.run([sys.executable, "-c", MIGRATE, str(old_db), str(ROOT), "97"], capture_output=True,
-                                text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
+    done_lines = _run(MIGRATE, old_db, 97)
     assert done_lines[0].startswith("compact: interface_samples: resuming after") and done_lines[-1] == "finished"
     assert rows(old_db, "PRAGMA user_version") == [(6,)]
     SampleStore.open(old_db).close()  # migration 7 (packed tiers) as the clock runs it next
@@ -215,24 +229,13 @@ def test_a_migration_killed_in_the_middle_resumes_and_finishes_correctly(tmp_pat
     _expect_same_history(old_db, new_db)
 
 
-PACK = """
-import sys, time, sqlite3
-sys.path.insert(0, sys.argv[2])
-from panfm.storage import pack_migrate
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-def say(line):
-    print(line, flush=True)
-    time.sleep(0.02)
-pack_migrate.convert(conn, chunk=int(sys.argv[3]), progress=say, log_every_s=0)
-print("finished", flush=True)
-"""
+PACK = _CONVERT.format(module="pack_migrate")
 
 
 def _version_6(db: Path) -> None:
     """A version-5 file of the same cycles, converted to the compact layout (schema 6) only."""
     _write_old(db)
-    subprocess.run([sys.executable, "-c", MIGRATE, str(db), str(ROOT), "5000"], capture_output=True, text=True,
-                   cwd=ROOT, check=True, timeout=120)
+    _run(MIGRATE, db, 5000)
     assert rows(db, "PRAGMA user_version") == [(6,)]
 
 
@@ -244,26 +247,14 @@ def test_a_packing_killed_in_the_middle_resumes_and_finishes_correctly(tmp_path)
     views = ("device_5m", "iface_5m", "device_1h", "iface_1h", "device_5m_g30m", "iface_5m_g30m")
     before = {v: rows(old_db, f"SELECT * FROM {v} ORDER BY 1, 2, 3") for v in views}
     _write_new(new_db)
-    seen = []
-    with subprocess.Popen([sys.executable, "-c", PACK, str(old_db), str(ROOT), "7"],
-                          stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line.strip())
-            if line.startswith("pack: if_5m:") and "of" in line:  # inside the second table
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, seen
-    assert "finished" not in seen
+    _kill_inside(PACK, old_db, 7, "pack: if_5m:")  # inside the second table
     assert rows(old_db, "PRAGMA user_version") == [(6,)]
     with pytest.raises(StorageUnavailable, match="not migrated"):  # the web waits for the whole conversion
         connect_reader(old_db)
     ((done,),) = rows(old_db, "SELECT rows FROM pack_progress WHERE tbl = 'if_5m'")
     assert 0 < done < rows(old_db, "SELECT count(*) FROM if_5m")[0][0]
     assert rows(old_db, "SELECT count(*) FROM sqlite_master WHERE name = 'dev_5m' AND type = 'table'") == [(0,)]
-    done_lines = subprocess.run([sys.executable, "-c", PACK, str(old_db), str(ROOT), "7"], capture_output=True,
-                                text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
+    done_lines = _run(PACK, old_db, 7)
     assert done_lines[0].startswith("pack: if_5m: resuming after") and done_lines[-1] == "finished"
     assert rows(old_db, "PRAGMA user_version") == [(7,)]
     connect_writer(old_db).close()  # the later migrations (8: the tiers' head tables)
@@ -273,17 +264,7 @@ def test_a_packing_killed_in_the_middle_resumes_and_finishes_correctly(tmp_path)
     _expect_same_history(old_db, new_db)
 
 
-RAW_SECONDS = """
-import sys, time, sqlite3
-sys.path.insert(0, sys.argv[2])
-from panfm.storage import raw_migrate
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-def say(line):
-    print(line, flush=True)
-    time.sleep(0.02)
-raw_migrate.convert(conn, chunk=int(sys.argv[3]), progress=say, log_every_s=0)
-print("finished", flush=True)
-"""
+RAW_SECONDS = _CONVERT.format(module="raw_migrate")
 
 
 def test_raw_times_converted_to_seconds_by_a_conversion_killed_in_the_middle_read_as_the_new_writer_writes_them(
@@ -301,26 +282,14 @@ def test_raw_times_converted_to_seconds_by_a_conversion_killed_in_the_middle_rea
     before = {t: rows(old_db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("dev_raw", "if_raw")}
     assert before["dev_raw"][0][1] % 1000 == 123  # milliseconds in the file
     _write_new(new_db)
-    seen = []
-    with subprocess.Popen([sys.executable, "-c", RAW_SECONDS, str(old_db), str(ROOT), "97"],
-                          stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line.strip())
-            if line.startswith("raw seconds: if_raw:") and "of" in line:  # inside the second table
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, seen
-    assert "finished" not in seen
+    _kill_inside(RAW_SECONDS, old_db, 97, "raw seconds: if_raw:")  # inside the second table
     assert rows(old_db, "PRAGMA user_version") == [(8,)]
     with pytest.raises(StorageUnavailable, match="not migrated"):  # the web waits for the whole conversion
         connect_reader(old_db)
     ((done,),) = rows(old_db, "SELECT rows FROM raw_s_progress WHERE tbl = 'if_raw'")
     assert 0 < done < len(before["if_raw"])
     assert rows(old_db, "SELECT count(*) FROM sqlite_master WHERE name = 'dev_raw' AND type = 'table'") == [(0,)]
-    done_lines = subprocess.run([sys.executable, "-c", RAW_SECONDS, str(old_db), str(ROOT), "97"],
-                                capture_output=True, text=True, cwd=ROOT, check=True, timeout=120).stdout.splitlines()
+    done_lines = _run(RAW_SECONDS, old_db, 97)
     assert done_lines[0].startswith("raw seconds: if_raw: resuming after") and done_lines[-1] == "finished"
     assert rows(old_db, "PRAGMA user_version") == [(9,)]
     for table, rows_before in before.items():  # every row, same key, its time floored to the second
