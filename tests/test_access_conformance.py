@@ -142,7 +142,7 @@ def test_a_devices_uplinks_round_trip_and_are_read_without_a_secret(stores):
     assert stores.devices.get(fw).uplinks == ("ethernet1/1",)
     assert config_store.device_uplinks(stores.backend, fw) == ("ethernet1/1",)
     assert config_store.device_uplinks(stores.backend, other) == ()
-    assert config_store.device_uplinks(stores.backend, "missing") == ()
+    assert config_store.device_uplinks(stores.backend, "missing") is None  # unknown: the API answers 404
     moved = DeviceConfig(**{**stores.devices.get(fw).__dict__, "uplinks": ("ethernet1/1", "ethernet1/2")})
     assert stores.devices.update(moved)
     assert config_store.device_uplinks(stores.backend, fw) == ("ethernet1/1", "ethernet1/2")

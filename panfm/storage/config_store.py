@@ -50,15 +50,18 @@ def device_exists(where: Where, device_id: str) -> bool:
         return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
 
 
-def device_uplinks(where: Where, device_id: str) -> tuple[str, ...]:
-    """The uplink (WAN) interfaces marked on one device, no secret decrypted (() when none or unknown)."""
+def device_uplinks(where: Where, device_id: str) -> tuple[str, ...] | None:
+    """The uplink (WAN) interfaces marked on one device, no secret decrypted: () when none, None when
+    the device is unknown (so a request checks the id and reads its uplinks in one query)."""
     h = handle(where)
     if not h.exists():
-        return ()
+        return None
     with h.read() as conn:
         row = conn.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
+    if row is None:
+        return None
     # Not migrated yet: no uplink was marked. (`in row` would search a Row's values, not its keys.)
-    if row is None or "uplinks_json" not in row.keys():  # noqa: SIM118
+    if "uplinks_json" not in row.keys():  # noqa: SIM118
         return ()
     return tuple(json.loads(row["uplinks_json"]))
 

@@ -150,6 +150,17 @@ def known_device_id() -> str:
     return device_id
 
 
+def known_device_uplinks() -> tuple[str, tuple[str, ...]]:
+    """The `device_id` parameter and its marked uplinks, checked and read in one query (UnknownDevice: 404)."""
+    device_id = request.args.get("device_id", "")
+    if not device_id:
+        raise BadRequest({"device_id": "required"})
+    marked = config_store.device_uplinks(ctx().stores.backend, device_id)
+    if marked is None:
+        raise UnknownDevice(device_id)
+    return device_id, marked
+
+
 def device_exists(c: WebContext, device_id: str) -> bool:
     """Check one id among the devices (DeviceStore.get would decrypt every device's secrets per request)."""
     return config_store.device_exists(c.stores.backend, device_id)
@@ -235,9 +246,8 @@ def health() -> Any:
 
 @bp.get("/api/throughput")
 def throughput() -> Any:
-    device_id = known_device_id()
+    device_id, marked = known_device_uplinks()
     c = ctx()
-    marked = config_store.device_uplinks(c.stores.backend, device_id)
     body = None
     with c.reader() as reader:
         sample = reader.latest(device_id) if reader else None

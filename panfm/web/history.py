@@ -10,9 +10,8 @@ from flask import Blueprint, Response, jsonify
 
 from panfm.timefmt import iso_ms as iso
 from panfm.web import uplinks
-from panfm.web.api import MAX_POINTS, known_device_id, time_window
+from panfm.web.api import MAX_POINTS, known_device_id, known_device_uplinks, time_window
 from panfm.web.context import ctx
-from throughput_storage import config_store
 
 bp = Blueprint("history", __name__)
 
@@ -55,10 +54,9 @@ def _history_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @bp.get("/api/throughput/history")
 def throughput_history() -> Any:
-    device_id = known_device_id()
+    device_id, marked = known_device_uplinks()
     c = ctx()
     start, end, _ = time_window(c.clock())
-    marked = config_store.device_uplinks(c.stores.backend, device_id)
     with c.reader() as reader:
         if reader is None:
             return jsonify({"device_id": device_id, "tier": "raw", "bucket_s": None, "points": []})
