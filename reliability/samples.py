@@ -109,10 +109,7 @@ def check_rates(sim: Sim, names: dict[str, str],
     NAMES maps device id -> simulator name. A rate that is zero, or off by more than
     TOLERANCE (+ JITTER_S and both samples' round trips as a share of the window: a sample is
     dated when its request was sent and the firewall read its counters somewhere within the
-    round trip the clock stored beside it), is wrong; a null rate is a gap. A stored time is
-    its poll's whole second (schema 9), so the exact window lies within a second of the stored
-    one at each end: the truth is taken over the four windows at those bounds (`truth_range`)
-    and a rate between their lowest and highest is off by nothing.
+    round trip the clock stored beside it), is wrong; a null rate is a gap.
     Pairs further apart than MAX_GAP_S are skipped (a poll whose commit failed moved the
     clock's baseline without a stored sample).
     """
@@ -128,32 +125,15 @@ def check_rates(sim: Sim, names: dict[str, str],
                 continue
             if max_gap_s is not None and (t2 - t1) / 1000 > max_gap_s:
                 continue
-            want_in, want_out = truth_range(sim, names[dev], t1, t2)
+            want_in, want_out = sim.truth_mbps(names[dev], t1 / 1000, t2 / 1000)
             rc.checked += 1
-            for got, (lo, hi) in ((rin, want_in), (rout, want_out)):
-                off = max(lo - got, got - hi, 0.0)
-                err = off / (lo if got < lo else hi) if lo > 0 else float("inf")
+            for got, want in ((rin, want_in), (rout, want_out)):
+                err = abs(got - want) / want if want else float("inf")
                 if err > rc.worst_rel_error:
                     rc.worst_rel_error, rc.worst_window_s = err, (t2 - t1) / 1000
                 if got <= 0 or err > tolerance + (jitter_s * 1000 + rtt1 + rtt2) / (t2 - t1):
-                    truth = f"{lo:.3f}" if lo == hi else f"{lo:.3f}-{hi:.3f}"
-                    rc.wrong.append(f"{names[dev]} ts={t2}: {got:.3f} Mb/s, truth {truth}")
+                    rc.wrong.append(f"{names[dev]} ts={t2}: {got:.3f} Mb/s, truth {want:.3f}")
     return rc
-
-
-def truth_range(sim: Sim, name: str, t1_ms: int, t2_ms: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(lowest, highest) truth Mb/s in and out over the windows stored times t1, t2 (ms) allow.
-
-    A time in whole seconds (a multiple of 1000 ms: schema 9 floors) stands for an exact time in
-    [t, t + 1 s): the truth is taken at the four corner windows, which bound it wherever the
-    traffic changes steadily within that second; a time with milliseconds is exact.
-    """
-    def slack(t: int) -> tuple[float, ...]:
-        return (0.0, 1.0) if t % 1000 == 0 else (0.0,)
-
-    got = [sim.truth_mbps(name, t1_ms / 1000 + d1, t2_ms / 1000 + d2) for d1 in slack(t1_ms) for d2 in slack(t2_ms)]
-    ins, outs = [g[0] for g in got], [g[1] for g in got]
-    return (min(ins), max(ins)), (min(outs), max(outs))
 
 
 def wal_size(db: Path) -> int:
