@@ -105,13 +105,13 @@ def generate(out: Path, devices: int, days: int, raw_days: int, interfaces: int,
     conn.execute("INSERT INTO ts_iface (dk, interface) SELECT k.dk, i.name FROM ts_device k, ifs i ORDER BY 1, 2")
 
     t0 = time.perf_counter()
-    # Raw: the last raw_days at the collection interval (whole seconds, schema 9: the jitter of real
-    # arrivals is under a second, so the floored time is the slot's).
+    # Raw: the last raw_days at the collection interval: device rows in ms with jitter like real
+    # arrivals, interface rows at their poll's whole second (schema 9: the jitter is under a second).
     _series(conn, "raw_t", raw_start, end, interval)
     dev_vals = ", ".join(_value(m, LEVELS[m], "t.x") for m in compact.DEV_STORED)
     conn.execute(
         f"INSERT INTO dev_raw (dk, ts, {', '.join(compact.DEV_STORED)}) "
-        f"SELECT k.dk, t.x, {dev_vals} FROM ts_device k, raw_t t ORDER BY 1, 2"
+        f"SELECT k.dk, t.x * 1000 + abs(random()) % 900, {dev_vals} FROM ts_device k, raw_t t ORDER BY 1, 2"
     )
     if_vals = ", ".join(_value(m, IF_LEVELS[m], "t.x") for m in IFACE_METRICS)
     conn.execute(

@@ -42,7 +42,7 @@ def test_a_written_cycle_reads_back_latest_state_counters_and_history(stores):
         assert sorted(latest) == ["dev-a", "dev-b"]
         assert latest["dev-a"].inbound_mbps == pytest.approx(109.0)
         assert latest["dev-a"].sessions_active == 1090
-        assert latest["dev-a"].ts == T0 + 270  # a sample's time is stored in whole seconds, floored
+        assert latest["dev-a"].ts == T0 + 270.25
         assert reader.latest("dev-b").outbound_mbps == pytest.approx(25.0)
         assert reader.latest("nope") is None
         [eth] = reader.interfaces_latest("dev-a")
@@ -51,7 +51,7 @@ def test_a_written_cycle_reads_back_latest_state_counters_and_history(stores):
         assert reader.baselines()["dev-a"].counters["ethernet1/1"].ibytes == 2**63 - 5  # exact 64-bit
         assert reader.clock_stats() == {"executions": 1, "heartbeat": T0 + 271.0}
         h = reader.history("dev-a", T0, T0 + 300)
-        assert h.tier == "raw" and [p["t"] for p in h.points] == [T0 + 30 * i for i in range(10)]
+        assert h.tier == "raw" and [p["t"] for p in h.points] == [T0 + 30 * i + 0.25 for i in range(10)]
         assert [p["inbound_mbps"] for p in h.points] == pytest.approx([100.0 + i for i in range(10)])
         ih = reader.interface_history("dev-a", "ethernet1/1", T0, T0 + 300)
         assert [p["in_bps"] for p in ih.points] == pytest.approx([(100.0 + i) * 1e6 for i in range(10)])

@@ -53,15 +53,16 @@ def test_it_refuses_a_reader_on_a_missing_or_uncreated_file(db):
         SampleReader.open(db)
 
 
-def test_it_stores_sample_times_in_whole_seconds_floored_and_reads_them_back(store, db):
+def test_it_stores_device_times_in_milliseconds_and_interface_times_in_whole_seconds(store, db):
     store.write_cycle(cycle(T0 + 0.923))
     with SampleReader.open(db) as r:
         assert r.clock_stats() == {"heartbeat": T0 + 1.423}  # a heartbeat even without stats
-    assert rows(db, "SELECT ts FROM dev_raw") == [(int(T0),)]  # floored: the bucket of the exact time
-    assert rows(db, "SELECT ts FROM device_samples") == [(int(T0) * 1000,)]  # the view: milliseconds, as before
+    assert rows(db, "SELECT ts FROM device_samples") == [(int(T0 * 1000) + 923,)]
+    assert rows(db, "SELECT ts FROM if_raw") == [(int(T0),)]  # floored: the bucket of the exact time (schema 9)
+    assert rows(db, "SELECT ts FROM interface_samples") == [(int(T0) * 1000,)]  # the view: milliseconds, as before
     with SampleReader.open(db) as r:
         got = r.latest("fw1")
-        assert got == sample("fw1", T0)
+        assert got == sample("fw1", T0 + 0.923)
         assert r.interfaces_latest("fw1") == [iface("fw1", "ethernet1/1", T0)]
         assert r.device_statuses()["fw1"].state == "up"
 

@@ -129,8 +129,8 @@ def test_it_stores_every_value_in_whole_stated_units_and_reads_it_back(tmp_path)
         assert getattr(got, m) == pytest.approx(round(v * SCALE[m]) / SCALE[m], abs=2e-3), m
     assert got.inbound_mbps == round(want.inbound_mbps, 3) and got.cpu_dataplane_pct == round(want.cpu_dataplane_pct, 2)
     assert got.total_mbps == pytest.approx(got.inbound_mbps + got.outbound_mbps)  # derived, not stored
-    assert got.rtt_ms == round(want.rtt_ms, 3) and got.approx == want.approx
-    assert got.ts == got_if.ts == math.floor(want.ts) != want.ts  # whole seconds (schema 9), floored
+    assert got.rtt_ms == round(want.rtt_ms, 3) and got.approx == want.approx and got.ts == want.ts
+    assert got_if.ts == math.floor(want_if.ts) != want_if.ts  # an interface row: its whole second (schema 9)
     for m in IFACE_METRICS:
         assert getattr(got_if, m) == round_half_away(getattr(want_if, m) * SCALE[m]) / SCALE[m], m
     assert got_if.out_bps == 60000001  # 60,000,000.5: a half rounds away from zero, as SQLite's round()
@@ -267,7 +267,7 @@ def test_a_packing_killed_in_the_middle_resumes_and_finishes_correctly(tmp_path)
 RAW_SECONDS = _CONVERT.format(module="raw_migrate")
 
 
-def test_raw_times_converted_to_seconds_by_a_conversion_killed_in_the_middle_read_as_the_new_writer_writes_them(
+def test_interface_times_converted_to_seconds_by_a_conversion_killed_midway_read_as_the_new_writer_writes_them(
         tmp_path):
     old_db, new_db = tmp_path / "old" / HISTORY_DB, tmp_path / "new" / HISTORY_DB
     old_db.parent.mkdir()
@@ -280,21 +280,21 @@ def test_raw_times_converted_to_seconds_by_a_conversion_killed_in_the_middle_rea
         conn.close()
     assert rows(old_db, "PRAGMA user_version") == [(8,)]
     before = {t: rows(old_db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("dev_raw", "if_raw")}
-    assert before["dev_raw"][0][1] % 1000 == 123  # milliseconds in the file
+    assert before["if_raw"][0][1] % 1000 == 456  # milliseconds in the file
     _write_new(new_db)
-    _kill_inside(RAW_SECONDS, old_db, 97, "raw seconds: if_raw:")  # inside the second table
+    _kill_inside(RAW_SECONDS, old_db, 97, "raw seconds: if_raw:")  # after a chunk or more
     assert rows(old_db, "PRAGMA user_version") == [(8,)]
     with pytest.raises(StorageUnavailable, match="not migrated"):  # the web waits for the whole conversion
         connect_reader(old_db)
     ((done,),) = rows(old_db, "SELECT rows FROM raw_s_progress WHERE tbl = 'if_raw'")
     assert 0 < done < len(before["if_raw"])
-    assert rows(old_db, "SELECT count(*) FROM sqlite_master WHERE name = 'dev_raw' AND type = 'table'") == [(0,)]
+    assert rows(old_db, "SELECT count(*) FROM if_raw_s") == [(done,)]  # the chunks copied, in the new table
     done_lines = _run(RAW_SECONDS, old_db, 97)
     assert done_lines[0].startswith("raw seconds: if_raw: resuming after") and done_lines[-1] == "finished"
     assert rows(old_db, "PRAGMA user_version") == [(9,)]
-    for table, rows_before in before.items():  # every row, same key, its time floored to the second
-        want = [(r[0], r[1] // 1000, *r[2:]) for r in rows_before]
-        assert rows(old_db, f"SELECT * FROM {table} ORDER BY 1, 2") == want, table
+    assert rows(old_db, "SELECT * FROM dev_raw ORDER BY 1, 2") == before["dev_raw"]  # device rows: exact, untouched
+    want = [(r[0], r[1] // 1000, *r[2:]) for r in before["if_raw"]]  # every row, same key, its second
+    assert rows(old_db, "SELECT * FROM if_raw ORDER BY 1, 2") == want
     for view in ("device_samples", "interface_samples"):  # the old names read as the new writer's file reads
         sql = f"SELECT * FROM {view} ORDER BY 1, 2, 3"
         assert rows(old_db, sql) == rows(new_db, sql), view
@@ -302,7 +302,12 @@ def test_raw_times_converted_to_seconds_by_a_conversion_killed_in_the_middle_rea
     # The old names still write and delete (the triggers were made again with the views).
     with SampleStore.open(old_db) as store:
         store.write_cycle(next(iter(_cycles())))
-    assert rows(old_db, "SELECT count(*) FROM dev_raw") == rows(new_db, "SELECT count(*) FROM dev_raw")
+    assert rows(old_db, "SELECT count(*) FROM if_raw") == rows(new_db, "SELECT count(*) FROM if_raw")
+    n = rows(old_db, "SELECT count(*) FROM if_raw")[0][0]
     with connect_writer(old_db) as conn:
-        conn.execute("DELETE FROM device_samples WHERE device_id = 'fw-a' AND ts = ?", (int(T0) * 1000,))
-    assert rows(old_db, "SELECT count(*) FROM dev_raw")[0][0] == rows(new_db, "SELECT count(*) FROM dev_raw")[0][0] - 1
+        conn.execute("DELETE FROM interface_samples WHERE device_id = 'fw-a' AND interface = 'ethernet1/1' AND ts = ?",
+                     (int(T0) * 1000,))
+        conn.execute("INSERT INTO interface_samples (device_id, interface, ts, in_bps) VALUES ('fw-a', 'lo', ?, 5)",
+                     (int(T0) * 1000 + 999,))
+    assert rows(old_db, "SELECT count(*) FROM if_raw") == [(n,)]  # one gone, one added
+    assert rows(old_db, "SELECT ts, in_bps FROM interface_samples WHERE interface = 'lo'") == [(int(T0) * 1000, 5.0)]

@@ -5,15 +5,16 @@ device UUID text (`ts_device.dk`) or the interface name (`ts_iface.ik`), as on P
 Values are whole numbers in a fixed unit per metric (`SCALE`): throughput in kbit/s, packet
 rates in packets/s, interface rates in bit/s, percentages in hundredths, error and drop rates
 in thousandths per second, the round trip in microseconds. SQLite stores an integer in 0-4
-bytes where a REAL takes 8. A raw row's time is whole epoch seconds (floored; schema 9,
-`raw_migrate.py`): four bytes where milliseconds took six; the rates in the row were computed
-from the exact times. Nothing is stored twice: `total_mbps` is inbound + outbound (the
-collector computes it so), only its maximum is kept in rollups. Rollups keep the average and
+bytes where a REAL takes 8. A device row's time is the poll's epoch milliseconds; an interface
+row's is that poll's whole second (floored; schema 9, `raw_migrate.py`): four bytes where
+milliseconds took six, in most of a poll's rows; its rates were computed from the exact times.
+Nothing is stored twice: `total_mbps` is inbound + outbound (the collector computes it so),
+only its maximum is kept in rollups. Rollups keep the average and
 the maximum (no minimum: no answer reads one), and each metric's own sample count only where
 it differs from the bucket's `n` (NULL otherwise: `weight_sql` reads NULL that way).
 
 The old table names stay readable as views (`device_samples`, `device_5m`, `known_devices`...)
-that decode the values into the old units (a raw row's time in milliseconds); ad-hoc SQL,
+that decode the values into the old units (raw times in milliseconds); ad-hoc SQL,
 scripts and the history queries read them. The clock writes the physical tables (`dev_raw`,
 `if_raw`, `dev_5m`, ...).
 """
@@ -103,7 +104,7 @@ def ddl(groupings: bool) -> list[str]:
 
 
 def dev_raw_select(alias: str = "s") -> str:
-    """Select list decoding a `dev_raw` row (joined with ts_device as `k`) into the old columns (ts in ms)."""
+    """Select list decoding a `dev_raw` row (joined with ts_device as `k`) into the old columns."""
     a = alias
     cols = []
     for m in DEVICE_METRICS:
@@ -111,12 +112,12 @@ def dev_raw_select(alias: str = "s") -> str:
             cols.append(f"({a}.inbound_mbps + {a}.outbound_mbps) / 1000.0 AS total_mbps")
         else:
             cols.append(f"{decode_sql(m, f'{a}.{m}', keep_int=True)} AS {m}")
-    return (f"k.device_id AS device_id, {a}.ts * 1000 AS ts, {', '.join(cols)}, "
+    return (f"k.device_id AS device_id, {a}.ts AS ts, {', '.join(cols)}, "
             f"{a}.rtt_us / {RTT_SCALE}.0 AS rtt_ms, {a}.approx AS approx")
 
 
 def if_raw_select(alias: str = "s") -> str:
-    """Select list decoding an `if_raw` row (joined with ts_iface as `i`, ts_device as `k`)."""
+    """Select list decoding an `if_raw` row (joined with ts_iface as `i`, ts_device as `k`; ts in ms, as before)."""
     a = alias
     cols = ", ".join(f"{decode_sql(m, f'{a}.{m}')} AS {m}" for m in IFACE_METRICS)
     return (f"k.device_id AS device_id, i.interface AS interface, {a}.ts * 1000 AS ts, {cols}, "
@@ -242,7 +243,7 @@ def _ensure_iface() -> str:
 
 
 _DK = "(SELECT dk FROM ts_device WHERE device_id = {r}.device_id)"
-_RAW_TS = "(CAST({r}.ts AS INTEGER) / 1000)"  # a view's time (ms) as the raw rows store it (whole s)
+_RAW_TS = "(CAST({r}.ts AS INTEGER) / 1000)"  # a view's time (ms) as interface rows store it (whole s)
 _IK = ("(SELECT i.ik FROM ts_iface i JOIN ts_device k ON k.dk = i.dk "
        "WHERE k.device_id = {r}.device_id AND i.interface = {r}.interface)")
 
@@ -254,14 +255,13 @@ def raw_triggers() -> list[str]:
     return [
         f"CREATE TRIGGER device_samples_ins INSTEAD OF INSERT ON device_samples BEGIN {_ensure_device()} "  # noqa: S608  # nosec B608
         f"INSERT OR REPLACE INTO dev_raw (dk, ts, {', '.join(DEV_STORED)}, rtt_us, approx) VALUES ("
-        f"{_DK.format(r='NEW')}, {_RAW_TS.format(r='NEW')}, {dev_vals}, "
-        f"CAST(round(NEW.rtt_ms * {RTT_SCALE}) AS INTEGER), "
+        f"{_DK.format(r='NEW')}, NEW.ts, {dev_vals}, CAST(round(NEW.rtt_ms * {RTT_SCALE}) AS INTEGER), "
         "NEW.approx); END",
         f"CREATE TRIGGER interface_samples_ins INSTEAD OF INSERT ON interface_samples BEGIN {_ensure_iface()} "  # noqa: S608  # nosec B608
         f"INSERT OR REPLACE INTO if_raw (ik, ts, {', '.join(IFACE_METRICS)}, counted, approx) VALUES ("
         f"{_IK.format(r='NEW')}, {_RAW_TS.format(r='NEW')}, {if_vals}, coalesce(NEW.counted, 1), NEW.approx); END",
         f"CREATE TRIGGER device_samples_del INSTEAD OF DELETE ON device_samples BEGIN "  # noqa: S608  # nosec B608
-        f"DELETE FROM dev_raw WHERE dk = {_DK.format(r='OLD')} AND ts = {_RAW_TS.format(r='OLD')}; END",
+        f"DELETE FROM dev_raw WHERE dk = {_DK.format(r='OLD')} AND ts = OLD.ts; END",
         f"CREATE TRIGGER interface_samples_del INSTEAD OF DELETE ON interface_samples BEGIN "  # noqa: S608  # nosec B608
         f"DELETE FROM if_raw WHERE ik = {_IK.format(r='OLD')} AND ts = {_RAW_TS.format(r='OLD')}; END",
     ]

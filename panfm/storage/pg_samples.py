@@ -76,7 +76,12 @@ _IF_GETS = tuple(attrgetter(m) for m in IFACE_METRICS)
 
 
 def _off(ts: float, slot: int) -> int:
-    """Milliseconds of `ts` after its slot's start, in whole seconds as on SQLite (floored; clamped to the column)."""
+    """Milliseconds of `ts` after its slot's start (clamped to the column's range): a device row's time."""
+    return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
+
+
+def _off_s(ts: float, slot: int) -> int:
+    """An interface row's `off_ms`: its poll's whole second, floored, as on SQLite (clamped likewise)."""
     return max(-2**31, min(2**31 - 1, (math.floor(ts) - slot) * 1000))
 
 
@@ -110,7 +115,7 @@ def _iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[st
         ifaces = [ifaces[i] for i in keep]
         ik_col, dk_col = [ik_col[i] for i in keep], [dk_col[i] for i in keep]
     ts_col = [x.ts for x in ifaces]
-    offs = {ts: _off(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
+    offs = {ts: _off_s(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
     return [pg_arrays.pack(pg_arrays.Int4Array, dk_col), pg_arrays.pack(pg_arrays.Int4Array, ik_col),
             pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col))),
             *(pg_arrays.pack(pg_arrays.Float8Array, list(map(get, ifaces))) for get in _IF_GETS),

@@ -8,7 +8,6 @@ its pipeline). `fenced`: only the devices the transaction's fence kept (`panfm_a
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,8 +68,7 @@ def put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool 
     if dataplanes:
         tx.execute(
             PUT_DATAPLANES.format(where=STATE_FENCE if fenced else ""),
-            # in ms, at its sample's whole second (as its sample is stored): the API pairs them by time
-            ([d.device_id for d in dataplanes], [math.floor(d.ts) * 1000 for d in dataplanes],
+            ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
              [jsontext.dumps(dataplane_doc(d)) for d in dataplanes]),
             binary=True,
         )

@@ -100,7 +100,7 @@ def _first_times(conn: sqlite3.Connection, s: Series) -> dict[HistoryTier, float
             return {"raw": None, "5m": None, "1h": None}
         s = found
     raw = conn.execute(f"SELECT min(ts) FROM {s.raw_table} WHERE {s.where}", s.key).fetchone()[0]  # noqa: S608  # nosec B608
-    firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else float(raw)}
+    firsts: dict[HistoryTier, float | None] = {"raw": None if raw is None else raw / _raw_scale(s)}
     for tier, table in s.tier_tables.items():
         b = first_bucket(conn, table, s.key[0])
         firsts["5m" if tier == "5m" else "1h"] = None if b is None else float(b)
@@ -181,19 +181,20 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
         grouped = group_width(bucket, (end - start) / (max_points - 2))
         points, step = tier_reads.tier_history(conn, s, tier, bucket, start, end, max_points, grouped)
         return History(tier, step, mark_gaps(points, step, max_points))
-    lo, hi = _raw_range(start, end)
+    scale = _raw_scale(s)
+    lo, hi = _raw_range(s, start, end)
     rng = f"FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"
     params = (*s.key, lo, hi)
     count = conn.execute(f"SELECT count(*) {rng}", params).fetchone()[0]  # nosec B608
     if count <= max_points:
         width = None
         cols = ", ".join(f"{c.raw_expr(m)} AS {m}, {c.raw_expr(m)} AS {m}_max" for m in s.metrics)
-        sql = f"SELECT ts AS t, {cols}, approx {rng} ORDER BY ts"
+        sql = f"SELECT ts / {scale}.0 AS t, {cols}, approx {rng} ORDER BY ts"
     else:
         width = group_width(bucket, (end - start) / (max_points - 2))
         cols = ", ".join(f"{c.raw_agg('avg', m)} AS {m}, {c.raw_agg('max', m)} AS {m}_max"
                          for m in s.metrics) + ", max(approx) AS approx"
-        sql = f"SELECT (ts / {width}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
+        sql = f"SELECT (ts / {width * scale}) * {width} AS t, {cols} {rng} GROUP BY 1 ORDER BY 1"
     cur = conn.execute(sql, params)  # nosec B608
     cur.row_factory = None  # plain tuples: building the dicts from them is twice as fast as from Rows
     names = [d[0] for d in cur.description]
@@ -205,8 +206,15 @@ def history(conn: sqlite3.Connection, s: Series, start: float, end: float, max_p
     return History(tier, width, mark_gaps(points, width, max_points))
 
 
-def _raw_range(start: float, end: float) -> tuple[int, int]:
-    """[start, end) as bounds on raw rows' whole-second times: ts >= lo AND ts < hi."""
+def _raw_scale(s: Series) -> int:
+    """Stored units of a raw row's time per second: device rows ms, interface rows whole seconds (schema 9)."""
+    return 1000 if s.raw_table == "dev_raw" else 1
+
+
+def _raw_range(s: Series, start: float, end: float) -> tuple[int, int]:
+    """[start, end) as bounds on the series' raw row times: ts >= lo AND ts < hi."""
+    if _raw_scale(s) == 1000:
+        return int(start * 1000), int(end * 1000)
     return math.ceil(start), math.ceil(end)
 
 
@@ -251,5 +259,5 @@ def summary(conn: sqlite3.Connection, s: Series, start: float, end: float) -> di
         return tier_reads.tier_summary(conn, s, tier, bucket, start, end)
     cols = ", ".join(f"{c.raw_agg('min', m)}, {c.raw_agg('avg', m)}, {c.raw_agg('max', m)}" for m in s.metrics)
     sql = f"SELECT {cols} FROM {s.raw_table} WHERE {s.where} AND ts >= ? AND ts < ?"  # noqa: S608  # nosec B608
-    row = conn.execute(sql, (*s.key, *_raw_range(start, end))).fetchone()
+    row = conn.execute(sql, (*s.key, *_raw_range(s, start, end))).fetchone()
     return {m: {"min": row[3 * i], "avg": row[3 * i + 1], "max": row[3 * i + 2]} for i, m in enumerate(s.metrics)}

@@ -1,24 +1,26 @@
-"""Migration 9 of the sample database: raw rows' times in whole seconds instead of milliseconds.
+"""Migration 9 of the sample database: interface rows' times in whole seconds instead of milliseconds.
 
 A raw row's key is (series key, time); SQLite stores an epoch in milliseconds in six bytes and
-one in seconds in four, about 6 % of an interface row (`docs/storage.md`). The rates in the rows
-were computed from the exact times when they were collected; only the stored date is floored.
+one in seconds in four, about 6 % of an interface row (`docs/storage.md`). An interface row's
+rates were computed from its poll's exact time when it was collected; only its stored date is
+floored. Device rows keep the exact time in milliseconds (one row a poll: the rates checked
+against a firewall's truth, and the time the API answers for a sample).
 
 Runs when the clock opens the database (as every migration does), in chunks like migrations 6
 and 7:
 
 1. Drop the raw tables' old-name views (`device_samples`, `interface_samples`, and their
-   triggers), create `dev_raw_s` / `if_raw_s` (same columns) and a progress table.
-2. Copy each raw table in primary-key order, about `chunk` rows per write transaction, with
+   triggers), create `if_raw_s` (the columns and key of `if_raw`) and a progress table.
+2. Copy `if_raw` in primary-key order, about `chunk` rows per write transaction, with
    `ts / 1000`, recording the last key copied in the same transaction; a progress line is
    logged every few seconds. A kill at any point loses at most the chunk in flight: the next
    start resumes after the last recorded key. Rows are written with INSERT OR REPLACE in key
    order, so a chunk copied twice is harmless, and two rows of one series within one second
    (a clock restarted within the second) keep the later.
-3. Drop each old table once copied; at the end rename the new tables to the old names, create
-   the views again (`compact.raw_views`, `raw_triggers`: they show the time in milliseconds, as
-   before), drop the progress table and set `user_version` to 9 (one transaction). Until then
-   the web refuses the database (StorageUnavailable), as for any pending migration.
+3. Drop `if_raw` once copied; at the end rename `if_raw_s` to `if_raw`, create the views again
+   (`compact.raw_views`, `raw_triggers`: they show times in milliseconds, as before), drop the
+   progress table and set `user_version` to 9 (one transaction). Until then the web refuses
+   the database (StorageUnavailable), as for any pending migration.
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ LOG_EVERY_S = 5.0
 
 Progress = Callable[[str], None]
 
-# table -> (key column, the other columns after the time)
+# table -> (key column, the other columns after the time): the tables converted
 _TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "dev_raw": ("dk", (*c.DEV_STORED, "rtt_us", "approx")),
     "if_raw": ("ik", (*IFACE_METRICS, "counted", "approx")),
 }
 
@@ -114,7 +115,7 @@ def convert(conn: sqlite3.Connection, chunk: int = CHUNK, progress: Progress | N
         conn.execute("CREATE TABLE IF NOT EXISTS raw_s_progress (tbl TEXT PRIMARY KEY, last_key TEXT,"
                      " rows INTEGER NOT NULL)")
     if fresh:
-        say("raw seconds: raw sample times from milliseconds to whole seconds (schema 9), in chunks")
+        say("raw seconds: interface sample times from milliseconds to whole seconds (schema 9), in chunks")
     t0 = time.monotonic()
     for t in _TABLES:
         if _exists(conn, t):

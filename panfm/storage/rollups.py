@@ -32,14 +32,17 @@ def _aggregates(metrics: tuple[str, ...]) -> str:
 def rollup_sql(tier: str) -> tuple[str, str]:
     """Return a tier's device and interface aggregate queries over the raw rows, taking (start s, end s).
 
+    Device rows hold their time in ms, interface rows in whole seconds (schema 9): the device
+    query scales its bounds itself.
+
     Each row: key, bucket start, n, then (avg, max, count) per stored metric (devices: then
     the maximum of inbound + outbound).
     """
     bucket_s = TIERS[tier][2]
     dev_sql = (
-        f"SELECT s.dk, (s.ts / {bucket_s}) * {bucket_s} AS b, count(*), {_aggregates(c.DEV_STORED)}, "  # noqa: S608  # nosec B608
-        f"max(s.inbound_mbps + s.outbound_mbps) FROM {_DEV.format(t='dev_raw')} AND s.ts >= ? AND s.ts < ? "
-        "GROUP BY s.dk, b"
+        f"SELECT s.dk, (s.ts / {bucket_s * 1000}) * {bucket_s} AS b, count(*), {_aggregates(c.DEV_STORED)}, "  # noqa: S608  # nosec B608
+        f"max(s.inbound_mbps + s.outbound_mbps) FROM {_DEV.format(t='dev_raw')} "
+        "AND s.ts >= ? * 1000 AND s.ts < ? * 1000 GROUP BY s.dk, b"
     )
     if_sql = (
         f"SELECT s.ik, (s.ts / {bucket_s}) * {bucket_s} AS b, count(*), {_aggregates(IFACE_METRICS)} "  # noqa: S608  # nosec B608
@@ -108,7 +111,7 @@ def _first_raw_s(conn: sqlite3.Connection) -> int | None:
     row = conn.execute(
         "SELECT min((SELECT min(ts) FROM dev_raw d WHERE d.dk = k.dk)) FROM ts_device k"
     ).fetchone()
-    return None if row[0] is None else int(row[0])
+    return None if row[0] is None else int(row[0]) // 1000  # device rows: ms
 
 
 def advance_rollups(conn: sqlite3.Connection, closed_before: float, earliest_new_s: int | None) -> None:
@@ -221,12 +224,13 @@ def apply_retention(
     """Delete rows past each tier's retention in chunks; return rows deleted per table (old names)."""
     devices = _keys(conn, "SELECT dk FROM ts_device")
     ifaces = _keys(conn, "SELECT ik FROM ts_iface")
-    raw_cut = math.ceil(now - raw_days * 86400)  # raw rows keep whole seconds
+    raw_cut_ms = int((now - raw_days * 86400) * 1000)
+    raw_cut_s = math.ceil(now - raw_days * 86400)  # interface rows keep whole seconds
     cuts = {"5m": int(now - fivemin_days * 86400), "1h": int(now - hourly_days * 86400)}
     dev_key, if_key = ("dk",), ("ik",)
     deleted = {
-        "device_samples": _delete_chunked(write_tx, conn, "dev_raw", dev_key, "ts", raw_cut, devices, chunk),
-        "interface_samples": _delete_chunked(write_tx, conn, "if_raw", if_key, "ts", raw_cut, ifaces, chunk),
+        "device_samples": _delete_chunked(write_tx, conn, "dev_raw", dev_key, "ts", raw_cut_ms, devices, chunk),
+        "interface_samples": _delete_chunked(write_tx, conn, "if_raw", if_key, "ts", raw_cut_s, ifaces, chunk),
     }
     for tier, (dev_table, if_table, _) in TIERS.items():
         deleted[dev_table] = _delete_packed(write_tx, conn, c.PHYSICAL[dev_table], cuts[tier], devices, chunk)

@@ -57,8 +57,13 @@ _IFACE_INSERT = (
 )
 
 
+def _ms(ts: float) -> int:
+    """A device row's time: epoch milliseconds, the poll's exact time."""
+    return round(ts * 1000)
+
+
 def _sec(ts: float) -> int:
-    """A raw row's time: whole epoch seconds, floored (a sample stays in the bucket its exact time is in)."""
+    """An interface row's time: its poll's whole epoch second, floored (the bucket its exact time is in)."""
     return math.floor(ts)
 
 
@@ -136,13 +141,13 @@ class SampleStore:
         """
         new_devices = {s.device_id for s in cycle.samples} - self._dks.keys()
         new_ifaces = {(i.device_id, i.name) for i in cycle.interfaces} - self._iks.keys()
-        times = [_sec(s.ts) for s in cycle.samples] + [_sec(i.ts) for i in cycle.interfaces]
+        times = [_ms(s.ts) // 1000 for s in cycle.samples] + [_sec(i.ts) for i in cycle.interfaces]
         earliest = min(times) if times else None
         with self._write() as conn:
             new_dks, new_iks = self._new_keys(conn, new_devices, new_ifaces, self._dks)
             dks, iks = self._dks | new_dks, self._iks | new_iks
             conn.executemany(_DEVICE_INSERT, [
-                (dks[s.device_id], _sec(s.ts), *(c.encode(m, getattr(s, m)) for m in c.DEV_STORED),
+                (dks[s.device_id], _ms(s.ts), *(c.encode(m, getattr(s, m)) for m in c.DEV_STORED),
                  None if s.rtt_ms is None else c.round_half_away(s.rtt_ms * c.RTT_SCALE), _flag(s.approx))
                 for s in cycle.samples])
             conn.executemany(_IFACE_INSERT, [
@@ -191,8 +196,7 @@ class SampleStore:
     def _put_dataplanes(conn: sqlite3.Connection, dataplanes: Sequence[DataplaneCpu]) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO dataplane_latest (device_id, ts, doc) VALUES (?, ?, ?)",
-            # in ms, at its sample's second: the API pairs them by time
-            [(d.device_id, _sec(d.ts) * 1000, jsontext.dumps(dataplane_doc(d))) for d in dataplanes],
+            [(d.device_id, _ms(d.ts), jsontext.dumps(dataplane_doc(d))) for d in dataplanes],
         )
 
     @staticmethod

@@ -11,6 +11,7 @@ inbound and outbound sums are nearly equal and in + out counts each packet twice
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,14 +26,14 @@ def through(sample: DeviceSample) -> float | None:
 
 def live(reader: SampleReader | PgSampleReader | None, device_id: str, uplinks: Sequence[str],
          sample: DeviceSample) -> dict[str, Any]:
-    """The uplinks' In/Out of this very sample (their newest rows must carry its time)."""
+    """The uplinks' In/Out of this very sample (their newest rows must carry its time: its whole second)."""
     out: dict[str, Any] = {"uplink_in_mbps": None, "uplink_out_mbps": None}
     if not uplinks or reader is None:
         return out
     rows = {s.name: s for s in reader.interfaces_latest(device_id)}
-    ms = round(sample.ts * 1000)
+    second = math.floor(sample.ts)  # interface rows keep their poll's whole second (schema 9)
     picked = [rows.get(name) for name in uplinks]
-    if any(r is None or round(r.ts * 1000) != ms or r.in_bps is None or r.out_bps is None for r in picked):
+    if any(r is None or math.floor(r.ts) != second or r.in_bps is None or r.out_bps is None for r in picked):
         return out
     out["uplink_in_mbps"] = sum(r.in_bps or 0.0 for r in picked if r) / 1e6
     out["uplink_out_mbps"] = sum(r.out_bps or 0.0 for r in picked if r) / 1e6
@@ -51,7 +52,9 @@ def add_history(
     """Add `through_mbps` (and its `_max`) to every chart point, and the uplinks' sums when marked.
 
     Each uplink's history is read over the same window and point budget; a point whose time is
-    missing from any uplink's series gets null, never a partial sum.
+    missing from any uplink's series gets null, never a partial sum. Times are matched by their
+    whole second: a raw device point keeps its poll's milliseconds, an interface point only the
+    second (schema 9); a rollup point is a bucket start either way.
     """
     for p in points:
         p["through_mbps"] = p.get("inbound_mbps")
@@ -63,12 +66,13 @@ def add_history(
     for name in uplinks:
         hist = reader.interface_history(device_id, name, start, end, max_points=max_points,
                                         metrics=("in_bps", "out_bps"))
-        series.append({p["t"]: p for p in hist.points})
+        series.append({math.floor(p["t"] or 0.0): p for p in hist.points})  # every point has a time
     for p in points:
         ins: list[float] = []
         outs: list[float] = []
+        t = math.floor(p["t"])
         for s in series:
-            row = s.get(p["t"]) or {}
+            row = s.get(t) or {}
             i, o = row.get("in_bps"), row.get("out_bps")
             if i is not None and o is not None:
                 ins.append(float(i))
