@@ -1,7 +1,7 @@
 """Migration 9 of the sample database: interface rows' times in whole seconds instead of milliseconds.
 
 A raw row's key is (series key, time); SQLite stores an epoch in milliseconds in six bytes and
-one in seconds in four, about 6 % of an interface row (`docs/storage.md`). An interface row's
+one in seconds in four, about 5 % of an interface row (`docs/storage.md`). An interface row's
 rates were computed from its poll's exact time when it was collected; only its stored date is
 floored. Device rows keep the exact time in milliseconds (one row a poll: the rates checked
 against a firewall's truth, and the time the API answers for a sample).
