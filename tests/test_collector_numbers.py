@@ -114,6 +114,21 @@ def test_it_makes_the_first_interval_after_a_long_clock_stop_a_gap(rig):
     assert cycle.samples[0].inbound_mbps is None
 
 
+def test_it_does_not_poll_a_device_again_within_a_second_of_its_last_poll(rig):
+    # A clock restarted right after a cycle: its first cycle comes within the second of the
+    # stored poll, whose interface rows keep only that second (schema 9). The device waits a cycle.
+    box, collector = rig
+    last = CounterBaseline(device_id="d1", ts=T0 - 0.4, serial=None, uptime_seconds=None,
+                           counters={"ethernet1/1": ctr("ethernet1/1", 0, 0)})
+    collector.restore({"d1": last}, {})
+    box["snapshots"] = [[ctr("ethernet1/1", 3_750_000, 0)]]
+    box["installed"] = [1]
+    (skipped,) = run(box, collector, device(), (T0,))
+    assert skipped.samples == () and skipped.statuses == () and box["polls"] == 0
+    (polled,) = run(box, collector, device(), (T0 + 0.6,))  # a second after the last poll: polled
+    assert box["polls"] == 1 and polled.samples[0].inbound_mbps == pytest.approx(3_750_000 * 8 / 1.0 / 1e6)
+
+
 # ---- item 9: no interval lost or doubled across a failed commit -------------------------
 
 
