@@ -114,7 +114,7 @@ def test_it_makes_the_first_interval_after_a_long_clock_stop_a_gap(rig):
     assert cycle.samples[0].inbound_mbps is None
 
 
-def test_it_does_not_poll_a_device_again_within_a_second_of_its_last_poll(rig):
+def test_a_restarted_clock_does_not_poll_a_device_within_a_second_of_its_stored_last_poll(rig):
     # A clock restarted right after a cycle: its first cycle comes within the second of the
     # stored poll, whose interface rows keep only that second (schema 9). The device waits a cycle.
     box, collector = rig

@@ -143,7 +143,7 @@ class Collector(InventoryJob):
             dev = self._devices.get(config.id)
             if dev is None:
                 dev = DeviceEntry(config=config)
-                dev.baseline = self._pending_baselines.pop(config.id, None)
+                dev.baseline = dev.restored = self._pending_baselines.pop(config.id, None)
                 dev.status = self._pending_statuses.pop(config.id, None)
                 self._devices[config.id] = dev
             elif dev.config != config:
@@ -237,10 +237,13 @@ class Collector(InventoryJob):
             devs = sorted(self._sync(devices), key=lambda d: d.breaker.failures)
             for dev in devs:
                 device_id = dev.config.id
-                if dev.baseline is not None and started - dev.baseline.ts < MIN_POLL_GAP_S:
-                    # Polled less than a second ago (a clock restarted right after a cycle): its
-                    # interface rows keep their poll's whole second (schema 9), so a second poll in
-                    # that second would overwrite them. Not polled, no status: the next cycle polls it.
+                if (dev.baseline is not None and dev.baseline is dev.restored
+                        and started - dev.baseline.ts < MIN_POLL_GAP_S):
+                    # Polled less than a second ago by the clock before this one (restarted right
+                    # after a cycle; the first cycle runs at start): its interface rows keep their
+                    # poll's whole second (schema 9), so a poll in that second would overwrite them.
+                    # Not polled, no status: the next cycle polls it. Within one clock, cycles are
+                    # a refresh interval (>= 5 s) apart.
                     continue
                 if dev.running is not None and not dev.running.done():
                     why = "previous poll still running"
@@ -424,7 +427,7 @@ DEADLINE_MAX_S = 14.0  # cycle p95 <= 15 s at any interval (issue 3 figures)
 DEADLINE_MIN_S = 2.5
 
 
-MIN_POLL_GAP_S = 1.0  # a device is never polled twice within a second (see `_collect`)
+MIN_POLL_GAP_S = 1.0  # a restarted clock's first poll of a device: at least this after the last (`_collect`)
 
 
 def deadline_for(interval: float) -> float:
