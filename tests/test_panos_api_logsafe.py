@@ -50,6 +50,9 @@ def root_stream():
     urllib3_log = logging.getLogger("urllib3")
     old_urllib3 = urllib3_log.level
     urllib3_log.setLevel(logging.NOTSET)
+    # An app or clock built earlier in this worker installed the process-wide redaction (a record
+    # factory): start without it, so "without the filter" means without it.
+    logsafe.uninstall_redaction()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     yield stream

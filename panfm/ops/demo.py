@@ -86,8 +86,10 @@ def run(data_dir: Path, port: int) -> int:
     config.private_umask()  # the databases the backfill creates are as private as the clock's
     config.ensure_data_dir(data_dir)
     # SIGTERM/SIGHUP (a closed terminal, a supervisor) stop everything like Ctrl-C does: the
-    # children run in their own sessions and would otherwise outlive this process.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # children run in their own sessions and would otherwise outlive this process. SIGINT too,
+    # explicitly: started as a background job (`make demo &` in a script) it inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt for it.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     inventory = data_dir / "sim-inventory.json"
     password = _admin_password(data_dir)
