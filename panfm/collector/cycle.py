@@ -143,7 +143,8 @@ class Collector(InventoryJob):
             dev = self._devices.get(config.id)
             if dev is None:
                 dev = DeviceEntry(config=config)
-                dev.baseline = dev.restored = self._pending_baselines.pop(config.id, None)
+                dev.baseline = self._pending_baselines.pop(config.id, None)
+                dev.restored_at = None if dev.baseline is None else dev.baseline.ts
                 dev.status = self._pending_statuses.pop(config.id, None)
                 self._devices[config.id] = dev
             elif dev.config != config:
@@ -237,8 +238,7 @@ class Collector(InventoryJob):
             devs = sorted(self._sync(devices), key=lambda d: d.breaker.failures)
             for dev in devs:
                 device_id = dev.config.id
-                if (dev.baseline is not None and dev.baseline is dev.restored
-                        and started - dev.baseline.ts < MIN_POLL_GAP_S):
+                if dev.restored_at is not None and started - dev.restored_at < MIN_POLL_GAP_S:
                     # Polled less than a second ago by the clock before this one (restarted right
                     # after a cycle; the first cycle runs at start): its interface rows keep their
                     # poll's whole second (schema 9), so a poll in that second would overwrite them.
@@ -420,6 +420,7 @@ class Collector(InventoryJob):
                 dev = self._devices.get(baseline.device_id)
                 if dev is not None and dev.uncommitted is baseline:
                     dev.baseline, dev.uncommitted = baseline, None
+                    dev.restored_at = None  # this clock's own poll is stored now
 
 
 DEADLINE_SHARE = 0.45  # of the interval: a cycle with a dead device still commits in < half of it

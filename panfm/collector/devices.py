@@ -25,7 +25,7 @@ class DeviceEntry:
     status: DeviceStatus | None = None
     baseline: CounterBaseline | None = None  # the last committed reading: rates are measured from it
     uncommitted: CounterBaseline | None = None  # this cycle's reading, the baseline once committed
-    restored: CounterBaseline | None = None  # the baseline read back from storage at start (`Collector.restore`)
+    restored_at: float | None = None  # time of the stored poll read back at start, until a new one commits
     serial: str | None = None
     uptime: int | None = None
     speeds: dict[str, int | None] = field(default_factory=dict)
