@@ -1,4 +1,4 @@
-"""The web's kept read-only connection to throughput_history.db (`samples.KeptReaders`)."""
+"""The web's kept read-only connection to throughput_history.db (`kept_samples.KeptReaders`)."""
 
 import os
 import shutil
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from helpers.storage import T0, cycle
 
-from panfm.storage.samples import HISTORY_DB, KeptReaders, SampleStore, StorageUnavailable
+from panfm.storage.kept_samples import KeptReaders
+from panfm.storage.samples import HISTORY_DB, SampleStore, StorageUnavailable
 
 
 def _db(folder: Path, *, cycles: int, inbound: float = 10.0) -> Path:

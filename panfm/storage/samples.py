@@ -2,7 +2,7 @@
 
 `SampleStore` is the only writer (clock process): one `BEGIN IMMEDIATE ... COMMIT` per
 collection cycle for all devices. `SampleReader` is a read-only view; the web's sits on one
-connection per worker thread, kept between requests (`KeptReaders`). The SQL lives in
+connection per worker thread, kept between requests (`kept_samples.KeptReaders`). The SQL lives in
 `schema.py` (DDL), `rollups.py` (rollups, retention), `queries.py` (history reads) and
 `latest.py` (newest rows, stored state).
 """
@@ -412,43 +412,3 @@ def dataplane_doc(d: DataplaneCpu) -> dict[str, Any]:
         "dataplanes": [{"name": name, "pct": pct} for name, pct in d.dataplanes],
         "busiest_core": None if core is None else {"dataplane": core[0], "core": core[1], "pct": core[2]},
     }
-
-
-class _KeptReader(SampleReader):
-    """A `SampleReader` on a kept connection: leaving it keeps the connection, unless a query failed."""
-
-    def __init__(self, conn: sqlite3.Connection, owner: KeptReaders) -> None:
-        super().__init__(conn)
-        self._owner = owner
-
-    def close(self) -> None:
-        """Keep the connection for this thread's next request."""
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if isinstance(exc, (sqlite3.Error, StorageUnavailable)) or isinstance(getattr(exc, "__context__", None),
-                                                                             sqlite3.Error):
-            self._owner.drop()  # damaged, locked out, replaced: open anew next time
-
-
-class KeptReaders:
-    """The web's read-only connections to throughput_history.db: one per worker thread, kept (`KeptReadOnly`).
-
-    Opening a connection and its first statement (SQLite reads the schema then) cost ~2 ms of a
-    request that reads the samples, and closing it more: a kept connection pays that once per
-    worker thread. A file replaced (a restore) or deleted is noticed at the next request, with
-    the same checks as `SampleReader.open` (StorageUnavailable when missing or not migrated).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._kept = sqlite_db.KeptReadOnly(path, lambda: connect_reader(path))
-
-    def reader(self) -> SampleReader:
-        """This thread's reader; raise StorageUnavailable when the file is missing or unreadable."""
-        return _KeptReader(self._kept.get(), self)
-
-    def drop(self) -> None:
-        """Close and forget this thread's connection (after an error on it)."""
-        self._kept.drop()

@@ -19,13 +19,14 @@ from panfm.storage.config_store import CONFIG_DB, DeviceStore, DocTable
 from panfm.storage.coord_pg import PgCoordinator
 from panfm.storage.coord_sqlite import SqliteCoordinator
 from panfm.storage.coordination import COORDINATION_DB, Coordinator
+from panfm.storage.kept_samples import KeptReaders
 from panfm.storage.metadata_store import MetadataStore
 from panfm.storage.network_reader import NetworkReader
 from panfm.storage.network_store import NetworkStore
 from panfm.storage.pg_reader import PgSampleReader
 from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import PgDatabase, check_database
-from panfm.storage.samples import HISTORY_DB, KeptReaders, SampleReader, SampleStore, StorageUnavailable
+from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
 from panfm.storage.sqlite import DatabaseError, check_usable
 from panfm.storage.tokens_store import TokenStore
 
