@@ -58,7 +58,7 @@ def test_history_reads_the_head_and_the_groups_not_yet_written_like_grouping_on_
         conn.close()
 
 
-def test_packing_in_batches_of_series_stores_the_same_rows(tmp_path, monkeypatch):
+def test_packing_rolling_up_and_grouping_in_batches_of_series_stores_the_same_rows(tmp_path, monkeypatch):
     import panfm.storage.tier_head as tier_head
 
     whole, batched = tmp_path / "whole", tmp_path / "batched"
@@ -66,9 +66,17 @@ def test_packing_in_batches_of_series_stores_the_same_rows(tmp_path, monkeypatch
     batched.mkdir()
     fleet = {"devices": ("fw1", "fw2", "fw3"), "ifaces": ("ethernet1/1", "ethernet1/2")}
     _write(whole / HISTORY_DB, 150, **fleet)
-    monkeypatch.setattr(tier_head, "PACK_CHUNK", 2)  # batches of two series (the clock: 512)
+    # Batches of two series (the clock: 512) for the hour's pack, and of two aggregate rows for
+    # each rollup and two series for the 30-minute groups.
+    monkeypatch.setattr(tier_head, "PACK_CHUNK", 2)
     _write(batched / HISTORY_DB, 150, **fleet)
-    for table in ("dev_5m", "if_5m", "dev_5m_head", "if_5m_head", "dev_1h", "if_1h"):
+    stored = {}
+    for table in ("dev_5m", "if_5m", "dev_5m_head", "if_5m_head", "dev_1h", "if_1h", "dev_1h_head", "if_1h_head",
+                  "dev_5m_g30m", "if_5m_g30m", "dev_5m_g30m_head", "if_5m_g30m_head"):
         got = rows(batched / HISTORY_DB, f"SELECT id, b, cnt FROM {table} ORDER BY id")
         assert got == rows(whole / HISTORY_DB, f"SELECT id, b, cnt FROM {table} ORDER BY id"), table
+        stored[table] = len(got)
+    # 75 minutes: every tier and grouping holds rows (the hour tier and the groups only in their open period).
+    filled = ("dev_5m", "if_5m", "dev_1h_head", "if_1h_head", "dev_5m_g30m_head", "if_5m_g30m_head")
+    assert all(stored[t] for t in filled), stored
     assert rows(batched / HISTORY_DB, "SELECT count(DISTINCT id >> 24) FROM if_5m") == [(6,)]  # three batches

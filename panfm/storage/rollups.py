@@ -83,9 +83,17 @@ def rollup_range(conn: sqlite3.Connection, tier: str, start_s: int, end_s: int) 
     dev_sql, if_sql = ROLLUP_SQL[tier]
     keys: dict[str, list[int]] = {}
     for kind, sql, view in (("dev", dev_sql, dev_view), ("if", if_sql, if_view)):
-        found = _buckets(kind, conn.execute(sql, (start_s, end_s)).fetchall())
-        tier_head.write(conn, c.PHYSICAL[view], found)
-        keys[kind] = list(found)
+        seen: dict[int, None] = {}
+        rows = conn.execute(sql, (start_s, end_s))
+        # In batches (the aggregate rows are read from SQLite's sorter as they are needed): a
+        # whole fleet's closed hour at once is ~17,000 rows of ~20 values, a peak of Python
+        # objects whose arenas the clock then kept. Each bucket is written once whatever the
+        # batch it falls in (tier_head.write replaces buckets by their start).
+        while batch := rows.fetchmany(tier_head.PACK_CHUNK):
+            found = _buckets(kind, batch)
+            tier_head.write(conn, c.PHYSICAL[view], found)
+            seen.update(dict.fromkeys(found))
+        keys[kind] = list(seen)
     if tier in GROUPINGS:
         regroup_range(conn, tier, start_s, end_s, keys)
 

@@ -127,6 +127,9 @@ def regroup(conn: sqlite3.Connection, src: str, dst: str, lo: int, hi: int, keys
             by_group.setdefault(r[0] // width * width, []).append(r)
         if by_group:
             out[key] = [tiers.group(kind, g, rs) for g, rs in by_group.items()]
+        if len(out) >= PACK_CHUNK:  # in batches, as `pack`: a fleet's groups never all in memory at once
+            write(conn, dst, out)
+            out = {}
     write(conn, dst, out)
 
 
