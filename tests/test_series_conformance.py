@@ -305,3 +305,38 @@ def test_a_cycle_partly_written_already_keeps_the_first_rows_and_adds_the_new_on
                              " JOIN ts_device d ON d.dk = i.dk ORDER BY 1")
     assert ifaces == [{"device_id": "dev-a", "in_bps": 1_000_000}, {"device_id": "dev-b", "in_bps": 2_000_000}]
     assert sorted(pg_stores.open_sample_reader().device_statuses()) == ["dev-a", "dev-b"]
+
+
+@pytest.mark.postgres
+def test_a_writer_warmed_with_its_granted_devices_writes_their_first_cycle_without_a_key_lookup(pg_stores, monkeypatch):
+    from panfm.storage.pg_samples import PgSampleStore
+
+    lookups = []
+    real_keys = PgSampleStore._keys
+
+    def counted(tx, devices, ifaces):
+        lookups.append((sorted(devices), sorted(ifaces)))
+        return real_keys(tx, devices, ifaces)
+
+    monkeypatch.setattr(PgSampleStore, "_keys", staticmethod(counted))
+    first = pg_stores.open_sample_writer(interval_s=30)  # the clock that went away: it made the keys
+    first.write_cycle(_cycle(T0, {"dev-a": 1.0, "dev-b": 2.0}))
+    assert len(lookups) == 1
+    # The clock that took both devices over: two device keys and two interface keys warmed; a
+    # device no clock wrote yet has none to warm.
+    taker = pg_stores.open_sample_writer(interval_s=30)
+    assert taker.warm_keys(frozenset({"dev-a", "dev-b", "dev-new"})) == 4
+    assert taker.warm_keys(frozenset({"dev-a"})) == 0
+    taker.write_cycle(_cycle(T0 + 30, {"dev-a": 3.0, "dev-b": 4.0}))
+    assert len(lookups) == 1  # no lookup in its first write
+    # Not warmed: the first write looks them up (the cache is what the warm saved).
+    cold = pg_stores.open_sample_writer(interval_s=30)
+    cold.write_cycle(_cycle(T0 + 60, {"dev-a": 5.0, "dev-b": 6.0}))
+    assert lookups[1:] == [(["dev-a", "dev-b"], [("dev-a", "ethernet1/1"), ("dev-b", "ethernet1/1")])]
+    # The new device's keys are made by its write, beside the warmed ones.
+    taker.write_cycle(_cycle(T0 + 90, {"dev-a": 7.0, "dev-new": 8.0}))
+    assert lookups[2:] == [(["dev-new"], [("dev-new", "ethernet1/1")])]
+    reader = pg_stores.open_sample_reader()
+    assert {d: s.inbound_mbps for d, s in reader.latest_all().items()} == {"dev-a": 7.0, "dev-b": 6.0,
+                                                                            "dev-new": 8.0}
+    assert [x.in_bps for x in reader.interfaces_latest("dev-a")] == [7e6]

@@ -55,9 +55,19 @@ def lease_once(ctx: ClockContext) -> None:
         if (result is not None and result.held and ctx.keeper.fenced and ctx.request_collect is not None
                 and ctx.keeper.starts_slot(result, interval)):
             ctx.request_collect()
+        if result is not None and result.granted and isinstance(ctx.store, PgSampleStore):
+            warm_keys(ctx.store, result.granted)
     finally:
         if ctx.next_round_in is not None:
             ctx.next_round_in(ctx.keeper.next_round_in(interval))
+
+
+def warm_keys(store: PgSampleStore, granted: frozenset[str]) -> None:
+    """Cache the series keys of devices just granted (while the slot's poll runs): their first write looks up none."""
+    try:
+        store.warm_keys(granted)
+    except Exception:  # only a cache: the write looks the keys up itself
+        log.debug("[CLOCK COORD] warming the keys of %d granted device(s) failed", len(granted), exc_info=True)
 
 
 def _shared(ctx: ClockContext) -> bool:

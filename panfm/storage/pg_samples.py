@@ -26,7 +26,7 @@ import contextlib
 import math
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -198,6 +198,34 @@ class PgSampleStore:
                 iks[(r["device_id"], r["name"])] = int(r["ik"])
         return dks, iks
 
+    def warm_keys(self, device_ids: Iterable[str]) -> int:
+        """Cache the stored keys of these devices and their interfaces; return how many keys were new here.
+
+        For devices this clock was just granted (a takeover, or every device at its start): their
+        keys exist once any clock wrote them, and the first write of a device the cache misses
+        otherwise opens its transaction early to look them up (`_keys`: four more round trips
+        inside the fenced write). Read-only and outside any write; keys not stored yet are
+        created by the write as before.
+        """
+        wanted = sorted(set(device_ids) - self._dks.keys())
+        if not wanted:
+            return 0
+        with self.db.connection() as conn:
+            rows = conn.fetchall(
+                "SELECT d.device_id, d.dk, i.interface, i.ik FROM ts_device d LEFT JOIN ts_iface i ON i.dk = d.dk"
+                " WHERE d.device_id = ANY(?)", (wanted,))
+        found_d = {r["device_id"]: int(r["dk"]) for r in rows}
+        found_i = {(r["device_id"], r["interface"]): int(r["ik"]) for r in rows if r["ik"] is not None}
+        with self._lock:  # committed keys: safe to cache at once (the writer swaps its maps under this lock)
+            new_d = {k: v for k, v in found_d.items() if k not in self._dks}
+            new_i = {k: v for k, v in found_i.items() if k not in self._iks}
+            if new_d:
+                self._dks = {**self._dks, **new_d}
+            if new_i:
+                self._iks = {**self._iks, **new_i}
+                self._ikd = _nested(self._iks)
+        return len(new_d) + len(new_i)
+
     def _ensure_partitions(self, now: float) -> None:
         if now + pg_series.DAY_S < self._partitions_until:
             return
@@ -302,7 +330,11 @@ class PgSampleStore:
                     with contextlib.suppress(PgDatabaseError):
                         tx.execute("ROLLBACK")
                 raise
-        self._dks, self._iks, self._ikd = dks, iks, ikd  # committed: the new keys exist
+        if dks is not self._dks or iks is not self._iks:  # committed: the new keys exist
+            with self._lock:  # merged, not swapped: `warm_keys` may have cached others meanwhile
+                self._dks = {**self._dks, **dks}
+                self._iks = {**self._iks, **iks}
+                self._ikd = _nested(self._iks)
         if not refused_cur:
             return 0
         row = refused_cur[0].fetchone()
