@@ -196,6 +196,35 @@ def test_on_postgresql_api_clock_lists_every_live_clock_and_health_names_a_datab
         client.application.extensions["panfm"].coordinator.close()  # the web's own connection
 
 
+@pytest.mark.postgres
+def test_on_postgresql_a_lease_round_warms_the_series_keys_of_the_devices_it_grants(pg_url, tmp_path):
+    settings = _settings(tmp_path / "data", **pg_env(pg_url))
+    web_client(settings)  # migrates the stores
+    ctx = clock.build_context(settings)
+    ctx.load_settings = lambda: settings
+    try:
+        ids = ("fw-a", "fw-b")
+        for port, name in enumerate(ids, start=1):
+            ctx.devices.add(_device(name, port))
+        stores = open_stores(settings, writer=True)
+        try:  # the clock that held them before: their keys exist in the database
+            stores.open_sample_writer(5).write_cycle(cycle(time.time(), devices=ids, ifaces=("ethernet1/1", "ae1")))
+        finally:
+            stores.close()
+        clock.lease_once(ctx)  # grants both (no poll: nothing asked for one here)
+        assert ctx.keeper.last is not None and ctx.keeper.last.granted == frozenset(ids)
+        assert ctx.store.warm_keys(ids) == 0  # already cached by the round: two devices, four interfaces
+        fresh = open_stores(settings, writer=True)
+        try:
+            assert fresh.open_sample_writer(5).warm_keys(ids) == 6  # what the round cached
+        finally:
+            fresh.close()
+    finally:
+        ctx.collector.close()
+        ctx.store.close()
+        ctx.keeper.coordinator.close()
+
+
 class _FixedTimeCoordinator:
     """A coordinator whose database clock reads a set time (the keeper's arithmetic, not the SQL, under test)."""
 
