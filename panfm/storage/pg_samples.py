@@ -216,7 +216,7 @@ class PgSampleStore:
                 " WHERE d.device_id = ANY(?)", (wanted,))
         found_d = {r["device_id"]: int(r["dk"]) for r in rows}
         found_i = {(r["device_id"], r["interface"]): int(r["ik"]) for r in rows if r["ik"] is not None}
-        with self._lock:  # committed keys: safe to cache at once (the writer swaps its maps under this lock)
+        with self._lock:  # committed keys: safe to cache at once (the writer merges its new ones under this lock)
             new_d = {k: v for k, v in found_d.items() if k not in self._dks}
             new_i = {k: v for k, v in found_i.items() if k not in self._iks}
             if new_d:
