@@ -1,5 +1,6 @@
 """throughput_history.db writer: schema, atomic cycles, rollups, retention, 64-bit baselines."""
 
+import json
 import sqlite3
 
 import pytest
@@ -107,6 +108,23 @@ def test_it_round_trips_64_bit_counters_exactly(store, db):
         assert again.load_baselines()["fw1"].counters["ethernet1/1"].ibytes == top
     with SampleReader.open(db) as reader:  # and the web's read-only reader too (/metrics)
         assert reader.baselines() == {"fw1": base}
+    # Stored as JSON numbers; a row of the older format (decimal strings) reads the same, and a
+    # value past 64 bits (a malformed answer: orjson refuses it) is still stored, exactly.
+    assert json.loads(rows(db, "SELECT counters FROM baselines")[0][0])["ae1.5"] == [1, 2, 3, 4, 5, 6, "ifnet"]
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE baselines SET counters = ?", (json.dumps(
+            {n: [str(c.ibytes), str(c.obytes), str(c.ipackets), str(c.opackets), str(c.ierrors), str(c.idrops),
+                 c.source] for n, c in counters.items()}),))
+    conn.close()
+    with SampleReader.open(db) as reader:
+        assert reader.baselines() == {"fw1": base}
+    huge = {"ethernet1/1": InterfaceCounters("ethernet1/1", 2**64, 10**30, 1, 1, 0, 0, "hw")}
+    big = CounterBaseline("fw1", T0 + 30, "0123456789", 2**40, huge)
+    c = cycle(T0 + 30)
+    with SampleStore.open(db) as again:
+        again.write_cycle(CycleResult(c.started, c.finished, c.samples, c.interfaces, (big,), c.statuses))
+        assert again.load_baselines()["fw1"].counters["ethernet1/1"].obytes == 10**30
 
 
 def test_it_rolls_up_only_closed_buckets_with_avg_and_max(store, db):

@@ -25,7 +25,7 @@ BASELINE_SQL = "SELECT device_id, ts, serial, uptime_seconds, counters, rtt_ms F
 
 
 def decode_baseline(row: Mapping[str, Any], keep: Keep | None) -> CounterBaseline:
-    """A `baselines` row as a model: the counters' decimal strings as exact ints, only the interfaces `keep` picks."""
+    """A `baselines` row as a model: the counters as exact ints (older rows: strings), the interfaces `keep` picks."""
     raw = json.loads(row["counters"])
     names = raw if keep is None else [n for n in keep(row["device_id"], raw.keys()) if n in raw]
     parsed = {}

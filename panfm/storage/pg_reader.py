@@ -44,7 +44,7 @@ def _iface(r: dict[str, Any], device_id: str) -> InterfaceSample:
 
 
 def baselines(conn: PgConn, keep: Callable[[str, Collection[str]], Iterable[str]] | None) -> dict[str, CounterBaseline]:
-    """Every device's persisted raw counters (decimal strings: exact 64-bit values)."""
+    """Every device's persisted raw counters (JSON numbers, or decimal strings in older rows: exact ints)."""
     out = {}
     for r in conn.fetchall("SELECT device_id, ts, serial, uptime_seconds, counters, rtt_ms FROM baselines"):
         raw = json.loads(r["counters"])
