@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -19,6 +20,7 @@ import clock
 import config
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.ops import write_clock_stats
+from panfm.ops.clock_leader import WARM_THREAD
 from throughput_storage import (
     COORDINATION_DB,
     HISTORY_DB,
@@ -213,6 +215,9 @@ def test_on_postgresql_a_lease_round_warms_the_series_keys_of_the_devices_it_gra
             stores.close()
         clock.lease_once(ctx)  # grants both (no poll: nothing asked for one here)
         assert ctx.keeper.last is not None and ctx.keeper.last.granted == frozenset(ids)
+        for t in threading.enumerate():  # the keys are read in a thread of their own, not the lease job's
+            if t.name == WARM_THREAD:
+                t.join(timeout=30)
         assert ctx.store.warm_keys(ids) == 0  # already cached by the round: two devices, four interfaces
         fresh = open_stores(settings, writer=True)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 
 from alerts import evaluate_alerts, notify_once
 from panfm.models import CycleResult
@@ -21,6 +22,7 @@ log = logging.getLogger("panfm.clock")
 NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
 ROLLUP_CHECK_S = 60  # how often the leader rolls up closed buckets on PostgreSQL
 CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
+WARM_THREAD = "panfm-warm-keys"
 
 
 def cleanup_once(ctx: ClockContext) -> dict[str, int]:
@@ -56,7 +58,12 @@ def lease_once(ctx: ClockContext) -> None:
                 and ctx.keeper.starts_slot(result, interval)):
             ctx.request_collect()
         if result is not None and result.granted and isinstance(ctx.store, PgSampleStore):
-            warm_keys(ctx.store, result.granted)
+            # In a thread of its own: the lease job must never wait for the store (its lock is
+            # held through a cycle's write, its pool may be busy). A round that ran past the next
+            # round's time would make that one the next third's: a slot-starting round, and so
+            # the slot's poll, skipped.
+            threading.Thread(target=warm_keys, args=(ctx.store, result.granted), name=WARM_THREAD,
+                             daemon=True).start()
     finally:
         if ctx.next_round_in is not None:
             ctx.next_round_in(ctx.keeper.next_round_in(interval))
