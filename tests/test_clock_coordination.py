@@ -266,6 +266,43 @@ def test_a_poll_may_call_until_its_leases_or_its_slot_end_whichever_comes_first(
     assert keeper.slot_stop_at(interval) == pytest.approx(lease_end if bound == "lease" else slot_end)
 
 
+def test_a_round_that_ran_past_the_next_slots_round_time_catches_that_slots_starting_round_up():
+    from panfm.ops import LeaseKeeper
+    from panfm.ops.lease_keeper import CATCH_UP_S
+
+    interval, mono = 30.0, [1000.0]
+    coordinator = _FixedTimeCoordinator(100 * interval + 21.6)  # the round at 72 % of slot 100
+    keeper = LeaseKeeper(coordinator, monotonic=lambda: mono[0])
+    keeper.round(["fw-a"], interval)
+    assert keeper.next_round_in(interval) == pytest.approx(30.0 + 1.5 - 21.6)  # at 5 % of slot 101
+    # The round (or what ran after it in the lease job) ended at 10 % of slot 101: its starting
+    # round's time (5 %) has passed. Without a catch-up the next round would be at 38 %, not a
+    # starting one, and slot 101 would have no poll.
+    mono[0] += 30.0 - 21.6 + 3.0
+    assert keeper.next_round_in(interval) == CATCH_UP_S
+    coordinator.db_now = 101 * interval + 3.1
+    keeper.round(["fw-a"], interval)  # the catch-up round starts slot 101
+    assert keeper.starts_slot(keeper.last, interval)
+    assert dict(keeper.take_slot(interval)) == {"fw-a": 1}
+    assert keeper.next_round_in(interval) == pytest.approx(11.5 - 3.1)  # then on the thirds again
+    # Late in the first third (past 28 %): too late to start the slot, the thirds as before.
+    late = LeaseKeeper(_FixedTimeCoordinator(100 * interval + 21.6), monotonic=lambda: mono[0])
+    late.round(["fw-a"], interval)
+    mono[0] += 30.0 - 21.6 + 9.0
+    assert late.next_round_in(interval) == pytest.approx(11.5 - 9.0)
+    # After a failed round: the thirds as before, no loop of rounds against a database that is away.
+    away = LeaseKeeper(_FixedTimeCoordinator(100 * interval + 21.6), monotonic=lambda: mono[0])
+    away.round(["fw-a"], interval)
+    away.coordinator.lease_round = _unavailable
+    assert away.round(["fw-a"], interval) is None
+    mono[0] += 30.0 - 21.6 + 3.0
+    assert away.next_round_in(interval) > 1.0
+
+
+def _unavailable(*args):
+    raise CoordinationUnavailable("the database is away")
+
+
 def test_a_slot_is_polled_once_even_when_two_rounds_or_two_poll_requests_fall_in_it():
     from panfm.ops import LeaseKeeper
 

@@ -33,6 +33,7 @@ CLEANUP = "cleanup"
 # live clocks times this before writing: one share's write takes ~30 ms on an idle server
 # (bench/pg_write.py), so 150 ms keeps them apart with room; 10 clocks spread over 1.35 s.
 WRITE_STAGGER_S = 0.15
+CATCH_UP_S = 0.05  # the soonest next round (a slot's missed starting round is caught up this soon)
 
 
 def new_node_id(host: str, pid: int) -> str:
@@ -210,14 +211,26 @@ class LeaseKeeper:
         return (result.db_now % interval_s) < interval_s / 3
 
     def next_round_in(self, interval_s: float) -> float:
-        """Seconds until the next round time: I/3 apart, `ROUND_PHASE * I` after each slot third (database time)."""
+        """Seconds until the next round time: I/3 apart, `ROUND_PHASE * I` after each slot third (database time).
+
+        Except when the slot's starting round was missed: a round that ran late (a loaded host, a
+        slow database) and ended past the next slot's round time would otherwise leave that slot
+        without a starting round, and so without a poll. Then the next round is at once, while the
+        slot is still in its first third (a round there starts it, `starts_slot`); not after a
+        failed round (no retry loop against a database that is away).
+        """
         now = self.db_now()
         if now is None:
             return interval_s / 3
         step = interval_s / 3
         offset = ROUND_PHASE * interval_s
+        slot = slot_of(now, interval_s)  # a slot number; its phase below is seconds into it
+        started = self._slot_round
+        if (self._outage is None and offset < now - slot * interval_s < step - offset
+                and (started is None or started[0] != slot)):
+            return CATCH_UP_S
         k = (now - offset) // step
-        return max(offset + (k + 1) * step - now, 0.05)
+        return max(offset + (k + 1) * step - now, CATCH_UP_S)
 
     def singleton(self, name: str, period_s: float) -> bool:
         """Whether this clock runs job `name` for the current slot (of `period_s`): leader, and the first."""
