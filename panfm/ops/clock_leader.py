@@ -59,9 +59,9 @@ def lease_once(ctx: ClockContext) -> None:
             ctx.request_collect()
         if result is not None and result.granted and isinstance(ctx.store, PgSampleStore):
             # In a thread of its own: the lease job must never wait for the store (its lock is
-            # held through a cycle's write, its pool may be busy). A round that ran past the next
-            # round's time would make that one the next third's: a slot-starting round, and so
-            # the slot's poll, skipped.
+            # held through a cycle's write, its pool may be busy). A lease job that runs past the
+            # next round's time makes the slot's poll start late (`next_round_in` catches a missed
+            # starting round up) or, past the slot's first third, not at all.
             threading.Thread(target=warm_keys, args=(ctx.store, result.granted), name=WARM_THREAD,
                              daemon=True).start()
     finally:
