@@ -216,9 +216,18 @@ class PgSampleStore:
                 " WHERE d.device_id = ANY(?)", (wanted,))
         found_d = {r["device_id"]: int(r["dk"]) for r in rows}
         found_i = {(r["device_id"], r["interface"]): int(r["ik"]) for r in rows if r["ik"] is not None}
-        with self._lock:  # committed keys: safe to cache at once (the writer merges its new ones under this lock)
-            new_d = {k: v for k, v in found_d.items() if k not in self._dks}
-            new_i = {k: v for k, v in found_i.items() if k not in self._iks}
+        return self._remember(found_d, found_i)  # committed keys: safe to cache at once
+
+    def _remember(self, dks: Mapping[str, int], iks: Mapping[tuple[str, str], int]) -> int:
+        """Merge committed keys into the cache (the writer's and `warm_keys`'s); return how many were new.
+
+        Merged under the lock, never swapped: the writer and a warm in another thread may each
+        bring keys the other has not seen. The maps are replaced, not changed in place, so a
+        write reading the old ones meanwhile keeps a consistent view.
+        """
+        with self._lock:
+            new_d = {k: v for k, v in dks.items() if k not in self._dks}
+            new_i = {k: v for k, v in iks.items() if k not in self._iks}
             if new_d:
                 self._dks = {**self._dks, **new_d}
             if new_i:
@@ -331,10 +340,7 @@ class PgSampleStore:
                         tx.execute("ROLLBACK")
                 raise
         if dks is not self._dks or iks is not self._iks:  # committed: the new keys exist
-            with self._lock:  # merged, not swapped: `warm_keys` may have cached others meanwhile
-                self._dks = {**self._dks, **dks}
-                self._iks = {**self._iks, **iks}
-                self._ikd = _nested(self._iks)
+            self._remember(dks, iks)
         if not refused_cur:
             return 0
         row = refused_cur[0].fetchone()
