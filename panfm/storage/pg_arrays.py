@@ -29,6 +29,10 @@ class Int8Array(bytes):
     """`int8[]` in binary."""
 
 
+class Float4Array(bytes):
+    """`float4[]` in binary (a float8 packs to its nearest float4, as PostgreSQL's cast rounds it)."""
+
+
 class Float8Array(bytes):
     """`float8[]` in binary."""
 
@@ -41,6 +45,7 @@ class BoolArray(bytes):
 _TYPES: dict[type[bytes], tuple[int, int, str, int]] = {
     Int4Array: (1007, 23, "i", 4),
     Int8Array: (1016, 20, "q", 8),
+    Float4Array: (1021, 700, "f", 4),
     Float8Array: (1022, 701, "d", 8),
     BoolArray: (1000, 16, "?", 1),
 }

@@ -12,8 +12,8 @@ interfaces each per clock and cycle):
 - Raw rows go as binary array parameters built a column at a time (`pg_arrays`), keyed by the
   integer series keys the writer caches (no text ids, no per-row lookups, no object per
   sample): the device rows by one `INSERT ... SELECT FROM unnest(...)`, the interface rows
-  packed by the server into one `iface_packed` row per device and slot (`array_agg ... GROUP
-  BY dk`). Both under a savepoint: when a device and slot already has its row (another
+  as flat arrays in device order that the server cuts into one `iface_packed` row per device
+  and slot (`a[lo:hi]` per device). Both under a savepoint: when a device and slot already has its row (another
   clock's, a retried cycle) the unique key refuses the batch and it goes again with
   `ON CONFLICT DO NOTHING`: never a second row for a device and slot.
 - State (baselines, statuses, dataplane CPU, the clock's own stats row) goes as one
@@ -23,6 +23,7 @@ interfaces each per clock and cycle):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import threading
 import weakref
@@ -46,8 +47,8 @@ from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
 
 # The raw rows of a cycle go as binary array parameters (`pg_arrays`), one statement per table:
-# the device rows as they are, the interface rows packed by the server into one `iface_packed`
-# row per device and slot. `{where}`: the fence's filter, when there is one.
+# the device rows as they are, the interface rows cut by the server into one `iface_packed` row
+# per device and slot. `{where}`: the fence's filter, when there is one.
 _DEV_COLS = ("dk", "slot", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
 _DEV_ARRAYS = ("dk", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
 _DEV_ARRAY_TYPES = ("int4", "int4", *("int8" if m in INT_METRICS else "float8" for m in DEVICE_METRICS),
@@ -57,16 +58,19 @@ _PUT_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT u.dk
                + " FROM unnest(" + ", ".join(f"?::{t}[]" for t in _DEV_ARRAY_TYPES)
                + f") AS u({', '.join(_DEV_ARRAYS)}){{where}}")
 _DEV_FENCE = " WHERE u.dk IN (SELECT dk FROM panfm_allowed)"
-_IF_ARRAYS = ("dk", "ik", "off_ms", *IFACE_METRICS, "counted", "approx")
-_IF_ARRAY_TYPES = ("int4", "int4", "int4", *("float8" for _ in IFACE_METRICS), "bool", "bool")
-# One aggregation pass: every array_agg of a group sees its rows in the same order, so the arrays
-# stay aligned (no ORDER BY: it would sort once per array, costing as much as the rows saved).
-_IF_AGGS = ", ".join(["array_agg(u.ik)", "array_agg(u.off_ms)",
-                      *(f"array_agg(u.{m}::{'int8' if m in pg_series.IFACE_WHOLE else 'float4'})"
-                        for m in IFACE_METRICS), "array_agg(u.counted)", "array_agg(u.approx)"])
+# The interface rows go as flat arrays in device order plus, per device, its key and the 1-based
+# bounds of its run in them; the server cuts each device's arrays out by slicing (`a[lo:hi]`: no
+# per-interface row, join, sort or aggregate on its side: bench/pg_write.py, docs/benchmarks.md).
+_IF_FLAT = ("ik", "off_ms", *IFACE_METRICS, "counted", "approx")
+# The REAL metrics go as float4 (packed by the writer); the whole ones as float8, rounded by the server's cast.
+_IF_FLAT_TYPES = ("int4", "int4", *("float8" if m in pg_series.IFACE_WHOLE else "float4" for m in IFACE_METRICS),
+                  "bool", "bool")
+_IF_CASTS = ("", "", *("::int8[]" if m in pg_series.IFACE_WHOLE else "" for m in IFACE_METRICS), "", "")
+_IF_PACK = tuple(pg_arrays.Float8Array if m in pg_series.IFACE_WHOLE else pg_arrays.Float4Array
+                 for m in IFACE_METRICS)
+_IF_SLICES = ", ".join(f"((?::{t}[])[u.lo:u.hi]){cast}" for t, cast in zip(_IF_FLAT_TYPES, _IF_CASTS, strict=True))
 _PUT_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)}) SELECT u.dk, ?::bigint,"  # noqa: S608  # nosec B608 (constant names)
-              f" {_IF_AGGS} FROM unnest(" + ", ".join(f"?::{t}[]" for t in _IF_ARRAY_TYPES)
-              + f") AS u({', '.join(_IF_ARRAYS)}){{where}} GROUP BY u.dk")
+              f" {_IF_SLICES} FROM unnest(?::int4[], ?::int4[], ?::int4[]) AS u(dk, lo, hi){{where}}")
 _ALLOWED_DDL = ("CREATE TEMP TABLE IF NOT EXISTS panfm_allowed (device_id TEXT PRIMARY KEY, dk INTEGER)"
                 " ON COMMIT DELETE ROWS")
 _KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
@@ -101,7 +105,10 @@ def _iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[st
     """The interface samples as binary array parameters of `_PUT_IFACE`; None when a key is missing.
 
     Column at a time over the cached keys, with no object per sample (thousands per cycle:
-    a tuple each would wake the garbage collector a dozen times per cycle).
+    a tuple each would wake the garbage collector a dozen times per cycle). The flat columns
+    keep each device's interfaces together, in the cycle's order (the collector's, device by
+    device; reordered, stably, when they come interleaved); the first three parameters name
+    each device's run in them.
     """
     ik_col = [ikd.get(x.device_id, _NO_KEYS).get(x.name) for x in ifaces]
     dk_col = [dks.get(x.device_id) for x in ifaces]
@@ -114,13 +121,33 @@ def _iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[st
         keep = sorted(first.values())
         ifaces = [ifaces[i] for i in keep]
         ik_col, dk_col = [ik_col[i] for i in keep], [dk_col[i] for i in keep]
+    run_dk, run_len = _runs(dk_col)
+    if len(set(run_dk)) != len(run_dk):  # a device's interfaces not together: group them, stably
+        order = sorted(range(len(dk_col)), key=lambda i: int(dk_col[i] or 0))  # no None here (checked above)
+        ifaces = [ifaces[i] for i in order]
+        ik_col, dk_col = [ik_col[i] for i in order], [dk_col[i] for i in order]
+        run_dk, run_len = _runs(dk_col)
+    hi = list(itertools.accumulate(run_len))
+    lo = [h - n + 1 for h, n in zip(hi, run_len, strict=True)]
     ts_col = [x.ts for x in ifaces]
     offs = {ts: _off_s(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
-    return [pg_arrays.pack(pg_arrays.Int4Array, dk_col), pg_arrays.pack(pg_arrays.Int4Array, ik_col),
+    return [pg_arrays.pack(pg_arrays.Int4Array, ik_col),
             pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col))),
-            *(pg_arrays.pack(pg_arrays.Float8Array, list(map(get, ifaces))) for get in _IF_GETS),
+            *(pg_arrays.pack(cls, list(map(get, ifaces))) for cls, get in zip(_IF_PACK, _IF_GETS, strict=True)),
             pg_arrays.pack(pg_arrays.BoolArray, [x.counted for x in ifaces]),
-            pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in ifaces])]
+            pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in ifaces]),
+            pg_arrays.pack(pg_arrays.Int4Array, run_dk), pg_arrays.pack(pg_arrays.Int4Array, lo),
+            pg_arrays.pack(pg_arrays.Int4Array, hi)]
+
+
+def _runs(keys: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """The runs of equal neighbours in `keys`: each run's key and its length."""
+    run_key: list[Any] = []
+    run_len: list[int] = []
+    for key, group in itertools.groupby(keys):
+        run_key.append(key)
+        run_len.append(len(list(group)))
+    return run_key, run_len
 
 
 def _device_columns(samples: Sequence[DeviceSample], slot: int, dks: Mapping[str, int]) -> list[bytes]:
