@@ -119,3 +119,34 @@ def test_a_refused_body_is_refused_again_however_often_it_is_asked():
     for _ in range(3):
         with pytest.raises(BadResponse):
             parse_envelope(body)
+
+
+@pytest.mark.parametrize("declared", [False, True])
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_a_large_answer_fed_in_chunks_builds_the_tree_one_feed_builds(declared, shift):
+    """Bodies over `PARSE_CHUNK` are fed a chunk at a time (the GIL is handed over between two):
+    a chunk boundary inside a tag, an entity or a multi-byte character changes nothing."""
+    from panfm.xmlapi import parse_core
+
+    entry = ('<entry logid="{k}"><src>10.0.0.{k}</src><app>web-browsing</app><rule>Zürich → 東京 &amp; ☃</rule>'
+             '<misc>&lt;a href="x"&gt;&#x1F600;</misc></entry>')
+    body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>" if declared else "") + (
+        '<response status="success"><result><log><logs count="1200" progress="100">'
+        + " " * shift + "".join(entry.format(k=k % 250) for k in range(1200)) + "</logs></log></result></response>")
+    raw = body.encode("utf-8")
+    assert len(raw) > 3 * parse_core.PARSE_CHUNK
+    expected = defused(raw)
+    assert expected is not None
+    got = parse_xml(raw)
+    assert shape(got) == shape(expected)
+    assert got.findall(".//entry")[1199].findtext("rule") == "Zürich → 東京 & ☃"
+    assert got.findall(".//entry")[7].findtext("misc") == '<a href="x">\U0001F600'
+    assert shape(parse_xml(body)) == shape(expected)
+
+
+def test_a_large_answer_cut_short_is_refused_as_bad_xml():
+    from panfm.xmlapi import parse_core
+
+    body = b'<response status="success"><result>' + b"<a>x</a>" * (parse_core.PARSE_CHUNK // 4)
+    with pytest.raises(BadResponse, match="not well-formed"):
+        parse_xml(body)

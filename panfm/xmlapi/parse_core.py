@@ -166,20 +166,34 @@ def _parse_xml(text: str | bytes) -> Element:
     return root
 
 
+# A large answer is fed to the parser this much at a time. One `feed` is one C call that holds
+# the GIL throughout: a 0.3 MB log answer's whole parse (5-8 ms) kept every other thread of the
+# clock waiting, the lease round's and the cycle write's answers included (their round trips
+# end in a wait for the GIL), far past the clock's 1 ms switch interval. Between two chunks the
+# interpreter hands the GIL over (bench/gil_wait.py, docs/benchmarks.md).
+PARSE_CHUNK = 32 * 1024
+
+
 def _fromstring(feed: str | bytes) -> Element:
-    """`ET.fromstring` with the cyclic garbage collector paused while the tree is built.
+    """`ET.fromstring`, fed `PARSE_CHUNK` at a time, with the cyclic garbage collector paused while the tree is built.
 
     A tree is thousands of new container objects (a 0.3 MB log answer: ~12,000 elements), and
     each 700 of them start a collection that walks every young object, the half-built tree
     included, again and again: a quarter of such a parse's CPU (bench/bench_cpu.py). Trees hold
     no cycles; the count the parse leaves is collected once, at the next allocation after it.
     Only the thread that paused the collector resumes it, so parallel parses cannot leave it off.
+    Chunks may split a UTF-8 sequence or a tag: expat keeps what it has not consumed.
     """
     paused = gc.isenabled()
     if paused:
         gc.disable()
     try:
-        return ET.fromstring(feed)  # noqa: S314  # nosec B314
+        if len(feed) <= PARSE_CHUNK:
+            return ET.fromstring(feed)  # noqa: S314  # nosec B314
+        parser = ET.XMLParser(target=ET.TreeBuilder())  # noqa: S314  # nosec B314
+        for start in range(0, len(feed), PARSE_CHUNK):
+            parser.feed(feed[start:start + PARSE_CHUNK])
+        return parser.close()
     finally:
         if paused:
             gc.enable()
