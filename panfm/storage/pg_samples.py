@@ -338,7 +338,7 @@ class PgSampleStore:
                         refused_cur[:] = [tx.execute(
                             "SELECT count(*) AS n FROM unnest(?::text[]) AS s(device_id) WHERE NOT EXISTS"
                             " (SELECT 1 FROM panfm_allowed a WHERE a.device_id = s.device_id)",
-                            ([x.device_id for x in samples],), binary=True)]
+                            (pg_arrays.pack(pg_arrays.TextArray, [x.device_id for x in samples]),), binary=True)]
                         tx.execute("COMMIT")  # skipped by the server when a statement above failed
 
                 # A plain INSERT costs about half of one with ON CONFLICT; a device and slot written
@@ -389,7 +389,8 @@ class PgSampleStore:
             " JOIN unnest(?::text[], ?::bigint[]) AS u(device_id, fence) ON u.device_id = l.device_id"
             " AND u.fence = l.fence LEFT JOIN ts_device d ON d.device_id = l.device_id"
             " WHERE l.owner = ? AND l.lease_until > now()",
-            (ids, [fences[d] for d in ids], owner), binary=True,
+            (pg_arrays.pack(pg_arrays.TextArray, ids), pg_arrays.pack(pg_arrays.Int8Array, [fences[d] for d in ids]),
+             owner), binary=True,
         )
 
     def write_clock_stats(self, stats: dict[str, Any], heartbeat: float, node_id: str = "") -> None:

@@ -1,8 +1,9 @@
 """The devices' newest state on PostgreSQL, as a cycle writes it: baselines, statuses, dataplane CPU, clock stats.
 
 One `INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE` per table with binary
-parameters (one statement whatever the fleet's size; `PgSampleStore.write_cycle` sends them in
-its pipeline). `fenced`: only the devices the transaction's fence kept (`panfm_allowed`).
+array parameters built by `pg_arrays` (one statement whatever the fleet's size;
+`PgSampleStore.write_cycle` sends them in its pipeline, on a connection `pg_arrays.register`ed).
+`fenced`: only the devices the transaction's fence kept (`panfm_allowed`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from panfm.models import CounterBaseline, DataplaneCpu, DeviceStatus
 from panfm.storage import jsontext
 from panfm.storage import latest as latest_q
+from panfm.storage.pg_arrays import Float8Array, Int4Array, Int8Array, TextArray, pack
 from panfm.storage.postgres import PgConn
 
 STATE_FENCE = " WHERE u.device_id IN (SELECT device_id FROM panfm_allowed)"
@@ -46,21 +48,27 @@ def put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline], fenced: bool
     if baselines:
         tx.execute(
             PUT_BASELINES.format(where=STATE_FENCE if fenced else ""),
-            ([b.device_id for b in baselines], [float(b.ts) for b in baselines], [b.serial for b in baselines],
-             [_int(b.uptime_seconds) for b in baselines],
-             [latest_q.encode_counters(b.counters) for b in baselines], [_float(b.rtt_ms) for b in baselines]),
+            (pack(TextArray, [b.device_id for b in baselines]), pack(Float8Array, [float(b.ts) for b in baselines]),
+             pack(TextArray, [b.serial for b in baselines]),
+             pack(Int8Array, [_int(b.uptime_seconds) for b in baselines]),
+             pack(TextArray, [latest_q.encode_counters(b.counters) for b in baselines]),
+             pack(Float8Array, [_float(b.rtt_ms) for b in baselines])),
             binary=True,
         )
+
 
 def put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus], fenced: bool = False) -> None:
     if statuses:
         tx.execute(
             PUT_STATUSES.format(where=STATE_FENCE if fenced else ""),
-            ([s.device_id for s in statuses], [s.state for s in statuses], [_float(s.last_poll) for s in statuses],
-             [_float(s.last_success) for s in statuses], [s.last_error for s in statuses],
-             [int(s.consecutive_failures) for s in statuses]),
+            (pack(TextArray, [s.device_id for s in statuses]), pack(TextArray, [s.state for s in statuses]),
+             pack(Float8Array, [_float(s.last_poll) for s in statuses]),
+             pack(Float8Array, [_float(s.last_success) for s in statuses]),
+             pack(TextArray, [s.last_error for s in statuses]),
+             pack(Int4Array, [int(s.consecutive_failures) for s in statuses])),
             binary=True,
         )
+
 
 def put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool = False) -> None:
     from panfm.storage.samples import dataplane_doc
@@ -68,10 +76,12 @@ def put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool 
     if dataplanes:
         tx.execute(
             PUT_DATAPLANES.format(where=STATE_FENCE if fenced else ""),
-            ([d.device_id for d in dataplanes], [round(d.ts * 1000) for d in dataplanes],
-             [jsontext.dumps(dataplane_doc(d)) for d in dataplanes]),
+            (pack(TextArray, [d.device_id for d in dataplanes]),
+             pack(Int8Array, [round(d.ts * 1000) for d in dataplanes]),
+             pack(TextArray, [jsontext.dumps(dataplane_doc(d)) for d in dataplanes])),
             binary=True,
         )
+
 
 def put_clock_stats(tx: PgConn, stats: dict[str, Any], heartbeat: float, node_id: str) -> None:
     doc = json.dumps({k: v for k, v in stats.items() if k != "heartbeat"}, default=str)
