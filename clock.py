@@ -60,6 +60,7 @@ from panfm.ops import (
     collect_once,
     collect_slow_tick,
     configure_allocator,
+    configure_gc,
     configure_logging,
     evaluate_on_leader,
     install_redaction,
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("[CLOCK INIT] cannot start: %s", exc)
         return 2
     sched = build_scheduler(ctx)
+    configure_gc()  # the start's objects frozen, young collections rarer (panfm/ops/memory.py)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if ctx.stopping.is_set():

@@ -47,7 +47,7 @@ from panfm.ops.keys import rotate_shared as rotate_shared_keys
 from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.logsetup import configure as configure_logging
 from panfm.ops.logsetup import quiet_libraries
-from panfm.ops.memory import configure_allocator
+from panfm.ops.memory import configure_allocator, configure_gc
 from panfm.redact import install_redaction, redact
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "collect_slow_once",
     "collect_slow_tick",
     "configure_allocator",
+    "configure_gc",
     "configure_logging",
     "demo_marker",
     "due_batch",
