@@ -1,0 +1,88 @@
+"""The clock's garbage-collector pauses: every collection's time, by generation, in a real clock.
+
+    .venv/bin/python bench/gc_pauses.py [--devices 333] [--interval 30] [--minutes 3] [--default-gc]
+
+Starts `python -m panos_sim` (no faults), registers its devices in a fresh data folder and runs
+`clock.main()` in this process (its scheduler, jobs and threads, as `python clock.py` runs
+them; SQLite) with a `gc.callbacks` hook that times every collection. Each collection holds the
+GIL from start to end: the time every other thread of the clock (the cycle's write, the lease
+round) waits. After `--minutes` it prints, per generation, the number of collections, their total
+time, the longest, how many took over 5 ms, and the full collections' times with the second of
+the run they started in; then stops the clock with SIGTERM. `--default-gc` keeps Python's
+default collector (no `memory.configure_gc`): the "before" of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from reliability.harness import Procs, Sim, panfm_env, register  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--devices", type=int, default=333)
+    ap.add_argument("--interval", type=int, default=30)
+    ap.add_argument("--minutes", type=float, default=3)
+    ap.add_argument("--default-gc", action="store_true", help="Python's default collector (the clock's tuning off)")
+    a = ap.parse_args()
+    pauses: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
+    started: list[float] = [0.0]
+    t0 = time.monotonic()
+
+    def hook(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(((time.perf_counter() - started[0]) * 1000, time.monotonic() - t0))
+
+    work = Path(tempfile.mkdtemp(prefix="gc-pauses-"))
+    data = work / "data"
+    with Procs(work) as procs:
+        sim = Sim.start(procs, a.devices, seed=1, faults=None)
+        register(data, sim.inventory)
+        env = panfm_env(data, a.interval)
+        env["PANFM_LOG_FILE"] = str(work / "clock.log")
+        os.environ.update({k: v for k, v in env.items() if k.startswith("PANFM_")})
+        import clock
+
+        if a.default_gc:
+            clock.configure_gc = lambda: None  # type: ignore[attr-defined]
+        gc.callbacks.append(hook)
+
+        def report() -> None:
+            time.sleep(a.minutes * 60)
+            out: dict[str, Any] = {"devices": a.devices, "interval": a.interval, "minutes": a.minutes,
+                                   "default_gc": a.default_gc, "threshold": gc.get_threshold(),
+                                   "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}
+            for gen, seen in pauses.items():
+                ms = sorted(p for p, _ in seen)
+                out[f"gen{gen}"] = {"n": len(ms), "total_ms": round(sum(ms), 1),
+                                    "max_ms": round(ms[-1], 1) if ms else None,
+                                    "over_5ms": sum(1 for p in ms if p > 5)}
+            out["full_collections_ms_at_s"] = [(round(p, 1), round(t)) for p, t in pauses[2]]
+            out["load"] = [round(x, 2) for x in os.getloadavg()]
+            out["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            print(json.dumps(out), flush=True)
+            procs.close()  # the simulator: the clock's exit leaves without unwinding this frame
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=report, daemon=True).start()
+        return clock.main([])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
