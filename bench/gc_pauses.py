@@ -8,8 +8,10 @@ them; SQLite) with a `gc.callbacks` hook that times every collection. Each colle
 GIL from start to end: the time every other thread of the clock (the cycle's write, the lease
 round) waits. After `--minutes` it prints, per generation, the number of collections, their total
 time, the longest, how many took over 5 ms, and the full collections' times with the second of
-the run they started in; then stops the clock with SIGTERM. `--default-gc` keeps Python's
-default collector (no `memory.configure_gc`): the "before" of docs/benchmarks.md.
+the run they started in, the eight longest collections (time, second, generation), and those
+the thresholds started (`automatic`: not the clock's own `collect_garbage` after each write);
+then stops the clock with SIGTERM. `--default-gc` keeps Python's default collector (no
+`memory.configure_gc`, no `collect_garbage`): the "before" of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -40,14 +42,19 @@ def main() -> int:
     ap.add_argument("--default-gc", action="store_true", help="Python's default collector (the clock's tuning off)")
     a = ap.parse_args()
     pauses: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
+    automatic: list[tuple[float, float, int]] = []  # collections the thresholds started (not `collect_garbage`)
     started: list[float] = [0.0]
+    explicit = threading.local()
     t0 = time.monotonic()
 
     def hook(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             started[0] = time.perf_counter()
         else:
-            pauses[info["generation"]].append(((time.perf_counter() - started[0]) * 1000, time.monotonic() - t0))
+            ms, at = (time.perf_counter() - started[0]) * 1000, time.monotonic() - t0
+            pauses[info["generation"]].append((ms, at))
+            if not getattr(explicit, "on", False):
+                automatic.append((ms, at, info["generation"]))
 
     work = Path(tempfile.mkdtemp(prefix="gc-pauses-"))
     data = work / "data"
@@ -58,9 +65,22 @@ def main() -> int:
         env["PANFM_LOG_FILE"] = str(work / "clock.log")
         os.environ.update({k: v for k, v in env.items() if k.startswith("PANFM_")})
         import clock
+        import panfm.ops.clock_jobs as clock_jobs
 
         if a.default_gc:
             clock.configure_gc = lambda: None  # type: ignore[attr-defined]
+            clock_jobs.collect_garbage = lambda: 0
+        else:
+            after_write = clock_jobs.collect_garbage
+
+            def marked() -> int:
+                explicit.on = True
+                try:
+                    return after_write()
+                finally:
+                    explicit.on = False
+
+            clock_jobs.collect_garbage = marked
         gc.callbacks.append(hook)
 
         def report() -> None:
@@ -74,6 +94,10 @@ def main() -> int:
                                     "max_ms": round(ms[-1], 1) if ms else None,
                                     "over_5ms": sum(1 for p in ms if p > 5)}
             out["full_collections_ms_at_s"] = [(round(p, 1), round(t)) for p, t in pauses[2]]
+            out["automatic"] = {"n": len(automatic), "total_ms": round(sum(p for p, _, _ in automatic), 1),
+                                 "max_ms": round(max((p for p, _, _ in automatic), default=0.0), 1)}
+            longest = sorted(((p, t, g) for g, seen in pauses.items() for p, t in seen), reverse=True)[:8]
+            out["longest_ms_at_s_gen"] = [(round(p, 1), round(t, 1), g) for p, t, g in longest]
             out["load"] = [round(x, 2) for x in os.getloadavg()]
             out["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             print(json.dumps(out), flush=True)

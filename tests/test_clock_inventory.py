@@ -124,12 +124,14 @@ def test_nested_fast_priority_blocks_hold_the_inventory_until_the_outermost_ends
     assert collector._fast_idle.is_set()
 
 
-def test_the_clocks_collector_freezes_what_the_start_built_and_still_collects_cycles():
-    """`configure_gc` (clock.main): young collections 70x rarer, the start's objects out of every
-    collection; a reference cycle made afterwards is still found by a young collection."""
+def test_the_clocks_collector_freezes_the_start_and_collects_cycles_after_each_cycles_write(rig, monkeypatch):
+    """`configure_gc` (clock.main) freezes the start's objects and leaves collections to
+    `collect_garbage`, which every fast cycle runs after its write (a full one every tenth time);
+    a reference cycle made afterwards is found by it."""
     import gc
     import weakref
 
+    import panfm.ops.clock_jobs as clock_jobs
     from panfm.ops import memory
 
     before = gc.get_threshold()
@@ -147,9 +149,19 @@ def test_the_clocks_collector_freezes_what_the_start_built_and_still_collects_cy
         weakref.finalize(a, gone.append, 1)
         del a, b
         assert gone == []  # a cycle: reference counts never free it
-        junk = [[] for _ in range(memory.GC_THRESHOLD[0] + 1000)]  # allocations enough for one young collection
+        generations = [memory.collect_garbage() for _ in range(memory.FULL_EVERY_CYCLES)]
         assert gone == [1]
-        del junk
+        assert sorted(generations) == [1] * (memory.FULL_EVERY_CYCLES - 1) + [2]
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+    ctx, _box, devices = rig
+    devices.add(DeviceConfig(id="", name="fw-gc", host="192.0.2.61", port=443, api_key="k",
+                             tls=TlsConfig("insecure")))
+    order: list[str] = []
+    write = ctx.store.write_cycle
+    ctx.store.write_cycle = lambda cycle, **kw: order.append("write") or write(cycle, **kw)
+    monkeypatch.setattr(clock_jobs, "collect_garbage", lambda: order.append("gc") or 1)
+    clock.collect_once(ctx)
+    clock.collect_once(ctx)
+    assert order == ["write", "gc", "write", "gc"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import itertools
 import logging
 import platform
 
@@ -58,24 +59,38 @@ def release_free_memory() -> bool:
     return True
 
 
-# Python's cyclic garbage collector, tuned for the clock (`configure_gc`, once at its start).
-GC_THRESHOLD = (50_000, 20, 10)  # young collection every 50,000 net allocations (default 700)
+# Python's cyclic garbage collector, run by the clock where nothing waits for it (`configure_gc`,
+# `collect_garbage`). Automatic collections only as a safety net: a young collection every
+# 200,000 net allocations (default 700), which the cycles' own collections keep from coming.
+GC_THRESHOLD = (200_000, 50, 50)
+FULL_EVERY_CYCLES = 10  # every tenth cycle's collection is a full one (all but the frozen start)
+_cycles = itertools.count(1)
 
 
 def configure_gc() -> None:
-    """Freeze what the start built and collect the young generation 70x less often.
+    """At the clock's start: freeze what the start built, leave collections to `collect_garbage`.
 
-    At the default thresholds a 333-firewall clock spent ~1.3 s of every minute in the
-    collector, all of it holding the GIL, in bursts where the cycle allocates: every answer's
-    XML tree (thousands of elements, alive while it is read) was walked by young collections and
-    promoted, and full collections of the ~120,000 tracked objects took 50-150 ms each, ~6 a
-    minute, at the slot's start, where the write and the lease round wait for the GIL
-    (docs/benchmarks.md, "The clock's garbage collector").
-    `gc.freeze()` moves the start's objects (modules, settings, the jobs' context) out of every
-    collection; a young collection every 50,000 allocations finds most temporaries already freed
-    by their reference counts (trees hold no cycles), so it walks far fewer objects in all:
-    ~0.1 s a minute, in ~3 pauses. Cyclic garbage is still collected, later.
+    Every collection holds the GIL from start to end, and the cycle's write and the lease round
+    wait for it after each database round trip. At the default thresholds a 333-firewall clock
+    spent ~1.3 s of every minute collecting, in bursts where the cycle allocates: full
+    collections of the ~120,000 tracked objects took 50-150 ms, ~6 a minute, at the slot's start.
+    With young collections every 50,000 allocations they were rarer but came at the same place,
+    20-63 ms each: the cycle trips any threshold while its samples are alive. `gc.freeze()` takes
+    the start's objects (modules, settings, the jobs' context) out of every collection;
+    `collect_garbage` collects after each cycle's write (docs/benchmarks.md, "The clock's
+    garbage collector"; `bench/gc_pauses.py`).
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+
+
+def collect_garbage() -> int:
+    """After a fast cycle's write, the quiet point of the slot: the young generations, every tenth time all.
+
+    Returns the generation collected. Trees and samples hold no cycles (their reference counts
+    free them); this finds what does (exceptions and their frames, a closed client's parts).
+    """
+    generation = 2 if next(_cycles) % FULL_EVERY_CYCLES == 0 else 1
+    gc.collect(generation)
+    return generation
