@@ -1,4 +1,4 @@
-"""The cycle writer's binary array parameters (`pg_arrays.pack`) read back as the values packed, on a real PostgreSQL."""
+"""The cycle writer's binary array parameters (`pg_arrays.pack`) read back as packed, on a real PostgreSQL."""
 
 from __future__ import annotations
 
