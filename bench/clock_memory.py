@@ -21,19 +21,19 @@ import ctypes.util
 import gc
 import linecache
 import os
-import signal
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reliability.harness import Procs, Sim, panfm_env, register  # noqa: E402
+from reliability.harness import Procs, run_clock_here  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -213,37 +213,28 @@ def main() -> int:
                     help="no tracemalloc (RSS as in a real run): only the native breakdown, every --every-minutes")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="clock-memory-"))
-    data = work / "data"
-    with Procs(work) as procs:
-        sim = Sim.start(procs, args.devices, seed=1, faults=args.faults or None)
-        register(data, sim.inventory)
-        env = panfm_env(data, args.interval)
-        env["PANFM_LOG_FILE"] = str(work / "clock.log")
-        os.environ.update({k: v for k, v in env.items() if k.startswith("PANFM_")})
-        import clock
+    t0 = time.monotonic()
 
+    def take() -> tracemalloc.Snapshot | None:
+        return None if args.native_only else tracemalloc.take_snapshot()
+
+    def watch(stop: Callable[[], None]) -> None:
+        time.sleep(args.warmup_minutes * 60)
+        base = take()
+        report("warm-up snapshot", None, base, args.top, t0)
+        end = t0 + args.minutes * 60
+        while time.monotonic() + 1 < end:
+            time.sleep(min(args.every_minutes * 60, max(0.0, end - time.monotonic())))
+            report("growth since warm-up", base, take(), args.top, t0)
+        print(f"stopping; the clock's log is {work / 'clock.log'}", flush=True)
+        stop()
+
+    def before() -> None:
         if not args.native_only:
             tracemalloc.start(args.frames)
-        t0 = time.monotonic()
 
-        def take() -> tracemalloc.Snapshot | None:
-            return None if args.native_only else tracemalloc.take_snapshot()
-
-        def watch() -> None:
-            time.sleep(args.warmup_minutes * 60)
-            base = take()
-            report("warm-up snapshot", None, base, args.top, t0)
-            end = t0 + args.minutes * 60
-            while time.monotonic() + 1 < end:
-                time.sleep(min(args.every_minutes * 60, max(0.0, end - time.monotonic())))
-                report("growth since warm-up", base, take(), args.top, t0)
-            print(f"stopping; the clock's log is {work / 'clock.log'}", flush=True)
-            procs.close()  # the simulator: the clock's exit leaves without unwinding this frame
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        threading.Thread(target=watch, daemon=True).start()
-        return clock.main([])
-
+    with Procs(work) as procs:
+        return run_clock_here(procs, work, args.devices, args.interval, args.faults or None, watch, before)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,18 +20,18 @@ import argparse
 import gc
 import json
 import os
-import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reliability.harness import Procs, Sim, panfm_env, register  # noqa: E402
+from reliability.harness import Procs, run_clock_here  # noqa: E402
 
 
 def main() -> int:
@@ -57,13 +57,8 @@ def main() -> int:
                 automatic.append((ms, at, info["generation"]))
 
     work = Path(tempfile.mkdtemp(prefix="gc-pauses-"))
-    data = work / "data"
-    with Procs(work) as procs:
-        sim = Sim.start(procs, a.devices, seed=1, faults=None)
-        register(data, sim.inventory)
-        env = panfm_env(data, a.interval)
-        env["PANFM_LOG_FILE"] = str(work / "clock.log")
-        os.environ.update({k: v for k, v in env.items() if k.startswith("PANFM_")})
+
+    def before() -> None:
         import clock
         import panfm.ops.clock_jobs as clock_jobs
 
@@ -83,30 +78,28 @@ def main() -> int:
             clock_jobs.collect_garbage = marked
         gc.callbacks.append(hook)
 
-        def report() -> None:
-            time.sleep(a.minutes * 60)
-            out: dict[str, Any] = {"devices": a.devices, "interval": a.interval, "minutes": a.minutes,
-                                   "default_gc": a.default_gc, "threshold": gc.get_threshold(),
-                                   "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}
-            for gen, seen in pauses.items():
-                ms = sorted(p for p, _ in seen)
-                out[f"gen{gen}"] = {"n": len(ms), "total_ms": round(sum(ms), 1),
-                                    "max_ms": round(ms[-1], 1) if ms else None,
-                                    "over_5ms": sum(1 for p in ms if p > 5)}
-            out["full_collections_ms_at_s"] = [(round(p, 1), round(t)) for p, t in pauses[2]]
-            out["automatic"] = {"n": len(automatic), "total_ms": round(sum(p for p, _, _ in automatic), 1),
-                                 "max_ms": round(max((p for p, _, _ in automatic), default=0.0), 1)}
-            longest = sorted(((p, t, g) for g, seen in pauses.items() for p, t in seen), reverse=True)[:8]
-            out["longest_ms_at_s_gen"] = [(round(p, 1), round(t, 1), g) for p, t, g in longest]
-            out["load"] = [round(x, 2) for x in os.getloadavg()]
-            out["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            print(json.dumps(out), flush=True)
-            procs.close()  # the simulator: the clock's exit leaves without unwinding this frame
-            os.kill(os.getpid(), signal.SIGTERM)
+    def watch(stop: Callable[[], None]) -> None:
+        time.sleep(a.minutes * 60)
+        out: dict[str, Any] = {"devices": a.devices, "interval": a.interval, "minutes": a.minutes,
+                               "default_gc": a.default_gc, "threshold": gc.get_threshold(),
+                               "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}
+        for gen, seen in pauses.items():
+            ms = sorted(p for p, _ in seen)
+            out[f"gen{gen}"] = {"n": len(ms), "total_ms": round(sum(ms), 1),
+                                "max_ms": round(ms[-1], 1) if ms else None,
+                                "over_5ms": sum(1 for p in ms if p > 5)}
+        out["full_collections_ms_at_s"] = [(round(p, 1), round(t)) for p, t in pauses[2]]
+        out["automatic"] = {"n": len(automatic), "total_ms": round(sum(p for p, _, _ in automatic), 1),
+                             "max_ms": round(max((p for p, _, _ in automatic), default=0.0), 1)}
+        longest = sorted(((p, t, g) for g, seen in pauses.items() for p, t in seen), reverse=True)[:8]
+        out["longest_ms_at_s_gen"] = [(round(p, 1), round(t, 1), g) for p, t, g in longest]
+        out["load"] = [round(x, 2) for x in os.getloadavg()]
+        out["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        print(json.dumps(out), flush=True)
+        stop()
 
-        threading.Thread(target=report, daemon=True).start()
-        return clock.main([])
-
+    with Procs(work) as procs:
+        return run_clock_here(procs, work, a.devices, a.interval, None, watch, before)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -277,6 +278,34 @@ def clock_context(procs: Procs, devices: int, data_dir: Path, refresh_interval: 
     ctx = clock.build_context(settings)
     ctx.load_settings = lambda: settings
     return ctx
+
+
+def run_clock_here(procs: Procs, work: Path, devices: int, interval: int, faults: str | None,
+                   watch: Callable[[Callable[[], None]], None], before: Callable[[], None] | None = None) -> int:
+    """`clock.main()` in this process (its scheduler, jobs and threads, as `python clock.py` runs them).
+
+    What the in-process benches that watch a whole clock run on (bench/clock_memory.py,
+    bench/gc_pauses.py): the simulator's `devices` registered in `work`/data, the clock's log
+    in `work`/clock.log, `before()` (tracemalloc, patches) right before `clock.main`, and
+    `watch(stop)` in a thread beside it; `stop()` closes the simulator and stops the clock with
+    SIGTERM, as an operator would. Returns the clock's exit code.
+    """
+    sim = Sim.start(procs, devices, seed=1, faults=faults)
+    data = work / "data"
+    register(data, sim.inventory)
+    env = panfm_env(data, interval)
+    env["PANFM_LOG_FILE"] = str(work / "clock.log")
+    os.environ.update({k: v for k, v in env.items() if k.startswith("PANFM_")})
+    import clock  # here: the harness also serves scenarios that only start processes
+
+    def stop() -> None:
+        procs.close()  # the simulator: the clock's exit leaves without unwinding the caller's frame
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    if before is not None:
+        before()
+    threading.Thread(target=watch, args=(stop,), daemon=True).start()
+    return int(clock.main([]))
 
 
 @dataclass
