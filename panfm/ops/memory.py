@@ -72,13 +72,13 @@ def configure_gc() -> None:
 
     Every collection holds the GIL from start to end, and the cycle's write and the lease round
     wait for it after each database round trip. At the default thresholds a 333-firewall clock
-    spent ~1.3 s of every minute collecting, in bursts where the cycle allocates: full
-    collections of the ~120,000 tracked objects took 50-150 ms, ~6 a minute, at the slot's start.
+    spent ~1-1.3 s of every minute collecting, in bursts where the cycle allocates: full
+    collections of the ~120,000 tracked objects took 40-150 ms, ~6 a minute, at the slot's start.
     With young collections every 50,000 allocations they were rarer but came at the same place,
     20-63 ms each: the cycle trips any threshold while its samples are alive. `gc.freeze()` takes
     the start's objects (modules, settings, the jobs' context) out of every collection;
-    `collect_garbage` collects after each cycle's write (docs/benchmarks.md, "The clock's
-    garbage collector"; `bench/gc_pauses.py`).
+    `collect_garbage` collects after each cycle's write (docs/benchmarks.md, "The write's
+    server side, the GIL and the collector"; `bench/gc_pauses.py`).
     """
     gc.collect()
     gc.freeze()

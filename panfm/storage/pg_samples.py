@@ -13,9 +13,9 @@ interfaces each per clock and cycle):
   integer series keys the writer caches (no text ids, no per-row lookups, no object per
   sample): the device rows by one `INSERT ... SELECT FROM unnest(...)`, the interface rows
   as flat arrays in device order that the server cuts into one `iface_packed` row per device
-  and slot (`a[lo:hi]` per device). Both under a savepoint: when a device and slot already has its row (another
-  clock's, a retried cycle) the unique key refuses the batch and it goes again with
-  `ON CONFLICT DO NOTHING`: never a second row for a device and slot.
+  and slot (`a[lo:hi]` per device). Both under a savepoint: when a device and slot already
+  has its row (another clock's, a retried cycle) the unique key refuses the batch and it goes
+  again with `ON CONFLICT DO NOTHING`: never a second row for a device and slot.
 - State (baselines, statuses, dataplane CPU, the clock's own stats row) goes as one
   `INSERT ... SELECT FROM unnest(arrays)` upsert per table (`pg_state`).
 """
