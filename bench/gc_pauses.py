@@ -1,6 +1,7 @@
 """The clock's garbage-collector pauses: every collection's time, by generation, in a real clock.
 
-    .venv/bin/python bench/gc_pauses.py [--devices 333] [--interval 30] [--minutes 3] [--default-gc]
+    .venv/bin/python bench/gc_pauses.py [--devices 333] [--interval 30] [--minutes 3]
+                                        [--default-gc | --freeze-thresholds T0,T1,T2]
 
 Starts `python -m panos_sim` (no faults), registers its devices in a fresh data folder and runs
 `clock.main()` in this process (its scheduler, jobs and threads, as `python clock.py` runs
@@ -11,7 +12,9 @@ time, the longest, how many took over 5 ms, and the full collections' times with
 the run they started in, the eight longest collections (time, second, generation), and those
 the thresholds started (`automatic`: not the clock's own `collect_garbage` after each write);
 then stops the clock with SIGTERM. `--default-gc` keeps Python's default collector (no
-`memory.configure_gc`, no `collect_garbage`): the "before" of docs/benchmarks.md.
+`memory.configure_gc`, no `collect_garbage`): the "before" of docs/benchmarks.md;
+`--freeze-thresholds 50000,20,10` the step measured on the way (frozen start, young collections
+every 50,000 allocations, none after the write).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=30)
     ap.add_argument("--minutes", type=float, default=3)
     ap.add_argument("--default-gc", action="store_true", help="Python's default collector (the clock's tuning off)")
+    ap.add_argument("--freeze-thresholds", metavar="T0,T1,T2",
+                    help="the steps measured on the way: gc.freeze() at the start and these automatic thresholds,"
+                         " no collection after the write (700,10,10: the freeze alone; 50000,20,10)")
     a = ap.parse_args()
     pauses: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
     automatic: list[tuple[float, float, int]] = []  # collections the thresholds started (not `collect_garbage`)
@@ -62,8 +68,16 @@ def main() -> int:
         import clock
         import panfm.ops.clock_jobs as clock_jobs
 
-        if a.default_gc:
-            clock.configure_gc = lambda: None  # type: ignore[attr-defined]
+        if a.default_gc or a.freeze_thresholds:
+            thresholds = tuple(int(x) for x in a.freeze_thresholds.split(",")) if a.freeze_thresholds else None
+
+            def freeze_only() -> None:
+                if thresholds is not None:
+                    gc.collect()
+                    gc.freeze()
+                    gc.set_threshold(*thresholds)
+
+            clock.configure_gc = freeze_only  # type: ignore[attr-defined]
             clock_jobs.collect_garbage = lambda: 0
         else:
             after_write = clock_jobs.collect_garbage

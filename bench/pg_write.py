@@ -11,7 +11,9 @@ runs one lease round per clock. `--busy-threads N` keeps N CPU-bound threads run
 process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
 back). Prints p50/p95/max of the write (and of the writing thread's own CPU time, which
 load changes little: the client's share of the write) and of the lease round, and with `--parts` the time of
-each SQL statement of the write (grouped by its first words). No network polls and no
+each SQL statement of the write (grouped by its first words), and with `--server-stats` the
+server's own mean time per statement (`pg_stat_statements`, loaded into its server) and the
+state tables' updates, HOT updates and size. No network polls and no
 simulator: only the database side of S8 (`make bench-scaleout` is the whole run).
 `PANFM_BENCH_ROOT=/other/checkout` runs the same script against another checkout (A/B).
 """
@@ -124,6 +126,8 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--interval", type=int, default=30)
     ap.add_argument("--parts", action="store_true", help="time each statement of the write")
+    ap.add_argument("--server-stats", action="store_true",
+                    help="the server's own time per statement (pg_stat_statements) and the state tables' HOT updates")
     ap.add_argument("--busy-threads", type=int, default=0,
                     help="CPU-bound Python threads in this process meanwhile (the clock's poll threads hold the GIL)")
     ap.add_argument("--switch-interval", type=float, default=None,
@@ -144,7 +148,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-pg-write-"))
     server = PgServer(work / "pg")
     try:
+        if a.server_stats:  # loaded at the server's start only
+            server.psql("ALTER SYSTEM SET shared_preload_libraries = pg_stat_statements")
+            server.stop()
+            server.start()
         url = server.fresh_database("bench")
+        dbname = url.rsplit("/", 1)[1]
+        if a.server_stats:
+            server.psql("CREATE EXTENSION pg_stat_statements", dbname)
         data = work / "data"
         config.ensure_data_dir(data)
         settings = config.load_settings(env={"PANFM_DATA_DIR": str(data), **pg_env(url)})
@@ -195,6 +206,18 @@ def main() -> int:
         }
         if parts is not None:
             result["parts_ms"] = parts.report()
+        if a.server_stats:  # every statement since the start, the two warm-up cycles included
+            rows = server.psql(
+                "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
+                " || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_statements"
+                " WHERE query LIKE 'INSERT%' OR query LIKE 'SELECT%' ORDER BY total_exec_time DESC LIMIT 12", dbname)
+            result["server_ms_per_call"] = [dict(zip(("mean_ms", "calls", "statement"), r.split("|", 2), strict=True))
+                                            for r in rows.splitlines()]
+            tables = server.psql(
+                "SELECT relname || '|' || n_tup_upd || '|' || n_tup_hot_upd || '|' || pg_relation_size(relid)"
+                " FROM pg_stat_user_tables WHERE relname IN ('baselines', 'device_status', 'dataplane_latest')", dbname)
+            result["state_tables"] = [dict(zip(("table", "updates", "hot_updates", "bytes"), r.split("|"), strict=True))
+                                      for r in tables.splitlines()]
         print(json.dumps(result, indent=1))
         if a.out:
             Path(a.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -23,148 +23,26 @@ interfaces each per clock and cycle):
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
-from operator import attrgetter
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from panfm.models import (
     CounterBaseline,
     CycleResult,
-    DeviceSample,
     DeviceStatus,
-    InterfaceSample,
 )
-from panfm.storage import jsontext, pg_arrays, pg_series, pg_state
+from panfm.storage import jsontext, pg_arrays, pg_rows, pg_series, pg_state
 from panfm.storage.pg_rollups import advance_closed
 from panfm.storage.pg_rollups import regroup as regroup  # pg_migrate and bench_pg_web import it from here
 from panfm.storage.postgres import PgConn, PgDatabase, PgDatabaseError, PgIntegrityError
-from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 Fence = tuple[str, Mapping[str, int]]  # (owner, fence per device id)
 
-# The raw rows of a cycle go as binary array parameters (`pg_arrays`), one statement per table:
-# the device rows as they are, the interface rows cut by the server into one `iface_packed` row
-# per device and slot. `{where}`: the fence's filter, when there is one.
-_DEV_COLS = ("dk", "slot", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
-_DEV_ARRAYS = ("dk", "off_ms", *DEVICE_METRICS, "rtt_ms", "approx")
-_DEV_ARRAY_TYPES = ("int4", "int4", *("int8" if m in INT_METRICS else "float8" for m in DEVICE_METRICS),
-                    "float8", "bool")
-_PUT_DEVICE = (f"INSERT INTO device_samples ({', '.join(_DEV_COLS)}) SELECT u.dk, ?::bigint, "  # noqa: S608  # nosec B608 (constant names)
-               + ", ".join(f"u.{c}" for c in _DEV_ARRAYS[1:])
-               + " FROM unnest(" + ", ".join(f"?::{t}[]" for t in _DEV_ARRAY_TYPES)
-               + f") AS u({', '.join(_DEV_ARRAYS)}){{where}}")
-_DEV_FENCE = " WHERE u.dk IN (SELECT dk FROM panfm_allowed)"
-# The interface rows go as flat arrays in device order plus, per device, its key and the 1-based
-# bounds of its run in them; the server cuts each device's arrays out by slicing (`a[lo:hi]`: no
-# per-interface row, join, sort or aggregate on its side: bench/pg_write.py, docs/benchmarks.md).
-_IF_FLAT = ("ik", "off_ms", *IFACE_METRICS, "counted", "approx")
-# The REAL metrics go as float4 (packed by the writer); the whole ones as float8, rounded by the server's cast.
-_IF_FLAT_TYPES = ("int4", "int4", *("float8" if m in pg_series.IFACE_WHOLE else "float4" for m in IFACE_METRICS),
-                  "bool", "bool")
-_IF_CASTS = ("", "", *("::int8[]" if m in pg_series.IFACE_WHOLE else "" for m in IFACE_METRICS), "", "")
-_IF_PACK = tuple(pg_arrays.Float8Array if m in pg_series.IFACE_WHOLE else pg_arrays.Float4Array
-                 for m in IFACE_METRICS)
-_IF_SLICES = ", ".join(f"((?::{t}[])[u.lo:u.hi]){cast}" for t, cast in zip(_IF_FLAT_TYPES, _IF_CASTS, strict=True))
-_PUT_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)}) SELECT u.dk, ?::bigint,"  # noqa: S608  # nosec B608 (constant names)
-              f" {_IF_SLICES} FROM unnest(?::int4[], ?::int4[], ?::int4[]) AS u(dk, lo, hi){{where}}")
 _ALLOWED_DDL = ("CREATE TEMP TABLE IF NOT EXISTS panfm_allowed (device_id TEXT PRIMARY KEY, dk INTEGER)"
                 " ON COMMIT DELETE ROWS")
-_KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
-# Getters of the metrics, in column order (a cycle reads thousands of samples).
-_DEV_GET = attrgetter(*DEVICE_METRICS)
-_IF_GETS = tuple(attrgetter(m) for m in IFACE_METRICS)
-
-
-def _off(ts: float, slot: int) -> int:
-    """Milliseconds of `ts` after its slot's start (clamped to the column's range): a device row's time."""
-    return max(-2**31, min(2**31 - 1, round(ts * 1000) - slot * 1000))
-
-
-def _off_s(ts: float, slot: int) -> int:
-    """An interface row's `off_ms`: its poll's whole second, floored, as on SQLite (clamped likewise)."""
-    return max(-2**31, min(2**31 - 1, (math.floor(ts) - slot) * 1000))
-
-
-def _nested(iks: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
-    """The interface keys by device, then name (looked up without building a tuple per sample)."""
-    out: dict[str, dict[str, int]] = {}
-    for (device_id, name), ik in iks.items():
-        out.setdefault(device_id, {})[name] = ik
-    return out
-
-
-_NO_KEYS: dict[str, int] = {}
-
-
-def _iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[str, int],
-                   ikd: Mapping[str, Mapping[str, int]]) -> list[bytes] | None:
-    """The interface samples as binary array parameters of `_PUT_IFACE`; None when a key is missing.
-
-    Column at a time over the cached keys, with no object per sample (thousands per cycle:
-    a tuple each would wake the garbage collector a dozen times per cycle). The flat columns
-    keep each device's interfaces together, in the cycle's order (the collector's, device by
-    device; reordered, stably, when they come interleaved); the first three parameters name
-    each device's run in them.
-    """
-    ik_col = [ikd.get(x.device_id, _NO_KEYS).get(x.name) for x in ifaces]
-    dk_col = [dks.get(x.device_id) for x in ifaces]
-    if None in ik_col or None in dk_col:
-        return None
-    if len(set(ik_col)) != len(ik_col):  # an interface twice in one cycle: the first one counts
-        first: dict[Any, int] = {}
-        for i, ik in enumerate(ik_col):
-            first.setdefault(ik, i)
-        keep = sorted(first.values())
-        ifaces = [ifaces[i] for i in keep]
-        ik_col, dk_col = [ik_col[i] for i in keep], [dk_col[i] for i in keep]
-    run_dk, run_len = _runs(dk_col)
-    if len(set(run_dk)) != len(run_dk):  # a device's interfaces not together: group them, stably
-        order = sorted(range(len(dk_col)), key=lambda i: int(dk_col[i] or 0))  # no None here (checked above)
-        ifaces = [ifaces[i] for i in order]
-        ik_col, dk_col = [ik_col[i] for i in order], [dk_col[i] for i in order]
-        run_dk, run_len = _runs(dk_col)
-    hi = list(itertools.accumulate(run_len))
-    lo = [h - n + 1 for h, n in zip(hi, run_len, strict=True)]
-    ts_col = [x.ts for x in ifaces]
-    offs = {ts: _off_s(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
-    return [pg_arrays.pack(pg_arrays.Int4Array, ik_col),
-            pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col))),
-            *(pg_arrays.pack(cls, list(map(get, ifaces))) for cls, get in zip(_IF_PACK, _IF_GETS, strict=True)),
-            pg_arrays.pack(pg_arrays.BoolArray, [x.counted for x in ifaces]),
-            pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in ifaces]),
-            pg_arrays.pack(pg_arrays.Int4Array, run_dk), pg_arrays.pack(pg_arrays.Int4Array, lo),
-            pg_arrays.pack(pg_arrays.Int4Array, hi)]
-
-
-def _runs(keys: Sequence[Any]) -> tuple[list[Any], list[int]]:
-    """The runs of equal neighbours in `keys`: each run's key and its length."""
-    run_key: list[Any] = []
-    run_len: list[int] = []
-    for key, group in itertools.groupby(keys):
-        run_key.append(key)
-        run_len.append(len(list(group)))
-    return run_key, run_len
-
-
-def _device_columns(samples: Sequence[DeviceSample], slot: int, dks: Mapping[str, int]) -> list[bytes]:
-    """The device samples as binary array parameters of `_PUT_DEVICE`."""
-    values = list(zip(*(_DEV_GET(x) for x in samples), strict=True))
-    cols = [pg_arrays.pack(pg_arrays.Int4Array, [dks[x.device_id] for x in samples]),
-            pg_arrays.pack(pg_arrays.Int4Array, [_off(x.ts, slot) for x in samples])]
-    for m, col in zip(DEVICE_METRICS, values, strict=True):
-        cols.append(pg_arrays.pack(pg_arrays.Int8Array, [_int(v) for v in col]) if m in INT_METRICS
-                    else pg_arrays.pack(pg_arrays.Float8Array, col))
-    cols.append(pg_arrays.pack(pg_arrays.Float8Array, [x.rtt_ms for x in samples]))
-    cols.append(pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in samples]))
-    return cols
-
-
-def _int(value: float | None) -> int | None:
-    return None if value is None else int(value)
 
 
 class PgSampleStore:
@@ -259,7 +137,7 @@ class PgSampleStore:
                 self._dks = {**self._dks, **new_d}
             if new_i:
                 self._iks = {**self._iks, **new_i}
-                self._ikd = _nested(self._iks)
+                self._ikd = pg_rows.nested(self._iks)
         return len(new_d) + len(new_i)
 
     def _ensure_partitions(self, now: float) -> None:
@@ -295,7 +173,7 @@ class PgSampleStore:
             self._prepare(tx)
             dks, iks, ikd = self._dks, self._iks, self._ikd
             # The columns from the cached keys (the steady state: one pass, before the transaction).
-            if_cols = _iface_columns(ifaces, slot, dks, ikd)
+            if_cols = pg_rows.iface_columns(ifaces, slot, dks, ikd)
             began = False
             try:
                 if if_cols is None or any(x.device_id not in dks for x in samples):
@@ -309,20 +187,19 @@ class PgSampleStore:
                     dks = {**dks, **new_dks} if new_dks else dks
                     if new_iks:
                         iks = {**iks, **new_iks}
-                        ikd = _nested(iks)
-                    if_cols = _iface_columns(ifaces, slot, dks, ikd)
-                dev_cols = _device_columns(samples, slot, dks) if samples else None
+                        ikd = pg_rows.nested(iks)
+                    if_cols = pg_rows.iface_columns(ifaces, slot, dks, ikd)
+                dev_cols = pg_rows.device_columns(samples, slot, dks) if samples else None
                 refused_cur: list[Any] = []
 
                 def send(keep_first: bool) -> None:
                     """The raw rows and the devices' state, sent without waiting for each result."""
-                    keep = _KEEP_FIRST if keep_first else ""
+                    keep = pg_rows.KEEP_FIRST if keep_first else ""
+                    where = pg_rows.DEV_FENCE if fenced else ""
                     if dev_cols is not None:
-                        tx.execute(_PUT_DEVICE.format(where=_DEV_FENCE if fenced else "") + keep, [slot, *dev_cols],
-                                   binary=True)
+                        tx.execute(pg_rows.PUT_DEVICE.format(where=where) + keep, [slot, *dev_cols], binary=True)
                     if if_cols is not None and ifaces:
-                        tx.execute(_PUT_IFACE.format(where=_DEV_FENCE if fenced else "") + keep, [slot, *if_cols],
-                                   binary=True)
+                        tx.execute(pg_rows.PUT_IFACE.format(where=where) + keep, [slot, *if_cols], binary=True)
                     if not keep_first:
                         tx.execute("RELEASE SAVEPOINT panfm_raw")
                     pg_state.put_baselines(tx, cycle.baselines, fenced)
