@@ -230,6 +230,37 @@ def test_on_postgresql_a_lease_round_warms_the_series_keys_of_the_devices_it_gra
         ctx.keeper.coordinator.close()
 
 
+@pytest.mark.postgres
+def test_on_postgresql_a_cycles_new_keys_are_made_before_its_write_not_inside_it(pg_url, tmp_path, monkeypatch, caplog):
+    import panfm.ops.clock_jobs as clock_jobs
+    from panfm.storage.pg_samples import PgSampleStore
+
+    settings = _settings(tmp_path / "data", **pg_env(pg_url))
+    web_client(settings)  # migrates the stores
+    ctx = clock.build_context(settings)
+    ctx.load_settings = lambda: settings
+    events: list[str] = []
+    real_keys, real_write = PgSampleStore._keys, PgSampleStore.write_cycle
+    monkeypatch.setattr(PgSampleStore, "_keys",
+                        staticmethod(lambda tx, d, i: events.append("keys") or real_keys(tx, d, i)))
+    monkeypatch.setattr(PgSampleStore, "write_cycle",
+                        lambda self, c, **kw: events.append("write") or real_write(self, c, **kw))
+    ids = ("fw-a", "fw-b")
+    made = cycle(time.time(), devices=ids, ifaces=("ethernet1/1", "ae1"))
+    monkeypatch.setattr(ctx.collector, "collect", lambda devices, interval, stop_at=None: made)
+    try:
+        with caplog.at_level("INFO", logger="panfm.clock"):
+            clock_jobs._collect_and_write(ctx, [], settings, None, None, time.time(), time.monotonic())
+            clock_jobs._collect_and_write(ctx, [], settings, None, None, time.time() + 5, time.monotonic())
+        assert events == ["keys", "write", "write"]  # made once, in their own transaction; no write made any
+        assert "6 new series key(s)" in caplog.text
+        assert ctx.store.warm_keys(ids) == 0
+    finally:
+        ctx.collector.close()
+        ctx.store.close()
+        ctx.keeper.coordinator.close()
+
+
 class _FixedTimeCoordinator:
     """A coordinator whose database clock reads a set time (the keeper's arithmetic, not the SQL, under test)."""
 

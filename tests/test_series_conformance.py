@@ -340,3 +340,32 @@ def test_a_writer_warmed_with_its_granted_devices_writes_their_first_cycle_witho
     assert {d: s.inbound_mbps for d, s in reader.latest_all().items()} == {"dev-a": 7.0, "dev-b": 6.0,
                                                                             "dev-new": 8.0}
     assert [x.in_bps for x in reader.interfaces_latest("dev-a")] == [7e6]
+
+
+@pytest.mark.postgres
+def test_keys_made_before_the_write_leave_the_fenced_write_none_to_make(pg_stores, monkeypatch):
+    from panfm.storage.pg_samples import PgSampleStore
+
+    made = []
+    real_keys = PgSampleStore._keys
+
+    def counted(tx, devices, ifaces):
+        made.append((sorted(devices), sorted(ifaces)))
+        return real_keys(tx, devices, ifaces)
+
+    monkeypatch.setattr(PgSampleStore, "_keys", staticmethod(counted))
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    cycle = _cycle(T0, {"dev-a": 1.0, "dev-b": 2.0})
+    assert writer.ensure_keys(cycle) == 4  # two devices, one interface each: committed at once
+    assert _sql(pg_stores, "SELECT count(*) AS n FROM ts_iface") == [{"n": 2}]
+    assert writer.ensure_keys(cycle) == 0
+    writer.write_cycle(cycle)
+    assert made == [(["dev-a", "dev-b"], [("dev-a", "ethernet1/1"), ("dev-b", "ethernet1/1")])]  # none in the write
+    rows = _sql(pg_stores, "SELECT d.device_id, s.inbound_mbps FROM device_samples s JOIN ts_device d USING (dk)"
+                           " ORDER BY 1")
+    assert rows == [{"device_id": "dev-a", "inbound_mbps": 1.0}, {"device_id": "dev-b", "inbound_mbps": 2.0}]
+    # Another writer making the same keys gets the same numbers (a key is the name's, not the clock's).
+    other = pg_stores.open_sample_writer(interval_s=30)
+    assert other.ensure_keys(_cycle(T0 + 30, {"dev-a": 3.0, "dev-c": 4.0})) == 4
+    assert other._dks["dev-a"] == writer._dks["dev-a"]
+    assert _sql(pg_stores, "SELECT count(*) AS n FROM ts_device") == [{"n": 3}]
