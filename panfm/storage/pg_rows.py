@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -70,21 +71,36 @@ def nested(iks: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
 _NO_KEYS: dict[str, int] = {}
 
 
-def iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[str, int],
-                   ikd: Mapping[str, Mapping[str, int]]) -> list[bytes] | None:
-    """The interface samples as binary array parameters of `PUT_IFACE`; None when a key is missing.
+@dataclass(frozen=True, slots=True)
+class IfaceKeys:
+    """A cycle's interface samples with their keys, grouped by device: what `iface_columns` packs.
 
-    Column at a time over the cached keys, with no object per sample (thousands per cycle:
-    a tuple each would wake the garbage collector a dozen times per cycle). The flat columns
-    keep each device's interfaces together, in the cycle's order (the collector's, device by
-    device; reordered, stably, when they come interleaved); the first three parameters name
-    each device's run in them.
+    The key pass (`iface_keys`) runs before the write's transaction: a missing key must be known
+    before BEGIN. The packing (`iface_columns`) runs inside the pipeline, while the server
+    works on the statements sent before it.
     """
-    ik_col = [ikd.get(x.device_id, _NO_KEYS).get(x.name) for x in ifaces]
-    dk_col = [dks.get(x.device_id) for x in ifaces]
+
+    ifaces: Sequence[InterfaceSample]
+    ik_col: list[int]
+    dk_col: list[int]
+    run_dk: list[int]  # each device's key, in run order
+    run_len: list[int]  # and the length of its run
+
+
+def iface_keys(ifaces: Sequence[InterfaceSample], dks: Mapping[str, int],
+               ikd: Mapping[str, Mapping[str, int]]) -> IfaceKeys | None:
+    """The interface samples' keys over the cached ones, each device's run together; None when a key is missing.
+
+    Column at a time, with no object per sample (thousands per cycle: a tuple each would wake
+    the garbage collector a dozen times per cycle). Each device's interfaces stay together, in
+    the cycle's order (the collector's, device by device; reordered, stably, when they come
+    interleaved); an interface twice in one cycle: the first one counts.
+    """
+    ik_col: list[Any] = [ikd.get(x.device_id, _NO_KEYS).get(x.name) for x in ifaces]
+    dk_col: list[Any] = [dks.get(x.device_id) for x in ifaces]
     if None in ik_col or None in dk_col:
         return None
-    if len(set(ik_col)) != len(ik_col):  # an interface twice in one cycle: the first one counts
+    if len(set(ik_col)) != len(ik_col):
         first: dict[Any, int] = {}
         for i, ik in enumerate(ik_col):
             first.setdefault(ik, i)
@@ -93,20 +109,29 @@ def iface_columns(ifaces: Sequence[InterfaceSample], slot: int, dks: Mapping[str
         ik_col, dk_col = [ik_col[i] for i in keep], [dk_col[i] for i in keep]
     run_dk, run_len = _runs(dk_col)
     if len(set(run_dk)) != len(run_dk):  # a device's interfaces not together: group them, stably
-        order = sorted(range(len(dk_col)), key=lambda i: int(dk_col[i] or 0))  # no None here (checked above)
+        order = sorted(range(len(dk_col)), key=dk_col.__getitem__)
         ifaces = [ifaces[i] for i in order]
         ik_col, dk_col = [ik_col[i] for i in order], [dk_col[i] for i in order]
         run_dk, run_len = _runs(dk_col)
+    return IfaceKeys(ifaces, ik_col, dk_col, run_dk, run_len)
+
+
+def iface_columns(keyed: IfaceKeys, slot: int) -> list[bytes]:
+    """The keyed interface samples as binary array parameters of `PUT_IFACE`.
+
+    The flat columns in device order; the last three parameters name each device's run in them.
+    """
+    ifaces, run_len = keyed.ifaces, keyed.run_len
     hi = list(itertools.accumulate(run_len))
     lo = [h - n + 1 for h, n in zip(hi, run_len, strict=True)]
     ts_col = [x.ts for x in ifaces]
     offs = {ts: _off_s(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
-    return [pg_arrays.pack(pg_arrays.Int4Array, ik_col),
+    return [pg_arrays.pack(pg_arrays.Int4Array, keyed.ik_col),
             pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col))),
             *(pg_arrays.pack(cls, list(map(get, ifaces))) for cls, get in zip(_IF_PACK, _IF_GETS, strict=True)),
             pg_arrays.pack(pg_arrays.BoolArray, [x.counted for x in ifaces]),
             pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in ifaces]),
-            pg_arrays.pack(pg_arrays.Int4Array, run_dk), pg_arrays.pack(pg_arrays.Int4Array, lo),
+            pg_arrays.pack(pg_arrays.Int4Array, keyed.run_dk), pg_arrays.pack(pg_arrays.Int4Array, lo),
             pg_arrays.pack(pg_arrays.Int4Array, hi)]
 
 

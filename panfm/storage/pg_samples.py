@@ -188,9 +188,11 @@ class PgSampleStore:
         own row (`node_id`, or the fence's owner; one clock: the only row).
 
         Round trips, not work, are what a busy clock host makes slow (each one waits for the
-        GIL again): the columns are built before the transaction, then BEGIN, every statement
+        GIL again): the keys are looked up before the transaction, then BEGIN, every statement
         and COMMIT go in one pipeline (one round trip; a new device or interface first costs
-        BEGIN and its keys' statements).
+        BEGIN and its keys' statements, unless `ensure_keys` made them). Each statement's
+        columns are packed once the statements before it are on their way, so the server
+        works while the writer packs.
         """
         slot = self.slot_of(cycle.started)
         self._ensure_partitions(cycle.started)
@@ -200,11 +202,11 @@ class PgSampleStore:
         with self._lock, self.db.connection() as tx:
             self._prepare(tx)
             dks, iks, ikd = self._dks, self._iks, self._ikd
-            # The columns from the cached keys (the steady state: one pass, before the transaction).
-            if_cols = pg_rows.iface_columns(ifaces, slot, dks, ikd)
+            # The interface rows' keys from the cache (the steady state: one pass, before the transaction).
+            keyed = pg_rows.iface_keys(ifaces, dks, ikd)
             began = False
             try:
-                if if_cols is None or any(x.device_id not in dks for x in samples):
+                if keyed is None or any(x.device_id not in dks for x in samples):
                     # A new device or interface: its keys first, in this transaction.
                     tx.execute("BEGIN")
                     began = True
@@ -216,18 +218,28 @@ class PgSampleStore:
                     if new_iks:
                         iks = {**iks, **new_iks}
                         ikd = pg_rows.nested(iks)
-                    if_cols = pg_rows.iface_columns(ifaces, slot, dks, ikd)
-                dev_cols = pg_rows.device_columns(samples, slot, dks) if samples else None
+                    keyed = pg_rows.iface_keys(ifaces, dks, ikd)
+                if keyed is None:  # not after `_keys`: every key is made or found there
+                    raise RuntimeError("interface keys missing after they were made")
+                cols: dict[str, list[bytes]] = {}  # packed once, in the pipeline (kept for a second send)
                 refused_cur: list[Any] = []
 
                 def send(keep_first: bool) -> None:
-                    """The raw rows and the devices' state, sent without waiting for each result."""
+                    """The raw rows and the devices' state, sent without waiting for each result.
+
+                    Each column set is packed after the statements before it went: the server
+                    runs those meanwhile.
+                    """
                     keep = pg_rows.KEEP_FIRST if keep_first else ""
                     where = pg_rows.DEV_FENCE if fenced else ""
-                    if dev_cols is not None:
-                        tx.execute(pg_rows.PUT_DEVICE.format(where=where) + keep, [slot, *dev_cols], binary=True)
-                    if if_cols is not None and ifaces:
-                        tx.execute(pg_rows.PUT_IFACE.format(where=where) + keep, [slot, *if_cols], binary=True)
+                    if samples:
+                        if "dev" not in cols:
+                            cols["dev"] = pg_rows.device_columns(samples, slot, dks)
+                        tx.execute(pg_rows.PUT_DEVICE.format(where=where) + keep, [slot, *cols["dev"]], binary=True)
+                    if ifaces:
+                        if "if" not in cols:
+                            cols["if"] = pg_rows.iface_columns(keyed, slot)
+                        tx.execute(pg_rows.PUT_IFACE.format(where=where) + keep, [slot, *cols["if"]], binary=True)
                     if not keep_first:
                         tx.execute("RELEASE SAVEPOINT panfm_raw")
                     pg_state.put_baselines(tx, cycle.baselines, fenced)
