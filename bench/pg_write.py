@@ -13,7 +13,9 @@ back). Prints p50/p95/max of the write (and of the writing thread's own CPU time
 load changes little: the client's share of the write) and of the lease round, and with `--parts` the time of
 each SQL statement of the write (grouped by its first words), and with `--server-stats` the
 server's own mean time per statement (`pg_stat_statements`, loaded into its server) and the
-state tables' updates, HOT updates and size. No network polls and no
+state tables' updates, HOT updates and size, and with `--fleet-read` the leader's read of the
+fleet's newest interfaces for its alert evaluation (`clock_leader.fleet_cycle`, every slot) done
+both ways: one `interfaces_latest` per device, as it was, and one `interfaces_since`. No network polls and no
 simulator: only the database side of S8 (`make bench-scaleout` is the whole run).
 `PANFM_BENCH_ROOT=/other/checkout` runs the same script against another checkout (A/B).
 """
@@ -79,6 +81,25 @@ def _cycle(devices: list[str], t: float, ifaces: int) -> CycleResult:
     )
 
 
+def _fleet_read(stores: Any, since: float) -> dict[str, Any]:
+    """The leader's read of every device's newest interfaces, 5 times each way (ms per read)."""
+    from panfm.storage.pg_reader import PgSampleReader
+
+    reader = PgSampleReader(stores.backend.db)
+    ids = sorted(reader.latest_all())
+    out: dict[str, Any] = {"devices": len(ids)}
+    for name, read in (("per_device", lambda: {d: reader.interfaces_latest(d) for d in ids}),
+                       ("one_statement", lambda: reader.interfaces_since(since))):
+        runs, found = [], 0
+        for _ in range(5):
+            t0 = time.perf_counter()
+            got = read()
+            runs.append(round((time.perf_counter() - t0) * 1000, 1))
+            found = sum(len(v) for v in got.values())
+        out[name] = {"ms": runs, "interfaces": found}
+    return out
+
+
 class _Parts:
     """Times every statement the stores send (PgConn.execute / executemany), by its first words."""
 
@@ -132,6 +153,8 @@ def main() -> int:
                     help="CPU-bound Python threads in this process meanwhile (the clock's poll threads hold the GIL)")
     ap.add_argument("--switch-interval", type=float, default=None,
                     help="sys.setswitchinterval for this process (seconds; the clock sets its own)")
+    ap.add_argument("--fleet-read", action="store_true",
+                    help="time the leader's read of the fleet's newest interfaces, per device and in one statement")
     ap.add_argument("--out", help="also write the figures as JSON here")
     a = ap.parse_args()
     if a.switch_interval is not None:
@@ -206,6 +229,8 @@ def main() -> int:
         }
         if parts is not None:
             result["parts_ms"] = parts.report()
+        if a.fleet_read:
+            result["fleet_read_ms"] = _fleet_read(stores, t + (a.cycles + 1) * a.interval - 2 * a.interval)
         if a.server_stats:  # every statement since the start, the two warm-up cycles included
             rows = server.psql(
                 "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"

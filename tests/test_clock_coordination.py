@@ -379,3 +379,36 @@ def test_on_sqlite_the_one_clock_writes_at_once(tmp_path):
     assert keeper.write_delay_s() == 0.0
     assert keeper.hold_after_write_s() == 0.0
     keeper.coordinator.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_leaders_fleet_cycle_holds_every_clocks_newest_devices_and_interfaces(pg_url, tmp_path):
+    """What the leader's alert evaluation reads each slot (`fleet_cycle`): the other clocks' devices
+    as stored, with their interfaces (one statement for the fleet); a device silent for more
+    than two intervals is left out, with its interfaces."""
+    from panfm.ops.clock_leader import fleet_cycle
+
+    settings = _settings(tmp_path / "data", **pg_env(pg_url))
+    web_client(settings)  # migrates the stores
+    ctx = clock.build_context(settings)
+    interval = ctx.settings.refresh_interval
+    now = time.time()
+    stores = open_stores(settings, writer=True)
+    try:  # the other clocks' writes: fw-a and fw-b now, fw-old three intervals ago
+        other = stores.open_sample_writer(interval)
+        other.write_cycle(cycle(now - 3 * interval, devices=("fw-old",), ifaces=("ethernet1/1",)))
+        other.write_cycle(cycle(now, devices=("fw-a", "fw-b"), ifaces=("ethernet1/1", "ae1")))
+    finally:
+        stores.close()
+    try:
+        mine = cycle(now, devices=("fw-mine",))  # not written: only what is stored counts
+        fleet = fleet_cycle(ctx, mine)
+        assert sorted(s.device_id for s in fleet.samples) == ["fw-a", "fw-b"]
+        assert sorted((i.device_id, i.name) for i in fleet.interfaces) == [
+            ("fw-a", "ae1"), ("fw-a", "ethernet1/1"), ("fw-b", "ae1"), ("fw-b", "ethernet1/1")]
+        assert {i.in_bps for i in fleet.interfaces} == {1e6}
+        assert fleet.started == mine.started
+    finally:
+        ctx.collector.close()
+        ctx.store.close()
+        ctx.keeper.coordinator.close()

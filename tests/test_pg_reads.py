@@ -49,3 +49,42 @@ def test_the_newest_sample_reads_one_row_per_day_partition_not_the_devices_whole
     finally:
         db.close()
 
+
+
+def test_the_fleets_newest_interfaces_in_one_statement_are_each_devices_newest_poll(pg_url):
+    """`interfaces_since` (the leader's alert evaluation, every slot): each device's interfaces as its
+    newest raw row at or after the bound holds them, what `interfaces_latest` gives for them; an
+    interface missing from that poll is not there; a device with no row since is absent."""
+    import dataclasses
+
+    from helpers.storage import cycle
+
+    from panfm.storage.pg_samples import PgSampleStore
+
+    db = PgDatabase(pg_url, statement_timeout_ms=0)
+    try:
+        db.migrate("series", pg_series.PG_MIGRATIONS)
+        now = int(time.time()) // 30 * 30
+        pg_series.ensure_partitions(db, now - 86400, days_ahead=2)
+        writer = PgSampleStore(db, interval_s=30)
+        writer.write_cycle(cycle(now - 120 + 5, devices=("fw-a", "fw-b", "fw-c"), ifaces=("ethernet1/1", "ae1")))
+        writer.write_cycle(cycle(now - 30 + 5, devices=("fw-a", "fw-b"), ifaces=("ethernet1/1", "ae1")))
+        # The newest poll: fw-a's lacks ae1, and the values are new.
+        newest = cycle(now + 5, devices=("fw-a", "fw-b"), ifaces=("ethernet1/1", "ae1"))
+        newest = dataclasses.replace(newest, interfaces=tuple(
+            dataclasses.replace(i, in_bps=7e6, out_bps=None) for i in newest.interfaces
+            if (i.device_id, i.name) != ("fw-a", "ae1")))
+        writer.write_cycle(newest)
+        reader = PgSampleReader(db)
+        got = reader.interfaces_since(now - 60)
+        assert sorted(got) == ["fw-a", "fw-b"]  # fw-c wrote nothing since
+        assert got["fw-b"] == reader.interfaces_latest("fw-b")
+        assert [i.name for i in got["fw-a"]] == ["ethernet1/1"]
+        assert got["fw-a"] == [i for i in reader.interfaces_latest("fw-a") if i.name == "ethernet1/1"]
+        one = got["fw-a"][0]
+        assert (one.ts, one.in_bps, one.out_bps, one.in_pps, one.counted) == (now + 5, 7e6, None, 100.0, True)
+        assert reader.interfaces_since(now + 30) == {}
+        older = reader.interfaces_since(now - 200)
+        assert sorted(older) == ["fw-a", "fw-b", "fw-c"] and older["fw-c"][0].ts == now - 115
+    finally:
+        db.close()

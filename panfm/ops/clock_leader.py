@@ -107,10 +107,14 @@ def fleet_cycle(ctx: ClockContext, cycle: CycleResult) -> CycleResult:
     """`cycle` with every device's newest stored sample (younger than 2 intervals), interfaces and state."""
     if ctx.backend is None or ctx.backend.db is None:
         return cycle
-    horizon = cycle.started - 2 * ctx.settings.refresh_interval
+    interval = ctx.settings.refresh_interval
+    horizon = cycle.started - 2 * interval
     reader = PgSampleReader(ctx.backend.db)
     samples = tuple(s for s in reader.latest_all().values() if s.ts >= horizon)
-    interfaces = tuple(i for s in samples for i in reader.interfaces_latest(s.device_id) if i.ts >= horizon)
+    # A sample at or after the horizon is in a slot starting less than an interval before it
+    # (a slot's polls stop at its end); one more for margin, a row per device.
+    by_device = reader.interfaces_since(horizon - 2 * interval)
+    interfaces = tuple(i for s in samples for i in by_device.get(s.device_id, ()) if i.ts >= horizon)
     statuses = tuple(reader.device_statuses().values())
     return dataclasses.replace(cycle, samples=samples, interfaces=interfaces, statuses=statuses)
 
