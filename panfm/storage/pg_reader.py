@@ -159,7 +159,7 @@ class PgSampleReader:
             approx = r["approx"] or [None] * len(iks)
             samples = [InterfaceSample(device_id, names[ik], (slot_ms + off) / 1000, *values, bool(counted),
                                        apx)  # type: ignore[call-arg]  # the six metrics, positional
-                       for ik, off, counted, apx, *values in zip(iks, r["off_ms"], r["counted"], approx, *metrics)]
+                       for ik, off, counted, apx, *values in zip(iks, r["off_ms"], r["counted"], approx, *metrics, strict=True)]
             out[device_id] = sorted(samples, key=lambda x: x.name)
         return out
 
