@@ -157,9 +157,10 @@ class PgSampleReader:
             device_id, slot_ms, iks = r["device_id"], r["slot"] * 1000, r["iks"]
             metrics = [[None if v is None else float(v) for v in r[m]] for m in IFACE_METRICS]  # BIGINTs too
             approx = r["approx"] or [None] * len(iks)
+            columns = zip(iks, r["off_ms"], r["counted"], approx, *metrics, strict=True)
             samples = [InterfaceSample(device_id, names[ik], (slot_ms + off) / 1000, *values, bool(counted),
                                        apx)  # type: ignore[call-arg]  # the six metrics, positional
-                       for ik, off, counted, apx, *values in zip(iks, r["off_ms"], r["counted"], approx, *metrics, strict=True)]
+                       for ik, off, counted, apx, *values in columns]
             out[device_id] = sorted(samples, key=lambda x: x.name)
         return out
 
