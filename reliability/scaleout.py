@@ -53,7 +53,8 @@ from throughput_storage import open_coordinator, open_stores
 sys.path.insert(0, str(ROOT / "tests"))  # one PostgreSQL helper for the tests and these runs
 from helpers.postgres import PgServer
 
-_WRITE = re.compile(r"collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s \(write ([\d.]+) ms\)")
+_WRITE = re.compile(r"collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s \(write ([\d.]+) ms"
+                    r"(?:, CPU ([\d.]+) ms)?\)")
 _LEASE = re.compile(r"lease round ([\d.]+) ms")
 _REJECTED = re.compile(r"collect: (\d+) late sample\(s\) rejected by the fence")
 
@@ -163,16 +164,18 @@ class Cluster:
         return out
 
     def log_figures(self) -> dict[str, Any]:
-        writes, later, leases, rejected = [], [], [], 0
+        writes, later, cpu, leases, rejected = [], [], [], [], 0
         for n in self.clocks:
             text = self.procs.log_text(n)
-            mine = [float(m[4]) for m in _WRITE.findall(text)]
+            found = _WRITE.findall(text)
+            mine = [float(m[4]) for m in found]
             writes += mine
-            later += mine[1:]  # a clock's first write creates its share's series keys and fills its caches
+            later += mine[1:]  # a clock's first write fills its caches (and made its share's keys before)
+            cpu += [float(m[5]) for m in found if m[5]]  # the writing thread's own CPU time
             leases += [float(m) for m in _LEASE.findall(text)]
             rejected += sum(int(m) for m in _REJECTED.findall(text))
         return {"write_ms": _dist(writes), "write_ms_after_each_first": _dist(later),
-                "lease_round_ms": _dist(leases), "rejected_writes": rejected,
+                "write_cpu_ms": _dist(cpu), "lease_round_ms": _dist(leases), "rejected_writes": rejected,
                 "deadlocks_or_serialization_errors": sum(self.procs.log_text(n).count(w) for n in self.clocks
                                                          for w in ("DeadlockDetected", "SerializationFailure"))}
 
