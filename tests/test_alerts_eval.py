@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -250,3 +251,5 @@ def test_the_clock_keeps_only_what_observe_reads_of_an_inventory_and_observe_ans
     assert whole.values[("fw1", "interface_utilization_pct", "ethernet1/1")] == 60.0
     assert whole.observed == {("fw1", "ha_state_changed"): "passive", ("fw1", "tls_fingerprint_changed"): "ab" * 32}
     assert alert_inputs({}) == {} and observe(cycle, {"fw1": {}}, now) == observe(cycle, {"fw1": alert_inputs({})}, now)
+    # Kept as JSON beside the document (PostgreSQL), read back by the leader and extracted again: the same.
+    assert alert_inputs(json.loads(json.dumps(kept))) == kept

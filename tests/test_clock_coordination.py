@@ -18,6 +18,7 @@ from helpers.storage import cycle
 
 import clock
 import config
+from alerts import alert_inputs
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.ops import write_clock_stats
 from panfm.ops.clock_leader import WARM_THREAD
@@ -25,6 +26,7 @@ from throughput_storage import (
     COORDINATION_DB,
     HISTORY_DB,
     CoordinationUnavailable,
+    PgSampleReader,
     cleanup_day,
     open_coordinator,
     open_stores,
@@ -409,6 +411,76 @@ def test_on_postgresql_the_leaders_fleet_cycle_holds_every_clocks_newest_devices
         assert {i.in_bps for i in fleet.interfaces} == {1e6}
         assert fleet.started == mine.started
     finally:
+        ctx.collector.close()
+        ctx.store.close()
+        ctx.keeper.coordinator.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_leader_evaluates_the_other_clocks_devices_with_their_stored_inventory(pg_url, tmp_path):
+    """The leader's own inventories cover only its devices; HA state, licences, new connected
+    devices, critical threats, link speeds and certificates of the others come from the store
+    (`fleet_inventory`), read again only when a device's inventory changed."""
+    from panfm.alerting.evaluate import observe
+    from panfm.ops.clock_leader import fleet_cycle, fleet_inventory
+
+    settings = _settings(tmp_path / "data", **pg_env(pg_url))
+    web_client(settings)  # migrates the stores
+    ctx = clock.build_context(settings)
+    now = time.time()
+    doc = {"ha": {"enabled": True, "local_state": "passive", "peer_state": "active"},
+           "interfaces": [{"name": "ethernet1/1", "speed_mbps": 1000, "zone": "untrust"}],
+           "logs": {"traffic": [{"src": "10.0.0.1"}] * 50}}
+    stores = open_stores(settings, writer=True)
+    try:  # another clock's device: its samples and its inventory, with the alerts' inputs beside it
+        other = stores.open_sample_writer(ctx.settings.refresh_interval)
+        other.write_cycle(cycle(now, devices=("fw-b",), ifaces=("ethernet1/1",)))
+        other.write_inventory("fw-b", now - 10, doc, inputs=alert_inputs(doc))
+        other.write_inventory("fw-old", now - 10, {"ha": {"enabled": True, "local_state": "active"}})  # no inputs
+    finally:
+        stores.close()
+    reads: list[int] = []
+    real = PgSampleReader.alert_inputs_changed
+
+    def counted(self, known):
+        got = real(self, known)
+        reads.append(sum(1 for _, inputs in got.values() if inputs is not None))
+        return got
+
+    try:
+        PgSampleReader.alert_inputs_changed = counted
+        assert ctx.inventory == {}  # this clock gathered none
+        inventory = fleet_inventory(ctx)
+        assert inventory == {"fw-b": alert_inputs(doc), "fw-old": {"ha": {"enabled": True, "local_state": "active"}}}
+        assert "logs" not in inventory["fw-b"]
+        seen = observe(fleet_cycle(ctx, cycle(now, devices=("fw-mine",))), inventory, now)
+        assert seen.observed[("fw-b", "ha_state_changed")] == "passive"
+        assert seen.values[("fw-b", "interface_utilization_pct", "ethernet1/1")] == 0.2  # 2 Mbit/s out of 1,000
+        assert fleet_inventory(ctx) == inventory and reads == [2, 0]  # nothing changed: nothing read again
+        stores = open_stores(settings, writer=True)
+        try:
+            changed = {**doc, "ha": {"enabled": True, "local_state": "active"}}
+            stores.open_sample_writer(ctx.settings.refresh_interval).write_inventory(
+                "fw-b", now, changed, inputs=alert_inputs(changed))
+        finally:
+            stores.close()
+        assert fleet_inventory(ctx)["fw-b"]["ha"]["local_state"] == "active" and reads[-1] == 1
+        # And the leader's evaluation is given them: fw-b's HA state is evaluated here.
+        import panfm.ops.clock_leader as clock_leader
+
+        ctx.load_settings = lambda: settings
+        clock.lease_once(ctx)  # the only clock: the leader
+        assert ctx.keeper.last is not None and ctx.keeper.last.leader
+        given = []
+        real_evaluate = clock_leader.evaluate_alerts
+        clock_leader.evaluate_alerts = lambda c, cyc, inv=None: given.append(inv) or []
+        try:
+            clock_leader.evaluate_on_leader(ctx, cycle(now, devices=("fw-mine",)))
+        finally:
+            clock_leader.evaluate_alerts = real_evaluate
+        assert given and given[0]["fw-b"]["ha"]["local_state"] == "active"
+    finally:
+        PgSampleReader.alert_inputs_changed = real
         ctx.collector.close()
         ctx.store.close()
         ctx.keeper.coordinator.close()

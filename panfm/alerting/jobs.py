@@ -71,8 +71,13 @@ def _docs(ctx: ClockContext, table: str) -> list[dict[str, Any]]:
     return DocTable(ctx.data_dir, table, ctx.clock, ctx.backend).list()
 
 
-def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:
-    """Evaluate the alert rules against a committed cycle; states, incidents and outbox in one commit."""
+def evaluate_alerts(ctx: ClockContext, cycle: CycleResult,
+                    inventory: Mapping[str, Mapping[str, Any]] | None = None) -> list[Transition]:
+    """Evaluate the alert rules against a committed cycle; states, incidents and outbox in one commit.
+
+    `inventory`: what the alerts read of each device's inventory; this clock's own by default
+    (the leader of several clocks passes every clock's, as stored).
+    """
     devices = ctx.devices.list()
     enabled = {d.id for d in devices if d.enabled}
     changed = ctx.collector.certificate_changes()
@@ -91,7 +96,7 @@ def evaluate_alerts(ctx: ClockContext, cycle: CycleResult) -> list[Transition]:
         cycle,
         # One read of the published mapping: read-only, replaced whole by the inventory job, never
         # changed while this iterates. A removed device raises nothing.
-        {k: v for k, v in ctx.inventory.items() if k in enabled},
+        {k: v for k, v in (ctx.inventory if inventory is None else inventory).items() if k in enabled},
         ctx.clock(),
         fingerprints=ctx.collector.seen_fingerprints(),
         device_names={d.id: d.name for d in devices},

@@ -70,6 +70,8 @@ class ClockContext:
     # `inventory_lock`), so the alert hook can iterate the mapping it holds while a inventory job
     # stores newer documents: no "dictionary changed size during iteration".
     inventory: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    # The leader's copy of every clock's stored alert inputs (PostgreSQL): device -> (time, inputs).
+    fleet_inventory: dict[str, tuple[float, Mapping[str, Any]]] = field(default_factory=dict)
     # Set by build_scheduler: run collect_inventory_once(ctx, ids) soon, in its own job (never in collect's).
     request_inventory: Callable[[list[str]], None] | None = None
     inventory_busy: threading.Lock = field(default_factory=threading.Lock)
@@ -289,13 +291,18 @@ def _store_inventory(ctx: ClockContext, keeper: LeaseKeeper | None, job: str, st
             log.info("[CLOCK JOB] %s: inventory of %s dropped: its lease was lost", job, device_id)
             return
         record_network(ctx, device_id, ts, doc)
-        if not ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence)):
+        inputs = alert_inputs(doc)  # kept beside the document: the leader evaluates every clock's devices
+        if not ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence), inputs=inputs):
             log.info("[CLOCK JOB] %s: inventory of %s refused by the fence (lease lost)", job, device_id)
             return
     else:
         record_network(ctx, device_id, ts, doc)
-        ctx.store.write_inventory(device_id, ts, doc)
-    ctx.publish_inventory({device_id: alert_inputs(doc)})  # what the alerts read, not the whole document
+        inputs = alert_inputs(doc)
+        if isinstance(ctx.store, PgSampleStore):
+            ctx.store.write_inventory(device_id, ts, doc, inputs=inputs)
+        else:
+            ctx.store.write_inventory(device_id, ts, doc)
+    ctx.publish_inventory({device_id: inputs})  # what the alerts read, not the whole document
     stored.append(device_id)
 
 
@@ -309,9 +316,12 @@ def _write_early(ctx: ClockContext, keeper: LeaseKeeper | None, device_id: str, 
     if keeper is not None and isinstance(ctx.store, PgSampleStore):
         fence = keeper.held().get(device_id)
         if fence is not None:
-            ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence))
+            ctx.store.write_inventory(device_id, ts, doc, fence=(keeper.node_id, fence), inputs=alert_inputs(doc))
         return
-    ctx.store.write_inventory(device_id, ts, doc)
+    if isinstance(ctx.store, PgSampleStore):
+        ctx.store.write_inventory(device_id, ts, doc, inputs=alert_inputs(doc))
+    else:
+        ctx.store.write_inventory(device_id, ts, doc)
 
 
 def write_clock_stats(ctx: ClockContext) -> None:

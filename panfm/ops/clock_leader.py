@@ -11,8 +11,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
-from alerts import evaluate_alerts, notify_once
+from alerts import alert_inputs, evaluate_alerts, notify_once
 from panfm.models import CycleResult
 from panfm.ops.clock_jobs import ClockContext, recorded
 from throughput_storage import AuditLog, PgSampleReader, PgSampleStore, alerts_store
@@ -100,7 +103,29 @@ def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
         return evaluate_alerts(ctx, cycle)
     if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
         return None
-    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle))
+    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle), fleet_inventory(ctx))
+
+
+def fleet_inventory(ctx: ClockContext) -> Mapping[str, Mapping[str, Any]]:
+    """What the alerts read of every device's stored inventory, whichever clock gathered it (PostgreSQL).
+
+    The leader's own inventories cover only the devices it holds: HA state, licences, new
+    connected devices, critical threats, link speeds and certificates of the other clocks'
+    devices come from the store. Kept in `ctx.fleet_inventory` and refreshed every slot with
+    the rows whose time changed (about a tenth of the fleet per slot at a 30-s interval).
+    """
+    if ctx.backend is None or ctx.backend.db is None:
+        return ctx.inventory
+    kept = ctx.fleet_inventory
+    rows = PgSampleReader(ctx.backend.db).alert_inputs_changed({d: ts for d, (ts, _) in kept.items()})
+    fresh: dict[str, tuple[float, Mapping[str, Any]]] = {}
+    for device_id, (ts, inputs) in rows.items():
+        if inputs is None and device_id in kept:
+            fresh[device_id] = kept[device_id]
+        elif inputs is not None:
+            fresh[device_id] = (ts, alert_inputs(inputs))  # a row from before `inputs`: its whole document
+    ctx.fleet_inventory = fresh  # a device whose row went is dropped
+    return MappingProxyType({d: inputs for d, (_, inputs) in fresh.items()})
 
 
 def fleet_cycle(ctx: ClockContext, cycle: CycleResult) -> CycleResult:

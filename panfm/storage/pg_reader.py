@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -224,6 +224,23 @@ class PgSampleReader:
 
     def inventory_all(self) -> dict[str, dict[str, Any]]:
         return self._inventory(None)
+
+    def alert_inputs_changed(self, known: Mapping[str, float]) -> dict[str, tuple[float, dict[str, Any] | None]]:
+        """Every device with a stored inventory: (its time, what the alerts read of it), None when unchanged.
+
+        Unchanged: its time is the one in `known` (the caller keeps what it read before); only
+        changed rows are sent. What the alerts read is the `inputs` kept beside the document by
+        the clock that wrote it; a row from before those were kept gives its whole document (the
+        caller extracts the inputs; extracting twice gives the same).
+        """
+        ids, times = list(known), [float(known[d]) for d in known]
+        with self.db.connection() as conn:
+            rows = conn.fetchall(
+                "SELECT i.device_id, i.ts, CASE WHEN k.ts IS DISTINCT FROM i.ts THEN COALESCE(i.inputs, i.doc) END"
+                " AS inputs FROM inventory i LEFT JOIN unnest(?::text[], ?::float8[]) AS k(device_id, ts)"
+                " ON k.device_id = i.device_id", (ids, times))
+        return {r["device_id"]: (float(r["ts"]), None if r["inputs"] is None else json.loads(r["inputs"]))
+                for r in rows}
 
     def device_parts(self, device_id: str, keep: device_reads.Keep | None = None) -> dict[str, dict[str, Any]]:
         """Return one device's newest rows in the whole-fleet reads' shapes (`/metrics?device=`; read-only)."""

@@ -316,23 +316,26 @@ class PgSampleStore:
             pg_state.put_clock_stats(tx, stats, heartbeat, node_id)
 
     def write_inventory(self, device_id: str, ts: float, info: dict[str, Any],
-                        fence: tuple[str, int] | None = None) -> bool:
+                        fence: tuple[str, int] | None = None, inputs: Mapping[str, Any] | None = None) -> bool:
         """Store a device's slow-changing inventory and context (a JSON document); False: the fence refused it.
 
         `fence` (owner, fence): written only while `device_lease` still grants the device to
-        that owner with that fence (the check and the write in one statement).
+        that owner with that fence (the check and the write in one statement). `inputs`: what
+        the alerts read of it (`alert_inputs`), kept beside it for the leader (`alert_inputs_changed`).
         """
         doc = jsontext.dumps(info)
+        kept = None if inputs is None else jsontext.dumps(dict(inputs))
         with self.db.transaction() as tx:
             if fence is None:
-                tx.execute("INSERT INTO inventory (device_id, ts, doc) VALUES (?, ?, ?) ON CONFLICT (device_id)"
-                           " DO UPDATE SET ts = excluded.ts, doc = excluded.doc", (device_id, ts, doc))
+                tx.execute("INSERT INTO inventory (device_id, ts, doc, inputs) VALUES (?, ?, ?, ?) ON CONFLICT"
+                           " (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc, inputs = excluded.inputs",
+                           (device_id, ts, doc, kept))
                 return True
             cur = tx.execute(
-                "INSERT INTO inventory (device_id, ts, doc) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM device_lease l"
-                " WHERE l.device_id = ? AND l.owner = ? AND l.fence = ? AND l.lease_until > now())"
-                " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc",
-                (device_id, ts, doc, device_id, fence[0], fence[1]))
+                "INSERT INTO inventory (device_id, ts, doc, inputs) SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM"
+                " device_lease l WHERE l.device_id = ? AND l.owner = ? AND l.fence = ? AND l.lease_until > now())"
+                " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, doc = excluded.doc, inputs = excluded.inputs",
+                (device_id, ts, doc, kept, device_id, fence[0], fence[1]))
             return int(cur.rowcount) > 0
 
     def advance_rollups(self, closed_before: float, since: float | None = None) -> None:

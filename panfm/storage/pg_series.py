@@ -160,6 +160,10 @@ PG_MIGRATIONS: list[str] = [
     # write's upserts took ~40 % longer and baselines grew 7x in 20 cycles (bench/pg_write.py).
     # Existing pages keep their fill until rows move; new pages get it.
     ";\n".join(f"ALTER TABLE {t} SET (fillfactor = {STATE_FILLFACTOR})" for t in STATE_TABLES),
+    # 6: what the alerts read of each inventory (`alert_inputs`, a few hundred bytes) beside the
+    # whole document: the leader evaluates every clock's devices and reads these, not documents
+    # of log entries. NULL in rows written before (the reader falls back to the document).
+    "ALTER TABLE inventory ADD COLUMN inputs TEXT",
 ]
 
 
