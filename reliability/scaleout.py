@@ -56,6 +56,7 @@ from helpers.postgres import PgServer
 _WRITE = re.compile(r"collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s \(write ([\d.]+) ms"
                     r"(?:, CPU ([\d.]+) ms)?\)")
 _LEASE = re.compile(r"lease round ([\d.]+) ms")
+_GC = re.compile(r"\[CLOCK GC\] automatic collection of generation (\d+) in (\S+): ([\d.]+) ms")
 _REJECTED = re.compile(r"collect: (\d+) late sample\(s\) rejected by the fence")
 
 
@@ -164,7 +165,7 @@ class Cluster:
         return out
 
     def log_figures(self) -> dict[str, Any]:
-        writes, later, cpu, leases, rejected = [], [], [], [], 0
+        writes, later, cpu, leases, gcs, rejected = [], [], [], [], [], 0
         for n in self.clocks:
             text = self.procs.log_text(n)
             found = _WRITE.findall(text)
@@ -173,9 +174,11 @@ class Cluster:
             later += mine[1:]  # a clock's first write fills its caches (and made its share's keys before)
             cpu += [float(m[5]) for m in found if m[5]]  # the writing thread's own CPU time
             leases += [float(m) for m in _LEASE.findall(text)]
+            gcs += [float(m[2]) for m in _GC.findall(text)]  # the collector's safety net, 10 ms or more
             rejected += sum(int(m) for m in _REJECTED.findall(text))
         return {"write_ms": _dist(writes), "write_ms_after_each_first": _dist(later),
-                "write_cpu_ms": _dist(cpu), "lease_round_ms": _dist(leases), "rejected_writes": rejected,
+                "write_cpu_ms": _dist(cpu), "automatic_gc_10ms_or_more": _dist(gcs),
+                "lease_round_ms": _dist(leases), "rejected_writes": rejected,
                 "deadlocks_or_serialization_errors": sum(self.procs.log_text(n).count(w) for n in self.clocks
                                                          for w in ("DeadlockDetected", "SerializationFailure"))}
 

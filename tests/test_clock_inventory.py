@@ -165,3 +165,33 @@ def test_the_clocks_collector_freezes_the_start_and_collects_cycles_after_each_c
     clock.collect_once(ctx)
     clock.collect_once(ctx)
     assert order == ["write", "gc", "write", "gc"]
+
+
+def test_the_collectors_automatic_collections_are_counted_and_the_clocks_own_are_not(caplog):
+    """The safety net's collections (not chosen by the cycle) are counted and, when long, logged."""
+    import gc
+
+    from panfm.ops import memory
+
+    before = gc.get_threshold()
+    try:
+        memory.configure_gc()
+        memory.configure_gc()  # twice: one callback
+        assert gc.callbacks.count(memory._note_automatic) == 1
+        counted = memory.automatic_collections
+        memory.collect_garbage()
+        assert memory.automatic_collections == counted  # the clock's own
+        gc.set_threshold(5)
+        with caplog.at_level("DEBUG", logger="panfm.clock"):
+            memory.AUTOMATIC_LOG_MS, was = 0.0, memory.AUTOMATIC_LOG_MS
+            try:
+                kept = [[i] for i in range(100)]  # tracked allocations past the threshold
+            finally:
+                memory.AUTOMATIC_LOG_MS = was
+        assert len(kept) == 100
+        assert memory.automatic_collections > counted
+        assert "[CLOCK GC] automatic collection of generation 0" in caplog.text
+    finally:
+        gc.callbacks[:] = [c for c in gc.callbacks if c is not memory._note_automatic]
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -18,6 +18,8 @@ import gc
 import itertools
 import logging
 import platform
+import threading
+import time
 
 log = logging.getLogger("panfm.clock")
 
@@ -83,6 +85,31 @@ def configure_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+    if _note_automatic not in gc.callbacks:
+        gc.callbacks.append(_note_automatic)
+
+
+# The safety net's collections, logged when long (a pause the cycle did not choose): their count,
+# the generation and the time, at DEBUG ("[CLOCK GC]"). Collections by `collect_garbage` are not
+# counted: `_explicit` is set around them (collections run in the thread that starts them).
+AUTOMATIC_LOG_MS = 10.0
+automatic_collections = 0
+_explicit = False
+_started = 0.0
+
+
+def _note_automatic(phase: str, info: dict[str, int]) -> None:
+    global automatic_collections, _started
+    if _explicit:
+        return
+    if phase == "start":
+        _started = time.perf_counter()
+        return
+    automatic_collections += 1
+    ms = (time.perf_counter() - _started) * 1000.0
+    if ms >= AUTOMATIC_LOG_MS:
+        log.debug("[CLOCK GC] automatic collection of generation %d in %s: %.1f ms",
+                  info.get("generation", -1), threading.current_thread().name, ms)
 
 
 def collect_garbage() -> int:
@@ -91,6 +118,11 @@ def collect_garbage() -> int:
     Returns the generation collected. Trees and samples hold no cycles (their reference counts
     free them); this finds what does (exceptions and their frames, a closed client's parts).
     """
+    global _explicit
     generation = 2 if next(_cycles) % FULL_EVERY_CYCLES == 0 else 1
-    gc.collect(generation)
+    _explicit = True
+    try:
+        gc.collect(generation)
+    finally:
+        _explicit = False
     return generation
