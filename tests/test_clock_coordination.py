@@ -473,7 +473,7 @@ def test_on_postgresql_the_leader_evaluates_the_other_clocks_devices_with_their_
         assert ctx.keeper.last is not None and ctx.keeper.last.leader
         given = []
         real_evaluate = clock_leader.evaluate_alerts
-        clock_leader.evaluate_alerts = lambda c, cyc, inv=None: given.append(inv) or []
+        clock_leader.evaluate_alerts = lambda c, cyc, inv=None, certs=None: given.append(inv) or []
         try:
             clock_leader.evaluate_on_leader(ctx, cycle(now, devices=("fw-mine",)))
         finally:
@@ -481,6 +481,56 @@ def test_on_postgresql_the_leader_evaluates_the_other_clocks_devices_with_their_
         assert given and given[0]["fw-b"]["ha"]["local_state"] == "active"
     finally:
         PgSampleReader.alert_inputs_changed = real
+        ctx.collector.close()
+        ctx.store.close()
+        ctx.keeper.coordinator.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_leader_sees_another_clocks_device_refused_for_its_certificate(pg_url, tmp_path):
+    """Another clock's device refused for a changed certificate is stored "down" with the reason;
+    the leader reads it as a certificate change (`fleet_certificates`), so its evaluation raises
+    `tls_fingerprint_changed` with the new fingerprint, not "down"."""
+    import dataclasses
+
+    import panfm.ops.clock_leader as clock_leader
+    from panfm.collector.breaker import cert_change_of, status_cert_changed
+    from panfm.models import DeviceStatus
+
+    pinned, new = "ab" * 32, "cd" * 32
+    settings = _settings(tmp_path / "data", **pg_env(pg_url))
+    web_client(settings)  # migrates the stores
+    ctx = clock.build_context(settings)
+    ctx.load_settings = lambda: settings
+    for name, port in (("fw-c", 1), ("fw-d", 2)):
+        ctx.devices.add(dataclasses.replace(_device(name, port), tls=TlsConfig("pin", fingerprint_sha256=pinned)))
+    ids = {d.name: d.id for d in ctx.devices.list()}
+    now = time.time()
+    refused = status_cert_changed(None, ids["fw-c"], now, pinned, new)
+    assert cert_change_of(refused) == (pinned, new)
+    assert cert_change_of(DeviceStatus(ids["fw-d"], "down", now, None, "timed out", 3)) is None
+    stores = open_stores(settings, writer=True)
+    try:  # the other clock's cycle: fw-c refused, fw-d up
+        written = cycle(now, devices=(ids["fw-d"],))
+        stores.open_sample_writer(ctx.settings.refresh_interval).write_cycle(
+            dataclasses.replace(written, statuses=(*written.statuses, refused)))
+    finally:
+        stores.close()
+    try:
+        fleet = clock_leader.fleet_cycle(ctx, cycle(now, devices=("fw-mine",)))
+        changed, seen = clock_leader.fleet_certificates(ctx, fleet)
+        assert changed == {ids["fw-c"]: (pinned, new)}
+        assert seen == {ids["fw-c"]: new, ids["fw-d"]: pinned}
+        clock.lease_once(ctx)  # the only clock: the leader
+        given = []
+        real_evaluate = clock_leader.evaluate_alerts
+        clock_leader.evaluate_alerts = lambda c, cyc, inv=None, certs=None: given.append(certs) or []
+        try:
+            clock_leader.evaluate_on_leader(ctx, cycle(now, devices=("fw-mine",)))
+        finally:
+            clock_leader.evaluate_alerts = real_evaluate
+        assert given == [(changed, seen)]
+    finally:
         ctx.collector.close()
         ctx.store.close()
         ctx.keeper.coordinator.close()

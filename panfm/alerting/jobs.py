@@ -72,15 +72,20 @@ def _docs(ctx: ClockContext, table: str) -> list[dict[str, Any]]:
 
 
 def evaluate_alerts(ctx: ClockContext, cycle: CycleResult,
-                    inventory: Mapping[str, Mapping[str, Any]] | None = None) -> list[Transition]:
+                    inventory: Mapping[str, Mapping[str, Any]] | None = None,
+                    certificates: tuple[Mapping[str, tuple[str, str]], Mapping[str, str]] | None = None,
+                    ) -> list[Transition]:
     """Evaluate the alert rules against a committed cycle; states, incidents and outbox in one commit.
 
-    `inventory`: what the alerts read of each device's inventory; this clock's own by default
-    (the leader of several clocks passes every clock's, as stored).
+    `inventory`: what the alerts read of each device's inventory; `certificates`: (devices
+    refused for a changed certificate: (pinned, seen), the certificate each pinned device
+    presents). This clock's own by default; the leader of several clocks passes every clock's,
+    as stored.
     """
     devices = ctx.devices.list()
     enabled = {d.id for d in devices if d.enabled}
-    changed = ctx.collector.certificate_changes()
+    changed, seen = certificates if certificates is not None else (
+        ctx.collector.certificate_changes(), ctx.collector.seen_fingerprints())
     if changed:
         # A box refused for its new certificate is not "unreachable": tls_fingerprint_changed
         # says what happened, and one incident must not raise two alerts.
@@ -98,7 +103,7 @@ def evaluate_alerts(ctx: ClockContext, cycle: CycleResult,
         # changed while this iterates. A removed device raises nothing.
         {k: v for k, v in (ctx.inventory if inventory is None else inventory).items() if k in enabled},
         ctx.clock(),
-        fingerprints=ctx.collector.seen_fingerprints(),
+        fingerprints=seen,
         device_names={d.id: d.name for d in devices},
         device_enabled={d.id: d.enabled for d in devices},  # removing or disabling a device closes its alerts
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -81,6 +82,11 @@ def status_skipped(prev: DeviceStatus | None, device_id: str, breaker: Breaker, 
     return replace(base, state=state, last_error=base.last_error or why, consecutive_failures=breaker.failures)
 
 
+_CERT_CHANGED = "certificate changed: expected {pinned}, got {seen}; not polled until an admin accepts it"
+_CERT_CHANGED_RE = re.compile(r"certificate changed: expected ([0-9a-fA-F]{64}), got ([0-9a-fA-F]{64});"
+                              r" not polled until an admin accepts it")
+
+
 def status_cert_changed(
     prev: DeviceStatus | None, device_id: str, now: float | None, pinned: str, seen: str
 ) -> DeviceStatus:
@@ -91,6 +97,14 @@ def status_cert_changed(
         last_poll=now if now is not None else (prev.last_poll if prev else None),
         last_success=prev.last_success if prev else None,
         # Fingerprints are public: the admin compares them with the firewall's before accepting.
-        last_error=f"certificate changed: expected {pinned}, got {seen}; not polled until an admin accepts it",
+        last_error=_CERT_CHANGED.format(pinned=pinned, seen=seen),
         consecutive_failures=0,
     )
+
+
+def cert_change_of(status: DeviceStatus) -> tuple[str, str] | None:
+    """(pinned, seen) of a status written by `status_cert_changed` (another clock's device, as stored); else None."""
+    if status.state != "down" or not status.last_error:
+        return None
+    m = _CERT_CHANGED_RE.fullmatch(status.last_error)
+    return None if m is None else (m.group(1), m.group(2))

@@ -18,6 +18,7 @@ from typing import Any
 from alerts import alert_inputs, evaluate_alerts, notify_once
 from panfm.models import CycleResult
 from panfm.ops.clock_jobs import ClockContext, recorded
+from throughput_collector import cert_change_of
 from throughput_storage import AuditLog, PgSampleReader, PgSampleStore, alerts_store
 
 log = logging.getLogger("panfm.clock")
@@ -103,7 +104,24 @@ def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
         return evaluate_alerts(ctx, cycle)
     if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
         return None
-    return evaluate_alerts(ctx, fleet_cycle(ctx, cycle), fleet_inventory(ctx))
+    fleet = fleet_cycle(ctx, cycle)
+    return evaluate_alerts(ctx, fleet, fleet_inventory(ctx), fleet_certificates(ctx, fleet))
+
+
+def fleet_certificates(ctx: ClockContext, fleet: CycleResult) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """(devices refused for a changed certificate: (pinned, seen), the certificate each pinned device presents).
+
+    For the whole fleet: this clock's own from its collector, the other clocks' from their
+    stored statuses (`cert_change_of`) and the devices' pins. Without them the leader raised
+    "down" for another clock's device whose certificate changed, not `tls_fingerprint_changed`.
+    """
+    changed = {s.device_id: found for s in fleet.statuses if (found := cert_change_of(s)) is not None}
+    changed.update(ctx.collector.certificate_changes())
+    seen = {d.id: str(d.tls.fingerprint_sha256) for d in ctx.devices.list()
+            if d.tls.mode == "pin" and d.tls.fingerprint_sha256}
+    seen.update({device_id: new for device_id, (_, new) in changed.items()})
+    seen.update(ctx.collector.seen_fingerprints())
+    return changed, seen
 
 
 def fleet_inventory(ctx: ClockContext) -> Mapping[str, Mapping[str, Any]]:
