@@ -188,9 +188,12 @@ def test_the_collectors_automatic_collections_are_counted_and_the_clocks_own_are
                 kept = [[i] for i in range(100)]  # tracked allocations past the threshold
             finally:
                 memory.AUTOMATIC_LOG_MS = was
-        assert len(kept) == 100
-        assert memory.automatic_collections > counted
+            assert len(kept) == 100
+            assert memory.automatic_collections > counted
+            assert "[CLOCK GC]" not in caplog.text  # never from inside the collection
+            assert memory.log_automatic_collections() > 0
         assert "[CLOCK GC] automatic collection of generation 0" in caplog.text
+        assert memory.log_automatic_collections() == 0  # logged once
     finally:
         gc.callbacks[:] = [c for c in gc.callbacks if c is not memory._note_automatic]
         gc.unfreeze()

@@ -27,7 +27,7 @@ from panfm.models import CycleResult, DeviceConfig
 from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.lease_keeper import LeaseKeeper
-from panfm.ops.memory import collect_garbage, release_free_memory
+from panfm.ops.memory import collect_garbage, log_automatic_collections, release_free_memory
 from throughput_collector import Collector, phase_due
 from throughput_storage import (
     Backend,
@@ -173,6 +173,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             log.exception("[CLOCK JOB] after-cycle hook %s failed", getattr(hook, "__name__", hook))
     _request_due_inventory(ctx, len(devices), settings.refresh_interval)
     collect_garbage()  # here, not in the next write or lease round (ops/memory.py)
+    log_automatic_collections()  # the long ones the safety net made since the last cycle
     release_free_memory()  # the cycle's freed native memory back to the system (ops/memory.py)
     return cycle
 

@@ -13,6 +13,7 @@ closes: 100 MB of free arena memory at 1,000 firewalls. Elsewhere (musl, macOS) 
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import gc
 import itertools
@@ -89,11 +90,14 @@ def configure_gc() -> None:
         gc.callbacks.append(_note_automatic)
 
 
-# The safety net's collections, logged when long (a pause the cycle did not choose): their count,
-# the generation and the time, at DEBUG ("[CLOCK GC]"). Collections by `collect_garbage` are not
-# counted: `_explicit` is set around them (collections run in the thread that starts them).
+# The safety net's collections: counted, and the long ones (a pause the cycle did not choose)
+# kept with their generation, thread and time, to be logged at DEBUG ("[CLOCK GC]") by
+# `log_automatic_collections` after the cycle: never from the callback itself, which runs inside
+# whatever allocated (a log line written there could re-enter a stream's write). Collections by
+# `collect_garbage` are not counted: `_explicit` is set around them.
 AUTOMATIC_LOG_MS = 10.0
 automatic_collections = 0
+_long: collections.deque[tuple[int, str, float]] = collections.deque(maxlen=100)
 _explicit = False
 _started = 0.0
 
@@ -108,8 +112,17 @@ def _note_automatic(phase: str, info: dict[str, int]) -> None:
     automatic_collections += 1
     ms = (time.perf_counter() - _started) * 1000.0
     if ms >= AUTOMATIC_LOG_MS:
-        log.debug("[CLOCK GC] automatic collection of generation %d in %s: %.1f ms",
-                  info.get("generation", -1), threading.current_thread().name, ms)
+        _long.append((info.get("generation", -1), threading.current_thread().name, ms))
+
+
+def log_automatic_collections() -> int:
+    """Log the long automatic collections noted since the last call ("[CLOCK GC]", DEBUG); return how many."""
+    n = 0
+    while _long:
+        generation, thread, ms = _long.popleft()
+        log.debug("[CLOCK GC] automatic collection of generation %d in %s: %.1f ms", generation, thread, ms)
+        n += 1
+    return n
 
 
 def collect_garbage() -> int:
