@@ -416,6 +416,21 @@ def test_on_postgresql_the_leaders_fleet_cycle_holds_every_clocks_newest_devices
         ctx.keeper.coordinator.close()
 
 
+def _leaders_evaluation_inputs(ctx, own_cycle):
+    """(inventory, certificates) that `evaluate_on_leader` hands the alerts' evaluation (run once)."""
+    import panfm.ops.clock_leader as clock_leader
+
+    given = []
+    real_evaluate = clock_leader.evaluate_alerts
+    clock_leader.evaluate_alerts = lambda c, cyc, inv=None, certs=None: given.append((inv, certs)) or []
+    try:
+        clock_leader.evaluate_on_leader(ctx, own_cycle)
+    finally:
+        clock_leader.evaluate_alerts = real_evaluate
+    assert len(given) == 1
+    return given[0]
+
+
 @pytest.mark.postgres
 def test_on_postgresql_the_leader_evaluates_the_other_clocks_devices_with_their_stored_inventory(pg_url, tmp_path):
     """The leader's own inventories cover only its devices; HA state, licences, new connected
@@ -466,19 +481,11 @@ def test_on_postgresql_the_leader_evaluates_the_other_clocks_devices_with_their_
             stores.close()
         assert fleet_inventory(ctx)["fw-b"]["ha"]["local_state"] == "active" and reads[-1] == 1
         # And the leader's evaluation is given them: fw-b's HA state is evaluated here.
-        import panfm.ops.clock_leader as clock_leader
-
         ctx.load_settings = lambda: settings
         clock.lease_once(ctx)  # the only clock: the leader
         assert ctx.keeper.last is not None and ctx.keeper.last.leader
-        given = []
-        real_evaluate = clock_leader.evaluate_alerts
-        clock_leader.evaluate_alerts = lambda c, cyc, inv=None, certs=None: given.append(inv) or []
-        try:
-            clock_leader.evaluate_on_leader(ctx, cycle(now, devices=("fw-mine",)))
-        finally:
-            clock_leader.evaluate_alerts = real_evaluate
-        assert given and given[0]["fw-b"]["ha"]["local_state"] == "active"
+        inventory, _ = _leaders_evaluation_inputs(ctx, cycle(now, devices=("fw-mine",)))
+        assert inventory["fw-b"]["ha"]["local_state"] == "active"
     finally:
         PgSampleReader.alert_inputs_changed = real
         ctx.collector.close()
@@ -522,14 +529,7 @@ def test_on_postgresql_the_leader_sees_another_clocks_device_refused_for_its_cer
         assert changed == {ids["fw-c"]: (pinned, new)}
         assert seen == {ids["fw-c"]: new, ids["fw-d"]: pinned}
         clock.lease_once(ctx)  # the only clock: the leader
-        given = []
-        real_evaluate = clock_leader.evaluate_alerts
-        clock_leader.evaluate_alerts = lambda c, cyc, inv=None, certs=None: given.append(certs) or []
-        try:
-            clock_leader.evaluate_on_leader(ctx, cycle(now, devices=("fw-mine",)))
-        finally:
-            clock_leader.evaluate_alerts = real_evaluate
-        assert given == [(changed, seen)]
+        assert _leaders_evaluation_inputs(ctx, cycle(now, devices=("fw-mine",)))[1] == (changed, seen)
     finally:
         ctx.collector.close()
         ctx.store.close()

@@ -307,18 +307,26 @@ def test_a_cycle_partly_written_already_keeps_the_first_rows_and_adds_the_new_on
     assert sorted(pg_stores.open_sample_reader().device_statuses()) == ["dev-a", "dev-b"]
 
 
-@pytest.mark.postgres
-def test_a_writer_warmed_with_its_granted_devices_writes_their_first_cycle_without_a_key_lookup(pg_stores, monkeypatch):
+@pytest.fixture
+def key_lookups(monkeypatch):
+    """Every `PgSampleStore._keys` call (keys looked up or made): its (devices, interfaces), sorted."""
     from panfm.storage.pg_samples import PgSampleStore
 
-    lookups = []
+    calls: list[tuple[list[str], list[tuple[str, str]]]] = []
     real_keys = PgSampleStore._keys
 
     def counted(tx, devices, ifaces):
-        lookups.append((sorted(devices), sorted(ifaces)))
+        calls.append((sorted(devices), sorted(ifaces)))
         return real_keys(tx, devices, ifaces)
 
     monkeypatch.setattr(PgSampleStore, "_keys", staticmethod(counted))
+    return calls
+
+
+@pytest.mark.postgres
+def test_a_writer_warmed_with_its_granted_devices_writes_their_first_cycle_without_a_key_lookup(pg_stores,
+                                                                                                 key_lookups):
+    lookups = key_lookups
     first = pg_stores.open_sample_writer(interval_s=30)  # the clock that went away: it made the keys
     first.write_cycle(_cycle(T0, {"dev-a": 1.0, "dev-b": 2.0}))
     assert len(lookups) == 1
@@ -343,17 +351,8 @@ def test_a_writer_warmed_with_its_granted_devices_writes_their_first_cycle_witho
 
 
 @pytest.mark.postgres
-def test_keys_made_before_the_write_leave_the_fenced_write_none_to_make(pg_stores, monkeypatch):
-    from panfm.storage.pg_samples import PgSampleStore
-
-    made = []
-    real_keys = PgSampleStore._keys
-
-    def counted(tx, devices, ifaces):
-        made.append((sorted(devices), sorted(ifaces)))
-        return real_keys(tx, devices, ifaces)
-
-    monkeypatch.setattr(PgSampleStore, "_keys", staticmethod(counted))
+def test_keys_made_before_the_write_leave_the_fenced_write_none_to_make(pg_stores, key_lookups):
+    made = key_lookups
     writer = pg_stores.open_sample_writer(interval_s=30)
     cycle = _cycle(T0, {"dev-a": 1.0, "dev-b": 2.0})
     assert writer.ensure_keys(cycle) == 4  # two devices, one interface each: committed at once
