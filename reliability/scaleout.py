@@ -32,10 +32,8 @@ import glob
 import math
 import os
 import random
-import re
 import secrets
 import signal
-import statistics
 import sys
 import time
 from collections import Counter
@@ -47,17 +45,12 @@ from cryptography.fernet import Fernet
 
 import config
 from panfm.models import DeviceConfig, TlsConfig
+from reliability import clock_logs
 from reliability.harness import ROOT, Procs, Sim, Web, finish, scenario_dir, scenario_parser, wait_for
 from throughput_storage import open_coordinator, open_stores
 
 sys.path.insert(0, str(ROOT / "tests"))  # one PostgreSQL helper for the tests and these runs
 from helpers.postgres import PgServer
-
-_WRITE = re.compile(r"collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s \(write ([\d.]+) ms"
-                    r"(?:, CPU ([\d.]+) ms)?\)")
-_LEASE = re.compile(r"lease round ([\d.]+) ms")
-_GC = re.compile(r"\[CLOCK GC\] automatic collection of generation (\d+) in (\S+): ([\d.]+) ms")
-_REJECTED = re.compile(r"collect: (\d+) late sample\(s\) rejected by the fence")
 
 
 class Cluster:
@@ -165,33 +158,10 @@ class Cluster:
         return out
 
     def log_figures(self) -> dict[str, Any]:
-        writes, later, cpu, leases, gcs, rejected = [], [], [], [], [], 0
-        for n in self.clocks:
-            text = self.procs.log_text(n)
-            found = _WRITE.findall(text)
-            mine = [float(m[4]) for m in found]
-            writes += mine
-            later += mine[1:]  # a clock's first write fills its caches (and made its share's keys before)
-            cpu += [float(m[5]) for m in found if m[5]]  # the writing thread's own CPU time
-            leases += [float(m) for m in _LEASE.findall(text)]
-            gcs += [float(m[2]) for m in _GC.findall(text)]  # the collector's safety net, 10 ms or more
-            rejected += sum(int(m) for m in _REJECTED.findall(text))
-        return {"write_ms": _dist(writes), "write_ms_after_each_first": _dist(later),
-                "write_cpu_ms": _dist(cpu), "automatic_gc_10ms_or_more": _dist(gcs),
-                "lease_round_ms": _dist(leases), "rejected_writes": rejected,
-                "deadlocks_or_serialization_errors": sum(self.procs.log_text(n).count(w) for n in self.clocks
-                                                         for w in ("DeadlockDetected", "SerializationFailure"))}
+        return clock_logs.figures(self.procs.log_text(n) for n in self.clocks)
 
     def close(self) -> None:
         self.pg.close()
-
-
-def _dist(values: list[float]) -> dict[str, float | int | None]:
-    if not values:
-        return {"n": 0, "p50": None, "p95": None, "max": None}
-    q = statistics.quantiles(values, n=20) if len(values) > 1 else [values[0]] * 19
-    return {"n": len(values), "p50": round(statistics.median(values), 2), "p95": round(q[18], 2),
-            "max": round(max(values), 2)}
 
 
 def _first_poll_after(c: Cluster, t: float, devices: set[str]) -> dict[str, float | None]:
@@ -223,7 +193,7 @@ def s1_kill9(c: Cluster, kills: int, failures: list[str]) -> dict[str, Any]:
             failures.append(f"S1 kill {k}: an orphan first polled {worst} slots after the kill")
         c.start_clock()
         c.wait_settled(len(c.alive()), 6 * iv)
-    return {"kills": kills, "late_recoveries": late, "seconds_to_first_orphan_poll": _dist(recoveries)}
+    return {"kills": kills, "late_recoveries": late, "seconds_to_first_orphan_poll": clock_logs.dist(recoveries)}
 
 
 def s3_sigstop(c: Cluster, failures: list[str]) -> dict[str, Any]:

@@ -422,7 +422,7 @@ def _leaders_evaluation_inputs(ctx, own_cycle):
 
     given = []
     real_evaluate = clock_leader.evaluate_alerts
-    clock_leader.evaluate_alerts = lambda c, cyc, inv=None, certs=None: given.append((inv, certs)) or []
+    clock_leader.evaluate_alerts = lambda c, cyc, inv=None, certs=None, devices=None: given.append((inv, certs)) or []
     try:
         clock_leader.evaluate_on_leader(ctx, own_cycle)
     finally:
@@ -525,7 +525,7 @@ def test_on_postgresql_the_leader_sees_another_clocks_device_refused_for_its_cer
         stores.close()
     try:
         fleet = clock_leader.fleet_cycle(ctx, cycle(now, devices=("fw-mine",)))
-        changed, seen = clock_leader.fleet_certificates(ctx, fleet)
+        changed, seen = clock_leader.fleet_certificates(ctx, fleet, ctx.devices.list())
         assert changed == {ids["fw-c"]: (pinned, new)}
         assert seen == {ids["fw-c"]: new, ids["fw-d"]: pinned}
         clock.lease_once(ctx)  # the only clock: the leader

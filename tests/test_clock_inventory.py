@@ -198,3 +198,25 @@ def test_the_collectors_automatic_collections_are_counted_and_the_clocks_own_are
         gc.callbacks[:] = [c for c in gc.callbacks if c is not memory._note_automatic]
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_the_collect_line_the_clock_logs_is_what_the_scaleout_bench_reads(rig, caplog):
+    """`reliability.clock_logs` parses the clock's own collect line (write and CPU) and the long
+    automatic collections' line: the figures of `make bench-scaleout` come from these."""
+    from panfm.ops import memory
+    from reliability import clock_logs
+
+    ctx, _box, devices = rig
+    devices.add(DeviceConfig(id="", name="fw-log", host="192.0.2.62", port=443, api_key="k",
+                             tls=TlsConfig("insecure")))
+    with caplog.at_level("DEBUG", logger="panfm.clock"):
+        clock.collect_once(ctx)
+        memory._long.append((0, "poll-1", 12.5))
+        memory.log_automatic_collections()
+    got = clock_logs.figures([caplog.text + "\ncollect: 3 late sample(s) rejected by the fence\n"])
+    assert got["write_ms"]["n"] == 1 and got["write_ms"]["p50"] >= 0
+    assert got["write_cpu_ms"]["n"] == 1 and got["write_cpu_ms"]["p50"] >= 0
+    assert got["write_ms_after_each_first"]["n"] == 0  # the clock's first write is left out there
+    assert got["automatic_gc_10ms_or_more"] == {"n": 1, "p50": 12.5, "p95": 12.5, "max": 12.5}
+    assert got["rejected_writes"] == 3 and got["deadlocks_or_serialization_errors"] == 0
+    assert clock_logs.dist([]) == {"n": 0, "p50": None, "p95": None, "max": None}

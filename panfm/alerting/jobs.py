@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,15 +74,16 @@ def _docs(ctx: ClockContext, table: str) -> list[dict[str, Any]]:
 def evaluate_alerts(ctx: ClockContext, cycle: CycleResult,
                     inventory: Mapping[str, Mapping[str, Any]] | None = None,
                     certificates: tuple[Mapping[str, tuple[str, str]], Mapping[str, str]] | None = None,
-                    ) -> list[Transition]:
+                    devices: Sequence[DeviceConfig] | None = None) -> list[Transition]:
     """Evaluate the alert rules against a committed cycle; states, incidents and outbox in one commit.
 
     `inventory`: what the alerts read of each device's inventory; `certificates`: (devices
     refused for a changed certificate: (pinned, seen), the certificate each pinned device
     presents). This clock's own by default; the leader of several clocks passes every clock's,
-    as stored.
+    as stored. `devices`: the device records when the caller has read them already (a list of
+    1,000 decrypts each secret: ~35 ms).
     """
-    devices = ctx.devices.list()
+    devices = ctx.devices.list() if devices is None else devices
     enabled = {d.id for d in devices if d.enabled}
     changed, seen = certificates if certificates is not None else (
         ctx.collector.certificate_changes(), ctx.collector.seen_fingerprints())

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from alerts import alert_inputs, evaluate_alerts, notify_once
-from panfm.models import CycleResult
+from panfm.models import CycleResult, DeviceConfig
 from panfm.ops.clock_jobs import ClockContext, recorded
 from throughput_collector import cert_change_of
 from throughput_storage import AuditLog, PgSampleReader, PgSampleStore, alerts_store
@@ -104,11 +104,12 @@ def evaluate_on_leader(ctx: ClockContext, cycle: CycleResult) -> object:
         return evaluate_alerts(ctx, cycle)
     if not ctx.keeper.singleton("evaluate", ctx.settings.refresh_interval):
         return None
-    fleet = fleet_cycle(ctx, cycle)
-    return evaluate_alerts(ctx, fleet, fleet_inventory(ctx), fleet_certificates(ctx, fleet))
+    fleet, devices = fleet_cycle(ctx, cycle), ctx.devices.list()  # listed once: it decrypts every secret
+    return evaluate_alerts(ctx, fleet, fleet_inventory(ctx), fleet_certificates(ctx, fleet, devices), devices)
 
 
-def fleet_certificates(ctx: ClockContext, fleet: CycleResult) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+def fleet_certificates(ctx: ClockContext, fleet: CycleResult, devices: Sequence[DeviceConfig],
+                       ) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """(devices refused for a changed certificate: (pinned, seen), the certificate each pinned device presents).
 
     For the whole fleet: this clock's own from its collector, the other clocks' from their
@@ -117,8 +118,7 @@ def fleet_certificates(ctx: ClockContext, fleet: CycleResult) -> tuple[dict[str,
     """
     changed = {s.device_id: found for s in fleet.statuses if (found := cert_change_of(s)) is not None}
     changed.update(ctx.collector.certificate_changes())
-    seen = {d.id: str(d.tls.fingerprint_sha256) for d in ctx.devices.list()
-            if d.tls.mode == "pin" and d.tls.fingerprint_sha256}
+    seen = {d.id: str(d.tls.fingerprint_sha256) for d in devices if d.tls.mode == "pin" and d.tls.fingerprint_sha256}
     seen.update({device_id: new for device_id, (_, new) in changed.items()})
     seen.update(ctx.collector.seen_fingerprints())
     return changed, seen
