@@ -45,6 +45,7 @@ from panfm.storage.metadata_store import MetadataStore
 from panfm.storage.network_reader import NetworkReader
 from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from panfm.storage.pg_reader import PgSampleReader
+from panfm.storage.pg_rows import PackedCycle
 from panfm.storage.pg_samples import PgSampleStore
 from panfm.storage.postgres import check_database, database_away
 from panfm.storage.samples import HISTORY_DB, SampleReader, SampleStore, StorageUnavailable
@@ -82,6 +83,7 @@ __all__ = [
     "MetadataStore",
     "NetworkReader",
     "NetworkStore",
+    "PackedCycle",
     "PgSampleReader",
     "PgSampleStore",
     "SampleReader",

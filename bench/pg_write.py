@@ -1,12 +1,14 @@
 """The fenced cycle write and the lease round on PostgreSQL, in-process, at the S8 shape (a few minutes).
 
     .venv/bin/python bench/pg_write.py [--devices 1000] [--clocks 3] [--ifaces 15] [--cycles 20] [--parts]
-                                       [--busy-threads N] [--switch-interval S]
+                                       [--busy-threads N] [--switch-interval S] [--pack-in-write]
 
 Starts its own PostgreSQL 15 (tests/helpers/postgres.py), migrates the stores, lets CLOCKS
 coordinators share DEVICES by real lease rounds (`PgCoordinator.lease_round`), then for CYCLES
 slots writes each clock's cycle (its ~DEVICES/CLOCKS devices, IFACES interfaces each, baselines,
-statuses, dataplanes, the clock's stats) with `PgSampleStore.write_cycle(..., fence=...)` and
+statuses, dataplanes, the clock's stats) with `PgSampleStore.write_cycle(..., fence=...)`, its
+parameters packed before it by `ensure_keys` and `pack_cycle` as the clock does (unless
+`--pack-in-write`, or a checkout without `pack_cycle`; their CPU is `packed_before_cpu_ms`), and
 runs one lease round per clock. `--busy-threads N` keeps N CPU-bound threads running in the
 process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
 back). Prints p50/p95/max of the write (and of the writing thread's own CPU time, which
@@ -155,6 +157,8 @@ def main() -> int:
                     help="sys.setswitchinterval for this process (seconds; the clock sets its own)")
     ap.add_argument("--fleet-read", action="store_true",
                     help="time the leader's read of the fleet's newest interfaces, per device and in one statement")
+    ap.add_argument("--pack-in-write", action="store_true",
+                    help="pack the write's parameters inside it, not before (`pack_cycle`) as the clock does")
     ap.add_argument("--out", help="also write the figures as JSON here")
     a = ap.parse_args()
     if a.switch_interval is not None:
@@ -196,6 +200,7 @@ def main() -> int:
         parts = _Parts() if a.parts else None
         writes: list[float] = []
         write_cpu: list[float] = []  # the writing thread's own CPU time (a figure load changes little)
+        pack_cpu: list[float] = []  # the keys and packing before the write (CPU), as the clock does them
         leases: list[float] = []
         t = (time.time() // a.interval) * a.interval - a.cycles * a.interval
         stats = {"executions": {"collect": 100}, "last_cycle": {"devices": a.devices // a.clocks}}
@@ -206,8 +211,16 @@ def main() -> int:
                 rounds[i] = c.lease_round(n, ids, a.interval)
                 lease_ms = (time.perf_counter() - t0) * 1000
                 cycle = _cycle(sorted(rounds[i].held), slot_t, a.ifaces)
+                packed = None
+                if not a.pack_in_write and hasattr(w, "pack_cycle"):  # as the clock does, in its wait
+                    c0 = time.thread_time()
+                    w.ensure_keys(cycle)
+                    packed = w.pack_cycle(cycle)
+                    if k >= 0:
+                        pack_cpu.append((time.thread_time() - c0) * 1000)
                 t0, c0 = time.perf_counter(), time.thread_time()
-                refused = w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences))
+                refused = (w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences), packed=packed)
+                           if packed is not None else w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences)))
                 write_ms = (time.perf_counter() - t0) * 1000
                 cpu_ms = (time.thread_time() - c0) * 1000
                 if refused:
@@ -223,7 +236,8 @@ def main() -> int:
             "devices": a.devices, "clocks": a.clocks, "ifaces": a.ifaces, "cycles": a.cycles,
             "busy_threads": a.busy_threads, "switch_interval_s": sys.getswitchinterval(),
             "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
-            "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu), "lease_round_ms": _dist(leases),
+            "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu),
+            "packed_before_cpu_ms": _dist(pack_cpu) if pack_cpu else None, "lease_round_ms": _dist(leases),
             "load": os.getloadavg(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }

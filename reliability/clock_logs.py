@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 WRITE = re.compile(r"collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) s \(write ([\d.]+) ms"
-                   r"(?:, CPU ([\d.]+) ms)?\)")
+                   r"(?:, CPU ([\d.]+) ms)?(?:; packed in ([\d.]+) ms before)?\)")
 LEASE = re.compile(r"lease round ([\d.]+) ms")
 GC = re.compile(r"\[CLOCK GC\] automatic collection of generation (\d+) in (\S+): ([\d.]+) ms")
 REJECTED = re.compile(r"collect: (\d+) late sample\(s\) rejected by the fence")
@@ -37,7 +37,7 @@ def dist(values: list[float]) -> dict[str, float | int | None]:
 
 def figures(texts: Iterable[str]) -> dict[str, Any]:
     """The write, lease-round and collector figures of the clocks whose logs are `texts`."""
-    writes, later, cpu, leases, gcs, hooks, rejected, errors = [], [], [], [], [], [], 0, 0
+    writes, later, cpu, packs, leases, gcs, hooks, rejected, errors = [], [], [], [], [], [], [], 0, 0
     for text in texts:
         hooks += _after_write_ms(text)
         found = WRITE.findall(text)
@@ -45,12 +45,13 @@ def figures(texts: Iterable[str]) -> dict[str, Any]:
         writes += mine
         later += mine[1:]  # a clock's first write fills its caches (and made its share's keys before)
         cpu += [float(m[5]) for m in found if m[5]]  # the writing thread's own CPU time
+        packs += [float(m[6]) for m in found if m[6]]  # its parameters' packing before it (CPU), on PostgreSQL
         leases += [float(m) for m in LEASE.findall(text)]
         gcs += [float(m[2]) for m in GC.findall(text)]  # the collector's safety net, 10 ms or more
         rejected += sum(int(m) for m in REJECTED.findall(text))
         errors += sum(text.count(w) for w in ("DeadlockDetected", "SerializationFailure"))
     return {"write_ms": dist(writes), "write_ms_after_each_first": dist(later),
-            "write_cpu_ms": dist(cpu), "automatic_gc_10ms_or_more": dist(gcs), "after_write_ms": dist(hooks),
+            "write_cpu_ms": dist(cpu), "packed_before_cpu_ms": dist(packs), "automatic_gc_10ms_or_more": dist(gcs), "after_write_ms": dist(hooks),
             "lease_round_ms": dist(leases), "rejected_writes": rejected,
             "deadlocks_or_serialization_errors": errors}
 

@@ -233,7 +233,7 @@ def test_on_postgresql_a_lease_round_warms_the_series_keys_of_the_devices_it_gra
 
 
 @pytest.mark.postgres
-def test_on_postgresql_a_cycles_new_keys_are_made_before_its_write_not_inside_it(pg_url, tmp_path, monkeypatch, caplog):
+def test_on_postgresql_a_cycles_keys_are_made_and_its_rows_packed_before_its_write(pg_url, tmp_path, monkeypatch, caplog):
     import panfm.ops.clock_jobs as clock_jobs
     from panfm.storage.pg_samples import PgSampleStore
 
@@ -245,16 +245,23 @@ def test_on_postgresql_a_cycles_new_keys_are_made_before_its_write_not_inside_it
     real_keys, real_write = PgSampleStore._keys, PgSampleStore.write_cycle
     monkeypatch.setattr(PgSampleStore, "_keys",
                         staticmethod(lambda tx, d, i: events.append("keys") or real_keys(tx, d, i)))
+    packed_for: list[bool] = []  # each write was handed its own cycle's parameters, packed before it
     monkeypatch.setattr(PgSampleStore, "write_cycle",
-                        lambda self, c, **kw: events.append("write") or real_write(self, c, **kw))
+                        lambda self, c, **kw: events.append("write") or packed_for.append(kw["packed"].cycle is c)
+                        or real_write(self, c, **kw))
     ids = ("fw-a", "fw-b")
     made = cycle(time.time(), devices=ids, ifaces=("ethernet1/1", "ae1"))
     monkeypatch.setattr(ctx.collector, "collect", lambda devices, interval, stop_at=None: made)
     try:
         with caplog.at_level("INFO", logger="panfm.clock"):
             clock_jobs._collect_and_write(ctx, [], settings, None, None, time.time(), time.monotonic())
-            clock_jobs._collect_and_write(ctx, [], settings, None, None, time.time() + 5, time.monotonic())
+            clock.collect_once(ctx)  # the whole job: its collect line names the packing
         assert events == ["keys", "write", "write"]  # made once, in their own transaction; no write made any
+        assert packed_for == [True, True]
+        from reliability import clock_logs
+
+        got = clock_logs.figures([caplog.text])  # what `make bench-scaleout` reads of it
+        assert got["packed_before_cpu_ms"]["n"] == 1 and got["write_cpu_ms"]["n"] == 1
         assert "6 new series key(s)" in caplog.text
         assert ctx.store.warm_keys(ids) == 0
     finally:
@@ -357,8 +364,9 @@ def test_a_slot_is_polled_once_even_when_two_rounds_or_two_poll_requests_fall_in
     assert dict(keeper.take_slot(interval)) == {"fw-a": 1, "fw-b": 1}
 
 
-@pytest.mark.parametrize(("live", "rank", "waits"), [(1, 0, 0.0), (3, 0, 0.0), (3, 1, 0.15), (3, 2, 0.30)])
-def test_clocks_write_their_cycles_one_after_another_by_rank(live, rank, waits):
+@pytest.mark.parametrize(("live", "rank", "waits", "holds"),
+                         [(1, 0, 0.0, 0.0), (3, 0, 0.0, 0.45), (3, 1, 0.15, 0.30), (3, 2, 0.30, 0.0)])
+def test_clocks_write_their_cycles_one_after_another_by_rank(live, rank, waits, holds):
     from panfm.ops import LeaseKeeper
 
     interval, mono = 30.0, [1000.0]
@@ -366,8 +374,9 @@ def test_clocks_write_their_cycles_one_after_another_by_rank(live, rank, waits):
     assert keeper.write_delay_s() == 0.0  # before any round
     keeper.round(["fw-a"], interval)
     assert keeper.write_delay_s() == pytest.approx(waits)
-    # After its write, its inventory stays paused until the last rank has written too.
-    assert keeper.hold_after_write_s() == pytest.approx(0.0 if live == 1 else (live - 1 - rank) * 0.15)
+    # After its write, its inventory stays paused until the last rank has written too: the last
+    # rank starts (live - 1 - rank) staggers later, and gets one more to finish.
+    assert keeper.hold_after_write_s() == pytest.approx(holds)
     # Never past the leases' end: a write under an expired lease would be refused.
     mono[0] = keeper.stop_at() - 0.1
     assert keeper.write_delay_s() == 0.0

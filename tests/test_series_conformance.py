@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -368,3 +369,54 @@ def test_keys_made_before_the_write_leave_the_fenced_write_none_to_make(pg_store
     assert other.ensure_keys(_cycle(T0 + 30, {"dev-a": 3.0, "dev-c": 4.0})) == 4
     assert other._dks["dev-a"] == writer._dks["dev-a"]
     assert _sql(pg_stores, "SELECT count(*) AS n FROM ts_device") == [{"n": 3}]
+
+
+def _as(cycle: CycleResult, renames: dict[str, str]) -> CycleResult:
+    """The same cycle with its devices renamed (the same values written under other ids)."""
+    def moved(xs):
+        return tuple(dataclasses.replace(x, device_id=renames[x.device_id]) for x in xs)
+
+    return dataclasses.replace(cycle, samples=moved(cycle.samples), interfaces=moved(cycle.interfaces),
+                               baselines=moved(cycle.baselines), statuses=moved(cycle.statuses),
+                               dataplanes=moved(cycle.dataplanes))
+
+
+@pytest.mark.postgres
+def test_a_write_packed_before_its_transaction_stores_what_the_write_packing_itself_stores(pg_stores, monkeypatch):
+    from panfm.models import DataplaneCpu
+    from panfm.storage import pg_rows, pg_state
+
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    base = dataclasses.replace(_cycle(T0, {"dev-a": 1.5, "dev-b": 2.0}),
+                               dataplanes=(DataplaneCpu("dev-a", T0 + 0.25, (("dp0", 12.0),), ("dp0", 1, 30.0)),))
+    theirs = _as(base, {"dev-a": "dev-c", "dev-b": "dev-d"})
+    assert writer.pack_cycle(theirs) is None  # its keys are not cached yet: the write would pack it
+    writer.ensure_keys(theirs)
+    packed = writer.pack_cycle(theirs)
+    assert packed is not None
+    writer.write_cycle(base, {"executions": 1})
+    with monkeypatch.context() as m:  # the packed write packs nothing itself
+        for mod, name in ((pg_rows, "iface_keys"), (pg_rows, "iface_columns"), (pg_rows, "device_columns"),
+                          (pg_state, "state_params")):
+            m.setattr(mod, name, lambda *a, _n=name: pytest.fail(f"{_n} called inside the packed write"))
+        assert writer.write_cycle(theirs, {"executions": 1}, packed=packed) == 0
+    reader = pg_stores.open_sample_reader()
+    latest = reader.latest_all()
+    statuses, baselines = reader.device_statuses(), reader.baselines()
+    for mine, other in (("dev-a", "dev-c"), ("dev-b", "dev-d")):
+        assert latest[other] == dataclasses.replace(latest[mine], device_id=other)
+        assert reader.interfaces_latest(other) == [dataclasses.replace(x, device_id=other)
+                                                   for x in reader.interfaces_latest(mine)]
+        assert statuses[other] == dataclasses.replace(statuses[mine], device_id=other)
+        assert baselines[other] == dataclasses.replace(baselines[mine], device_id=other, serial="SER" + mine)
+    assert reader.dataplane_cpu("dev-c") == reader.dataplane_cpu("dev-a") is not None
+    # Packed for another cycle (or slot): not used, the write packs its own.
+    later = _cycle(T0 + 30, {"dev-c": 9.0})
+    writer.write_cycle(later, {"executions": 1}, packed=packed)
+    assert reader.latest("dev-c").inbound_mbps == 9.0
+    assert [x.in_bps for x in reader.interfaces_latest("dev-c")] == [9e6]
+    # A device and slot already written: the packed write keeps the first row too.
+    again = _cycle(T0 + 30, {"dev-c": 4.0, "dev-d": 5.0})
+    writer.write_cycle(again, {"executions": 1}, packed=writer.pack_cycle(again))
+    assert reader.latest("dev-c").inbound_mbps == 9.0
+    assert reader.latest("dev-d").inbound_mbps == 5.0

@@ -180,14 +180,17 @@ class LeaseKeeper:
     def hold_after_write_s(self) -> float:
         """How long this clock keeps its inventory paused after its write: until the last rank has written.
 
-        (live clocks − 1 − rank) × WRITE_STAGGER_S: the first clock's inventory would otherwise
-        resume (parsing log answers, writing documents to the same server) while the later ranks
-        write. 0 alone, on SQLite, or for the last rank.
+        (live clocks − rank) × WRITE_STAGGER_S: the first clock's inventory (and the leader's
+        after-cycle work) would otherwise resume (parsing log answers, reading and writing the
+        same server) while the later ranks write. The last rank starts its write (live clocks −
+        1 − rank) staggers after this one's; one stagger more lets it finish (S8's writes take
+        40-150 ms: with one stagger fewer, the last rank's writes were the slowest).
+        0 alone, on SQLite, or for the last rank.
         """
         last = self._last
-        if not self.fenced or last is None or last.live_clocks <= 1:
+        if not self.fenced or last is None or last.live_clocks <= 1 or last.rank >= last.live_clocks - 1:
             return 0.0
-        return max(0, last.live_clocks - 1 - last.rank) * WRITE_STAGGER_S
+        return (last.live_clocks - last.rank) * WRITE_STAGGER_S
 
     def fence(self) -> tuple[str, Mapping[str, int]] | None:
         """(owner, fences) for the sample writer on PostgreSQL; None on SQLite."""

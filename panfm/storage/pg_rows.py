@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from panfm.models import DeviceSample, InterfaceSample
-from panfm.storage import pg_arrays, pg_series
+from panfm.models import CycleResult, DeviceSample, InterfaceSample
+from panfm.storage import pg_arrays, pg_series, pg_state
 from panfm.storage.schema import DEVICE_METRICS, IFACE_METRICS, INT_METRICS
 
 # The raw rows of a cycle go as binary array parameters (`pg_arrays`), one statement per table:
@@ -160,3 +160,33 @@ def device_columns(samples: Sequence[DeviceSample], slot: int, dks: Mapping[str,
 
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PackedCycle:
+    """A cycle's parameters, packed before the write's transaction (`PgSampleStore.pack_cycle`).
+
+    Only for the cycle, slot and keys it was packed for: `write_cycle` packs again (in its
+    pipeline) when it is given another cycle's, or when the slot changed meanwhile.
+    """
+
+    cycle: CycleResult
+    slot: int
+    dev: list[bytes] | None  # PUT_DEVICE's arrays (None: no device sample)
+    iface: list[bytes] | None  # PUT_IFACE's arrays (None: no interface sample)
+    state: pg_state.StateParams
+    sample_ids: bytes  # the device samples' ids, for counting those the fence refused
+
+
+def pack_cycle(cycle: CycleResult, slot: int, dks: Mapping[str, int],
+               ikd: Mapping[str, Mapping[str, int]]) -> PackedCycle | None:
+    """Every parameter of the cycle's write over these (committed) keys; None when a key is missing."""
+    keyed = iface_keys(cycle.interfaces, dks, ikd)
+    if keyed is None or any(x.device_id not in dks for x in cycle.samples):
+        return None
+    return PackedCycle(
+        cycle, slot,
+        device_columns(cycle.samples, slot, dks) if cycle.samples else None,
+        iface_columns(keyed, slot) if cycle.interfaces else None,
+        pg_state.state_params(cycle.baselines, cycle.statuses, cycle.dataplanes),
+        pg_arrays.pack(pg_arrays.TextArray, [x.device_id for x in cycle.samples]))

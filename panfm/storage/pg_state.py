@@ -3,7 +3,9 @@
 One `INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE` per table with binary
 array parameters built by `pg_arrays` (one statement whatever the fleet's size;
 `PgSampleStore.write_cycle` sends them in its pipeline, on a connection `pg_arrays.register`ed).
-`fenced`: only the devices the transaction's fence kept (`panfm_allowed`).
+`fenced`: only the devices the transaction's fence kept (`panfm_allowed`). The parameters are
+built apart from the statements (`state_params`), so the clock can pack them while it waits
+for its turn to write.
 """
 
 from __future__ import annotations
@@ -44,43 +46,53 @@ def _float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def put_baselines(tx: PgConn, baselines: Sequence[CounterBaseline], fenced: bool = False) -> None:
-    if baselines:
-        tx.execute(
-            PUT_BASELINES.format(where=STATE_FENCE if fenced else ""),
-            (pack(TextArray, [b.device_id for b in baselines]), pack(Float8Array, [float(b.ts) for b in baselines]),
-             pack(TextArray, [b.serial for b in baselines]),
-             pack(Int8Array, [_int(b.uptime_seconds) for b in baselines]),
-             pack(TextArray, [latest_q.encode_counters(b.counters) for b in baselines]),
-             pack(Float8Array, [_float(b.rtt_ms) for b in baselines])),
-            binary=True,
-        )
+# A cycle's state as the upserts' parameters: packed before the write's transaction
+# (`PgSampleStore.pack_cycle`) or inside its pipeline, then sent by `put_state`.
+StateParams = tuple[tuple[bytes, ...] | None, tuple[bytes, ...] | None, tuple[bytes, ...] | None]
 
 
-def put_statuses(tx: PgConn, statuses: Sequence[DeviceStatus], fenced: bool = False) -> None:
-    if statuses:
-        tx.execute(
-            PUT_STATUSES.format(where=STATE_FENCE if fenced else ""),
-            (pack(TextArray, [s.device_id for s in statuses]), pack(TextArray, [s.state for s in statuses]),
-             pack(Float8Array, [_float(s.last_poll) for s in statuses]),
-             pack(Float8Array, [_float(s.last_success) for s in statuses]),
-             pack(TextArray, [s.last_error for s in statuses]),
-             pack(Int4Array, [int(s.consecutive_failures) for s in statuses])),
-            binary=True,
-        )
+def baselines_params(baselines: Sequence[CounterBaseline]) -> tuple[bytes, ...] | None:
+    if not baselines:
+        return None
+    return (pack(TextArray, [b.device_id for b in baselines]), pack(Float8Array, [float(b.ts) for b in baselines]),
+            pack(TextArray, [b.serial for b in baselines]),
+            pack(Int8Array, [_int(b.uptime_seconds) for b in baselines]),
+            pack(TextArray, [latest_q.encode_counters(b.counters) for b in baselines]),
+            pack(Float8Array, [_float(b.rtt_ms) for b in baselines]))
 
 
-def put_dataplanes(tx: PgConn, dataplanes: Sequence[DataplaneCpu], fenced: bool = False) -> None:
+def statuses_params(statuses: Sequence[DeviceStatus]) -> tuple[bytes, ...] | None:
+    if not statuses:
+        return None
+    return (pack(TextArray, [s.device_id for s in statuses]), pack(TextArray, [s.state for s in statuses]),
+            pack(Float8Array, [_float(s.last_poll) for s in statuses]),
+            pack(Float8Array, [_float(s.last_success) for s in statuses]),
+            pack(TextArray, [s.last_error for s in statuses]),
+            pack(Int4Array, [int(s.consecutive_failures) for s in statuses]))
+
+
+def dataplanes_params(dataplanes: Sequence[DataplaneCpu]) -> tuple[bytes, ...] | None:
     from panfm.storage.samples import dataplane_doc
 
-    if dataplanes:
-        tx.execute(
-            PUT_DATAPLANES.format(where=STATE_FENCE if fenced else ""),
-            (pack(TextArray, [d.device_id for d in dataplanes]),
-             pack(Int8Array, [round(d.ts * 1000) for d in dataplanes]),
-             pack(TextArray, [jsontext.dumps(dataplane_doc(d)) for d in dataplanes])),
-            binary=True,
-        )
+    if not dataplanes:
+        return None
+    return (pack(TextArray, [d.device_id for d in dataplanes]),
+            pack(Int8Array, [round(d.ts * 1000) for d in dataplanes]),
+            pack(TextArray, [jsontext.dumps(dataplane_doc(d)) for d in dataplanes]))
+
+
+def state_params(baselines: Sequence[CounterBaseline], statuses: Sequence[DeviceStatus],
+                 dataplanes: Sequence[DataplaneCpu]) -> StateParams:
+    """The three upserts' parameters (None: nothing to write to that table)."""
+    return baselines_params(baselines), statuses_params(statuses), dataplanes_params(dataplanes)
+
+
+def put_state(tx: PgConn, params: StateParams, fenced: bool = False) -> None:
+    """Send the baselines', statuses' and dataplanes' upserts (`state_params`); `fenced`: the kept devices only."""
+    where = STATE_FENCE if fenced else ""
+    for sql, args in zip((PUT_BASELINES, PUT_STATUSES, PUT_DATAPLANES), params, strict=True):
+        if args is not None:
+            tx.execute(sql.format(where=where), args, binary=True)
 
 
 def put_clock_stats(tx: PgConn, stats: dict[str, Any], heartbeat: float, node_id: str) -> None:
