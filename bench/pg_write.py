@@ -219,8 +219,8 @@ def main() -> int:
                     if k >= 0:
                         pack_cpu.append((time.thread_time() - c0) * 1000)
                 t0, c0 = time.perf_counter(), time.thread_time()
-                refused = (w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences), packed=packed)
-                           if packed is not None else w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences)))
+                kw = {"packed": packed} if packed is not None else {}  # (a checkout before `pack_cycle`)
+                refused = w.write_cycle(cycle, clock_stats=stats, fence=(n, rounds[i].fences), **kw)
                 write_ms = (time.perf_counter() - t0) * 1000
                 cpu_ms = (time.thread_time() - c0) * 1000
                 if refused:

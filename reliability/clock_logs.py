@@ -51,7 +51,8 @@ def figures(texts: Iterable[str]) -> dict[str, Any]:
         rejected += sum(int(m) for m in REJECTED.findall(text))
         errors += sum(text.count(w) for w in ("DeadlockDetected", "SerializationFailure"))
     return {"write_ms": dist(writes), "write_ms_after_each_first": dist(later),
-            "write_cpu_ms": dist(cpu), "packed_before_cpu_ms": dist(packs), "automatic_gc_10ms_or_more": dist(gcs), "after_write_ms": dist(hooks),
+            "write_cpu_ms": dist(cpu), "packed_before_cpu_ms": dist(packs),
+            "automatic_gc_10ms_or_more": dist(gcs), "after_write_ms": dist(hooks),
             "lease_round_ms": dist(leases), "rejected_writes": rejected,
             "deadlocks_or_serialization_errors": errors}
 

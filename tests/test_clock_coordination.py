@@ -233,7 +233,8 @@ def test_on_postgresql_a_lease_round_warms_the_series_keys_of_the_devices_it_gra
 
 
 @pytest.mark.postgres
-def test_on_postgresql_a_cycles_keys_are_made_and_its_rows_packed_before_its_write(pg_url, tmp_path, monkeypatch, caplog):
+def test_on_postgresql_a_cycles_keys_are_made_and_its_rows_packed_before_its_write(pg_url, tmp_path, monkeypatch,
+                                                                                    caplog):
     import panfm.ops.clock_jobs as clock_jobs
     from panfm.storage.pg_samples import PgSampleStore
 
@@ -377,6 +378,9 @@ def test_clocks_write_their_cycles_one_after_another_by_rank(live, rank, waits, 
     # After its write, its inventory stays paused until the last rank has written too: the last
     # rank starts (live - 1 - rank) staggers later, and gets one more to finish.
     assert keeper.hold_after_write_s() == pytest.approx(holds)
+    # Its lease rounds come its rank × 50 ms after the round times (5 % of each slot third), not
+    # all clocks' at the same instant.
+    assert keeper.next_round_in(interval) == pytest.approx(1.5 - 1.0 + (rank * 0.05 if live > 1 else 0.0))
     # Never past the leases' end: a write under an expired lease would be refused.
     mono[0] = keeper.stop_at() - 0.1
     assert keeper.write_delay_s() == 0.0
