@@ -34,11 +34,6 @@ CLEANUP = "cleanup"
 # (bench/pg_write.py), so 150 ms keeps them apart with room; 10 clocks spread over 1.35 s.
 WRITE_STAGGER_S = 0.15
 CATCH_UP_S = 0.05  # the soonest next round (a slot's missed starting round is caught up this soon)
-# The clocks' rounds fell at the same instant too (their round times are the same database
-# times): in S8's first minutes, with every firewall's first inventory, the slowest rounds
-# (35-111 ms against ~10 alone) were two or three clocks' at once. Each clock's rounds come
-# its rank times this after the round time; so do its slot's poll and write.
-ROUND_STAGGER_S = 0.05
 
 
 def new_node_id(host: str, pid: int) -> str:
@@ -219,8 +214,7 @@ class LeaseKeeper:
         return (result.db_now % interval_s) < interval_s / 3
 
     def next_round_in(self, interval_s: float) -> float:
-        """Seconds until the next round time: I/3 apart, `ROUND_PHASE * I` after each slot third (database time),
-        and this clock's rank × `ROUND_STAGGER_S` after that.
+        """Seconds until the next round time: I/3 apart, `ROUND_PHASE * I` after each slot third (database time).
 
         Except when the slot's starting round was missed: a round that ran late (a loaded host, a
         slow database) and ended past the next slot's round time would otherwise leave that slot
@@ -232,7 +226,7 @@ class LeaseKeeper:
         if now is None:
             return interval_s / 3
         step = interval_s / 3
-        offset = ROUND_PHASE * interval_s + self._round_stagger_s()
+        offset = ROUND_PHASE * interval_s
         slot = slot_of(now, interval_s)  # a slot number; its phase below is seconds into it
         started = self._slot_round
         if (self._outage is None and offset < now - slot * interval_s < step - offset
@@ -240,13 +234,6 @@ class LeaseKeeper:
             return CATCH_UP_S
         k = (now - offset) // step
         return max(offset + (k + 1) * step - now, CATCH_UP_S)
-
-    def _round_stagger_s(self) -> float:
-        """This clock's rounds' delay after the round time: its rank among the live clocks × ROUND_STAGGER_S."""
-        last = self._last
-        if not self.fenced or last is None or last.live_clocks <= 1:
-            return 0.0
-        return max(0, last.rank) * ROUND_STAGGER_S
 
     def singleton(self, name: str, period_s: float) -> bool:
         """Whether this clock runs job `name` for the current slot (of `period_s`): leader, and the first."""
