@@ -66,6 +66,7 @@ from panfm.ops import (
     install_redaction,
     lease_once,
     notify_on_leader,
+    rollup_schedule,
     rollups_on_leader,
 )
 from throughput_collector import Collector, PollObserver, ReverseDns, panos_client_factory
@@ -164,7 +165,13 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
                   name="collect_slow", next_run_time=now + timedelta(seconds=1 if fenced else 0), max_instances=3)
     sched.add_job(notify_on_leader, IntervalTrigger(seconds=NOTIFY_INTERVAL_S), args=[ctx], id="notify",
                   name="notify")
-    if fenced:
+    db_now = ctx.keeper.db_now() if ctx.keeper is not None else None
+    if fenced and db_now is not None:
+        # In the middle of a slot, away from the clocks' writes (`clock_leader.ROLLUP_PHASE`).
+        first, period = rollup_schedule(ctx.settings.refresh_interval, db_now)
+        sched.add_job(rollups_on_leader, IntervalTrigger(seconds=period), args=[ctx], id="rollups",
+                      name="rollups", next_run_time=now + timedelta(seconds=first))
+    elif fenced:  # the first round failed (the database is away): once a minute, aligned at an interval change
         sched.add_job(rollups_on_leader, IntervalTrigger(seconds=ROLLUP_CHECK_S), args=[ctx], id="rollups",
                       name="rollups", next_run_time=now + timedelta(seconds=5))
     if ctx.keeper is not None:
@@ -179,6 +186,11 @@ def build_scheduler(ctx: ClockContext) -> BlockingScheduler:
             sched.reschedule_job("collect", trigger=IntervalTrigger(seconds=seconds))
         if sched.get_job("lease") is not None:
             sched.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds / 3))
+        db_now = ctx.keeper.db_now() if ctx.keeper is not None else None
+        if sched.get_job("rollups") is not None and db_now is not None:
+            first, period = rollup_schedule(seconds, db_now)
+            sched.reschedule_job("rollups", trigger=IntervalTrigger(seconds=period))
+            sched.modify_job("rollups", next_run_time=datetime.now(UTC) + timedelta(seconds=first))
 
     def request_collect() -> None:
         sched.add_job(collect_once, args=[ctx], id="collect", name="collect", next_run_time=datetime.now(UTC),

@@ -544,3 +544,21 @@ def test_on_postgresql_the_leader_sees_another_clocks_device_refused_for_its_cer
         ctx.collector.close()
         ctx.store.close()
         ctx.keeper.coordinator.close()
+
+
+@pytest.mark.parametrize(("interval", "now", "first", "period"), [
+    (30, 3_000.0, 15.0, 60.0),  # a slot's start: its middle
+    (30, 3_014.5, 30.5, 60.0),  # less than a second before the middle: the next slot's
+    (30, 3_016.0, 29.0, 60.0),
+    (10, 3_002.0, 3.0, 60.0),
+    (45, 3_000.0 - 3_000.0 % 45, 22.5, 90.0),  # a period of whole intervals, at least a minute
+    (120, 3_000.0 - 3_000.0 % 120 + 70.0, 110.0, 120.0),
+])
+def test_the_leaders_rollups_run_in_the_middle_of_a_slot_away_from_the_writes(interval, now, first, period):
+    from panfm.ops import rollup_schedule
+
+    got_first, got_period = rollup_schedule(interval, now)
+    assert (got_first, got_period) == (pytest.approx(first), period)
+    # Every later run falls at the same point of its slot.
+    for k in range(3):
+        assert (now + got_first + k * got_period) % interval == pytest.approx(interval / 2)

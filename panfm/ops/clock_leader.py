@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -25,6 +26,11 @@ log = logging.getLogger("panfm.clock")
 
 NOTIFY_INTERVAL_S = 10  # the outbox sender's period: a notification leaves within seconds
 ROLLUP_CHECK_S = 60  # how often the leader rolls up closed buckets on PostgreSQL
+# ... at this fraction of the refresh interval into a slot (database time): the slot's middle,
+# away from the clocks' writes, which follow each slot's polls. Started 5 s after the clock, the
+# job ran at the same point of every minute; in S8 that was the :00 slot's writes (the leader's
+# 5-minute rollup beside them: the survivors' first writes after a kill, 97-121 ms).
+ROLLUP_PHASE = 0.5
 CLEANUP_CHECK_S = 60  # how often the leader checks whether the 02:00 cleanup (database time) is due
 WARM_THREAD = "panfm-warm-keys"
 
@@ -176,6 +182,20 @@ def rollups_on_leader(ctx: ClockContext) -> bool:
     with recorded(ctx, "rollups"):
         ctx.store.advance_rollups(now)
     return True
+
+
+def rollup_schedule(interval_s: float, db_now: float) -> tuple[float, float]:
+    """(seconds to the rollup job's next run, its period): runs in the middle of a slot, about once a minute.
+
+    The period is a whole number of intervals (at least ROLLUP_CHECK_S), so every run falls at
+    the same point of its slot; the next run is at least a second away.
+    """
+    period = interval_s * math.ceil(ROLLUP_CHECK_S / interval_s)
+    phase = ROLLUP_PHASE * interval_s
+    at = phase + math.ceil((db_now - phase) / interval_s) * interval_s
+    if at - db_now < 1.0:
+        at += interval_s
+    return at - db_now, period
 
 
 def cleanup_if_due(ctx: ClockContext) -> dict[str, int] | None:
