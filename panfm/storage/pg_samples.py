@@ -177,9 +177,10 @@ class PgSampleStore:
     def pack_cycle(self, cycle: CycleResult) -> pg_rows.PackedCycle | None:
         """Every parameter of the cycle's write, packed now over the cached keys (None: a key is not cached).
 
-        The clock calls it after `ensure_keys`, while it waits for its turn to write, and hands
-        the result to `write_cycle`: the transaction then only sends (~15 ms of a 500-firewall
-        write's ~26 ms of client CPU were the packing, docs/benchmarks.md).
+        The clock calls it before it waits for its turn to write (and again after `ensure_keys`
+        when a key was missing), and hands the result to `write_cycle`: the transaction then only
+        sends (~21 ms of a 500-firewall write's ~28 ms of client CPU were the packing,
+        docs/benchmarks.md).
         """
         return pg_rows.pack_cycle(cycle, self.slot_of(cycle.started), self._dks, self._ikd)
 
