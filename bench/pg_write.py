@@ -1,7 +1,7 @@
 """The fenced cycle write and the lease round on PostgreSQL, in-process, at the S8 shape (a few minutes).
 
     .venv/bin/python bench/pg_write.py [--devices 1000] [--clocks 3] [--ifaces 15] [--cycles 20] [--parts]
-                                       [--busy-threads N] [--switch-interval S] [--pack-in-write]
+                                       [--busy-threads N] [--switch-interval S] [--pack-in-write] [--takeover]
 
 Starts its own PostgreSQL 15 (tests/helpers/postgres.py), migrates the stores, lets CLOCKS
 coordinators share DEVICES by real lease rounds (`PgCoordinator.lease_round`), then for CYCLES
@@ -9,7 +9,10 @@ slots writes each clock's cycle (its ~DEVICES/CLOCKS devices, IFACES interfaces 
 statuses, dataplanes, the clock's stats) with `PgSampleStore.write_cycle(..., fence=...)`, its
 parameters packed before it by `ensure_keys` and `pack_cycle` as the clock does (unless
 `--pack-in-write`, or a checkout without `pack_cycle`; their CPU is `packed_before_cpu_ms`), and
-runs one lease round per clock. `--busy-threads N` keeps N CPU-bound threads running in the
+runs one lease round per clock (with `--takeover`, half way the last clock's heartbeat and
+leases are expired by SQL and the others take its devices over at their next rounds, warming
+their keys as the clock does; each survivor's writes from then on are listed).
+`--busy-threads N` keeps N CPU-bound threads running in the
 process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
 back). Prints p50/p95/max of the write (and of the writing thread's own CPU time, which
 load changes little: the client's share of the write) and of the lease round, and with `--parts` the time of
@@ -157,6 +160,8 @@ def main() -> int:
                     help="sys.setswitchinterval for this process (seconds; the clock sets its own)")
     ap.add_argument("--fleet-read", action="store_true",
                     help="time the leader's read of the fleet's newest interfaces, per device and in one statement")
+    ap.add_argument("--takeover", action="store_true",
+                    help="half way, the last clock dies (leases and heartbeat expired); the others take over")
     ap.add_argument("--pack-in-write", action="store_true",
                     help="pack the write's parameters inside it, not before (`pack_cycle`) as the clock does")
     ap.add_argument("--out", help="also write the figures as JSON here")
@@ -204,11 +209,22 @@ def main() -> int:
         leases: list[float] = []
         t = (time.time() // a.interval) * a.interval - a.cycles * a.interval
         stats = {"executions": {"collect": 100}, "last_cycle": {"devices": a.devices // a.clocks}}
+        alive = list(range(a.clocks))
+        after_takeover: dict[str, list[float]] = {}  # each survivor's writes from the takeover on
         for k in range(-2, a.cycles):  # two warm-up cycles (keys, partitions, caches)
             slot_t = t + (k + 2) * a.interval
-            for i, (c, n, w) in enumerate(zip(coords, nodes, writers, strict=True)):
+            if a.takeover and k == a.cycles // 2 and len(alive) > 1:
+                # The last clock dies: its heartbeat and leases run out (by SQL, not by waiting).
+                gone = nodes[alive.pop()]
+                server.psql(f"UPDATE device_lease SET lease_until = now() - interval '1 s' WHERE owner = '{gone}';"
+                            f" UPDATE clock_node SET heartbeat_at = now() - interval '1 hour' WHERE node_id = '{gone}'",
+                            dbname)
+            for i in alive:
+                c, n, w = coords[i], nodes[i], writers[i]
                 t0 = time.perf_counter()
                 rounds[i] = c.lease_round(n, ids, a.interval)
+                if rounds[i].granted:  # the clock warms the keys of devices granted to it
+                    w.warm_keys(rounds[i].granted)
                 lease_ms = (time.perf_counter() - t0) * 1000
                 cycle = _cycle(sorted(rounds[i].held), slot_t, a.ifaces)
                 packed = None
@@ -229,6 +245,8 @@ def main() -> int:
                     writes.append(write_ms)
                     write_cpu.append(cpu_ms)
                     leases.append(lease_ms)
+                if a.takeover and k >= a.cycles // 2:
+                    after_takeover.setdefault(n, []).append(round(write_ms, 1))
                 elif parts is not None:
                     parts.ms.clear()
         stop.set()
@@ -238,6 +256,7 @@ def main() -> int:
             "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
             "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu),
             "packed_before_cpu_ms": _dist(pack_cpu) if pack_cpu else None, "lease_round_ms": _dist(leases),
+            "writes_from_the_takeover_ms": after_takeover or None,
             "load": os.getloadavg(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
