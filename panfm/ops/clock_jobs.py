@@ -24,6 +24,7 @@ from typing import Any
 import config
 from alerts import alert_inputs
 from panfm.models import CycleResult, DeviceConfig
+from panfm.ops import write_prep
 from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.lease_keeper import LeaseKeeper
@@ -33,7 +34,6 @@ from throughput_storage import (
     Backend,
     DeviceStore,
     NetworkStore,
-    PackedCycle,
     PgSampleStore,
     SampleStore,
     alerts_store,
@@ -199,7 +199,7 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
     # PostgreSQL: packed now over the cached keys (the packing's time counts in the wait below);
     # None when a device or interface has no key yet (a fresh fleet, a new interface).
     t_pack = time.monotonic()
-    packed, pack_ms = _pack(ctx, cycle)
+    packed, pack_ms = write_prep.pack(ctx.store, cycle)
     if ctx.keeper is not None:
         ctx.stats.coordination = ctx.keeper.snapshot()
         # Several clocks: one after another, not all at once.
@@ -208,12 +208,8 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
             ctx.stopping.wait(delay)  # a SIGTERM cuts the wait short; the cycle is still written
     new_keys, keys_s = 0, 0.0
     if packed is None and isinstance(ctx.store, PgSampleStore):
-        # The missing keys after the wait, in the clocks' order: a fresh fleet's three clocks
-        # made ~4,300 keys each at the same moment as the others' writes (200-290 ms each).
-        t_keys = time.monotonic()
-        new_keys = _ensure_keys(ctx, cycle)
-        keys_s = time.monotonic() - t_keys
-        packed, pack_ms = _pack(ctx, cycle)
+        # The missing keys after the wait, in the clocks' order (ops/write_prep.py).
+        packed, pack_ms, new_keys, keys_s = write_prep.keys_then_pack(ctx.store, cycle)
     t_write, cpu_write = time.monotonic(), time.thread_time()
     if isinstance(ctx.store, PgSampleStore):  # each clock's stats in its own row
         rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence,
@@ -229,38 +225,6 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
         if hold > 0:
             ctx.stopping.wait(hold)
     return cycle, rejected, (write_ms, write_cpu_ms, None if packed is None else pack_ms), duration
-
-
-def _pack(ctx: ClockContext, cycle: CycleResult) -> tuple[PackedCycle | None, float]:
-    """PostgreSQL: the write's parameters packed now, before its turn (None: packed in the write); ms taken.
-
-    The transaction then only sends: it is shorter, and the packing's CPU falls in the wait
-    for the clock's turn. A failure here is logged and left to the write, which packs itself.
-    """
-    if not isinstance(ctx.store, PgSampleStore):
-        return None, 0.0
-    t0 = time.thread_time()
-    try:
-        packed = ctx.store.pack_cycle(cycle)
-    except Exception as exc:
-        log.warning("[CLOCK JOB] collect: packing the write failed (%s); the write packs it", type(exc).__name__)
-        packed = None
-    return packed, (time.thread_time() - t0) * 1000.0
-
-
-def _ensure_keys(ctx: ClockContext, cycle: CycleResult) -> int:
-    """PostgreSQL: the new devices' and interfaces' keys, in their own transaction before the write.
-
-    A failure here is logged and left to the write, which creates missing keys itself.
-    """
-    if not isinstance(ctx.store, PgSampleStore):
-        return 0
-    try:
-        return ctx.store.ensure_keys(cycle)
-    except Exception as exc:
-        log.warning("[CLOCK JOB] collect: creating series keys failed (%s); the write creates them",
-                    type(exc).__name__)
-        return 0
 
 
 def due_batch(fleet: int, refresh_interval: float) -> int:
