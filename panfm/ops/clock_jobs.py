@@ -24,11 +24,11 @@ from typing import Any
 import config
 from alerts import alert_inputs
 from panfm.models import CycleResult, DeviceConfig
-from panfm.ops import write_prep
 from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.memory import collect_garbage, log_automatic_collections, release_free_memory
+from panfm.ops.write_prep import keys_then_pack, pack_before
 from throughput_collector import Collector, phase_due
 from throughput_storage import (
     Backend,
@@ -199,7 +199,7 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
     # PostgreSQL: packed now over the cached keys (the packing's time counts in the wait below);
     # None when a device or interface has no key yet (a fresh fleet, a new interface).
     t_pack = time.monotonic()
-    packed, pack_ms = write_prep.pack(ctx.store, cycle)
+    packed, pack_ms = pack_before(ctx.store, cycle)
     if ctx.keeper is not None:
         ctx.stats.coordination = ctx.keeper.snapshot()
         # Several clocks: one after another, not all at once.
@@ -209,7 +209,7 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
     new_keys, keys_s = 0, 0.0
     if packed is None and isinstance(ctx.store, PgSampleStore):
         # The missing keys after the wait, in the clocks' order (ops/write_prep.py).
-        packed, pack_ms, new_keys, keys_s = write_prep.keys_then_pack(ctx.store, cycle)
+        packed, pack_ms, new_keys, keys_s = keys_then_pack(ctx.store, cycle)
     t_write, cpu_write = time.monotonic(), time.thread_time()
     if isinstance(ctx.store, PgSampleStore):  # each clock's stats in its own row
         rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence,

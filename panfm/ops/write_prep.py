@@ -1,7 +1,7 @@
 """PostgreSQL: a cycle's write prepared before its fenced transaction (issue 13).
 
-The clock packs the write's parameters before it waits for its turn to write (`pack`): the
-transaction then only sends, and the packing's CPU falls in the wait. A cycle with devices or
+The clock packs the write's parameters before it waits for its turn to write (`pack_before`):
+the transaction then only sends, and the packing's CPU falls in the wait. A cycle with devices or
 interfaces that have no series key yet makes them once its turn has come, in the clocks'
 order, then packs (`keys_then_pack`): a fresh fleet's clocks made ~4,300 keys each at the same
 moment as each other's writes. A failure in either is logged and left to the write, which
@@ -19,7 +19,7 @@ from throughput_storage import PackedCycle, PgSampleStore, SampleStore
 log = logging.getLogger("panfm.clock")
 
 
-def pack(store: SampleStore | PgSampleStore, cycle: CycleResult) -> tuple[PackedCycle | None, float]:
+def pack_before(store: SampleStore | PgSampleStore, cycle: CycleResult) -> tuple[PackedCycle | None, float]:
     """The write's parameters packed now over the cached keys, and the CPU ms it took.
 
     None on SQLite, when a key is not cached yet, or when packing failed (logged).
@@ -45,5 +45,5 @@ def keys_then_pack(store: PgSampleStore, cycle: CycleResult) -> tuple[PackedCycl
                     type(exc).__name__)
         new_keys = 0
     keys_s = time.monotonic() - t0
-    packed, pack_ms = pack(store, cycle)
+    packed, pack_ms = pack_before(store, cycle)
     return packed, pack_ms, new_keys, keys_s
