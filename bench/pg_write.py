@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pg_write.py [--devices 1000] [--clocks 3] [--ifaces 15] [--cycles 20] [--parts]
                                        [--busy-threads N] [--switch-interval S] [--pack-in-write] [--takeover]
+                                       [--cpu-parts]
 
 Starts its own PostgreSQL 15 (tests/helpers/postgres.py), migrates the stores, lets CLOCKS
 coordinators share DEVICES by real lease rounds (`PgCoordinator.lease_round`), then for CYCLES
@@ -12,7 +13,8 @@ parameters packed before it by `ensure_keys` and `pack_cycle` as the clock does 
 runs one lease round per clock (with `--takeover`, half way the last clock's heartbeat and
 leases are expired by SQL and the others take its devices over at their next rounds, warming
 their keys as the clock does; each survivor's writes from then on are listed).
-`--busy-threads N` keeps N CPU-bound threads running in the
+`--cpu-parts` gives the thread CPU per write of each packing step (`pg_rows`, `pg_state`) and
+of `write_cycle`. `--busy-threads N` keeps N CPU-bound threads running in the
 process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
 back). Prints p50/p95/max of the write (and of the writing thread's own CPU time, which
 load changes little: the client's share of the write) and of the lease round, and with `--parts` the time of
@@ -105,6 +107,32 @@ def _fleet_read(stores: Any, since: float) -> dict[str, Any]:
     return out
 
 
+def _cpu_parts() -> dict[str, float]:
+    """Thread CPU seconds spent in each packing step and in `write_cycle` (wrapped module functions)."""
+    from panfm.storage import pg_rows, pg_samples, pg_state
+
+    spent: dict[str, float] = defaultdict(float)
+
+    def wrap(owner: Any, name: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args: Any, **kw: Any) -> Any:
+            c0 = time.thread_time()
+            try:
+                return inner(*args, **kw)
+            finally:
+                spent[name] += time.thread_time() - c0
+
+        setattr(owner, name, timed)
+
+    for name in ("iface_keys", "iface_columns", "device_columns"):
+        wrap(pg_rows, name)
+    for name in ("baselines_params", "statuses_params", "dataplanes_params"):
+        wrap(pg_state, name)
+    wrap(pg_samples.PgSampleStore, "write_cycle")
+    return spent
+
+
 class _Parts:
     """Times every statement the stores send (PgConn.execute / executemany), by its first words."""
 
@@ -160,6 +188,8 @@ def main() -> int:
                     help="sys.setswitchinterval for this process (seconds; the clock sets its own)")
     ap.add_argument("--fleet-read", action="store_true",
                     help="time the leader's read of the fleet's newest interfaces, per device and in one statement")
+    ap.add_argument("--cpu-parts", action="store_true",
+                    help="thread CPU per write of each packing step and of write_cycle (--pack-in-write: inside)")
     ap.add_argument("--takeover", action="store_true",
                     help="half way, the last clock dies (leases and heartbeat expired); the others take over")
     ap.add_argument("--pack-in-write", action="store_true",
@@ -203,6 +233,7 @@ def main() -> int:
         for t in spinners:
             t.start()
         parts = _Parts() if a.parts else None
+        cpu_parts = _cpu_parts() if a.cpu_parts else None
         writes: list[float] = []
         write_cpu: list[float] = []  # the writing thread's own CPU time (a figure load changes little)
         pack_cpu: list[float] = []  # the keys and packing before the write (CPU), as the clock does them
@@ -262,6 +293,9 @@ def main() -> int:
         }
         if parts is not None:
             result["parts_ms"] = parts.report()
+        if cpu_parts is not None:  # per write, over the measured cycles and the two warm-ups
+            n = (a.cycles + 2) * a.clocks
+            result["cpu_parts_ms_per_write"] = {k: round(v * 1000 / n, 2) for k, v in cpu_parts.items()}
         if a.fleet_read:
             result["fleet_read_ms"] = _fleet_read(stores, t + (a.cycles + 1) * a.interval - 2 * a.interval)
         if a.server_stats:  # every statement since the start, the two warm-up cycles included

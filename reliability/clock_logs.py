@@ -21,6 +21,8 @@ WRITE = re.compile(r"collect: (\d+)/(\d+) devices up, (\d+) samples in ([\d.]+) 
 LEASE = re.compile(r"lease round ([\d.]+) ms")
 GC = re.compile(r"\[CLOCK GC\] automatic collection of generation (\d+) in (\S+): ([\d.]+) ms")
 REJECTED = re.compile(r"collect: (\d+) late sample\(s\) rejected by the fence")
+NODE = re.compile(r"\[CLOCK COORD\] (\S+): \d+ device\(s\) held")  # the clock's node id (its rank's order)
+WRITE_TARGET_MS = 50.0  # S8's write p95 target: writes above it are counted
 # A line's time (the log format's ISO-8601 UTC prefix), then a cycle's collect line or its job's end.
 _STAMPED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z .*?(\] collect: \d+/|job collect executed)",
                       re.MULTILINE)
@@ -38,10 +40,14 @@ def dist(values: list[float]) -> dict[str, float | int | None]:
 def figures(texts: Iterable[str]) -> dict[str, Any]:
     """The write, lease-round and collector figures of the clocks whose logs are `texts`."""
     writes, later, cpu, packs, leases, gcs, hooks, rejected, errors = [], [], [], [], [], [], [], 0, 0
-    for text in texts:
+    by_node: dict[str, dict[str, float | int | None]] = {}
+    for k, text in enumerate(texts):
         hooks += _after_write_ms(text)
         found = WRITE.findall(text)
         mine = [float(m[4]) for m in found]
+        node = NODE.search(text)
+        # Each clock's writes under its node id: the write order's rank is the ids' order.
+        by_node[node.group(1) if node else f"clock{k}"] = dist(mine)
         writes += mine
         later += mine[1:]  # a clock's first write fills its caches (and made its share's keys before)
         cpu += [float(m[5]) for m in found if m[5]]  # the writing thread's own CPU time
@@ -51,6 +57,7 @@ def figures(texts: Iterable[str]) -> dict[str, Any]:
         rejected += sum(int(m) for m in REJECTED.findall(text))
         errors += sum(text.count(w) for w in ("DeadlockDetected", "SerializationFailure"))
     return {"write_ms": dist(writes), "write_ms_after_each_first": dist(later),
+            "writes_over_50ms": sum(1 for w in writes if w > WRITE_TARGET_MS), "write_ms_by_node": by_node,
             "write_cpu_ms": dist(cpu), "packed_before_cpu_ms": dist(packs),
             "automatic_gc_10ms_or_more": dist(gcs), "after_write_ms": dist(hooks),
             "lease_round_ms": dist(leases), "rejected_writes": rejected,

@@ -217,6 +217,8 @@ def test_the_collect_line_the_clock_logs_is_what_the_scaleout_bench_reads(rig, c
     assert got["write_ms"]["n"] == 1 and got["write_ms"]["p50"] >= 0
     assert got["write_cpu_ms"]["n"] == 1 and got["write_cpu_ms"]["p50"] >= 0
     assert got["write_ms_after_each_first"]["n"] == 0  # the clock's first write is left out there
+    assert got["write_ms_by_node"] == {"clock0": got["write_ms"]}  # no lease round here: keyed by its place
+    assert got["writes_over_50ms"] == (1 if got["write_ms"]["max"] > 50 else 0)
     assert got["automatic_gc_10ms_or_more"] == {"n": 1, "p50": 12.5, "p95": 12.5, "max": 12.5}
     assert got["rejected_writes"] == 3 and got["deadlocks_or_serialization_errors"] == 0
     assert clock_logs.dist([]) == {"n": 0, "p50": None, "p95": None, "max": None}
