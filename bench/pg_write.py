@@ -214,6 +214,8 @@ def main() -> int:
             server.psql("ALTER SYSTEM SET shared_preload_libraries = pg_stat_statements")
             server.stop()
             server.start()
+            server.psql("ALTER SYSTEM SET pg_stat_statements.track = 'all'")  # the lease function's statements too
+            server.psql("SELECT pg_reload_conf()")
         url = server.fresh_database("bench")
         dbname = url.rsplit("/", 1)[1]
         if a.server_stats:
@@ -302,9 +304,16 @@ def main() -> int:
             rows = server.psql(
                 "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
                 " || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_statements"
-                " WHERE query LIKE 'INSERT%' OR query LIKE 'SELECT%' ORDER BY total_exec_time DESC LIMIT 12", dbname)
+                " WHERE toplevel AND (query LIKE 'INSERT%' OR query LIKE 'SELECT%')"
+                " ORDER BY total_exec_time DESC LIMIT 12", dbname)
             result["server_ms_per_call"] = [dict(zip(("mean_ms", "calls", "statement"), r.split("|", 2), strict=True))
                                             for r in rows.splitlines()]
+            nested = server.psql(  # the statements inside the lease round's function, by their own time
+                "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
+                " || left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements"
+                " WHERE NOT toplevel ORDER BY total_exec_time DESC LIMIT 12", dbname)
+            result["lease_round_parts_ms"] = [dict(zip(("mean_ms", "calls", "statement"), r.split("|", 2), strict=True))
+                                              for r in nested.splitlines()]
             tables = server.psql(
                 "SELECT relname || '|' || n_tup_upd || '|' || n_tup_hot_upd || '|' || pg_relation_size(relid)"
                 " FROM pg_stat_user_tables WHERE relname IN ('baselines', 'device_status', 'dataplane_latest')", dbname)

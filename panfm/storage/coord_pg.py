@@ -56,7 +56,7 @@ INSERT INTO job_lease (name) VALUES ('leader') ON CONFLICT DO NOTHING
 """
 SCHEMA_LOCK = 0x70616E666D01  # pg_advisory_xact_lock key of this schema ("panfm" + 1)
 
-ROUND_FN = "panfm_lease_round_v2"  # the name in LEASE_ROUND; a new body gets a new name (old clocks keep theirs)
+ROUND_FN = "panfm_lease_round_v3"  # the name in LEASE_ROUND; a new body gets a new name (old clocks keep theirs)
 # One lease round (PgCoordinator.lease_round), inside the caller's transaction:
 # 1. Heartbeat (nothing else happens for a clock that is not registered). Live clocks =
 #    heartbeat younger than a lease (a dead clock stops counting when its leases run out, so its
@@ -73,7 +73,7 @@ ROUND_FN = "panfm_lease_round_v2"  # the name in LEASE_ROUND; a new body gets a 
 # 6. Renew or take the leader lease (a new leader also increments its fence); the leader
 #    deletes the rows of clocks gone for a day.
 LEASE_ROUND = """
-CREATE OR REPLACE FUNCTION panfm_lease_round_v2(me text, ids text[], lease float8, leader_name text)
+CREATE OR REPLACE FUNCTION panfm_lease_round_v3(me text, ids text[], lease float8, leader_name text)
 RETURNS TABLE (registered boolean, live bigint, db_now float8, released bigint, held_ids text[],
                held_fences bigint[], granted_ids text[], granted_fences bigint[], leader boolean, rank bigint)
 LANGUAGE plpgsql AS $body$
@@ -106,8 +106,15 @@ BEGIN
            (SELECT count(*) FROM alive c WHERE c.node_id COLLATE "C" < me COLLATE "C")
       INTO v_live, v_starving, v_rank FROM k;
     v_fair := ceil(n_ids::numeric / v_live);
-    INSERT INTO device_lease (device_id) SELECT unnest(ids) ON CONFLICT DO NOTHING;
-    UPDATE device_lease SET owner = NULL, lease_until = NULL WHERE owner = me AND NOT (device_id = ANY(ids));
+    -- Only the missing rows go to the INSERT (an anti-join; ON CONFLICT for a clock adding the same
+    -- at once): one speculative insertion per enabled device every round was a third of its time.
+    -- The sets are compared by hashing `ids` (NOT IN / IN a subquery), not by `= ANY(ids)`, whose
+    -- array a generic plan scans once per row.
+    INSERT INTO device_lease (device_id)
+        SELECT u.id FROM unnest(ids) AS u(id) WHERE NOT EXISTS (SELECT 1 FROM device_lease d WHERE d.device_id = u.id)
+        ON CONFLICT DO NOTHING;
+    UPDATE device_lease SET owner = NULL, lease_until = NULL
+     WHERE owner = me AND device_id NOT IN (SELECT unnest(ids));
     GET DIAGNOSTICS v_released = ROW_COUNT;
     WITH r AS (UPDATE device_lease SET lease_until = now() + make_interval(secs => lease)
                WHERE owner = me AND lease_until > now() RETURNING device_id, fence)
@@ -124,7 +131,7 @@ BEGIN
         v_fences := v_fences[1:v_fair];
     END IF;
     IF v_fair > cardinality(v_held) THEN
-        WITH c AS (SELECT device_id FROM device_lease WHERE device_id = ANY(ids)
+        WITH c AS (SELECT device_id FROM device_lease WHERE device_id IN (SELECT unnest(ids))
                      AND (owner IS NULL OR lease_until IS NULL OR lease_until <= now())
                    ORDER BY device_id LIMIT v_fair - cardinality(v_held) FOR UPDATE SKIP LOCKED),
              u AS (UPDATE device_lease d SET owner = me, lease_until = now() + make_interval(secs => lease),
@@ -232,7 +239,7 @@ class PgCoordinator:
         ids = sorted(set(device_ids))
         lease = lease_seconds(interval_s)
         with self._txn(one_statement=True) as cur:
-            cur.execute("SELECT * FROM panfm_lease_round_v2(%s, %s::text[], %s, %s)", (node_id, ids, lease, LEADER))
+            cur.execute("SELECT * FROM panfm_lease_round_v3(%s, %s::text[], %s, %s)", (node_id, ids, lease, LEADER))
             row = cur.fetchone()
         if row is None or not row[0]:
             raise CoordinationUnavailable(f"clock {node_id} is not registered")
