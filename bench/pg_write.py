@@ -61,9 +61,11 @@ from panfm.models import (  # noqa: E402
 from panfm.storage import postgres as pg_mod  # noqa: E402
 
 
-def _dist(values: list[float]) -> dict[str, float]:
+def _dist(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
     q = statistics.quantiles(values, n=20) if len(values) > 1 else [values[0]] * 19
-    return {"n": len(values), "p50": round(statistics.median(values), 2), "p95": round(q[18], 2),
+    return {"n": len(values), "p50": round(statistics.median(values), 2), "p95": round(min(q[18], max(values)), 2),
             "max": round(max(values), 2)}
 
 
@@ -240,6 +242,7 @@ def main() -> int:
         write_cpu: list[float] = []  # the writing thread's own CPU time (a figure load changes little)
         pack_cpu: list[float] = []  # the keys and packing before the write (CPU), as the clock does them
         leases: list[float] = []
+        txns: dict[str, list[float]] = {"write": [], "lease": []}  # each transaction's own time on the server
         t = (time.time() // a.interval) * a.interval - a.cycles * a.interval
         stats = {"executions": {"collect": 100}, "last_cycle": {"devices": a.devices // a.clocks}}
         alive = list(range(a.clocks))
@@ -278,6 +281,9 @@ def main() -> int:
                     writes.append(write_ms)
                     write_cpu.append(cpu_ms)
                     leases.append(lease_ms)
+                    for name, ms in (("write", getattr(w, "last_txn_ms", None)), ("lease", rounds[i].txn_ms)):
+                        if ms is not None:
+                            txns[name].append(ms)
                 if a.takeover and k >= a.cycles // 2:
                     after_takeover.setdefault(n, []).append(round(write_ms, 1))
                 elif parts is not None:
@@ -289,6 +295,7 @@ def main() -> int:
             "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
             "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu),
             "packed_before_cpu_ms": _dist(pack_cpu) if pack_cpu else None, "lease_round_ms": _dist(leases),
+            "write_transaction_ms": _dist(txns["write"]), "lease_transaction_ms": _dist(txns["lease"]),
             "writes_from_the_takeover_ms": after_takeover or None,
             "load": os.getloadavg(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

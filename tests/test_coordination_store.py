@@ -64,8 +64,12 @@ def test_three_clocks_share_the_devices_fairly_and_disjointly(three):
     # Each clock's rank among the live ones (code-point order of node ids): the write stagger.
     assert [rounds[n].rank for n in nodes] == [0, 1, 2]
     # Renewing keeps the same grants: the fences do not move.
+    t0 = time.perf_counter()
     again = coords[0].lease_round(nodes[0], IDS, 30.0)
+    wall_ms = (time.perf_counter() - t0) * 1000
     assert again.held == rounds[nodes[0]].held and not again.granted
+    # The round's transaction time on the server: part of the wall time around it.
+    assert again.txn_ms is not None and 0 < again.txn_ms <= wall_ms
 
 
 @pytest.mark.postgres
@@ -224,6 +228,7 @@ def test_on_sqlite_the_one_clock_holds_every_device_and_leads(tmp_path):
     first = c.lease_round("solo", IDS[:5], 30.0)
     assert set(first.held) == set(IDS[:5]) == set(first.granted)
     assert first.fences == {} and first.leader and first.live_clocks == 1 and first.rank == 0
+    assert first.txn_ms is None  # no server to time
     second = c.lease_round("solo", IDS[:3], 30.0)
     assert set(second.held) == set(IDS[:3]) and not second.granted and second.released == 2
     [node] = c.clocks(30.0)

@@ -112,6 +112,13 @@ def test_s1_a_killed_clocks_devices_are_polled_by_a_survivor_within_two_interval
     time.sleep(IV)
     assert node not in holdings(pg_url)
     _no_duplicates(fleet, pg_url, since)
+    # Each fenced write's collect line also gives its transaction's time on the server (S8 reads
+    # it, `reliability.clock_logs`), which is a part of the write's wall time.
+    from reliability import clock_logs
+
+    found = clock_logs.WRITE.findall(procs[1].log_path.read_text())
+    assert found and all(m[6] for m in found), "a survivor's collect line without its transaction time"
+    assert all(float(m[6]) <= float(m[4]) for m in found)
 
 
 def test_s3_a_paused_clock_stops_by_itself_its_late_writes_are_refused_and_counted(clocks, fleet, pg_url):

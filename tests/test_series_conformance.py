@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 
 import pytest
 
@@ -173,8 +174,12 @@ def test_fenced_writes_keep_only_rows_of_a_live_lease_with_its_fence(pg_stores):
     writer = pg_stores.open_sample_writer(interval_s=30)
     fences = {"dev-a": 7, "dev-b": 3, "dev-c": 1, "dev-d": 1}
     # dev-a: granted; dev-b: lease expired; dev-c: another owner; dev-d: no lease at all.
+    t0 = time.perf_counter()
     refused = writer.write_cycle(_cycle(T0, dict.fromkeys(fences, 10.0)), None, fence=("clock-1", fences))
+    wall_ms = (time.perf_counter() - t0) * 1000
     assert refused == 3
+    # The fenced write's transaction time on the server, BEGIN to its last statement: inside its wall time.
+    assert writer.last_txn_ms is not None and 0 < writer.last_txn_ms <= wall_ms
     # A stale fence of a lease renewed since is refused too.
     assert writer.write_cycle(_cycle(T0 + 30, {"dev-a": 1.0}), None, fence=("clock-1", {"dev-a": 6})) == 1
     reader = pg_stores.open_sample_reader()

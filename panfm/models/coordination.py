@@ -13,7 +13,8 @@ class LeaseRound:
     `held` maps each device whose lease this round renewed or granted to its fence (None on
     SQLite, where one clock holds everything and no write needs fencing). `granted` are the
     devices newly claimed this round (a subset of `held`). `rank` is how many live clocks sort
-    before this one (0 on SQLite): the clocks stagger their cycle writes by it.
+    before this one (0 on SQLite): the clocks stagger their cycle writes by it. `txn_ms`: the
+    round's transaction time on the server (PostgreSQL), without the round trip and the client.
     """
 
     node_id: str
@@ -26,6 +27,7 @@ class LeaseRound:
     live_clocks: int = 1
     fair_share: int = 0
     rank: int = 0
+    txn_ms: float | None = None  # PostgreSQL: the round's transaction on the server, start to answer
 
     @property
     def fences(self) -> dict[str, int]:

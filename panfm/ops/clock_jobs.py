@@ -151,7 +151,7 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             # The inventory waits for the write too: parsing log answers in its threads, it held
             # the interpreter while the cycle's rows were being built and sent.
             with ctx.collector.fast_priority():
-                cycle, rejected, (write_ms, write_cpu_ms, pack_ms), duration = _collect_and_write(
+                cycle, rejected, (write_ms, write_cpu_ms, pack_ms, txn_ms), duration = _collect_and_write(
                     ctx, devices, settings, stop_at, fence, started, t0)
             up = ctx.stats.last_cycle["up"]  # counted once, by _collect_and_write
             if rejected and ctx.keeper is not None:
@@ -165,10 +165,12 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
             raise
     # The write's wall time and its thread's CPU time: the difference is the server's share and
     # the waits for the interpreter and the processor (docs/benchmarks.md).
-    # PostgreSQL: the write's parameters were packed before its transaction (CPU ms), not in it.
+    # PostgreSQL: the write's parameters were packed before its transaction (CPU ms), not in it;
+    # several clocks: the transaction's own time on the server.
+    txn_note = "" if txn_ms is None else f", transaction {txn_ms:.1f} ms"
     packed_note = "" if pack_ms is None else f"; packed in {pack_ms:.1f} ms before"
-    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s (write %.1f ms, CPU %.1f ms%s)",
-             up, len(devices), len(cycle.samples), duration, write_ms, write_cpu_ms, packed_note)
+    log.info("[CLOCK JOB] collect: %d/%d devices up, %d samples in %.2f s (write %.1f ms, CPU %.1f ms%s%s)",
+             up, len(devices), len(cycle.samples), duration, write_ms, write_cpu_ms, txn_note, packed_note)
     for hook in list(ctx.after_cycle):
         try:
             hook(ctx, cycle)
@@ -183,11 +185,11 @@ def collect_once(ctx: ClockContext) -> CycleResult | None:
 
 def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings: config.Settings,
                        stop_at: float | None, fence: Any, started: float, t0: float,
-                       ) -> tuple[CycleResult, int, tuple[float, float, float | None], float]:
+                       ) -> tuple[CycleResult, int, tuple[float, float, float | None, float | None], float]:
     """Collect one cycle, record its stats, write it.
 
     Returns (cycle, rejected rows, (write ms, its CPU ms, the CPU ms of packing it before or
-    None), cycle seconds).
+    None, its transaction's ms on the server or None), cycle seconds).
     """
     cycle = ctx.collector.collect(devices, settings.refresh_interval, stop_at=stop_at)
     duration = time.monotonic() - t0
@@ -218,13 +220,14 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
         rejected = ctx.store.write_cycle(cycle, clock_stats=ctx.stats.snapshot(), fence=fence)
     write_ms = (time.monotonic() - t_write) * 1000.0
     write_cpu_ms = (time.thread_time() - cpu_write) * 1000.0
+    txn_ms = ctx.store.last_txn_ms if isinstance(ctx.store, PgSampleStore) else None
     if new_keys:
         log.info("[CLOCK JOB] collect: %d new series key(s) in %.1f ms, before the write", new_keys, keys_s * 1000.0)
     if ctx.keeper is not None:
         hold = ctx.keeper.hold_after_write_s()  # the inventory stays paused until the last rank has written
         if hold > 0:
             ctx.stopping.wait(hold)
-    return cycle, rejected, (write_ms, write_cpu_ms, None if packed is None else pack_ms), duration
+    return cycle, rejected, (write_ms, write_cpu_ms, None if packed is None else pack_ms, txn_ms), duration
 
 
 def due_batch(fleet: int, refresh_interval: float) -> int:

@@ -106,7 +106,8 @@ class LeaseKeeper:
             log.info("[CLOCK COORD] %s: %d device(s) held (+%d granted, -%d released), fair share %d of %d live "
                      "clock(s)%s", self.node_id, len(result.held), len(result.granted), result.released,
                      result.fair_share, result.live_clocks, ", leader" if result.leader else "")
-        log.debug("[CLOCK COORD] lease round %.1f ms", elapsed * 1000.0)
+        txn = "" if result.txn_ms is None else f" (transaction {result.txn_ms:.1f} ms)"
+        log.debug("[CLOCK COORD] lease round %.1f ms%s", elapsed * 1000.0, txn)
         return result
 
     @property

@@ -72,10 +72,13 @@ ROUND_FN = "panfm_lease_round_v3"  # the name in LEASE_ROUND; a new body gets a 
 #    locked; each grant increments the fence, so a write fenced by an older grant fails.
 # 6. Renew or take the leader lease (a new leader also increments its fence); the leader
 #    deletes the rows of clocks gone for a day.
+# 7. Answer, with the transaction's own time on the server so far (`txn_ms`: from its start,
+#    `now()`, to `clock_timestamp()`): the round trip around it is the clock's to wait for.
 LEASE_ROUND = """
 CREATE OR REPLACE FUNCTION panfm_lease_round_v3(me text, ids text[], lease float8, leader_name text)
 RETURNS TABLE (registered boolean, live bigint, db_now float8, released bigint, held_ids text[],
-               held_fences bigint[], granted_ids text[], granted_fences bigint[], leader boolean, rank bigint)
+               held_fences bigint[], granted_ids text[], granted_fences bigint[], leader boolean, rank bigint,
+               txn_ms float8)
 LANGUAGE plpgsql AS $body$
 #variable_conflict use_column
 DECLARE
@@ -95,7 +98,7 @@ BEGIN
     UPDATE clock_node SET heartbeat_at = now() WHERE node_id = me;
     IF NOT FOUND THEN
         RETURN QUERY SELECT false, 0::bigint, 0::float8, 0::bigint, NULL::text[], NULL::bigint[],
-                            NULL::text[], NULL::bigint[], false, 0::bigint;
+                            NULL::text[], NULL::bigint[], false, 0::bigint, NULL::float8;
         RETURN;
     END IF;
     WITH alive AS (SELECT node_id FROM clock_node WHERE heartbeat_at > now() - make_interval(secs => lease)),
@@ -147,7 +150,8 @@ BEGIN
         DELETE FROM clock_node WHERE heartbeat_at < now() - interval '1 day';
     END IF;
     RETURN QUERY SELECT true, v_live, extract(epoch FROM now())::float8, v_released, v_held, v_fences,
-                        v_gids, v_gfences, v_fence IS NOT NULL, v_rank;
+                        v_gids, v_gfences, v_fence IS NOT NULL, v_rank,
+                        extract(epoch FROM clock_timestamp() - now())::float8 * 1000.0;
 END
 $body$
 """
@@ -243,13 +247,14 @@ class PgCoordinator:
             row = cur.fetchone()
         if row is None or not row[0]:
             raise CoordinationUnavailable(f"clock {node_id} is not registered")
-        _, live, db_now, released, held_ids, held_fences, granted_ids, granted_fences, leader, rank = row
+        _, live, db_now, released, held_ids, held_fences, granted_ids, granted_fences, leader, rank, txn_ms = row
         held: dict[str, int | None] = {d: int(f) for d, f in zip(held_ids or (), held_fences or (), strict=True)}
         granted = dict(zip(granted_ids or (), granted_fences or (), strict=True))
         held.update({d: int(f) for d, f in granted.items()})
         return LeaseRound(node_id=node_id, db_now=float(db_now), lease_s=lease, held=held,
                           granted=frozenset(granted), released=int(released), leader=bool(leader),
-                          live_clocks=int(live), fair_share=fair_share(len(ids), int(live)), rank=int(rank))
+                          live_clocks=int(live), fair_share=fair_share(len(ids), int(live)), rank=int(rank),
+                          txn_ms=None if txn_ms is None else float(txn_ms))
 
     def release_all(self, node_id: str) -> int:
         with self._txn() as cur:

@@ -60,6 +60,9 @@ class PgSampleStore:
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self._partitions_until = -math.inf  # the day partitions exist up to this epoch second
         self.path = None  # no file: `db backup` uses pg_dump on PostgreSQL
+        # The last fenced write's transaction on the server, from its BEGIN to its last statement
+        # (ms; None: unfenced, or not written): the rest of the write's wall time is the client's.
+        self.last_txn_ms: float | None = None
 
     def set_interval(self, seconds: int) -> None:
         """The refresh interval now (slots are counted in it)."""
@@ -272,7 +275,8 @@ class PgSampleStore:
                                    (node, cycle.finished))
                     if fenced:
                         refused_cur[:] = [tx.execute(
-                            "SELECT count(*) AS n FROM unnest(?::text[]) AS s(device_id) WHERE NOT EXISTS"
+                            "SELECT count(*) AS n, extract(epoch FROM clock_timestamp() - now())::float8 * 1000.0"
+                            " AS txn_ms FROM unnest(?::text[]) AS s(device_id) WHERE NOT EXISTS"
                             " (SELECT 1 FROM panfm_allowed a WHERE a.device_id = s.device_id)",
                             (cols.get("ids") or pg_arrays.pack(pg_arrays.TextArray, [x.device_id for x in samples]),),
                             binary=True)]
@@ -305,10 +309,14 @@ class PgSampleStore:
                 raise
         if dks is not self._dks or iks is not self._iks:  # committed: the new keys exist
             self._remember(dks, iks)
+        self.last_txn_ms = None
         if not refused_cur:
             return 0
         row = refused_cur[0].fetchone()
-        return int(row["n"]) if row else 0
+        if row is None:
+            return 0
+        self.last_txn_ms = float(row["txn_ms"])
+        return int(row["n"])
 
     def _prepare(self, tx: PgConn) -> None:
         """This session's fence table and array dumpers, set up once per connection (outside any transaction)."""
