@@ -132,6 +132,49 @@ def test_release_all_hands_everything_over_and_drops_the_clock(three):
 
 
 @pytest.mark.postgres
+def test_a_clock_checks_its_device_set_against_the_lease_rows_when_it_changes_and_every_minute(three, pg_url):
+    """A round whose device set equals the one its clock sent last (checked < 60 s ago) skips the
+    lease rows of new devices and the release of disabled ones; a lease row that disappears behind
+    the clocks' backs comes back at the next full check: the set aged past a minute, or the clock
+    registered again."""
+    coords, nodes = three
+    _round_all(coords, nodes)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM device_lease WHERE device_id = %s", (IDS[0],))
+        skipped = _round_all(coords, nodes, times=1)
+        assert IDS[0] not in set().union(*(set(r.held) for r in skipped.values()))  # the same set, checked recently
+        conn.execute("UPDATE clock_node SET lease_ids_at = now() - interval '61 seconds' WHERE node_id = %s",
+                     (nodes[0],))
+        back = _round_all(coords, nodes)
+        assert set().union(*(set(r.held) for r in back.values())) == set(IDS)
+        conn.execute("DELETE FROM device_lease WHERE device_id = %s", (IDS[1],))
+        coords[1].register(nodes[1], "host", 100)
+        again = _round_all(coords, nodes)
+        assert set().union(*(set(r.held) for r in again.values())) == set(IDS)
+        assert all(r.released == 0 for r in again.values())
+
+
+@pytest.mark.postgres
+def test_a_database_of_the_previous_lease_round_gets_the_device_set_columns_and_the_fillfactor(pg_url, tmp_path):
+    """Tables made before lease round v3 (no `lease_ids` columns, the default fillfactor) are altered once."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE clock_node (node_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+                     " started_at TIMESTAMPTZ NOT NULL DEFAULT now(), heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+                     " CREATE TABLE device_lease (device_id TEXT PRIMARY KEY, owner TEXT, lease_until TIMESTAMPTZ,"
+                     " fence BIGINT NOT NULL DEFAULT 0)")
+        conn.execute("INSERT INTO device_lease (device_id, fence) VALUES (%s, 4)", (IDS[0],))
+        c = open_coordinator(pg_url, tmp_path)
+        c.register("old-db", "host", 1)
+        first = c.lease_round("old-db", IDS, 30.0)
+        assert set(first.held) == set(IDS) and first.held[IDS[0]] == 5  # the old row kept its fence
+        cols = {r[0] for r in conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'clock_node'::regclass")}
+        assert {"lease_ids", "lease_ids_at"} <= cols
+        [opts] = conn.execute("SELECT reloptions FROM pg_class WHERE oid = 'device_lease'::regclass").fetchone()
+        assert opts == ["fillfactor=40"]
+        c.close()
+
+
+@pytest.mark.postgres
 def test_a_disabled_device_is_released(three):
     coords, nodes = three
     _round_all(coords, nodes)

@@ -23,6 +23,7 @@ from panfm.storage.coordination import LEADER, CoordinationUnavailable, fair_sha
 log = logging.getLogger("panfm.storage")
 
 # Idempotent and taken under an advisory lock, so clocks starting together create it once.
+# Statements end with ";\n" (how it is split), which the DO blocks' inner ones must not.
 # (The device_lease shape is shared with the fenced sample insert: keep it.)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clock_node (
@@ -32,13 +33,27 @@ CREATE TABLE IF NOT EXISTS clock_node (
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+DO $$ BEGIN
+    -- Since lease round v3: the device set each clock sent last. Altered only when missing (an
+    -- ALTER takes clock_node whole, and any DDL makes new connections rewrite the server's
+    -- relation cache file, which a full disk refuses), and before device_lease is touched: a
+    -- round takes clock_node, then device_lease.
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'clock_node'::regclass AND attname = 'lease_ids_at')
+    THEN
+        ALTER TABLE clock_node ADD COLUMN IF NOT EXISTS lease_ids TEXT[],
+                               ADD COLUMN IF NOT EXISTS lease_ids_at TIMESTAMPTZ; END IF; END $$;
 CREATE TABLE IF NOT EXISTS device_lease (
     device_id TEXT PRIMARY KEY,
     owner TEXT,
     lease_until TIMESTAMPTZ,
     fence BIGINT NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 40);
 CREATE INDEX IF NOT EXISTS device_lease_owner ON device_lease (owner);
+DO $$ BEGIN
+    -- Room in each page for the renewals' new versions (heap-only updates: the indexes untouched).
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = 'device_lease'::regclass AND 'fillfactor=40' = ANY(reloptions))
+    THEN
+        ALTER TABLE device_lease SET (fillfactor = 40); END IF; END $$;
 CREATE TABLE IF NOT EXISTS job_lease (
     name TEXT PRIMARY KEY,
     owner TEXT,
@@ -63,7 +78,9 @@ ROUND_FN = "panfm_lease_round_v3"  # the name in LEASE_ROUND; a new body gets a 
 #    share is claimable in the same round); how many other live clocks hold less than
 #    fair - 2 (one that just joined holds nothing); this clock's rank among the live ones (how
 #    many sort before it, in code-point order: the clocks stagger their writes by it).
-# 2. Release what this clock holds of devices no longer enabled.
+# 2. Release what this clock holds of devices no longer enabled. Steps 2 and the lease rows of
+#    newly enabled devices are skipped while `ids` equals the set this clock sent last (kept in
+#    its `clock_node` row) and that set was checked less than `IDS_RECHECK` ago.
 # 3. Renew its leases that are still valid (an expired one is a new grant, below).
 # 4. Above fair share + 2, or above it while another live clock holds less than fair - 2:
 #    release down to the fair share (the +2 band keeps shares from flapping; the second rule
@@ -94,8 +111,14 @@ DECLARE
     v_gids text[];
     v_gfences bigint[];
     v_fence bigint;
+    v_same boolean;
 BEGIN
-    UPDATE clock_node SET heartbeat_at = now() WHERE node_id = me;
+    -- The device set as this clock last checked it: unchanged and recent, no row can be missing
+    -- (nothing deletes lease rows) and none of its own can be of a device no longer enabled.
+    UPDATE clock_node SET heartbeat_at = now(),
+           lease_ids_at = CASE WHEN lease_ids = ids AND lease_ids_at > now() - interval '{recheck}' THEN lease_ids_at
+                               ELSE NULL END
+     WHERE node_id = me RETURNING lease_ids_at IS NOT NULL INTO v_same;
     IF NOT FOUND THEN
         RETURN QUERY SELECT false, 0::bigint, 0::float8, 0::bigint, NULL::text[], NULL::bigint[],
                             NULL::text[], NULL::bigint[], false, 0::bigint, NULL::float8;
@@ -113,12 +136,16 @@ BEGIN
     -- at once): one speculative insertion per enabled device every round was a third of its time.
     -- The sets are compared by hashing `ids` (NOT IN / IN a subquery), not by `= ANY(ids)`, whose
     -- array a generic plan scans once per row.
-    INSERT INTO device_lease (device_id)
-        SELECT u.id FROM unnest(ids) AS u(id) WHERE NOT EXISTS (SELECT 1 FROM device_lease d WHERE d.device_id = u.id)
-        ON CONFLICT DO NOTHING;
-    UPDATE device_lease SET owner = NULL, lease_until = NULL
-     WHERE owner = me AND device_id NOT IN (SELECT unnest(ids));
-    GET DIAGNOSTICS v_released = ROW_COUNT;
+    IF NOT v_same THEN
+        INSERT INTO device_lease (device_id)
+            SELECT u.id FROM unnest(ids) AS u(id)
+             WHERE NOT EXISTS (SELECT 1 FROM device_lease d WHERE d.device_id = u.id)
+            ON CONFLICT DO NOTHING;
+        UPDATE device_lease SET owner = NULL, lease_until = NULL
+         WHERE owner = me AND device_id NOT IN (SELECT unnest(ids));
+        GET DIAGNOSTICS v_released = ROW_COUNT;
+        UPDATE clock_node SET lease_ids = ids, lease_ids_at = now() WHERE node_id = me;
+    END IF;
     WITH r AS (UPDATE device_lease SET lease_until = now() + make_interval(secs => lease)
                WHERE owner = me AND lease_until > now() RETURNING device_id, fence)
     SELECT coalesce(array_agg(device_id ORDER BY device_id COLLATE "C"), '{}'),
@@ -155,6 +182,8 @@ BEGIN
 END
 $body$
 """
+IDS_RECHECK_S = 60  # the device set is checked against the lease rows at least this often
+LEASE_ROUND = LEASE_ROUND.replace("{recheck}", f"{IDS_RECHECK_S} seconds")
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -230,7 +259,8 @@ class PgCoordinator:
             cur.execute(
                 "INSERT INTO clock_node (node_id, host, pid, started_at, heartbeat_at) "
                 "VALUES (%s, %s, %s, now(), now())"
-                " ON CONFLICT (node_id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, heartbeat_at = now()",
+                " ON CONFLICT (node_id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, heartbeat_at = now(),"
+                " lease_ids_at = NULL",  # (re)registered: its next round checks its device set in full
                 (node_id, host, pid),
             )
 
