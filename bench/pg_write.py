@@ -323,7 +323,8 @@ def main() -> int:
                                               for r in nested.splitlines()]
             tables = server.psql(
                 "SELECT relname || '|' || n_tup_upd || '|' || n_tup_hot_upd || '|' || pg_relation_size(relid)"
-                " FROM pg_stat_user_tables WHERE relname IN ('baselines', 'device_status', 'dataplane_latest', 'device_lease')", dbname)
+                " FROM pg_stat_user_tables"
+                " WHERE relname IN ('baselines', 'device_status', 'dataplane_latest', 'device_lease')", dbname)
             result["state_tables"] = [dict(zip(("table", "updates", "hot_updates", "bytes"), r.split("|"), strict=True))
                                       for r in tables.splitlines()]
         print(json.dumps(result, indent=1))
