@@ -217,6 +217,7 @@ def main() -> int:
             server.stop()
             server.start()
             server.psql("ALTER SYSTEM SET pg_stat_statements.track = 'all'")  # the lease function's statements too
+            server.psql("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
             server.psql("SELECT pg_reload_conf()")
         url = server.fresh_database("bench")
         dbname = url.rsplit("/", 1)[1]
@@ -246,7 +247,7 @@ def main() -> int:
         t = (time.time() // a.interval) * a.interval - a.cycles * a.interval
         stats = {"executions": {"collect": 100}, "last_cycle": {"devices": a.devices // a.clocks}}
         alive = list(range(a.clocks))
-        after_takeover: dict[str, list[float]] = {}  # each survivor's writes from the takeover on
+        after_takeover: dict[str, list[float | str]] = {}  # each survivor's writes from the takeover on
         for k in range(-2, a.cycles):  # two warm-up cycles (keys, partitions, caches)
             slot_t = t + (k + 2) * a.interval
             if a.takeover and k == a.cycles // 2 and len(alive) > 1:
@@ -285,7 +286,9 @@ def main() -> int:
                         if ms is not None:
                             txns[name].append(ms)
                 if a.takeover and k >= a.cycles // 2:
-                    after_takeover.setdefault(n, []).append(round(write_ms, 1))
+                    txn = getattr(w, "last_txn_ms", None)  # and its transaction on the server
+                    after_takeover.setdefault(n, []).append(
+                        round(write_ms, 1) if txn is None else f"{write_ms:.1f} (transaction {txn:.1f})")
                 elif parts is not None:
                     parts.ms.clear()
         stop.set()
@@ -310,11 +313,13 @@ def main() -> int:
         if a.server_stats:  # every statement since the start, the two warm-up cycles included
             rows = server.psql(
                 "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
+                " || round((total_plan_time / greatest(plans, 1))::numeric, 2) || '|'"
                 " || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_statements"
                 " WHERE toplevel AND (query LIKE 'INSERT%' OR query LIKE 'SELECT%')"
                 " ORDER BY total_exec_time DESC LIMIT 12", dbname)
-            result["server_ms_per_call"] = [dict(zip(("mean_ms", "calls", "statement"), r.split("|", 2), strict=True))
-                                            for r in rows.splitlines()]
+            result["server_ms_per_call"] = [
+                dict(zip(("mean_ms", "calls", "plan_ms", "statement"), r.split("|", 3), strict=True))
+                for r in rows.splitlines()]
             nested = server.psql(  # the statements inside the lease round's function, by their own time
                 "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
                 " || left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements"

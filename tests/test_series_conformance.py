@@ -425,3 +425,22 @@ def test_a_write_packed_before_its_transaction_stores_what_the_write_packing_its
     writer.write_cycle(again, {"executions": 1}, packed=writer.pack_cycle(again))
     assert reader.latest("dev-c").inbound_mbps == 9.0
     assert reader.latest("dev-d").inbound_mbps == 5.0
+
+
+@pytest.mark.postgres
+def test_a_write_prepared_ahead_finds_its_day_partitions_and_connection_ready(pg_stores):
+    """`prepare_write` (the clock calls it before its turn to write) makes the day partitions and
+    sets up a connection; the write after it then creates none and writes the same rows."""
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    parts = ("SELECT count(*) AS n FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent"
+             " WHERE p.relname IN ('device_samples', 'iface_packed')")
+    before = _sql(pg_stores, parts)[0]["n"]
+    writer.prepare_write(T0)
+    made = _sql(pg_stores, parts)[0]["n"]
+    assert made > before
+    named = _sql(pg_stores, "SELECT relname FROM pg_class WHERE relname LIKE 'device_samples_p%'")
+    days = {r["relname"][-8:] for r in named}
+    assert dt.datetime.fromtimestamp(T0, dt.UTC).strftime("%Y%m%d") in days
+    assert writer.write_cycle(_cycle(T0, {"dev-a": 5.0}), None) == 0
+    assert _sql(pg_stores, parts)[0]["n"] == made
+    assert [s.device_id for s in pg_stores.open_sample_reader().latest_all().values()] == ["dev-a"]

@@ -1,6 +1,7 @@
 """PostgreSQL: a cycle's write prepared before its fenced transaction (issue 13).
 
-The clock packs the write's parameters before it waits for its turn to write (`pack_before`):
+The clock packs the write's parameters before it waits for its turn to write (`pack_before`),
+after the day partitions and a new pooled connection's setup (`PgSampleStore.prepare_write`):
 the transaction then only sends, and the packing's CPU falls in the wait. A cycle with devices or
 interfaces that have no series key yet makes them once its turn has come, in the clocks'
 order, then packs (`keys_then_pack`): a fresh fleet's clocks made ~4,300 keys each at the same
@@ -26,6 +27,10 @@ def pack_before(store: SampleStore | PgSampleStore, cycle: CycleResult) -> tuple
     """
     if not isinstance(store, PgSampleStore):
         return None, 0.0
+    try:
+        store.prepare_write(cycle.started)  # a fresh database's day partitions, a new connection's setup
+    except Exception as exc:
+        log.warning("[CLOCK JOB] collect: preparing the write failed (%s); the write prepares it", type(exc).__name__)
     t0 = time.thread_time()
     try:
         packed = store.pack_cycle(cycle)

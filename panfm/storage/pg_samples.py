@@ -177,6 +177,18 @@ class PgSampleStore:
         pg_series.ensure_partitions(self.db, now)
         self._partitions_until = pg_series.day_start(pg_series.day_of(now)) + (pg_series.DAYS_AHEAD + 1) * 86400
 
+    def prepare_write(self, now: float) -> None:
+        """What a write needs first, done ahead of it: the day partitions (a fresh database, or once a
+        day), and a pooled connection's fence table and array dumpers (its first write).
+
+        The clock calls it before it waits for its turn to write; `write_cycle` does the same
+        itself when they are missing (then inside its own time: the first write on a fresh
+        database took ~50 ms more for the partitions' DDL, S8 in docs/benchmarks.md).
+        """
+        self._ensure_partitions(now)
+        with self.db.connection() as tx:
+            self._prepare(tx)
+
     def pack_cycle(self, cycle: CycleResult) -> pg_rows.PackedCycle | None:
         """Every parameter of the cycle's write, packed now over the cached keys (None: a key is not cached).
 
