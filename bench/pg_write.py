@@ -315,15 +315,15 @@ def main() -> int:
                 "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
                 " || round((total_plan_time / greatest(plans, 1))::numeric, 2) || '|'"
                 " || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_statements"
-                " WHERE toplevel AND (query LIKE 'INSERT%' OR query LIKE 'SELECT%')"
-                " ORDER BY total_exec_time DESC LIMIT 12", dbname)
+                " WHERE toplevel AND (query LIKE 'INSERT%' OR query LIKE 'SELECT%' OR query LIKE 'WITH%')"
+                " ORDER BY total_exec_time DESC LIMIT 16", dbname)
             result["server_ms_per_call"] = [
                 dict(zip(("mean_ms", "calls", "plan_ms", "statement"), r.split("|", 3), strict=True))
                 for r in rows.splitlines()]
             nested = server.psql(  # the statements inside the lease round's function, by their own time
                 "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
                 " || left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements"
-                " WHERE NOT toplevel ORDER BY total_exec_time DESC LIMIT 12", dbname)
+                " WHERE NOT toplevel ORDER BY total_exec_time DESC LIMIT 16", dbname)
             result["lease_round_parts_ms"] = [dict(zip(("mean_ms", "calls", "statement"), r.split("|", 2), strict=True))
                                               for r in nested.splitlines()]
             tables = server.psql(
