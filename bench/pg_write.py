@@ -69,8 +69,10 @@ def _dist(values: list[float]) -> dict[str, float] | None:
             "max": round(max(values), 2)}
 
 
-def _cycle(devices: list[str], t: float, ifaces: int) -> CycleResult:
+def _cycle(devices: list[str], t: float, ifaces: int, no_rates: int = 0) -> CycleResult:
+    """One cycle of these devices; the first `no_rates` have no interface rates (a first poll's)."""
     names = [f"ethernet1/{k + 1}" for k in range(ifaces)]
+    first = set(devices[:no_rates])
     samples = tuple(DeviceSample(device_id=d, ts=t + 0.3, inbound_mbps=12.5, outbound_mbps=3.1, total_mbps=15.6,
                                  inbound_pps=1000.0, outbound_pps=900.0, sessions_active=1200, sessions_tcp=900,
                                  sessions_udp=250, sessions_icmp=50, sessions_max=64000,
@@ -80,6 +82,9 @@ def _cycle(devices: list[str], t: float, ifaces: int) -> CycleResult:
                     for d in devices)
     ifs = tuple(InterfaceSample(device_id=d, name=n, ts=t + 0.3, in_bps=1e6, out_bps=5e5, in_pps=100.0,
                                 out_pps=90.0, errors_per_s=0.0, drops_per_s=0.0, counted=True, approx=False)
+                if d not in first else
+                InterfaceSample(device_id=d, name=n, ts=t + 0.3, in_bps=None, out_bps=None, in_pps=None,
+                                out_pps=None, errors_per_s=None, drops_per_s=None, counted=True, approx=None)
                 for d in devices for n in names)
     counters = {n: InterfaceCounters(n, 10**12, 10**11, 10**9, 10**9, 0, 1, source="hw") for n in names}
     return CycleResult(
@@ -192,6 +197,8 @@ def main() -> int:
                     help="time the leader's read of the fleet's newest interfaces, per device and in one statement")
     ap.add_argument("--cpu-parts", action="store_true",
                     help="thread CPU per write of each packing step and of write_cycle (--pack-in-write: inside)")
+    ap.add_argument("--no-rates", type=int, default=0,
+                    help="devices per write whose interfaces have no rates (first polls: NULLs in the arrays)")
     ap.add_argument("--takeover", action="store_true",
                     help="half way, the last clock dies (leases and heartbeat expired); the others take over")
     ap.add_argument("--pack-in-write", action="store_true",
@@ -263,7 +270,7 @@ def main() -> int:
                 if rounds[i].granted:  # the clock warms the keys of devices granted to it
                     w.warm_keys(rounds[i].granted)
                 lease_ms = (time.perf_counter() - t0) * 1000
-                cycle = _cycle(sorted(rounds[i].held), slot_t, a.ifaces)
+                cycle = _cycle(sorted(rounds[i].held), slot_t, a.ifaces, a.no_rates)
                 packed = None
                 if not a.pack_in_write and hasattr(w, "pack_cycle"):  # as the clock does, in its wait
                     c0 = time.thread_time()

@@ -444,3 +444,38 @@ def test_a_write_prepared_ahead_finds_its_day_partitions_and_connection_ready(pg
     assert writer.write_cycle(_cycle(T0, {"dev-a": 5.0}), None) == 0
     assert _sql(pg_stores, parts)[0]["n"] == made
     assert [s.device_id for s in pg_stores.open_sample_reader().latest_all().values()] == ["dev-a"]
+
+
+@pytest.mark.postgres
+def test_interface_rows_with_missing_values_keep_every_null_and_every_value_exactly(pg_stores, monkeypatch):
+    """A cycle where some firewalls have no rates yet (first polls) goes without a NULL in its arrays
+    (`PUT_IFACE_NULLS`: NaN and -1 for the missing, a flag per device); each device's row gets its
+    NULLs back and the others their values, exactly as a cycle without missing values does."""
+    from panfm.storage import pg_rows
+
+    writer = pg_stores.open_sample_writer(interval_s=30)
+    full = {f"dev-{k}": float(k + 1) for k in range(6)}
+    first = ("dev-1", "dev-4")  # no rate at all yet, approx unknown
+    ifaces = tuple(
+        InterfaceSample(device_id=d, name=n, ts=T0 + 0.5, in_bps=None, out_bps=None, in_pps=None, out_pps=None,
+                        errors_per_s=None, drops_per_s=None, counted=True, approx=None)
+        if d in first else
+        InterfaceSample(device_id=d, name=n, ts=T0 + 0.5, in_bps=v * 1e6 + 3, out_bps=v * 1e5, in_pps=v + 0.25,
+                        out_pps=None if n == "ethernet1/2" else v * 2, errors_per_s=0.0, drops_per_s=0.5,
+                        counted=n != "ethernet1/2", approx=v > 3)
+        for d, v in full.items() for n in ("ethernet1/1", "ethernet1/2"))
+    cycle = dataclasses.replace(_cycle(T0, full), interfaces=ifaces)
+    sent: list[bool] = []
+    real = pg_rows.iface_columns
+    monkeypatch.setattr(pg_rows, "iface_columns",
+                        lambda keyed, slot: sent.append((got := real(keyed, slot)).nulls) or got)
+    assert writer.write_cycle(cycle, None) == 0
+    assert sent == [True]  # the statement without NULLs in its arrays
+    reader = pg_stores.open_sample_reader()
+    for d in full:
+        stored = {x.name: x for x in reader.interfaces_latest(d)}
+        for x in (i for i in ifaces if i.device_id == d):
+            s = stored[x.name]
+            assert (s.in_bps, s.out_bps, s.counted, s.approx) == (x.in_bps, x.out_bps, x.counted, x.approx), (d, x.name)
+            for m in ("in_pps", "out_pps", "errors_per_s", "drops_per_s"):
+                assert getattr(s, m) == (None if getattr(x, m) is None else pytest.approx(getattr(x, m))), (d, m)

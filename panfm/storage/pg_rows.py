@@ -43,7 +43,28 @@ _IF_PACK = tuple(pg_arrays.Float8Array if m in pg_series.IFACE_WHOLE else pg_arr
                  for m in IFACE_METRICS)
 _IF_SLICES = ", ".join(f"((?::{t}[])[u.lo:u.hi]){cast}" for t, cast in zip(_IF_FLAT_TYPES, _IF_CASTS, strict=True))
 PUT_IFACE = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)}) SELECT u.dk, ?::bigint,"  # noqa: S608  # nosec B608 (constant names)
-              f" {_IF_SLICES} FROM unnest(?::int4[], ?::int4[], ?::int4[]) AS u(dk, lo, hi){{where}}")
+             f" {_IF_SLICES} FROM unnest(?::int4[], ?::int4[], ?::int4[]) AS u(dk, lo, hi){{where}}")
+# A slice of an array with a NULL in it costs a walk from the array's start (PostgreSQL finds an
+# element past a null bitmap by counting): one NULL anywhere made every device's slice of that
+# column linear in the fleet, the whole write quadratic (a 500-firewall write with 166 first
+# polls: 39 -> 101 ms, bench/pg_write.py --no-rates). A cycle with a missing value (a firewall's
+# first poll, a survivor's first poll of the firewalls it took over) sends no NULL: NaN for a
+# metric, -1 for `approx` (sent as int4), and a flag per device; the devices flagged get them
+# back as NULL. The arrays come in once, in `p`, so each can be named twice.
+_IF_NULLS_TYPES = (*_IF_FLAT_TYPES[:-1], "int4")  # approx as 0 / 1 / -1
+_IF_NULLS_COLS: list[str] = []
+for _k, (_t, _cast) in enumerate(zip(_IF_NULLS_TYPES, _IF_CASTS, strict=True)):
+    _slice = f"p.a{_k}[u.lo:u.hi]"
+    if _t.startswith("float"):
+        _IF_NULLS_COLS.append(f"(CASE WHEN u.nul THEN array_replace({_slice}, 'NaN', NULL) ELSE {_slice} END){_cast}")
+    elif _k == len(_IF_NULLS_TYPES) - 1:
+        _IF_NULLS_COLS.append(f"(CASE WHEN u.nul THEN array_replace({_slice}, -1, NULL) ELSE {_slice} END)::bool[]")
+    else:
+        _IF_NULLS_COLS.append(f"{_slice}{_cast}")
+_IF_NULLS_ARRAYS = ", ".join(f"?::{t}[] AS a{k}" for k, t in enumerate(_IF_NULLS_TYPES))
+PUT_IFACE_NULLS = (f"INSERT INTO iface_packed (dk, slot, {', '.join(pg_series.IFACE_ARRAYS)}) SELECT u.dk, p.slot,"  # noqa: S608  # nosec B608 (constant names)
+                   f" {', '.join(_IF_NULLS_COLS)} FROM (SELECT ?::bigint AS slot, {_IF_NULLS_ARRAYS}) AS p,"
+                   " unnest(?::int4[], ?::int4[], ?::int4[], ?::bool[]) AS u(dk, lo, hi, nul){where}")
 KEEP_FIRST = " ON CONFLICT DO NOTHING"  # never a second row for a key and slot
 # Getters of the metrics, in column order (a cycle reads thousands of samples).
 _DEV_GET = attrgetter(*DEVICE_METRICS)
@@ -116,8 +137,20 @@ def iface_keys(ifaces: Sequence[InterfaceSample], dks: Mapping[str, int],
     return IfaceKeys(ifaces, ik_col, dk_col, run_dk, run_len)
 
 
-def iface_columns(keyed: IfaceKeys, slot: int) -> list[bytes]:
-    """The keyed interface samples as binary array parameters of `PUT_IFACE`.
+@dataclass(frozen=True)
+class IfaceArrays:
+    """`PUT_IFACE`'s parameters, or `PUT_IFACE_NULLS`'s when a metric was missing (sent as NaN)."""
+
+    params: list[bytes]
+    nulls: bool
+
+    @property
+    def sql(self) -> str:
+        return PUT_IFACE_NULLS if self.nulls else PUT_IFACE
+
+
+def iface_columns(keyed: IfaceKeys, slot: int) -> IfaceArrays:
+    """The keyed interface samples as binary array parameters of `PUT_IFACE` (or `PUT_IFACE_NULLS`).
 
     The flat columns in device order; the last three parameters name each device's run in them.
     """
@@ -126,13 +159,23 @@ def iface_columns(keyed: IfaceKeys, slot: int) -> list[bytes]:
     lo = [h - n + 1 for h, n in zip(hi, run_len, strict=True)]
     ts_col = [x.ts for x in ifaces]
     offs = {ts: _off_s(ts, slot) for ts in set(ts_col)}  # a device's interfaces share their poll's time
-    return [pg_arrays.pack(pg_arrays.Int4Array, keyed.ik_col),
-            pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col))),
-            *(pg_arrays.pack(cls, list(map(get, ifaces))) for cls, get in zip(_IF_PACK, _IF_GETS, strict=True)),
-            pg_arrays.pack(pg_arrays.BoolArray, [x.counted for x in ifaces]),
-            pg_arrays.pack(pg_arrays.BoolArray, [x.approx for x in ifaces]),
-            pg_arrays.pack(pg_arrays.Int4Array, keyed.run_dk), pg_arrays.pack(pg_arrays.Int4Array, lo),
+    metrics = [list(map(get, ifaces)) for get in _IF_GETS]
+    approx = [x.approx for x in ifaces]
+    head = [pg_arrays.pack(pg_arrays.Int4Array, keyed.ik_col),
+            pg_arrays.pack(pg_arrays.Int4Array, list(map(offs.__getitem__, ts_col)))]
+    runs = [pg_arrays.pack(pg_arrays.Int4Array, keyed.run_dk), pg_arrays.pack(pg_arrays.Int4Array, lo),
             pg_arrays.pack(pg_arrays.Int4Array, hi)]
+    counted = pg_arrays.pack(pg_arrays.BoolArray, [x.counted for x in ifaces])
+    if None not in approx and not any(None in col for col in metrics):
+        return IfaceArrays([*head, *(pg_arrays.pack(cls, col) for cls, col in zip(_IF_PACK, metrics, strict=True)),
+                            counted, pg_arrays.pack(pg_arrays.BoolArray, approx), *runs], False)
+    # No NULL in any array (PUT_IFACE_NULLS): each device with one is flagged instead.
+    missing = [x.approx is None or any(get(x) is None for get in _IF_GETS) for x in ifaces]
+    flags = [any(missing[i - 1] for i in range(a, b + 1)) for a, b in zip(lo, hi, strict=True)]
+    return IfaceArrays([*head, *(pg_arrays.pack(cls, [math.nan if v is None else v for v in col])
+                                 for cls, col in zip(_IF_PACK, metrics, strict=True)),
+                        counted, pg_arrays.pack(pg_arrays.Int4Array, [-1 if a is None else int(a) for a in approx]),
+                        *runs, pg_arrays.pack(pg_arrays.BoolArray, flags)], True)
 
 
 def _runs(keys: Sequence[Any]) -> tuple[list[Any], list[int]]:
@@ -173,7 +216,7 @@ class PackedCycle:
     cycle: CycleResult
     slot: int
     dev: list[bytes] | None  # PUT_DEVICE's arrays (None: no device sample)
-    iface: list[bytes] | None  # PUT_IFACE's arrays (None: no interface sample)
+    iface: IfaceArrays | None  # the interface rows' statement and arrays (None: no interface sample)
     state: pg_state.StateParams
     sample_ids: bytes  # the device samples' ids, for counting those the fence refused
 

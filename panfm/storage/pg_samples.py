@@ -273,7 +273,8 @@ class PgSampleStore:
                             if keyed is None:  # only with `packed`, which then has the interface rows
                                 raise RuntimeError("interface rows neither packed nor keyed")
                             cols["if"] = pg_rows.iface_columns(keyed, slot)
-                        tx.execute(pg_rows.PUT_IFACE.format(where=where) + keep, [slot, *cols["if"]], binary=True)
+                        arrays = cols["if"]
+                        tx.execute(arrays.sql.format(where=where) + keep, [slot, *arrays.params], binary=True)
                     if not keep_first:
                         tx.execute("RELEASE SAVEPOINT panfm_raw")
                     if "state" not in cols:

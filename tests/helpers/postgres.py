@@ -103,6 +103,8 @@ class PgServer:
         opts = (f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
                 "-c shared_buffers=64MB")
+        # A diagnostic run's extra server options (e.g. auto_explain for a bench), never set by the suite.
+        opts += " " + os.environ.get("PANFM_BENCH_PG_OPTIONS", "")
         self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.log_path),
                    "-o", opts, "-w", "-t", str(int(START_TIMEOUT_S)), "start"])
         deadline = time.monotonic() + START_TIMEOUT_S
