@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pg_write.py [--devices 1000] [--clocks 3] [--ifaces 15] [--cycles 20] [--parts]
                                        [--busy-threads N] [--switch-interval S] [--pack-in-write] [--takeover]
-                                       [--cpu-parts]
+                                       [--cpu-parts] [--no-rates N] [--server-stats]
 
 Starts its own PostgreSQL 15 (tests/helpers/postgres.py), migrates the stores, lets CLOCKS
 coordinators share DEVICES by real lease rounds (`PgCoordinator.lease_round`), then for CYCLES
@@ -13,6 +13,7 @@ parameters packed before it by `ensure_keys` and `pack_cycle` as the clock does 
 runs one lease round per clock (with `--takeover`, half way the last clock's heartbeat and
 leases are expired by SQL and the others take its devices over at their next rounds, warming
 their keys as the clock does; each survivor's writes from then on are listed).
+`--no-rates N`: the first N devices of each write have no interface rates (first polls).
 `--cpu-parts` gives the thread CPU per write of each packing step (`pg_rows`, `pg_state`) and
 of `write_cycle`. `--busy-threads N` keeps N CPU-bound threads running in the
 process, as the clock's poll threads compete for the GIL (every round trip then waits to get it
@@ -32,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -59,14 +59,7 @@ from panfm.models import (  # noqa: E402
     InterfaceSample,
 )
 from panfm.storage import postgres as pg_mod  # noqa: E402
-
-
-def _dist(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    q = statistics.quantiles(values, n=20) if len(values) > 1 else [values[0]] * 19
-    return {"n": len(values), "p50": round(statistics.median(values), 2), "p95": round(min(q[18], max(values)), 2),
-            "max": round(max(values), 2)}
+from reliability.clock_logs import dist  # noqa: E402  (S8's n, p50, p95, max)
 
 
 def _cycle(devices: list[str], t: float, ifaces: int, no_rates: int = 0) -> CycleResult:
@@ -176,7 +169,7 @@ class _Parts:
         pg_mod.PgConn.executemany = executemany  # type: ignore[method-assign]
 
     def report(self) -> dict[str, dict[str, float]]:
-        return {k: _dist(v) for k, v in sorted(self.ms.items(), key=lambda kv: -sum(kv[1]))}
+        return {k: dist(v) for k, v in sorted(self.ms.items(), key=lambda kv: -sum(kv[1]))}
 
 
 def main() -> int:
@@ -303,9 +296,9 @@ def main() -> int:
             "devices": a.devices, "clocks": a.clocks, "ifaces": a.ifaces, "cycles": a.cycles,
             "busy_threads": a.busy_threads, "switch_interval_s": sys.getswitchinterval(),
             "rows_per_write": {"device": a.devices // a.clocks, "iface": a.devices // a.clocks * a.ifaces},
-            "write_ms": _dist(writes), "write_client_cpu_ms": _dist(write_cpu),
-            "packed_before_cpu_ms": _dist(pack_cpu) if pack_cpu else None, "lease_round_ms": _dist(leases),
-            "write_transaction_ms": _dist(txns["write"]), "lease_transaction_ms": _dist(txns["lease"]),
+            "write_ms": dist(writes), "write_client_cpu_ms": dist(write_cpu),
+            "packed_before_cpu_ms": dist(pack_cpu) if pack_cpu else None, "lease_round_ms": dist(leases),
+            "write_transaction_ms": dist(txns["write"]), "lease_transaction_ms": dist(txns["lease"]),
             "writes_from_the_takeover_ms": after_takeover or None,
             "load": os.getloadavg(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

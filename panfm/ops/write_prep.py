@@ -31,6 +31,10 @@ def pack_before(store: SampleStore | PgSampleStore, cycle: CycleResult) -> tuple
         store.prepare_write(cycle.started)  # a fresh database's day partitions, a new connection's setup
     except Exception as exc:
         log.warning("[CLOCK JOB] collect: preparing the write failed (%s); the write prepares it", type(exc).__name__)
+    return _pack(store, cycle)
+
+
+def _pack(store: PgSampleStore, cycle: CycleResult) -> tuple[PackedCycle | None, float]:
     t0 = time.thread_time()
     try:
         packed = store.pack_cycle(cycle)
@@ -50,5 +54,5 @@ def keys_then_pack(store: PgSampleStore, cycle: CycleResult) -> tuple[PackedCycl
                     type(exc).__name__)
         new_keys = 0
     keys_s = time.monotonic() - t0
-    packed, pack_ms = pack_before(store, cycle)
+    packed, pack_ms = _pack(store, cycle)  # prepared already, by the `pack_before` that found a key missing
     return packed, pack_ms, new_keys, keys_s
