@@ -22,7 +22,8 @@ loopback port), the simulator and N `python clock.py` with `database_url` set, a
 
 S8 (`--bench`): 3 clocks × DEVICES at INTERVAL for MINUTES, one clock `kill -9`-ed at half time:
 every healthy device sampled in every slot (an orphan may miss one), 0 duplicates, the per-cycle
-write p95 and the lease-round p95 from the clocks' logs. S9-S12 (partitions, rollups, store
+write p95 (≤ 50 ms) and the lease transaction p95 (≤ 20 ms, its time on the server; the round as
+the clock waits for it is reported beside it) from the clocks' logs. S9-S12 (partitions, rollups, store
 conformance, dashboard reads) are the storage backend's: tests/test_pg_*.py, bench_queries.
 """
 
@@ -33,6 +34,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -161,6 +163,9 @@ class Cluster:
         return clock_logs.figures(self.procs.log_text(n) for n in self.clocks)
 
     def close(self) -> None:
+        # The server's log stays with the clocks' logs (kept with --keep or on a failure).
+        if self.pg.log_path.exists():
+            shutil.copyfile(self.pg.log_path, self.procs.workdir / "postgres.log")
         self.pg.close()
 
 
@@ -362,8 +367,14 @@ def bench(c: Cluster, minutes: float, failures: list[str]) -> dict[str, Any]:
     figures = c.log_figures()
     if (figures["write_ms"]["p95"] or 0) > 50:
         failures.append(f"S8: write p95 {figures['write_ms']['p95']} ms > 50")
-    if (figures["lease_round_ms"]["p95"] or 0) > 20:
-        failures.append(f"S8: lease round p95 {figures['lease_round_ms']['p95']} ms > 20")
+    # The brief's figure is the lease *transaction* (its time on the server, from the round's own
+    # clock_timestamp() - now()); the round as the clock waits for it (lease_round_ms) adds the
+    # clock's waits for its interpreter and is reported beside it.
+    lease_txn = figures["lease_transaction_ms"]["p95"]
+    if lease_txn is None:
+        failures.append("S8: no lease transaction times in the clocks' logs")
+    elif lease_txn > 20:
+        failures.append(f"S8: lease transaction p95 {lease_txn} ms > 20")
     return {"slots": last - first + 1, "kill_slot": kill_slot, "orphans": len(killed.get("orphans", ())),
             "orphan_slots_missed": sum(orphan_misses.values()), "healthy_slots_missed": sum(other_misses.values()),
             **figures}

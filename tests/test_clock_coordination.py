@@ -271,6 +271,49 @@ def test_on_postgresql_a_cycles_keys_are_made_and_its_rows_packed_before_its_wri
         ctx.keeper.coordinator.close()
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize(("delay", "expected"), [
+    (0.0, ["prepare", "pack", "write"]),  # the first in the clocks' order packs at once
+    (0.2, ["prepare", "wait", "pack", "write"]),  # a later one packs once its turn has come
+])
+def test_on_postgresql_a_later_clock_packs_its_write_after_its_wait_not_during_the_earlier_writes(
+        pg_url, tmp_path, monkeypatch, delay, expected):
+    import psycopg
+
+    import panfm.ops.clock_jobs as clock_jobs
+    from panfm.storage.pg_samples import PgSampleStore
+
+    settings = _settings(tmp_path / "data", **pg_env(pg_url))
+    web_client(settings)  # migrates the stores
+    ctx = clock.build_context(settings)
+    events: list[str] = []
+    real_prepare, real_pack = PgSampleStore.prepare_write, PgSampleStore.pack_cycle
+    real_write = PgSampleStore.write_cycle
+    monkeypatch.setattr(PgSampleStore, "prepare_write",
+                        lambda self, now: events.append("prepare") or real_prepare(self, now))
+    monkeypatch.setattr(PgSampleStore, "pack_cycle", lambda self, c: events.append("pack") or real_pack(self, c))
+    monkeypatch.setattr(PgSampleStore, "write_cycle",
+                        lambda self, c, **kw: events.append("write") or real_write(self, c, **kw))
+    waited: list[float] = []
+    monkeypatch.setattr(ctx.stopping, "wait", lambda s: events.append("wait") or waited.append(s) or False)
+    monkeypatch.setattr(ctx.keeper, "write_delay_s", lambda: delay)
+    monkeypatch.setattr(ctx.keeper, "hold_after_write_s", lambda: 0.0)
+    ids = ("fw-a", "fw-b")
+    made = cycle(time.time(), devices=ids, ifaces=("ethernet1/1",))
+    monkeypatch.setattr(ctx.collector, "collect", lambda devices, interval, stop_at=None: made)
+    try:
+        assert ctx.store.ensure_keys(made) == 4  # 2 devices, 1 interface each: cached, the cycle packs
+        clock_jobs._collect_and_write(ctx, [], settings, None, None, time.time(), time.monotonic())
+        assert events == expected
+        assert all(0 < s <= delay for s in waited)
+        with psycopg.connect(pg_url) as conn:  # written
+            assert conn.execute("SELECT count(*) FROM device_samples").fetchone()[0] == len(ids)
+    finally:
+        ctx.collector.close()
+        ctx.store.close()
+        ctx.keeper.coordinator.close()
+
+
 class _FixedTimeCoordinator:
     """A coordinator whose database clock reads a set time (the keeper's arithmetic, not the SQL, under test)."""
 

@@ -28,7 +28,7 @@ from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.memory import collect_garbage, log_automatic_collections, release_free_memory
-from panfm.ops.write_prep import keys_then_pack, pack_before
+from panfm.ops.write_prep import keys_then_pack, pack, pack_before, prepare
 from throughput_collector import Collector, phase_due
 from throughput_storage import (
     Backend,
@@ -198,16 +198,23 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
         "devices": len(devices), "sampled": len(cycle.samples), "up": up, "duration_s": round(duration, 3),
     }
     ctx.stats.record("collect", started, duration)
-    # PostgreSQL: packed now over the cached keys (the packing's time counts in the wait below);
-    # None when a device or interface has no key yet (a fresh fleet, a new interface).
-    t_pack = time.monotonic()
-    packed, pack_ms = pack_before(ctx.store, cycle)
+    # PostgreSQL: packed over the cached keys before the write's transaction; None when a device or
+    # interface has no key yet (a fresh fleet, a new interface). Several clocks write one after
+    # another, not all at once: the first packs now, a later one once its wait is over (packing
+    # while the earlier ones write took the cores their transactions needed: ops/write_prep.py).
+    t_wait = time.monotonic()
+    delay = 0.0
     if ctx.keeper is not None:
         ctx.stats.coordination = ctx.keeper.snapshot()
-        # Several clocks: one after another, not all at once.
-        delay = ctx.keeper.write_delay_s() - (time.monotonic() - t_pack)
-        if delay > 0:
-            ctx.stopping.wait(delay)  # a SIGTERM cuts the wait short; the cycle is still written
+        delay = ctx.keeper.write_delay_s()
+    if delay > 0:
+        prepare(ctx.store, cycle)  # the partitions and a connection: I/O, no contest for the cores
+        left = delay - (time.monotonic() - t_wait)
+        if left > 0:
+            ctx.stopping.wait(left)  # a SIGTERM cuts the wait short; the cycle is still written
+        packed, pack_ms = pack(ctx.store, cycle)
+    else:
+        packed, pack_ms = pack_before(ctx.store, cycle)
     new_keys, keys_s = 0, 0.0
     if packed is None and isinstance(ctx.store, PgSampleStore):
         # The missing keys after the wait, in the clocks' order (ops/write_prep.py).
