@@ -312,13 +312,13 @@ def main() -> int:
             result["fleet_read_ms"] = _fleet_read(stores, t + (a.cycles + 1) * a.interval - 2 * a.interval)
         if a.server_stats:  # every statement since the start, the two warm-up cycles included
             rows = server.psql(
-                "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
+                "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|' || plans || '|'"
                 " || round((total_plan_time / greatest(plans, 1))::numeric, 2) || '|'"
                 " || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_statements"
                 " WHERE toplevel AND (query LIKE 'INSERT%' OR query LIKE 'SELECT%' OR query LIKE 'WITH%')"
                 " ORDER BY total_exec_time DESC LIMIT 16", dbname)
-            result["server_ms_per_call"] = [
-                dict(zip(("mean_ms", "calls", "plan_ms", "statement"), r.split("|", 3), strict=True))
+            result["server_ms_per_call"] = [  # plans: how many of the calls were planned (the others reused a plan)
+                dict(zip(("mean_ms", "calls", "plans", "plan_ms", "statement"), r.split("|", 4), strict=True))
                 for r in rows.splitlines()]
             nested = server.psql(  # the statements inside the lease round's function, by their own time
                 "SELECT round((total_exec_time / calls)::numeric, 2) || '|' || calls || '|'"
