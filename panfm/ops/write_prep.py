@@ -4,11 +4,11 @@ The clock makes the day partitions and a new pooled connection's setup ready bef
 its turn to write (`prepare`, `PgSampleStore.prepare_write`) and packs the write's parameters
 (`pack`) before its transaction: the transaction then only sends. The first clock in the order
 packs at once (`pack_before`); a later one packs once its wait is over, since packing during the
-earlier clocks' writes took the processor their transactions needed (S8, docs/benchmarks.md). A cycle with devices or
-interfaces that have no series key yet makes them once its turn has come, in the clocks'
-order, then packs (`keys_then_pack`): a fresh fleet's clocks made ~4,300 keys each at the same
-moment as each other's writes. A failure in either is logged and left to the write, which
-makes missing keys and packs itself.
+earlier clocks' writes took the processor their transactions needed (S8, docs/benchmarks.md).
+A cycle with devices or interfaces that have no series key yet makes them once its turn has
+come, in the clocks' order, then packs (`keys_then_pack`): a fresh fleet's clocks made ~4,300
+keys each at the same moment as each other's writes. A failure in either is logged and left to
+the write, which makes missing keys and packs itself.
 """
 
 from __future__ import annotations
