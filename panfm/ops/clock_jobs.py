@@ -28,7 +28,7 @@ from panfm.ops.clock_metrics import ClockMetrics
 from panfm.ops.clock_stats import ClockStats
 from panfm.ops.lease_keeper import LeaseKeeper
 from panfm.ops.memory import collect_garbage, log_automatic_collections, release_free_memory
-from panfm.ops.write_prep import keys_then_pack, pack, pack_before, prepare
+from panfm.ops.write_prep import keys_then_pack, pack, prepare
 from throughput_collector import Collector, phase_due
 from throughput_storage import (
     Backend,
@@ -207,14 +207,11 @@ def _collect_and_write(ctx: ClockContext, devices: list[DeviceConfig], settings:
     if ctx.keeper is not None:
         ctx.stats.coordination = ctx.keeper.snapshot()
         delay = ctx.keeper.write_delay_s()
-    if delay > 0:
-        prepare(ctx.store, cycle)  # the partitions and a connection: I/O, no contest for the cores
-        left = delay - (time.monotonic() - t_wait)
-        if left > 0:
-            ctx.stopping.wait(left)  # a SIGTERM cuts the wait short; the cycle is still written
-        packed, pack_ms = pack(ctx.store, cycle)
-    else:
-        packed, pack_ms = pack_before(ctx.store, cycle)
+    prepare(ctx.store, cycle)  # the partitions and a connection: I/O, no contest for the cores
+    left = delay - (time.monotonic() - t_wait)
+    if left > 0:
+        ctx.stopping.wait(left)  # a SIGTERM cuts the wait short; the cycle is still written
+    packed, pack_ms = pack(ctx.store, cycle)
     new_keys, keys_s = 0, 0.0
     if packed is None and isinstance(ctx.store, PgSampleStore):
         # The missing keys after the wait, in the clocks' order (ops/write_prep.py).

@@ -3,8 +3,8 @@
 The clock makes the day partitions and a new pooled connection's setup ready before it waits for
 its turn to write (`prepare`, `PgSampleStore.prepare_write`) and packs the write's parameters
 (`pack`) before its transaction: the transaction then only sends. The first clock in the order
-packs at once (`pack_before`); a later one packs once its wait is over, since packing during the
-earlier clocks' writes took the processor their transactions needed (S8, docs/benchmarks.md).
+packs at once; a later one once its wait is over, since packing during the earlier clocks'
+writes took the processor their transactions needed (S8, docs/benchmarks.md).
 A cycle with devices or interfaces that have no series key yet makes them once its turn has
 come, in the clocks' order, then packs (`keys_then_pack`): a fresh fleet's clocks made ~4,300
 keys each at the same moment as each other's writes. A failure in either is logged and left to
@@ -22,15 +22,6 @@ from throughput_storage import PackedCycle, PgSampleStore, SampleStore
 log = logging.getLogger("panfm.clock")
 
 
-def pack_before(store: SampleStore | PgSampleStore, cycle: CycleResult) -> tuple[PackedCycle | None, float]:
-    """The write prepared and its parameters packed now over the cached keys, and the CPU ms it took.
-
-    None on SQLite, when a key is not cached yet, or when packing failed (logged).
-    """
-    prepare(store, cycle)
-    return pack(store, cycle)
-
-
 def prepare(store: SampleStore | PgSampleStore, cycle: CycleResult) -> None:
     """A fresh database's day partitions and a new pooled connection's setup, made now (nothing on SQLite)."""
     if not isinstance(store, PgSampleStore):
@@ -42,7 +33,10 @@ def prepare(store: SampleStore | PgSampleStore, cycle: CycleResult) -> None:
 
 
 def pack(store: SampleStore | PgSampleStore, cycle: CycleResult) -> tuple[PackedCycle | None, float]:
-    """The write's parameters packed now over the cached keys (see `pack_before`), and the CPU ms it took."""
+    """The write's parameters packed now over the cached keys, and the CPU ms it took.
+
+    None on SQLite, when a key is not cached yet, or when packing failed (logged).
+    """
     if not isinstance(store, PgSampleStore):
         return None, 0.0
     return _pack(store, cycle)
@@ -68,5 +62,5 @@ def keys_then_pack(store: PgSampleStore, cycle: CycleResult) -> tuple[PackedCycl
                     type(exc).__name__)
         new_keys = 0
     keys_s = time.monotonic() - t0
-    packed, pack_ms = _pack(store, cycle)  # prepared already (`pack_before` found a key missing, or `prepare`)
+    packed, pack_ms = _pack(store, cycle)  # prepared already (`prepare`, before the wait)
     return packed, pack_ms, new_keys, keys_s
