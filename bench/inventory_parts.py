@@ -97,11 +97,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--log-cap", type=int, default=None, help="the setting log_fetch_cap (default: its default, 200)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="inventory-parts-"))
     data = work / "data"
     with Procs(work) as procs:
-        ctx = clock_context(procs, args.devices, data)
+        ctx = clock_context(procs, args.devices, data,
+                            overrides={} if args.log_cap is None else {"log_fetch_cap": args.log_cap})
         install()
         clock.collect_once(ctx)  # warm-up: keys, baselines, the first inventory
         ops.collect_slow_once(ctx)

@@ -7,6 +7,7 @@ import math
 import secrets
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,7 @@ class LogJob:
     since: float | None
     enqueued: float
     act_polls: int
+    where: Callable[[Mapping[str, str]], bool] | None = None  # the query's filter (None: every entry)
 
 
 def _serial(rng_bits: int, model: str) -> str:

@@ -112,8 +112,8 @@ def threats(dev: Device, t1: float, t2: float) -> list[dict[str, object]]:
 
 
 def url_categories(dev: Device, t1: float, t2: float) -> list[dict[str, object]]:
-    """URL log entries received in [t1, t2] per category (every simulated URL entry is one category)."""
-    n = len(xml_logs.ticks("url", t1, t2))
+    """Blocked URL log entries (`block-url`) received in [t1, t2] per category (the simulator's URLs share one)."""
+    n = sum(xml_logs.url_blocked_at(dev, k) for k in xml_logs.ticks("url", t1, t2))
     return [{"name": xml_logs.URL_CATEGORY, "count": n}] if n else []
 
 

@@ -262,11 +262,13 @@ def register(data_dir: Path, entries: Iterable[dict[str, Any]], auth: Callable[[
 # ---- the web ---------------------------------------------------------------------------
 
 
-def clock_context(procs: Procs, devices: int, data_dir: Path, refresh_interval: int = 10) -> Any:
+def clock_context(procs: Procs, devices: int, data_dir: Path, refresh_interval: int = 10,
+                  overrides: dict[str, Any] | None = None) -> Any:
     """A simulated fleet of `devices` registered in `data_dir`, and the clock's context on it, in this process.
 
     What the in-process benches (bench/profile_clock.py, bench/inventory_parts.py) run the clock's
-    jobs on: `clock.build_context` with the settings fixed (no settings file read per job).
+    jobs on: `clock.build_context` with the settings fixed (no settings file read per job), and
+    `overrides` (setting name -> value) on top.
     """
     import clock  # here: the harness also serves scenarios that only start processes
     import config
@@ -274,7 +276,8 @@ def clock_context(procs: Procs, devices: int, data_dir: Path, refresh_interval: 
     sim = Sim.start(procs, devices, seed=1)
     register(data_dir, sim.inventory)
     settings = config.load_settings(env={}, overrides={
-        "data_dir": str(data_dir), "allowed_device_networks": "127.0.0.0/8", "refresh_interval": refresh_interval})
+        "data_dir": str(data_dir), "allowed_device_networks": "127.0.0.0/8", "refresh_interval": refresh_interval,
+        **(overrides or {})})
     ctx = clock.build_context(settings)
     ctx.load_settings = lambda: settings
     return ctx

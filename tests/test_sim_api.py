@@ -177,6 +177,43 @@ def test_it_runs_a_log_job_act_then_fin_then_forgets_it(sim_fleet):
     assert gone.get("status") == "error"
 
 
+def log_entries(fleet, entry, log_type, query, nlogs=5000):
+    """Run one log query to FIN and return its entries."""
+    root = ET.fromstring(api(fleet, entry, {"type": "log", "log-type": log_type, "nlogs": str(nlogs),
+                                            "query": query})[3])
+    job = root.findtext("result/job")
+    for _ in range(20):
+        root = ET.fromstring(api(fleet, entry, {"type": "log", "action": "get", "job-id": job})[3])
+        if root.findtext("result/job/status") == "FIN":
+            return root.findall("result/log/logs/entry")
+        time.sleep(0.05)
+    raise AssertionError("log job never finished")
+
+
+def test_it_applies_a_log_query_filter_before_counting_entries_as_the_firewall_does(sim_fleet):
+    entry = sim_fleet.inventory[2]
+    t2 = time.time()
+    t1 = t2 - 1800
+    since = f"( receive_time geq '{time.strftime('%Y/%m/%d %H:%M:%S', time.gmtime(t1))}' )"
+    every = log_entries(sim_fleet, entry, "url", since)
+    blocked = log_entries(sim_fleet, entry, "url", since + " and ( action eq block-url )")
+    allowed = log_entries(sim_fleet, entry, "url", since + " and not ( action eq block-url )")
+    assert {e.findtext("action") for e in every} == {"alert", "block-url"}
+    assert {e.findtext("action") for e in blocked} == {"block-url"}
+    assert {e.findtext("action") for e in allowed} == {"alert"}
+    assert 0 < len(blocked) < len(every) and len(blocked) + len(allowed) == len(every)
+    # nlogs counts matching entries (the newest two blocked ones, not the blocked ones among the newest two).
+    two = log_entries(sim_fleet, entry, "url", since + " and ( action eq block-url )", nlogs=2)
+    assert [e.get("logid") for e in two] == [e.get("logid") for e in blocked[:2]]
+    # The ACC's blocked-URL report counts the same entries (the simulator's truth of it).
+    truth = sim_fleet.truth(entry, t1, t2)
+    assert sum(row["count"] for row in truth["acc_url_categories"]) in range(len(blocked) - 1, len(blocked) + 2)
+    severe = log_entries(sim_fleet, entry, "threat",
+                         since + " and ( ( severity eq critical ) or ( severity eq high ) )")
+    assert severe and {e.findtext("severity") for e in severe} <= {"critical", "high"}
+    assert len(log_entries(sim_fleet, entry, "threat", since)) > len(severe)
+
+
 def test_it_stops_a_log_job_with_finish(sim_fleet):
     entry = sim_fleet.inventory[1]
     root = ET.fromstring(api(sim_fleet, entry, {"type": "log", "log-type": "system"})[3])
