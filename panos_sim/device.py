@@ -67,6 +67,7 @@ class LogJob:
     enqueued: float
     act_polls: int
     where: Callable[[Mapping[str, str]], bool] | None = None  # the query's filter (None: every entry)
+    until: float | None = None  # its `receive_time leq` bound (None: up to the job's start)
 
 
 def _serial(rng_bits: int, model: str) -> str:

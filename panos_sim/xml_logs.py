@@ -19,6 +19,7 @@ INTERVAL = {"traffic": 2.0, "threat": 30.0, "url": 6.0, "system": 120.0}
 # after it ran (0.1-0.2 s after the enqueue) it is FIN, as a real log daemon's job is.
 RUN_S_PER_ACT = 0.1
 GEQ = re.compile(r"receive_time\s+geq\s+'(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})'")
+LEQ = re.compile(r"receive_time\s+leq\s+'(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})'")
 APPS = ("ssl", "web-browsing", "dns-base", "ms-office365-base", "google-base", "ntp-base", "ssh")
 THREATS = (("Microsoft Windows SMB Remote Code Execution Vulnerability", "91820", "code-execution", "vulnerability"),
            ("Suspicious DNS Query (generic:evil.example)", "109001001", "spyware", "dns"),
@@ -32,9 +33,12 @@ SYS_EVENTS = (("general", "general", "informational", "User admin logged in via 
               ("ras", "globalprotect", "low", "GlobalProtect gateway client configuration generated."))
 
 
-def parse_since(query: str) -> float | None:
-    """Return the epoch of a ( receive_time geq 'YYYY/MM/DD HH:MM:SS' ) filter (firewall time = UTC here)."""
-    m = GEQ.search(query or "")
+def parse_since(query: str, pattern: re.Pattern[str] = GEQ) -> float | None:
+    """Return the epoch of a ( receive_time geq 'YYYY/MM/DD HH:MM:SS' ) filter (firewall time = UTC here).
+
+    `pattern` LEQ: of a ( receive_time leq '…' ) filter instead (the newest entry's time).
+    """
+    m = pattern.search(query or "")
     if not m:
         return None
     return float(calendar.timegm(time.strptime(m.group(1), "%Y/%m/%d %H:%M:%S")))
@@ -53,8 +57,8 @@ def _always(entry: Mapping[str, str]) -> bool:
 def _term(text: str) -> Where:
     field, op, value = _TERM.fullmatch(text).groups()  # type: ignore[union-attr]
     value = value[1:-1] if value[:1] in "'\"" else value
-    if field == "receive_time" and op == "geq":
-        return _always  # the job's tick range already starts there (parse_since)
+    if field == "receive_time" and op in ("geq", "leq"):
+        return _always  # the job's tick range already starts and ends there (parse_since)
     if op == "eq":
         return lambda e: field not in e or e[field] == value
     if op == "neq":
@@ -135,7 +139,7 @@ def enqueue(dev: Device, log_type: str, nlogs: int, skip: int, direction: str, q
     dev.next_job += 1
     act = 1 + (job_id + dev.index) % 2  # one or two ACT answers before FIN, as a busy log daemon does
     dev.jobs[job_id] = LogJob(job_id, log_type, nlogs, skip, direction, parse_since(query), now, act,
-                              compile_filter(query))
+                              compile_filter(query), parse_since(query, LEQ))
     return (f'<response status="success" code="19"><result><msg><line>query job enqueued with jobid {job_id}'
             f"</line></msg><job>{job_id}</job></result></response>")
 
@@ -184,7 +188,7 @@ def _entries(dev: Device, job: LogJob, now: float) -> list[str]:
     firewall's log daemon does (a filtered query is not the last N entries filtered afterwards).
     """
     step = INTERVAL[job.log_type]
-    newest = math.floor(job.enqueued / step)
+    newest = math.floor((job.enqueued if job.until is None else min(job.enqueued, job.until)) / step)
     oldest = math.ceil(job.since / step) if job.since is not None else newest - 100_000
     available = max(newest - oldest + 1, 0)
     if job.where is None:

@@ -23,6 +23,11 @@ log = logging.getLogger("panfm.collector")
 
 THREAT_SEVERITIES = ("critical", "high", "medium")
 MAX_LOGS = 5000  # PAN-OS caps one log query at 5000 entries; counts above that read 5000
+# Entries asked for per log answer; more are read page by page (`skip`). A real firewall's entry is
+# ~3-4 kB of XML (a 10.x traffic entry has 101 fields), so 5,000 in one answer (15-20 MB) passed
+# the client's 10 MB body limit (panfm.xmlapi MAX_BODY_BYTES) and lost the whole count; a page
+# stays far below it, and its tree (~100,000 elements) is parsed and dropped before the next.
+LOG_PAGE = 1000
 
 
 class SlowClient(Protocol):
@@ -32,7 +37,8 @@ class SlowClient(Protocol):
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
     def start_log_query(self, log_type: str, query: str | None = None, nlogs: int = 20, *,
-                        fields: Collection[str] | None = None, deadline_s: float | None = None) -> Any: ...
+                        fields: Collection[str] | None = None, deadline_s: float | None = None,
+                        skip: int = 0) -> Any: ...
     def start_report(self, name: str, *, start: str | None = None, end: str | None = None,
                      period: str | None = None, topn: int = 25, deadline_s: float | None = None) -> Any: ...
     def job_entries(self, job: Any, deadline_s: float, first_wait_s: float = 0.0) -> Any: ...
@@ -90,9 +96,15 @@ def device_clock(info: SystemInfo | None, now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
 
 
-def window_query(since: datetime, extra: str = "") -> str:
-    """A log filter for entries received since `since` (never "the last N logs")."""
+def window_query(since: datetime, extra: str = "", until: datetime | None = None) -> str:
+    """A log filter for entries received since `since` (never "the last N logs"), and up to `until`.
+
+    With `until` the query's newest end is fixed: its pages (`skip`) stay aligned while the
+    firewall keeps logging.
+    """
     query = f"( receive_time geq '{since:%Y/%m/%d %H:%M:%S}' )"
+    if until is not None:
+        query += f" and ( receive_time leq '{until:%Y/%m/%d %H:%M:%S}' )"
     return f"{query} and {extra}" if extra else query
 
 
@@ -176,7 +188,8 @@ def gather_inventory(
     part("ha", lambda: _fields(client.ha_state()))
     part("licenses", lambda: [_fields(lic) for lic in client.licenses()])
     part("gp_users", lambda: len(client.gp_users()))
-    since = device_clock(info, now) - timedelta(seconds=window_s)
+    until = device_clock(info, now)
+    since = until - timedelta(seconds=window_s)
     severity = "( " + " or ".join(f"( severity eq {s} )" for s in (*THREAT_SEVERITIES, "low")) + " )"
 
     def remaining() -> float:
@@ -186,11 +199,12 @@ def gather_inventory(
     # are made; each is read after (one wait for all four instead of four: bench/clock_scale.py).
     jobs = _Jobs(client, part)
     # Low too: the threat tiles count it; the inventory's `threats` (alerts) keeps critical to medium.
-    jobs.start_log("threats", "threat", window_query(since, severity), MAX_LOGS, EVENT_FIELDS, remaining)
-    jobs.start_log("blocked_urls", "url", window_query(since, "( action eq block-url )"), MAX_LOGS, EVENT_FIELDS,
-               remaining)
+    jobs.start_log("threats", "threat", window_query(since, severity, until), MAX_LOGS, EVENT_FIELDS, remaining)
+    jobs.start_log("blocked_urls", "url", window_query(since, "( action eq block-url )", until), MAX_LOGS,
+                   EVENT_FIELDS, remaining)
     for log_type in LOG_TYPES:
-        jobs.start_log(f"{log_type}_log", log_type, window_query(since), log_cap, kept_fields(log_type), remaining)
+        jobs.start_log(f"{log_type}_log", log_type, window_query(since, until=until), log_cap, kept_fields(log_type),
+                       remaining)
     _network(client, doc, info, part, now=now, remaining=lambda: deadline - monotonic(), resolver=resolver)
     threats = jobs.read("threats", remaining)
     if threats is not None:
@@ -227,12 +241,16 @@ class _Jobs:
 
     Each is a part of the document by its name: an enqueue or a read that fails, or a read the
     deadline leaves no time for, puts the reason under that name in `errors`. A job not read
-    (its read was cut by the deadline) is stopped on the firewall (`action=finish`).
+    (its read was cut by the deadline) is stopped on the firewall (`action=finish`). A log query
+    of more than `LOG_PAGE` entries asks for its first page; `read` asks for the next ones while
+    a page comes back full (one job at a time). A page that fails fails the part: a count of some
+    pages only would read as a whole one.
     """
 
     def __init__(self, client: SlowClient, part: Callable[..., Any]) -> None:
         self.client, self.part = client, part
         self.pending: dict[str, Any] = {}
+        self.logs: dict[str, tuple[str, str, int, Collection[str]]] = {}
 
     def start(self, name: str, enqueue: Callable[[], Any]) -> None:
         job = self.part(name, enqueue, keep=False)
@@ -241,7 +259,8 @@ class _Jobs:
 
     def start_log(self, name: str, log_type: str, query: str, nlogs: int, fields: Collection[str],
                   budget: Callable[[], float]) -> None:
-        self.start(name, lambda: self.client.start_log_query(log_type, query, nlogs, fields=fields,
+        self.logs[name] = (log_type, query, nlogs, fields)
+        self.start(name, lambda: self.client.start_log_query(log_type, query, min(nlogs, LOG_PAGE), fields=fields,
                                                              deadline_s=budget()))
 
     def read(self, name: str, budget: Callable[[], float],
@@ -262,7 +281,24 @@ class _Jobs:
         got: tuple[Mapping[str, str], ...] | None = self.part(name, wrap(fetch), keep=False)
         if not asked:  # cut by the deadline before its read: still running on the firewall
             self.stop(job)
-        return got
+        if got is None or name not in self.logs:
+            return got
+        log_type, query, nlogs, fields = self.logs[name]
+        entries, page = list(got), len(got)
+        while page == LOG_PAGE and len(entries) < nlogs:
+            skip = len(entries)
+
+            def next_page(skip: int = skip) -> Any:
+                more = self.client.start_log_query(log_type, query, min(LOG_PAGE, nlogs - skip), fields=fields,
+                                                   deadline_s=budget(), skip=skip)
+                return _entries(self.client.job_entries(more, budget(), JOB_WAIT_S))
+
+            more: tuple[Mapping[str, str], ...] | None = self.part(name, next_page, keep=False)
+            if more is None:
+                return None  # the reason is in `errors`
+            entries.extend(more)
+            page = len(more)
+        return tuple(entries)
 
     def stop(self, job: Any) -> None:
         try:

@@ -197,18 +197,23 @@ class PanosClient(PanosTransport):
 
     def start_log_query(
         self, log_type: str, query: str | None = None, nlogs: int = 20, *, fields: Collection[str] | None = None,
-        deadline_s: float | None = None,
+        deadline_s: float | None = None, skip: int = 0,
     ) -> PendingJob:
         """Enqueue a log query job and return it unread: `job_entries` reads it, `stop_job` stops it.
 
         Several jobs enqueued one after another run on the firewall at the same time, while this
         client makes other calls (the inventory's four log queries: one wait instead of four).
+        `skip`: matching entries passed over first (the next page of a query whose newest end is fixed).
         """
         if not _LOG_TYPE_RE.fullmatch(log_type):
             raise ValueError("log_type must be a PAN-OS log type such as traffic, threat, url or system")
         if not 1 <= nlogs <= 5000:
             raise ValueError("nlogs must be between 1 and 5000")
+        if not 0 <= skip <= 1_000_000:
+            raise ValueError("skip must be between 0 and 1000000")
         form = {"type": "log", "log-type": log_type, "nlogs": str(nlogs)}
+        if skip:
+            form["skip"] = str(skip)
         if query:
             form["query"] = query
         parse = panos_xml.parse_log_job if fields is None else functools.partial(panos_xml.parse_log_job, fields=fields)

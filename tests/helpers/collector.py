@@ -75,9 +75,10 @@ class FakeClient:
 
     # The job API the inventory uses: enqueue now, read later. A scripted firewall answers at the
     # read, through `log_query` / `report`, so subclasses script one method per kind.
-    def start_log_query(self, log_type, query=None, nlogs=20, *, fields=None, deadline_s=None):
+    def start_log_query(self, log_type, query=None, nlogs=20, *, fields=None, deadline_s=None, skip=0):
         self.box.setdefault("enqueued", []).append(f"log:{log_type}")
-        return ("log", (log_type, query, nlogs), {"fields": fields})
+        # `skip` only for a later page (a scripted `log_query` that pages takes it).
+        return ("log", (log_type, query, nlogs), {"fields": fields, **({"skip": skip} if skip else {})})
 
     def start_report(self, name, *, start=None, end=None, period=None, topn=25, deadline_s=None):
         self.box.setdefault("enqueued", []).append(f"report:{name}")
