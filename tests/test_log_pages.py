@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from conftest import LOOPBACK, device_for
 from helpers.collector import FakeClient
 
 from panfm.collector import slow
 from panfm.collector.slow import LOG_PAGE, MAX_LOGS, gather_inventory
-from panfm.xmlapi import PanosClient, PanosTimeout
+from panfm.xmlapi import BadResponse, PanosClient, PanosTimeout
 
 SEVERITIES = ("critical", "high", "medium", "low")
 
@@ -91,3 +92,18 @@ def test_the_simulator_ends_a_log_query_at_its_receive_time_leq(sim_fleet):
         got = fw.log_query("traffic", query, nlogs=100, deadline_s=20, first_wait_s=0.25)
     times = [datetime.strptime(e["receive_time"], fmt) for e in got]
     assert len(got) in (30, 31) and max(times) <= until and min(times) >= since  # 2 s apart, both ends in
+
+
+def test_on_the_simulator_5000_real_size_entries_pass_the_body_limit_in_one_answer_and_arrive_in_pages(sim_fleet):
+    entry = sim_fleet.inventory[2]
+    with PanosClient(device_for(entry), policy=LOOPBACK) as fw:
+        # One answer of 5,000 traffic entries of the real entry's size (~3.3 kB each): ~16 MB.
+        with pytest.raises(BadResponse, match="exceeds"):
+            fw.log_query("traffic", nlogs=MAX_LOGS, deadline_s=60, first_wait_s=0.25)
+        now = time.time()
+        # A window of 12,000 s holds 6,000 traffic entries; the Logs page's cap at its largest.
+        _info, doc = gather_inventory(fw, now=now, window_s=12_000, deadline=time.monotonic() + 120, acc_last=now,
+                                      log_cap=MAX_LOGS)
+    assert "traffic_log" not in doc["errors"]
+    logids = [int(e["id"]) for e in doc["logs"]["traffic"]]
+    assert logids == list(range(logids[0], logids[0] - MAX_LOGS, -1))  # five pages, consecutive, newest first
