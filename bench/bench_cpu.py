@@ -1,6 +1,7 @@
 """Clock CPU per firewall-poll and per inventory, from /proc, without a profiler (issue 17).
 
     .venv/bin/python bench/bench_cpu.py --devices 100 --interval 10 --seconds 120   # make bench-cpu
+    [--log-cap N]   # the setting log_fetch_cap, clock and inventory part (default: its default, 200)
 
 1. Clock: starts `python -m panos_sim` and a real `python clock.py` on a fresh data folder with
    every simulated device registered (pinned), lets it warm up (`--warmup` s: first cycles,
@@ -64,6 +65,8 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--warmup", type=float, default=40)
+    ap.add_argument("--log-cap", type=int, default=None,
+                    help="the setting log_fetch_cap, clock and inventory part (default: its default, 200)")
     ap.add_argument("--inventory-rounds", type=int, default=3)
     args = ap.parse_args()
 
@@ -74,7 +77,8 @@ def main() -> int:
         sim = Sim.start(procs, args.devices, seed=1)
         names = [e["name"] for e in sim.inventory]
         register(data, sim.inventory)
-        clock = procs.start_clock(data, args.interval)
+        clock = procs.start_clock(data, args.interval,
+                                  **({} if args.log_cap is None else {"PANFM_LOG_FETCH_CAP": str(args.log_cap)}))
         time.sleep(args.warmup)
         if clock.poll() is not None:
             raise SystemExit(f"clock exited: {procs.log_text('clock')[-2000:]}")
@@ -92,8 +96,9 @@ def main() -> int:
         # 2. Inventory CPU, in this process, against the same simulator.
         inv_data = work / "inv"
         register(inv_data, sim.inventory)
-        settings = config.load_settings(env={}, overrides={"data_dir": str(inv_data),
-                                                           "allowed_device_networks": "127.0.0.0/8"})
+        settings = config.load_settings(env={}, overrides={
+            "data_dir": str(inv_data), "allowed_device_networks": "127.0.0.0/8",
+            **({} if args.log_cap is None else {"log_fetch_cap": args.log_cap})})
         devices = DeviceStore(inv_data, config.SecretBox.for_data_dir(inv_data), clock=time.time).list()
         from panfm.models import AddressPolicy
         from throughput_collector import panos_client_factory
@@ -105,7 +110,7 @@ def main() -> int:
         gathered = 0
         cpu0 = time.process_time()
         for _ in range(args.inventory_rounds):
-            docs = collector.collect_slow(devices, window_s=300)
+            docs = collector.collect_slow(devices, window_s=300, log_cap=settings.log_fetch_cap)
             for device_id, ts, doc in docs:
                 store.write_inventory(device_id, ts, doc)
             gathered += len(docs)

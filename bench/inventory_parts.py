@@ -1,6 +1,6 @@
 """Where one inventory's CPU goes, without a profiler: the real job, a few functions timed by thread CPU.
 
-    .venv/bin/python bench/inventory_parts.py [--devices 50] [--rounds 3]
+    .venv/bin/python bench/inventory_parts.py [--devices 50] [--rounds 3] [--log-cap 200]
 
 Starts `python -m panos_sim`, registers its devices in a fresh data folder, builds the clock's
 context (`clock.build_context`) and runs the whole fleet's inventory (`collect_slow_once`) once to
