@@ -1,7 +1,7 @@
 """Clock CPU per firewall-poll and per inventory, from /proc, without a profiler (issue 17).
 
     .venv/bin/python bench/bench_cpu.py --devices 100 --interval 10 --seconds 120   # make bench-cpu
-    [--log-cap N]   # the setting log_fetch_cap, clock and inventory part (default: its default, 200)
+    [--log-cap N]   # the setting log_fetch_cap, clock and inventory part (default: its default, 50)
 
 1. Clock: starts `python -m panos_sim` and a real `python clock.py` on a fresh data folder with
    every simulated device registered (pinned), lets it warm up (`--warmup` s: first cycles,
@@ -66,7 +66,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--warmup", type=float, default=40)
     ap.add_argument("--log-cap", type=int, default=None,
-                    help="the setting log_fetch_cap, clock and inventory part (default: its default, 200)")
+                    help="the setting log_fetch_cap, clock and inventory part (default: its default, 50)")
     ap.add_argument("--inventory-rounds", type=int, default=3)
     args = ap.parse_args()
 

@@ -4,7 +4,7 @@
 
 The answer is the real traffic-log capture `../shared/panos-xml/log-get-traffic-fin__demisto-content.xml`
 (or `tests/fixtures/panos/` when the shared folder is absent) with its one entry repeated
-`--entries` times (200: the clock's `log_fetch_cap`, ~0.4 MB). One thread parses it again and
+`--entries` times (200: `log_fetch_cap` before its default became 50, ~0.4 MB). One thread parses it again and
 again with the clock's parser (`parse_core._parse_xml`); the main thread meanwhile sleeps 1 ms
 in a loop, as a thread whose database round trip just ended waits to run again (the lease round,
 the cycle's write), and records how far past 1 ms it woke. The switch interval is the clock's

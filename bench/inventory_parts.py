@@ -1,6 +1,6 @@
 """Where one inventory's CPU goes, without a profiler: the real job, a few functions timed by thread CPU.
 
-    .venv/bin/python bench/inventory_parts.py [--devices 50] [--rounds 3] [--log-cap 200]
+    .venv/bin/python bench/inventory_parts.py [--devices 50] [--rounds 3] [--log-cap N]
 
 Starts `python -m panos_sim`, registers its devices in a fresh data folder, builds the clock's
 context (`clock.build_context`) and runs the whole fleet's inventory (`collect_slow_once`) once to
@@ -97,7 +97,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--log-cap", type=int, default=None, help="the setting log_fetch_cap (default: its default, 200)")
+    ap.add_argument("--log-cap", type=int, default=None, help="the setting log_fetch_cap (default: its default, 50)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="inventory-parts-"))
     data = work / "data"

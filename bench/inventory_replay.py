@@ -1,6 +1,6 @@
 """One firewall's inventory answers recorded from the simulator, replayed in one thread without the network.
 
-    .venv/bin/python bench/inventory_replay.py [--log-cap 200] [--rounds 100] [--profile]
+    .venv/bin/python bench/inventory_replay.py [--log-cap 50] [--rounds 100] [--profile]
 
 Starts `python -m panos_sim` with one device, runs one inventory (`gather_inventory`) against it
 to warm up and a second one recording every API answer, then replays those answers (the client's
@@ -41,7 +41,7 @@ from throughput_storage import DeviceStore, SampleStore  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--log-cap", type=int, default=200, help="the setting log_fetch_cap (default 200)")
+    ap.add_argument("--log-cap", type=int, default=50, help="the setting log_fetch_cap (default: its default, 50)")
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()

@@ -75,7 +75,8 @@ def test_on_the_simulator_the_pages_of_a_window_neither_overlap_nor_leave_a_gap(
     before = sim_fleet.stats(entry)[entry["name"]]["requests"].get("log:traffic", 0)
     now = time.time()
     with PanosClient(device_for(entry), policy=LOOPBACK) as fw:
-        _info, doc = gather_inventory(fw, now=now, window_s=300, deadline=time.monotonic() + 60, acc_last=now)
+        _info, doc = gather_inventory(fw, now=now, window_s=300, deadline=time.monotonic() + 60, acc_last=now,
+                                      log_cap=200)
     assert sim_fleet.stats(entry)[entry["name"]]["requests"]["log:traffic"] - before == 4  # 40 + 40 + 40 + 30
     logids = [int(e["id"]) for e in doc["logs"]["traffic"]]
     assert len(logids) in (150, 151)  # one entry every 2 s over the 300 s window, its two ends included

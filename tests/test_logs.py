@@ -72,7 +72,7 @@ def test_the_api_reads_entries_by_type_range_and_text_and_states_cap_lag_and_rea
     finally:
         store.close()
     body = client.get(f"/api/logs?device_id={fw}&type=system").get_json()
-    assert {"entries", "cap", "fetched_at"} <= set(body) and body["cap"] == 200
+    assert {"entries", "cap", "fetched_at"} <= set(body) and body["cap"] == LOG_CAP
     assert [e["id"] for e in body["entries"]] == ["1"] and body["entries"][0]["time"].endswith("Z")
     assert body["lag_s"] == pytest.approx(60, abs=2) and body["unavailable"] is None
     assert [e["id"] for e in client.get(f"/api/logs?device_id={fw}&type=system&range=24h").get_json()["entries"]] == [

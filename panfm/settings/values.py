@@ -88,7 +88,7 @@ class Settings:
         24, "Hours the system and traffic log entries fetched by the clock are kept.", min=1, max=168
     )
     log_fetch_cap: int = setting(
-        200, "System and traffic log entries the clock fetches per firewall, type and 5-minute run (newest first).",
+        50, "System and traffic log entries the clock fetches per firewall, type and 5-minute run (newest first).",
         min=10, max=5000,
     )
     reverse_dns: bool = setting(
