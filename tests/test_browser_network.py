@@ -21,6 +21,7 @@ import pytest
 from helpers.browser import browser_marks, chromium, first_login, open_page, sync_api
 
 import config
+from panfm.collector.logs import LOG_CAP
 from panfm.models import DeviceConfig, TlsConfig
 from panfm.storage.network_store import NETWORK_DB, NetworkStore
 from throughput_storage import open_stores
@@ -216,7 +217,7 @@ def test_it_shows_system_and_traffic_logs_with_a_text_filter(web: str, browser: 
         sync_api.expect(rows).to_have_count(2)
         sync_api.expect(rows.first).to_contain_text(HOSTILE_LOG)
         assert page.locator("#log-table iframe").count() == 0 and page.evaluate("window.__pwned") is None
-        sync_api.expect(page.locator("#log-note")).to_contain_text("at most 200 entries per fetch")
+        sync_api.expect(page.locator("#log-note")).to_contain_text(f"at most {LOG_CAP} entries per fetch")
         page.fill("#log-q", "admin")
         sync_api.expect(rows).to_have_count(1)
         page.fill("#log-q", "")
