@@ -128,7 +128,7 @@ def compile_filter(query: str) -> Where | None:
 
     try:
         where = either()
-    except ValueError:
+    except (ValueError, RecursionError):  # a filter nested past the interpreter's depth is not read either
         return None
     return where if at[0] == len(tokens) and where is not _always else None
 

@@ -214,6 +214,15 @@ def test_it_applies_a_log_query_filter_before_counting_entries_as_the_firewall_d
     assert len(log_entries(sim_fleet, entry, "threat", since)) > len(severe)
 
 
+def test_a_log_filter_it_cannot_read_filters_nothing_and_never_breaks_the_answer():
+    from panos_sim.xml_logs import compile_filter
+
+    assert compile_filter("( action eq block-url )")({"action": "alert"}) is False
+    deep = "(" * 5000 + "action eq x" + ")" * 5000
+    for unreadable in ("((( action eq block-url )", "( addr.src in 10.0.0.0/8 )", deep):
+        assert compile_filter(unreadable) is None
+
+
 def test_it_stops_a_log_job_with_finish(sim_fleet):
     entry = sim_fleet.inventory[1]
     root = ET.fromstring(api(sim_fleet, entry, {"type": "log", "log-type": "system"})[3])
