@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import config  # noqa: E402
-import panfm.collector.slow as slow  # noqa: E402
+import panfm.collector.jobs as jobs  # noqa: E402
 from panfm.collector.slow import gather_inventory  # noqa: E402
 from panfm.models import AddressPolicy  # noqa: E402
 from panfm.xmlapi import transport  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> int:
         return body
 
     transport.PanosTransport._call = replay  # type: ignore[method-assign]
-    slow.JOB_WAIT_S = 0.0  # the answers are in: no wait before a job's read
+    jobs.JOB_WAIT_S = 0.0  # the answers are in: no wait before a job's read
     store = SampleStore.open(work / "history.db")
 
     def one() -> None:

@@ -15,8 +15,9 @@ import pytest
 from conftest import LOOPBACK, device_for
 from helpers.collector import FakeClient
 
-from panfm.collector import slow
-from panfm.collector.slow import LOG_PAGE, MAX_LOGS, gather_inventory
+from panfm.collector import jobs
+from panfm.collector.jobs import LOG_PAGE
+from panfm.collector.slow import MAX_LOGS, gather_inventory
 from panfm.xmlapi import BadResponse, PanosClient, PanosTimeout
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -70,7 +71,7 @@ def test_a_page_that_fails_fails_the_count_instead_of_counting_the_pages_before_
 
 
 def test_on_the_simulator_the_pages_of_a_window_neither_overlap_nor_leave_a_gap(sim_fleet, monkeypatch):
-    monkeypatch.setattr(slow, "LOG_PAGE", 40)  # the window's ~150 traffic entries in four pages
+    monkeypatch.setattr(jobs, "LOG_PAGE", 40)  # the window's ~150 traffic entries in four pages
     entry = sim_fleet.inventory[1]
     before = sim_fleet.stats(entry)[entry["name"]]["requests"].get("log:traffic", 0)
     now = time.time()

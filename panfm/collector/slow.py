@@ -8,41 +8,32 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from panfm.collector import acc
+from panfm.collector.jobs import JobClient, Jobs
 from panfm.collector.logs import LOG_CAP, LOG_TYPES, kept_fields, trim
 from panfm.collector.network import connected_devices
 from panfm.collector.security import EVENT_FIELDS, summarize
-from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, LogJob, SystemInfo, UserMapping
+from panfm.models import ArpEntry, DhcpLease, GpUser, HaState, InterfaceInfo, License, SystemInfo, UserMapping
 from panfm.xmlapi import ApiError
 
 log = logging.getLogger("panfm.collector")
 
 THREAT_SEVERITIES = ("critical", "high", "medium")
 MAX_LOGS = 5000  # PAN-OS caps one log query at 5000 entries; counts above that read 5000
-# Entries asked for per log answer; more are read page by page (`skip`). A real firewall's entry is
-# ~3-4 kB of XML (a 10.x traffic entry has 101 fields), so 5,000 in one answer (15-20 MB) passed
-# the client's 10 MB body limit (panfm.xmlapi MAX_BODY_BYTES) and lost the whole count; a page
-# stays far below it, and its tree (~100,000 elements) is parsed and dropped before the next.
-LOG_PAGE = 1000
 
 
-class SlowClient(Protocol):
+class SlowClient(JobClient, Protocol):
     def system_info(self) -> SystemInfo: ...
     def ha_state(self) -> HaState: ...
     def licenses(self) -> Sequence[License]: ...
     def interfaces(self) -> Sequence[InterfaceInfo]: ...
     def gp_users(self) -> Sequence[GpUser]: ...
-    def start_log_query(self, log_type: str, query: str | None = None, nlogs: int = 20, *,
-                        fields: Collection[str] | None = None, deadline_s: float | None = None,
-                        skip: int = 0) -> Any: ...
     def start_report(self, name: str, *, start: str | None = None, end: str | None = None,
                      period: str | None = None, topn: int = 25, deadline_s: float | None = None) -> Any: ...
-    def job_entries(self, job: Any, deadline_s: float, first_wait_s: float = 0.0) -> Any: ...
-    def stop_job(self, job: Any) -> None: ...
     def arp(self) -> Sequence[ArpEntry]: ...
     def dhcp_leases(self) -> Sequence[DhcpLease]: ...
     def user_mappings(self) -> Sequence[UserMapping]: ...
@@ -106,12 +97,6 @@ def window_query(since: datetime, extra: str = "", until: datetime | None = None
     if until is not None:
         query += f" and ( receive_time leq '{until:%Y/%m/%d %H:%M:%S}' )"
     return f"{query} and {extra}" if extra else query
-
-
-def _entries(result: Any) -> tuple[Mapping[str, str], ...]:
-    if isinstance(result, LogJob):
-        return result.entries
-    return tuple(result or ())
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -197,7 +182,7 @@ def gather_inventory(
 
     # The four log queries are enqueued together and run on the firewall while the network calls
     # are made; each is read after (one wait for all four instead of four: bench/clock_scale.py).
-    jobs = _Jobs(client, part)
+    jobs = Jobs(client, part)
     # Low too: the threat tiles count it; the inventory's `threats` (alerts) keeps critical to medium.
     jobs.start_log("threats", "threat", window_query(since, severity, until), MAX_LOGS, EVENT_FIELDS, remaining)
     jobs.start_log("blocked_urls", "url", window_query(since, "( action eq block-url )", until), MAX_LOGS,
@@ -234,77 +219,6 @@ def gather_inventory(
             if lic.get(key) is not None:
                 lic[key] = lic[key].isoformat()
     return info, doc
-
-
-class _Jobs:
-    """Log query or report jobs of one inventory: enqueued together (`start`), read one by one (`read`).
-
-    Each is a part of the document by its name: an enqueue or a read that fails, or a read the
-    deadline leaves no time for, puts the reason under that name in `errors`. A job not read
-    (its read was cut by the deadline) is stopped on the firewall (`action=finish`). A log query
-    of more than `LOG_PAGE` entries asks for its first page; `read` asks for the next ones while
-    a page comes back full (one job at a time). A page that fails fails the part: a count of some
-    pages only would read as a whole one.
-    """
-
-    def __init__(self, client: SlowClient, part: Callable[..., Any]) -> None:
-        self.client, self.part = client, part
-        self.pending: dict[str, Any] = {}
-        self.logs: dict[str, tuple[str, str, int, Collection[str]]] = {}
-
-    def start(self, name: str, enqueue: Callable[[], Any]) -> None:
-        job = self.part(name, enqueue, keep=False)
-        if job is not None:
-            self.pending[name] = job
-
-    def start_log(self, name: str, log_type: str, query: str, nlogs: int, fields: Collection[str],
-                  budget: Callable[[], float]) -> None:
-        self.logs[name] = (log_type, query, nlogs, fields)
-        self.start(name, lambda: self.client.start_log_query(log_type, query, min(nlogs, LOG_PAGE), fields=fields,
-                                                             deadline_s=budget()))
-
-    def read(self, name: str, budget: Callable[[], float],
-             wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda fn: fn,
-             ) -> tuple[Mapping[str, str], ...] | None:
-        """The job's entries (None: failed, reason in `errors`); `wrap` wraps the read (`_optional`)."""
-        job = self.pending.pop(name, None)
-        if job is None:
-            return None  # its enqueue failed or was cut: the reason is in `errors` already
-        if job == ():
-            return ()  # enqueued through `_optional`, which found the report missing (no job)
-        asked = []
-
-        def fetch() -> Any:
-            asked.append(True)
-            return _entries(self.client.job_entries(job, budget(), JOB_WAIT_S))
-
-        got: tuple[Mapping[str, str], ...] | None = self.part(name, wrap(fetch), keep=False)
-        if not asked:  # cut by the deadline before its read: still running on the firewall
-            self.stop(job)
-        if got is None or name not in self.logs:
-            return got
-        log_type, query, nlogs, fields = self.logs[name]
-        entries, page = list(got), len(got)
-        while page == LOG_PAGE and len(entries) < nlogs:
-            skip = len(entries)
-
-            def next_page(skip: int = skip) -> Any:
-                more = self.client.start_log_query(log_type, query, min(LOG_PAGE, nlogs - skip), fields=fields,
-                                                   deadline_s=budget(), skip=skip)
-                return _entries(self.client.job_entries(more, budget(), JOB_WAIT_S))
-
-            more: tuple[Mapping[str, str], ...] | None = self.part(name, next_page, keep=False)
-            if more is None:
-                return None  # the reason is in `errors`
-            entries.extend(more)
-            page = len(more)
-        return tuple(entries)
-
-    def stop(self, job: Any) -> None:
-        try:
-            self.client.stop_job(job)
-        except Exception:  # best effort: the firewall may be why the deadline ran out
-            log.debug("stopping an unread log job failed", exc_info=True)
 
 
 def _optional(fn: Callable[[], Sequence[Any]], absent: dict[str, str], name: str) -> Callable[[], Sequence[Any]]:
@@ -366,9 +280,6 @@ def _network(
 
 TOP_N = 25
 REPORT_DEADLINE_S = 30.0
-# A log query or report job is left alone this long before its first `get` (then polled if still
-# running): asked at once it is always ACT, and every `get` is a call (bench/bench_cpu.py).
-JOB_WAIT_S = 0.25
 # The ACC reports run every 15 minutes (every third inventory), over the time since their last run
 # (at most an hour): their tops are context for a person, and the alerts' threat and URL counts
 # still come from the log queries of every 5-minute inventory (docs/clock.md).
@@ -438,7 +349,7 @@ def _applications(
     reports = {"applications": "top-app-summary", "app_categories": "top-application-categories-summary",
                "acc_threats": acc.THREATS_REPORT, "acc_url_categories": acc.URL_CATEGORIES_REPORT,
                "acc_sources": acc.SOURCES_REPORT}
-    jobs = _Jobs(client, part)
+    jobs = Jobs(client, part)
 
     def budget() -> float:
         return min(REPORT_DEADLINE_S, remaining())
