@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_cpu.py --devices 100 --interval 10 --seconds 120   # make bench-cpu
     [--log-cap N]   # the setting log_fetch_cap, clock and inventory part (default: its default, 50)
+    [--clock-env NAME=VALUE ...]   # an environment variable for the clock (part 1) only, repeatable
 
 1. Clock: starts `python -m panos_sim` and a real `python clock.py` on a fresh data folder with
    every simulated device registered (pinned), lets it warm up (`--warmup` s: first cycles,
@@ -68,6 +69,9 @@ def main() -> int:
     ap.add_argument("--log-cap", type=int, default=None,
                     help="the setting log_fetch_cap, clock and inventory part (default: its default, 50)")
     ap.add_argument("--inventory-rounds", type=int, default=3)
+    ap.add_argument("--clock-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for the clock (part 1) only, e.g. PANFM_COLLECTOR_WORKERS=16;"
+                         " repeatable")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
@@ -77,8 +81,10 @@ def main() -> int:
         sim = Sim.start(procs, args.devices, seed=1)
         names = [e["name"] for e in sim.inventory]
         register(data, sim.inventory)
-        clock = procs.start_clock(data, args.interval,
-                                  **({} if args.log_cap is None else {"PANFM_LOG_FETCH_CAP": str(args.log_cap)}))
+        env = {} if args.log_cap is None else {"PANFM_LOG_FETCH_CAP": str(args.log_cap)}
+        env.update(item.split("=", 1) for item in args.clock_env)
+        result["clock_env"] = env
+        clock = procs.start_clock(data, args.interval, **env)
         time.sleep(args.warmup)
         if clock.poll() is not None:
             raise SystemExit(f"clock exited: {procs.log_text('clock')[-2000:]}")

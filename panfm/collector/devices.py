@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import panfm.collector.metrics as cm
@@ -36,6 +37,7 @@ class DeviceEntry:
     inventory_tried: float | None = None  # when the last inventory gathering started
     acc_at: float | None = None  # `now` of the last inventory that ran the ACC reports (slow.acc_due)
     acc_unavailable: dict[str, str] = field(default_factory=dict)  # what that run found missing or failing
+    window_end: datetime | None = None  # the firewall's clock at the end of the last counted log window
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,7 @@ class InventoryJob:
                     gather_inventory, dev.slow_client, now=now, window_s=window_s, deadline=deadline,
                     monotonic=self.monotonic, pause=self._before_call(dev.config.id, deadline, may_call),
                     resolver=self.resolver, log_cap=log_cap, early=first, acc_last=dev.acc_at,
+                    after=dev.window_end,
                 )
                 jobs.append((fut, functools.partial(self._gather_one, dev, dev.config, now, gather, on_result)))
                 dev.slow_running = fut
@@ -196,6 +197,9 @@ class InventoryJob:
             if isinstance(doc.get("interfaces"), list):
                 dev.speeds = link_speeds(doc["interfaces"])
             dev.inventory_for = asked  # an edit made meanwhile makes the device due again
+            end = doc.pop("window_end", None)
+            if end is not None:  # counted: the next window starts after it
+                dev.window_end = end
             self._note_acc(dev, now, doc)
         result = (dev.config.id, self.clock(), doc)
         if on_result is None:

@@ -87,6 +87,25 @@ def device_clock(info: SystemInfo | None, now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
 
 
+# A run's log window starts the second after the last one's end when that end is at most this many
+# windows back; further back (an outage, a clock jump) the window is the last `window_s` seconds.
+CATCH_UP_WINDOWS = 2
+
+
+def window_start(until: datetime, window_s: float, after: datetime | None) -> datetime:
+    """The first second of a run's log window; its last is `until` (both inclusive, whole seconds).
+
+    `after` (the firewall's clock) is where this device's last counted window ended: this one
+    starts the second after it, so consecutive windows neither overlap nor leave a gap, whatever
+    each run's jitter, a late run or one that never started. Without it, or when it is not
+    between `until` and `CATCH_UP_WINDOWS` windows back (the first run, a clock set back or
+    forward, a long outage), the window is the last `window_s` seconds.
+    """
+    if after is not None and until - timedelta(seconds=CATCH_UP_WINDOWS * window_s) <= after < until:
+        return after + timedelta(seconds=1)
+    return until - timedelta(seconds=window_s - 1)
+
+
 def window_query(since: datetime, extra: str = "", until: datetime | None = None) -> str:
     """A log filter for entries received since `since` (never "the last N logs"), and up to `until`.
 
@@ -130,6 +149,7 @@ def gather_inventory(
     log_cap: int = LOG_CAP,
     early: Callable[[SystemInfo, dict[str, Any]], None] | None = None,
     acc_last: float | None = None,
+    after: datetime | None = None,
 ) -> tuple[SystemInfo, dict[str, Any]]:
     """Run the slow calls against one device and return its system info and inventory document.
 
@@ -142,6 +162,10 @@ def gather_inventory(
     interfaces (with their zones) are in, before the slower log queries and reports: a new
     firewall's interfaces then show up seconds after its first poll. `acc_last`: `now` of this
     device's last ACC report run (None: none yet); the reports run only when `acc_due` says so.
+    `after`: the end (firewall's clock) of this device's last counted log window (`window_start`).
+    When this run's threat and blocked-URL counts are both known, the document's `window_end`
+    holds this window's end for the next run (the collector takes it out before it is stored);
+    a window whose counts failed is counted again by the next run, with the next.
     """
     pause()
     if monotonic() >= deadline:  # queued or held past the job's deadline: make no call at all
@@ -173,8 +197,8 @@ def gather_inventory(
     part("ha", lambda: _fields(client.ha_state()))
     part("licenses", lambda: [_fields(lic) for lic in client.licenses()])
     part("gp_users", lambda: len(client.gp_users()))
-    until = device_clock(info, now)
-    since = until - timedelta(seconds=window_s)
+    until = device_clock(info, now).replace(microsecond=0)
+    since = window_start(until, window_s, after)
     severity = "( " + " or ".join(f"( severity eq {s} )" for s in (*THREAT_SEVERITIES, "low")) + " )"
 
     def remaining() -> float:
@@ -198,6 +222,8 @@ def gather_inventory(
     if urls is not None:
         doc["blocked_urls"] = len(urls)
     doc["security"] = summarize(threats, urls)
+    if threats is not None and urls is not None:
+        doc["window_end"] = until
     offset = (device_clock(info, now) - datetime.fromtimestamp(now, UTC).replace(tzinfo=None)).total_seconds()
     logs: dict[str, Any] = {}
     for log_type in LOG_TYPES:
@@ -213,7 +239,7 @@ def gather_inventory(
         _applications(client, doc, part, since=until - timedelta(seconds=span), until=until, remaining=remaining)
     else:
         doc["applications"] = {"skipped": True}  # the collector fills in what the last run found unavailable
-    doc["window_s"] = window_s
+    doc["window_s"] = int((until - since).total_seconds()) + 1  # what the counts cover, both ends' seconds included
     for lic in doc.get("licenses", []):
         for key in ("issued", "expires"):
             if lic.get(key) is not None:
