@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import config  # noqa: E402
-from reliability.harness import Procs, Sim, register  # noqa: E402
+from reliability.harness import Procs, Sim, register, whole_windows  # noqa: E402
 from throughput_collector import Collector  # noqa: E402
 from throughput_storage import HISTORY_DB, DeviceStore, SampleStore  # noqa: E402
 
@@ -116,6 +116,7 @@ def main() -> int:
         gathered = 0
         cpu0 = time.process_time()
         for _ in range(args.inventory_rounds):
+            whole_windows(collector)  # each round counts 300 s of logs, as the clock's runs 300 s apart do
             docs = collector.collect_slow(devices, window_s=300, log_cap=settings.log_fetch_cap)
             for device_id, ts, doc in docs:
                 store.write_inventory(device_id, ts, doc)

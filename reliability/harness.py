@@ -262,6 +262,18 @@ def register(data_dir: Path, entries: Iterable[dict[str, Any]], auth: Callable[[
 # ---- the web ---------------------------------------------------------------------------
 
 
+def whole_windows(collector: Any) -> None:
+    """Make every device's next inventory count a whole 300 s log window, as the clock's next run does.
+
+    A device's window starts the second after the last one it counted (`slow.window_start`): a
+    bench that gathers the fleet again seconds later would count a few seconds of logs, and read
+    a fraction of the entries a real inventory reads 300 s after the last.
+    """
+    with collector._lock:  # a bench resets the collector's memory of each device
+        for dev in collector._devices.values():
+            dev.window_end = None
+
+
 def clock_context(procs: Procs, devices: int, data_dir: Path, refresh_interval: int = 10,
                   overrides: dict[str, Any] | None = None) -> Any:
     """A simulated fleet of `devices` registered in `data_dir`, and the clock's context on it, in this process.
