@@ -259,9 +259,6 @@ def register(data_dir: Path, entries: Iterable[dict[str, Any]], auth: Callable[[
     return ids
 
 
-# ---- the web ---------------------------------------------------------------------------
-
-
 def whole_windows(collector: Any) -> None:
     """Make every device's next inventory count a whole 300 s log window, as the clock's next run does.
 
@@ -272,6 +269,9 @@ def whole_windows(collector: Any) -> None:
     with collector._lock:  # a bench resets the collector's memory of each device
         for dev in collector._devices.values():
             dev.window_end = None
+
+
+# ---- the web ---------------------------------------------------------------------------
 
 
 def clock_context(procs: Procs, devices: int, data_dir: Path, refresh_interval: int = 10,

@@ -165,7 +165,7 @@ def gather_inventory(
     `after`: the end (firewall's clock) of this device's last counted log window (`window_start`).
     When this run's threat and blocked-URL counts are both known, the document's `window_end`
     holds this window's end for the next run (the collector takes it out before it is stored);
-    a window whose counts failed is counted again by the next run, with the next.
+    the window of a run whose counts failed is counted by the next run, with that run's own.
     """
     pause()
     if monotonic() >= deadline:  # queued or held past the job's deadline: make no call at all
