@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json 2>/dev/null 
 PRODUCT_FILES = $(filter-out gunicorn.conf.py,$(wildcard *.py)) panfm $(wildcard panos_sim)
 DEMO_DIR ?= demo-data
 
-.PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-web-pg bench-metrics bench-cpu soak \
+.PHONY: test demo screenshots run prereqs venv node lint check clean bench bench-sim bench-storage bench-clock bench-clock-2000 bench-web bench-web-pg bench-metrics bench-cpu bench-cpu-baseline soak \
         reliability reliability-faults reliability-kill9 reliability-storm reliability-diskfull reliability-sigstop \
         reliability-scaleout bench-scaleout
 
@@ -93,6 +93,10 @@ bench-web-pg: venv
 
 bench-cpu: venv
 	$(PY) bench/bench_cpu.py --devices 100 --interval 10 --seconds 120
+
+# The same on the code issue 17 was filed against (d1a7489), on this machine: its CPU targets' baseline.
+bench-cpu-baseline: venv
+	bench/bench_cpu_at.sh d1a7489 --devices 100 --interval 10 --seconds 120
 
 # Clock memory over a long run (issue 17): RSS must stay flat after warm-up, < 5 MB per hour.
 soak: venv
