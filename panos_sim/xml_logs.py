@@ -33,7 +33,7 @@ SYS_EVENTS = (("general", "general", "informational", "User admin logged in via 
               ("ras", "globalprotect", "low", "GlobalProtect gateway client configuration generated."))
 
 
-def parse_since(query: str, pattern: re.Pattern[str] = GEQ) -> float | None:
+def receive_time_bound(query: str, pattern: re.Pattern[str] = GEQ) -> float | None:
     """Return the epoch of a ( receive_time geq 'YYYY/MM/DD HH:MM:SS' ) filter (firewall time = UTC here).
 
     `pattern` LEQ: of a ( receive_time leq '…' ) filter instead (the newest entry's time).
@@ -58,7 +58,7 @@ def _term(text: str) -> Where:
     field, op, value = _TERM.fullmatch(text).groups()  # type: ignore[union-attr]
     value = value[1:-1] if value[:1] in "'\"" else value
     if field == "receive_time" and op in ("geq", "leq"):
-        return _always  # the job's tick range already starts and ends there (parse_since)
+        return _always  # the job's tick range already starts and ends there (receive_time_bound)
     if op == "eq":
         return lambda e: field not in e or e[field] == value
     if op == "neq":
@@ -138,8 +138,8 @@ def enqueue(dev: Device, log_type: str, nlogs: int, skip: int, direction: str, q
     job_id = dev.next_job
     dev.next_job += 1
     act = 1 + (job_id + dev.index) % 2  # one or two ACT answers before FIN, as a busy log daemon does
-    dev.jobs[job_id] = LogJob(job_id, log_type, nlogs, skip, direction, parse_since(query), now, act,
-                              compile_filter(query), parse_since(query, LEQ))
+    dev.jobs[job_id] = LogJob(job_id, log_type, nlogs, skip, direction, receive_time_bound(query), now, act,
+                              compile_filter(query), receive_time_bound(query, LEQ))
     return (f'<response status="success" code="19"><result><msg><line>query job enqueued with jobid {job_id}'
             f"</line></msg><job>{job_id}</job></result></response>")
 
