@@ -235,7 +235,7 @@ def gather_inventory(
         doc["log_cap"] = log_cap
     if acc_due(acc_last, now, window_s):
         span = window_s if acc_last is None else min(now - acc_last, ACC_MAX_SPAN_S)
-        until = device_clock(info, now)
+        # Up to the log window's end: the reports' times are whole seconds too.
         _applications(client, doc, part, since=until - timedelta(seconds=span), until=until, remaining=remaining)
     else:
         doc["applications"] = {"skipped": True}  # the collector fills in what the last run found unavailable
